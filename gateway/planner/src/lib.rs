@@ -1,0 +1,10 @@
+//! Switchyard's supergraph model and query planner.
+//!
+//! Pure: no I/O, no async. `Supergraph::parse` reads a Federation 2 supergraph SDL; `QueryPlanner`
+//! turns a validated operation into a `QueryPlan`, a plain data structure that prints as a tree.
+
+pub mod plan;
+pub mod supergraph;
+
+pub use plan::{PlanError, PlanOptions, QueryPlan, QueryPlanner};
+pub use supergraph::{Supergraph, SupergraphError};

@@ -1,0 +1,5 @@
+//! The `switchyard` CLI: thin wiring over the gateway, planner and demo crates.
+
+fn main() {
+    println!("switchyard");
+}

@@ -1,0 +1,1 @@
+//! The 4-subgraph demo workload: accounts, products, inventory, reviews.
