@@ -1,5 +1,184 @@
 //! The `switchyard` CLI: thin wiring over the gateway, planner and demo crates.
 
-fn main() {
-    println!("switchyard");
+mod dev;
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+use std::sync::Arc;
+
+use anyhow::{Context, Result};
+use clap::{Parser, Subcommand};
+use switchyard_gateway::{Gateway, GatewayConfig};
+use switchyard_planner::{PlanOptions, QueryPlanner, Supergraph};
+
+/// Switchyard: a GraphQL federation gateway.
+#[derive(Debug, Parser)]
+#[command(name = "switchyard", version, about)]
+struct Cli {
+    /// Log filter (`RUST_LOG` syntax); the `RUST_LOG` variable wins when set.
+    #[arg(long, global = true, default_value = "info")]
+    log: String,
+    /// Log as JSON lines.
+    #[arg(long, global = true)]
+    log_json: bool,
+    #[command(subcommand)]
+    command: Option<Command>,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Run the whole stack on embedded defaults: the subgraphs and the gateway (the default).
+    Dev(dev::DevArgs),
+    /// Serve a supergraph composed by any Federation 2 composer.
+    Gateway(GatewayArgs),
+    /// Print the query plan for an operation.
+    Plan(PlanArgs),
+}
+
+#[derive(Debug, clap::Args)]
+struct GatewayArgs {
+    /// The supergraph SDL file.
+    #[arg(long, env = "SWITCHYARD_SUPERGRAPH")]
+    supergraph: PathBuf,
+    /// Address to listen on (overrides the config file).
+    #[arg(long, env = "SWITCHYARD_LISTEN")]
+    listen: Option<SocketAddr>,
+    /// Gateway config file (TOML).
+    #[arg(long, env = "SWITCHYARD_CONFIG")]
+    config: Option<PathBuf>,
+}
+
+#[derive(Debug, clap::Args)]
+struct PlanArgs {
+    /// The supergraph SDL file.
+    #[arg(long)]
+    supergraph: PathBuf,
+    /// A file holding the operation (`-` reads standard input).
+    #[arg(long)]
+    query: PathBuf,
+    /// Operation variables as a JSON object (used to evaluate nothing but shown for reference).
+    #[arg(long)]
+    variables: Option<String>,
+    /// Which operation of the document to plan.
+    #[arg(long)]
+    operation_name: Option<String>,
+    /// Progressive-override labels to treat as enabled (repeatable).
+    #[arg(long = "override-label")]
+    override_labels: Vec<String>,
+    /// Print the plan as JSON instead of a tree.
+    #[arg(long)]
+    json: bool,
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    init_tracing(&cli.log, cli.log_json);
+    let result = match cli.command.unwrap_or(Command::Dev(dev::DevArgs::default())) {
+        Command::Dev(args) => runtime().and_then(|rt| rt.block_on(dev::run(args))),
+        Command::Gateway(args) => runtime().and_then(|rt| rt.block_on(run_gateway(args))),
+        Command::Plan(args) => run_plan(args),
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(err) => {
+            eprintln!("error: {err:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn runtime() -> Result<tokio::runtime::Runtime> {
+    tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .context("starting the async runtime")
+}
+
+fn init_tracing(filter: &str, json: bool) {
+    use tracing_subscriber::EnvFilter;
+    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(filter));
+    let builder = tracing_subscriber::fmt().with_env_filter(filter);
+    if json {
+        builder.json().init();
+    } else {
+        builder.init();
+    }
+}
+
+fn read_file(path: &Path) -> Result<String> {
+    if path == Path::new("-") {
+        let mut text = String::new();
+        std::io::Read::read_to_string(&mut std::io::stdin(), &mut text)?;
+        return Ok(text);
+    }
+    std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))
+}
+
+async fn run_gateway(args: GatewayArgs) -> Result<()> {
+    let sdl = read_file(&args.supergraph)?;
+    let mut config = GatewayConfig::load(args.config.as_deref())?;
+    if let Some(listen) = args.listen {
+        config.listen = listen;
+    }
+    let listen = config.listen;
+    let gateway = Gateway::from_supergraph_sdl(&sdl, config)
+        .with_context(|| format!("loading supergraph {}", args.supergraph.display()))?;
+    let listener = tokio::net::TcpListener::bind(listen)
+        .await
+        .with_context(|| format!("listening on {listen}"))?;
+    tracing::info!("gateway listening on http://{}/graphql", listener.local_addr()?);
+    switchyard_gateway::serve(listener, gateway, shutdown_signal()).await?;
+    Ok(())
+}
+
+fn run_plan(args: PlanArgs) -> Result<()> {
+    let sdl = read_file(&args.supergraph)?;
+    let query = read_file(&args.query)?;
+    if let Some(vars) = &args.variables {
+        serde_json::from_str::<serde_json::Value>(vars).context("--variables is not JSON")?;
+    }
+    let supergraph = Arc::new(Supergraph::parse(&sdl)?);
+    let document = apollo_compiler::ExecutableDocument::parse_and_validate(
+        supergraph.api_schema(),
+        &query,
+        args.query.display().to_string(),
+    )
+    .map_err(|err| anyhow::anyhow!("{}", err.errors))?;
+    let options = PlanOptions {
+        enabled_override_labels: args.override_labels.into_iter().collect(),
+    };
+    let plan = QueryPlanner::new(supergraph).plan(
+        &document,
+        args.operation_name.as_deref(),
+        &options,
+    )?;
+    if args.json {
+        println!("{}", serde_json::to_string_pretty(&plan)?);
+    } else {
+        println!("{plan}");
+    }
+    Ok(())
+}
+
+/// Resolves on Ctrl-C or SIGTERM, so servers can drain and stop cleanly.
+pub(crate) async fn shutdown_signal() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    #[cfg(unix)]
+    let terminate = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut sig) => {
+                sig.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let terminate = std::future::pending::<()>();
+    tokio::select! {
+        _ = ctrl_c => {},
+        _ = terminate => {},
+    }
 }

@@ -1,24 +1,389 @@
 //! Switchyard's federation gateway: runs query plans against subgraphs and serves GraphQL over HTTP.
+//!
+//! [`Gateway`] is the entry point: build it from a supergraph SDL, then either mount
+//! [`Gateway::router`] in an axum app, call [`serve`], or call [`Gateway::execute`] directly.
 
 pub use switchyard_planner as planner;
 
-use std::collections::HashMap;
-use std::time::Duration;
+mod config;
+mod error;
+pub mod execute;
+mod http;
+pub mod introspection;
+mod operation;
 
-/// Gateway settings (from the config file, with environment overrides applied by the CLI).
-#[derive(Debug, Clone)]
-pub struct GatewayConfig {
-    /// Subgraph name -> URL, replacing the supergraph's `join__graph(url:)` for that subgraph.
-    pub subgraph_url_overrides: HashMap<String, String>,
-    /// Per-subgraph request timeout.
-    pub subgraph_timeout: Duration,
+use std::sync::Arc;
+
+use ::http::header::{HeaderMap, HeaderName, HeaderValue};
+use apollo_compiler::validation::Valid;
+use apollo_compiler::{ExecutableDocument, Schema};
+use bytes::Bytes;
+use serde::Deserialize;
+use serde_json::{Map, Value};
+use switchyard_planner::{PlanError, PlanOptions, QueryPlan, QueryPlanner, Supergraph};
+use tracing::Instrument;
+
+pub use config::{ConfigError, GatewayConfig};
+pub use error::{
+    GatewayError, GraphQLError, GraphQLErrors, Location, PathSegment, BAD_REQUEST, BAD_USER_INPUT,
+    GRAPHQL_PARSE_FAILED, GRAPHQL_VALIDATION_FAILED, INTROSPECTION_DISABLED, MAX_ALIASES_EXCEEDED,
+    MAX_DEPTH_EXCEEDED, MAX_ROOT_FIELDS_EXCEEDED, PAYLOAD_TOO_LARGE, QUERY_PLANNING_FAILED,
+    SUBGRAPH_REQUEST_FAILED,
+};
+pub use execute::{Executor, ExecutorOptions};
+pub use http::graphiql;
+pub use operation::{parse_and_validate, OperationLimits, PreparedOperation};
+
+/// Something that turns a validated operation into a query plan (the real planner, or a stub in
+/// tests).
+pub trait OperationPlanner: Send + Sync {
+    /// Plans `operation_name` of `document`.
+    fn plan(
+        &self,
+        document: &Valid<ExecutableDocument>,
+        operation_name: Option<&str>,
+        options: &PlanOptions,
+    ) -> Result<QueryPlan, PlanError>;
 }
 
-impl Default for GatewayConfig {
-    fn default() -> Self {
+impl OperationPlanner for QueryPlanner {
+    fn plan(
+        &self,
+        document: &Valid<ExecutableDocument>,
+        operation_name: Option<&str>,
+        options: &PlanOptions,
+    ) -> Result<QueryPlan, PlanError> {
+        QueryPlanner::plan(self, document, operation_name, options)
+    }
+}
+
+impl<F> OperationPlanner for F
+where
+    F: Fn(&Valid<ExecutableDocument>, Option<&str>, &PlanOptions) -> Result<QueryPlan, PlanError>
+        + Send
+        + Sync,
+{
+    fn plan(
+        &self,
+        document: &Valid<ExecutableDocument>,
+        operation_name: Option<&str>,
+        options: &PlanOptions,
+    ) -> Result<QueryPlan, PlanError> {
+        self(document, operation_name, options)
+    }
+}
+
+/// A GraphQL request as clients send it (POST body, or GET parameters decoded).
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct GraphQLRequest {
+    /// The document.
+    #[serde(default)]
+    pub query: Option<String>,
+    /// Which operation of the document to run.
+    #[serde(default)]
+    pub operation_name: Option<String>,
+    /// Variable values.
+    #[serde(default)]
+    pub variables: Option<Map<String, Value>>,
+    /// Protocol extensions (accepted, unused).
+    #[serde(default)]
+    pub extensions: Option<Value>,
+}
+
+/// How a response should be reported at the HTTP level.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ResponseStatus {
+    /// The operation ran (possibly with field errors).
+    Executed,
+    /// The request was rejected before execution (parse, validation, limits, variables).
+    RequestError,
+    /// The operation could not be planned.
+    PlanningFailed,
+    /// A mutation arrived over GET.
+    MutationOverGet,
+}
+
+/// A serialized GraphQL response and its classification.
+#[derive(Debug, Clone)]
+pub struct GraphQLResponse {
+    /// The JSON body.
+    pub body: Bytes,
+    /// What happened.
+    pub status: ResponseStatus,
+}
+
+impl GraphQLResponse {
+    fn errors(status: ResponseStatus, errors: &[GraphQLError]) -> Self {
+        let mut body = Vec::with_capacity(128);
+        body.extend_from_slice(b"{\"errors\":");
+        serde_json::to_writer(&mut body, errors).expect("serializing errors cannot fail");
+        body.push(b'}');
         Self {
-            subgraph_url_overrides: HashMap::new(),
-            subgraph_timeout: Duration::from_secs(30),
+            body: Bytes::from(body),
+            status,
         }
     }
+
+    /// The body parsed back into JSON (convenient in tests).
+    pub fn json(&self) -> Value {
+        serde_json::from_slice(&self.body).expect("the gateway writes valid JSON")
+    }
+}
+
+/// The federation gateway: API schema, planner, plan cache and executor. Cheap to clone.
+#[derive(Clone)]
+pub struct Gateway {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    config: GatewayConfig,
+    planner: Arc<dyn OperationPlanner>,
+    executor: execute::Executor,
+    cache: operation::OperationCache,
+    limits: OperationLimits,
+    plan_options: PlanOptions,
+    labels_key: String,
+    propagate: Vec<HeaderName>,
+}
+
+impl std::fmt::Debug for Gateway {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Gateway")
+            .field("config", &self.inner.config)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Gateway {
+    /// Loads a Federation 2 supergraph and builds a gateway over its subgraphs.
+    pub fn from_supergraph_sdl(sdl: &str, config: GatewayConfig) -> Result<Gateway, GatewayError> {
+        let supergraph = Arc::new(Supergraph::parse(sdl)?);
+        let api_schema = supergraph.api_schema().clone();
+        let subgraphs: Vec<(String, String)> = supergraph
+            .subgraphs()
+            .iter()
+            .map(|s| (s.name.clone(), s.url.clone()))
+            .collect();
+        let planner = Arc::new(QueryPlanner::new(supergraph));
+        Self::from_parts(api_schema, subgraphs, planner, config)
+    }
+
+    /// A gateway from its pieces: the API schema, `(name, url)` subgraphs (config URL overrides
+    /// still apply) and a planner. Lets tests and tools plug in their own plans.
+    pub fn from_parts(
+        api_schema: Valid<Schema>,
+        subgraphs: Vec<(String, String)>,
+        planner: Arc<dyn OperationPlanner>,
+        config: GatewayConfig,
+    ) -> Result<Gateway, GatewayError> {
+        let subgraphs: Vec<(String, String)> = subgraphs
+            .into_iter()
+            .map(|(name, url)| {
+                let url = config.url_override(&name).map_or(url, str::to_owned);
+                (name, url)
+            })
+            .collect();
+        let executor = execute::Executor::new(
+            Arc::new(api_schema),
+            &subgraphs,
+            ExecutorOptions {
+                subgraph_timeout: config.subgraph_timeout,
+                dedupe: config.dedupe,
+                introspection: config.introspection,
+            },
+        )?;
+        let mut labels: Vec<String> = config.override_labels.clone();
+        labels.sort();
+        labels.dedup();
+        let labels_key = labels.join(",");
+        let plan_options = PlanOptions {
+            enabled_override_labels: labels.into_iter().collect(),
+        };
+        let propagate = config
+            .propagate_headers
+            .iter()
+            .filter_map(|h| HeaderName::from_bytes(h.as_bytes()).ok())
+            .collect();
+        let limits = OperationLimits {
+            max_depth: config.max_depth,
+            max_aliases: config.max_aliases,
+            max_root_fields: config.max_root_fields,
+        };
+        Ok(Gateway {
+            inner: Arc::new(Inner {
+                cache: operation::OperationCache::new(config.plan_cache_size),
+                config,
+                planner,
+                executor,
+                limits,
+                plan_options,
+                labels_key,
+                propagate,
+            }),
+        })
+    }
+
+    /// The settings this gateway runs with.
+    pub fn config(&self) -> &GatewayConfig {
+        &self.inner.config
+    }
+
+    /// The client-facing API schema.
+    pub fn api_schema(&self) -> &Valid<Schema> {
+        self.inner.executor.schema()
+    }
+
+    /// The HTTP routes: `/graphql` (POST, GET, GraphiQL), `/health`, `/ready`.
+    pub fn router(&self) -> axum::Router {
+        http::router(self.clone())
+    }
+
+    /// Validates and plans an operation without running it (for `switchyard plan`).
+    pub fn plan(
+        &self,
+        query: &str,
+        operation_name: Option<&str>,
+    ) -> Result<QueryPlan, GraphQLErrors> {
+        self.prepare(query, operation_name)
+            .map(|prepared| prepared.plan().clone())
+            .map_err(|(errors, _)| errors)
+    }
+
+    /// How many operations the plan cache holds.
+    pub fn cached_operations(&self) -> usize {
+        self.inner.cache.len()
+    }
+
+    /// Validates, plans (both cached) and runs one request, forwarding the configured headers
+    /// from `headers` to subgraphs.
+    pub async fn execute(&self, request: GraphQLRequest, headers: &HeaderMap) -> GraphQLResponse {
+        self.run(request, headers, false).await
+    }
+
+    pub(crate) async fn run(
+        &self,
+        request: GraphQLRequest,
+        headers: &HeaderMap,
+        via_get: bool,
+    ) -> GraphQLResponse {
+        let Some(query) = request.query.as_deref() else {
+            return GraphQLResponse::errors(
+                ResponseStatus::RequestError,
+                &[GraphQLError::new("Missing query", BAD_REQUEST)],
+            );
+        };
+        let operation_name = request.operation_name.as_deref();
+        let prepared = match self.prepare(query, operation_name) {
+            Ok(prepared) => prepared,
+            Err((errors, status)) => return GraphQLResponse::errors(status, &errors.0),
+        };
+        if via_get && prepared.is_mutation() {
+            return GraphQLResponse::errors(
+                ResponseStatus::MutationOverGet,
+                &[GraphQLError::new(
+                    "Mutations cannot be sent over GET; use POST.",
+                    BAD_REQUEST,
+                )],
+            );
+        }
+        let variables = match prepared.coerce_variables(request.variables) {
+            Ok(variables) => variables,
+            Err(errors) => return GraphQLResponse::errors(ResponseStatus::RequestError, &errors.0),
+        };
+        let forwarded = self.forwarded_headers(headers);
+        let span = tracing::info_span!(
+            "execute",
+            operation = prepared.operation().name.as_ref().map(|n| n.as_str())
+        );
+        let body = self
+            .inner
+            .executor
+            .execute(&prepared, &variables, &forwarded)
+            .instrument(span)
+            .await;
+        GraphQLResponse {
+            body: Bytes::from(body),
+            status: ResponseStatus::Executed,
+        }
+    }
+
+    fn forwarded_headers(&self, headers: &HeaderMap) -> Vec<(HeaderName, HeaderValue)> {
+        let mut out = Vec::new();
+        for name in &self.inner.propagate {
+            for value in headers.get_all(name) {
+                out.push((name.clone(), value.clone()));
+            }
+        }
+        out
+    }
+
+    /// The cached prepared operation, or validate + check limits + plan + cache it.
+    fn prepare(
+        &self,
+        query: &str,
+        operation_name: Option<&str>,
+    ) -> Result<Arc<PreparedOperation>, (GraphQLErrors, ResponseStatus)> {
+        let inner = &*self.inner;
+        let key = operation::OperationCache::key(query, operation_name, &inner.labels_key);
+        if let Some(hit) = inner.cache.get(&key) {
+            return Ok(hit);
+        }
+        let request_error = |errors| (errors, ResponseStatus::RequestError);
+        let document = parse_and_validate(inner.executor.schema(), query).map_err(request_error)?;
+        let operation = document
+            .operations
+            .get(operation_name)
+            .map_err(|_| {
+                let message = match operation_name {
+                    Some(name) => format!("Unknown operation named \"{name}\"."),
+                    None => "Must provide operation name if query contains multiple operations."
+                        .to_owned(),
+                };
+                GraphQLErrors::single(GraphQLError::new(message, GRAPHQL_VALIDATION_FAILED))
+            })
+            .map_err(request_error)?;
+        inner
+            .limits
+            .check(&document, operation)
+            .map_err(request_error)?;
+        inner
+            .executor
+            .introspection()
+            .check(&document, operation)
+            .map_err(|err| {
+                let error = execute::introspection_error(err.to_graphql_error());
+                request_error(GraphQLErrors::single(error))
+            })?;
+        let plan = inner
+            .planner
+            .plan(&document, operation_name, &inner.plan_options)
+            .map_err(|err| {
+                (
+                    GraphQLErrors::single(GraphQLError::new(
+                        err.to_string(),
+                        QUERY_PLANNING_FAILED,
+                    )),
+                    ResponseStatus::PlanningFailed,
+                )
+            })?;
+        let prepared = Arc::new(
+            PreparedOperation::new(&inner.executor, document, operation_name, plan)
+                .map_err(request_error)?,
+        );
+        inner.cache.insert(key, Arc::clone(&prepared));
+        Ok(prepared)
+    }
+}
+
+/// Serves `gateway` on `listener` until `shutdown` resolves, then drains in-flight requests.
+pub async fn serve(
+    listener: tokio::net::TcpListener,
+    gateway: Gateway,
+    shutdown: impl std::future::Future<Output = ()> + Send + 'static,
+) -> std::io::Result<()> {
+    axum::serve(listener, gateway.router())
+        .with_graceful_shutdown(shutdown)
+        .await
 }

@@ -4,7 +4,8 @@
 //! turns a validated operation into a `QueryPlan`, a plain data structure that prints as a tree.
 
 pub mod plan;
+mod selection;
 pub mod supergraph;
 
 pub use plan::{PlanError, PlanOptions, QueryPlan, QueryPlanner};
-pub use supergraph::{Supergraph, SupergraphError};
+pub use supergraph::{OverrideLabel, SubgraphInfo, Supergraph, SupergraphError};

@@ -3,15 +3,46 @@
 //! The types in this file are the contract between the planner and the executor
 //! (`switchyard-gateway`'s `execute` module). Add to them freely; restructure only with care, since
 //! the executor matches on them.
+//!
+//! # Conventions the executor relies on
+//!
+//! - Root `__schema`, `__type` and `__typename` are answered by the gateway: they never appear
+//!   in fetches, and an operation with only those plans to `node: None`.
+//! - Fetched data uses the client's response keys (aliases), so it merges as is. Fields the
+//!   planner adds (keys, `@requires` inputs, `__typename`) use their own names, or the alias
+//!   `_sy_<name>` when a client field at that object already uses `<name>` as its response key
+//!   for something else; `RequiresSelection::Field::response_key` then says where to read it.
+//! - `__typename` is fetched for every object at an abstract position (interface / union) and on
+//!   every object a later entity fetch builds a representation from.
+//! - Fetch selections do not keep client field order; the executor shapes the response by
+//!   walking the client operation over the merged data.
+//! - Query fetches are `query <Op>__<service>__<n>(...)` when the client operation has a name
+//!   (`n` counts fetches in plan order), else anonymous; variables are declared with the client's
+//!   types (and defaults) and listed in `variable_usages`. Entity fetches are
+//!   `query($representations:[_Any!]!,...){_entities(representations:$representations){...}}`.
+//! - Mutations: root fields run in order, one `Sequence` step per run of consecutive fields
+//!   served by the same subgraph (such a run shares one fetch).
+//! - `@skip` / `@include`: literal conditions are applied at plan time. Variable conditions stay
+//!   in the subgraph operations (with the variable forwarded), and a fetch whose whole content is
+//!   under a condition is wrapped in a `Condition` node, so a skipped branch sends no request.
+//! - An entity fetch's `requires` has one `... on Type` fragment per concrete type it accepts;
+//!   objects at the `Flatten` path matching none are not sent. Per-type splits at the last
+//!   level share one fetch (the path has no trailing type condition).
+//! - `ValueRewrite` paths may start with `TypeCondition([T])`: the rewrite applies only to
+//!   objects whose `__typename` is `T`. `@interfaceObject` jumps use this to set `__typename` to
+//!   the interface name in representations (the returned entities carry no `__typename`, so the
+//!   concrete one already in the merged data is kept).
 
 use std::collections::HashSet;
-use std::sync::Arc;
 
-use apollo_compiler::validation::Valid;
-use apollo_compiler::ExecutableDocument;
 use serde::Serialize;
 
-use crate::supergraph::Supergraph;
+mod display;
+mod group;
+mod planner;
+
+pub use display::path_string;
+pub use planner::QueryPlanner;
 
 /// A plan for one operation: a tree of fetches to run against subgraphs.
 #[derive(Debug, Clone, PartialEq, Serialize)]
@@ -169,41 +200,4 @@ pub enum PlanError {
     /// No subgraph path resolves part of the operation.
     #[error("cannot plan: {0}")]
     Unsatisfiable(String),
-}
-
-/// Builds query plans for one supergraph.
-#[derive(Debug, Clone)]
-pub struct QueryPlanner {
-    supergraph: Arc<Supergraph>,
-}
-
-impl QueryPlanner {
-    /// A planner over `supergraph`.
-    pub fn new(supergraph: Arc<Supergraph>) -> Self {
-        Self { supergraph }
-    }
-
-    /// The supergraph this planner plans against.
-    pub fn supergraph(&self) -> &Arc<Supergraph> {
-        &self.supergraph
-    }
-
-    /// Plans `operation_name` (or the only operation) of a document already validated against
-    /// the supergraph's API schema.
-    pub fn plan(
-        &self,
-        _document: &Valid<ExecutableDocument>,
-        _operation_name: Option<&str>,
-        _options: &PlanOptions,
-    ) -> Result<QueryPlan, PlanError> {
-        Err(PlanError::Unsatisfiable(
-            "planner not implemented yet".into(),
-        ))
-    }
-}
-
-impl std::fmt::Display for QueryPlan {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "QueryPlan {{ {:?} }}", self.node)
-    }
 }

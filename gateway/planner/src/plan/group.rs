@@ -1,0 +1,271 @@
+//! Fetch groups under construction: one subgraph request each, with the selection being built,
+//! the representation it needs and the groups it must wait for.
+
+use std::collections::BTreeSet;
+use std::fmt::Write as _;
+
+use super::{PathElement, RequiresSelection, ValueRewrite};
+
+/// Where an item sits in a `SelTree`: child indices from the root. Items are only appended, so
+/// a location stays valid while the tree grows.
+pub(crate) type Loc = Vec<usize>;
+
+/// A subgraph selection set being built.
+#[derive(Debug, Clone, Default)]
+pub(crate) struct SelTree {
+    pub items: Vec<Item>,
+}
+
+/// One selection in a `SelTree`.
+#[derive(Debug, Clone)]
+pub(crate) enum Item {
+    Field {
+        alias: Option<String>,
+        name: String,
+        args: String,
+        directives: String,
+        composite: bool,
+        children: SelTree,
+    },
+    Inline {
+        cond: Option<String>,
+        directives: String,
+        children: SelTree,
+    },
+}
+
+impl Item {
+    fn children_mut(&mut self) -> &mut SelTree {
+        match self {
+            Item::Field { children, .. } | Item::Inline { children, .. } => children,
+        }
+    }
+}
+
+impl SelTree {
+    fn node_mut(&mut self, loc: &[usize]) -> &mut SelTree {
+        let mut cur = self;
+        for &i in loc {
+            cur = cur.items[i].children_mut();
+        }
+        cur
+    }
+
+    /// Adds (or finds) a field at `loc`; returns the field's location.
+    pub fn add_field(
+        &mut self,
+        loc: &[usize],
+        alias: Option<&str>,
+        name: &str,
+        args: &str,
+        directives: &str,
+        composite: bool,
+    ) -> Loc {
+        let node = self.node_mut(loc);
+        let alias = alias.filter(|a| *a != name);
+        let found = node.items.iter().position(|item| {
+            matches!(item, Item::Field { alias: a, name: n, args: ar, directives: d, .. }
+                if a.as_deref() == alias && n == name && ar == args && d == directives)
+        });
+        let idx = found.unwrap_or_else(|| {
+            node.items.push(Item::Field {
+                alias: alias.map(str::to_string),
+                name: name.to_string(),
+                args: args.to_string(),
+                directives: directives.to_string(),
+                composite,
+                children: SelTree::default(),
+            });
+            node.items.len() - 1
+        });
+        let mut out = loc.to_vec();
+        out.push(idx);
+        out
+    }
+
+    /// Adds (or finds) an inline fragment at `loc`; returns its location.
+    pub fn add_inline(&mut self, loc: &[usize], cond: Option<&str>, directives: &str) -> Loc {
+        let node = self.node_mut(loc);
+        let found = node.items.iter().position(|item| {
+            matches!(item, Item::Inline { cond: c, directives: d, .. }
+                if c.as_deref() == cond && d == directives)
+        });
+        let idx = found.unwrap_or_else(|| {
+            node.items.push(Item::Inline {
+                cond: cond.map(str::to_string),
+                directives: directives.to_string(),
+                children: SelTree::default(),
+            });
+            node.items.len() - 1
+        });
+        let mut out = loc.to_vec();
+        out.push(idx);
+        out
+    }
+
+    /// Writes the selection set compactly, braces included. An empty set (a composite field
+    /// whose every sub-selection went elsewhere) becomes `{__typename}` to stay valid.
+    pub fn write(&self, out: &mut String) {
+        out.push('{');
+        if self.items.is_empty() {
+            out.push_str("__typename");
+        }
+        for (i, item) in self.items.iter().enumerate() {
+            if i > 0 {
+                out.push(' ');
+            }
+            match item {
+                Item::Field {
+                    alias,
+                    name,
+                    args,
+                    directives,
+                    composite,
+                    children,
+                } => {
+                    if let Some(alias) = alias {
+                        let _ = write!(out, "{alias}:");
+                    }
+                    out.push_str(name);
+                    out.push_str(args);
+                    out.push_str(directives);
+                    if *composite {
+                        children.write(out);
+                    }
+                }
+                Item::Inline {
+                    cond,
+                    directives,
+                    children,
+                } => {
+                    out.push_str("...");
+                    if let Some(cond) = cond {
+                        let _ = write!(out, "on {cond}");
+                    }
+                    out.push_str(directives);
+                    children.write(out);
+                }
+            }
+        }
+        out.push('}');
+    }
+}
+
+/// A fetch being planned.
+#[derive(Debug, Clone)]
+pub(crate) struct Group {
+    pub service: usize,
+    /// `false` for a root fetch.
+    pub entity: bool,
+    /// Merge path of an entity fetch.
+    pub path: Vec<PathElement>,
+    /// `path` printed; groups are merged by (service, path key).
+    pub path_key: String,
+    pub sel: SelTree,
+    /// Representation selection: one `InlineFragment` per entity type.
+    pub reps: Vec<RequiresSelection>,
+    pub input_rewrites: Vec<ValueRewrite>,
+    /// Groups that must have run (and merged) before this one.
+    pub deps: BTreeSet<usize>,
+    /// Client variables the selection uses.
+    pub vars: BTreeSet<String>,
+    /// Conditions every piece of content of this group is under: when one fails, the whole
+    /// fetch is skipped (a `Condition` node). `None` until content is added.
+    pub gate: Option<BTreeSet<(String, bool)>>,
+}
+
+impl Group {
+    pub fn new(service: usize, entity: bool, path: Vec<PathElement>) -> Self {
+        let path_key = super::display::path_string(&path);
+        Self {
+            service,
+            entity,
+            path,
+            path_key,
+            sel: SelTree::default(),
+            reps: Vec::new(),
+            input_rewrites: Vec::new(),
+            deps: BTreeSet::new(),
+            vars: BTreeSet::new(),
+            gate: None,
+        }
+    }
+
+    /// Records content added under `gate`; the group's gate is what all content shares.
+    pub fn contribute(&mut self, gate: &[(apollo_compiler::Name, bool)]) {
+        let new: BTreeSet<(String, bool)> = gate.iter().map(|(n, b)| (n.to_string(), *b)).collect();
+        self.gate = Some(match self.gate.take() {
+            None => new,
+            Some(old) => old.intersection(&new).cloned().collect(),
+        });
+    }
+
+    /// Merges `selections` into the representation for objects of type `ty`.
+    pub fn add_rep(&mut self, ty: &str, selections: Vec<RequiresSelection>) {
+        let pos = self.reps.iter().position(|r| {
+            matches!(r, RequiresSelection::InlineFragment { type_condition: Some(t), .. } if t == ty)
+        });
+        let idx = pos.unwrap_or_else(|| {
+            self.reps.push(RequiresSelection::InlineFragment {
+                type_condition: Some(ty.to_string()),
+                selections: Vec::new(),
+            });
+            self.reps.len() - 1
+        });
+        if let RequiresSelection::InlineFragment {
+            selections: into, ..
+        } = &mut self.reps[idx]
+        {
+            merge_requires(into, selections);
+        }
+    }
+}
+
+/// Merges requirement selections, de-duplicating by (name, response key) / type condition.
+pub(crate) fn merge_requires(into: &mut Vec<RequiresSelection>, from: Vec<RequiresSelection>) {
+    for sel in from {
+        match sel {
+            RequiresSelection::Field {
+                name,
+                response_key,
+                selections,
+            } => {
+                let existing = into.iter_mut().find_map(|s| match s {
+                    RequiresSelection::Field {
+                        name: n,
+                        response_key: k,
+                        selections: sub,
+                    } if *n == name && *k == response_key => Some(sub),
+                    _ => None,
+                });
+                match existing {
+                    Some(sub) => merge_requires(sub, selections),
+                    None => into.push(RequiresSelection::Field {
+                        name,
+                        response_key,
+                        selections,
+                    }),
+                }
+            }
+            RequiresSelection::InlineFragment {
+                type_condition,
+                selections,
+            } => {
+                let existing = into.iter_mut().find_map(|s| match s {
+                    RequiresSelection::InlineFragment {
+                        type_condition: t,
+                        selections: sub,
+                    } if *t == type_condition => Some(sub),
+                    _ => None,
+                });
+                match existing {
+                    Some(sub) => merge_requires(sub, selections),
+                    None => into.push(RequiresSelection::InlineFragment {
+                        type_condition,
+                        selections,
+                    }),
+                }
+            }
+        }
+    }
+}

@@ -1,0 +1,1520 @@
+//! The planning algorithm.
+//!
+//! A recursive walk of the client selection, "selection set at type T inside the fetch group of
+//! subgraph S": fields S can resolve are added to S's fetch; the others are grouped by the
+//! subgraph that can resolve most of them, and reached through an entity fetch keyed by a `@key`
+//! whose fields S (or further jumps) can provide. `@requires` inputs are planned the same way
+//! before the dependent fetch. Entity fetches to the same subgraph at the same response path
+//! share one group unless that would create a dependency cycle; the groups' dependency DAG then
+//! becomes Sequence / Parallel nodes.
+
+use std::collections::{BTreeSet, HashMap};
+use std::sync::Arc;
+
+use apollo_compiler::executable::OperationType;
+use apollo_compiler::validation::Valid;
+use apollo_compiler::{ExecutableDocument, Name};
+
+use super::group::{Group, Loc};
+use super::{
+    ConditionNode, FetchNode, FlattenNode, OperationKind, PathElement, PlanError, PlanNode,
+    PlanOptions, QueryPlan, RequiresSelection, ValueRewrite,
+};
+use crate::selection::{normalize, NField, NFrag, NSel};
+use crate::supergraph::{FieldAvailability, KeyDef, Supergraph};
+
+/// Prefix of aliases the planner gives to fields it adds when their name is already a client
+/// response key for a different field.
+const ALIAS_PREFIX: &str = "_sy_";
+/// Bound on nested entity jumps for one requirement; deeper means the supergraph loops.
+const MAX_JUMP_DEPTH: usize = 24;
+
+/// Builds query plans for one supergraph.
+#[derive(Debug, Clone)]
+pub struct QueryPlanner {
+    supergraph: Arc<Supergraph>,
+}
+
+impl QueryPlanner {
+    /// A planner over `supergraph`.
+    pub fn new(supergraph: Arc<Supergraph>) -> Self {
+        Self { supergraph }
+    }
+
+    /// The supergraph this planner plans against.
+    pub fn supergraph(&self) -> &Arc<Supergraph> {
+        &self.supergraph
+    }
+
+    /// Plans `operation_name` (or the only operation) of a document already validated against
+    /// the supergraph's API schema.
+    pub fn plan(
+        &self,
+        document: &Valid<ExecutableDocument>,
+        operation_name: Option<&str>,
+        options: &PlanOptions,
+    ) -> Result<QueryPlan, PlanError> {
+        let op = document
+            .operations
+            .get(operation_name)
+            .map_err(|e| PlanError::UnknownOperation(e.message().to_string()))?;
+        let sels = normalize(&op.selection_set, &document.fragments);
+        let kind = match op.operation_type {
+            OperationType::Query => OperationKind::Query,
+            OperationType::Mutation => OperationKind::Mutation,
+            OperationType::Subscription => OperationKind::Subscription,
+        };
+        let var_decls: Vec<(String, String)> = op
+            .variables
+            .iter()
+            .map(|v| {
+                let mut decl = format!("${}:{}", v.name, v.ty);
+                if let Some(default) = &v.default_value {
+                    decl.push_str(&format!("={default}"));
+                }
+                (v.name.to_string(), decl)
+            })
+            .collect();
+        let sg = &*self.supergraph;
+        let root_type = op.selection_set.ty.clone();
+
+        // Root fields in order, with the directive wrappers of the fragments they sit in.
+        let mut roots: Vec<RootField> = Vec::new();
+        flatten_root(sg, &root_type, &sels, &mut Vec::new(), &mut roots);
+        roots.retain(|(f, _)| !matches!(f.name.as_str(), "__typename" | "__schema" | "__type"));
+        if roots.is_empty() {
+            return Ok(QueryPlan { node: None });
+        }
+
+        let mut namer = Namer {
+            op_name: op.name.as_ref().map(|n| n.to_string()),
+            counter: 0,
+        };
+        let mut planner = Walk {
+            sg,
+            opts: options,
+            groups: Vec::new(),
+            depth: 0,
+            gate: Vec::new(),
+        };
+        let node = if kind == OperationKind::Mutation {
+            // Each root field in order; consecutive fields of one subgraph share a fetch.
+            let mut runs: Vec<(usize, Vec<RootField>)> = Vec::new();
+            for (field, conds) in roots {
+                let prev = runs.last().map(|r| r.0);
+                let graph = planner.choose_root_graph(&root_type, &field, prev)?;
+                match runs.last_mut() {
+                    Some((g, fields)) if *g == graph => fields.push((field, conds)),
+                    _ => runs.push((graph, vec![(field, conds)])),
+                }
+            }
+            let mut nodes = Vec::new();
+            for (graph, fields) in runs {
+                planner.groups.clear();
+                for (field, conds) in &fields {
+                    planner.plan_root_field(kind, &root_type, field, conds, Some(graph))?;
+                }
+                let groups = std::mem::take(&mut planner.groups);
+                if let Some(node) = build_node(sg, groups, kind, &var_decls, &mut namer) {
+                    nodes.push(node);
+                }
+            }
+            sequence(nodes)
+        } else {
+            for (field, conds) in &roots {
+                planner.plan_root_field(kind, &root_type, field, conds, None)?;
+            }
+            let groups = std::mem::take(&mut planner.groups);
+            build_node(sg, groups, kind, &var_decls, &mut namer)
+        };
+        Ok(QueryPlan { node })
+    }
+}
+
+/// A directive wrapper (`... @include(if: $v)`) and the variables it uses.
+type Cond = (String, Vec<Name>, Vec<(Name, bool)>);
+
+/// A root field and the directive wrappers of the fragments it sits in.
+type RootField = (Arc<NField>, Vec<Cond>);
+
+/// How good an entity jump is: fields served, key directly available, sub-selection the
+/// target resolves by itself, then earlier subgraphs first.
+type JumpScore = (usize, bool, usize, std::cmp::Reverse<usize>);
+
+fn flatten_root(
+    sg: &Supergraph,
+    ty: &Name,
+    sels: &[NSel],
+    conds: &mut Vec<Cond>,
+    out: &mut Vec<RootField>,
+) {
+    for sel in sels {
+        match sel {
+            NSel::Field(f) => out.push((f.clone(), conds.clone())),
+            NSel::Frag(frag) => {
+                if frag.cond.as_ref().is_some_and(|c| !sg.applies(c, ty)) {
+                    continue;
+                }
+                let wrapped = !frag.directives.is_empty();
+                if wrapped {
+                    conds.push((
+                        frag.directives.clone(),
+                        frag.vars.clone(),
+                        frag.gate.clone(),
+                    ));
+                }
+                flatten_root(sg, ty, &frag.children, conds, out);
+                if wrapped {
+                    conds.pop();
+                }
+            }
+        }
+    }
+}
+
+/// Fields of `sels` that apply to an object of concrete type `ty`, fragments without directives
+/// expanded; fragments with directives are returned separately (they become wrappers).
+fn flatten(
+    sg: &Supergraph,
+    ty: &str,
+    sels: &[NSel],
+    fields: &mut Vec<Arc<NField>>,
+    wrapped: &mut Vec<Arc<NFrag>>,
+) {
+    for sel in sels {
+        match sel {
+            NSel::Field(f) => fields.push(f.clone()),
+            NSel::Frag(frag) => {
+                if frag.cond.as_ref().is_some_and(|c| !sg.applies(c, ty)) {
+                    continue;
+                }
+                if frag.directives.is_empty() {
+                    flatten(sg, ty, &frag.children, fields, wrapped);
+                } else {
+                    wrapped.push(frag.clone());
+                }
+            }
+        }
+    }
+}
+
+/// All fields applying to `ty`, directive wrappers included (for feasibility checks).
+fn flatten_all(sg: &Supergraph, ty: &str, sels: &[NSel], out: &mut Vec<Arc<NField>>) {
+    for sel in sels {
+        match sel {
+            NSel::Field(f) => out.push(f.clone()),
+            NSel::Frag(frag) => {
+                if frag.cond.as_ref().is_none_or(|c| sg.applies(c, ty)) {
+                    flatten_all(sg, ty, &frag.children, out);
+                }
+            }
+        }
+    }
+}
+
+/// If `provided` (a `@provides` selection at an object of type `ty`) covers `field`, the
+/// provided sub-selection.
+fn provided_match(sg: &Supergraph, provided: &[NSel], ty: &str, field: &str) -> Option<Vec<NSel>> {
+    let mut fields = Vec::new();
+    flatten_all(sg, ty, provided, &mut fields);
+    let mut found = false;
+    let mut children = Vec::new();
+    for f in fields {
+        if f.name == field {
+            found = true;
+            children.extend(f.children.iter().cloned());
+        }
+    }
+    found.then_some(children)
+}
+
+fn path_with(path: &[PathElement], extra: PathElement) -> Vec<PathElement> {
+    let mut out = Vec::with_capacity(path.len() + 1);
+    out.extend_from_slice(path);
+    out.push(extra);
+    out
+}
+
+fn field_path(path: &[PathElement], field: &NField) -> Vec<PathElement> {
+    let mut out = path_with(path, PathElement::Key(field.response_key().to_string()));
+    out.extend(std::iter::repeat_n(PathElement::List, field.list_depth));
+    out
+}
+
+/// The planning state for one operation (or one mutation step).
+struct Walk<'a> {
+    sg: &'a Supergraph,
+    opts: &'a PlanOptions,
+    groups: Vec<Group>,
+    depth: usize,
+    /// `@skip` / `@include` conditions of the selections being walked.
+    gate: Vec<(Name, bool)>,
+}
+
+/// A chosen entity jump.
+struct Jump<'a> {
+    graph: usize,
+    /// Type the target subgraph resolves: the object type, or an `@interfaceObject` interface.
+    entity: Name,
+    key: &'a KeyDef,
+    fields: Vec<Arc<NField>>,
+    /// For a jump out of an `@interfaceObject` subgraph: a selection planned in the target at
+    /// the interface as an abstract type (the target knows the concrete types).
+    abstract_sels: Option<Vec<NSel>>,
+    /// What a `@provides` makes resolvable at the object in the source subgraph.
+    provided: Vec<NSel>,
+}
+
+impl<'a> Walk<'a> {
+    fn push_gate(&mut self, gate: &[(Name, bool)]) {
+        self.gate.extend(gate.iter().cloned());
+    }
+
+    fn pop_gate(&mut self, gate: &[(Name, bool)]) {
+        self.gate.truncate(self.gate.len() - gate.len());
+    }
+
+    fn gate_with(&self, extra: &[(Name, bool)]) -> Vec<(Name, bool)> {
+        let mut out = self.gate.clone();
+        out.extend(extra.iter().cloned());
+        out
+    }
+
+    fn service(&self, g: usize) -> usize {
+        self.groups[g].service
+    }
+
+    fn local(
+        &self,
+        graph: usize,
+        ty: &str,
+        field: &NField,
+        provided: &[NSel],
+        input: bool,
+    ) -> (bool, Option<Vec<NSel>>) {
+        if field.name == "__typename" {
+            return (true, None);
+        }
+        let prov = provided_match(self.sg, provided, ty, &field.name);
+        let avail = self.sg.field_availability(
+            graph,
+            ty,
+            &field.name,
+            &self.opts.enabled_override_labels,
+            input,
+        );
+        let local = match avail {
+            FieldAvailability::Yes => true,
+            FieldAvailability::External | FieldAvailability::No => prov.is_some(),
+            FieldAvailability::Requires(_) => false,
+        };
+        (local, prov)
+    }
+
+    /// Whether `graph` resolves all of `sels` at an object of concrete type `ty` by itself.
+    fn all_local(
+        &self,
+        graph: usize,
+        ty: &str,
+        sels: &[NSel],
+        provided: &[NSel],
+        input: bool,
+    ) -> bool {
+        if self.sg.type_in_graph(graph, ty).is_none() {
+            return false;
+        }
+        let mut fields = Vec::new();
+        flatten_all(self.sg, ty, sels, &mut fields);
+        fields.iter().all(|f| {
+            let (local, prov) = self.local(graph, ty, f, provided, input);
+            if !local {
+                return false;
+            }
+            if f.name == "__typename" || !self.sg.is_composite(&f.ty) {
+                return true;
+            }
+            let mut child_prov = prov.unwrap_or_default();
+            if let Some(p) = self.sg.provides(graph, ty, &f.name) {
+                child_prov.extend(p.iter().cloned());
+            }
+            if self.sg.is_abstract(&f.ty) {
+                self.all_local_abstract(graph, &f.ty, &f.children, &child_prov, input)
+            } else {
+                self.all_local(graph, &f.ty, &f.children, &child_prov, input)
+            }
+        })
+    }
+
+    /// Whether `graph` resolves `sels` at an abstract position without splitting per type.
+    fn all_local_abstract(
+        &self,
+        graph: usize,
+        ty: &str,
+        sels: &[NSel],
+        provided: &[NSel],
+        input: bool,
+    ) -> bool {
+        if self
+            .sg
+            .type_in_graph(graph, ty)
+            .is_none_or(|t| t.interface_object)
+        {
+            return false;
+        }
+        for sel in sels {
+            if let NSel::Field(f) = sel {
+                if f.name == "__typename" {
+                    continue;
+                }
+                let avail = self.sg.field_availability(
+                    graph,
+                    ty,
+                    &f.name,
+                    &self.opts.enabled_override_labels,
+                    input,
+                );
+                let provided_here = provided_match(self.sg, provided, ty, &f.name).is_some();
+                if !matches!(avail, FieldAvailability::Yes) && !provided_here {
+                    return false;
+                }
+            }
+        }
+        self.sg
+            .possible_types_in(graph, ty)
+            .iter()
+            .all(|c| self.all_local(graph, c, sels, provided, input))
+    }
+
+    /// Whether a fragment on `cond` may be written inside a selection on `parent` in `graph`.
+    fn fragment_ok(&self, graph: usize, cond: &str, parent: &str) -> bool {
+        if cond == parent {
+            return true;
+        }
+        if self.sg.type_in_graph(graph, cond).is_none() {
+            return false;
+        }
+        let expand = |t: &str| -> Vec<Name> {
+            if self.sg.is_abstract(t) {
+                self.sg.possible_types_in(graph, t)
+            } else {
+                Name::new(t).map(|n| vec![n]).unwrap_or_default()
+            }
+        };
+        let a = expand(cond);
+        let b = expand(parent);
+        a.iter().any(|x| b.contains(x))
+    }
+
+    /// Copies `sels` into group `g` as they are (the caller checked they are all local).
+    fn emit_local(&mut self, g: usize, loc: &Loc, parent: &str, sels: &[NSel]) {
+        let graph = self.service(g);
+        for sel in sels {
+            match sel {
+                NSel::Field(f) => {
+                    let composite = self.sg.is_composite(&f.ty);
+                    let floc = self.groups[g].sel.add_field(
+                        loc,
+                        f.alias.as_deref(),
+                        &f.name,
+                        &f.args,
+                        &f.directives,
+                        composite,
+                    );
+                    self.groups[g]
+                        .vars
+                        .extend(f.vars.iter().map(|v| v.to_string()));
+                    if composite {
+                        if self.sg.is_abstract(&f.ty) {
+                            self.groups[g]
+                                .sel
+                                .add_field(&floc, None, "__typename", "", "", false);
+                        }
+                        self.emit_local(g, &floc, &f.ty, &f.children);
+                    }
+                }
+                NSel::Frag(frag) => {
+                    if let Some(cond) = &frag.cond {
+                        if !self.fragment_ok(graph, cond, parent) {
+                            continue;
+                        }
+                    }
+                    let cond = frag.cond.as_deref().filter(|c| *c != parent);
+                    let floc = self.groups[g].sel.add_inline(loc, cond, &frag.directives);
+                    self.groups[g]
+                        .vars
+                        .extend(frag.vars.iter().map(|v| v.to_string()));
+                    let inner = cond.unwrap_or(parent).to_string();
+                    self.emit_local(g, &floc, &inner, &frag.children);
+                }
+            }
+        }
+    }
+
+    /// Picks the subgraph for a root field: the requested one if it can, else the one that
+    /// resolves most of the field's selection by itself, else declaration order.
+    fn choose_root_graph(
+        &self,
+        root: &Name,
+        field: &NField,
+        prefer: Option<usize>,
+    ) -> Result<usize, PlanError> {
+        let labels = &self.opts.enabled_override_labels;
+        let candidates: Vec<usize> = (0..self.sg.subgraphs().len())
+            .filter(|&g| {
+                matches!(
+                    self.sg
+                        .field_availability(g, root, &field.name, labels, false),
+                    FieldAvailability::Yes
+                )
+            })
+            .collect();
+        if let Some(p) = prefer {
+            if candidates.contains(&p) {
+                return Ok(p);
+            }
+        }
+        let existing: Vec<usize> = self
+            .groups
+            .iter()
+            .filter(|g| !g.entity)
+            .map(|g| g.service)
+            .collect();
+        candidates
+            .iter()
+            .copied()
+            .max_by_key(|&g| {
+                (
+                    self.coverage(g, &field.ty, &field.children),
+                    existing.contains(&g),
+                    std::cmp::Reverse(g),
+                )
+            })
+            .ok_or_else(|| {
+                PlanError::Unsatisfiable(format!("no subgraph resolves `{root}.{}`", field.name))
+            })
+    }
+
+    /// How many fields of `sels` (recursively) `graph` resolves without leaving.
+    fn coverage(&self, graph: usize, ty: &str, sels: &[NSel]) -> usize {
+        if !self.sg.is_composite(ty) {
+            return 0;
+        }
+        let types: Vec<Name> = if self.sg.is_abstract(ty) {
+            self.sg.possible_types_in(graph, ty)
+        } else {
+            Name::new(ty).map(|n| vec![n]).unwrap_or_default()
+        };
+        let mut total = 0;
+        for t in &types {
+            let mut fields = Vec::new();
+            flatten_all(self.sg, t, sels, &mut fields);
+            for f in fields {
+                if f.name == "__typename" {
+                    continue;
+                }
+                let (local, _) = self.local(graph, t, &f, &[], false);
+                if local {
+                    total += 1 + self.coverage(graph, &f.ty, &f.children);
+                }
+            }
+        }
+        total
+    }
+
+    fn root_group(&mut self, graph: usize) -> usize {
+        if let Some(i) = self
+            .groups
+            .iter()
+            .position(|g| !g.entity && g.service == graph)
+        {
+            return i;
+        }
+        self.groups.push(Group::new(graph, false, Vec::new()));
+        self.groups.len() - 1
+    }
+
+    fn plan_root_field(
+        &mut self,
+        _kind: OperationKind,
+        root: &Name,
+        field: &Arc<NField>,
+        conds: &[Cond],
+        graph: Option<usize>,
+    ) -> Result<(), PlanError> {
+        let graph = match graph {
+            Some(g) => g,
+            None => {
+                let prefer = None;
+                self.choose_root_graph(root, field, prefer)?
+            }
+        };
+        let g = self.root_group(graph);
+        let mut loc = Vec::new();
+        let mut gate: Vec<(Name, bool)> = Vec::new();
+        for (dirs, vars, g_) in conds {
+            gate.extend(g_.iter().cloned());
+            loc = self.groups[g].sel.add_inline(&loc, None, dirs);
+            self.groups[g]
+                .vars
+                .extend(vars.iter().map(|v| v.to_string()));
+        }
+        gate.extend(field.gate.iter().cloned());
+        self.groups[g].contribute(&gate);
+        self.emit_field(g, &loc, root, field, None, &[], false)?;
+        Ok(())
+    }
+
+    /// Adds `field` (resolvable by group `g`'s subgraph on `parent`) at `loc` and plans its
+    /// sub-selection. Returns the groups touched.
+    #[allow(clippy::too_many_arguments)]
+    fn emit_field(
+        &mut self,
+        g: usize,
+        loc: &Loc,
+        parent: &str,
+        field: &NField,
+        provided: Option<Vec<NSel>>,
+        path: &[PathElement],
+        input: bool,
+    ) -> Result<BTreeSet<usize>, PlanError> {
+        let graph = self.service(g);
+        let composite = self.sg.is_composite(&field.ty);
+        let floc = self.groups[g].sel.add_field(
+            loc,
+            field.alias.as_deref(),
+            &field.name,
+            &field.args,
+            &field.directives,
+            composite,
+        );
+        self.groups[g]
+            .vars
+            .extend(field.vars.iter().map(|v| v.to_string()));
+        let mut touched = BTreeSet::from([g]);
+        if composite {
+            let mut child_prov = provided.unwrap_or_default();
+            if let Some(p) = self.sg.provides(graph, parent, &field.name) {
+                child_prov.extend(p.iter().cloned());
+            }
+            let child_path = field_path(path, field);
+            self.push_gate(&field.gate);
+            let result = self.walk_composite(
+                g,
+                &floc,
+                &child_path,
+                &field.ty,
+                &field.children,
+                &child_prov,
+                input,
+            );
+            self.pop_gate(&field.gate);
+            touched.extend(result?);
+        }
+        Ok(touched)
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    fn walk_composite(
+        &mut self,
+        g: usize,
+        loc: &Loc,
+        path: &[PathElement],
+        ty: &Name,
+        sels: &[NSel],
+        provided: &[NSel],
+        input: bool,
+    ) -> Result<BTreeSet<usize>, PlanError> {
+        let graph = self.service(g);
+        if !self.sg.is_abstract(ty)
+            || self
+                .sg
+                .type_in_graph(graph, ty)
+                .is_some_and(|t| t.interface_object)
+        {
+            return self.walk_object(g, loc, loc, path, ty, sels, provided, &[], input, sels);
+        }
+        self.groups[g]
+            .sel
+            .add_field(loc, None, "__typename", "", "", false);
+        if self.all_local_abstract(graph, ty, sels, provided, input) {
+            self.emit_local(g, loc, ty, sels);
+            return Ok(BTreeSet::from([g]));
+        }
+        // Keep at the interface level what every possible type resolves here; split the rest
+        // into `... on Type` per possible type.
+        let possible = self.sg.possible_types_in(graph, ty);
+        let mut touched = BTreeSet::from([g]);
+        let mut rest: Vec<NSel> = Vec::new();
+        for sel in sels {
+            match sel {
+                NSel::Field(f) => {
+                    if f.name == "__typename" {
+                        self.groups[g].sel.add_field(
+                            loc,
+                            f.alias.as_deref(),
+                            "__typename",
+                            "",
+                            &f.directives,
+                            false,
+                        );
+                        continue;
+                    }
+                    let (on_iface, prov) = self.local(graph, ty, f, provided, input);
+                    let everywhere = on_iface
+                        && possible
+                            .iter()
+                            .all(|c| self.local(graph, c, f, provided, input).0);
+                    if everywhere {
+                        touched.extend(self.emit_field(g, loc, ty, f, prov, path, input)?);
+                    } else {
+                        rest.push(sel.clone());
+                    }
+                }
+                NSel::Frag(frag) => {
+                    let cond = frag.cond.as_deref().unwrap_or(ty.as_str());
+                    if !self.fragment_ok(graph, cond, ty) {
+                        continue;
+                    }
+                    let local = possible
+                        .iter()
+                        .filter(|c| self.sg.applies(cond, c))
+                        .all(|c| self.all_local(graph, c, &frag.children, provided, input));
+                    if local {
+                        self.emit_local(g, loc, ty, std::slice::from_ref(sel));
+                    } else {
+                        rest.push(sel.clone());
+                    }
+                }
+            }
+        }
+        if rest.is_empty() {
+            return Ok(touched);
+        }
+        for c in possible {
+            let mut fields = Vec::new();
+            flatten_all(self.sg, &c, &rest, &mut fields);
+            if fields.iter().all(|f| f.name == "__typename") {
+                // Only `__typename` (already fetched) or nothing applies to this type.
+                continue;
+            }
+            let cloc = self.groups[g].sel.add_inline(loc, Some(&c), "");
+            let cpath = path_with(path, PathElement::TypeCondition(vec![c.to_string()]));
+            touched.extend(self.walk_object(
+                g,
+                &cloc,
+                &cloc,
+                &cpath,
+                &c,
+                &rest,
+                provided,
+                &[],
+                input,
+                sels,
+            )?);
+        }
+        Ok(touched)
+    }
+
+    /// Plans `sels` at an object of type `ty` whose data group `g` fetches at `obj_loc`.
+    /// Client fields go to `loc` (inside `conds` directive wrappers below `obj_loc`); inputs for
+    /// other fetches go to `obj_loc`. `client` is the client's selection at this object, used to
+    /// avoid response-key collisions for fields the planner adds.
+    #[allow(clippy::too_many_arguments)]
+    fn walk_object(
+        &mut self,
+        g: usize,
+        loc: &Loc,
+        obj_loc: &Loc,
+        path: &[PathElement],
+        ty: &Name,
+        sels: &[NSel],
+        provided: &[NSel],
+        conds: &[Cond],
+        input: bool,
+        client: &[NSel],
+    ) -> Result<BTreeSet<usize>, PlanError> {
+        let graph = self.service(g);
+        let mut touched = BTreeSet::from([g]);
+        let mut sels = sels;
+        let here;
+        if !input
+            && self.sg.is_abstract(ty)
+            && self
+                .sg
+                .type_in_graph(graph, ty)
+                .is_some_and(|t| t.interface_object)
+        {
+            // An `@interfaceObject` subgraph knows neither the concrete type nor its fields:
+            // `__typename`, type-specific fragments and foreign fields come from a subgraph
+            // that has the interface as an entity.
+            let mut local = Vec::new();
+            let mut rest = Vec::new();
+            self.split_interface_object(graph, ty, sels, provided, &mut local, &mut rest);
+            if !rest.is_empty() {
+                if let Some(jump) = self.interface_entity_jump(graph, ty, rest) {
+                    touched.extend(self.jump(g, obj_loc, path, ty, jump, conds, input, client)?);
+                    here = local;
+                    sels = &here;
+                }
+            }
+        }
+        let mut fields = Vec::new();
+        let mut wrapped = Vec::new();
+        flatten(self.sg, ty, sels, &mut fields, &mut wrapped);
+        let mut nonlocal: Vec<Arc<NField>> = Vec::new();
+        for f in fields {
+            if f.name == "__typename" {
+                self.groups[g].sel.add_field(
+                    loc,
+                    f.alias.as_deref(),
+                    "__typename",
+                    "",
+                    &f.directives,
+                    false,
+                );
+                self.groups[g]
+                    .vars
+                    .extend(f.vars.iter().map(|v| v.to_string()));
+                continue;
+            }
+            let (local, prov) = self.local(graph, ty, &f, provided, input);
+            if local && !self.value_subtree_elsewhere(graph, ty, &f, prov.as_deref(), input) {
+                touched.extend(self.emit_field(g, loc, ty, &f, prov, path, input)?);
+            } else {
+                nonlocal.push(f);
+            }
+        }
+        for frag in wrapped {
+            let wloc = self.groups[g].sel.add_inline(loc, None, &frag.directives);
+            self.groups[g]
+                .vars
+                .extend(frag.vars.iter().map(|v| v.to_string()));
+            let mut inner_conds = conds.to_vec();
+            inner_conds.push((
+                frag.directives.clone(),
+                frag.vars.clone(),
+                frag.gate.clone(),
+            ));
+            self.push_gate(&frag.gate);
+            let result = self.walk_object(
+                g,
+                &wloc,
+                obj_loc,
+                path,
+                ty,
+                &frag.children,
+                provided,
+                &inner_conds,
+                input,
+                client,
+            );
+            self.pop_gate(&frag.gate);
+            touched.extend(result?);
+        }
+        if !nonlocal.is_empty() {
+            touched.extend(self.jump_all(
+                g, obj_loc, path, ty, nonlocal, provided, conds, input, client,
+            )?);
+        }
+        Ok(touched)
+    }
+
+    /// Whether `field` (resolvable here) returns a value type — an object no subgraph can be
+    /// entered into by key — that this subgraph only partly resolves while another subgraph
+    /// reachable from here resolves all of it: then the field is taken from that subgraph.
+    fn value_subtree_elsewhere(
+        &self,
+        graph: usize,
+        ty: &Name,
+        field: &NField,
+        provided: Option<&[NSel]>,
+        input: bool,
+    ) -> bool {
+        let sg = self.sg;
+        if !sg.is_composite(&field.ty) || sg.is_abstract(&field.ty) {
+            return false;
+        }
+        let enterable = (0..sg.subgraphs().len()).any(|g| {
+            sg.type_in_graph(g, &field.ty)
+                .is_some_and(|t| t.keys.iter().any(|k| k.resolvable))
+        });
+        if enterable {
+            return false;
+        }
+        let mut child_prov = provided.map(<[NSel]>::to_vec).unwrap_or_default();
+        if let Some(p) = sg.provides(graph, ty, &field.name) {
+            child_prov.extend(p.iter().cloned());
+        }
+        if self.all_local(graph, &field.ty, &field.children, &child_prov, input) {
+            return false;
+        }
+        let labels = &self.opts.enabled_override_labels;
+        (0..sg.subgraphs().len()).any(|g| {
+            g != graph
+                && self.entity_types(g, ty).iter().any(|e| {
+                    matches!(
+                        sg.field_availability(g, e, &field.name, labels, input),
+                        FieldAvailability::Yes
+                    )
+                })
+                && self.all_local(g, &field.ty, &field.children, &[], input)
+        })
+    }
+
+    /// Splits a selection at an `@interfaceObject` position into what the subgraph resolves
+    /// itself and what needs the concrete type.
+    fn split_interface_object(
+        &self,
+        graph: usize,
+        ty: &str,
+        sels: &[NSel],
+        provided: &[NSel],
+        local: &mut Vec<NSel>,
+        rest: &mut Vec<NSel>,
+    ) {
+        for sel in sels {
+            match sel {
+                NSel::Field(f) => {
+                    if f.name != "__typename" && self.local(graph, ty, f, provided, false).0 {
+                        local.push(sel.clone());
+                    } else {
+                        rest.push(sel.clone());
+                    }
+                }
+                NSel::Frag(frag) => {
+                    let same = frag.cond.as_deref().is_none_or(|c| c == ty);
+                    if same && frag.directives.is_empty() {
+                        self.split_interface_object(
+                            graph,
+                            ty,
+                            &frag.children,
+                            provided,
+                            local,
+                            rest,
+                        );
+                    } else {
+                        rest.push(sel.clone());
+                    }
+                }
+            }
+        }
+    }
+
+    /// A jump from an `@interfaceObject` subgraph to one that has interface `ty` as an entity.
+    fn interface_entity_jump(&self, from: usize, ty: &Name, sels: Vec<NSel>) -> Option<Jump<'a>> {
+        let sg = self.sg;
+        let mut fallback = None;
+        for graph in 0..sg.subgraphs().len() {
+            if graph == from {
+                continue;
+            }
+            let Some(info) = sg.type_in_graph(graph, ty) else {
+                continue;
+            };
+            if info.interface_object {
+                continue;
+            }
+            for key in info.keys.iter().filter(|k| k.resolvable) {
+                let jump = Jump {
+                    graph,
+                    entity: ty.clone(),
+                    key,
+                    fields: Vec::new(),
+                    abstract_sels: Some(sels.clone()),
+                    provided: Vec::new(),
+                };
+                if self.all_local(from, ty, &key.fields, &[], true) {
+                    return Some(jump);
+                }
+                fallback.get_or_insert(jump);
+            }
+        }
+        fallback
+    }
+
+    /// Routes fields group `g` cannot resolve to other subgraphs, fewest jumps first.
+    #[allow(clippy::too_many_arguments)]
+    fn jump_all(
+        &mut self,
+        g: usize,
+        obj_loc: &Loc,
+        path: &[PathElement],
+        ty: &Name,
+        mut remaining: Vec<Arc<NField>>,
+        provided: &[NSel],
+        conds: &[Cond],
+        input: bool,
+        client: &[NSel],
+    ) -> Result<BTreeSet<usize>, PlanError> {
+        let from = self.service(g);
+        let sg = self.sg;
+        let labels = &self.opts.enabled_override_labels;
+        let mut touched = BTreeSet::new();
+        while !remaining.is_empty() {
+            let mut best: Option<(JumpScore, Jump<'a>)> = None;
+            for graph in 0..sg.subgraphs().len() {
+                for entity in self.entity_types(graph, ty) {
+                    let served: Vec<Arc<NField>> = remaining
+                        .iter()
+                        .filter(|f| {
+                            match sg.field_availability(graph, &entity, &f.name, labels, input) {
+                                FieldAvailability::Yes => graph != from,
+                                FieldAvailability::Requires(_) => true,
+                                _ => false,
+                            }
+                        })
+                        .cloned()
+                        .collect();
+                    if served.is_empty() {
+                        continue;
+                    }
+                    let Some(info) = sg.type_in_graph(graph, &entity) else {
+                        continue;
+                    };
+                    let keys: Vec<&'a KeyDef> = info.keys.iter().filter(|k| k.resolvable).collect();
+                    let direct = keys
+                        .iter()
+                        .find(|k| self.all_local(from, ty, &k.fields, provided, true))
+                        .copied();
+                    let Some(key) = direct.or(keys.first().copied()) else {
+                        continue;
+                    };
+                    let depth: usize = served
+                        .iter()
+                        .map(|f| self.coverage(graph, &f.ty, &f.children))
+                        .sum();
+                    let score = (
+                        served.len(),
+                        direct.is_some(),
+                        depth,
+                        std::cmp::Reverse(graph),
+                    );
+                    if best.as_ref().is_none_or(|(s, _)| score > *s) {
+                        best = Some((
+                            score,
+                            Jump {
+                                graph,
+                                entity: entity.clone(),
+                                key,
+                                fields: served,
+                                abstract_sels: None,
+                                provided: provided.to_vec(),
+                            },
+                        ));
+                    }
+                }
+            }
+            let Some((_, jump)) = best else {
+                let f = &remaining[0];
+                return Err(PlanError::Unsatisfiable(format!(
+                    "no subgraph can resolve `{ty}.{}` from subgraph `{}`",
+                    f.name,
+                    sg.subgraphs()[from].name
+                )));
+            };
+            remaining.retain(|f| !jump.fields.iter().any(|j| Arc::ptr_eq(j, f)));
+            touched.extend(self.jump(g, obj_loc, path, ty, jump, conds, input, client)?);
+        }
+        Ok(touched)
+    }
+
+    /// The types an entity fetch to `graph` may use for objects of type `ty`: `ty` itself when
+    /// it has a resolvable key there, and interfaces of `ty` that are `@interfaceObject`s there.
+    fn entity_types(&self, graph: usize, ty: &Name) -> Vec<Name> {
+        let mut out = Vec::new();
+        let has_key = |t: &str| {
+            self.sg
+                .type_in_graph(graph, t)
+                .is_some_and(|info| info.keys.iter().any(|k| k.resolvable))
+        };
+        if has_key(ty) {
+            out.push(ty.clone());
+        }
+        for iface in self.sg.interfaces_of(ty) {
+            let is_object = self
+                .sg
+                .type_in_graph(graph, &iface)
+                .is_some_and(|info| info.interface_object);
+            if is_object && has_key(&iface) {
+                out.push(iface);
+            }
+        }
+        out
+    }
+
+    /// Makes `sels` (key or `@requires` fields) available in the merged data at the object,
+    /// aliasing top-level fields whose name a client field uses for something else. Returns
+    /// the (possibly aliased) selections and the groups that fetch them.
+    #[allow(clippy::too_many_arguments)]
+    fn provide(
+        &mut self,
+        g: usize,
+        obj_loc: &Loc,
+        path: &[PathElement],
+        ty: &Name,
+        sels: &[NSel],
+        provided: &[NSel],
+        client: &[NSel],
+    ) -> Result<(Vec<NSel>, BTreeSet<usize>), PlanError> {
+        let mut client_fields = Vec::new();
+        flatten_all(self.sg, ty, client, &mut client_fields);
+        let renamed: Vec<NSel> = sels
+            .iter()
+            .map(|sel| match sel {
+                NSel::Field(f)
+                    if client_fields
+                        .iter()
+                        .any(|c| *c.response_key() == f.name && !c.same_field(f)) =>
+                {
+                    let mut copy = (**f).clone();
+                    copy.alias = Name::new(&format!("{ALIAS_PREFIX}{}", f.name)).ok();
+                    NSel::Field(Arc::new(copy))
+                }
+                other => other.clone(),
+            })
+            .collect();
+        let touched = self.walk_object(
+            g,
+            obj_loc,
+            obj_loc,
+            path,
+            ty,
+            &renamed,
+            provided,
+            &[],
+            true,
+            &[],
+        )?;
+        Ok((renamed, touched))
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    fn jump(
+        &mut self,
+        g: usize,
+        obj_loc: &Loc,
+        path: &[PathElement],
+        ty: &Name,
+        jump: Jump<'a>,
+        conds: &[Cond],
+        input: bool,
+        client: &[NSel],
+    ) -> Result<BTreeSet<usize>, PlanError> {
+        self.depth += 1;
+        if self.depth > MAX_JUMP_DEPTH {
+            return Err(PlanError::Unsatisfiable(format!(
+                "entity jumps for `{ty}` nest too deep (a key or @requires cycle?)"
+            )));
+        }
+        let result = self.jump_inner(g, obj_loc, path, ty, jump, conds, input, client);
+        self.depth -= 1;
+        result
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    fn jump_inner(
+        &mut self,
+        g: usize,
+        obj_loc: &Loc,
+        path: &[PathElement],
+        ty: &Name,
+        jump: Jump<'a>,
+        conds: &[Cond],
+        input: bool,
+        client: &[NSel],
+    ) -> Result<BTreeSet<usize>, PlanError> {
+        let sg = self.sg;
+        self.groups[g]
+            .sel
+            .add_field(obj_loc, None, "__typename", "", "", false);
+        let gate = self.gate.clone();
+        self.groups[g].contribute(&gate);
+        let mut deps = BTreeSet::from([g]);
+        let (key_sels, touched) = self.provide(
+            g,
+            obj_loc,
+            path,
+            ty,
+            &jump.key.fields,
+            &jump.provided,
+            client,
+        )?;
+        deps.extend(touched);
+        let mut rep = vec![RequiresSelection::Field {
+            name: "__typename".into(),
+            response_key: "__typename".into(),
+            selections: Vec::new(),
+        }];
+        rep.extend(to_requires(sg, &key_sels));
+        for f in &jump.fields {
+            if let FieldAvailability::Requires(req) = sg.field_availability(
+                jump.graph,
+                &jump.entity,
+                &f.name,
+                &self.opts.enabled_override_labels,
+                input,
+            ) {
+                let (req_sels, touched) =
+                    self.provide(g, obj_loc, path, ty, req, &jump.provided, client)?;
+                deps.extend(touched);
+                rep.extend(to_requires(sg, &req_sels));
+            }
+        }
+        let e = self.entity_group(jump.graph, path, &deps);
+        let group = &mut self.groups[e];
+        group.add_rep(ty, rep);
+        if jump.entity != *ty {
+            let rewrite = ValueRewrite::SetValue {
+                path: vec![
+                    PathElement::TypeCondition(vec![ty.to_string()]),
+                    PathElement::Key("__typename".into()),
+                ],
+                value: serde_json::Value::String(jump.entity.to_string()),
+            };
+            if !group.input_rewrites.contains(&rewrite) {
+                group.input_rewrites.push(rewrite);
+            }
+        }
+        let mut eloc = group.sel.add_inline(&[], Some(&jump.entity), "");
+        for (dirs, vars, _) in conds {
+            eloc = group.sel.add_inline(&eloc, None, dirs);
+            group.vars.extend(vars.iter().map(|v| v.to_string()));
+        }
+        let mut touched = deps;
+        touched.insert(e);
+        if let Some(sels) = &jump.abstract_sels {
+            let gate = self.gate.clone();
+            self.groups[e].contribute(&gate);
+            touched.extend(self.walk_composite(e, &eloc, path, ty, sels, &[], input)?);
+        }
+        for f in &jump.fields {
+            let gate = self.gate_with(&f.gate);
+            self.groups[e].contribute(&gate);
+            touched.extend(self.emit_field(e, &eloc, &jump.entity, f, None, path, input)?);
+        }
+        Ok(touched)
+    }
+
+    /// Whether group `a` (transitively) waits for group `b`.
+    fn depends_on(&self, a: usize, b: usize) -> bool {
+        let mut stack = vec![a];
+        let mut seen = BTreeSet::new();
+        while let Some(x) = stack.pop() {
+            if x == b {
+                return true;
+            }
+            if seen.insert(x) {
+                stack.extend(self.groups[x].deps.iter().copied());
+            }
+        }
+        false
+    }
+
+    /// The entity group for (`graph`, `path`) that can wait for `deps` without a cycle; a new
+    /// one if none can.
+    fn entity_group(
+        &mut self,
+        graph: usize,
+        path: &[PathElement],
+        deps: &BTreeSet<usize>,
+    ) -> usize {
+        // Objects split per type at this level share one fetch: the representation's
+        // `... on Type` fragments pick the objects, so trailing type conditions are dropped.
+        let mut end = path.len();
+        while end > 0 && matches!(path[end - 1], PathElement::TypeCondition(_)) {
+            end -= 1;
+        }
+        let path = &path[..end];
+        let key = super::display::path_string(path);
+        let found = (0..self.groups.len()).find(|&i| {
+            let grp = &self.groups[i];
+            grp.entity
+                && grp.service == graph
+                && grp.path_key == key
+                && !deps.iter().any(|&d| self.depends_on(d, i))
+        });
+        let idx = found.unwrap_or_else(|| {
+            self.groups.push(Group::new(graph, true, path.to_vec()));
+            self.groups.len() - 1
+        });
+        self.groups[idx].deps.extend(deps.iter().copied());
+        idx
+    }
+}
+
+/// Converts planned requirement selections into representation selections.
+fn to_requires(sg: &Supergraph, sels: &[NSel]) -> Vec<RequiresSelection> {
+    let mut out = Vec::new();
+    for sel in sels {
+        match sel {
+            NSel::Field(f) => {
+                let mut selections = Vec::new();
+                if sg.is_abstract(&f.ty) {
+                    selections.push(RequiresSelection::Field {
+                        name: "__typename".into(),
+                        response_key: "__typename".into(),
+                        selections: Vec::new(),
+                    });
+                }
+                selections.extend(to_requires(sg, &f.children));
+                out.push(RequiresSelection::Field {
+                    name: f.name.to_string(),
+                    response_key: f.response_key().to_string(),
+                    selections,
+                });
+            }
+            NSel::Frag(frag) => out.push(RequiresSelection::InlineFragment {
+                type_condition: frag.cond.as_ref().map(|c| c.to_string()),
+                selections: to_requires(sg, &frag.children),
+            }),
+        }
+    }
+    out
+}
+
+/// Names subgraph operations `<Op>__<service>__<n>` when the client operation has a name.
+struct Namer {
+    op_name: Option<String>,
+    counter: usize,
+}
+
+impl Namer {
+    fn next(&mut self, service: &str) -> Option<String> {
+        let op = self.op_name.as_ref()?;
+        let service: String = service
+            .chars()
+            .map(|c| if c.is_ascii_alphanumeric() { c } else { '_' })
+            .collect();
+        let name = format!("{op}__{service}__{}", self.counter);
+        self.counter += 1;
+        Some(name)
+    }
+}
+
+fn sequence(mut nodes: Vec<PlanNode>) -> Option<PlanNode> {
+    match nodes.len() {
+        0 => None,
+        1 => nodes.pop(),
+        _ => Some(PlanNode::Sequence { nodes }),
+    }
+}
+
+fn parallel(mut nodes: Vec<PlanNode>) -> Option<PlanNode> {
+    match nodes.len() {
+        0 => None,
+        1 => nodes.pop(),
+        _ => Some(PlanNode::Parallel { nodes }),
+    }
+}
+
+/// Turns the groups' dependency DAG into plan nodes: nested Sequence/Parallel when every
+/// group waits for at most one other (after transitive reduction), else stages.
+fn build_node(
+    sg: &Supergraph,
+    groups: Vec<Group>,
+    kind: OperationKind,
+    var_decls: &[(String, String)],
+    namer: &mut Namer,
+) -> Option<PlanNode> {
+    let n = groups.len();
+    // Transitive reduction: drop a dependency already implied by another.
+    let mut reach: Vec<BTreeSet<usize>> = vec![BTreeSet::new(); n];
+    fn closure(
+        groups: &[Group],
+        i: usize,
+        memo: &mut HashMap<usize, BTreeSet<usize>>,
+    ) -> BTreeSet<usize> {
+        if let Some(r) = memo.get(&i) {
+            return r.clone();
+        }
+        let mut out = BTreeSet::new();
+        for &d in &groups[i].deps {
+            if d == i {
+                continue;
+            }
+            out.insert(d);
+            out.extend(closure(groups, d, memo));
+        }
+        memo.insert(i, out.clone());
+        out
+    }
+    let mut memo = HashMap::new();
+    for (i, r) in reach.iter_mut().enumerate() {
+        *r = closure(&groups, i, &mut memo);
+    }
+    let reduced: Vec<BTreeSet<usize>> = (0..n)
+        .map(|i| {
+            groups[i]
+                .deps
+                .iter()
+                .copied()
+                .filter(|&d| d != i)
+                .filter(|&d| {
+                    !groups[i]
+                        .deps
+                        .iter()
+                        .any(|&o| o != d && o != i && reach[o].contains(&d))
+                })
+                .collect()
+        })
+        .collect();
+    let forest = reduced.iter().all(|d| d.len() <= 1);
+    let mut fetches: Vec<Option<PlanNode>> = groups
+        .iter()
+        .map(|g| Some(fetch_node(sg, g, kind, var_decls, namer)))
+        .collect();
+    if forest {
+        let mut children: Vec<Vec<usize>> = vec![Vec::new(); n];
+        let mut roots = Vec::new();
+        for (i, d) in reduced.iter().enumerate() {
+            match d.iter().next() {
+                Some(&p) => children[p].push(i),
+                None => roots.push(i),
+            }
+        }
+        fn tree(i: usize, children: &[Vec<usize>], fetches: &mut [Option<PlanNode>]) -> PlanNode {
+            let own = fetches[i].take().expect("each group is visited once");
+            let kids: Vec<PlanNode> = children[i]
+                .iter()
+                .map(|&c| tree(c, children, fetches))
+                .collect();
+            match parallel(kids) {
+                None => own,
+                Some(rest) => PlanNode::Sequence {
+                    nodes: vec![own, rest],
+                }
+                .flatten_sequence(),
+            }
+        }
+        let nodes: Vec<PlanNode> = roots
+            .iter()
+            .map(|&r| tree(r, &children, &mut fetches))
+            .collect();
+        return parallel(nodes);
+    }
+    // Stages: a group runs once everything it waits for ran in an earlier stage.
+    let mut level = vec![0usize; n];
+    let mut order: Vec<usize> = (0..n).collect();
+    order.sort_by_key(|&i| reach[i].len());
+    let mut changed = true;
+    while changed {
+        changed = false;
+        for i in 0..n {
+            let l = reduced[i].iter().map(|&d| level[d] + 1).max().unwrap_or(0);
+            if l != level[i] {
+                level[i] = l;
+                changed = true;
+            }
+        }
+    }
+    let max = level.iter().copied().max().unwrap_or(0);
+    let stages: Vec<PlanNode> = (0..=max)
+        .filter_map(|l| {
+            let nodes: Vec<PlanNode> = (0..n)
+                .filter(|&i| level[i] == l)
+                .filter_map(|i| fetches[i].take())
+                .collect();
+            parallel(nodes)
+        })
+        .collect();
+    sequence(stages)
+}
+
+impl PlanNode {
+    /// `Sequence [a, Sequence [b, c]]` -> `Sequence [a, b, c]`.
+    fn flatten_sequence(self) -> PlanNode {
+        match self {
+            PlanNode::Sequence { nodes } => {
+                let mut out = Vec::new();
+                for node in nodes {
+                    match node {
+                        PlanNode::Sequence { nodes: inner } => out.extend(inner),
+                        other => out.push(other),
+                    }
+                }
+                PlanNode::Sequence { nodes: out }
+            }
+            other => other,
+        }
+    }
+}
+
+fn fetch_node(
+    sg: &Supergraph,
+    group: &Group,
+    kind: OperationKind,
+    var_decls: &[(String, String)],
+    namer: &mut Namer,
+) -> PlanNode {
+    let service = &sg.subgraphs()[group.service].name;
+    let operation_name = namer.next(service);
+    let variable_usages: Vec<String> = var_decls
+        .iter()
+        .filter(|(name, _)| group.vars.contains(name))
+        .map(|(name, _)| name.clone())
+        .collect();
+    let mut decls: Vec<&str> = Vec::new();
+    if group.entity {
+        decls.push("$representations:[_Any!]!");
+    }
+    decls.extend(
+        var_decls
+            .iter()
+            .filter(|(name, _)| group.vars.contains(name))
+            .map(|(_, d)| d.as_str()),
+    );
+    let op_kind = if group.entity {
+        OperationKind::Query
+    } else {
+        kind
+    };
+    let mut operation = String::from(match op_kind {
+        OperationKind::Query => "query",
+        OperationKind::Mutation => "mutation",
+        OperationKind::Subscription => "subscription",
+    });
+    if let Some(name) = &operation_name {
+        operation.push(' ');
+        operation.push_str(name);
+    }
+    if !decls.is_empty() {
+        operation.push('(');
+        operation.push_str(&decls.join(","));
+        operation.push(')');
+    }
+    if group.entity {
+        operation.push_str("{_entities(representations:$representations)");
+        group.sel.write(&mut operation);
+        operation.push('}');
+    } else {
+        group.sel.write(&mut operation);
+    }
+    let fetch = PlanNode::Fetch(Box::new(FetchNode {
+        service_name: service.clone(),
+        operation,
+        operation_name,
+        operation_kind: op_kind,
+        variable_usages,
+        requires: group.entity.then(|| group.reps.clone()),
+        input_rewrites: group.input_rewrites.clone(),
+        output_rewrites: Vec::new(),
+    }));
+    let mut node = if group.entity {
+        PlanNode::Flatten(FlattenNode {
+            path: group.path.clone(),
+            node: Box::new(fetch),
+        })
+    } else {
+        fetch
+    };
+    // Innermost condition last, so the printed tree reads in variable order.
+    for (var, value) in group.gate.iter().flatten().rev() {
+        let branch = Some(Box::new(node));
+        node = PlanNode::Condition(ConditionNode {
+            condition: var.clone(),
+            if_clause: if *value { branch.clone() } else { None },
+            else_clause: if *value { None } else { branch },
+        });
+    }
+    node
+}

@@ -1,0 +1,167 @@
+//! Plans every case of the federation suite (`gateway/tests/federation/cases`): each operation
+//! that validates must plan, and the plan's fetch count per subgraph must not exceed the
+//! case's expected request count. The end-to-end run (responses) lives in the gateway crate.
+
+use std::collections::{BTreeMap, HashSet};
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use apollo_compiler::ExecutableDocument;
+use switchyard_planner::plan::PlanNode;
+use switchyard_planner::{PlanOptions, QueryPlanner, Supergraph};
+
+/// Cases that expect entity fetches at different response paths to share one request; a
+/// `Flatten` has one path, so the plan has one fetch per path (as Apollo's planner does).
+const MERGES_ACROSS_PATHS: &[&str] = &["core_same_field_different_arguments"];
+
+fn cases_dir() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../tests/federation/cases")
+}
+
+fn sections(text: &str) -> BTreeMap<String, String> {
+    let mut out = BTreeMap::new();
+    let mut current: Option<String> = None;
+    let mut body = String::new();
+    for line in text.lines() {
+        if let Some(name) = line.strip_prefix("=== ") {
+            if let Some(prev) = current.take() {
+                out.insert(prev, std::mem::take(&mut body));
+            }
+            current = Some(name.trim().to_string());
+        } else if current.is_some() {
+            body.push_str(line);
+            body.push('\n');
+        }
+    }
+    if let Some(prev) = current {
+        out.insert(prev, body);
+    }
+    out
+}
+
+/// Counts the fetches per subgraph that run with the given variables.
+fn count_fetches(node: &PlanNode, vars: &serde_json::Value, out: &mut BTreeMap<String, u64>) {
+    match node {
+        PlanNode::Sequence { nodes } | PlanNode::Parallel { nodes } => {
+            nodes.iter().for_each(|n| count_fetches(n, vars, out))
+        }
+        PlanNode::Fetch(f) => *out.entry(f.service_name.clone()).or_default() += 1,
+        PlanNode::Flatten(f) => count_fetches(&f.node, vars, out),
+        PlanNode::Condition(c) => {
+            let branch = if vars[&c.condition].as_bool().unwrap_or(false) {
+                &c.if_clause
+            } else {
+                &c.else_clause
+            };
+            branch.iter().for_each(|n| count_fetches(n, vars, out));
+        }
+    }
+}
+
+#[test]
+fn every_federation_case_plans() {
+    let dir = cases_dir();
+    let Ok(entries) = std::fs::read_dir(&dir) else {
+        eprintln!("no federation cases at {}", dir.display());
+        return;
+    };
+    let mut paths: Vec<PathBuf> = entries
+        .filter_map(|e| e.ok().map(|e| e.path()))
+        .filter(|p| p.extension().is_some_and(|e| e == "case"))
+        .collect();
+    paths.sort();
+    let only = std::env::var("CASE").ok();
+    let mut failures = Vec::new();
+    let mut extra_fetches = Vec::new();
+    for path in paths {
+        let name = path.file_stem().unwrap().to_string_lossy().to_string();
+        if only.as_ref().is_some_and(|o| !name.contains(o.as_str())) {
+            continue;
+        }
+        let text = std::fs::read_to_string(&path).unwrap();
+        let s = sections(&text);
+        let sdl = match (s.get("supergraph"), s.get("supergraph-file")) {
+            (Some(sdl), _) => sdl.clone(),
+            (None, Some(file)) => std::fs::read_to_string(dir.join(file.trim())).unwrap(),
+            _ => continue,
+        };
+        let sg = match Supergraph::parse(&sdl) {
+            Ok(sg) => Arc::new(sg),
+            Err(e) => {
+                failures.push(format!("{name}: supergraph: {e}"));
+                continue;
+            }
+        };
+        let options: serde_json::Value = s
+            .get("options")
+            .map(|o| serde_json::from_str(o).unwrap())
+            .unwrap_or(serde_json::json!({}));
+        let op_name = options["operation_name"].as_str();
+        let labels: HashSet<String> = options["override_labels"]
+            .as_array()
+            .map(|a| {
+                a.iter()
+                    .filter_map(|v| v.as_str().map(String::from))
+                    .collect()
+            })
+            .unwrap_or_default();
+        let Ok(doc) =
+            ExecutableDocument::parse_and_validate(sg.api_schema(), &s["operation"], "op.graphql")
+        else {
+            continue; // cases about rejected operations
+        };
+        let planner = QueryPlanner::new(sg);
+        let opts = PlanOptions {
+            enabled_override_labels: labels,
+        };
+        match planner.plan(&doc, op_name, &opts) {
+            Ok(plan) => {
+                if std::env::var("PRINT").is_ok() {
+                    println!("=== {name}\n{plan}");
+                }
+                let mut fetches = BTreeMap::new();
+                let mut vars: serde_json::Value = s
+                    .get("variables")
+                    .map(|v| serde_json::from_str(v).unwrap())
+                    .unwrap_or(serde_json::json!({}));
+                if let Ok(op) = doc.operations.get(op_name) {
+                    for def in &op.variables {
+                        if vars.get(def.name.as_str()).is_none() {
+                            if let Some(apollo_compiler::ast::Value::Boolean(b)) =
+                                def.default_value.as_deref()
+                            {
+                                vars[def.name.as_str()] = serde_json::Value::Bool(*b);
+                            }
+                        }
+                    }
+                }
+                if let Some(node) = &plan.node {
+                    count_fetches(node, &vars, &mut fetches);
+                }
+                if let Some(req) = s.get("requests") {
+                    let expected: BTreeMap<String, u64> = serde_json::from_str(req).unwrap();
+                    for (svc, n) in expected {
+                        let got = fetches.get(&svc).copied().unwrap_or(0);
+                        if got > n && !MERGES_ACROSS_PATHS.contains(&name.as_str()) {
+                            extra_fetches.push(format!("{name}: {svc}: {got} fetches > {n}"));
+                        }
+                    }
+                }
+            }
+            Err(e) => failures.push(format!("{name}: {e}")),
+        }
+    }
+    for e in &extra_fetches {
+        println!("more fetches than requests: {e}");
+    }
+    assert!(
+        failures.is_empty(),
+        "cases that fail to plan:\n{}",
+        failures.join("\n")
+    );
+    assert!(
+        extra_fetches.is_empty(),
+        "plans with extra fetches:\n{}",
+        extra_fetches.join("\n")
+    );
+}

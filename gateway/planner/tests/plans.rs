@@ -1,0 +1,200 @@
+//! Plan snapshots for the core shapes, on two small supergraphs (`fixtures/`).
+
+use std::collections::HashSet;
+use std::sync::Arc;
+
+use apollo_compiler::ExecutableDocument;
+use switchyard_planner::plan::{PlanNode, RequiresSelection, ValueRewrite};
+use switchyard_planner::{PlanOptions, QueryPlan, QueryPlanner, Supergraph};
+
+const DEMO: &str = include_str!("fixtures/demo.graphql");
+const SHOP: &str = include_str!("fixtures/shop.graphql");
+
+fn plan_with(sdl: &str, op: &str, labels: &[&str]) -> QueryPlan {
+    let sg = Arc::new(Supergraph::parse(sdl).expect("fixture parses"));
+    let doc = ExecutableDocument::parse_and_validate(sg.api_schema(), op, "op.graphql")
+        .expect("operation validates");
+    let options = PlanOptions {
+        enabled_override_labels: labels.iter().map(|l| l.to_string()).collect::<HashSet<_>>(),
+    };
+    QueryPlanner::new(sg)
+        .plan(&doc, None, &options)
+        .expect("operation plans")
+}
+
+fn plan(sdl: &str, op: &str) -> QueryPlan {
+    plan_with(sdl, op, &[])
+}
+
+fn fetches(node: &PlanNode, out: &mut Vec<(String, String)>) {
+    match node {
+        PlanNode::Sequence { nodes } | PlanNode::Parallel { nodes } => {
+            nodes.iter().for_each(|n| fetches(n, out))
+        }
+        PlanNode::Fetch(f) => out.push((f.service_name.clone(), f.operation.clone())),
+        PlanNode::Flatten(f) => fetches(&f.node, out),
+        PlanNode::Condition(c) => {
+            c.if_clause.iter().for_each(|n| fetches(n, out));
+            c.else_clause.iter().for_each(|n| fetches(n, out));
+        }
+    }
+}
+
+fn all_fetches(plan: &QueryPlan) -> Vec<(String, String)> {
+    let mut out = Vec::new();
+    if let Some(node) = &plan.node {
+        fetches(node, &mut out);
+    }
+    out
+}
+
+#[test]
+fn root_fields_of_two_subgraphs_run_in_parallel() {
+    let plan = plan(DEMO, "{ me { name } topProducts { name } }");
+    assert!(matches!(plan.node, Some(PlanNode::Parallel { .. })));
+    insta::assert_snapshot!(plan.to_string());
+}
+
+#[test]
+fn nested_entity_jumps() {
+    let plan = plan(
+        DEMO,
+        "query Top { topProducts { upc name reviews { body author { name } } } }",
+    );
+    let ops = all_fetches(&plan);
+    assert_eq!(ops.len(), 3);
+    assert_eq!(
+        ops[0].1,
+        "query Top__products__0{topProducts{upc name __typename}}"
+    );
+    insta::assert_snapshot!(plan.to_string());
+}
+
+#[test]
+fn requires_inputs_are_fetched_first() {
+    let plan = plan(DEMO, "{ topProducts { name shippingEstimate } }");
+    insta::assert_snapshot!(plan.to_string());
+}
+
+#[test]
+fn provided_field_needs_no_jump() {
+    let plan = plan(DEMO, "{ me { reviews { author { username } } } }");
+    let services: Vec<String> = all_fetches(&plan).into_iter().map(|(s, _)| s).collect();
+    assert_eq!(services, ["accounts", "reviews"]);
+}
+
+#[test]
+fn mutations_run_in_order() {
+    let plan = plan(
+        DEMO,
+        r#"mutation { a: login(username: "a") { id } addReview(upc: "1", body: "x") { id product { name } } b: login(username: "b") { name } }"#,
+    );
+    let Some(PlanNode::Sequence { nodes }) = &plan.node else {
+        panic!("mutation plans to a sequence: {plan}");
+    };
+    assert_eq!(nodes.len(), 3);
+    insta::assert_snapshot!(plan.to_string());
+}
+
+#[test]
+fn skipped_jump_is_a_condition_node() {
+    let plan = plan(
+        DEMO,
+        "query ($x: Boolean!) { me { name reviews @include(if: $x) { body } } }",
+    );
+    insta::assert_snapshot!(plan.to_string());
+}
+
+#[test]
+fn literal_skip_is_applied_at_plan_time() {
+    let plan = plan(DEMO, "{ me { name reviews @skip(if: true) { body } } }");
+    assert_eq!(all_fetches(&plan).len(), 1);
+}
+
+#[test]
+fn introspection_only_needs_no_fetch() {
+    let plan = plan(DEMO, "{ __typename __schema { queryType { name } } }");
+    assert!(plan.node.is_none());
+    assert_eq!(plan.to_string(), "QueryPlan {\n}");
+}
+
+#[test]
+fn key_alias_collision_gets_planner_alias() {
+    let plan = plan(DEMO, "{ me { id: name reviews { body } } }");
+    let ops = all_fetches(&plan);
+    assert!(ops[0].1.contains("_sy_id:id"), "{}", ops[0].1);
+    let Some(PlanNode::Sequence { nodes }) = &plan.node else {
+        panic!("{plan}");
+    };
+    let PlanNode::Flatten(flatten) = &nodes[1] else {
+        panic!("{plan}");
+    };
+    let PlanNode::Fetch(fetch) = &*flatten.node else {
+        panic!("{plan}");
+    };
+    let Some(RequiresSelection::InlineFragment { selections, .. }) =
+        fetch.requires.as_ref().and_then(|r| r.first())
+    else {
+        panic!("{plan}");
+    };
+    assert!(selections.contains(&RequiresSelection::Field {
+        name: "id".into(),
+        response_key: "_sy_id".into(),
+        selections: vec![],
+    }));
+}
+
+#[test]
+fn abstract_types_split_per_implementation() {
+    let plan = plan(
+        SHOP,
+        "{ products { name ... on Book { author stock { quantity } } ... on Furniture { shippingEstimate { amount } } } }",
+    );
+    insta::assert_snapshot!(plan.to_string());
+}
+
+#[test]
+fn interface_object_jump_rewrites_typename() {
+    let plan = plan(SHOP, "{ products { name averageRating } }");
+    let mut rewrites = Vec::new();
+    fn collect(node: &PlanNode, out: &mut Vec<ValueRewrite>) {
+        match node {
+            PlanNode::Sequence { nodes } | PlanNode::Parallel { nodes } => {
+                nodes.iter().for_each(|n| collect(n, out))
+            }
+            PlanNode::Fetch(f) => out.extend(f.input_rewrites.iter().cloned()),
+            PlanNode::Flatten(f) => collect(&f.node, out),
+            PlanNode::Condition(_) => {}
+        }
+    }
+    collect(plan.node.as_ref().unwrap(), &mut rewrites);
+    assert_eq!(rewrites.len(), 3, "one per implementation: {rewrites:?}");
+    insta::assert_snapshot!(plan.to_string());
+}
+
+#[test]
+fn interface_object_root_resolves_concrete_types() {
+    let plan = plan(
+        SHOP,
+        "{ latestReviews { product { __typename averageRating ... on Book { author } } } }",
+    );
+    insta::assert_snapshot!(plan.to_string());
+}
+
+#[test]
+fn four_subgraph_query() {
+    let plan = plan(
+        SHOP,
+        "query Deep { me { name reviews { rating product { name ... on Furniture { stock { quantity warehouse { name carriers { name } } } } } } orders { total { amount } } } }",
+    );
+    insta::assert_snapshot!(plan.to_string());
+}
+
+#[test]
+fn plans_are_deterministic() {
+    let op = "{ search(text: \"x\") { ... on Product { name averageRating } ... on Category { name } } }";
+    let first = plan(SHOP, op).to_string();
+    for _ in 0..5 {
+        assert_eq!(plan(SHOP, op).to_string(), first);
+    }
+}

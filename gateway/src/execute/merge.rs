@@ -1,0 +1,567 @@
+//! Reading and writing the merged response data: walking plan paths, building entity
+//! representations, rewriting values, deep-merging subgraph results and re-pathing errors.
+
+use apollo_compiler::Schema;
+use serde_json::{Map, Value};
+use switchyard_planner::plan::{PathElement, RequiresSelection, ValueRewrite};
+
+use super::EntityTarget;
+use crate::error::{GraphQLError, Location, PathSegment};
+
+/// Whether an object of type `typename` satisfies a type condition on `condition`.
+pub(crate) fn type_matches(schema: &Schema, typename: &str, condition: &str) -> bool {
+    typename == condition || schema.is_subtype(condition, typename)
+}
+
+fn typename_of(object: &Map<String, Value>) -> Option<&str> {
+    object.get("__typename").and_then(Value::as_str)
+}
+
+/// Receives each object found at a path, with the object's path from the response root.
+pub(crate) type ObjectVisitor<'v> = dyn FnMut(&Map<String, Value>, &[PathSegment]) + 'v;
+
+/// Calls `visit` with every object found at `path` under `value` (and that object's path).
+pub(crate) fn for_each_object(
+    value: &Value,
+    path: &[PathElement],
+    schema: &Schema,
+    current: &mut Vec<PathSegment>,
+    visit: &mut ObjectVisitor<'_>,
+) {
+    match value {
+        Value::Array(items) => {
+            // Lists are entered implicitly too, so paths that omit `@` still reach every item.
+            let rest = match path.first() {
+                Some(PathElement::List) => &path[1..],
+                _ => path,
+            };
+            for (i, item) in items.iter().enumerate() {
+                current.push(PathSegment::Index(i));
+                for_each_object(item, rest, schema, current, visit);
+                current.pop();
+            }
+        }
+        Value::Object(object) => match path.first() {
+            None => visit(object, current),
+            Some(PathElement::Key(key)) => {
+                if let Some(child) = object.get(key) {
+                    current.push(PathSegment::Key(key.clone()));
+                    for_each_object(child, &path[1..], schema, current, visit);
+                    current.pop();
+                }
+            }
+            Some(PathElement::List) => for_each_object(value, &path[1..], schema, current, visit),
+            Some(PathElement::TypeCondition(types)) => {
+                let matches = match typename_of(object) {
+                    Some(typename) => types.iter().any(|t| type_matches(schema, typename, t)),
+                    None => true,
+                };
+                if matches {
+                    for_each_object(value, &path[1..], schema, current, visit);
+                }
+            }
+        },
+        _ => {}
+    }
+}
+
+/// The representation of `object` for an entity fetch, or `None` when the object must not be
+/// sent (it matches none of the type conditions, or a non-null key field is missing or null).
+pub(crate) fn representation(
+    object: &Map<String, Value>,
+    requires: &[RequiresSelection],
+    schema: &Schema,
+) -> Option<Value> {
+    let mut out = Map::new();
+    let mut matched = false;
+    select_into(object, requires, schema, &mut out, &mut matched, true)?;
+    let only_fragments = requires
+        .iter()
+        .all(|s| matches!(s, RequiresSelection::InlineFragment { .. }));
+    if only_fragments && !matched {
+        return None;
+    }
+    Some(Value::Object(out))
+}
+
+fn select_into(
+    object: &Map<String, Value>,
+    selections: &[RequiresSelection],
+    schema: &Schema,
+    out: &mut Map<String, Value>,
+    matched: &mut bool,
+    top: bool,
+) -> Option<()> {
+    for selection in selections {
+        match selection {
+            RequiresSelection::Field {
+                name,
+                response_key,
+                selections,
+            } => {
+                let value = object.get(response_key)?;
+                if value.is_null() && top && !nullable_field(schema, object, name) {
+                    return None;
+                }
+                let copied = if selections.is_empty() {
+                    value.clone()
+                } else {
+                    select_value(value, selections, schema)?
+                };
+                out.insert(name.clone(), copied);
+            }
+            RequiresSelection::InlineFragment {
+                type_condition,
+                selections,
+            } => {
+                let applies = match (type_condition, typename_of(object)) {
+                    (None, _) => true,
+                    (Some(condition), Some(typename)) => type_matches(schema, typename, condition),
+                    // Without a `__typename` the planner's path already fixed the type.
+                    (Some(_), None) => true,
+                };
+                if applies {
+                    *matched = true;
+                    select_into(object, selections, schema, out, matched, top)?;
+                }
+            }
+        }
+    }
+    Some(())
+}
+
+fn select_value(value: &Value, selections: &[RequiresSelection], schema: &Schema) -> Option<Value> {
+    match value {
+        Value::Object(object) => {
+            let mut out = Map::new();
+            let mut matched = false;
+            select_into(object, selections, schema, &mut out, &mut matched, false)?;
+            Some(Value::Object(out))
+        }
+        Value::Array(items) => items
+            .iter()
+            .map(|item| select_value(item, selections, schema))
+            .collect::<Option<Vec<_>>>()
+            .map(Value::Array),
+        other => Some(other.clone()),
+    }
+}
+
+/// Whether the field may legitimately be null in a representation (a nullable `@requires`
+/// field); key fields are non-null, so a null there means the object was never resolved.
+fn nullable_field(schema: &Schema, object: &Map<String, Value>, field: &str) -> bool {
+    let Some(typename) = typename_of(object) else {
+        return false;
+    };
+    schema
+        .type_field(typename, field)
+        .is_ok_and(|def| !def.ty.is_non_null())
+}
+
+/// Applies one rewrite to `value` in place.
+pub(crate) fn apply_rewrite(value: &mut Value, rewrite: &ValueRewrite, schema: &Schema) {
+    match rewrite {
+        ValueRewrite::SetValue { path, value: new } => {
+            rewrite_at(value, path, schema, &mut |obj, key| {
+                obj.insert(key.to_owned(), new.clone());
+            })
+        }
+        ValueRewrite::RenameKey { path, rename_to } => {
+            rewrite_at(value, path, schema, &mut |obj, key| {
+                if let Some(v) = obj.shift_remove(key) {
+                    obj.insert(rename_to.clone(), v);
+                }
+            })
+        }
+    }
+}
+
+fn rewrite_at(
+    value: &mut Value,
+    path: &[PathElement],
+    schema: &Schema,
+    apply: &mut dyn FnMut(&mut Map<String, Value>, &str),
+) {
+    match (value, path) {
+        (Value::Array(items), _) => {
+            let rest = match path.first() {
+                Some(PathElement::List) => &path[1..],
+                _ => path,
+            };
+            for item in items {
+                rewrite_at(item, rest, schema, apply);
+            }
+        }
+        (Value::Object(object), [PathElement::Key(key)]) => apply(object, key),
+        (Value::Object(object), [PathElement::Key(key), rest @ ..]) => {
+            if let Some(child) = object.get_mut(key) {
+                rewrite_at(child, rest, schema, apply);
+            }
+        }
+        (value @ Value::Object(_), [PathElement::List, rest @ ..]) => {
+            rewrite_at(value, rest, schema, apply)
+        }
+        (Value::Object(object), [PathElement::TypeCondition(types), rest @ ..]) => {
+            let matches = typename_of(object)
+                .is_some_and(|typename| types.iter().any(|t| type_matches(schema, typename, t)));
+            if matches {
+                let mut value = Value::Object(std::mem::take(object));
+                rewrite_at(&mut value, rest, schema, apply);
+                if let Value::Object(back) = value {
+                    *object = back;
+                }
+            }
+        }
+        _ => {}
+    }
+}
+
+/// The value at `path` (keys and list indexes) inside `root`.
+pub(crate) fn get_mut<'v>(root: &'v mut Value, path: &[PathSegment]) -> Option<&'v mut Value> {
+    let mut current = root;
+    for segment in path {
+        current = match (current, segment) {
+            (Value::Object(object), PathSegment::Key(key)) => object.get_mut(key)?,
+            (Value::Array(items), PathSegment::Index(i)) => items.get_mut(*i)?,
+            _ => return None,
+        };
+    }
+    Some(current)
+}
+
+/// Merges `source` into `target`: objects key by key, lists item by item; anything else
+/// replaces the target unless it is a null over existing data.
+pub(crate) fn deep_merge(target: &mut Value, source: Value) {
+    match (target, source) {
+        (Value::Object(target), Value::Object(source)) => {
+            for (key, value) in source {
+                match target.get_mut(&key) {
+                    Some(existing) => deep_merge(existing, value),
+                    None => {
+                        target.insert(key, value);
+                    }
+                }
+            }
+        }
+        (Value::Array(target), Value::Array(source)) if target.len() == source.len() => {
+            for (t, s) in target.iter_mut().zip(source) {
+                deep_merge(t, s);
+            }
+        }
+        (_, Value::Null) => {}
+        (target, source) => *target = source,
+    }
+}
+
+/// Response keys of the root fields of a fetch's operation text (fragments at the root entered).
+pub(crate) fn root_response_keys(operation: &str) -> Vec<String> {
+    use apollo_compiler::ast;
+    let Ok(document) = ast::Document::parse(operation, "fetch.graphql") else {
+        return Vec::new();
+    };
+    let mut keys = Vec::new();
+    for definition in &document.definitions {
+        if let ast::Definition::OperationDefinition(op) = definition {
+            collect_root_keys(&document, &op.selection_set, &mut keys, 0);
+            break;
+        }
+    }
+    keys
+}
+
+fn collect_root_keys(
+    document: &apollo_compiler::ast::Document,
+    selections: &[apollo_compiler::ast::Selection],
+    keys: &mut Vec<String>,
+    depth: usize,
+) {
+    use apollo_compiler::ast::{Definition, Selection};
+    if depth > 16 {
+        return;
+    }
+    for selection in selections {
+        match selection {
+            Selection::Field(field) => {
+                let key = field.response_name().as_str();
+                if key != "__typename" && !keys.iter().any(|k| k == key) {
+                    keys.push(key.to_owned());
+                }
+            }
+            Selection::InlineFragment(inline) => {
+                collect_root_keys(document, &inline.selection_set, keys, depth + 1)
+            }
+            Selection::FragmentSpread(spread) => {
+                for definition in &document.definitions {
+                    if let Definition::FragmentDefinition(fragment) = definition {
+                        if fragment.name == spread.fragment_name {
+                            collect_root_keys(document, &fragment.selection_set, keys, depth + 1);
+                        }
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// A subgraph error as a client error: message and `extensions` kept (plus `serviceName`),
+/// subgraph locations dropped, the path kept (a root fetch's paths are already client paths).
+pub(crate) fn subgraph_error(error: Value, service: &str) -> GraphQLError {
+    let (mut error, path) = loose_error(error, service);
+    error.path = path;
+    error
+}
+
+/// Errors for one `_entities` error: `_entities/i/rest` becomes `<path of each object i>/rest`.
+pub(crate) fn entity_errors(
+    error: Value,
+    service: &str,
+    targets: &[EntityTarget],
+) -> Vec<GraphQLError> {
+    let (error, path) = loose_error(error, service);
+    let Some(path) = path else {
+        return vec![error];
+    };
+    let index = match path.as_slice() {
+        [PathSegment::Key(root), PathSegment::Index(i), ..] if root == "_entities" => *i,
+        _ => return vec![error],
+    };
+    let rest = &path[2..];
+    let mut out: Vec<GraphQLError> = targets
+        .iter()
+        .filter(|t| t.representation == index)
+        .map(|t| {
+            let mut repathed = error.clone();
+            let mut full = t.path.clone();
+            full.extend_from_slice(rest);
+            repathed.path = Some(full);
+            repathed
+        })
+        .collect();
+    if out.is_empty() {
+        out.push(error);
+    }
+    out
+}
+
+/// An introspection error object as a client error (no `serviceName`: the gateway answered).
+pub(crate) fn introspection_error(error: Value) -> GraphQLError {
+    let locations: Vec<Location> = error
+        .get("locations")
+        .cloned()
+        .and_then(|l| serde_json::from_value(l).ok())
+        .unwrap_or_default();
+    let (mut error, path) = loose_error(error, "");
+    error.extensions.remove("serviceName");
+    error.path = path;
+    error.locations = locations;
+    error
+}
+
+fn loose_error(error: Value, service: &str) -> (GraphQLError, Option<Vec<PathSegment>>) {
+    let Value::Object(mut object) = error else {
+        let mut e = GraphQLError::new(
+            "subgraph returned a malformed error",
+            crate::error::SUBGRAPH_REQUEST_FAILED,
+        );
+        e.extensions
+            .insert("serviceName".into(), Value::String(service.to_owned()));
+        return (e, None);
+    };
+    let message = match object.remove("message") {
+        Some(Value::String(message)) => message,
+        _ => "subgraph error".to_owned(),
+    };
+    let mut extensions = match object.remove("extensions") {
+        Some(Value::Object(extensions)) => extensions,
+        _ => Map::new(),
+    };
+    extensions.insert("serviceName".into(), Value::String(service.to_owned()));
+    let path = match object.remove("path") {
+        Some(Value::Array(segments)) => segments
+            .into_iter()
+            .map(|s| match s {
+                Value::String(key) => Some(PathSegment::Key(key)),
+                Value::Number(n) => n.as_u64().map(|i| PathSegment::Index(i as usize)),
+                _ => None,
+            })
+            .collect::<Option<Vec<_>>>(),
+        _ => None,
+    };
+    let error = GraphQLError {
+        message,
+        locations: Vec::<Location>::new(),
+        path: None,
+        extensions,
+    };
+    (error, path)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use apollo_compiler::validation::Valid;
+    use serde_json::json;
+
+    fn schema() -> Valid<Schema> {
+        Schema::parse_and_validate(
+            r#"
+            type Query { items: [Item] }
+            interface Item { id: ID! }
+            type Book implements Item { id: ID! title: String }
+            type Film implements Item { id: ID! note: String }
+            "#,
+            "s.graphql",
+        )
+        .unwrap()
+    }
+
+    #[test]
+    fn deep_merge_combines_objects_and_lists() {
+        let mut target = json!({"a": {"x": 1}, "l": [{"id": 1}, {"id": 2}], "n": 5});
+        deep_merge(
+            &mut target,
+            json!({"a": {"y": 2}, "l": [{"v": "a"}, {"v": "b"}], "n": null, "new": true}),
+        );
+        assert_eq!(
+            target,
+            json!({"a": {"x": 1, "y": 2}, "l": [{"id": 1, "v": "a"}, {"id": 2, "v": "b"}], "n": 5, "new": true})
+        );
+    }
+
+    #[test]
+    fn objects_at_path_honour_lists_and_type_conditions() {
+        let schema = schema();
+        let data = json!({"items": [
+            {"__typename": "Book", "id": "1"},
+            null,
+            {"__typename": "Film", "id": "2"},
+            {"__typename": "Book", "id": "3"}
+        ]});
+        let mut seen = Vec::new();
+        let path = vec![
+            PathElement::Key("items".into()),
+            PathElement::List,
+            PathElement::TypeCondition(vec!["Book".into()]),
+        ];
+        for_each_object(&data, &path, &schema, &mut Vec::new(), &mut |obj, p| {
+            seen.push((obj["id"].clone(), p.to_vec()));
+        });
+        assert_eq!(
+            seen,
+            vec![
+                (json!("1"), vec!["items".into(), 0.into()]),
+                (json!("3"), vec!["items".into(), 3.into()]),
+            ]
+        );
+    }
+
+    #[test]
+    fn representations_skip_unmatched_and_null_keys() {
+        let schema = schema();
+        let requires = vec![RequiresSelection::InlineFragment {
+            type_condition: Some("Book".into()),
+            selections: vec![
+                RequiresSelection::Field {
+                    name: "__typename".into(),
+                    response_key: "__typename".into(),
+                    selections: vec![],
+                },
+                RequiresSelection::Field {
+                    name: "id".into(),
+                    response_key: "id".into(),
+                    selections: vec![],
+                },
+            ],
+        }];
+        let book = json!({"__typename": "Book", "id": "1", "title": "x"});
+        let film = json!({"__typename": "Film", "id": "2"});
+        let broken = json!({"__typename": "Book", "id": null});
+        assert_eq!(
+            representation(book.as_object().unwrap(), &requires, &schema),
+            Some(json!({"__typename": "Book", "id": "1"}))
+        );
+        assert_eq!(
+            representation(film.as_object().unwrap(), &requires, &schema),
+            None
+        );
+        assert_eq!(
+            representation(broken.as_object().unwrap(), &requires, &schema),
+            None
+        );
+    }
+
+    #[test]
+    fn rewrites_set_and_rename() {
+        let schema = schema();
+        let mut value = json!({"__typename": "Book", "id": "1", "nested": [{"a": 1}]});
+        apply_rewrite(
+            &mut value,
+            &ValueRewrite::SetValue {
+                path: vec![
+                    PathElement::TypeCondition(vec!["Book".into()]),
+                    PathElement::Key("__typename".into()),
+                ],
+                value: json!("Item"),
+            },
+            &schema,
+        );
+        apply_rewrite(
+            &mut value,
+            &ValueRewrite::RenameKey {
+                path: vec![
+                    PathElement::Key("nested".into()),
+                    PathElement::List,
+                    PathElement::Key("a".into()),
+                ],
+                rename_to: "b".into(),
+            },
+            &schema,
+        );
+        assert_eq!(
+            value,
+            json!({"__typename": "Item", "id": "1", "nested": [{"b": 1}]})
+        );
+    }
+
+    #[test]
+    fn entity_errors_are_repathed_to_every_object() {
+        let targets = vec![
+            EntityTarget {
+                representation: 0,
+                path: vec!["a".into(), 0.into()],
+            },
+            EntityTarget {
+                representation: 1,
+                path: vec!["a".into(), 1.into()],
+            },
+            EntityTarget {
+                representation: 0,
+                path: vec!["b".into()],
+            },
+        ];
+        let errors = entity_errors(
+            json!({"message": "boom", "path": ["_entities", 0, "name"], "locations": [{"line": 1, "column": 2}], "extensions": {"code": "X"}}),
+            "products",
+            &targets,
+        );
+        let paths: Vec<_> = errors.iter().map(|e| e.path.clone().unwrap()).collect();
+        assert_eq!(
+            paths,
+            vec![
+                vec![PathSegment::from("a"), 0.into(), "name".into()],
+                vec![PathSegment::from("b"), "name".into()],
+            ]
+        );
+        assert_eq!(errors[0].code(), Some("X"));
+        assert_eq!(errors[0].extensions["serviceName"], "products");
+        assert!(errors[0].locations.is_empty());
+    }
+
+    #[test]
+    fn root_keys_of_fetch_operation() {
+        assert_eq!(
+            root_response_keys("query Q($id: ID!) { a: user(id: $id) { id } __typename ... on Query { me { id } } }"),
+            vec!["a".to_owned(), "me".to_owned()]
+        );
+    }
+}

@@ -1,0 +1,535 @@
+//! QueryPlan + variables -> response: runs fetches (in parallel and in sequence), batches and
+//! de-duplicates entity representations, merges subgraph data, then shapes the client response
+//! (field order, `@skip`/`@include`, type conditions, null propagation) and re-paths errors.
+
+mod fetch;
+mod merge;
+mod shape;
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use apollo_compiler::validation::Valid;
+use apollo_compiler::Schema;
+use bytes::Bytes;
+use futures::future::{join_all, BoxFuture, FutureExt};
+use http::header::{HeaderName, HeaderValue};
+use http::Uri;
+use serde::Deserialize;
+use serde_json::{Map, Value};
+use switchyard_planner::plan::{
+    FetchNode, OperationKind, PathElement, PlanNode, QueryPlan, RequiresSelection, ValueRewrite,
+};
+use tracing::Instrument;
+
+use crate::error::{GatewayError, GraphQLError, PathSegment, SUBGRAPH_REQUEST_FAILED};
+use crate::introspection::{IntrospectionOptions, SchemaIntrospection};
+use crate::operation::PreparedOperation;
+use fetch::SubgraphClient;
+
+pub(crate) use merge::introspection_error;
+pub(crate) use shape::write_response;
+
+/// How the executor talks to subgraphs.
+#[derive(Debug, Clone)]
+pub struct ExecutorOptions {
+    /// Per-subgraph request timeout.
+    pub subgraph_timeout: Duration,
+    /// Collapse identical in-flight subgraph queries into one request.
+    pub dedupe: bool,
+    /// Whether `__schema` / `__type` are answered.
+    pub introspection: bool,
+}
+
+impl Default for ExecutorOptions {
+    fn default() -> Self {
+        Self {
+            subgraph_timeout: Duration::from_secs(30),
+            dedupe: true,
+            introspection: true,
+        }
+    }
+}
+
+/// One subgraph the executor can send requests to.
+#[derive(Debug, Clone)]
+struct Endpoint {
+    uri: Uri,
+}
+
+/// Runs query plans against subgraphs. Shared by all requests (hold it in an `Arc`).
+pub struct Executor {
+    schema: Arc<Valid<Schema>>,
+    endpoints: Vec<Endpoint>,
+    by_name: HashMap<String, usize>,
+    client: SubgraphClient,
+    dedupe: bool,
+    introspection: SchemaIntrospection,
+}
+
+impl std::fmt::Debug for Executor {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Executor")
+            .field("endpoints", &self.endpoints)
+            .field("dedupe", &self.dedupe)
+            .finish_non_exhaustive()
+    }
+}
+
+/// A plan made ready to run: subgraph names resolved, request-body prefixes pre-encoded.
+#[derive(Debug)]
+pub(crate) enum ExecNode {
+    Sequence(Vec<ExecNode>),
+    Parallel(Vec<ExecNode>),
+    Fetch(Box<PreparedFetch>),
+    Flatten {
+        path: Vec<PathElement>,
+        node: Box<ExecNode>,
+    },
+    Condition {
+        variable: String,
+        if_clause: Option<Box<ExecNode>>,
+        else_clause: Option<Box<ExecNode>>,
+    },
+}
+
+/// A fetch node with everything the hot path needs precomputed.
+#[derive(Debug)]
+pub(crate) struct PreparedFetch {
+    /// Index into the executor's endpoints; `None` when the plan names an unknown subgraph.
+    service: Option<usize>,
+    service_name: Arc<str>,
+    /// `{"query":"...","operationName":"...","variables":` — the variables object and the
+    /// closing brace are appended per request.
+    body_prefix: Vec<u8>,
+    variable_usages: Vec<String>,
+    requires: Option<Vec<RequiresSelection>>,
+    input_rewrites: Vec<ValueRewrite>,
+    output_rewrites: Vec<ValueRewrite>,
+    collapsible: bool,
+    /// Response keys of the root fields a root fetch provides, for error paths when it fails.
+    root_keys: Vec<String>,
+}
+
+impl Executor {
+    /// An executor over the API schema and `(name, url)` subgraph endpoints.
+    pub fn new(
+        schema: Arc<Valid<Schema>>,
+        subgraphs: &[(String, String)],
+        options: ExecutorOptions,
+    ) -> Result<Self, GatewayError> {
+        let mut endpoints = Vec::with_capacity(subgraphs.len());
+        let mut by_name = HashMap::new();
+        for (name, url) in subgraphs {
+            let uri: Uri =
+                url.parse()
+                    .map_err(|err: http::uri::InvalidUri| GatewayError::SubgraphUrl {
+                        subgraph: name.clone(),
+                        url: url.clone(),
+                        message: err.to_string(),
+                    })?;
+            if uri.scheme_str() != Some("http") {
+                return Err(GatewayError::SubgraphUrl {
+                    subgraph: name.clone(),
+                    url: url.clone(),
+                    message: "only http:// URLs are supported".into(),
+                });
+            }
+            by_name.insert(name.clone(), endpoints.len());
+            endpoints.push(Endpoint { uri });
+        }
+        let introspection = SchemaIntrospection::new(
+            &schema,
+            IntrospectionOptions {
+                enabled: options.introspection,
+                ..IntrospectionOptions::default()
+            },
+        );
+        Ok(Self {
+            introspection,
+            schema,
+            endpoints,
+            by_name,
+            client: SubgraphClient::new(options.subgraph_timeout),
+            dedupe: options.dedupe,
+        })
+    }
+
+    /// The API schema responses are shaped against.
+    pub fn schema(&self) -> &Arc<Valid<Schema>> {
+        &self.schema
+    }
+
+    /// The introspection resolver for the API schema.
+    pub(crate) fn introspection(&self) -> &SchemaIntrospection {
+        &self.introspection
+    }
+
+    /// Resolves names and pre-encodes request bodies, once per cached plan.
+    pub(crate) fn prepare(&self, plan: &QueryPlan) -> Option<ExecNode> {
+        plan.node.as_ref().map(|node| self.prepare_node(node))
+    }
+
+    fn prepare_node(&self, node: &PlanNode) -> ExecNode {
+        match node {
+            PlanNode::Sequence { nodes } => {
+                ExecNode::Sequence(nodes.iter().map(|n| self.prepare_node(n)).collect())
+            }
+            PlanNode::Parallel { nodes } => {
+                ExecNode::Parallel(nodes.iter().map(|n| self.prepare_node(n)).collect())
+            }
+            PlanNode::Fetch(fetch) => ExecNode::Fetch(Box::new(self.prepare_fetch(fetch))),
+            PlanNode::Flatten(flatten) => ExecNode::Flatten {
+                path: flatten.path.clone(),
+                node: Box::new(self.prepare_node(&flatten.node)),
+            },
+            PlanNode::Condition(cond) => ExecNode::Condition {
+                variable: cond.condition.clone(),
+                if_clause: cond
+                    .if_clause
+                    .as_ref()
+                    .map(|n| Box::new(self.prepare_node(n))),
+                else_clause: cond
+                    .else_clause
+                    .as_ref()
+                    .map(|n| Box::new(self.prepare_node(n))),
+            },
+        }
+    }
+
+    fn prepare_fetch(&self, fetch: &FetchNode) -> PreparedFetch {
+        let mut body_prefix = Vec::with_capacity(fetch.operation.len() + 64);
+        body_prefix.extend_from_slice(b"{\"query\":");
+        write_json(&mut body_prefix, &fetch.operation);
+        if let Some(name) = &fetch.operation_name {
+            body_prefix.extend_from_slice(b",\"operationName\":");
+            write_json(&mut body_prefix, name);
+        }
+        body_prefix.extend_from_slice(b",\"variables\":");
+        let root_keys = if fetch.requires.is_none() {
+            merge::root_response_keys(&fetch.operation)
+        } else {
+            Vec::new()
+        };
+        PreparedFetch {
+            service: self.by_name.get(&fetch.service_name).copied(),
+            service_name: Arc::from(fetch.service_name.as_str()),
+            body_prefix,
+            variable_usages: fetch.variable_usages.clone(),
+            requires: fetch.requires.clone(),
+            input_rewrites: fetch.input_rewrites.clone(),
+            output_rewrites: fetch.output_rewrites.clone(),
+            collapsible: self.dedupe && fetch.operation_kind == OperationKind::Query,
+            root_keys,
+        }
+    }
+
+    /// Runs `operation`'s plan with coerced `variables`, forwarding `headers` to subgraphs, and
+    /// returns the serialized client response (`{"data":...,"errors":[...]}`).
+    pub async fn execute(
+        &self,
+        operation: &PreparedOperation,
+        variables: &Map<String, Value>,
+        headers: &[(HeaderName, HeaderValue)],
+    ) -> Vec<u8> {
+        let run = Run {
+            executor: self,
+            data: Mutex::new(Value::Object(Map::new())),
+            errors: Mutex::new(Vec::new()),
+            variables,
+            headers,
+        };
+        if let Some(node) = &operation.exec {
+            run.node(node, &[]).await;
+        }
+        let Run { data, errors, .. } = run;
+        let mut data = data.into_inner().expect("data lock poisoned");
+        let mut errors = errors.into_inner().expect("errors lock poisoned");
+        if operation.has_introspection {
+            self.resolve_introspection(operation, variables, &mut data, &mut errors);
+        }
+        write_response(&self.schema, operation, variables, &data, errors)
+    }
+}
+
+impl Executor {
+    /// Puts the answers to root `__schema` / `__type` into `data` under their response keys, so
+    /// response shaping treats them like any other field.
+    fn resolve_introspection(
+        &self,
+        operation: &PreparedOperation,
+        variables: &Map<String, Value>,
+        data: &mut Value,
+        errors: &mut Vec<GraphQLError>,
+    ) {
+        match self
+            .introspection
+            .execute(&operation.document, &operation.operation, variables)
+        {
+            Ok(response) => {
+                if let Value::Object(root) = data {
+                    for (key, value) in response.data {
+                        root.insert(key, value);
+                    }
+                }
+                errors.extend(response.errors.into_iter().map(merge::introspection_error));
+            }
+            Err(err) => errors.push(merge::introspection_error(err.to_graphql_error())),
+        }
+    }
+}
+
+fn write_json(out: &mut Vec<u8>, value: &(impl serde::Serialize + ?Sized)) {
+    serde_json::to_writer(out, value).expect("serializing to a Vec cannot fail");
+}
+
+/// The state of one plan run: merged data and errors so far.
+struct Run<'a> {
+    executor: &'a Executor,
+    data: Mutex<Value>,
+    errors: Mutex<Vec<GraphQLError>>,
+    variables: &'a Map<String, Value>,
+    headers: &'a [(HeaderName, HeaderValue)],
+}
+
+/// A subgraph response body. `errors` stay loose JSON so odd shapes are not fatal.
+#[derive(Deserialize)]
+struct SubgraphResponse {
+    #[serde(default)]
+    data: Option<Value>,
+    #[serde(default)]
+    errors: Option<Vec<Value>>,
+}
+
+/// One object an entity fetch resolves: which representation it sent and where it lives.
+struct EntityTarget {
+    representation: usize,
+    path: Vec<PathSegment>,
+}
+
+impl<'a> Run<'a> {
+    fn node<'s>(&'s self, node: &'s ExecNode, path: &'s [PathElement]) -> BoxFuture<'s, ()> {
+        async move {
+            match node {
+                ExecNode::Sequence(nodes) => {
+                    for n in nodes {
+                        self.node(n, path).await;
+                    }
+                }
+                ExecNode::Parallel(nodes) => {
+                    join_all(nodes.iter().map(|n| self.node(n, path))).await;
+                }
+                ExecNode::Fetch(fetch) => {
+                    let span = tracing::info_span!("fetch", service = &*fetch.service_name);
+                    if fetch.requires.is_some() {
+                        self.entity_fetch(fetch, path).instrument(span).await;
+                    } else {
+                        self.root_fetch(fetch).instrument(span).await;
+                    }
+                }
+                ExecNode::Flatten { path, node } => self.node(node, path).await,
+                ExecNode::Condition {
+                    variable,
+                    if_clause,
+                    else_clause,
+                } => {
+                    let on = self
+                        .variables
+                        .get(variable)
+                        .and_then(Value::as_bool)
+                        .unwrap_or(false);
+                    let branch = if on { if_clause } else { else_clause };
+                    if let Some(branch) = branch {
+                        self.node(branch, path).await;
+                    }
+                }
+            }
+        }
+        .boxed()
+    }
+
+    fn write_variables(&self, fetch: &PreparedFetch, body: &mut Vec<u8>, mut first: bool) {
+        for name in &fetch.variable_usages {
+            if let Some(value) = self.variables.get(name) {
+                if !first {
+                    body.push(b',');
+                }
+                first = false;
+                write_json(body, name);
+                body.push(b':');
+                write_json(body, value);
+            }
+        }
+    }
+
+    async fn send(&self, fetch: &PreparedFetch, body: Vec<u8>) -> Result<SubgraphResponse, String> {
+        let Some(service) = fetch.service else {
+            return Err(format!("unknown subgraph '{}'", fetch.service_name));
+        };
+        let endpoint = &self.executor.endpoints[service];
+        let bytes = self
+            .executor
+            .client
+            .fetch(
+                service,
+                &endpoint.uri,
+                Bytes::from(body),
+                self.headers,
+                fetch.collapsible,
+            )
+            .await
+            .map_err(|err| err.to_string())?;
+        serde_json::from_slice::<SubgraphResponse>(&bytes)
+            .map_err(|err| format!("invalid JSON in the response: {err}"))
+    }
+
+    fn fetch_failed(fetch: &PreparedFetch, reason: &str) -> GraphQLError {
+        GraphQLError::new(
+            format!("HTTP fetch failed from '{}': {reason}", fetch.service_name),
+            SUBGRAPH_REQUEST_FAILED,
+        )
+        .with_extension("serviceName", &*fetch.service_name)
+    }
+
+    async fn root_fetch(&self, fetch: &PreparedFetch) {
+        let mut body = Vec::with_capacity(fetch.body_prefix.len() + 64);
+        body.extend_from_slice(&fetch.body_prefix);
+        body.push(b'{');
+        self.write_variables(fetch, &mut body, true);
+        body.extend_from_slice(b"}}");
+        match self.send(fetch, body).await {
+            Ok(response) => {
+                if let Some(errors) = response.errors {
+                    let mut all = self.errors.lock().expect("errors lock poisoned");
+                    for error in errors {
+                        all.push(merge::subgraph_error(error, &fetch.service_name));
+                    }
+                }
+                if let Some(data @ Value::Object(_)) = response.data {
+                    let mut root = self.data.lock().expect("data lock poisoned");
+                    merge::deep_merge(&mut root, data);
+                }
+            }
+            Err(reason) => {
+                let mut all = self.errors.lock().expect("errors lock poisoned");
+                if fetch.root_keys.is_empty() {
+                    all.push(Self::fetch_failed(fetch, &reason));
+                }
+                for key in &fetch.root_keys {
+                    all.push(
+                        Self::fetch_failed(fetch, &reason)
+                            .with_path(vec![PathSegment::Key(key.clone())]),
+                    );
+                }
+            }
+        }
+    }
+
+    async fn entity_fetch(&self, fetch: &PreparedFetch, path: &[PathElement]) {
+        let requires = fetch.requires.as_deref().unwrap_or_default();
+        let mut targets = Vec::new();
+        let mut body = Vec::with_capacity(fetch.body_prefix.len() + 256);
+        body.extend_from_slice(&fetch.body_prefix);
+        body.extend_from_slice(b"{\"representations\":[");
+        let mut count = 0usize;
+        {
+            let data = self.data.lock().expect("data lock poisoned");
+            let mut seen: HashMap<Vec<u8>, usize> = HashMap::new();
+            let mut scratch = Vec::new();
+            merge::for_each_object(
+                &data,
+                path,
+                &self.executor.schema,
+                &mut Vec::new(),
+                &mut |object, object_path| {
+                    let Some(mut representation) =
+                        merge::representation(object, requires, &self.executor.schema)
+                    else {
+                        return;
+                    };
+                    for rewrite in &fetch.input_rewrites {
+                        merge::apply_rewrite(&mut representation, rewrite, &self.executor.schema);
+                    }
+                    scratch.clear();
+                    write_json(&mut scratch, &representation);
+                    let index = match seen.get(&scratch) {
+                        Some(index) => *index,
+                        None => {
+                            if count > 0 {
+                                body.push(b',');
+                            }
+                            body.extend_from_slice(&scratch);
+                            seen.insert(scratch.clone(), count);
+                            count += 1;
+                            count - 1
+                        }
+                    };
+                    targets.push(EntityTarget {
+                        representation: index,
+                        path: object_path.to_vec(),
+                    });
+                },
+            );
+        }
+        if count == 0 {
+            return;
+        }
+        body.push(b']');
+        self.write_variables(fetch, &mut body, false);
+        body.extend_from_slice(b"}}");
+
+        match self.send(fetch, body).await {
+            Ok(response) => {
+                if let Some(errors) = response.errors {
+                    let mut all = self.errors.lock().expect("errors lock poisoned");
+                    for error in errors {
+                        all.extend(merge::entity_errors(error, &fetch.service_name, &targets));
+                    }
+                }
+                let mut entities = match response.data {
+                    Some(Value::Object(mut data)) => match data.remove("_entities") {
+                        Some(Value::Array(entities)) => entities,
+                        _ => Vec::new(),
+                    },
+                    _ => Vec::new(),
+                };
+                let mut uses = vec![0usize; entities.len()];
+                for target in &targets {
+                    if let Some(n) = uses.get_mut(target.representation) {
+                        *n += 1;
+                    }
+                }
+                let mut root = self.data.lock().expect("data lock poisoned");
+                for target in &targets {
+                    let Some(slot) = entities.get_mut(target.representation) else {
+                        continue;
+                    };
+                    let remaining = &mut uses[target.representation];
+                    *remaining -= 1;
+                    // The last object that needs an entity takes it; earlier ones copy it.
+                    let mut entity = if *remaining == 0 {
+                        std::mem::take(slot)
+                    } else {
+                        slot.clone()
+                    };
+                    if !entity.is_object() {
+                        continue;
+                    }
+                    for rewrite in &fetch.output_rewrites {
+                        merge::apply_rewrite(&mut entity, rewrite, &self.executor.schema);
+                    }
+                    if let Some(object) = merge::get_mut(&mut root, &target.path) {
+                        merge::deep_merge(object, entity);
+                    }
+                }
+            }
+            Err(reason) => {
+                let mut all = self.errors.lock().expect("errors lock poisoned");
+                for target in &targets {
+                    all.push(Self::fetch_failed(fetch, &reason).with_path(target.path.clone()));
+                }
+            }
+        }
+    }
+}

@@ -1,0 +1,408 @@
+//! Writes the client response from the merged data by walking the client's operation: fields in
+//! operation order, fragments expanded, `@skip`/`@include` applied, type conditions evaluated,
+//! unrequested fields dropped, and nulls propagated per the GraphQL spec.
+//!
+//! Output is written straight into a byte buffer; when a null bubbles up, the buffer is cut back
+//! to where the nullable parent started and `null` is written instead.
+
+use apollo_compiler::ast::{DirectiveList, Type, Value as AstValue};
+use apollo_compiler::executable::{Field, Selection, SelectionSet};
+use apollo_compiler::validation::Valid;
+use apollo_compiler::{ExecutableDocument, Node, Schema};
+use serde_json::{Map, Value};
+
+use super::merge::type_matches;
+use super::write_json;
+use crate::error::{GraphQLError, PathSegment};
+use crate::operation::PreparedOperation;
+
+/// Serializes `{"data":...,"errors":[...]}` for `operation` over the merged `data`.
+pub(crate) fn write_response(
+    schema: &Valid<Schema>,
+    operation: &PreparedOperation,
+    variables: &Map<String, Value>,
+    data: &Value,
+    mut errors: Vec<GraphQLError>,
+) -> Vec<u8> {
+    let mut shaper = Shaper {
+        schema,
+        document: &operation.document,
+        variables,
+        errors: &mut errors,
+        path: Vec::with_capacity(16),
+        out: Vec::with_capacity(1024),
+    };
+    shaper.out.extend_from_slice(b"{\"data\":");
+    let op = &operation.operation;
+    let empty = Map::new();
+    let root = data.as_object().unwrap_or(&empty);
+    let start = shaper.out.len();
+    if shaper
+        .write_object(root, op.selection_set.ty.as_str(), &[&op.selection_set])
+        .is_err()
+    {
+        shaper.out.truncate(start);
+        shaper.out.extend_from_slice(b"null");
+    }
+    let mut out = shaper.out;
+    if !errors.is_empty() {
+        out.extend_from_slice(b",\"errors\":");
+        write_json(&mut out, &errors);
+    }
+    out.push(b'}');
+    out
+}
+
+/// A null reached a non-null position; the nearest nullable ancestor becomes null.
+struct Bubble;
+
+#[derive(Clone, Copy)]
+enum Segment<'a> {
+    Key(&'a str),
+    Index(usize),
+}
+
+struct Shaper<'a> {
+    schema: &'a Schema,
+    document: &'a ExecutableDocument,
+    variables: &'a Map<String, Value>,
+    errors: &'a mut Vec<GraphQLError>,
+    path: Vec<Segment<'a>>,
+    out: Vec<u8>,
+}
+
+type Collected<'a> = Vec<(&'a str, &'a Node<Field>)>;
+
+impl<'a> Shaper<'a> {
+    fn write_object(
+        &mut self,
+        object: &Map<String, Value>,
+        type_name: &str,
+        sets: &[&'a SelectionSet],
+    ) -> Result<(), Bubble> {
+        let mut fields: Collected<'a> = Vec::new();
+        for set in sets {
+            self.collect(set, type_name, &mut fields);
+        }
+        self.out.push(b'{');
+        let mut first = true;
+        for (i, &(key, field)) in fields.iter().enumerate() {
+            if fields[..i].iter().any(|(k, _)| *k == key) {
+                continue;
+            }
+            if !first {
+                self.out.push(b',');
+            }
+            first = false;
+            self.write_name(key);
+            self.out.push(b':');
+            if field.name == "__typename" {
+                self.write_name(type_name);
+                continue;
+            }
+            let same_key: Vec<&'a Node<Field>>;
+            let group: &[&'a Node<Field>] = if fields[i + 1..].iter().any(|(k, _)| *k == key) {
+                same_key = fields[i..]
+                    .iter()
+                    .filter(|(k, _)| *k == key)
+                    .map(|(_, f)| *f)
+                    .collect();
+                &same_key
+            } else {
+                std::slice::from_ref(&fields[i].1)
+            };
+            self.path.push(Segment::Key(key));
+            let result = self.complete(object.get(key), field.ty(), group, type_name);
+            self.path.pop();
+            result?;
+        }
+        self.out.push(b'}');
+        Ok(())
+    }
+
+    /// Response keys are GraphQL names, which never need JSON escaping.
+    fn write_name(&mut self, name: &str) {
+        self.out.push(b'"');
+        self.out.extend_from_slice(name.as_bytes());
+        self.out.push(b'"');
+    }
+
+    fn complete(
+        &mut self,
+        value: Option<&Value>,
+        ty: &Type,
+        group: &[&'a Node<Field>],
+        parent_type: &str,
+    ) -> Result<(), Bubble> {
+        let start = self.out.len();
+        match self.complete_inner(value, ty, group, parent_type) {
+            Ok(()) => Ok(()),
+            Err(Bubble) if ty.is_non_null() => Err(Bubble),
+            Err(Bubble) => {
+                self.out.truncate(start);
+                self.out.extend_from_slice(b"null");
+                Ok(())
+            }
+        }
+    }
+
+    fn complete_inner(
+        &mut self,
+        value: Option<&Value>,
+        ty: &Type,
+        group: &[&'a Node<Field>],
+        parent_type: &str,
+    ) -> Result<(), Bubble> {
+        let value = match value {
+            Some(Value::Null) | None => return self.null(ty, group[0], parent_type),
+            Some(value) => value,
+        };
+        match ty {
+            Type::List(inner) | Type::NonNullList(inner) => {
+                let Value::Array(items) = value else {
+                    return self.null(ty, group[0], parent_type);
+                };
+                self.out.push(b'[');
+                for (i, item) in items.iter().enumerate() {
+                    if i > 0 {
+                        self.out.push(b',');
+                    }
+                    self.path.push(Segment::Index(i));
+                    let result = self.complete(Some(item), inner, group, parent_type);
+                    self.path.pop();
+                    result?;
+                }
+                self.out.push(b']');
+                Ok(())
+            }
+            Type::Named(name) | Type::NonNullNamed(name) => {
+                if group[0].selection_set.selections.is_empty() {
+                    write_json(&mut self.out, value);
+                    return Ok(());
+                }
+                let Value::Object(object) = value else {
+                    return self.null(ty, group[0], parent_type);
+                };
+                let concrete = self.concrete_type(name.as_str(), object);
+                let sets: Vec<&'a SelectionSet> = group.iter().map(|f| &f.selection_set).collect();
+                self.write_object(object, &concrete, &sets)
+            }
+        }
+    }
+
+    /// Writes a null, or bubbles if the position is non-null (recording an error unless one
+    /// already covers this path).
+    fn null(&mut self, ty: &Type, field: &Field, parent_type: &str) -> Result<(), Bubble> {
+        if !ty.is_non_null() {
+            self.out.extend_from_slice(b"null");
+            return Ok(());
+        }
+        if !self.explained() {
+            let path = self.client_path();
+            self.errors.push(GraphQLError {
+                message: format!(
+                    "Cannot return null for non-nullable field {parent_type}.{}.",
+                    field.name
+                ),
+                locations: Vec::new(),
+                path: Some(path),
+                extensions: Map::new(),
+            });
+        }
+        Err(Bubble)
+    }
+
+    /// Whether an existing error is at, above or below the current path.
+    fn explained(&self) -> bool {
+        self.errors.iter().any(|error| {
+            let Some(path) = &error.path else {
+                return false;
+            };
+            path.iter().zip(&self.path).all(|(a, b)| match (a, b) {
+                (PathSegment::Key(a), Segment::Key(b)) => a == b,
+                (PathSegment::Index(a), Segment::Index(b)) => a == b,
+                _ => false,
+            })
+        })
+    }
+
+    fn client_path(&self) -> Vec<PathSegment> {
+        self.path
+            .iter()
+            .map(|s| match s {
+                Segment::Key(k) => PathSegment::Key((*k).to_owned()),
+                Segment::Index(i) => PathSegment::Index(*i),
+            })
+            .collect()
+    }
+
+    fn concrete_type(&self, declared: &str, object: &Map<String, Value>) -> String {
+        if self.schema.get_object(declared).is_some() {
+            return declared.to_owned();
+        }
+        match object.get("__typename").and_then(Value::as_str) {
+            Some(typename) if self.schema.types.contains_key(typename) => typename.to_owned(),
+            _ => declared.to_owned(),
+        }
+    }
+
+    fn collect(&self, set: &'a SelectionSet, type_name: &str, out: &mut Collected<'a>) {
+        for selection in &set.selections {
+            match selection {
+                Selection::Field(field) => {
+                    if self.included(&field.directives) {
+                        out.push((field.response_key().as_str(), field));
+                    }
+                }
+                Selection::InlineFragment(inline) => {
+                    let applies = inline
+                        .type_condition
+                        .as_ref()
+                        .is_none_or(|c| type_matches(self.schema, type_name, c));
+                    if applies && self.included(&inline.directives) {
+                        self.collect(&inline.selection_set, type_name, out);
+                    }
+                }
+                Selection::FragmentSpread(spread) => {
+                    if !self.included(&spread.directives) {
+                        continue;
+                    }
+                    if let Some(fragment) = self.document.fragments.get(&spread.fragment_name) {
+                        if type_matches(self.schema, type_name, fragment.type_condition()) {
+                            self.collect(&fragment.selection_set, type_name, out);
+                        }
+                    }
+                }
+            }
+        }
+    }
+
+    fn included(&self, directives: &DirectiveList) -> bool {
+        directives.iter().all(|d| {
+            let skip = match d.name.as_str() {
+                "skip" => true,
+                "include" => false,
+                _ => return true,
+            };
+            let condition = match d.specified_argument_by_name("if").map(|v| &**v) {
+                Some(AstValue::Boolean(b)) => *b,
+                Some(AstValue::Variable(name)) => self
+                    .variables
+                    .get(name.as_str())
+                    .and_then(Value::as_bool)
+                    .unwrap_or(false),
+                _ => false,
+            };
+            condition != skip
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+
+    use serde_json::json;
+    use switchyard_planner::QueryPlan;
+
+    use super::*;
+    use crate::execute::{Executor, ExecutorOptions};
+    use crate::operation::parse_and_validate;
+
+    const SDL: &str = r#"
+        type Query { shelf: Shelf! items: [Item!] maybe: Item first: Item! }
+        type Shelf { id: ID! items: [Item]! label: String }
+        interface Item { id: ID! }
+        type Book implements Item { id: ID! title: String! pages: Int }
+        type Film implements Item { id: ID! minutes: Int }
+    "#;
+
+    fn shape(query: &str, variables: Value, data: Value, errors: Vec<GraphQLError>) -> Value {
+        let schema = Arc::new(Schema::parse_and_validate(SDL, "s.graphql").unwrap());
+        let executor = Executor::new(Arc::clone(&schema), &[], ExecutorOptions::default()).unwrap();
+        let document = parse_and_validate(&schema, query).unwrap();
+        let op =
+            PreparedOperation::new(&executor, document, None, QueryPlan { node: None }).unwrap();
+        let variables = variables.as_object().cloned().unwrap_or_default();
+        let out = write_response(&schema, &op, &variables, &data, errors);
+        serde_json::from_slice(&out).unwrap()
+    }
+
+    #[test]
+    fn operation_order_aliases_fragments_and_dropped_fields() {
+        let data = json!({"shelf": {"label": "L", "id": "s1", "secret": 1, "items": [
+            {"__typename": "Film", "id": "f", "minutes": 90, "title": "leak"},
+            {"__typename": "Book", "id": "b", "title": "T", "pages": 10}
+        ]}});
+        let out = shape(
+            r#"query { __typename shelf { id label items { __typename ...B ... on Film { minutes } id } } }
+               fragment B on Book { title pages }"#,
+            json!({}),
+            data,
+            vec![],
+        );
+        let text = out.to_string();
+        assert_eq!(
+            text,
+            r#"{"data":{"__typename":"Query","shelf":{"id":"s1","label":"L","items":[{"__typename":"Film","minutes":90,"id":"f"},{"__typename":"Book","title":"T","pages":10,"id":"b"}]}}}"#
+        );
+    }
+
+    #[test]
+    fn skip_and_include_follow_variables() {
+        let data = json!({"shelf": {"id": "s1", "label": "L", "items": []}});
+        let out = shape(
+            "query($a: Boolean!, $b: Boolean = true) { shelf { id @skip(if: $a) label @include(if: $b) } }",
+            json!({"a": true, "b": true}),
+            data,
+            vec![],
+        );
+        assert_eq!(out, json!({"data": {"shelf": {"label": "L"}}}));
+    }
+
+    #[test]
+    fn null_in_non_null_field_bubbles_to_nullable_parent() {
+        // `title: String!` is missing on the second book: that list item (nullable) becomes null.
+        let data = json!({"shelf": {"id": "s", "items": [
+            {"__typename": "Book", "id": "1", "title": "A"},
+            {"__typename": "Book", "id": "2"}
+        ]}});
+        let out = shape(
+            "{ shelf { id items { ... on Book { title } } } }",
+            json!({}),
+            data,
+            vec![],
+        );
+        assert_eq!(
+            out["data"],
+            json!({"shelf": {"id": "s", "items": [{"title": "A"}, null]}})
+        );
+        assert_eq!(
+            out["errors"],
+            json!([{"message": "Cannot return null for non-nullable field Book.title.", "path": ["shelf", "items", 1, "title"]}])
+        );
+    }
+
+    #[test]
+    fn bubbling_through_non_null_chain_nulls_data_and_existing_errors_explain() {
+        let existing =
+            GraphQLError::new("boom", "SUBGRAPH_REQUEST_FAILED").with_path(vec!["shelf".into()]);
+        let out = shape("{ shelf { id } }", json!({}), json!({}), vec![existing]);
+        assert_eq!(out["data"], Value::Null);
+        assert_eq!(out["errors"].as_array().unwrap().len(), 1, "{out}");
+        assert_eq!(out["errors"][0]["message"], "boom");
+    }
+
+    #[test]
+    fn non_null_list_items_bubble_to_the_list() {
+        // `items: [Item!]`: a null item nulls the whole (nullable) list.
+        let out = shape(
+            "{ items { id } maybe { id } }",
+            json!({}),
+            json!({"items": [{"__typename": "Book", "id": "1"}, null], "maybe": null}),
+            vec![],
+        );
+        assert_eq!(out["data"], json!({"items": null, "maybe": null}));
+        assert_eq!(out["errors"][0]["path"], json!(["items", 1]));
+    }
+}

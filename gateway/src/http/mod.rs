@@ -1,0 +1,295 @@
+//! GraphQL over HTTP (axum): `POST`/`GET /graphql`, GraphiQL for browsers, `/health`, `/ready`.
+//!
+//! Follows the GraphQL-over-HTTP spec: `application/graphql-response+json` when the client
+//! accepts it (then 400 for requests rejected before execution), else `application/json` with 200
+//! for every well-formed request.
+
+pub mod graphiql;
+
+use axum::body::Body;
+use axum::extract::{Query, State};
+use axum::http::header::{ACCEPT, ALLOW, CACHE_CONTROL, CONTENT_LENGTH, CONTENT_TYPE};
+use axum::http::{HeaderMap, HeaderValue, StatusCode, Uri};
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+use axum::Router;
+use bytes::Bytes;
+use serde::Deserialize;
+use tracing::Instrument;
+
+use crate::error::{GraphQLError, BAD_REQUEST, PAYLOAD_TOO_LARGE};
+use crate::{Gateway, GraphQLRequest, GraphQLResponse, ResponseStatus};
+
+const GRAPHQL_RESPONSE_JSON: &str = "application/graphql-response+json";
+const APPLICATION_JSON: &str = "application/json";
+
+pub(crate) fn router(gateway: Gateway) -> Router {
+    Router::new()
+        .route("/graphql", get(graphql_get).post(graphql_post))
+        .route("/health", get(health))
+        .route("/ready", get(ready))
+        .route("/graphiql/assets/{*path}", get(graphiql_asset))
+        .with_state(gateway)
+}
+
+async fn health() -> Response {
+    json_response(
+        StatusCode::OK,
+        APPLICATION_JSON,
+        Bytes::from_static(br#"{"status":"UP"}"#),
+    )
+}
+
+/// A `Gateway` only exists once its supergraph is loaded, so serving this route means ready.
+async fn ready() -> Response {
+    json_response(
+        StatusCode::OK,
+        APPLICATION_JSON,
+        Bytes::from_static(br#"{"status":"READY"}"#),
+    )
+}
+
+/// Which response media type the client gets.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Media {
+    GraphQLResponseJson,
+    Json,
+}
+
+impl Media {
+    fn negotiate(headers: &HeaderMap) -> Media {
+        let accepts_new = headers
+            .get_all(ACCEPT)
+            .iter()
+            .filter_map(|v| v.to_str().ok())
+            .flat_map(|v| v.split(','))
+            .any(|range| range.split(';').next().map(str::trim) == Some(GRAPHQL_RESPONSE_JSON));
+        if accepts_new {
+            Media::GraphQLResponseJson
+        } else {
+            Media::Json
+        }
+    }
+
+    fn content_type(self) -> &'static str {
+        match self {
+            Media::GraphQLResponseJson => GRAPHQL_RESPONSE_JSON,
+            Media::Json => APPLICATION_JSON,
+        }
+    }
+}
+
+fn json_response(status: StatusCode, content_type: &'static str, body: Bytes) -> Response {
+    let mut response = Response::new(Body::from(body));
+    *response.status_mut() = status;
+    response
+        .headers_mut()
+        .insert(CONTENT_TYPE, HeaderValue::from_static(content_type));
+    response
+}
+
+fn error_response(status: StatusCode, media: Media, message: &str, code: &str) -> Response {
+    let body = GraphQLResponse::errors(
+        ResponseStatus::RequestError,
+        &[GraphQLError::new(message, code)],
+    )
+    .body;
+    json_response(status, media.content_type(), body)
+}
+
+fn to_http(response: GraphQLResponse, media: Media) -> Response {
+    let status = match (response.status, media) {
+        (ResponseStatus::Executed, _) => StatusCode::OK,
+        (ResponseStatus::MutationOverGet, _) => {
+            let mut r = json_response(
+                StatusCode::METHOD_NOT_ALLOWED,
+                media.content_type(),
+                response.body,
+            );
+            r.headers_mut()
+                .insert(ALLOW, HeaderValue::from_static("POST"));
+            return r;
+        }
+        (_, Media::Json) => StatusCode::OK,
+        (ResponseStatus::RequestError, Media::GraphQLResponseJson) => StatusCode::BAD_REQUEST,
+        (ResponseStatus::PlanningFailed, Media::GraphQLResponseJson) => {
+            StatusCode::INTERNAL_SERVER_ERROR
+        }
+    };
+    json_response(status, media.content_type(), response.body)
+}
+
+async fn graphql_post(State(gateway): State<Gateway>, headers: HeaderMap, body: Body) -> Response {
+    let media = Media::negotiate(&headers);
+    let content_type = headers
+        .get(CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or(APPLICATION_JSON);
+    let essence = content_type.split(';').next().unwrap_or("").trim();
+    if !essence.eq_ignore_ascii_case(APPLICATION_JSON) {
+        return error_response(
+            StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            media,
+            &format!("Unsupported content type {essence:?}; send application/json."),
+            BAD_REQUEST,
+        );
+    }
+    let limit = gateway.config().max_body_bytes;
+    let declared = headers
+        .get(CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<usize>().ok());
+    if declared.is_some_and(|n| n > limit) {
+        return too_large(media, limit);
+    }
+    let bytes = match axum::body::to_bytes(body, limit).await {
+        Ok(bytes) => bytes,
+        Err(err) => {
+            let over_limit = std::error::Error::source(&err)
+                .is_some_and(|s| s.is::<http_body_util::LengthLimitError>());
+            if over_limit {
+                return too_large(media, limit);
+            }
+            return error_response(
+                StatusCode::BAD_REQUEST,
+                media,
+                &format!("Could not read the request body: {err}"),
+                BAD_REQUEST,
+            );
+        }
+    };
+    let request: GraphQLRequest = match serde_json::from_slice(&bytes) {
+        Ok(request) => request,
+        Err(err) => {
+            return error_response(
+                StatusCode::BAD_REQUEST,
+                media,
+                &format!("Invalid JSON request body: {err}"),
+                BAD_REQUEST,
+            )
+        }
+    };
+    if request.query.is_none() {
+        return error_response(StatusCode::BAD_REQUEST, media, "Missing query", BAD_REQUEST);
+    }
+    let span = tracing::info_span!(
+        "graphql_request",
+        method = "POST",
+        operation_name = request.operation_name.as_deref()
+    );
+    let response = gateway.run(request, &headers, false).instrument(span).await;
+    to_http(response, media)
+}
+
+fn too_large(media: Media, limit: usize) -> Response {
+    error_response(
+        StatusCode::PAYLOAD_TOO_LARGE,
+        media,
+        &format!("Request body is larger than {limit} bytes."),
+        PAYLOAD_TOO_LARGE,
+    )
+}
+
+/// GET parameters; `variables` and `extensions` are JSON-encoded strings.
+#[derive(Debug, Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct GetParams {
+    query: Option<String>,
+    operation_name: Option<String>,
+    variables: Option<String>,
+    extensions: Option<String>,
+}
+
+fn accepts_html(headers: &HeaderMap) -> bool {
+    headers
+        .get_all(ACCEPT)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .any(|v| v.contains("text/html"))
+}
+
+async fn graphql_get(State(gateway): State<Gateway>, headers: HeaderMap, uri: Uri) -> Response {
+    let media = Media::negotiate(&headers);
+    let params = match Query::<GetParams>::try_from_uri(&uri) {
+        Ok(Query(params)) => params,
+        Err(err) => {
+            return error_response(
+                StatusCode::BAD_REQUEST,
+                media,
+                &format!("Invalid query string: {err}"),
+                BAD_REQUEST,
+            )
+        }
+    };
+    if params.query.is_none() && accepts_html(&headers) {
+        return graphiql(&gateway);
+    }
+    let Some(query) = params.query else {
+        return error_response(StatusCode::BAD_REQUEST, media, "Missing query", BAD_REQUEST);
+    };
+    let variables = match params.variables.as_deref().filter(|v| !v.is_empty()) {
+        None => None,
+        Some(text) => {
+            match serde_json::from_str::<Option<serde_json::Map<String, serde_json::Value>>>(text) {
+                Ok(variables) => variables,
+                Err(err) => {
+                    return error_response(
+                        StatusCode::BAD_REQUEST,
+                        media,
+                        &format!("Invalid variables JSON: {err}"),
+                        BAD_REQUEST,
+                    )
+                }
+            }
+        }
+    };
+    let extensions = params
+        .extensions
+        .as_deref()
+        .and_then(|e| serde_json::from_str(e).ok());
+    let request = GraphQLRequest {
+        query: Some(query),
+        operation_name: params.operation_name,
+        variables,
+        extensions,
+    };
+    let span = tracing::info_span!(
+        "graphql_request",
+        method = "GET",
+        operation_name = request.operation_name.as_deref()
+    );
+    let response = gateway.run(request, &headers, true).instrument(span).await;
+    to_http(response, media)
+}
+
+fn graphiql(gateway: &Gateway) -> Response {
+    if !gateway.config().graphiql {
+        return (StatusCode::NOT_FOUND, "GraphiQL is disabled").into_response();
+    }
+    let mut response = Response::new(Body::from(graphiql::graphiql_html("/graphql")));
+    response.headers_mut().insert(
+        CONTENT_TYPE,
+        HeaderValue::from_static("text/html; charset=utf-8"),
+    );
+    response
+}
+
+async fn graphiql_asset(State(gateway): State<Gateway>, uri: Uri) -> Response {
+    let found = gateway
+        .config()
+        .graphiql
+        .then(|| graphiql::asset(uri.path()))
+        .flatten();
+    let Some((content_type, bytes)) = found else {
+        return StatusCode::NOT_FOUND.into_response();
+    };
+    let mut response = Response::new(Body::from(Bytes::from_static(bytes)));
+    let headers = response.headers_mut();
+    headers.insert(CONTENT_TYPE, HeaderValue::from_static(content_type));
+    // Asset URLs carry the GraphiQL version, so a cached copy can never go stale.
+    headers.insert(
+        CACHE_CONTROL,
+        HeaderValue::from_static("public, max-age=31536000, immutable"),
+    );
+    response
+}

@@ -1,0 +1,413 @@
+//! Client operations made ready to run: parsed, validated, checked against limits, planned and
+//! cached together, so the hot path never re-parses, re-validates or re-plans.
+
+use std::collections::{HashMap, HashSet, VecDeque};
+use std::sync::{Arc, Mutex};
+
+use apollo_compiler::ast::{self, OperationType, Value as AstValue};
+use apollo_compiler::executable::{Operation, Selection, SelectionSet};
+use apollo_compiler::validation::{DiagnosticList, Valid};
+use apollo_compiler::{ExecutableDocument, Node, Schema};
+use serde_json::{Map, Number, Value};
+use switchyard_planner::QueryPlan;
+
+use crate::error::{
+    GraphQLError, GraphQLErrors, Location, BAD_USER_INPUT, GRAPHQL_PARSE_FAILED,
+    GRAPHQL_VALIDATION_FAILED, MAX_ALIASES_EXCEEDED, MAX_DEPTH_EXCEEDED, MAX_ROOT_FIELDS_EXCEEDED,
+};
+use crate::execute::{ExecNode, Executor};
+
+/// A validated, planned operation, ready to execute any number of times.
+pub struct PreparedOperation {
+    pub(crate) document: Valid<ExecutableDocument>,
+    pub(crate) operation: Node<Operation>,
+    pub(crate) plan: QueryPlan,
+    pub(crate) exec: Option<ExecNode>,
+    pub(crate) has_introspection: bool,
+}
+
+impl std::fmt::Debug for PreparedOperation {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("PreparedOperation")
+            .field("operation", &self.operation.name)
+            .field("plan", &self.plan)
+            .finish_non_exhaustive()
+    }
+}
+
+impl PreparedOperation {
+    /// Binds `plan` (made for `operation_name` of `document`) to `executor`'s subgraphs.
+    pub fn new(
+        executor: &Executor,
+        document: Valid<ExecutableDocument>,
+        operation_name: Option<&str>,
+        plan: QueryPlan,
+    ) -> Result<Self, GraphQLErrors> {
+        let operation = select_operation(&document, operation_name)?;
+        let has_introspection = crate::introspection::selects_introspection(&document, &operation);
+        let exec = executor.prepare(&plan);
+        Ok(Self {
+            document,
+            operation,
+            plan,
+            exec,
+            has_introspection,
+        })
+    }
+
+    /// The query plan this operation runs.
+    pub fn plan(&self) -> &QueryPlan {
+        &self.plan
+    }
+
+    /// The validated client document.
+    pub fn document(&self) -> &Valid<ExecutableDocument> {
+        &self.document
+    }
+
+    /// The operation of the document that runs.
+    pub fn operation(&self) -> &Node<Operation> {
+        &self.operation
+    }
+
+    /// Whether the operation is a mutation (never collapsed, never over GET).
+    pub fn is_mutation(&self) -> bool {
+        self.operation.operation_type == OperationType::Mutation
+    }
+
+    /// The request's variables with defaults filled in; missing or null non-null variables are
+    /// errors. Values are passed on as given (subgraphs coerce them).
+    pub fn coerce_variables(
+        &self,
+        provided: Option<Map<String, Value>>,
+    ) -> Result<Map<String, Value>, GraphQLErrors> {
+        let mut provided = provided.unwrap_or_default();
+        let mut out = Map::with_capacity(self.operation.variables.len());
+        let mut errors = Vec::new();
+        for definition in &self.operation.variables {
+            let name = definition.name.as_str();
+            match provided.remove(name) {
+                Some(Value::Null) if definition.ty.is_non_null() => errors.push(GraphQLError::new(
+                    format!(
+                        "Variable \"${name}\" of non-null type \"{}\" must not be null.",
+                        definition.ty
+                    ),
+                    BAD_USER_INPUT,
+                )),
+                Some(value) => {
+                    out.insert(name.to_owned(), value);
+                }
+                None => match &definition.default_value {
+                    Some(default) => {
+                        out.insert(name.to_owned(), ast_to_json(default));
+                    }
+                    None if definition.ty.is_non_null() => errors.push(GraphQLError::new(
+                        format!(
+                            "Variable \"${name}\" of required type \"{}\" was not provided.",
+                            definition.ty
+                        ),
+                        BAD_USER_INPUT,
+                    )),
+                    None => {}
+                },
+            }
+        }
+        if errors.is_empty() {
+            Ok(out)
+        } else {
+            Err(GraphQLErrors(errors))
+        }
+    }
+}
+
+fn select_operation(
+    document: &ExecutableDocument,
+    operation_name: Option<&str>,
+) -> Result<Node<Operation>, GraphQLErrors> {
+    document
+        .operations
+        .get(operation_name)
+        .cloned()
+        .map_err(|_| {
+            let message = match operation_name {
+                Some(name) => format!("Unknown operation named \"{name}\"."),
+                None => {
+                    "Must provide operation name if query contains multiple operations.".to_owned()
+                }
+            };
+            GraphQLErrors::single(GraphQLError::new(message, GRAPHQL_VALIDATION_FAILED))
+        })
+}
+
+/// Converts a constant GraphQL value (a variable default) to JSON.
+pub(crate) fn ast_to_json(value: &AstValue) -> Value {
+    match value {
+        AstValue::Null | AstValue::Variable(_) => Value::Null,
+        AstValue::Enum(name) => Value::String(name.to_string()),
+        AstValue::String(s) => Value::String(s.clone()),
+        AstValue::Boolean(b) => Value::Bool(*b),
+        AstValue::Int(i) => i
+            .as_str()
+            .parse::<i64>()
+            .map(Value::from)
+            .or_else(|_| i.try_to_f64().map(float))
+            .unwrap_or(Value::Null),
+        AstValue::Float(f) => f.try_to_f64().map(float).unwrap_or(Value::Null),
+        AstValue::List(items) => Value::Array(items.iter().map(|v| ast_to_json(v)).collect()),
+        AstValue::Object(fields) => Value::Object(
+            fields
+                .iter()
+                .map(|(k, v)| (k.to_string(), ast_to_json(v)))
+                .collect(),
+        ),
+    }
+}
+
+fn float(f: f64) -> Value {
+    Number::from_f64(f)
+        .map(Value::Number)
+        .unwrap_or(Value::Null)
+}
+
+/// Parses and validates a client document against the API schema; parse errors carry
+/// `GRAPHQL_PARSE_FAILED`, validation errors `GRAPHQL_VALIDATION_FAILED`, both with locations.
+pub fn parse_and_validate(
+    schema: &Valid<Schema>,
+    query: &str,
+) -> Result<Valid<ExecutableDocument>, GraphQLErrors> {
+    let document = ast::Document::parse(query, "operation.graphql")
+        .map_err(|with| diagnostics(&with.errors, GRAPHQL_PARSE_FAILED))?;
+    document
+        .to_executable_validate(schema)
+        .map_err(|with| diagnostics(&with.errors, GRAPHQL_VALIDATION_FAILED))
+}
+
+fn diagnostics(list: &DiagnosticList, code: &str) -> GraphQLErrors {
+    GraphQLErrors(
+        list.iter()
+            .map(|diagnostic| {
+                let json = diagnostic.to_json();
+                let mut error = GraphQLError::new(json.message, code);
+                error.locations = json
+                    .locations
+                    .iter()
+                    .map(|l| Location {
+                        line: l.line,
+                        column: l.column,
+                    })
+                    .collect();
+                error
+            })
+            .collect(),
+    )
+}
+
+/// Limits on operation shape, checked once per distinct operation.
+#[derive(Debug, Clone, Copy)]
+pub struct OperationLimits {
+    /// Deepest field nesting (fragments expanded).
+    pub max_depth: usize,
+    /// Most aliased fields.
+    pub max_aliases: usize,
+    /// Most root fields.
+    pub max_root_fields: usize,
+}
+
+impl OperationLimits {
+    /// Checks `operation` of `document`; each exceeded limit gives one error.
+    pub fn check(
+        &self,
+        document: &ExecutableDocument,
+        operation: &Operation,
+    ) -> Result<(), GraphQLErrors> {
+        let mut errors = Vec::new();
+        let roots = root_fields(document, &operation.selection_set);
+        if roots.len() > self.max_root_fields {
+            errors.push(GraphQLError::new(
+                format!(
+                    "Operation selects {} root fields; the limit is {}.",
+                    roots.len(),
+                    self.max_root_fields
+                ),
+                MAX_ROOT_FIELDS_EXCEEDED,
+            ));
+        }
+        let mut memo = HashMap::new();
+        let depth = depth(document, &operation.selection_set, &mut memo);
+        if depth > self.max_depth {
+            errors.push(GraphQLError::new(
+                format!(
+                    "Operation is nested {depth} levels deep; the limit is {}.",
+                    self.max_depth
+                ),
+                MAX_DEPTH_EXCEEDED,
+            ));
+        }
+        let mut aliases = count_aliases(&operation.selection_set);
+        for fragment in document.fragments.values() {
+            aliases += count_aliases(&fragment.selection_set);
+        }
+        if aliases > self.max_aliases {
+            errors.push(GraphQLError::new(
+                format!(
+                    "Operation uses {aliases} aliases; the limit is {}.",
+                    self.max_aliases
+                ),
+                MAX_ALIASES_EXCEEDED,
+            ));
+        }
+        if errors.is_empty() {
+            Ok(())
+        } else {
+            Err(GraphQLErrors(errors))
+        }
+    }
+}
+
+/// Response keys of the root selection, fragments entered, duplicates merged.
+fn root_fields<'d>(document: &'d ExecutableDocument, set: &'d SelectionSet) -> Vec<&'d str> {
+    let mut names = Vec::new();
+    let mut seen_fragments = HashSet::new();
+    collect_root(document, set, &mut names, &mut seen_fragments);
+    names
+}
+
+fn collect_root<'d>(
+    document: &'d ExecutableDocument,
+    set: &'d SelectionSet,
+    names: &mut Vec<&'d str>,
+    seen_fragments: &mut HashSet<&'d str>,
+) {
+    for selection in &set.selections {
+        match selection {
+            Selection::Field(field) => {
+                let key = field.response_key().as_str();
+                if !names.contains(&key) {
+                    names.push(key);
+                }
+            }
+            Selection::InlineFragment(inline) => {
+                collect_root(document, &inline.selection_set, names, seen_fragments)
+            }
+            Selection::FragmentSpread(spread) => {
+                if seen_fragments.insert(spread.fragment_name.as_str()) {
+                    if let Some(fragment) = document.fragments.get(&spread.fragment_name) {
+                        collect_root(document, &fragment.selection_set, names, seen_fragments);
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// Field depth with fragments expanded; fragment depths are memoized so fragment-heavy
+/// documents cost linear time.
+fn depth<'d>(
+    document: &'d ExecutableDocument,
+    set: &'d SelectionSet,
+    memo: &mut HashMap<&'d str, usize>,
+) -> usize {
+    let mut deepest = 0;
+    for selection in &set.selections {
+        let d = match selection {
+            Selection::Field(field) => 1 + depth(document, &field.selection_set, memo),
+            Selection::InlineFragment(inline) => depth(document, &inline.selection_set, memo),
+            Selection::FragmentSpread(spread) => {
+                let name = spread.fragment_name.as_str();
+                if let Some(d) = memo.get(name) {
+                    *d
+                } else {
+                    // Validation rejects fragment cycles; the placeholder only guards recursion.
+                    memo.insert(name, 0);
+                    let d = document
+                        .fragments
+                        .get(name)
+                        .map_or(0, |f| depth(document, &f.selection_set, memo));
+                    memo.insert(name, d);
+                    d
+                }
+            }
+        };
+        deepest = deepest.max(d);
+    }
+    deepest
+}
+
+fn count_aliases(set: &SelectionSet) -> usize {
+    set.selections
+        .iter()
+        .map(|selection| match selection {
+            Selection::Field(field) => {
+                usize::from(field.alias.is_some()) + count_aliases(&field.selection_set)
+            }
+            Selection::InlineFragment(inline) => count_aliases(&inline.selection_set),
+            Selection::FragmentSpread(_) => 0,
+        })
+        .sum()
+}
+
+/// Bounded cache of prepared operations, keyed by operation text + name + override labels.
+pub(crate) struct OperationCache {
+    capacity: usize,
+    inner: Mutex<CacheInner>,
+}
+
+#[derive(Default)]
+struct CacheInner {
+    map: HashMap<Arc<str>, Arc<PreparedOperation>>,
+    order: VecDeque<Arc<str>>,
+}
+
+impl OperationCache {
+    pub(crate) fn new(capacity: usize) -> Self {
+        Self {
+            capacity: capacity.max(1),
+            inner: Mutex::new(CacheInner::default()),
+        }
+    }
+
+    /// The cache key: the pieces joined with a separator that cannot occur in a name.
+    pub(crate) fn key(query: &str, operation_name: Option<&str>, labels: &str) -> String {
+        let mut key = String::with_capacity(
+            query.len() + labels.len() + 2 + operation_name.map_or(0, str::len),
+        );
+        key.push_str(labels);
+        key.push('\u{1}');
+        key.push_str(operation_name.unwrap_or(""));
+        key.push('\u{1}');
+        key.push_str(query);
+        key
+    }
+
+    pub(crate) fn get(&self, key: &str) -> Option<Arc<PreparedOperation>> {
+        self.inner
+            .lock()
+            .expect("cache lock poisoned")
+            .map
+            .get(key)
+            .cloned()
+    }
+
+    /// Inserts, evicting the oldest entry when full (FIFO keeps the hot path a single lookup).
+    pub(crate) fn insert(&self, key: String, value: Arc<PreparedOperation>) {
+        let mut inner = self.inner.lock().expect("cache lock poisoned");
+        let key: Arc<str> = Arc::from(key);
+        if inner.map.contains_key(&key) {
+            return;
+        }
+        while inner.map.len() >= self.capacity {
+            match inner.order.pop_front() {
+                Some(old) => {
+                    inner.map.remove(&old);
+                }
+                None => break,
+            }
+        }
+        inner.order.push_back(Arc::clone(&key));
+        inner.map.insert(key, value);
+    }
+
+    pub(crate) fn len(&self) -> usize {
+        self.inner.lock().expect("cache lock poisoned").map.len()
+    }
+}

@@ -1,0 +1,217 @@
+//! The federation test suite: one test per `federation/cases/*.case` (format: federation/README.md).
+//!
+//! Each case starts its fixture subgraphs and a gateway on loopback ports, sends the operation over
+//! HTTP and compares the response; it also snapshots the query plan from the planner directly.
+//! Run one case: `cargo test -p switchyard-gateway --test federation -- <case name>`.
+
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, OnceLock};
+use std::time::Duration;
+
+use apollo_compiler::ExecutableDocument;
+use libtest_mimic::{Arguments, Failed, Trial};
+use switchyard_gateway::planner::{PlanOptions, QueryPlanner, Supergraph};
+use switchyard_gateway::GatewayConfig;
+use switchyard_testkit::{match_response, post_json, start_subgraphs, Case, RunningSubgraphs};
+
+/// How long one case may take end to end before it is reported as hung.
+const CASE_TIMEOUT: Duration = Duration::from_secs(30);
+
+fn main() {
+    let args = Arguments::from_args();
+    // Snapshot mismatches panic inside insta and are reported as case failures; a backtrace
+    // per mismatch would bury the report.
+    std::panic::set_hook(Box::new(|info| eprintln!("{info}")));
+    let cases_dir = suite_dir().join("cases");
+    let mut paths: Vec<PathBuf> = std::fs::read_dir(&cases_dir)
+        .unwrap_or_else(|e| panic!("cannot read {}: {e}", cases_dir.display()))
+        .filter_map(|entry| entry.ok().map(|e| e.path()))
+        .filter(|p| p.extension().is_some_and(|ext| ext == "case"))
+        .collect();
+    paths.sort();
+    let trials = paths
+        .into_iter()
+        .map(|path| {
+            let name = path
+                .file_stem()
+                .map(|s| s.to_string_lossy().into_owned())
+                .unwrap_or_default();
+            Trial::test(name.clone(), move || run_case(&name, &path))
+        })
+        .collect();
+    libtest_mimic::run(&args, trials).exit();
+}
+
+fn suite_dir() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/federation")
+}
+
+/// One runtime for the whole run; cases call `block_on` from libtest-mimic's worker threads.
+fn runtime() -> &'static tokio::runtime::Runtime {
+    static RUNTIME: OnceLock<tokio::runtime::Runtime> = OnceLock::new();
+    RUNTIME.get_or_init(|| {
+        tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(2)
+            .enable_all()
+            .build()
+            .expect("tokio runtime")
+    })
+}
+
+fn run_case(name: &str, path: &Path) -> Result<(), Failed> {
+    let location = path
+        .strip_prefix(
+            Path::new(env!("CARGO_MANIFEST_DIR"))
+                .parent()
+                .unwrap_or(Path::new("")),
+        )
+        .unwrap_or(path)
+        .display()
+        .to_string();
+    let case = Case::load(path).map_err(|e| format!("{location}: {e}"))?;
+    let sdl = case
+        .supergraph_sdl()
+        .ok_or_else(|| format!("{location}: supergraph not resolved"))?
+        .to_string();
+    let mut failures = Vec::new();
+    if let Err(e) = check_plan(name, path, &case, &sdl) {
+        failures.push(format!("plan: {e}"));
+    }
+    let outcome = runtime().block_on(async {
+        tokio::time::timeout(CASE_TIMEOUT, execute_case(&case, &sdl))
+            .await
+            .unwrap_or_else(|_| Err(format!("timed out after {CASE_TIMEOUT:?}")))
+    });
+    if let Err(e) = outcome {
+        failures.push(e);
+    }
+    if failures.is_empty() {
+        Ok(())
+    } else {
+        Err(format!(
+            "{location} ({})\n{}",
+            case.description,
+            failures.join("\n\n")
+        )
+        .into())
+    }
+}
+
+/// Plans the operation with the planner directly and compares the plan with its snapshot.
+/// Operations that do not validate have no plan; the response check covers them.
+fn check_plan(name: &str, path: &Path, case: &Case, sdl: &str) -> Result<(), String> {
+    let supergraph =
+        Supergraph::parse(sdl).map_err(|e| format!("supergraph does not parse: {e}"))?;
+    let Ok(document) = ExecutableDocument::parse_and_validate(
+        supergraph.api_schema(),
+        case.operation.as_str(),
+        "operation.graphql",
+    ) else {
+        return Ok(());
+    };
+    let options = PlanOptions {
+        enabled_override_labels: case.options.override_labels.iter().cloned().collect(),
+    };
+    let plan = QueryPlanner::new(Arc::new(supergraph))
+        .plan(&document, case.options.operation_name.as_deref(), &options)
+        .map_err(|e| e.to_string())?;
+    let mut settings = insta::Settings::clone_current();
+    settings.set_snapshot_path(suite_dir().join("snapshots"));
+    settings.set_prepend_module_to_snapshot(false);
+    settings.set_input_file(path);
+    settings.set_description(case.description.clone());
+    settings.set_omit_expression(true);
+    let rendered = plan.to_string();
+    std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+        settings.bind(|| insta::assert_snapshot!(name, rendered));
+    }))
+    .map_err(|panic| {
+        let detail = panic
+            .downcast_ref::<String>()
+            .cloned()
+            .or_else(|| panic.downcast_ref::<&str>().map(|s| s.to_string()))
+            .unwrap_or_default();
+        format!("snapshot snapshots/{name}.snap does not match (review with `cargo insta review`): {detail}\n{rendered}")
+    })
+}
+
+async fn execute_case(case: &Case, sdl: &str) -> Result<(), String> {
+    let subgraphs = start_subgraphs(sdl, &case.fixtures, &case.options.down)
+        .await
+        .map_err(|e| format!("starting subgraphs: {e}"))?;
+    let config = GatewayConfig {
+        subgraph_url_overrides: subgraphs.urls.clone(),
+        override_labels: case.options.override_labels.clone(),
+        subgraph_timeout: Duration::from_secs(10),
+        ..GatewayConfig::default()
+    };
+    let gateway = switchyard_gateway::Gateway::from_supergraph_sdl(sdl, config)
+        .map_err(|e| format!("building the gateway: {e}"))?;
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .map_err(|e| format!("binding the gateway: {e}"))?;
+    let addr = listener
+        .local_addr()
+        .map_err(|e| format!("gateway address: {e}"))?;
+    let server = tokio::spawn(switchyard_gateway::serve(
+        listener,
+        gateway,
+        std::future::pending(),
+    ));
+    let response = post_json(
+        &format!("http://{addr}/graphql"),
+        &case.request_body(),
+        &case.options.headers,
+    )
+    .await;
+    server.abort();
+    let response = response.map_err(|e| format!("request to the gateway: {e}"))?;
+
+    let mut problems = Vec::new();
+    if let Err(diff) = match_response(&case.response, &response.body) {
+        problems.push(format!(
+            "response (HTTP {}) does not match:\n{diff}",
+            response.status
+        ));
+    }
+    if let Some(expected) = &case.requests {
+        for (subgraph, want) in expected {
+            if !subgraphs.urls.contains_key(subgraph) {
+                problems.push(format!("requests: unknown subgraph `{subgraph}`"));
+                continue;
+            }
+            let got = subgraphs.request_count(subgraph);
+            if got as u64 != *want {
+                problems.push(format!(
+                    "requests: `{subgraph}` received {got} request(s), expected {want}"
+                ));
+            }
+        }
+    }
+    if problems.is_empty() {
+        Ok(())
+    } else {
+        problems.push(describe_requests(&subgraphs));
+        Err(problems.join("\n"))
+    }
+}
+
+/// What each subgraph received, to tell planner mistakes from executor mistakes.
+fn describe_requests(subgraphs: &RunningSubgraphs) -> String {
+    let mut out = String::from("subgraph requests received:");
+    for (name, handle) in &subgraphs.handles {
+        for request in handle.requests() {
+            let query = request.body.get("query").and_then(|q| q.as_str());
+            let variables = request
+                .body
+                .get("variables")
+                .map(|v| v.to_string())
+                .unwrap_or_default();
+            match query {
+                Some(q) => out.push_str(&format!("\n  {name}: {q}  variables: {variables}")),
+                None => out.push_str(&format!("\n  {name}: {}", request.body)),
+            }
+        }
+    }
+    out
+}
