@@ -1050,3 +1050,29 @@ type Query @join__type(graph: A) {
         );
     }
 }
+#[cfg(test)]
+mod perf_tmp {
+    use super::*;
+    #[test]
+    fn perf_tmp_measure() {
+        let sdl = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/../schema/demo/supergraph.graphql")).unwrap();
+        let sg = Schema::parse(sdl, "s.graphql").unwrap();
+        let api = switchyard_planner::supergraph::api_schema::api_schema(&sg).unwrap();
+        let intro = SchemaIntrospection::new(&api, IntrospectionOptions::default());
+        let q = include_str!("/tmp/giql/iq_full.graphql");
+        let doc = ExecutableDocument::parse_and_validate(&api, q, "q").unwrap();
+        let op = doc.operations.get(None).unwrap();
+        let t = std::time::Instant::now();
+        let _ = intro.run(&doc, op, &Map::new()).unwrap();
+        eprintln!("uncached: {:?}", t.elapsed());
+        let t = std::time::Instant::now();
+        for _ in 0..100 { intro.execute(&doc, op, &Map::new()).unwrap(); }
+        eprintln!("cached: {:?}/iter", t.elapsed() / 100);
+        let t = std::time::Instant::now();
+        for _ in 0..100 { let _ = doc.serialize().no_indent().to_string(); }
+        eprintln!("serialize: {:?}/iter", t.elapsed() / 100);
+        let t = std::time::Instant::now();
+        for _ in 0..100 { intro.check(&doc, op).unwrap(); }
+        eprintln!("check: {:?}/iter", t.elapsed() / 100);
+    }
+}

@@ -112,9 +112,12 @@ fn check_plan(name: &str, path: &Path, case: &Case, sdl: &str) -> Result<(), Str
     let options = PlanOptions {
         enabled_override_labels: case.options.override_labels.iter().cloned().collect(),
     };
-    let plan = QueryPlanner::new(Arc::new(supergraph))
-        .plan(&document, case.options.operation_name.as_deref(), &options)
-        .map_err(|e| e.to_string())?;
+    let planner = QueryPlanner::new(Arc::new(supergraph));
+    let plan = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+        planner.plan(&document, case.options.operation_name.as_deref(), &options)
+    }))
+    .map_err(|panic| format!("the planner panicked: {}", panic_message(&*panic)))?
+    .map_err(|e| e.to_string())?;
     let mut settings = insta::Settings::clone_current();
     settings.set_snapshot_path(suite_dir().join("snapshots"));
     settings.set_prepend_module_to_snapshot(false);
@@ -126,13 +129,17 @@ fn check_plan(name: &str, path: &Path, case: &Case, sdl: &str) -> Result<(), Str
         settings.bind(|| insta::assert_snapshot!(name, rendered));
     }))
     .map_err(|panic| {
-        let detail = panic
-            .downcast_ref::<String>()
-            .cloned()
-            .or_else(|| panic.downcast_ref::<&str>().map(|s| s.to_string()))
-            .unwrap_or_default();
+        let detail = panic_message(&*panic);
         format!("snapshot snapshots/{name}.snap does not match (review with `cargo insta review`): {detail}\n{rendered}")
     })
+}
+
+fn panic_message(panic: &(dyn std::any::Any + Send)) -> String {
+    panic
+        .downcast_ref::<String>()
+        .cloned()
+        .or_else(|| panic.downcast_ref::<&str>().map(|s| s.to_string()))
+        .unwrap_or_default()
 }
 
 async fn execute_case(case: &Case, sdl: &str) -> Result<(), String> {

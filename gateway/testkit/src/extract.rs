@@ -429,7 +429,7 @@ impl Extractor<'_> {
                 }
                 None => None,
             };
-            let arguments = field
+            let mut arguments = field
                 .arguments
                 .iter()
                 .map(|a| {
@@ -440,6 +440,28 @@ impl Extractor<'_> {
                     )
                 })
                 .collect::<Result<Vec<_>, _>>()?;
+            // `@fromContext` arguments exist in the subgraph but not in the supergraph's field;
+            // the gateway fills them, so the subgraph must accept them.
+            if let Some(AstValue::List(contexts)) = arg(args, "contextArguments") {
+                for context in contexts {
+                    let AstValue::Object(fields) = &**context else {
+                        continue;
+                    };
+                    let get = |key: &str| {
+                        fields
+                            .iter()
+                            .find(|(k, _)| k == key)
+                            .and_then(|(_, v)| v.as_str().map(str::to_string))
+                    };
+                    if let (Some(name), Some(ty)) = (get("name"), get("type")) {
+                        arguments.push(InputValueModel {
+                            name,
+                            ty,
+                            default: None,
+                        });
+                    }
+                }
+            }
             out.insert(
                 field.name.to_string(),
                 FieldModel {
@@ -559,5 +581,71 @@ fn prune(types: &mut IndexMap<String, TypeModel>) {
             TypeModel::InputObject(fields) => fields.retain(|f| known.contains(named_type(&f.ty))),
             TypeModel::Enum(_) | TypeModel::Scalar => {}
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const SDL: &str = r#"
+schema @link(url: "https://specs.apollo.dev/link/v1.0") @link(url: "https://specs.apollo.dev/join/v0.5", for: EXECUTION) { query: Query }
+directive @join__enumValue(graph: join__Graph!) repeatable on ENUM_VALUE
+directive @join__field(graph: join__Graph, requires: join__FieldSet, provides: join__FieldSet, type: String, external: Boolean, override: String, usedOverridden: Boolean, overrideLabel: String, contextArguments: [join__ContextArgument!]) repeatable on FIELD_DEFINITION | INPUT_FIELD_DEFINITION
+directive @join__graph(name: String!, url: String!) on ENUM_VALUE
+directive @join__implements(graph: join__Graph!, interface: String!) repeatable on OBJECT | INTERFACE
+directive @join__type(graph: join__Graph!, key: join__FieldSet, extension: Boolean! = false, resolvable: Boolean! = true, isInterfaceObject: Boolean! = false) repeatable on OBJECT | INTERFACE | UNION | ENUM | INPUT_OBJECT | SCALAR
+directive @join__unionMember(graph: join__Graph!, member: String!) repeatable on UNION
+directive @link(url: String, as: String, for: link__Purpose, import: [link__Import]) repeatable on SCHEMA
+input join__ContextArgument { name: String! type: String! context: String! selection: join__FieldValue! }
+scalar join__FieldSet
+scalar join__FieldValue
+scalar link__Import
+enum link__Purpose { SECURITY EXECUTION }
+enum join__Graph {
+  A @join__graph(name: "a", url: "http://a")
+  B @join__graph(name: "b", url: "http://b")
+}
+enum Size @join__type(graph: A) @join__type(graph: B) {
+  S @join__enumValue(graph: A) @join__enumValue(graph: B)
+  XL @join__enumValue(graph: B)
+}
+type Query @join__type(graph: A) @join__type(graph: B) {
+  item: Item @join__field(graph: A)
+}
+type Item @join__type(graph: A, key: "id") @join__type(graph: B, key: "id") {
+  id: ID!
+  size: Size @join__field(graph: A, type: "Size!") @join__field(graph: B)
+  price: Int @join__field(graph: B, contextArguments: [{context: "ctx", name: "currency", type: "String", selection: "{ currency }"}])
+}
+"#;
+
+    #[test]
+    fn reads_types_fields_enums_and_context_arguments_per_graph() {
+        let source = SupergraphSource::parse(SDL).unwrap();
+        let a = source.subgraph("a").unwrap();
+        let b = source.subgraph("b").unwrap();
+        let TypeModel::Enum(a_values) = &a.types["Size"] else {
+            panic!("Size is an enum")
+        };
+        assert_eq!(a_values, &["S"]);
+        let TypeModel::Object(a_item) = &a.types["Item"] else {
+            panic!("Item is an object")
+        };
+        assert_eq!(a_item.fields["size"].ty, "Size!");
+        assert!(!a_item.fields.contains_key("price"));
+        assert_eq!(a_item.keys[0].fields, "id");
+        let TypeModel::Object(b_item) = &b.types["Item"] else {
+            panic!("Item is an object")
+        };
+        assert_eq!(b_item.fields["size"].ty, "Size");
+        let price = &b_item.fields["price"];
+        assert_eq!(price.arguments.len(), 1);
+        assert_eq!(price.arguments[0].name, "currency");
+        assert_eq!(price.arguments[0].ty, "String");
+        assert!(matches!(
+            source.subgraph("c"),
+            Err(TestkitError::UnknownSubgraph(_))
+        ));
     }
 }

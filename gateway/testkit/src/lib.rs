@@ -10,15 +10,16 @@ pub mod client;
 pub mod compare;
 pub mod extract;
 pub mod fieldset;
+mod fixups;
+pub mod server;
 pub mod subgraph;
 
 pub use case::{Case, CaseOptions, SupergraphSource as CaseSupergraph};
 pub use client::{post_json, JsonResponse};
 pub use compare::match_response;
 pub use extract::{GraphInfo, SubgraphModel, SupergraphSource};
-pub use subgraph::{
-    start_subgraphs, FixtureSubgraph, RecordedRequest, RequestLog, RunningSubgraphs, SubgraphHandle,
-};
+pub use server::{start_subgraphs, RecordedRequest, RequestLog, RunningSubgraphs, SubgraphHandle};
+pub use subgraph::FixtureSubgraph;
 
 /// Everything that can go wrong in the test kit.
 #[derive(Debug, thiserror::Error)]

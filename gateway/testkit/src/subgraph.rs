@@ -1,20 +1,16 @@
 //! A real async-graphql federation subgraph whose schema comes from a supergraph and whose data
 //! comes from a JSON fixture (format: gateway/tests/federation/README.md).
 //!
-//! async-graphql's dynamic executor omits errored fields instead of nulling them and cannot put
-//! `null` inside a list of objects, so resolvers here never fail: they record errors and null
-//! positions in a per-request [`Fixups`] and return a placeholder; after execution the response is
-//! patched per the GraphQL spec (null at the position, propagated up to the nearest nullable one).
+//! Resolvers never fail towards async-graphql: errors and nulls go through the `fixups` module.
 
 use std::collections::{BTreeMap, HashMap, HashSet};
-use std::net::SocketAddr;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 
 use async_graphql::dynamic::{
     Enum, Field, FieldFuture, FieldValue, InputObject, InputValue, Interface, InterfaceField,
     Object, ResolverContext, Scalar, Schema, TypeRef, Union,
 };
-use async_graphql::{Pos, QueryPathNode, QueryPathSegment};
+use async_graphql::Pos;
 use axum::body::Bytes;
 use axum::http::{header, HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
@@ -24,6 +20,8 @@ use crate::extract::{
     named_type, CompositeModel, FieldModel, SubgraphModel, SupergraphSource, TypeModel,
 };
 use crate::fieldset;
+use crate::fixups::{path_of, Fixups, Path};
+use crate::server::{RecordedRequest, RequestLog, SubgraphHandle};
 use crate::TestkitError;
 
 /// A subgraph built from a supergraph and a fixture, ready to execute requests or to serve them.
@@ -57,6 +55,7 @@ impl FixtureSubgraph {
                 model.name
             )));
         }
+        check_fixture(&model, &fixture)?;
         let data = Arc::new(DataSource { model, fixture });
         let schema = build_schema(&data)?;
         Ok(Self {
@@ -176,154 +175,47 @@ impl FixtureSubgraph {
     }
 }
 
-/// A running subgraph server; stops when dropped.
-#[derive(Debug)]
-pub struct SubgraphHandle {
-    name: String,
-    addr: SocketAddr,
-    url: String,
-    log: Arc<RequestLog>,
-    task: tokio::task::JoinHandle<()>,
-}
-
-impl SubgraphHandle {
-    /// The subgraph's name.
-    pub fn name(&self) -> &str {
-        &self.name
-    }
-
-    /// The address it listens on.
-    pub fn addr(&self) -> SocketAddr {
-        self.addr
-    }
-
-    /// The GraphQL endpoint URL (`http://127.0.0.1:<port>/graphql`).
-    pub fn url(&self) -> &str {
-        &self.url
-    }
-
-    /// How many HTTP requests it has received.
-    pub fn request_count(&self) -> usize {
-        self.log.count()
-    }
-
-    /// The requests it has received, in arrival order.
-    pub fn requests(&self) -> Vec<RecordedRequest> {
-        self.log.requests()
-    }
-
-    /// The shared request log.
-    pub fn log(&self) -> &Arc<RequestLog> {
-        &self.log
-    }
-}
-
-impl Drop for SubgraphHandle {
-    fn drop(&mut self) {
-        self.task.abort();
-    }
-}
-
-/// One HTTP request a subgraph received.
-#[derive(Debug, Clone, PartialEq)]
-pub struct RecordedRequest {
-    /// The JSON body (a JSON string holding the raw text when it was not JSON).
-    pub body: Value,
-    /// Header names (lowercase) and values.
-    pub headers: Vec<(String, String)>,
-}
-
-/// Requests received by one subgraph.
-#[derive(Debug, Default)]
-pub struct RequestLog {
-    requests: Mutex<Vec<RecordedRequest>>,
-}
-
-impl RequestLog {
-    fn record(&self, request: RecordedRequest) {
-        self.lock().push(request);
-    }
-
-    /// Number of requests received.
-    pub fn count(&self) -> usize {
-        self.lock().len()
-    }
-
-    /// A copy of the requests received.
-    pub fn requests(&self) -> Vec<RecordedRequest> {
-        self.lock().clone()
-    }
-
-    fn lock(&self) -> std::sync::MutexGuard<'_, Vec<RecordedRequest>> {
-        // A panic while holding the lock cannot leave the Vec half-written; keep going.
-        self.requests.lock().unwrap_or_else(|e| e.into_inner())
-    }
-}
-
-/// All subgraphs of one supergraph, started on loopback ports.
-#[derive(Debug, Default)]
-pub struct RunningSubgraphs {
-    /// Running subgraphs by name (down ones are absent).
-    pub handles: BTreeMap<String, SubgraphHandle>,
-    /// URL of every subgraph by name; down ones point at a port nothing listens on.
-    pub urls: HashMap<String, String>,
-}
-
-impl RunningSubgraphs {
-    /// Requests received by `name` (0 for down or unknown subgraphs).
-    pub fn request_count(&self, name: &str) -> usize {
-        self.handles
-            .get(name)
-            .map_or(0, SubgraphHandle::request_count)
-    }
-}
-
-/// Starts every subgraph of `supergraph_sdl` on 127.0.0.1 with its fixture (`{}` when absent);
-/// subgraphs named in `down` are not started and get the URL of a closed port.
-pub async fn start_subgraphs(
-    supergraph_sdl: &str,
-    fixtures: &BTreeMap<String, Value>,
-    down: &[String],
-) -> Result<RunningSubgraphs, TestkitError> {
-    let source = SupergraphSource::parse(supergraph_sdl)?;
-    for name in fixtures.keys().chain(down) {
-        if !source.graphs().iter().any(|g| &g.name == name) {
-            return Err(TestkitError::UnknownSubgraph(name.clone()));
+/// Rejects fixture keys that can never be read, so a typo fails loudly instead of reading as null.
+fn check_fixture(model: &SubgraphModel, fixture: &Value) -> Result<(), TestkitError> {
+    let Some(object) = fixture.as_object() else {
+        return Ok(());
+    };
+    for (key, value) in object {
+        let is_root = *key == model.query_type || Some(key) == model.mutation_type.as_ref();
+        if key == "entities" {
+            let Some(entities) = value.as_object() else {
+                return Err(TestkitError::Fixture(format!(
+                    "`{}`: \"entities\" must be an object of lists",
+                    model.name
+                )));
+            };
+            for (type_name, entries) in entities {
+                let known = matches!(
+                    model.types.get(type_name),
+                    Some(TypeModel::Object(_) | TypeModel::Interface(_))
+                );
+                if !known || !entries.is_array() {
+                    return Err(TestkitError::Fixture(format!(
+                        "`{}`: entities[\"{type_name}\"] must be a list and `{type_name}` an object \
+                         or interface type of this subgraph",
+                        model.name
+                    )));
+                }
+            }
+        } else if !is_root || !value.is_object() {
+            return Err(TestkitError::Fixture(format!(
+                "`{}`: unexpected top-level key \"{key}\" (expected \"{}\"{}, \"entities\")",
+                model.name,
+                model.query_type,
+                model
+                    .mutation_type
+                    .as_ref()
+                    .map(|m| format!(", \"{m}\""))
+                    .unwrap_or_default()
+            )));
         }
     }
-    let mut running = RunningSubgraphs::default();
-    for graph in source.graphs() {
-        if down.contains(&graph.name) {
-            running
-                .urls
-                .insert(graph.name.clone(), closed_port_url().await?);
-            continue;
-        }
-        let fixture = fixtures
-            .get(&graph.name)
-            .cloned()
-            .unwrap_or_else(|| json!({}));
-        let subgraph = FixtureSubgraph::from_model(source.subgraph(&graph.name)?, fixture)?;
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
-            .await
-            .map_err(TestkitError::Io)?;
-        let handle = subgraph.serve(listener)?;
-        running
-            .urls
-            .insert(graph.name.clone(), handle.url().to_string());
-        running.handles.insert(graph.name.clone(), handle);
-    }
-    Ok(running)
-}
-
-/// A URL on a loopback port that was just bound and released, so connections are refused.
-async fn closed_port_url() -> Result<String, TestkitError> {
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
-        .await
-        .map_err(TestkitError::Io)?;
-    let addr = listener.local_addr().map_err(TestkitError::Io)?;
-    drop(listener);
-    Ok(format!("http://{addr}/graphql"))
+    Ok(())
 }
 
 /// The schema model plus the fixture: everything resolvers read.
@@ -335,128 +227,23 @@ struct DataSource {
 /// A parent object being resolved: the JSON object its fields are read from.
 struct Node {
     data: Map<String, Value>,
+    /// For `_entities` results: what the gateway sent, which is what `@requires` is checked
+    /// against (the fixture entry merged into `data` must not hide a missing required field).
+    representation: Option<Map<String, Value>>,
+}
+
+impl Node {
+    fn plain(data: Map<String, Value>) -> Self {
+        Self {
+            data,
+            representation: None,
+        }
+    }
 }
 
 /// Stands in for a value that post-processing replaces with `null`; its fields resolve to more
 /// placeholders and record nothing.
 struct Placeholder;
-
-type Path = Vec<Value>;
-
-/// Errors and null positions recorded while executing one request.
-#[derive(Default)]
-struct Fixups {
-    inner: Mutex<FixupsInner>,
-}
-
-#[derive(Default)]
-struct FixupsInner {
-    errors: Vec<Value>,
-    nulls: Vec<Path>,
-    non_null: HashSet<Path>,
-}
-
-impl Fixups {
-    fn lock(&self) -> std::sync::MutexGuard<'_, FixupsInner> {
-        self.inner.lock().unwrap_or_else(|e| e.into_inner())
-    }
-
-    fn error(&self, message: String, path: &Path, pos: Option<Pos>, extensions: Option<Value>) {
-        let mut error = Map::new();
-        error.insert("message".into(), Value::String(message));
-        if let Some(pos) = pos {
-            error.insert(
-                "locations".into(),
-                json!([{"line": pos.line, "column": pos.column}]),
-            );
-        }
-        error.insert("path".into(), Value::Array(path.clone()));
-        if let Some(extensions) = extensions {
-            error.insert("extensions".into(), extensions);
-        }
-        self.lock().errors.push(Value::Object(error));
-    }
-
-    fn null(&self, path: &Path) {
-        self.lock().nulls.push(path.clone());
-    }
-
-    fn non_null(&self, path: &Path) {
-        self.lock().non_null.insert(path.clone());
-    }
-
-    /// Writes the recorded nulls (propagated) and errors into a serialized response.
-    fn apply(&self, response: &mut Value) {
-        let inner = self.lock();
-        let Some(object) = response.as_object_mut() else {
-            return;
-        };
-        if !inner.errors.is_empty() {
-            let errors = object
-                .entry("errors")
-                .or_insert_with(|| Value::Array(Vec::new()));
-            if let Value::Array(list) = errors {
-                list.extend(inner.errors.iter().cloned());
-            }
-        }
-        let Some(data) = object.get_mut("data") else {
-            return;
-        };
-        for path in &inner.nulls {
-            let mut position = path.clone();
-            loop {
-                if position.is_empty() {
-                    *data = Value::Null;
-                    break;
-                }
-                if !set_null(data, &position) {
-                    // Already inside a nulled subtree.
-                    break;
-                }
-                if !inner.non_null.contains(&position) {
-                    break;
-                }
-                position.pop();
-            }
-        }
-    }
-}
-
-/// Sets the value at `path` to null; false when the path does not lead anywhere.
-fn set_null(data: &mut Value, path: &[Value]) -> bool {
-    let mut current = data;
-    for segment in path {
-        current = match (current, segment) {
-            (Value::Object(map), Value::String(key)) => match map.get_mut(key) {
-                Some(v) => v,
-                None => return false,
-            },
-            (Value::Array(items), Value::Number(n)) => {
-                match n.as_u64().and_then(|i| items.get_mut(i as usize)) {
-                    Some(v) => v,
-                    None => return false,
-                }
-            }
-            _ => return false,
-        };
-    }
-    *current = Value::Null;
-    true
-}
-
-fn path_of(node: Option<&QueryPathNode<'_>>) -> Path {
-    let mut segments = Vec::new();
-    let mut current = node;
-    while let Some(n) = current {
-        segments.push(match n.segment {
-            QueryPathSegment::Index(i) => Value::from(i),
-            QueryPathSegment::Name(name) => Value::String(name.to_string()),
-        });
-        current = n.parent;
-    }
-    segments.reverse();
-    segments
-}
 
 /// Parses an SDL type string into an async-graphql type reference.
 fn type_ref(ty: &str) -> TypeRef {
@@ -539,15 +326,14 @@ impl DataSource {
             &mut missing,
             &mut HashSet::new(),
         );
-        let variables = body
-            .as_object_mut()
-            .map(|b| b.entry("variables").or_insert_with(|| json!({})));
-        if let Some(Value::Null) = variables {
-            if let Some(v) = variables {
-                *v = json!({});
-            }
+        let Some(object) = body.as_object_mut() else {
+            return;
+        };
+        let variables = object.entry("variables").or_insert_with(|| json!({}));
+        if variables.is_null() {
+            *variables = json!({});
         }
-        if let Some(Value::Object(vars)) = body.get_mut("variables") {
+        if let Value::Object(vars) = variables {
             for (name, default) in missing {
                 vars.insert(name, default.unwrap_or(Value::Null));
             }
@@ -643,14 +429,13 @@ impl DataSource {
     }
 
     fn root_node(&self, type_name: &str) -> Node {
-        Node {
-            data: self
-                .fixture
+        Node::plain(
+            self.fixture
                 .get(type_name)
                 .and_then(Value::as_object)
                 .cloned()
                 .unwrap_or_default(),
-        }
+        )
     }
 
     /// Finds the fixture entity of `type_name` matching one of its keys in `object`. Returns the
@@ -734,7 +519,8 @@ impl DataSource {
             }
         };
         if let (Some((_, required)), false) = (&field.requires, field.external) {
-            if let Some(missing) = fieldset::first_missing(&node.data, required) {
+            let carried = node.representation.as_ref().unwrap_or(&node.data);
+            if let Some(missing) = fieldset::first_missing(carried, required) {
                 fixups.error(
                     format!("missing required field {missing}"),
                     &path,
@@ -771,8 +557,14 @@ impl DataSource {
                 .or_else(|| data.get(&field.name))
                 .cloned()
         };
+        // An external field is only known from the object itself (a provided value or the
+        // representation), never from this subgraph's own entity data: a plan that reads it where
+        // it is neither provided nor sent must see null, as from a real subgraph.
         let value = read(&node.data)
             .or_else(|| {
+                if field.external {
+                    return None;
+                }
                 self.find_entity(parent_type, &node.data, false)
                     .and_then(|(_, entry)| read(&entry))
             })
@@ -900,7 +692,7 @@ impl DataSource {
             }
             TypeRef::Named(name) => match self.model.types.get(name.as_ref()) {
                 Some(TypeModel::Object(_)) => match value {
-                    Value::Object(map) => Some(FieldValue::owned_any(Node { data: map.clone() })),
+                    Value::Object(map) => Some(FieldValue::owned_any(Node::plain(map.clone()))),
                     _ => self.fail(
                         cx,
                         ty,
@@ -912,7 +704,7 @@ impl DataSource {
                     let typename = value.get("__typename").and_then(Value::as_str);
                     match (value, typename) {
                         (Value::Object(map), Some(typename)) => Some(
-                            FieldValue::owned_any(Node { data: map.clone() })
+                            FieldValue::owned_any(Node::plain(map.clone()))
                                 .with_type(typename.to_string()),
                         ),
                         _ => self.fail(
@@ -1013,7 +805,11 @@ impl DataSource {
                     let mut merged = rep.clone();
                     merged.extend(entry);
                     merged.insert("__typename".into(), Value::String(concrete.clone()));
-                    items.push(FieldValue::owned_any(Node { data: merged }).with_type(concrete));
+                    let node = Node {
+                        data: merged,
+                        representation: Some(rep.clone()),
+                    };
+                    items.push(FieldValue::owned_any(node).with_type(concrete));
                 }
                 None => {
                     fixups.null(&item_path);

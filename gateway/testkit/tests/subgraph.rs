@@ -181,7 +181,7 @@ async fn abstract_types_entity_interfaces_and_requires() {
                 "hits": [{"__typename": "Movie", "id": "m1"}]
             },
             "entities": {
-                "Book": [{"id": "b1", "title": "Dune", "pages": 500, "shipping": 7}],
+                "Book": [{"id": "b1", "title": "Dune", "pages": 500, "shipping": 7, "dims": {"size": 2}}],
                 "Movie": [{"id": "m1", "title": "Up"}]
             }
         }),
@@ -260,6 +260,13 @@ async fn serves_http_and_counts_requests() {
     );
     assert_eq!(handle.request_count(), 1);
     assert_eq!(handle.requests()[0].body, body);
+    let service = json!({"query": "{ _service { sdl } }"});
+    let response = switchyard_testkit::post_json(handle.url(), &service, &Default::default())
+        .await
+        .unwrap();
+    let sdl = response.body["data"]["_service"]["sdl"].as_str().unwrap();
+    assert!(sdl.contains("@key(fields: \"upc\")"), "{sdl}");
+    assert_eq!(handle.request_count(), 2);
 }
 
 #[tokio::test]
@@ -321,4 +328,61 @@ fn loads_cases_with_shared_supergraph_files() {
             .next(),
         Some("{")
     );
+}
+
+#[tokio::test]
+async fn null_in_a_non_null_root_field_nulls_data() {
+    let products = FixtureSubgraph::new(
+        SHOP,
+        "products",
+        json!({"Query": {"topProducts({\"first\":5})": [{"upc": "1"}, {"upc": null}]}}),
+    )
+    .unwrap();
+    let out = run(&products, "{ topProducts { upc } }", json!({})).await;
+    assert_eq!(out["data"], Value::Null, "{out}");
+    assert_eq!(
+        out["errors"][0]["message"],
+        "Cannot return null for non-nullable field Product.upc."
+    );
+    assert_eq!(out["errors"][0]["path"], json!(["topProducts", 1, "upc"]));
+}
+
+#[tokio::test]
+async fn fixture_shape_mistakes_are_field_errors() {
+    let a = FixtureSubgraph::new(
+        SHAPES,
+        "a",
+        json!({"Query": {"media": [{"id": "b1"}], "hits": {"not": "a list"}}}),
+    )
+    .unwrap();
+    let out = run(&a, "{ media { id } hits { __typename } }", json!({})).await;
+    assert_eq!(out["data"], json!({"media": [null], "hits": null}), "{out}");
+    let messages: Vec<_> = out["errors"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["message"].as_str().unwrap().to_string())
+        .collect();
+    assert!(messages[0].contains("Query.media"), "{messages:?}");
+    assert!(messages[0].contains("__typename"), "{messages:?}");
+    assert!(messages[1].contains("not a list"), "{messages:?}");
+}
+
+#[test]
+fn fixture_typos_are_rejected() {
+    for bad in [
+        json!({"entites": {}}),
+        json!({"Mutation": {}}),
+        json!({"entities": {"Prodct": []}}),
+        json!({"entities": {"Product": {"upc": "1"}}}),
+    ] {
+        let err = FixtureSubgraph::new(SHOP, "products", bad.clone()).unwrap_err();
+        assert!(err.to_string().contains("fixture"), "{bad}: {err}");
+    }
+    assert!(FixtureSubgraph::new(
+        SHOP,
+        "accounts",
+        json!({"Mutation": {}, "entities": {"User": []}})
+    )
+    .is_ok());
 }

@@ -23,6 +23,10 @@ struct Args {
     /// Address to bind.
     #[arg(long, default_value = "127.0.0.1")]
     host: IpAddr,
+    /// Async worker threads; 0 means one per CPU this process may run on (see `taskset`). With
+    /// one, a single-threaded runtime serves everything, which saves cross-thread wake-ups.
+    #[arg(long, default_value_t = 0)]
+    threads: usize,
     /// Print this subgraph's SDL (with federation directives) and exit.
     #[arg(long, value_name = "NAME")]
     print_schema: Option<DemoSubgraph>,
@@ -34,10 +38,18 @@ fn main() -> ExitCode {
         print!("{}", sdl(s));
         return ExitCode::SUCCESS;
     }
-    let runtime = match tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-    {
+    let threads = match args.threads {
+        0 => std::thread::available_parallelism().map_or(1, |n| n.get()),
+        n => n,
+    };
+    let mut builder = if threads == 1 {
+        tokio::runtime::Builder::new_current_thread()
+    } else {
+        let mut b = tokio::runtime::Builder::new_multi_thread();
+        b.worker_threads(threads);
+        b
+    };
+    let runtime = match builder.enable_all().build() {
         Ok(rt) => rt,
         Err(e) => {
             eprintln!("error: cannot start the async runtime: {e}");
