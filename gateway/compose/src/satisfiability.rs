@@ -26,6 +26,8 @@ struct Checker<'a> {
     sub_index: HashMap<&'a str, usize>,
     memo: HashMap<(String, usize, String), Vec<Failure>>,
     in_progress: HashSet<(String, usize, String)>,
+    parsed: HashMap<String, Option<Vec<Selection>>>,
+    reach_memo: HashMap<(String, usize), Vec<usize>>,
 }
 
 fn selections_of<'s>(prov: &'s [Selection], field: &str) -> Option<&'s [Selection]> {
@@ -65,8 +67,27 @@ impl<'a> Checker<'a> {
         })
     }
 
+    fn parse_cached(&mut self, fields: &str) -> Option<Vec<Selection>> {
+        if let Some(p) = self.parsed.get(fields) {
+            return p.clone();
+        }
+        let p = fieldset::parse(fields).ok();
+        self.parsed.insert(fields.to_string(), p.clone());
+        p
+    }
+
     /// Subgraphs reachable for `ty` starting in `start`, through resolvable keys.
-    fn reach(&self, ty: &MType, start: usize) -> Vec<usize> {
+    fn reach(&mut self, ty: &MType, start: usize) -> Vec<usize> {
+        let memo_key = (ty.name.clone(), start);
+        if let Some(r) = self.reach_memo.get(&memo_key) {
+            return r.clone();
+        }
+        let keys: Vec<(usize, Vec<Selection>)> = ty
+            .join_types
+            .iter()
+            .filter(|jt| jt.resolvable)
+            .filter_map(|jt| Some((jt.graph, self.parse_cached(jt.key.as_deref()?)?)))
+            .collect();
         let mut reached = vec![start];
         loop {
             let mut grew = false;
@@ -125,7 +146,7 @@ impl<'a> Checker<'a> {
         }
     }
 
-    fn requires_ok(&self, ty: &MType, g: usize, fname: &str) -> bool {
+    fn requires_ok(&mut self, ty: &MType, g: usize, fname: &str) -> bool {
         let Some(req) = self
             .def(g, &ty.name)
             .and_then(|t| t.fields.get(fname))
@@ -338,8 +359,22 @@ fn render_query(op: &str, path: &[String]) -> String {
     s
 }
 
+/// Stack for the recursive walk: type chains in large supergraphs recurse thousands deep.
+const WALK_STACK_BYTES: usize = 512 * 1024 * 1024;
+
 /// Returns one `SATISFIABILITY_ERROR` per unresolvable field coordinate (shortest path shown).
 pub fn check(subs: &[Subgraph], merged: &Merged) -> Vec<CompositionError> {
+    std::thread::scope(|scope| {
+        std::thread::Builder::new()
+            .name("satisfiability".into())
+            .stack_size(WALK_STACK_BYTES)
+            .spawn_scoped(scope, || check_on_this_thread(subs, merged))
+            .map(|h| h.join().unwrap_or_else(|p| std::panic::resume_unwind(p)))
+            .unwrap_or_else(|_| check_on_this_thread(subs, merged))
+    })
+}
+
+fn check_on_this_thread(subs: &[Subgraph], merged: &Merged) -> Vec<CompositionError> {
     let mut c = Checker {
         subs,
         merged,
@@ -350,6 +385,8 @@ pub fn check(subs: &[Subgraph], merged: &Merged) -> Vec<CompositionError> {
             .collect(),
         memo: HashMap::new(),
         in_progress: HashSet::new(),
+        parsed: HashMap::new(),
+        reach_memo: HashMap::new(),
     };
     let _ = &c.sub_index;
     let mut by_coord: HashMap<String, (String, Failure)> = HashMap::new();
