@@ -197,6 +197,11 @@ scenario() { # NAME TARGET(gateway|direct) BODY CONNS
     "$(per_request_us "$sg0" "$sg1" "$n")" "$rss" "$check")")
 }
 
+# Other work on the machine (builds, tests) shows up as tail latency and lower rps: say so.
+LOAD_BEFORE=$(cut -d' ' -f1 /proc/loadavg)
+awk -v l="$LOAD_BEFORE" 'BEGIN { exit !(l > 1.0) }' \
+  && say "warning: load average is $LOAD_BEFORE before the runs: other processes will skew the numbers"
+
 scenario one_subgraph/gateway gateway "$QUERIES/one_subgraph.json" 1
 scenario one_subgraph/direct direct "$QUERIES/one_subgraph.json" 1
 scenario one_subgraph/gateway gateway "$QUERIES/one_subgraph.json" 4
@@ -204,11 +209,35 @@ scenario one_subgraph/direct direct "$QUERIES/one_subgraph.json" 4
 scenario nested/gateway gateway "$QUERIES/nested.json" 4
 scenario nested/gateway gateway "$QUERIES/nested.json" 50
 
+# Under load nothing checks bodies (a wrk response() hook would cost the shared core), so check
+# concurrency afterwards: 200 nested requests, 50 in flight, each must equal the reference.
+CONCURRENT=""
+if [ -n "$GW_URL" ]; then
+  CONCURRENT=$(python3 - "$GW_URL" "$QUERIES/nested.json" "$WORK/nested-reference.json" <<'PY'
+import json, sys, urllib.request
+from concurrent.futures import ThreadPoolExecutor
+url, body, ref = sys.argv[1], open(sys.argv[2], "rb").read(), json.load(open(sys.argv[3]))
+def one(_):
+    req = urllib.request.Request(url, body, {"Content-Type": "application/json"})
+    try:
+        with urllib.request.urlopen(req, timeout=30) as resp:
+            return json.load(resp) == ref
+    except Exception:
+        return False
+with ThreadPoolExecutor(50) as pool:
+    ok = sum(pool.map(one, range(200)))
+print(f"{ok}/200 concurrent nested responses (50 in flight) equal the reference")
+PY
+)
+fi
+
 # --- report -------------------------------------------------------------------------------------
 echo
-echo "Switchyard load test: DUR=${DUR}s per run, subgraphs on CPU $SG_CPU, gateway on CPU $GW_CPU, wrk on CPU $LOAD_CPU"
+echo "Switchyard load test: DUR=${DUR}s per run, subgraphs on CPU $SG_CPU, gateway on CPU $GW_CPU, wrk on CPU $LOAD_CPU;" \
+  "load average $LOAD_BEFORE before, $(cut -d' ' -f1 /proc/loadavg) after"
 printf '%-22s %5s %9s %8s %8s %8s %11s %11s %8s %s\n' scenario conns rps p50_ms p95_ms p99_ms gw_cpu_us/rq sg_cpu_us/rq gw_rss_mb check
 for row in "${ROWS[@]}"; do echo "$row"; done
+[ -z "$CONCURRENT" ] || echo "$CONCURRENT"
 for c in 1 4; do
   g=${P50[one_subgraph/gateway/$c]:-}; d=${P50[one_subgraph/direct/$c]:-}
   if [ -n "$g" ] && [ -n "$d" ]; then

@@ -36,7 +36,10 @@ struct Replay {
     client: Client<hyper_util::client::legacy::connect::HttpConnector, Full<Bytes>>,
 }
 
-async fn replay(State(state): State<Replay>, body: Bytes) -> ([(&'static str, &'static str); 1], Bytes) {
+async fn replay(
+    State(state): State<Replay>,
+    body: Bytes,
+) -> ([(&'static str, &'static str); 1], Bytes) {
     let cached = state.cache.lock().unwrap().get(&body).cloned();
     let bytes = match cached {
         Some(bytes) => bytes,
@@ -60,7 +63,9 @@ async fn replay_proxy(upstream: String) -> String {
         cache: Arc::default(),
         client: Client::builder(TokioExecutor::new()).build_http(),
     };
-    let router = Router::new().route("/graphql", post(replay)).with_state(state);
+    let router = Router::new()
+        .route("/graphql", post(replay))
+        .with_state(state);
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
     tokio::spawn(async move { axum::serve(listener, router).await.unwrap() });
@@ -115,8 +120,37 @@ fn bench(c: &mut Criterion) {
         group.bench_function(name, |b| {
             b.iter(|| rt.block_on(gw.execute(request.clone(), &headers)))
         });
+        // Process CPU per request (gateway + in-process subgraphs or replay proxies): the number
+        // to compare across changes on a busy machine, where wall time is noisy.
+        let iterations = 500;
+        let before = process_cpu_ticks();
+        for _ in 0..iterations {
+            rt.block_on(gw.execute(request.clone(), &headers));
+        }
+        let ticks = process_cpu_ticks() - before;
+        eprintln!(
+            "{name}: {:.0} µs process CPU per request",
+            ticks as f64 * 1e6 / clock_ticks_per_second() / f64::from(iterations)
+        );
     }
     group.finish();
+}
+
+/// utime + stime of this process, in clock ticks (Linux `/proc/self/stat`; 0 elsewhere).
+fn process_cpu_ticks() -> u64 {
+    let Ok(stat) = std::fs::read_to_string("/proc/self/stat") else {
+        return 0;
+    };
+    // Fields after the parenthesised command name; utime and stime are fields 14 and 15.
+    let rest = stat.rsplit_once(')').map_or("", |(_, rest)| rest);
+    let fields: Vec<&str> = rest.split_whitespace().collect();
+    let field = |i: usize| fields.get(i).and_then(|f| f.parse::<u64>().ok()).unwrap_or(0);
+    field(11) + field(12)
+}
+
+/// `sysconf(_SC_CLK_TCK)` is 100 on every Linux we run on.
+fn clock_ticks_per_second() -> f64 {
+    100.0
 }
 
 criterion_group! {

@@ -4,15 +4,13 @@
 //! [`root_fields`] whether an operation selects introspection, runs [`SchemaIntrospection::execute`]
 //! for those root fields, and merges the returned data object with the subgraph results.
 
-use std::sync::{Arc, Mutex};
-
 use apollo_compiler::collections::HashMap;
-use apollo_compiler::executable::{Operation, Selection, SelectionSet};
+use apollo_compiler::executable::{Field, Operation, Selection, SelectionSet};
 use apollo_compiler::request::{coerce_variable_values, RequestError};
 use apollo_compiler::response::{GraphQLError, JsonMap, JsonValue};
 use apollo_compiler::schema::Implementers;
 use apollo_compiler::validation::Valid;
-use apollo_compiler::{ExecutableDocument, Name, Schema};
+use apollo_compiler::{ExecutableDocument, Name, Node, Schema};
 use serde_json::{Map, Value};
 
 /// Introspection settings; the executor fills them from the gateway config.
@@ -24,6 +22,10 @@ pub struct IntrospectionOptions {
     /// Deepest allowed chain of nested `ofType` selections. GraphiQL's query nests 9; wrapping
     /// types never need more than a handful, so anything far deeper is a resource attack.
     pub max_of_type_depth: usize,
+    /// Deepest allowed nesting of the list fields `fields`, `inputFields`, `interfaces` and
+    /// `possibleTypes`. Each level multiplies the response by the schema size, so this is the
+    /// limit that matters; IDE queries use 1.
+    pub max_list_depth: usize,
 }
 
 impl Default for IntrospectionOptions {
@@ -31,6 +33,7 @@ impl Default for IntrospectionOptions {
         Self {
             enabled: true,
             max_of_type_depth: 16,
+            max_list_depth: 2,
         }
     }
 }
@@ -132,21 +135,12 @@ pub struct IntrospectionResponse {
     pub errors: Vec<Value>,
 }
 
-/// How many distinct introspection requests [`SchemaIntrospection`] remembers. IDEs send the
-/// same few queries over and over (Apollo Sandbox polls for schema changes), so a handful of
-/// entries catches nearly all of them.
-const RESPONSE_CACHE_CAPACITY: usize = 32;
-
 /// Answers introspection for one API schema; build once per schema, share across requests.
-/// Clones share one response cache.
 #[derive(Debug, Clone)]
 pub struct SchemaIntrospection {
     schema: Valid<Schema>,
     implementers: HashMap<Name, Implementers>,
     options: IntrospectionOptions,
-    /// Answers keyed by printed document + operation name + variables: the response depends on
-    /// nothing else, and executing the full IDE query costs milliseconds.
-    responses: Arc<Mutex<std::collections::HashMap<String, IntrospectionResponse>>>,
 }
 
 impl SchemaIntrospection {
@@ -156,7 +150,6 @@ impl SchemaIntrospection {
             implementers: api_schema.implementers_map(),
             schema: api_schema.clone(),
             options,
-            responses: Arc::default(),
         }
     }
 
@@ -178,19 +171,42 @@ impl SchemaIntrospection {
         if !self.options.enabled {
             return Err(IntrospectionError::Disabled);
         }
-        apollo_compiler::introspection::check_max_depth(document, operation)
-            .map_err(|err| too_deep(document, &err))?;
-        let mut memo = std::collections::HashMap::new();
-        let depth = of_type_depth(document, &operation.selection_set, &mut memo);
-        if depth > self.options.max_of_type_depth {
-            return Err(IntrospectionError::TooDeep {
+        let mut walk = DepthWalk {
+            document,
+            visited_root_fragments: std::collections::HashSet::new(),
+            fragment_depths: std::collections::HashMap::new(),
+        };
+        let too_deep = |what: &str, depth: usize, limit: usize, field: &Node<Field>| {
+            let locations = field
+                .location()
+                .and_then(|span| span.line_column_range(&document.sources))
+                .map(|range| vec![(range.start.line, range.start.column)])
+                .unwrap_or_default();
+            IntrospectionError::TooDeep {
                 message: format!(
-                    "Maximum introspection depth exceeded: `ofType` is nested {depth} levels, \
-                     the limit is {}",
-                    self.options.max_of_type_depth
+                    "Maximum introspection depth exceeded: {what} nested {depth} levels deep, \
+                     the limit is {limit}"
                 ),
-                locations: Vec::new(),
-            });
+                locations,
+            }
+        };
+        for (field, depth) in walk.root_fields(&operation.selection_set) {
+            if depth.lists > self.options.max_list_depth {
+                return Err(too_deep(
+                    "`fields`/`inputFields`/`interfaces`/`possibleTypes`",
+                    depth.lists,
+                    self.options.max_list_depth,
+                    field,
+                ));
+            }
+            if depth.of_type > self.options.max_of_type_depth {
+                return Err(too_deep(
+                    "`ofType`",
+                    depth.of_type,
+                    self.options.max_of_type_depth,
+                    field,
+                ));
+            }
         }
         Ok(())
     }
@@ -207,38 +223,6 @@ impl SchemaIntrospection {
         variables: &Map<String, Value>,
     ) -> Result<IntrospectionResponse, IntrospectionError> {
         self.check(document, operation)?;
-        let key = format!(
-            "{}\0{}\0{}",
-            operation.name.as_deref().unwrap_or_default(),
-            Value::Object(variables.clone()),
-            document.serialize().no_indent()
-        );
-        if let Some(hit) = self.cached(&key) {
-            return Ok(hit);
-        }
-        let response = self.run(document, operation, variables)?;
-        if response.errors.is_empty() {
-            let mut responses = self.responses.lock().unwrap_or_else(|p| p.into_inner());
-            if responses.len() >= RESPONSE_CACHE_CAPACITY {
-                // Rare (distinct introspection queries are few), so no LRU bookkeeping.
-                responses.clear();
-            }
-            responses.insert(key, response.clone());
-        }
-        Ok(response)
-    }
-
-    fn cached(&self, key: &str) -> Option<IntrospectionResponse> {
-        let responses = self.responses.lock().unwrap_or_else(|p| p.into_inner());
-        responses.get(key).cloned()
-    }
-
-    fn run(
-        &self,
-        document: &Valid<ExecutableDocument>,
-        operation: &Operation,
-        variables: &Map<String, Value>,
-    ) -> Result<IntrospectionResponse, IntrospectionError> {
         let raw: JsonMap = variables
             .iter()
             .map(|(name, value)| (name.as_str().into(), JsonValue::from(value.clone())))
@@ -266,40 +250,97 @@ impl SchemaIntrospection {
     }
 }
 
-/// Deepest chain of nested `ofType` fields under `selection_set`. Fragment results are memoized
-/// because the depth below a fragment does not depend on where it is spread, and because a
-/// chain of doubly-spread fragments would otherwise make this walk exponential.
-fn of_type_depth<'doc>(
+/// Nesting depths below an introspection root field.
+#[derive(Debug, Clone, Copy, Default)]
+struct Depth {
+    /// Nested `fields`/`inputFields`/`interfaces`/`possibleTypes` selections.
+    lists: usize,
+    /// Nested `ofType` selections.
+    of_type: usize,
+}
+
+impl Depth {
+    fn max(self, other: Depth) -> Depth {
+        Depth {
+            lists: self.lists.max(other.lists),
+            of_type: self.of_type.max(other.of_type),
+        }
+    }
+}
+
+/// Measures introspection nesting. Only the subtrees of root `__schema`/`__type` fields count, so
+/// a schema's own field that happens to be called `fields` or `ofType` is never limited.
+/// Fragment results are memoized: the depth below a fragment does not depend on where it is
+/// spread, and a chain of doubly-spread fragments would otherwise make the walk exponential.
+struct DepthWalk<'doc> {
     document: &'doc ExecutableDocument,
-    selection_set: &'doc SelectionSet,
-    memo: &mut std::collections::HashMap<&'doc str, usize>,
-) -> usize {
-    let mut deepest = 0;
-    for selection in &selection_set.selections {
-        let depth = match selection {
-            Selection::Field(field) => {
-                let own = usize::from(field.name == "ofType");
-                own + of_type_depth(document, &field.selection_set, memo)
-            }
-            Selection::InlineFragment(inline) => {
-                of_type_depth(document, &inline.selection_set, memo)
-            }
-            Selection::FragmentSpread(spread) => {
-                let name = spread.fragment_name.as_str();
-                if let Some(depth) = memo.get(name) {
-                    *depth
-                } else if let Some(fragment) = document.fragments.get(name) {
-                    let depth = of_type_depth(document, &fragment.selection_set, memo);
-                    memo.insert(name, depth);
-                    depth
-                } else {
-                    0
+    visited_root_fragments: std::collections::HashSet<&'doc str>,
+    fragment_depths: std::collections::HashMap<&'doc str, Depth>,
+}
+
+impl<'doc> DepthWalk<'doc> {
+    /// Each root introspection field (through root-level fragments) with its depth.
+    fn root_fields(
+        &mut self,
+        selection_set: &'doc SelectionSet,
+    ) -> Vec<(&'doc Node<Field>, Depth)> {
+        let mut found = Vec::new();
+        for selection in &selection_set.selections {
+            match selection {
+                Selection::Field(field) => {
+                    if matches!(field.name.as_str(), "__schema" | "__type") {
+                        found.push((field, self.below(&field.selection_set)));
+                    }
+                }
+                Selection::InlineFragment(inline) => {
+                    found.extend(self.root_fields(&inline.selection_set));
+                }
+                Selection::FragmentSpread(spread) => {
+                    let name = spread.fragment_name.as_str();
+                    if self.visited_root_fragments.insert(name) {
+                        if let Some(fragment) = self.document.fragments.get(name) {
+                            found.extend(self.root_fields(&fragment.selection_set));
+                        }
+                    }
                 }
             }
-        };
-        deepest = deepest.max(depth);
+        }
+        found
     }
-    deepest
+
+    fn below(&mut self, selection_set: &'doc SelectionSet) -> Depth {
+        let mut deepest = Depth::default();
+        for selection in &selection_set.selections {
+            let depth = match selection {
+                Selection::Field(field) => {
+                    let mut depth = self.below(&field.selection_set);
+                    match field.name.as_str() {
+                        "fields" | "inputFields" | "interfaces" | "possibleTypes" => {
+                            depth.lists += 1
+                        }
+                        "ofType" => depth.of_type += 1,
+                        _ => {}
+                    }
+                    depth
+                }
+                Selection::InlineFragment(inline) => self.below(&inline.selection_set),
+                Selection::FragmentSpread(spread) => {
+                    let name = spread.fragment_name.as_str();
+                    if let Some(depth) = self.fragment_depths.get(name) {
+                        *depth
+                    } else if let Some(fragment) = self.document.fragments.get(name) {
+                        let depth = self.below(&fragment.selection_set);
+                        self.fragment_depths.insert(name, depth);
+                        depth
+                    } else {
+                        Depth::default()
+                    }
+                }
+            };
+            deepest = deepest.max(depth);
+        }
+        deepest
+    }
 }
 
 fn locations_of(document: &ExecutableDocument, err: &RequestError) -> Vec<(usize, usize)> {
@@ -307,13 +348,6 @@ fn locations_of(document: &ExecutableDocument, err: &RequestError) -> Vec<(usize
         .and_then(|span| span.line_column_range(&document.sources))
         .map(|range| vec![(range.start.line, range.start.column)])
         .unwrap_or_default()
-}
-
-fn too_deep(document: &ExecutableDocument, err: &RequestError) -> IntrospectionError {
-    IntrospectionError::TooDeep {
-        message: err.message().to_string(),
-        locations: locations_of(document, err),
-    }
 }
 
 fn invalid_request(document: &ExecutableDocument, err: &RequestError) -> IntrospectionError {
@@ -471,6 +505,13 @@ type Query {
   search(text: String!, first: Int = 10, filter: SearchFilter, legacyMode: Boolean @deprecated(reason: "ignored")): [SearchResult!]!
   colors: [[Color!]]!
   old: String @deprecated(reason: "use me")
+  form: Form
+}
+
+"Named like introspection fields on purpose: depth limits must not apply to them"
+type Form {
+  fields: [Form]
+  ofType: Form
 }
 
 type Mutation {
@@ -913,7 +954,7 @@ scalar DateTime @specifiedBy(url: "https://tools.ietf.org/html/rfc3339")
         assert_eq!(err.code(), "MAX_INTROSPECTION_DEPTH_EXCEEDED");
         assert!(
             err.to_string()
-                .contains("nested 17 levels, the limit is 16"),
+                .contains("nested 17 levels deep, the limit is 16"),
             "{err}"
         );
 
@@ -938,15 +979,35 @@ scalar DateTime @specifiedBy(url: "https://tools.ietf.org/html/rfc3339")
     #[test]
     fn deep_list_nesting_is_rejected_with_a_location() {
         let introspection = SchemaIntrospection::new(&schema(), IntrospectionOptions::default());
+        let two = "{ __schema { types { fields { type { interfaces { name } } } } } }";
+        run(&introspection, two, json!({})).expect("two list levels are allowed");
         let query =
-            "{ __schema { types { fields { type { fields { type { fields { name } } } } } } } }";
+            "{\n  __schema { types { fields { type { fields { type { fields { name } } } } } } } }";
         let err = run(&introspection, query, json!({})).expect_err("too deep");
         assert_eq!(err.code(), "MAX_INTROSPECTION_DEPTH_EXCEEDED");
         let json = err.to_graphql_error();
-        assert_eq!(json["locations"][0]["line"], json!(1));
+        assert_eq!(json["locations"], json!([{ "line": 2, "column": 3 }]));
         assert!(
-            json["message"].as_str().unwrap().contains("depth"),
+            json["message"]
+                .as_str()
+                .unwrap()
+                .contains("nested 3 levels deep, the limit is 2"),
             "{json}"
+        );
+    }
+
+    #[test]
+    fn schema_fields_named_like_introspection_are_not_limited() {
+        let introspection = SchemaIntrospection::new(&schema(), IntrospectionOptions::default());
+        let mut deep = "ofType { fields { __typename } }".to_owned();
+        for _ in 0..20 {
+            deep = format!("fields {{ ofType {{ {deep} }} }}");
+        }
+        let query = format!("{{ form {{ {deep} }} __type(name: \"Form\") {{ name }} }}");
+        let response = run(&introspection, &query, json!({})).expect("not introspection depth");
+        assert_eq!(
+            Value::Object(response.data),
+            json!({ "__type": { "name": "Form" } })
         );
     }
 
@@ -1048,31 +1109,5 @@ type Query @join__type(graph: A) {
             query.fields.keys().map(|k| k.as_str()).collect::<Vec<_>>(),
             ["visible"]
         );
-    }
-}
-#[cfg(test)]
-mod perf_tmp {
-    use super::*;
-    #[test]
-    fn perf_tmp_measure() {
-        let sdl = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/../schema/demo/supergraph.graphql")).unwrap();
-        let sg = Schema::parse(sdl, "s.graphql").unwrap();
-        let api = switchyard_planner::supergraph::api_schema::api_schema(&sg).unwrap();
-        let intro = SchemaIntrospection::new(&api, IntrospectionOptions::default());
-        let q = include_str!("/tmp/giql/iq_full.graphql");
-        let doc = ExecutableDocument::parse_and_validate(&api, q, "q").unwrap();
-        let op = doc.operations.get(None).unwrap();
-        let t = std::time::Instant::now();
-        let _ = intro.run(&doc, op, &Map::new()).unwrap();
-        eprintln!("uncached: {:?}", t.elapsed());
-        let t = std::time::Instant::now();
-        for _ in 0..100 { intro.execute(&doc, op, &Map::new()).unwrap(); }
-        eprintln!("cached: {:?}/iter", t.elapsed() / 100);
-        let t = std::time::Instant::now();
-        for _ in 0..100 { let _ = doc.serialize().no_indent().to_string(); }
-        eprintln!("serialize: {:?}/iter", t.elapsed() / 100);
-        let t = std::time::Instant::now();
-        for _ in 0..100 { intro.check(&doc, op).unwrap(); }
-        eprintln!("check: {:?}/iter", t.elapsed() / 100);
     }
 }

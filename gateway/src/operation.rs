@@ -24,6 +24,8 @@ pub struct PreparedOperation {
     pub(crate) plan: QueryPlan,
     pub(crate) exec: Option<ExecNode>,
     pub(crate) has_introspection: bool,
+    /// The API schema, for checking variable values.
+    schema: Arc<Valid<Schema>>,
 }
 
 impl std::fmt::Debug for PreparedOperation {
@@ -52,6 +54,7 @@ impl PreparedOperation {
             plan,
             exec,
             has_introspection,
+            schema: Arc::clone(executor.schema()),
         })
     }
 
@@ -81,7 +84,11 @@ impl PreparedOperation {
         &self,
         provided: Option<Map<String, Value>>,
     ) -> Result<Map<String, Value>, GraphQLErrors> {
+        if self.operation.variables.is_empty() {
+            return Ok(Map::new());
+        }
         let mut provided = provided.unwrap_or_default();
+        self.validate_variables(&provided)?;
         let mut out = Map::with_capacity(self.operation.variables.len());
         let mut errors = Vec::new();
         for definition in &self.operation.variables {
@@ -117,6 +124,33 @@ impl PreparedOperation {
         } else {
             Err(GraphQLErrors(errors))
         }
+    }
+}
+
+impl PreparedOperation {
+    /// Checks variable values against their declared types (input objects, enums, lists,
+    /// scalars) so a bad value is one request error instead of a subgraph failure.
+    fn validate_variables(&self, provided: &Map<String, Value>) -> Result<(), GraphQLErrors> {
+        use apollo_compiler::response::{JsonMap, JsonValue};
+        let raw: JsonMap = provided
+            .iter()
+            .map(|(name, value)| (name.as_str().into(), JsonValue::from(value.clone())))
+            .collect();
+        apollo_compiler::request::coerce_variable_values(&self.schema, &self.operation, &raw)
+            .map(|_| ())
+            .map_err(|err| {
+                let json = err.to_graphql_error(&self.document.sources);
+                let mut error = GraphQLError::new(json.message, BAD_USER_INPUT);
+                error.locations = json
+                    .locations
+                    .iter()
+                    .map(|l| Location {
+                        line: l.line,
+                        column: l.column,
+                    })
+                    .collect();
+                GraphQLErrors::single(error)
+            })
     }
 }
 

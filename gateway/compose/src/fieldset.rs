@@ -3,7 +3,7 @@
 /// One selection in a field set: a field (with optional sub-selection) or an inline fragment.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Selection {
-    /// `name` or `name { ... }`; `has_args`/`has_directives` flag forbidden syntax for validation.
+    /// `name` or `name { ... }`; `has_args`/`directives` record forbidden syntax for validation.
     Field {
         /// Field name.
         name: String,
@@ -11,8 +11,8 @@ pub enum Selection {
         selections: Vec<Selection>,
         /// Whether arguments were written (`f(x: 1)`).
         has_args: bool,
-        /// Whether directives were written (`f @skip(...)`).
-        has_directives: bool,
+        /// Names of directives written on the field (`f @skip(...)`).
+        directives: Vec<String>,
     },
     /// `... on Type { ... }`.
     InlineFragment {
@@ -174,10 +174,11 @@ impl Parser {
                             }
                         }
                     }
-                    let mut has_directives = false;
+                    let mut directives = Vec::new();
                     while self.peek() == Some("@") {
-                        has_directives = true;
-                        self.pos += 2;
+                        self.pos += 1;
+                        directives.push(self.peek().unwrap_or_default().to_string());
+                        self.pos += 1;
                         if self.peek() == Some("(") {
                             while let Some(t) = self.peek().map(str::to_string) {
                                 self.pos += 1;
@@ -200,7 +201,7 @@ impl Parser {
                         name,
                         selections,
                         has_args,
-                        has_directives,
+                        directives,
                     });
                 }
                 Some(t) => return Err(format!("unexpected token `{t}`")),

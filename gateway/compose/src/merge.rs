@@ -88,7 +88,8 @@ fn graph_enum_names(subs: &[Subgraph]) -> Vec<String> {
                 })
                 .collect();
             if base.starts_with(|c: char| c.is_ascii_digit()) || base.is_empty() {
-                base.insert(0, '_');
+                // Apollo's naming: a leading digit gets underscores on both sides.
+                base = format!("_{base}_");
             }
             let mut name = base.clone();
             let mut i = 1;
@@ -396,6 +397,11 @@ impl<'a> Merger<'a> {
                         coord.clone(),
                         f.line,
                     );
+                    let msg = format!(
+                        "Type of field \"{coord}\" is incompatible across subgraphs: it has type \"{}\" in subgraph \"{}\" but type \"{}\" in subgraph \"{}\"",
+                        ty, self.name(g0), f.ty, self.name(*gi)
+                    );
+                    self.err("FIELD_TYPE_MISMATCH", msg, Some(*gi), coord.clone(), f.line);
                 }
             }
         }
@@ -406,6 +412,8 @@ impl<'a> Merger<'a> {
                 .collect();
         let args = self.intersect_inputs(&coord, &arg_sources, true);
 
+        // Apollo records every subgraph's type once any of them differs from the merged one.
+        let all_same_type = included.iter().all(|(_, f)| f.ty == ty);
         let special = |gi: usize, f: &Field| {
             f.external
                 || f.requires.is_some()
@@ -427,7 +435,7 @@ impl<'a> Merger<'a> {
                         graph: Some(*gi),
                         requires: f.requires.clone(),
                         provides: f.provides.clone(),
-                        ty: (f.ty != ty).then(|| f.ty.to_string()),
+                        ty: (!all_same_type).then(|| f.ty.to_string()),
                         external: f.external,
                         override_from: overriders.get(gi).map(|fg| self.name(*fg).to_string()),
                         used_overridden: matches!(ov, Some(None)),

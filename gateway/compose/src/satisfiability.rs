@@ -91,21 +91,18 @@ impl<'a> Checker<'a> {
         let mut reached = vec![start];
         loop {
             let mut grew = false;
-            for jt in &ty.join_types {
-                if reached.contains(&jt.graph) || !jt.resolvable {
+            for (graph, sels) in &keys {
+                if reached.contains(graph) {
                     continue;
                 }
-                let Some(k) = &jt.key else { continue };
-                let Ok(sels) = fieldset::parse(k) else {
-                    continue;
-                };
-                if reached.iter().any(|&r| self.local(r, &ty.name, &sels)) {
-                    reached.push(jt.graph);
+                if reached.iter().any(|&r| self.local(r, &ty.name, sels)) {
+                    reached.push(*graph);
                     grew = true;
                 }
             }
             if !grew {
-                return reached;
+                self.reach_memo.insert(memo_key, reached);
+                return self.reach_memo[&(ty.name.clone(), start)].clone();
             }
         }
     }

@@ -242,13 +242,21 @@ impl Names {
     }
 }
 
-fn is_federation_type(name: &str) -> bool {
-    matches!(
-        name,
-        "_Service" | "_Entity" | "_Any" | "_FieldSet" | "FieldSet" | "federation__Scope"
-    ) || name.starts_with("link__")
+fn is_federation_type(name: &str, fieldset_is_federation: bool) -> bool {
+    matches!(name, "_Service" | "_Entity" | "_Any" | "_FieldSet" | "federation__Scope")
+        || (name == "FieldSet" && fieldset_is_federation)
+        || name.starts_with("link__")
         || name.starts_with("federation__")
         || name.starts_with("join__")
+}
+
+fn collect_field_directives<'d>(fields: &'d [Node<ast::FieldDefinition>], all: &mut Vec<&'d Node<ast::Directive>>) {
+    for f in fields {
+        all.extend(f.directives.iter());
+        for a in &f.arguments {
+            all.extend(a.directives.iter());
+        }
+    }
 }
 
 fn string_arg(d: &ast::Directive, name: &str) -> Option<String> {
@@ -295,6 +303,8 @@ pub fn parse(src: &SubgraphSource) -> Result<Subgraph, Vec<CompositionError>> {
         local_to_canonical: HashMap::new(),
     };
     let mut link_locals: HashSet<String> = HashSet::new();
+    // Fed 2 subgraphs own a `FieldSet` type unless they import the federation one.
+    let mut fieldset_imported = false;
     for def in &doc.definitions {
         let dirs = match def {
             Definition::SchemaDefinition(s) => &s.directives,
@@ -333,6 +343,7 @@ pub fn parse(src: &SubgraphSource) -> Result<Subgraph, Vec<CompositionError>> {
             {
                 for item in list {
                     match item.as_ref() {
+                        Value::String(s) if s.as_str() == "FieldSet" => fieldset_imported = true,
                         Value::String(s) => {
                             imported.insert(
                                 s.trim_start_matches('@').into(),
@@ -366,12 +377,85 @@ pub fn parse(src: &SubgraphSource) -> Result<Subgraph, Vec<CompositionError>> {
             }
         }
     }
+    let fieldset_is_federation = !fed2 || fieldset_imported;
     if !fed2 {
         for canonical in FED_DIRECTIVES {
             names
                 .local_to_canonical
                 .insert(canonical.to_string(), canonical);
         }
+    }
+
+    // Every applied directive must be defined, built in, or a federation directive as linked.
+    let defined: HashSet<&str> = doc
+        .definitions
+        .iter()
+        .filter_map(|d| match d {
+            Definition::DirectiveDefinition(d) => Some(d.name.as_str()),
+            _ => None,
+        })
+        .collect();
+    let mut unknown_directive = |d: &Node<ast::Directive>| {
+        let n = d.name.as_str();
+        let builtin = matches!(n, "deprecated" | "specifiedBy" | "skip" | "include" | "oneOf" | "defer" | "stream" | "link");
+        if builtin || defined.contains(n) || names.canonical(n).is_some() {
+            return;
+        }
+        let mut msg = format!("Unknown directive \"@{n}\".");
+        if fed2 && FED_DIRECTIVES.contains(&n) {
+            msg = format!("Unknown directive \"@{n}\". If you meant the \"@{n}\" federation directive, you should use fully-qualified name \"@federation__{n}\" or add \"@{n}\" to the `import` argument of the @link to the federation specification.");
+        }
+        errors.push(err("INVALID_GRAPHQL", msg).line(lines.of(d)));
+    };
+    for def in &doc.definitions {
+        let mut all: Vec<&Node<ast::Directive>> = Vec::new();
+        match def {
+            Definition::SchemaDefinition(t) => all.extend(t.directives.iter()),
+            Definition::SchemaExtension(t) => all.extend(t.directives.iter()),
+            Definition::ScalarTypeDefinition(t) => all.extend(t.directives.iter()),
+            Definition::ScalarTypeExtension(t) => all.extend(t.directives.iter()),
+            Definition::ObjectTypeDefinition(t) => {
+                all.extend(t.directives.iter());
+                collect_field_directives(&t.fields, &mut all);
+            }
+            Definition::ObjectTypeExtension(t) => {
+                all.extend(t.directives.iter());
+                collect_field_directives(&t.fields, &mut all);
+            }
+            Definition::InterfaceTypeDefinition(t) => {
+                all.extend(t.directives.iter());
+                collect_field_directives(&t.fields, &mut all);
+            }
+            Definition::InterfaceTypeExtension(t) => {
+                all.extend(t.directives.iter());
+                collect_field_directives(&t.fields, &mut all);
+            }
+            Definition::UnionTypeDefinition(t) => all.extend(t.directives.iter()),
+            Definition::UnionTypeExtension(t) => all.extend(t.directives.iter()),
+            Definition::EnumTypeDefinition(t) => {
+                all.extend(t.directives.iter());
+                all.extend(t.values.iter().flat_map(|v| v.directives.iter()));
+            }
+            Definition::EnumTypeExtension(t) => {
+                all.extend(t.directives.iter());
+                all.extend(t.values.iter().flat_map(|v| v.directives.iter()));
+            }
+            Definition::InputObjectTypeDefinition(t) => {
+                all.extend(t.directives.iter());
+                all.extend(t.fields.iter().flat_map(|v| v.directives.iter()));
+            }
+            Definition::InputObjectTypeExtension(t) => {
+                all.extend(t.directives.iter());
+                all.extend(t.fields.iter().flat_map(|v| v.directives.iter()));
+            }
+            _ => {}
+        }
+        for d in all {
+            unknown_directive(d);
+        }
+    }
+    if !errors.is_empty() {
+        return Err(errors);
     }
 
     // Root operation types may be renamed in the subgraph; the supergraph uses the defaults.
@@ -535,7 +619,7 @@ pub fn parse(src: &SubgraphSource) -> Result<Subgraph, Vec<CompositionError>> {
             }
             _ => continue,
         };
-        if is_federation_type(raw_name)
+        if is_federation_type(raw_name, fieldset_is_federation)
             || (BUILTIN_SCALARS.contains(&raw_name.as_str()) && kind == Kind::Scalar)
         {
             continue;
@@ -730,15 +814,35 @@ pub fn parse(src: &SubgraphSource) -> Result<Subgraph, Vec<CompositionError>> {
         }
     }
     for t in types.values_mut() {
-        if t.extension {
-            for k in &mut t.keys {
-                k.extension = true;
-            }
+        for k in &mut t.keys {
+            // Fed 1 `extend type` is how entities were referenced, not a real extension: Apollo's
+            // upgrade drops the flag and keeps only explicit `@extends`.
+            k.extension = t.extension || (fed2 && k.extension);
         }
     }
-    // Query with only `_entities`/`_service` is federation plumbing, not a real root.
-    if types.get("Query").is_some_and(|q| q.fields.is_empty()) {
-        types.shift_remove("Query");
+    // Every subgraph serves a query root (`_entities`, `_service`), so every subgraph takes part
+    // in `Query` even when it declares no query field of its own.
+    if !types.contains_key("Query") {
+        types.insert(
+            "Query".into(),
+            TypeDef {
+                name: "Query".into(),
+                kind: Kind::Object,
+                description: None,
+                line: None,
+                extension: false,
+                keys: Vec::new(),
+                interface_object: false,
+                meta: Meta::default(),
+                implements: Vec::new(),
+                fields: IndexMap::new(),
+                input_fields: IndexMap::new(),
+                members: Vec::new(),
+                values: IndexMap::new(),
+                specified_by: None,
+                has_definition: true,
+            },
+        );
     }
 
     // Unknown type references.

@@ -83,7 +83,7 @@ pub fn used_fields(sub: &Subgraph) -> HashSet<(String, String)> {
                 collect_fields(sub, &t.name, &sels, &mut out);
             }
         }
-        for f in t.fields.values() {
+        for f in t.fields.values().filter(|_| t.kind == Kind::Object) {
             if let Some(Ok(sels)) = f.requires.as_deref().map(fieldset::parse) {
                 collect_fields(sub, &t.name, &sels, &mut out);
             }
@@ -162,7 +162,7 @@ impl Ctx<'_> {
                     name,
                     selections,
                     has_args,
-                    has_directives,
+                    directives,
                 } => {
                     if name == "__typename" {
                         continue;
@@ -181,8 +181,12 @@ impl Ctx<'_> {
                         );
                         continue;
                     };
-                    if *has_directives {
-                        self.fail("DIRECTIVE_IN_FIELDS_ARG", format!("cannot have directive applications in the field set (field \"{ty}.{name}\")"));
+                    for d in directives {
+                        if sub.directives.iter().any(|x| &x.name == d) {
+                            self.fail("DIRECTIVE_IN_FIELDS_ARG", format!("cannot have directive applications in the field set (field \"{ty}.{name}\")"));
+                        } else {
+                            self.fail("INVALID_FIELDS", format!("Unknown directive \"@{d}\""));
+                        }
                     }
                     if *has_args {
                         self.fail(
@@ -197,15 +201,6 @@ impl Ctx<'_> {
                     let inner = f.ty.inner_named_type().as_str();
                     let inner_kind = sub.types.get(inner).map(|t| t.kind).unwrap_or(Kind::Scalar);
                     if self.usage == Use::Key {
-                        if f.ty.is_list()
-                            || matches!(
-                                f.ty.clone().nullable(),
-                                apollo_compiler::ast::Type::List(_)
-                            )
-                        {
-                            self.fail("FIELDS_SELECT_INVALID_TYPE", format!("field \"{ty}.{name}\" is a List type which is not allowed in @key"));
-                            continue;
-                        }
                         if matches!(inner_kind, Kind::Interface | Kind::Union) {
                             let kind = if inner_kind == Kind::Interface {
                                 "an Interface"

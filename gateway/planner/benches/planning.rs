@@ -42,9 +42,7 @@ fn planning(c: &mut Criterion) {
     for (name, source) in OPERATIONS {
         let doc = ExecutableDocument::parse_and_validate(supergraph.api_schema(), *source, "op")
             .expect("operation validates");
-        planner
-            .plan(&doc, None, &options)
-            .expect("operation plans");
+        planner.plan(&doc, None, &options).expect("operation plans");
         group.bench_function(*name, |b| {
             b.iter(|| planner.plan(black_box(&doc), None, &options).unwrap())
         });

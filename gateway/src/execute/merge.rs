@@ -17,15 +17,16 @@ fn typename_of(object: &Map<String, Value>) -> Option<&str> {
     object.get("__typename").and_then(Value::as_str)
 }
 
-/// Receives each object found at a path, with the object's path from the response root.
-pub(crate) type ObjectVisitor<'v> = dyn FnMut(&Map<String, Value>, &[PathSegment]) + 'v;
+/// Receives each object found at a path, with the list indexes taken to reach it (the keys
+/// come from the plan path, so they need not be stored per object).
+pub(crate) type ObjectVisitor<'v> = dyn FnMut(&Map<String, Value>, &[u32]) + 'v;
 
-/// Calls `visit` with every object found at `path` under `value` (and that object's path).
+/// Calls `visit` with every object found at `path` under `value`.
 pub(crate) fn for_each_object(
     value: &Value,
     path: &[PathElement],
     schema: &Schema,
-    current: &mut Vec<PathSegment>,
+    indexes: &mut Vec<u32>,
     visit: &mut ObjectVisitor<'_>,
 ) {
     match value {
@@ -36,32 +37,232 @@ pub(crate) fn for_each_object(
                 _ => path,
             };
             for (i, item) in items.iter().enumerate() {
-                current.push(PathSegment::Index(i));
-                for_each_object(item, rest, schema, current, visit);
-                current.pop();
+                indexes.push(i as u32);
+                for_each_object(item, rest, schema, indexes, visit);
+                indexes.pop();
             }
         }
         Value::Object(object) => match path.first() {
-            None => visit(object, current),
+            None => visit(object, indexes),
             Some(PathElement::Key(key)) => {
                 if let Some(child) = object.get(key) {
-                    current.push(PathSegment::Key(key.clone()));
-                    for_each_object(child, &path[1..], schema, current, visit);
-                    current.pop();
+                    for_each_object(child, &path[1..], schema, indexes, visit);
                 }
             }
-            Some(PathElement::List) => for_each_object(value, &path[1..], schema, current, visit),
+            Some(PathElement::List) => for_each_object(value, &path[1..], schema, indexes, visit),
             Some(PathElement::TypeCondition(types)) => {
                 let matches = match typename_of(object) {
                     Some(typename) => types.iter().any(|t| type_matches(schema, typename, t)),
                     None => true,
                 };
                 if matches {
-                    for_each_object(value, &path[1..], schema, current, visit);
+                    for_each_object(value, &path[1..], schema, indexes, visit);
                 }
             }
         },
         _ => {}
+    }
+}
+
+/// The object [`for_each_object`] reported with `indexes`, found again for writing.
+pub(crate) fn locate_mut<'v>(
+    value: &'v mut Value,
+    path: &[PathElement],
+    indexes: &[u32],
+) -> Option<&'v mut Value> {
+    if let Value::Array(items) = value {
+        let rest = match path.first() {
+            Some(PathElement::List) => &path[1..],
+            _ => path,
+        };
+        let (first, more) = indexes.split_first()?;
+        return locate_mut(items.get_mut(*first as usize)?, rest, more);
+    }
+    match path.first() {
+        None => value.is_object().then_some(value),
+        Some(PathElement::Key(key)) => {
+            locate_mut(value.get_mut(key.as_str())?, &path[1..], indexes)
+        }
+        Some(PathElement::List | PathElement::TypeCondition(_)) => {
+            locate_mut(value, &path[1..], indexes)
+        }
+    }
+}
+
+/// The response path of the object [`for_each_object`] reported with `indexes`.
+pub(crate) fn client_path(
+    value: &Value,
+    path: &[PathElement],
+    indexes: &[u32],
+) -> Vec<PathSegment> {
+    let mut out = Vec::new();
+    let (mut value, mut path, mut indexes) = (value, path, indexes);
+    loop {
+        if let Value::Array(items) = value {
+            if let Some(PathElement::List) = path.first() {
+                path = &path[1..];
+            }
+            let Some((first, more)) = indexes.split_first() else {
+                break;
+            };
+            out.push(PathSegment::Index(*first as usize));
+            indexes = more;
+            match items.get(*first as usize) {
+                Some(item) => value = item,
+                None => break,
+            }
+            continue;
+        }
+        match path.first() {
+            None => break,
+            Some(PathElement::Key(key)) => {
+                out.push(PathSegment::Key(key.clone()));
+                match value.get(key.as_str()) {
+                    Some(child) => value = child,
+                    None => break,
+                }
+            }
+            Some(PathElement::List | PathElement::TypeCondition(_)) => {}
+        }
+        path = &path[1..];
+    }
+    out
+}
+
+/// Writes the JSON representation of `object` for an entity fetch into `out`; returns false
+/// (leaving `out` unspecified) when the object must not be sent: it matches none of the type
+/// conditions, or a non-null key field is missing or null.
+pub(crate) fn write_representation(
+    object: &Map<String, Value>,
+    requires: &[RequiresSelection],
+    schema: &Schema,
+    out: &mut Vec<u8>,
+) -> bool {
+    out.push(b'{');
+    let mut written: Vec<&str> = Vec::new();
+    let mut matched = false;
+    if !write_selections(
+        object,
+        requires,
+        schema,
+        out,
+        &mut written,
+        &mut matched,
+        true,
+    ) {
+        return false;
+    }
+    let only_fragments = requires
+        .iter()
+        .all(|s| matches!(s, RequiresSelection::InlineFragment { .. }));
+    if only_fragments && !matched {
+        return false;
+    }
+    out.push(b'}');
+    true
+}
+
+fn write_selections<'s>(
+    object: &Map<String, Value>,
+    selections: &'s [RequiresSelection],
+    schema: &Schema,
+    out: &mut Vec<u8>,
+    written: &mut Vec<&'s str>,
+    matched: &mut bool,
+    top: bool,
+) -> bool {
+    for selection in selections {
+        match selection {
+            RequiresSelection::Field {
+                name,
+                response_key,
+                selections,
+            } => {
+                if written.contains(&name.as_str()) {
+                    continue;
+                }
+                let Some(value) = object.get(response_key) else {
+                    return false;
+                };
+                if value.is_null() && top && !nullable_field(schema, object, name) {
+                    return false;
+                }
+                if !written.is_empty() {
+                    out.push(b',');
+                }
+                written.push(name);
+                super::write_json(out, name.as_str());
+                out.push(b':');
+                if selections.is_empty() {
+                    super::write_json(out, value);
+                } else if !write_selected_value(value, selections, schema, out) {
+                    return false;
+                }
+            }
+            RequiresSelection::InlineFragment {
+                type_condition,
+                selections,
+            } => {
+                let applies = match (type_condition, typename_of(object)) {
+                    (None, _) => true,
+                    (Some(condition), Some(typename)) => type_matches(schema, typename, condition),
+                    // Without a `__typename` the planner's path already fixed the type.
+                    (Some(_), None) => true,
+                };
+                if applies {
+                    *matched = true;
+                    if !write_selections(object, selections, schema, out, written, matched, top) {
+                        return false;
+                    }
+                }
+            }
+        }
+    }
+    true
+}
+
+fn write_selected_value(
+    value: &Value,
+    selections: &[RequiresSelection],
+    schema: &Schema,
+    out: &mut Vec<u8>,
+) -> bool {
+    match value {
+        Value::Object(object) => {
+            out.push(b'{');
+            let mut written = Vec::new();
+            let mut matched = false;
+            if !write_selections(
+                object,
+                selections,
+                schema,
+                out,
+                &mut written,
+                &mut matched,
+                false,
+            ) {
+                return false;
+            }
+            out.push(b'}');
+            true
+        }
+        Value::Array(items) => {
+            out.push(b'[');
+            for (i, item) in items.iter().enumerate() {
+                if i > 0 {
+                    out.push(b',');
+                }
+                if !write_selected_value(item, selections, schema, out) {
+                    return false;
+                }
+            }
+            out.push(b']');
+            true
+        }
+        other => {
+            super::write_json(out, other);
+            true
+        }
     }
 }
 
@@ -216,19 +417,6 @@ fn rewrite_at(
     }
 }
 
-/// The value at `path` (keys and list indexes) inside `root`.
-pub(crate) fn get_mut<'v>(root: &'v mut Value, path: &[PathSegment]) -> Option<&'v mut Value> {
-    let mut current = root;
-    for segment in path {
-        current = match (current, segment) {
-            (Value::Object(object), PathSegment::Key(key)) => object.get_mut(key)?,
-            (Value::Array(items), PathSegment::Index(i)) => items.get_mut(*i)?,
-            _ => return None,
-        };
-    }
-    Some(current)
-}
-
 /// Merges `source` into `target`: objects key by key, lists item by item; anything else
 /// replaces the target unless it is a null over existing data.
 pub(crate) fn deep_merge(target: &mut Value, source: Value) {
@@ -316,6 +504,7 @@ pub(crate) fn entity_errors(
     error: Value,
     service: &str,
     targets: &[EntityTarget],
+    paths: &[Vec<PathSegment>],
 ) -> Vec<GraphQLError> {
     let (error, path) = loose_error(error, service);
     let Some(path) = path else {
@@ -328,10 +517,11 @@ pub(crate) fn entity_errors(
     let rest = &path[2..];
     let mut out: Vec<GraphQLError> = targets
         .iter()
-        .filter(|t| t.representation == index)
-        .map(|t| {
+        .zip(paths)
+        .filter(|(t, _)| t.representation == index)
+        .map(|(_, path)| {
             let mut repathed = error.clone();
-            let mut full = t.path.clone();
+            let mut full = path.clone();
             full.extend_from_slice(rest);
             repathed.path = Some(full);
             repathed
@@ -446,13 +636,15 @@ mod tests {
         for_each_object(&data, &path, &schema, &mut Vec::new(), &mut |obj, p| {
             seen.push((obj["id"].clone(), p.to_vec()));
         });
+        assert_eq!(seen, vec![(json!("1"), vec![0]), (json!("3"), vec![3])]);
         assert_eq!(
-            seen,
-            vec![
-                (json!("1"), vec!["items".into(), 0.into()]),
-                (json!("3"), vec!["items".into(), 3.into()]),
-            ]
+            client_path(&data, &path, &[3]),
+            vec![PathSegment::from("items"), 3.into()]
         );
+        let mut data = data;
+        let found = locate_mut(&mut data, &path, &[3]).unwrap();
+        found["seen"] = json!(true);
+        assert_eq!(data["items"][3]["seen"], json!(true));
     }
 
     #[test]
@@ -480,6 +672,26 @@ mod tests {
             representation(book.as_object().unwrap(), &requires, &schema),
             Some(json!({"__typename": "Book", "id": "1"}))
         );
+        let mut bytes = Vec::new();
+        assert!(write_representation(
+            book.as_object().unwrap(),
+            &requires,
+            &schema,
+            &mut bytes
+        ));
+        assert_eq!(bytes, br#"{"__typename":"Book","id":"1"}"#);
+        assert!(!write_representation(
+            film.as_object().unwrap(),
+            &requires,
+            &schema,
+            &mut bytes
+        ));
+        assert!(!write_representation(
+            broken.as_object().unwrap(),
+            &requires,
+            &schema,
+            &mut bytes
+        ));
         assert_eq!(
             representation(film.as_object().unwrap(), &requires, &schema),
             None
@@ -525,24 +737,21 @@ mod tests {
 
     #[test]
     fn entity_errors_are_repathed_to_every_object() {
-        let targets = vec![
-            EntityTarget {
-                representation: 0,
-                path: vec!["a".into(), 0.into()],
-            },
-            EntityTarget {
-                representation: 1,
-                path: vec!["a".into(), 1.into()],
-            },
-            EntityTarget {
-                representation: 0,
-                path: vec!["b".into()],
-            },
+        let target = |representation| EntityTarget {
+            representation,
+            indexes: 0..0,
+        };
+        let targets = vec![target(0), target(1), target(0)];
+        let paths = vec![
+            vec![PathSegment::from("a"), 0.into()],
+            vec![PathSegment::from("a"), 1.into()],
+            vec![PathSegment::from("b")],
         ];
         let errors = entity_errors(
             json!({"message": "boom", "path": ["_entities", 0, "name"], "locations": [{"line": 1, "column": 2}], "extensions": {"code": "X"}}),
             "products",
             &targets,
+            &paths,
         );
         let paths: Vec<_> = errors.iter().map(|e| e.path.clone().unwrap()).collect();
         assert_eq!(

@@ -302,10 +302,11 @@ struct SubgraphResponse {
     errors: Option<Vec<Value>>,
 }
 
-/// One object an entity fetch resolves: which representation it sent and where it lives.
+/// One object an entity fetch resolves: which representation it sent, and the list indexes
+/// (a range of a shared buffer) that lead to it along the `Flatten` path.
 struct EntityTarget {
     representation: usize,
-    path: Vec<PathSegment>,
+    indexes: std::ops::Range<usize>,
 }
 
 impl<'a> Run<'a> {
@@ -428,46 +429,69 @@ impl<'a> Run<'a> {
 
     async fn entity_fetch(&self, fetch: &PreparedFetch, path: &[PathElement]) {
         let requires = fetch.requires.as_deref().unwrap_or_default();
+        let schema: &Schema = &self.executor.schema;
         let mut targets = Vec::new();
+        let mut index_buffer: Vec<u32> = Vec::new();
         let mut body = Vec::with_capacity(fetch.body_prefix.len() + 256);
         body.extend_from_slice(&fetch.body_prefix);
         body.extend_from_slice(b"{\"representations\":[");
         let mut count = 0usize;
         {
             let data = self.data.lock().expect("data lock poisoned");
-            let mut seen: HashMap<Vec<u8>, usize> = HashMap::new();
+            // Hash of representation bytes -> (index, its bytes' range in `body`).
+            let mut seen: HashMap<u64, (usize, std::ops::Range<usize>)> = HashMap::new();
             let mut scratch = Vec::new();
             merge::for_each_object(
                 &data,
                 path,
-                &self.executor.schema,
+                schema,
                 &mut Vec::new(),
-                &mut |object, object_path| {
-                    let Some(mut representation) =
-                        merge::representation(object, requires, &self.executor.schema)
-                    else {
-                        return;
-                    };
-                    for rewrite in &fetch.input_rewrites {
-                        merge::apply_rewrite(&mut representation, rewrite, &self.executor.schema);
-                    }
+                &mut |object, indexes| {
                     scratch.clear();
-                    write_json(&mut scratch, &representation);
-                    let index = match seen.get(&scratch) {
-                        Some(index) => *index,
+                    if fetch.input_rewrites.is_empty() {
+                        if !merge::write_representation(object, requires, schema, &mut scratch) {
+                            return;
+                        }
+                    } else {
+                        let Some(mut representation) =
+                            merge::representation(object, requires, schema)
+                        else {
+                            return;
+                        };
+                        for rewrite in &fetch.input_rewrites {
+                            merge::apply_rewrite(&mut representation, rewrite, schema);
+                        }
+                        write_json(&mut scratch, &representation);
+                    }
+                    let hash = {
+                        let mut hasher = std::hash::DefaultHasher::new();
+                        std::hash::Hasher::write(&mut hasher, &scratch);
+                        std::hash::Hasher::finish(&hasher)
+                    };
+                    let existing = seen
+                        .get(&hash)
+                        .filter(|(_, range)| body[range.clone()] == scratch[..])
+                        .map(|(index, _)| *index);
+                    let index = match existing {
+                        Some(index) => index,
                         None => {
                             if count > 0 {
                                 body.push(b',');
                             }
+                            let start = body.len();
                             body.extend_from_slice(&scratch);
-                            seen.insert(scratch.clone(), count);
+                            // On a (vanishingly rare) hash collision the first entry keeps the slot;
+                            // the newcomer is simply not de-duplicated.
+                            seen.entry(hash).or_insert((count, start..body.len()));
                             count += 1;
                             count - 1
                         }
                     };
+                    let start = index_buffer.len();
+                    index_buffer.extend_from_slice(indexes);
                     targets.push(EntityTarget {
                         representation: index,
-                        path: object_path.to_vec(),
+                        indexes: start..index_buffer.len(),
                     });
                 },
             );
@@ -481,10 +505,20 @@ impl<'a> Run<'a> {
 
         match self.send(fetch, body).await {
             Ok(response) => {
+                let mut root = self.data.lock().expect("data lock poisoned");
                 if let Some(errors) = response.errors {
+                    let paths: Vec<Vec<PathSegment>> = targets
+                        .iter()
+                        .map(|t| merge::client_path(&root, path, &index_buffer[t.indexes.clone()]))
+                        .collect();
                     let mut all = self.errors.lock().expect("errors lock poisoned");
                     for error in errors {
-                        all.extend(merge::entity_errors(error, &fetch.service_name, &targets));
+                        all.extend(merge::entity_errors(
+                            error,
+                            &fetch.service_name,
+                            &targets,
+                            &paths,
+                        ));
                     }
                 }
                 let mut entities = match response.data {
@@ -500,7 +534,6 @@ impl<'a> Run<'a> {
                         *n += 1;
                     }
                 }
-                let mut root = self.data.lock().expect("data lock poisoned");
                 for target in &targets {
                     let Some(slot) = entities.get_mut(target.representation) else {
                         continue;
@@ -517,17 +550,23 @@ impl<'a> Run<'a> {
                         continue;
                     }
                     for rewrite in &fetch.output_rewrites {
-                        merge::apply_rewrite(&mut entity, rewrite, &self.executor.schema);
+                        merge::apply_rewrite(&mut entity, rewrite, schema);
                     }
-                    if let Some(object) = merge::get_mut(&mut root, &target.path) {
+                    let indexes = &index_buffer[target.indexes.clone()];
+                    if let Some(object) = merge::locate_mut(&mut root, path, indexes) {
                         merge::deep_merge(object, entity);
                     }
                 }
             }
             Err(reason) => {
+                let root = self.data.lock().expect("data lock poisoned");
                 let mut all = self.errors.lock().expect("errors lock poisoned");
                 for target in &targets {
-                    all.push(Self::fetch_failed(fetch, &reason).with_path(target.path.clone()));
+                    let indexes = &index_buffer[target.indexes.clone()];
+                    all.push(
+                        Self::fetch_failed(fetch, &reason)
+                            .with_path(merge::client_path(&root, path, indexes)),
+                    );
                 }
             }
         }

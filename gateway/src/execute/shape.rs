@@ -24,21 +24,26 @@ pub(crate) fn write_response(
     data: &Value,
     mut errors: Vec<GraphQLError>,
 ) -> Vec<u8> {
+    let empty = Map::new();
+    let root = data.as_object().unwrap_or(&empty);
     let mut shaper = Shaper {
         schema,
         document: &operation.document,
         variables,
         errors: &mut errors,
         path: Vec::with_capacity(16),
-        out: Vec::with_capacity(1024),
+        out: Vec::with_capacity(4096),
+        pool: Vec::new(),
     };
     shaper.out.extend_from_slice(b"{\"data\":");
     let op = &operation.operation;
-    let empty = Map::new();
-    let root = data.as_object().unwrap_or(&empty);
     let start = shaper.out.len();
     if shaper
-        .write_object(root, op.selection_set.ty.as_str(), &[&op.selection_set])
+        .write_object(
+            root,
+            op.selection_set.ty.as_str(),
+            Sets::Root(&op.selection_set),
+        )
         .is_err()
     {
         shaper.out.truncate(start);
@@ -69,21 +74,49 @@ struct Shaper<'a> {
     errors: &'a mut Vec<GraphQLError>,
     path: Vec<Segment<'a>>,
     out: Vec<u8>,
+    /// Reused field-collection buffers (one per nesting level in use), so shaping an object
+    /// does not allocate.
+    pool: Vec<Collected<'a>>,
 }
 
 type Collected<'a> = Vec<(&'a str, &'a Node<Field>)>;
 
+/// The selection sets that apply to an object: the operation's root set, or the sub-selections
+/// of every field merged under one response key.
+#[derive(Clone, Copy)]
+enum Sets<'a, 'g> {
+    Root(&'a SelectionSet),
+    Fields(&'g [&'a Node<Field>]),
+}
+
 impl<'a> Shaper<'a> {
     fn write_object(
         &mut self,
-        object: &Map<String, Value>,
-        type_name: &str,
-        sets: &[&'a SelectionSet],
+        object: &'a Map<String, Value>,
+        type_name: &'a str,
+        sets: Sets<'a, '_>,
     ) -> Result<(), Bubble> {
-        let mut fields: Collected<'a> = Vec::new();
-        for set in sets {
-            self.collect(set, type_name, &mut fields);
+        let mut fields = self.pool.pop().unwrap_or_default();
+        match sets {
+            Sets::Root(set) => self.collect(set, type_name, &mut fields),
+            Sets::Fields(group) => {
+                for field in group {
+                    self.collect(&field.selection_set, type_name, &mut fields);
+                }
+            }
         }
+        let result = self.write_fields(object, type_name, &fields);
+        fields.clear();
+        self.pool.push(fields);
+        result
+    }
+
+    fn write_fields(
+        &mut self,
+        object: &'a Map<String, Value>,
+        type_name: &'a str,
+        fields: &Collected<'a>,
+    ) -> Result<(), Bubble> {
         self.out.push(b'{');
         let mut first = true;
         for (i, &(key, field)) in fields.iter().enumerate() {
@@ -129,8 +162,8 @@ impl<'a> Shaper<'a> {
 
     fn complete(
         &mut self,
-        value: Option<&Value>,
-        ty: &Type,
+        value: Option<&'a Value>,
+        ty: &'a Type,
         group: &[&'a Node<Field>],
         parent_type: &str,
     ) -> Result<(), Bubble> {
@@ -148,8 +181,8 @@ impl<'a> Shaper<'a> {
 
     fn complete_inner(
         &mut self,
-        value: Option<&Value>,
-        ty: &Type,
+        value: Option<&'a Value>,
+        ty: &'a Type,
         group: &[&'a Node<Field>],
         parent_type: &str,
     ) -> Result<(), Bubble> {
@@ -184,8 +217,7 @@ impl<'a> Shaper<'a> {
                     return self.null(ty, group[0], parent_type);
                 };
                 let concrete = self.concrete_type(name.as_str(), object);
-                let sets: Vec<&'a SelectionSet> = group.iter().map(|f| &f.selection_set).collect();
-                self.write_object(object, &concrete, &sets)
+                self.write_object(object, concrete, Sets::Fields(group))
             }
         }
     }
@@ -236,13 +268,13 @@ impl<'a> Shaper<'a> {
             .collect()
     }
 
-    fn concrete_type(&self, declared: &str, object: &Map<String, Value>) -> String {
+    fn concrete_type(&self, declared: &'a str, object: &'a Map<String, Value>) -> &'a str {
         if self.schema.get_object(declared).is_some() {
-            return declared.to_owned();
+            return declared;
         }
         match object.get("__typename").and_then(Value::as_str) {
-            Some(typename) if self.schema.types.contains_key(typename) => typename.to_owned(),
-            _ => declared.to_owned(),
+            Some(typename) if self.schema.types.contains_key(typename) => typename,
+            _ => declared,
         }
     }
 

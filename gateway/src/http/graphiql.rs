@@ -32,6 +32,16 @@ const ASSETS: &[(&str, &str, &[u8])] = &[
         "text/javascript; charset=utf-8",
         include_bytes!("../../assets/graphiql/react-dom.production.min.js"),
     ),
+    (
+        "graphiql-plugin-explorer.umd.js",
+        "text/javascript; charset=utf-8",
+        include_bytes!("../../assets/graphiql/graphiql-plugin-explorer.umd.js"),
+    ),
+    (
+        "graphiql-plugin-explorer.css",
+        "text/css; charset=utf-8",
+        include_bytes!("../../assets/graphiql/graphiql-plugin-explorer.css"),
+    ),
 ];
 
 /// A bundled asset by its path: either the bare file name (`graphiql.min.js`) or the full
@@ -72,9 +82,11 @@ html, body {{ height: 100%; margin: 0; overflow: hidden; }}
 #graphiql {{ height: 100vh; }}
 </style>
 <link rel="stylesheet" href="{css}">
+<link rel="stylesheet" href="{explorer_css}">
 <script src="{react}"></script>
 <script src="{react_dom}"></script>
 <script src="{graphiql}"></script>
+<script src="{explorer}"></script>
 </head>
 <body>
 <div id="graphiql">Loading GraphiQL…</div>
@@ -85,7 +97,8 @@ html, body {{ height: 100%; margin: 0; overflow: hidden; }}
   root.render(React.createElement(GraphiQL, {{
     fetcher: fetcher,
     defaultEditorToolsVisibility: true,
-    shouldPersistHeaders: false
+    shouldPersistHeaders: false,
+    plugins: [GraphiQLPluginExplorer.explorerPlugin()]
   }}));
 }})();
 </script>
@@ -96,6 +109,8 @@ html, body {{ height: 100%; margin: 0; overflow: hidden; }}
         react = asset_url("react.production.min.js"),
         react_dom = asset_url("react-dom.production.min.js"),
         graphiql = asset_url("graphiql.min.js"),
+        explorer_css = asset_url("graphiql-plugin-explorer.css"),
+        explorer = asset_url("graphiql-plugin-explorer.umd.js"),
     )
 }
 
@@ -133,7 +148,7 @@ mod tests {
             let url = format!("{ASSETS_PREFIX}{name}?v={GRAPHIQL_VERSION}");
             assert!(html.contains(&url), "page does not load {url}");
             let (content_type, bytes) = asset(&url).expect("served by full URL");
-            assert!(bytes.len() > 1000, "{name} is suspiciously small");
+            assert!(bytes.len() > 500, "{name} is suspiciously small");
             let expected = if name.ends_with(".css") {
                 "text/css; charset=utf-8"
             } else {
@@ -142,7 +157,7 @@ mod tests {
             assert_eq!(content_type, expected);
             referenced += 1;
         }
-        assert_eq!(referenced, 4);
+        assert_eq!(referenced, 6);
         // Nothing is fetched from anywhere but this origin.
         assert!(
             !html.contains("http://") && !html.contains("https://"),
@@ -201,6 +216,7 @@ mod tests {
             "--host-resolver-rules=MAP * ~NOTFOUND, EXCLUDE 127.0.0.1",
             "--virtual-time-budget=15000",
             "--window-size=1280,800",
+            "--enable-logging=stderr",
         ];
         let output = std::process::Command::new("chromium")
             .args(common)
@@ -214,6 +230,15 @@ mod tests {
             "GraphiQL did not mount:\n{dom}"
         );
         assert!(!dom.contains("Loading GraphiQL"), "still loading:\n{dom}");
+        assert!(dom.contains("Explorer"), "explorer plugin missing:\n{dom}");
+        let console = String::from_utf8_lossy(&output.stderr);
+        assert!(
+            !console.contains("Uncaught"),
+            "JavaScript errors in the page:\n{console}"
+        );
+        if let Ok(path) = std::env::var("GRAPHIQL_DOM") {
+            std::fs::write(path, dom.as_bytes()).expect("DOM dump is writable");
+        }
         if let Ok(path) = std::env::var("GRAPHIQL_SCREENSHOT") {
             let status = std::process::Command::new("chromium")
                 .args(common)

@@ -10,14 +10,14 @@ use tokio::net::TcpListener;
 
 /// Serve the demo subgraphs: all four on PORT..PORT+3 (4001..4004 by default), or one.
 #[derive(Debug, Parser)]
-#[command(name = "switchyard-demo-subgraphs", version, about)]
+#[command(name = "switchyard-demo-subgraphs", version)]
 struct Args {
     /// Serve only this subgraph (accounts, products, inventory, reviews).
     #[arg(long)]
     subgraph: Option<DemoSubgraph>,
-    /// Port of the single subgraph (0 picks a free one), or the first of four consecutive ports.
-    /// Defaults to each subgraph's own port: accounts 4001, products 4002, inventory 4003,
-    /// reviews 4004.
+    /// Port of the single subgraph, or the first of four consecutive ports; 0 gives each a free
+    /// port. Each prints "NAME URL" on stdout once it listens. Defaults: accounts 4001,
+    /// products 4002, inventory 4003, reviews 4004.
     #[arg(long)]
     port: Option<u16>,
     /// Address to bind.

@@ -262,3 +262,11 @@ fn every_subgraph_definition_is_joined_into_the_supergraph() {
         }
     }
 }
+
+#[test]
+fn supergraph_is_a_valid_schema() {
+    let source = std::fs::read_to_string(schema_dir().join("supergraph.graphql")).unwrap();
+    if let Err(e) = apollo_compiler::Schema::parse_and_validate(source, "supergraph.graphql") {
+        panic!("supergraph.graphql is not a valid schema: {}", e.errors);
+    }
+}

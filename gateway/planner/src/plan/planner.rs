@@ -96,13 +96,14 @@ impl QueryPlanner {
             groups: Vec::new(),
             depth: 0,
             gate: Vec::new(),
+            touched: Vec::new(),
         };
         let node = if kind == OperationKind::Mutation {
             // Each root field in order; consecutive fields of one subgraph share a fetch.
             let mut runs: Vec<(usize, Vec<RootField>)> = Vec::new();
             for (field, conds) in roots {
                 let prev = runs.last().map(|r| r.0);
-                let graph = planner.choose_root_graph(&root_type, &field, prev)?;
+                let graph = planner.choose_root_graph(&root_type, &field, prev, &[])?;
                 match runs.last_mut() {
                     Some((g, fields)) if *g == graph => fields.push((field, conds)),
                     _ => runs.push((graph, vec![(field, conds)])),
@@ -111,8 +112,9 @@ impl QueryPlanner {
             let mut nodes = Vec::new();
             for (graph, fields) in runs {
                 planner.groups.clear();
+                planner.touched.clear();
                 for (field, conds) in &fields {
-                    planner.plan_root_field(kind, &root_type, field, conds, Some(graph))?;
+                    planner.plan_root_field(&root_type, field, conds, Some(graph))?;
                 }
                 let groups = std::mem::take(&mut planner.groups);
                 if let Some(node) = build_node(sg, groups, kind, &var_decls, &mut namer) {
@@ -122,7 +124,7 @@ impl QueryPlanner {
             sequence(nodes)
         } else {
             for (field, conds) in &roots {
-                planner.plan_root_field(kind, &root_type, field, conds, None)?;
+                planner.plan_root_field(&root_type, field, conds, None)?;
             }
             let groups = std::mem::take(&mut planner.groups);
             build_node(sg, groups, kind, &var_decls, &mut namer)
@@ -215,6 +217,9 @@ fn flatten_all(sg: &Supergraph, ty: &str, sels: &[NSel], out: &mut Vec<Arc<NFiel
 /// If `provided` (a `@provides` selection at an object of type `ty`) covers `field`, the
 /// provided sub-selection.
 fn provided_match(sg: &Supergraph, provided: &[NSel], ty: &str, field: &str) -> Option<Vec<NSel>> {
+    if provided.is_empty() {
+        return None;
+    }
     let mut fields = Vec::new();
     flatten_all(sg, ty, provided, &mut fields);
     let mut found = false;
@@ -226,6 +231,13 @@ fn provided_match(sg: &Supergraph, provided: &[NSel], ty: &str, field: &str) -> 
         }
     }
     found.then_some(children)
+}
+
+/// `field` with another sub-selection (a part of a shared value object).
+fn with_children(field: &NField, children: Vec<NSel>) -> Arc<NField> {
+    let mut copy = field.clone();
+    copy.children = children;
+    Arc::new(copy)
 }
 
 fn path_with(path: &[PathElement], extra: PathElement) -> Vec<PathElement> {
@@ -249,6 +261,9 @@ struct Walk<'a> {
     depth: usize,
     /// `@skip` / `@include` conditions of the selections being walked.
     gate: Vec<(Name, bool)>,
+    /// Groups in the order the walk added content to them; a requirement walk reads the part
+    /// it appended to learn which fetches the dependent fetch waits for.
+    touched: Vec<usize>,
 }
 
 /// A chosen entity jump.
@@ -266,6 +281,12 @@ struct Jump<'a> {
 }
 
 impl<'a> Walk<'a> {
+    fn touch(&mut self, g: usize) {
+        if self.touched.last() != Some(&g) {
+            self.touched.push(g);
+        }
+    }
+
     fn push_gate(&mut self, gate: &[(Name, bool)]) {
         self.gate.extend(gate.iter().cloned());
     }
@@ -395,7 +416,7 @@ impl<'a> Walk<'a> {
         }
         let expand = |t: &str| -> Vec<Name> {
             if self.sg.is_abstract(t) {
-                self.sg.possible_types_in(graph, t)
+                self.sg.possible_types_in(graph, t).to_vec()
             } else {
                 Name::new(t).map(|n| vec![n]).unwrap_or_default()
             }
@@ -457,9 +478,11 @@ impl<'a> Walk<'a> {
         root: &Name,
         field: &NField,
         prefer: Option<usize>,
+        exclude: &[usize],
     ) -> Result<usize, PlanError> {
         let labels = &self.opts.enabled_override_labels;
         let candidates: Vec<usize> = (0..self.sg.subgraphs().len())
+            .filter(|g| !exclude.contains(g))
             .filter(|&g| {
                 matches!(
                     self.sg
@@ -500,7 +523,7 @@ impl<'a> Walk<'a> {
             return 0;
         }
         let types: Vec<Name> = if self.sg.is_abstract(ty) {
-            self.sg.possible_types_in(graph, ty)
+            self.sg.possible_types_in(graph, ty).to_vec()
         } else {
             Name::new(ty).map(|n| vec![n]).unwrap_or_default()
         };
@@ -535,19 +558,52 @@ impl<'a> Walk<'a> {
 
     fn plan_root_field(
         &mut self,
-        _kind: OperationKind,
         root: &Name,
         field: &Arc<NField>,
         conds: &[Cond],
         graph: Option<usize>,
     ) -> Result<(), PlanError> {
-        let graph = match graph {
-            Some(g) => g,
-            None => {
-                let prefer = None;
-                self.choose_root_graph(root, field, prefer)?
+        let mut field = field.clone();
+        let mut used: Vec<usize> = Vec::new();
+        loop {
+            let chosen = match graph {
+                Some(g) => g,
+                None => self.choose_root_graph(root, &field, None, &used)?,
+            };
+            used.push(chosen);
+            let mut rest = None;
+            if self.is_value_type(&field.ty)
+                && !self.all_local(chosen, &field.ty, &field.children, &[], false)
+            {
+                // A shared root value object: each subgraph fetches its own fields of it.
+                let (here, left) = self.split_value(chosen, &field.ty, &field.children, false);
+                if !left.is_empty() {
+                    rest = Some(with_children(&field, left));
+                }
+                match here {
+                    Some(here) => field = with_children(&field, here),
+                    None if rest.is_some() && graph.is_none() => {
+                        field = rest.take().expect("checked");
+                        continue;
+                    }
+                    None => {}
+                }
             }
-        };
+            self.emit_root_field(chosen, root, &field, conds)?;
+            match rest {
+                Some(rest) if graph.is_none() => field = rest,
+                _ => return Ok(()),
+            }
+        }
+    }
+
+    fn emit_root_field(
+        &mut self,
+        graph: usize,
+        root: &Name,
+        field: &NField,
+        conds: &[Cond],
+    ) -> Result<(), PlanError> {
         let g = self.root_group(graph);
         let mut loc = Vec::new();
         let mut gate: Vec<(Name, bool)> = Vec::new();
@@ -560,12 +616,11 @@ impl<'a> Walk<'a> {
         }
         gate.extend(field.gate.iter().cloned());
         self.groups[g].contribute(&gate);
-        self.emit_field(g, &loc, root, field, None, &[], false)?;
-        Ok(())
+        self.emit_field(g, &loc, root, field, None, &[], false)
     }
 
     /// Adds `field` (resolvable by group `g`'s subgraph on `parent`) at `loc` and plans its
-    /// sub-selection. Returns the groups touched.
+    /// sub-selection.
     #[allow(clippy::too_many_arguments)]
     fn emit_field(
         &mut self,
@@ -576,7 +631,7 @@ impl<'a> Walk<'a> {
         provided: Option<Vec<NSel>>,
         path: &[PathElement],
         input: bool,
-    ) -> Result<BTreeSet<usize>, PlanError> {
+    ) -> Result<(), PlanError> {
         let graph = self.service(g);
         let composite = self.sg.is_composite(&field.ty);
         let floc = self.groups[g].sel.add_field(
@@ -590,7 +645,7 @@ impl<'a> Walk<'a> {
         self.groups[g]
             .vars
             .extend(field.vars.iter().map(|v| v.to_string()));
-        let mut touched = BTreeSet::from([g]);
+        self.touch(g);
         if composite {
             let mut child_prov = provided.unwrap_or_default();
             if let Some(p) = self.sg.provides(graph, parent, &field.name) {
@@ -608,9 +663,9 @@ impl<'a> Walk<'a> {
                 input,
             );
             self.pop_gate(&field.gate);
-            touched.extend(result?);
+            result?;
         }
-        Ok(touched)
+        Ok(())
     }
 
     #[allow(clippy::too_many_arguments)]
@@ -623,7 +678,7 @@ impl<'a> Walk<'a> {
         sels: &[NSel],
         provided: &[NSel],
         input: bool,
-    ) -> Result<BTreeSet<usize>, PlanError> {
+    ) -> Result<(), PlanError> {
         let graph = self.service(g);
         if !self.sg.is_abstract(ty)
             || self
@@ -638,12 +693,12 @@ impl<'a> Walk<'a> {
             .add_field(loc, None, "__typename", "", "", false);
         if self.all_local_abstract(graph, ty, sels, provided, input) {
             self.emit_local(g, loc, ty, sels);
-            return Ok(BTreeSet::from([g]));
+            return Ok(());
         }
         // Keep at the interface level what every possible type resolves here; split the rest
         // into `... on Type` per possible type.
         let possible = self.sg.possible_types_in(graph, ty);
-        let mut touched = BTreeSet::from([g]);
+        self.touch(g);
         let mut rest: Vec<NSel> = Vec::new();
         for sel in sels {
             match sel {
@@ -665,7 +720,7 @@ impl<'a> Walk<'a> {
                             .iter()
                             .all(|c| self.local(graph, c, f, provided, input).0);
                     if everywhere {
-                        touched.extend(self.emit_field(g, loc, ty, f, prov, path, input)?);
+                        self.emit_field(g, loc, ty, f, prov, path, input)?;
                     } else {
                         rest.push(sel.clone());
                     }
@@ -688,7 +743,7 @@ impl<'a> Walk<'a> {
             }
         }
         if rest.is_empty() {
-            return Ok(touched);
+            return Ok(());
         }
         for c in possible {
             let mut fields = Vec::new();
@@ -699,7 +754,7 @@ impl<'a> Walk<'a> {
             }
             let cloc = self.groups[g].sel.add_inline(loc, Some(&c), "");
             let cpath = path_with(path, PathElement::TypeCondition(vec![c.to_string()]));
-            touched.extend(self.walk_object(
+            self.walk_object(
                 g,
                 &cloc,
                 &cloc,
@@ -710,9 +765,9 @@ impl<'a> Walk<'a> {
                 &[],
                 input,
                 sels,
-            )?);
+            )?;
         }
-        Ok(touched)
+        Ok(())
     }
 
     /// Plans `sels` at an object of type `ty` whose data group `g` fetches at `obj_loc`.
@@ -732,9 +787,9 @@ impl<'a> Walk<'a> {
         conds: &[Cond],
         input: bool,
         client: &[NSel],
-    ) -> Result<BTreeSet<usize>, PlanError> {
+    ) -> Result<(), PlanError> {
         let graph = self.service(g);
-        let mut touched = BTreeSet::from([g]);
+        self.touch(g);
         let mut sels = sels;
         let here;
         if !input
@@ -752,7 +807,7 @@ impl<'a> Walk<'a> {
             self.split_interface_object(graph, ty, sels, provided, &mut local, &mut rest);
             if !rest.is_empty() {
                 if let Some(jump) = self.interface_entity_jump(graph, ty, rest) {
-                    touched.extend(self.jump(g, obj_loc, path, ty, jump, conds, input, client)?);
+                    self.jump(g, obj_loc, path, ty, jump, conds, input, client)?;
                     here = local;
                     sels = &here;
                 }
@@ -778,11 +833,26 @@ impl<'a> Walk<'a> {
                 continue;
             }
             let (local, prov) = self.local(graph, ty, &f, provided, input);
-            if local && !self.value_subtree_elsewhere(graph, ty, &f, prov.as_deref(), input) {
-                touched.extend(self.emit_field(g, loc, ty, &f, prov, path, input)?);
-            } else {
+            if !local {
                 nonlocal.push(f);
+                continue;
             }
+            let child_prov = prov.clone().unwrap_or_default();
+            if self.is_value_type(&f.ty)
+                && self.sg.provides(graph, ty, &f.name).is_none()
+                && !self.all_local(graph, &f.ty, &f.children, &child_prov, input)
+            {
+                // A value object several subgraphs share: each fetches its own fields of it.
+                let (here, rest) = self.split_value(graph, &f.ty, &f.children, input);
+                if let Some(here) = here {
+                    self.emit_field(g, loc, ty, &with_children(&f, here), prov, path, input)?;
+                }
+                if !rest.is_empty() {
+                    nonlocal.push(with_children(&f, rest));
+                }
+                continue;
+            }
+            self.emit_field(g, loc, ty, &f, prov, path, input)?;
         }
         for frag in wrapped {
             let wloc = self.groups[g].sel.add_inline(loc, None, &frag.directives);
@@ -809,56 +879,66 @@ impl<'a> Walk<'a> {
                 client,
             );
             self.pop_gate(&frag.gate);
-            touched.extend(result?);
+            result?;
         }
         if !nonlocal.is_empty() {
-            touched.extend(self.jump_all(
+            self.jump_all(
                 g, obj_loc, path, ty, nonlocal, provided, conds, input, client,
-            )?);
+            )?;
         }
-        Ok(touched)
+        Ok(())
     }
 
-    /// Whether `field` (resolvable here) returns a value type — an object no subgraph can be
-    /// entered into by key — that this subgraph only partly resolves while another subgraph
-    /// reachable from here resolves all of it: then the field is taken from that subgraph.
-    fn value_subtree_elsewhere(
+    /// Whether `ty` is an object type no subgraph can be entered into by key: its fields can
+    /// only be fetched together with the field that returns it.
+    fn is_value_type(&self, ty: &str) -> bool {
+        let sg = self.sg;
+        sg.is_composite(ty)
+            && !sg.is_abstract(ty)
+            && !(0..sg.subgraphs().len()).any(|g| {
+                sg.type_in_graph(g, ty)
+                    .is_some_and(|t| t.keys.iter().any(|k| k.resolvable))
+            })
+    }
+
+    /// Splits a selection on value type `ty` into what `graph` resolves and the rest (both
+    /// keep the nesting). `None` for the local part when `graph` resolves none of it.
+    fn split_value(
         &self,
         graph: usize,
-        ty: &Name,
-        field: &NField,
-        provided: Option<&[NSel]>,
+        ty: &str,
+        sels: &[NSel],
         input: bool,
-    ) -> bool {
-        let sg = self.sg;
-        if !sg.is_composite(&field.ty) || sg.is_abstract(&field.ty) {
-            return false;
+    ) -> (Option<Vec<NSel>>, Vec<NSel>) {
+        let mut fields = Vec::new();
+        flatten_all(self.sg, ty, sels, &mut fields);
+        let mut local = Vec::new();
+        let mut rest = Vec::new();
+        let mut useful = false;
+        for f in fields {
+            if f.name == "__typename" {
+                local.push(NSel::Field(f));
+                continue;
+            }
+            if !self.local(graph, ty, &f, &[], input).0 {
+                rest.push(NSel::Field(f));
+                continue;
+            }
+            if self.is_value_type(&f.ty) && !self.all_local(graph, &f.ty, &f.children, &[], input) {
+                let (l, r) = self.split_value(graph, &f.ty, &f.children, input);
+                if let Some(l) = l {
+                    useful = true;
+                    local.push(NSel::Field(with_children(&f, l)));
+                }
+                if !r.is_empty() {
+                    rest.push(NSel::Field(with_children(&f, r)));
+                }
+                continue;
+            }
+            useful = true;
+            local.push(NSel::Field(f));
         }
-        let enterable = (0..sg.subgraphs().len()).any(|g| {
-            sg.type_in_graph(g, &field.ty)
-                .is_some_and(|t| t.keys.iter().any(|k| k.resolvable))
-        });
-        if enterable {
-            return false;
-        }
-        let mut child_prov = provided.map(<[NSel]>::to_vec).unwrap_or_default();
-        if let Some(p) = sg.provides(graph, ty, &field.name) {
-            child_prov.extend(p.iter().cloned());
-        }
-        if self.all_local(graph, &field.ty, &field.children, &child_prov, input) {
-            return false;
-        }
-        let labels = &self.opts.enabled_override_labels;
-        (0..sg.subgraphs().len()).any(|g| {
-            g != graph
-                && self.entity_types(g, ty).iter().any(|e| {
-                    matches!(
-                        sg.field_availability(g, e, &field.name, labels, input),
-                        FieldAvailability::Yes
-                    )
-                })
-                && self.all_local(g, &field.ty, &field.children, &[], input)
-        })
+        (useful.then_some(local), rest)
     }
 
     /// Splits a selection at an `@interfaceObject` position into what the subgraph resolves
@@ -945,26 +1025,33 @@ impl<'a> Walk<'a> {
         conds: &[Cond],
         input: bool,
         client: &[NSel],
-    ) -> Result<BTreeSet<usize>, PlanError> {
+    ) -> Result<(), PlanError> {
         let from = self.service(g);
         let sg = self.sg;
         let labels = &self.opts.enabled_override_labels;
-        let mut touched = BTreeSet::new();
         while !remaining.is_empty() {
-            let mut best: Option<(JumpScore, Jump<'a>)> = None;
+            let mut best: Option<(JumpScore, Jump<'a>, Vec<(usize, Option<Arc<NField>>)>)> = None;
             for graph in 0..sg.subgraphs().len() {
                 for entity in self.entity_types(graph, ty) {
-                    let served: Vec<Arc<NField>> = remaining
-                        .iter()
-                        .filter(|f| {
-                            match sg.field_availability(graph, &entity, &f.name, labels, input) {
-                                FieldAvailability::Yes => graph != from,
-                                FieldAvailability::Requires(_) => true,
-                                _ => false,
-                            }
-                        })
-                        .cloned()
-                        .collect();
+                    // (index in `remaining`, what this subgraph fetches of it, what is left)
+                    let mut served: Vec<(usize, Arc<NField>, Option<Arc<NField>>)> = Vec::new();
+                    for (i, f) in remaining.iter().enumerate() {
+                        match sg.field_availability(graph, &entity, &f.name, labels, input) {
+                            FieldAvailability::Yes if graph != from => {}
+                            FieldAvailability::Requires(_) => {}
+                            _ => continue,
+                        }
+                        if self.is_value_type(&f.ty)
+                            && !self.all_local(graph, &f.ty, &f.children, &[], input)
+                        {
+                            let (here, rest) = self.split_value(graph, &f.ty, &f.children, input);
+                            let Some(here) = here else { continue };
+                            let rest = (!rest.is_empty()).then(|| with_children(f, rest));
+                            served.push((i, with_children(f, here), rest));
+                        } else {
+                            served.push((i, f.clone(), None));
+                        }
+                    }
                     if served.is_empty() {
                         continue;
                     }
@@ -981,7 +1068,7 @@ impl<'a> Walk<'a> {
                     };
                     let depth: usize = served
                         .iter()
-                        .map(|f| self.coverage(graph, &f.ty, &f.children))
+                        .map(|(_, f, _)| self.coverage(graph, &f.ty, &f.children))
                         .sum();
                     let score = (
                         served.len(),
@@ -989,22 +1076,26 @@ impl<'a> Walk<'a> {
                         depth,
                         std::cmp::Reverse(graph),
                     );
-                    if best.as_ref().is_none_or(|(s, _)| score > *s) {
+                    if best.as_ref().is_none_or(|(s, _, _)| score > *s) {
                         best = Some((
                             score,
                             Jump {
                                 graph,
                                 entity: entity.clone(),
                                 key,
-                                fields: served,
+                                fields: served.iter().map(|(_, f, _)| f.clone()).collect(),
                                 abstract_sels: None,
                                 provided: provided.to_vec(),
                             },
+                            served
+                                .into_iter()
+                                .map(|(i, _, rest)| (i, rest))
+                                .collect::<Vec<_>>(),
                         ));
                     }
                 }
             }
-            let Some((_, jump)) = best else {
+            let Some((_, jump, taken)) = best else {
                 let f = &remaining[0];
                 return Err(PlanError::Unsatisfiable(format!(
                     "no subgraph can resolve `{ty}.{}` from subgraph `{}`",
@@ -1012,10 +1103,18 @@ impl<'a> Walk<'a> {
                     sg.subgraphs()[from].name
                 )));
             };
-            remaining.retain(|f| !jump.fields.iter().any(|j| Arc::ptr_eq(j, f)));
-            touched.extend(self.jump(g, obj_loc, path, ty, jump, conds, input, client)?);
+            // Served fields leave `remaining`; what they leave of a shared value object stays.
+            for (i, rest) in taken.into_iter().rev() {
+                match rest {
+                    Some(rest) => remaining[i] = rest,
+                    None => {
+                        remaining.remove(i);
+                    }
+                }
+            }
+            self.jump(g, obj_loc, path, ty, jump, conds, input, client)?;
         }
-        Ok(touched)
+        Ok(())
     }
 
     /// The types an entity fetch to `graph` may use for objects of type `ty`: `ty` itself when
@@ -1066,14 +1165,28 @@ impl<'a> Walk<'a> {
                         .iter()
                         .any(|c| *c.response_key() == f.name && !c.same_field(f)) =>
                 {
+                    // The first of `_sy_<name>`, `_sy_<name>_1`, ... no client field uses for
+                    // something else.
+                    let free = |alias: &str| {
+                        !client_fields
+                            .iter()
+                            .any(|c| c.response_key() == alias && !c.same_field(f))
+                    };
+                    let mut alias = format!("{ALIAS_PREFIX}{}", f.name);
+                    let mut n = 0;
+                    while !free(&alias) {
+                        n += 1;
+                        alias = format!("{ALIAS_PREFIX}{}_{n}", f.name);
+                    }
                     let mut copy = (**f).clone();
-                    copy.alias = Name::new(&format!("{ALIAS_PREFIX}{}", f.name)).ok();
+                    copy.alias = Name::new(&alias).ok();
                     NSel::Field(Arc::new(copy))
                 }
                 other => other.clone(),
             })
             .collect();
-        let touched = self.walk_object(
+        let start = self.touched.len();
+        self.walk_object(
             g,
             obj_loc,
             obj_loc,
@@ -1085,6 +1198,7 @@ impl<'a> Walk<'a> {
             true,
             &[],
         )?;
+        let touched = self.touched[start..].iter().copied().collect();
         Ok((renamed, touched))
     }
 
@@ -1099,7 +1213,7 @@ impl<'a> Walk<'a> {
         conds: &[Cond],
         input: bool,
         client: &[NSel],
-    ) -> Result<BTreeSet<usize>, PlanError> {
+    ) -> Result<(), PlanError> {
         self.depth += 1;
         if self.depth > MAX_JUMP_DEPTH {
             return Err(PlanError::Unsatisfiable(format!(
@@ -1122,7 +1236,7 @@ impl<'a> Walk<'a> {
         conds: &[Cond],
         input: bool,
         client: &[NSel],
-    ) -> Result<BTreeSet<usize>, PlanError> {
+    ) -> Result<(), PlanError> {
         let sg = self.sg;
         self.groups[g]
             .sel
@@ -1180,19 +1294,27 @@ impl<'a> Walk<'a> {
             eloc = group.sel.add_inline(&eloc, None, dirs);
             group.vars.extend(vars.iter().map(|v| v.to_string()));
         }
-        let mut touched = deps;
-        touched.insert(e);
+        self.touched.extend(deps);
+        self.touch(e);
+        // Content under an interface-object fragment is the same for every concrete type at the
+        // path, so what it returns sits at the group's own (type-condition-free) path.
+        let own_path = self.groups[e].path.clone();
+        let path = if jump.entity != *ty {
+            &own_path[..]
+        } else {
+            path
+        };
         if let Some(sels) = &jump.abstract_sels {
             let gate = self.gate.clone();
             self.groups[e].contribute(&gate);
-            touched.extend(self.walk_composite(e, &eloc, path, ty, sels, &[], input)?);
+            self.walk_composite(e, &eloc, path, ty, sels, &[], input)?;
         }
         for f in &jump.fields {
             let gate = self.gate_with(&f.gate);
             self.groups[e].contribute(&gate);
-            touched.extend(self.emit_field(e, &eloc, &jump.entity, f, None, path, input)?);
+            self.emit_field(e, &eloc, &jump.entity, f, None, path, input)?;
         }
-        Ok(touched)
+        Ok(())
     }
 
     /// Whether group `a` (transitively) waits for group `b`.

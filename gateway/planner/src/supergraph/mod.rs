@@ -18,6 +18,10 @@ use apollo_compiler::{Name, Schema};
 use crate::selection::{normalize, NSel};
 use link::JoinNames;
 
+/// Hash map with a fast hasher: lookups by type and field name are the planner's hot path, and
+/// the keys come from the supergraph (trusted input), so DoS-resistant hashing buys nothing.
+pub(crate) type FastMap<K, V> = HashMap<K, V, ahash::RandomState>;
+
 /// One subgraph named by `join__graph`.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct SubgraphInfo {
@@ -91,11 +95,13 @@ pub(crate) struct FieldMeta {
 pub(crate) struct TypeMeta {
     /// Indexed by subgraph.
     pub in_graph: Vec<Option<TypeInGraph>>,
-    pub fields: HashMap<Name, FieldMeta>,
+    pub fields: FastMap<Name, FieldMeta>,
     /// For objects / interfaces: per subgraph, the interfaces it implements there.
     pub implements: Vec<Vec<Name>>,
     /// For unions: per subgraph, the members there.
     pub members: Vec<Vec<Name>>,
+    /// For abstract types: per subgraph, the concrete types a field of this type may return.
+    pub possible: Vec<Vec<Name>>,
 }
 
 /// How a subgraph can resolve a field.
@@ -118,9 +124,9 @@ pub struct Supergraph {
     schema: Valid<Schema>,
     subgraphs: Vec<SubgraphInfo>,
     override_labels: Vec<OverrideLabel>,
-    types: HashMap<Name, TypeMeta>,
+    types: FastMap<Name, TypeMeta>,
     /// Type name -> definition order; keeps plans deterministic.
-    type_order: HashMap<Name, usize>,
+    type_order: FastMap<Name, usize>,
 }
 
 impl Supergraph {
@@ -144,8 +150,8 @@ impl Supergraph {
             graph_count: subgraphs.len(),
             labels: BTreeMap::new(),
         };
-        let mut types = HashMap::new();
-        let mut type_order = HashMap::new();
+        let mut types = FastMap::default();
+        let mut type_order = FastMap::default();
         for (i, (name, ty)) in schema.types.iter().enumerate() {
             type_order.insert(name.clone(), i);
             if let Some(meta) = reader.type_meta(name, ty)? {
@@ -160,14 +166,29 @@ impl Supergraph {
                 percent: parse_percent(label),
             })
             .collect();
-        Ok(Self {
+        let mut supergraph = Self {
             api_schema,
             schema,
             subgraphs,
             override_labels,
             types,
             type_order,
-        })
+        };
+        let abstract_types: Vec<Name> = supergraph
+            .types
+            .keys()
+            .filter(|t| supergraph.is_abstract(t))
+            .cloned()
+            .collect();
+        for ty in abstract_types {
+            let possible: Vec<Vec<Name>> = (0..supergraph.subgraphs.len())
+                .map(|g| supergraph.compute_possible_types(g, &ty))
+                .collect();
+            if let Some(meta) = supergraph.types.get_mut(&ty) {
+                meta.possible = possible;
+            }
+        }
+        Ok(supergraph)
     }
 
     /// The API schema clients see: no join/link machinery, no `@inaccessible` elements.
@@ -246,8 +267,17 @@ impl Supergraph {
         }
     }
 
-    /// Concrete types a field of abstract type `ty` may return when resolved by `graph`.
-    pub(crate) fn possible_types_in(&self, graph: usize, ty: &str) -> Vec<Name> {
+    /// Concrete types a field of abstract type `ty` may return when resolved by `graph`, in
+    /// definition order.
+    pub(crate) fn possible_types_in(&self, graph: usize, ty: &str) -> &[Name] {
+        self.types
+            .get(ty)
+            .and_then(|meta| meta.possible.get(graph))
+            .map(Vec::as_slice)
+            .unwrap_or(&[])
+    }
+
+    fn compute_possible_types(&self, graph: usize, ty: &str) -> Vec<Name> {
         let mut out: Vec<Name> = Vec::new();
         match self.schema.types.get(ty) {
             Some(ExtendedType::Union(_)) => {
@@ -444,9 +474,10 @@ impl Reader<'_> {
         let n = self.graph_count;
         let mut meta = TypeMeta {
             in_graph: vec![None; n],
-            fields: HashMap::new(),
+            fields: FastMap::default(),
             implements: vec![Vec::new(); n],
             members: vec![Vec::new(); n],
+            possible: Vec::new(),
         };
         let mut any_type_dir = false;
         for dir in directives.get_all(&self.names.type_) {

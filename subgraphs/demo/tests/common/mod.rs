@@ -1,4 +1,6 @@
 //! Test support: start a demo subgraph on a loopback port and talk HTTP/1.1 to it.
+// Each test binary compiles this module and uses a different part of it.
+#![allow(dead_code)]
 
 use std::net::SocketAddr;
 use std::path::PathBuf;

@@ -1,0 +1,160 @@
+//! Idempotent consumers: at-least-once delivery in, effectively-once processing out.
+//!
+//! The bus may deliver an event more than once (relay crash before marking a row published,
+//! consumer crash before acknowledging). [`process_event`] therefore claims the event id in the
+//! consumer's own `switchyard_processed_events` table and runs the handler **in the same
+//! transaction**: the claim commits exactly when the handler's changes do, so a replay finds the
+//! id and is skipped, and a failed handler leaves no claim behind and is retried.
+
+use std::future::Future;
+use std::time::Duration;
+
+use chrono::Utc;
+use sqlx::{AnyConnection, AnyPool};
+use tokio_util::sync::CancellationToken;
+
+use super::{BoxError, Event, EventError, Subscription};
+
+/// What a consumer does with one event, inside the consumer's database transaction.
+pub trait EventHandler: Send + Sync {
+    /// Applies `event`, writing through `conn` (the open transaction). Returning an error rolls
+    /// the transaction back and leaves the event for redelivery.
+    fn handle(
+        &self,
+        conn: &mut AnyConnection,
+        event: &Event,
+    ) -> impl Future<Output = Result<(), BoxError>> + Send;
+}
+
+/// The outcome of [`process_event`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Processed {
+    /// The handler ran and its changes committed.
+    Handled,
+    /// This group had already processed the event; the handler did not run.
+    Duplicate,
+}
+
+/// Runs `handler` for `event` at most once per `consumer_group`, whatever the redeliveries.
+pub async fn process_event<H: EventHandler>(
+    pool: &AnyPool,
+    consumer_group: &str,
+    event: &Event,
+    handler: &H,
+) -> Result<Processed, EventError> {
+    let mut tx = pool.begin().await?;
+    // Writing first takes the write lock at once (SQLite) or blocks a concurrent duplicate on the
+    // primary key until this transaction ends (PostgreSQL), so two members racing on one event
+    // cannot both run the handler.
+    let claimed = sqlx::query(
+        "INSERT INTO switchyard_processed_events (consumer_group, event_id, processed_at)
+         VALUES ($1, $2, $3) ON CONFLICT DO NOTHING",
+    )
+    .bind(consumer_group.to_owned())
+    .bind(event.id.to_string())
+    .bind(Utc::now().timestamp_micros())
+    .execute(&mut *tx)
+    .await?
+    .rows_affected();
+    if claimed == 0 {
+        tx.rollback().await?;
+        return Ok(Processed::Duplicate);
+    }
+    handler
+        .handle(&mut tx, event)
+        .await
+        .map_err(EventError::Handler)?;
+    tx.commit().await?;
+    Ok(Processed::Handled)
+}
+
+/// The consumer loop: pull a batch, process each event idempotently, acknowledge.
+pub struct EventConsumer<H> {
+    pool: AnyPool,
+    group: String,
+    handler: H,
+    batch_size: usize,
+    wait: Duration,
+    retry_backoff: Duration,
+}
+
+impl<H: EventHandler> EventConsumer<H> {
+    /// A consumer for `group`, recording processed ids in `pool` (the consumer's own database).
+    pub fn new(pool: AnyPool, group: impl Into<String>, handler: H) -> Self {
+        EventConsumer {
+            pool,
+            group: group.into(),
+            handler,
+            batch_size: 64,
+            wait: Duration::from_secs(1),
+            retry_backoff: Duration::from_millis(500),
+        }
+    }
+
+    /// Sets the maximum batch size.
+    pub fn batch_size(mut self, batch_size: usize) -> Self {
+        self.batch_size = batch_size.max(1);
+        self
+    }
+
+    /// Sets how long one pull waits for events before checking for shutdown again.
+    pub fn wait(mut self, wait: Duration) -> Self {
+        self.wait = wait;
+        self
+    }
+
+    /// Sets the pause after a failed event, so a persistent failure does not spin.
+    pub fn retry_backoff(mut self, backoff: Duration) -> Self {
+        self.retry_backoff = backoff;
+        self
+    }
+
+    /// The consumer group name.
+    pub fn group(&self) -> &str {
+        &self.group
+    }
+
+    /// Processes one pulled batch; returns how many events were handled (not duplicates).
+    ///
+    /// A failed event is given back to the bus and the rest of the batch still runs.
+    pub async fn run_batch(&self, subscription: &mut Subscription) -> Result<usize, EventError> {
+        let batch = subscription.next_batch(self.batch_size, self.wait).await?;
+        let mut handled = 0;
+        for delivery in &batch {
+            match process_event(&self.pool, &self.group, &delivery.event, &self.handler).await {
+                Ok(outcome) => {
+                    subscription.ack(delivery).await?;
+                    if outcome == Processed::Handled {
+                        handled += 1;
+                    } else {
+                        tracing::debug!(group = %self.group, id = %delivery.event.id, "skipped replayed event");
+                    }
+                }
+                Err(e) => {
+                    tracing::warn!(group = %self.group, id = %delivery.event.id, error = %e, "event processing failed; will retry");
+                    subscription.nack(delivery).await?;
+                    tokio::time::sleep(self.retry_backoff).await;
+                }
+            }
+        }
+        Ok(handled)
+    }
+
+    /// Runs until `shutdown` is cancelled. Bus errors are logged and retried after a backoff.
+    pub async fn run(self, mut subscription: Subscription, shutdown: CancellationToken) {
+        loop {
+            tokio::select! {
+                _ = shutdown.cancelled() => return,
+                result = self.run_batch(&mut subscription) => {
+                    if let Err(e) = result {
+                        tracing::warn!(group = %self.group, error = %e, "event consumer pull failed; retrying");
+                        tokio::select! {
+                            _ = shutdown.cancelled() => return,
+                            _ = tokio::time::sleep(self.retry_backoff) => {}
+                        }
+                    }
+                }
+            }
+        }
+    }
+}

@@ -1,0 +1,209 @@
+//! The transactional outbox and its relay.
+//!
+//! The outbox is a table in the service's own database. [`enqueue`] takes the service's open
+//! transaction, so the event row commits or rolls back with the change it describes. The
+//! [`OutboxRelay`] then moves committed rows to the bus. It marks a row published only after the
+//! bus accepted it, one row at a time, so a crash re-publishes at most the rows in flight, and
+//! consumers' de-duplication absorbs that.
+//!
+//! One code path serves SQLite (embedded) and PostgreSQL through `sqlx::Any`: the schema uses
+//! only `TEXT` and `BIGINT`, and statements use `$n` placeholders, which both accept.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use chrono::{DateTime, Utc};
+use sqlx::any::AnyRow;
+use sqlx::{Any, AnyPool, Executor, Row};
+use tokio::sync::Notify;
+use tokio_util::sync::CancellationToken;
+use uuid::Uuid;
+
+use super::{Event, EventBus, EventError};
+
+/// Name of the outbox table.
+pub const OUTBOX_TABLE: &str = "switchyard_outbox";
+/// Name of the consumers' de-duplication table.
+pub const PROCESSED_TABLE: &str = "switchyard_processed_events";
+
+const SCHEMA: [&str; 3] = [
+    "CREATE TABLE IF NOT EXISTS switchyard_outbox (
+        id TEXT PRIMARY KEY,
+        event_type TEXT NOT NULL,
+        aggregate_id TEXT NOT NULL,
+        occurred_at BIGINT NOT NULL,
+        payload TEXT NOT NULL,
+        published_at BIGINT
+    )",
+    // The relay only ever scans unpublished rows; keep that scan independent of history size.
+    "CREATE INDEX IF NOT EXISTS switchyard_outbox_unpublished
+        ON switchyard_outbox (id) WHERE published_at IS NULL",
+    "CREATE TABLE IF NOT EXISTS switchyard_processed_events (
+        consumer_group TEXT NOT NULL,
+        event_id TEXT NOT NULL,
+        processed_at BIGINT NOT NULL,
+        PRIMARY KEY (consumer_group, event_id)
+    )",
+];
+
+/// Creates the outbox and de-duplication tables if missing (idempotent; run at startup).
+pub async fn migrate(pool: &AnyPool) -> Result<(), EventError> {
+    for statement in SCHEMA {
+        sqlx::query(statement).execute(pool).await?;
+    }
+    Ok(())
+}
+
+/// Writes `event` to the outbox on `conn`: pass the transaction that makes the change.
+///
+/// ```ignore
+/// let mut tx = pool.begin().await?;
+/// sqlx::query("INSERT INTO members ...").execute(&mut *tx).await?;
+/// outbox::enqueue(&mut *tx, &Event::new("member.created", id, &member)?).await?;
+/// tx.commit().await?;
+/// relay.wake();
+/// ```
+pub async fn enqueue<'c, E>(conn: E, event: &Event) -> Result<(), EventError>
+where
+    E: Executor<'c, Database = Any>,
+{
+    sqlx::query(
+        "INSERT INTO switchyard_outbox (id, event_type, aggregate_id, occurred_at, payload)
+         VALUES ($1, $2, $3, $4, $5)",
+    )
+    .bind(event.id.to_string())
+    .bind(event.event_type.clone())
+    .bind(event.aggregate_id.clone())
+    .bind(event.occurred_at.timestamp_micros())
+    .bind(serde_json::to_string(&event.payload)?)
+    .execute(conn)
+    .await?;
+    Ok(())
+}
+
+/// Outbox rows not yet published, oldest first.
+pub async fn unpublished(pool: &AnyPool, limit: usize) -> Result<Vec<Event>, EventError> {
+    let rows = sqlx::query(
+        "SELECT id, event_type, aggregate_id, occurred_at, payload FROM switchyard_outbox
+         WHERE published_at IS NULL ORDER BY id LIMIT $1",
+    )
+    .bind(i64::try_from(limit).unwrap_or(i64::MAX))
+    .fetch_all(pool)
+    .await?;
+    rows.iter().map(decode_row).collect()
+}
+
+fn decode_row(row: &AnyRow) -> Result<Event, EventError> {
+    let id: String = row.try_get("id")?;
+    let micros: i64 = row.try_get("occurred_at")?;
+    let payload: String = row.try_get("payload")?;
+    Ok(Event {
+        id: Uuid::parse_str(&id)
+            .map_err(|e| EventError::Malformed(format!("outbox id {id:?}: {e}")))?,
+        event_type: row.try_get("event_type")?,
+        aggregate_id: row.try_get("aggregate_id")?,
+        occurred_at: DateTime::from_timestamp_micros(micros).ok_or_else(|| {
+            EventError::Malformed(format!("outbox occurred_at {micros} out of range"))
+        })?,
+        payload: serde_json::from_str(&payload)?,
+    })
+}
+
+/// Deletes rows published more than `older_than` ago; returns how many.
+pub async fn prune_published(pool: &AnyPool, older_than: Duration) -> Result<u64, EventError> {
+    let age = chrono::Duration::from_std(older_than).unwrap_or(chrono::Duration::MAX);
+    let cutoff = Utc::now()
+        .checked_sub_signed(age)
+        .map_or(i64::MIN, |t| t.timestamp_micros());
+    let done = sqlx::query(
+        "DELETE FROM switchyard_outbox WHERE published_at IS NOT NULL AND published_at < $1",
+    )
+    .bind(cutoff)
+    .execute(pool)
+    .await?;
+    Ok(done.rows_affected())
+}
+
+/// Moves committed outbox rows to the bus, in the background.
+///
+/// It wakes on [`OutboxRelay::wake`] (call it after committing a transaction that enqueued
+/// events, for low latency) and otherwise polls, which also covers events committed by another
+/// process or left over from before a crash.
+#[derive(Clone)]
+pub struct OutboxRelay {
+    pool: AnyPool,
+    bus: EventBus,
+    batch_size: usize,
+    poll_interval: Duration,
+    wake: Arc<Notify>,
+}
+
+impl OutboxRelay {
+    /// A relay from `pool`'s outbox to `bus` (batches of 100, polling every 500 ms).
+    pub fn new(pool: AnyPool, bus: EventBus) -> Self {
+        OutboxRelay {
+            pool,
+            bus,
+            batch_size: 100,
+            poll_interval: Duration::from_millis(500),
+            wake: Arc::new(Notify::new()),
+        }
+    }
+
+    /// Sets how many rows one pass reads.
+    pub fn batch_size(mut self, batch_size: usize) -> Self {
+        self.batch_size = batch_size.max(1);
+        self
+    }
+
+    /// Sets how often the relay looks for rows when nobody wakes it.
+    pub fn poll_interval(mut self, interval: Duration) -> Self {
+        self.poll_interval = interval;
+        self
+    }
+
+    /// Asks the running relay to look now.
+    pub fn wake(&self) {
+        self.wake.notify_one();
+    }
+
+    /// One pass: publishes up to one batch and returns how many rows it published.
+    pub async fn relay_once(&self) -> Result<usize, EventError> {
+        let events = unpublished(&self.pool, self.batch_size).await?;
+        for event in &events {
+            self.bus.publish(event).await?;
+            sqlx::query("UPDATE switchyard_outbox SET published_at = $1 WHERE id = $2")
+                .bind(Utc::now().timestamp_micros())
+                .bind(event.id.to_string())
+                .execute(&self.pool)
+                .await?;
+        }
+        Ok(events.len())
+    }
+
+    /// Relays until `shutdown` is cancelled; errors are logged and retried after a poll interval.
+    pub async fn run(self, shutdown: CancellationToken) {
+        loop {
+            let full_batch = match self.relay_once().await {
+                Ok(n) => n == self.batch_size,
+                Err(e) => {
+                    tracing::warn!(error = %e, "outbox relay pass failed; retrying");
+                    false
+                }
+            };
+            if full_batch && !shutdown.is_cancelled() {
+                continue;
+            }
+            tokio::select! {
+                _ = shutdown.cancelled() => return,
+                _ = self.wake.notified() => {}
+                _ = tokio::time::sleep(self.poll_interval) => {}
+            }
+        }
+    }
+
+    /// Spawns [`OutboxRelay::run`] on the current runtime.
+    pub fn spawn(&self, shutdown: CancellationToken) -> tokio::task::JoinHandle<()> {
+        tokio::spawn(self.clone().run(shutdown))
+    }
+}
