@@ -8,7 +8,6 @@
 //!   (request building, pooling, parsing, merging, response shaping).
 
 #[path = "../tests/common/mod.rs"]
-#[allow(dead_code, unused_imports)]
 mod common;
 
 use std::collections::HashMap;
@@ -108,6 +107,10 @@ fn bench(c: &mut Criterion) {
         ("replay", true, true),
         ("replay_no_dedupe", true, false),
     ] {
+        // `EXECUTION_BENCH_ONLY=replay` runs one variant (e.g. under a profiler).
+        if std::env::var("EXECUTION_BENCH_ONLY").is_ok_and(|only| only != name) {
+            continue;
+        }
         let gw = gateway(&rt, replayed, dedupe);
         let response = rt.block_on(gw.execute(request.clone(), &headers));
         let json = response.json();
@@ -144,7 +147,12 @@ fn process_cpu_ticks() -> u64 {
     // Fields after the parenthesised command name; utime and stime are fields 14 and 15.
     let rest = stat.rsplit_once(')').map_or("", |(_, rest)| rest);
     let fields: Vec<&str> = rest.split_whitespace().collect();
-    let field = |i: usize| fields.get(i).and_then(|f| f.parse::<u64>().ok()).unwrap_or(0);
+    let field = |i: usize| {
+        fields
+            .get(i)
+            .and_then(|f| f.parse::<u64>().ok())
+            .unwrap_or(0)
+    };
     field(11) + field(12)
 }
 

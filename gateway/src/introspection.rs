@@ -1109,5 +1109,16 @@ type Query @join__type(graph: A) {
             query.fields.keys().map(|k| k.as_str()).collect::<Vec<_>>(),
             ["visible"]
         );
+        let doc = document(
+            &api,
+            r#"{ graph: __type(name: "join__Graph") { name } query: __type(name: "Query") { fields { name } } }"#,
+        );
+        let response = introspection
+            .execute(&doc, doc.operations.get(None).unwrap(), &Map::new())
+            .unwrap();
+        assert_eq!(
+            Value::Object(response.data),
+            json!({ "graph": null, "query": { "fields": [{ "name": "visible" }] } })
+        );
     }
 }

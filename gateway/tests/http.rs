@@ -622,3 +622,29 @@ async fn plans_are_cached() {
     let err = gateway.plan("{ nope }", None).unwrap_err();
     assert_eq!(err.0[0].code(), Some("GRAPHQL_VALIDATION_FAILED"));
 }
+
+#[tokio::test]
+async fn condition_nodes_skip_fetches() {
+    let subgraphs = Subgraphs::start(Duration::ZERO).await;
+    let (_gateway, base) = start_gateway(subgraphs.list(), GatewayConfig::default()).await;
+    let query = "query($withMe: Boolean!) { __typename me @include(if: $withMe) { name } }";
+    let off = post(
+        &base,
+        json!({"query": query, "variables": {"withMe": false}}),
+        &[],
+    )
+    .await;
+    assert_eq!(off.json(), json!({"data": {"__typename": "Query"}}));
+    assert_eq!(subgraphs.accounts.count(), 0);
+    let on = post(
+        &base,
+        json!({"query": query, "variables": {"withMe": true}}),
+        &[],
+    )
+    .await;
+    assert_eq!(
+        on.json(),
+        json!({"data": {"__typename": "Query", "me": {"name": "Ada"}}})
+    );
+    assert_eq!(subgraphs.accounts.count(), 1);
+}

@@ -243,14 +243,19 @@ impl Names {
 }
 
 fn is_federation_type(name: &str, fieldset_is_federation: bool) -> bool {
-    matches!(name, "_Service" | "_Entity" | "_Any" | "_FieldSet" | "federation__Scope")
-        || (name == "FieldSet" && fieldset_is_federation)
+    matches!(
+        name,
+        "_Service" | "_Entity" | "_Any" | "_FieldSet" | "federation__Scope"
+    ) || (name == "FieldSet" && fieldset_is_federation)
         || name.starts_with("link__")
         || name.starts_with("federation__")
         || name.starts_with("join__")
 }
 
-fn collect_field_directives<'d>(fields: &'d [Node<ast::FieldDefinition>], all: &mut Vec<&'d Node<ast::Directive>>) {
+fn collect_field_directives<'d>(
+    fields: &'d [Node<ast::FieldDefinition>],
+    all: &mut Vec<&'d Node<ast::Directive>>,
+) {
     for f in fields {
         all.extend(f.directives.iter());
         for a in &f.arguments {
@@ -397,7 +402,17 @@ pub fn parse(src: &SubgraphSource) -> Result<Subgraph, Vec<CompositionError>> {
         .collect();
     let mut unknown_directive = |d: &Node<ast::Directive>| {
         let n = d.name.as_str();
-        let builtin = matches!(n, "deprecated" | "specifiedBy" | "skip" | "include" | "oneOf" | "defer" | "stream" | "link");
+        let builtin = matches!(
+            n,
+            "deprecated"
+                | "specifiedBy"
+                | "skip"
+                | "include"
+                | "oneOf"
+                | "defer"
+                | "stream"
+                | "link"
+        );
         if builtin || defined.contains(n) || names.canonical(n).is_some() {
             return;
         }

@@ -53,6 +53,12 @@ pub fn generate(subgraphs: usize, types: usize) -> Vec<SubgraphSource> {
     }
     sdls.into_iter()
         .enumerate()
-        .map(|(i, sdl)| SubgraphSource::new(format!("sub{i:02}"), format!("http://sub{i:02}.invalid/graphql"), sdl))
+        .map(|(i, sdl)| {
+            SubgraphSource::new(
+                format!("sub{i:02}"),
+                format!("http://sub{i:02}.invalid/graphql"),
+                sdl,
+            )
+        })
         .collect()
 }

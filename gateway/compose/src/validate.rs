@@ -200,16 +200,20 @@ impl Ctx<'_> {
                     }
                     let inner = f.ty.inner_named_type().as_str();
                     let inner_kind = sub.types.get(inner).map(|t| t.kind).unwrap_or(Kind::Scalar);
-                    if self.usage == Use::Key {
-                        if matches!(inner_kind, Kind::Interface | Kind::Union) {
-                            let kind = if inner_kind == Kind::Interface {
-                                "an Interface"
-                            } else {
-                                "a Union"
-                            };
-                            self.fail("FIELDS_SELECT_INVALID_TYPE", format!("field \"{ty}.{name}\" is {kind} type which is not allowed in @key"));
-                            continue;
-                        }
+                    if self.usage == Use::Key && matches!(inner_kind, Kind::Interface | Kind::Union)
+                    {
+                        let kind = if inner_kind == Kind::Interface {
+                            "an Interface"
+                        } else {
+                            "a Union"
+                        };
+                        self.fail(
+                            "FIELDS_SELECT_INVALID_TYPE",
+                            format!(
+                                "field \"{ty}.{name}\" is {kind} type which is not allowed in @key"
+                            ),
+                        );
+                        continue;
                     }
                     let composite =
                         matches!(inner_kind, Kind::Object | Kind::Interface | Kind::Union);

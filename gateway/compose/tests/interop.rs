@@ -19,10 +19,22 @@ use support::load_cases;
 
 /// Where the composer differs from Apollo-compatible behaviour we implement, by case name.
 const KNOWN_DIVERGENCES: &[(&str, &str)] = &[
-    ("valid_link_as_namespace", "the Guild composer does not honour `@link(as:)` for the federation spec"),
-    ("err_external_on_interface", "the Guild composer accepts @external on interface fields"),
-    ("err_interface_key_missing_implementation", "the Guild composer does not check INTERFACE_KEY_MISSING_IMPLEMENTATION_TYPE here"),
-    ("err_key_fields_select_invalid_type", "the Guild composer accepts a union-typed field in @key; Apollo rejects it"),
+    (
+        "valid_link_as_namespace",
+        "the Guild composer does not honour `@link(as:)` for the federation spec",
+    ),
+    (
+        "err_external_on_interface",
+        "the Guild composer accepts @external on interface fields",
+    ),
+    (
+        "err_interface_key_missing_implementation",
+        "the Guild composer does not check INTERFACE_KEY_MISSING_IMPLEMENTATION_TYPE here",
+    ),
+    (
+        "err_key_fields_select_invalid_type",
+        "the Guild composer accepts a union-typed field in @key; Apollo rejects it",
+    ),
 ];
 
 fn composer_dir() -> Option<PathBuf> {
@@ -30,23 +42,44 @@ fn composer_dir() -> Option<PathBuf> {
         return Some(PathBuf::from(dir));
     }
     let ci = std::env::var_os("CI").is_some();
-    let have = |bin: &str| Command::new(bin).arg("--version").output().is_ok_and(|o| o.status.success());
+    let have = |bin: &str| {
+        Command::new(bin)
+            .arg("--version")
+            .output()
+            .is_ok_and(|o| o.status.success())
+    };
     if !have("node") || !have("npm") {
         assert!(!ci, "node/npm are required for the interop test in CI");
         eprintln!("node/npm not found: skipping interop test");
         return None;
     }
     let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../target/guild-composer");
-    if !dir.join("node_modules/@theguild/federation-composition").exists() {
+    if !dir
+        .join("node_modules/@theguild/federation-composition")
+        .exists()
+    {
         std::fs::create_dir_all(&dir).unwrap();
-        std::fs::write(dir.join("package.json"), "{\"name\":\"guild-composer\",\"private\":true}").unwrap();
+        std::fs::write(
+            dir.join("package.json"),
+            "{\"name\":\"guild-composer\",\"private\":true}",
+        )
+        .unwrap();
         let ok = Command::new("npm")
-            .args(["i", "--no-audit", "--no-fund", "@theguild/federation-composition@0.27", "graphql@16"])
+            .args([
+                "i",
+                "--no-audit",
+                "--no-fund",
+                "@theguild/federation-composition@0.27",
+                "graphql@16",
+            ])
             .current_dir(&dir)
             .status()
             .is_ok_and(|s| s.success());
         if !ok {
-            assert!(!ci, "npm install of @theguild/federation-composition failed");
+            assert!(
+                !ci,
+                "npm install of @theguild/federation-composition failed"
+            );
             eprintln!("npm install failed: skipping interop test");
             return None;
         }
@@ -76,7 +109,12 @@ fn guild_compose(dir: &Path, cases: &[support::Case]) -> serde_json::Value {
         .stdout(Stdio::piped())
         .spawn()
         .expect("node runs");
-    child.stdin.take().unwrap().write_all(serde_json::to_string(&input).unwrap().as_bytes()).unwrap();
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(serde_json::to_string(&input).unwrap().as_bytes())
+        .unwrap();
     let out = child.wait_with_output().unwrap();
     serde_json::from_slice(&out.stdout).expect("composer prints JSON")
 }
@@ -88,7 +126,9 @@ fn value(v: &Value) -> String {
     }
 }
 
-fn directives<'a>(ds: impl Iterator<Item = &'a apollo_compiler::ast::Directive>) -> BTreeSet<String> {
+fn directives<'a>(
+    ds: impl Iterator<Item = &'a apollo_compiler::ast::Directive>,
+) -> BTreeSet<String> {
     ds.filter(|d| !matches!(d.name.as_str(), "link"))
         .map(|d| {
             let mut args: Vec<String> = d
@@ -136,11 +176,19 @@ fn shape(sdl: &str) -> BTreeMap<String, BTreeSet<String>> {
         }
         let fields = match t {
             ExtendedType::Object(o) => {
-                items.extend(o.implements_interfaces.iter().map(|i| format!("implements {i}")));
+                items.extend(
+                    o.implements_interfaces
+                        .iter()
+                        .map(|i| format!("implements {i}")),
+                );
                 Some(&o.fields)
             }
             ExtendedType::Interface(o) => {
-                items.extend(o.implements_interfaces.iter().map(|i| format!("implements {i}")));
+                items.extend(
+                    o.implements_interfaces
+                        .iter()
+                        .map(|i| format!("implements {i}")),
+                );
                 Some(&o.fields)
             }
             ExtendedType::Union(u) => {
@@ -158,7 +206,11 @@ fn shape(sdl: &str) -> BTreeMap<String, BTreeSet<String>> {
             }
             ExtendedType::InputObject(i) => {
                 for f in i.fields.values() {
-                    let def = f.default_value.as_ref().map(|d| format!(" = {d}")).unwrap_or_default();
+                    let def = f
+                        .default_value
+                        .as_ref()
+                        .map(|d| format!(" = {d}"))
+                        .unwrap_or_default();
                     items.insert(format!("input {}: {}{def}", f.name, f.ty));
                     for d in directives(f.directives.iter().map(|d| &**d)) {
                         items.insert(format!("input {} {d}", f.name));
@@ -171,7 +223,11 @@ fn shape(sdl: &str) -> BTreeMap<String, BTreeSet<String>> {
         for f in fields.into_iter().flat_map(|m| m.values()) {
             items.insert(format!("field {}: {}", f.name, f.ty));
             for a in &f.arguments {
-                let def = a.default_value.as_ref().map(|d| format!(" = {d}")).unwrap_or_default();
+                let def = a
+                    .default_value
+                    .as_ref()
+                    .map(|d| format!(" = {d}"))
+                    .unwrap_or_default();
                 items.insert(format!("field {}({}: {}{def})", f.name, a.name, a.ty));
             }
             for d in directives(f.directives.iter().map(|d| &**d)) {
@@ -183,7 +239,10 @@ fn shape(sdl: &str) -> BTreeMap<String, BTreeSet<String>> {
     out
 }
 
-fn describe_diff(ours: &BTreeMap<String, BTreeSet<String>>, theirs: &BTreeMap<String, BTreeSet<String>>) -> Vec<String> {
+fn describe_diff(
+    ours: &BTreeMap<String, BTreeSet<String>>,
+    theirs: &BTreeMap<String, BTreeSet<String>>,
+) -> Vec<String> {
     let mut out = Vec::new();
     let names: BTreeSet<&String> = ours.keys().chain(theirs.keys()).collect();
     for n in names {
@@ -227,15 +286,33 @@ fn supergraphs_match_the_guild_composer() {
             }
             (Err(e), None) => {
                 let ours: BTreeSet<&str> = e.0.iter().map(|e| e.code).collect();
-                let theirs: BTreeSet<&str> = theirs["errors"].as_array().unwrap().iter().filter_map(|e| e["code"].as_str()).collect();
+                let theirs: BTreeSet<&str> = theirs["errors"]
+                    .as_array()
+                    .unwrap()
+                    .iter()
+                    .filter_map(|e| e["code"].as_str())
+                    .collect();
                 if ours != theirs {
-                    failures.push(format!("{}: error codes differ: ours {ours:?}, theirs {theirs:?}", case.name));
+                    failures.push(format!(
+                        "{}: error codes differ: ours {ours:?}, theirs {theirs:?}",
+                        case.name
+                    ));
                 }
             }
-            (Ok(_), None) => failures.push(format!("{}: we compose, they fail: {}", case.name, theirs["errors"])),
-            (Err(e), Some(_)) => failures.push(format!("{}: they compose, we fail: {e}", case.name)),
+            (Ok(_), None) => failures.push(format!(
+                "{}: we compose, they fail: {}",
+                case.name, theirs["errors"]
+            )),
+            (Err(e), Some(_)) => {
+                failures.push(format!("{}: they compose, we fail: {e}", case.name))
+            }
         }
     }
     eprintln!("compared {compared} cases with @theguild/federation-composition");
-    assert!(failures.is_empty(), "{} case(s) differ:\n{}", failures.len(), failures.join("\n"));
+    assert!(
+        failures.is_empty(),
+        "{} case(s) differ:\n{}",
+        failures.len(),
+        failures.join("\n")
+    );
 }

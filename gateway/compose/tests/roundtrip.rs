@@ -14,7 +14,9 @@ use switchyard_planner::{PlanOptions, QueryPlanner, Supergraph};
 /// `{ field { __typename leaf ... } ... }` over every root field without required arguments.
 fn query_for(api: &Schema) -> Option<String> {
     let root = api.schema_definition.query.as_ref()?;
-    let ExtendedType::Object(q) = api.types.get(root.as_str())? else { return None };
+    let ExtendedType::Object(q) = api.types.get(root.as_str())? else {
+        return None;
+    };
     let mut out = String::from("{");
     for f in q.fields.values() {
         if f.arguments.iter().any(|a| a.is_required()) {
@@ -26,7 +28,10 @@ fn query_for(api: &Schema) -> Option<String> {
             Some(ExtendedType::Object(o)) => {
                 out.push_str(" { __typename");
                 for sf in o.fields.values() {
-                    let leaf = matches!(api.types.get(sf.ty.inner_named_type()), Some(ExtendedType::Scalar(_) | ExtendedType::Enum(_)));
+                    let leaf = matches!(
+                        api.types.get(sf.ty.inner_named_type()),
+                        Some(ExtendedType::Scalar(_) | ExtendedType::Enum(_))
+                    );
                     if leaf && !sf.arguments.iter().any(|a| a.is_required()) {
                         out.push(' ');
                         out.push_str(&sf.name);
@@ -34,7 +39,9 @@ fn query_for(api: &Schema) -> Option<String> {
                 }
                 out.push_str(" }");
             }
-            Some(ExtendedType::Interface(_) | ExtendedType::Union(_)) => out.push_str(" { __typename }"),
+            Some(ExtendedType::Interface(_) | ExtendedType::Union(_)) => {
+                out.push_str(" { __typename }")
+            }
             _ => {}
         }
     }
@@ -46,23 +53,40 @@ fn query_for(api: &Schema) -> Option<String> {
 fn planner_loads_and_plans_every_valid_supergraph() {
     let mut failures = Vec::new();
     let mut planned = 0;
-    for case in support::load_cases().into_iter().filter(|c| c.expect.is_empty()) {
-        let sdl = switchyard_compose::compose(&case.subgraphs).unwrap().supergraph_sdl;
+    for case in support::load_cases()
+        .into_iter()
+        .filter(|c| c.expect.is_empty())
+    {
+        let sdl = switchyard_compose::compose(&case.subgraphs)
+            .unwrap()
+            .supergraph_sdl;
         let sg = match Supergraph::parse(&sdl) {
             Ok(sg) => Arc::new(sg),
             Err(e) => {
-                failures.push(format!("{}: planner cannot load supergraph: {e}", case.name));
+                failures.push(format!(
+                    "{}: planner cannot load supergraph: {e}",
+                    case.name
+                ));
                 continue;
             }
         };
         if sg.subgraphs().len() != case.subgraphs.len() {
-            failures.push(format!("{}: planner sees {} subgraphs", case.name, sg.subgraphs().len()));
+            failures.push(format!(
+                "{}: planner sees {} subgraphs",
+                case.name,
+                sg.subgraphs().len()
+            ));
         }
-        let Some(q) = query_for(sg.api_schema()) else { continue };
+        let Some(q) = query_for(sg.api_schema()) else {
+            continue;
+        };
         let doc = match ExecutableDocument::parse_and_validate(sg.api_schema(), &q, "q.graphql") {
             Ok(d) => d,
             Err(e) => {
-                failures.push(format!("{}: query {q} invalid against API schema: {}", case.name, e.errors));
+                failures.push(format!(
+                    "{}: query {q} invalid against API schema: {}",
+                    case.name, e.errors
+                ));
                 continue;
             }
         };
@@ -72,5 +96,10 @@ fn planner_loads_and_plans_every_valid_supergraph() {
         }
     }
     eprintln!("planned {planned} valid supergraphs");
-    assert!(failures.is_empty(), "{} failure(s):\n{}", failures.len(), failures.join("\n"));
+    assert!(
+        failures.is_empty(),
+        "{} failure(s):\n{}",
+        failures.len(),
+        failures.join("\n")
+    );
 }

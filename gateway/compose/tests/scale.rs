@@ -14,5 +14,6 @@ fn synthetic_20_subgraphs_2000_types_composes() {
     // Entity types plus Query, Money and Status.
     assert_eq!(composed.merged.types.len(), 2003);
     assert!(composed.supergraph_sdl.contains("type T1999"));
-    apollo_compiler::Schema::parse_and_validate(&composed.supergraph_sdl, "s.graphql").expect("valid supergraph");
+    apollo_compiler::Schema::parse_and_validate(&composed.supergraph_sdl, "s.graphql")
+        .expect("valid supergraph");
 }

@@ -198,3 +198,28 @@ fn plans_are_deterministic() {
         assert_eq!(plan(SHOP, op).to_string(), first);
     }
 }
+
+#[test]
+fn requires_from_two_parallel_fetches_waits_for_both() {
+    // `weight` moves to accounts, so inventory's `shippingEstimate @requires(fields: "price
+    // weight")` waits for a products fetch and an accounts fetch that run side by side.
+    let sdl = DEMO
+        .replace(
+            "type Product\n  @join__type(graph: INVENTORY, key: \"upc\")",
+            "type Product\n  @join__type(graph: ACCOUNTS, key: \"upc\")\n  @join__type(graph: INVENTORY, key: \"upc\")",
+        )
+        .replace(
+            "weight: Int @join__field(graph: INVENTORY, external: true) @join__field(graph: PRODUCTS)",
+            "weight: Int @join__field(graph: ACCOUNTS) @join__field(graph: INVENTORY, external: true)",
+        );
+    let plan = plan(&sdl, "{ me { reviews { product { shippingEstimate } } } }");
+    let Some(PlanNode::Sequence { nodes }) = &plan.node else {
+        panic!("{plan}");
+    };
+    assert_eq!(nodes.len(), 4, "{plan}");
+    assert!(
+        matches!(&nodes[2], PlanNode::Parallel { nodes } if nodes.len() == 2),
+        "{plan}"
+    );
+    insta::assert_snapshot!(plan.to_string());
+}

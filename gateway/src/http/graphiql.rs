@@ -274,12 +274,16 @@ mod tests {
 
         use crate::introspection::{IntrospectionOptions, SchemaIntrospection};
 
+        /// A running server; its thread lives until the test process exits.
         pub(super) struct TestServer {
+            /// Loopback port it listens on.
             pub port: u16,
+            /// `METHOD path` of every request served, in order.
             pub requests: Arc<Mutex<Vec<String>>>,
         }
 
         impl TestServer {
+            /// Binds a free loopback port and serves on a background thread.
             pub fn start() -> Self {
                 let listener = TcpListener::bind("127.0.0.1:0").expect("bind loopback");
                 let port = listener.local_addr().unwrap().port();

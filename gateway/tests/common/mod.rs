@@ -18,7 +18,8 @@ use axum::routing::post;
 use axum::Router;
 use serde_json::Value;
 use switchyard_gateway::planner::plan::{
-    FetchNode, FlattenNode, OperationKind, PathElement, PlanNode, QueryPlan, RequiresSelection,
+    ConditionNode, FetchNode, FlattenNode, OperationKind, PathElement, PlanNode, QueryPlan,
+    RequiresSelection,
 };
 use switchyard_gateway::planner::{PlanError, PlanOptions};
 use switchyard_gateway::{Gateway, GatewayConfig};
@@ -724,7 +725,14 @@ pub fn stub_planner() -> impl Fn(
             });
         }
         let top = TopProducts::from_operation(operation);
-        let me = fetch("accounts", "{me{id name}}", &[]);
+        let mut me = fetch("accounts", "{me{id name}}", &[]);
+        if operation.variables.iter().any(|v| v.name == "withMe") {
+            me = PlanNode::Condition(ConditionNode {
+                condition: "withMe".into(),
+                if_clause: Some(Box::new(me)),
+                else_clause: None,
+            });
+        }
         let node = match (roots.contains(&"topProducts"), roots.contains(&"me")) {
             (true, true) => Some(PlanNode::Parallel {
                 nodes: vec![top.root_fetch(), me],

@@ -13,6 +13,79 @@
 //! - [`events`]: the event bus with a transactional outbox and idempotent consumers — the only
 //!   way data moves between services besides federated entities.
 //!
+//! A service's `main`, end to end (compiled as a doctest so it stays true):
+//!
+//! ```no_run
+//! use std::sync::Arc;
+//!
+//! use async_graphql::{EmptyMutation, EmptySubscription, Object, Schema};
+//! use clap::Parser;
+//! use serde::{Deserialize, Serialize};
+//! use switchyard_subgraph_kit::events::{outbox, EventBus, OutboxRelay};
+//! use switchyard_subgraph_kit::{db, server, ConfigLoader, SubgraphArgs};
+//!
+//! #[derive(Serialize, Deserialize)]
+//! #[serde(default)]
+//! struct ProfileConfig {
+//!     listen: std::net::SocketAddr,
+//!     database_url: String,
+//!     redis_url: Option<String>,
+//! }
+//!
+//! impl Default for ProfileConfig {
+//!     fn default() -> Self {
+//!         ProfileConfig {
+//!             listen: "127.0.0.1:4102".parse().unwrap(),
+//!             database_url: "sqlite://data/profile.db?mode=rwc".into(),
+//!             redis_url: None,
+//!         }
+//!     }
+//! }
+//!
+//! struct Query;
+//!
+//! #[Object]
+//! impl Query {
+//!     async fn hello(&self) -> &str {
+//!         "hello"
+//!     }
+//! }
+//!
+//! #[derive(Parser)]
+//! struct Cli {
+//!     #[command(flatten)]
+//!     common: SubgraphArgs,
+//! }
+//!
+//! #[tokio::main]
+//! async fn main() -> anyhow::Result<()> {
+//!     let cli = Cli::parse();
+//!     let schema = Schema::build(Query, EmptyMutation, EmptySubscription)
+//!         .enable_federation()
+//!         .finish();
+//!     if cli.common.print_schema {
+//!         print!("{}", switchyard_subgraph_kit::federation_sdl(&schema));
+//!         return Ok(());
+//!     }
+//!     switchyard_subgraph_kit::init_tracing("info", cli.common.json_logs);
+//!     let config: ProfileConfig = ConfigLoader::new("PROFILE")
+//!         .file(cli.common.config.as_ref())
+//!         .alias("DATABASE_URL", "database_url")
+//!         .alias("REDIS_URL", "redis_url")
+//!         .load()?;
+//!     let pool = db::connect(&config.database_url, 8).await?;
+//!     outbox::migrate(&pool).await?;
+//!     let bus = EventBus::from_redis_url(config.redis_url.as_deref()).await?;
+//!     let shutdown = server::shutdown_on_signal();
+//!     let relay = OutboxRelay::new(pool.clone(), bus.clone()).spawn(shutdown.clone());
+//!     let router = server::router(schema, Arc::new(pool.clone()));
+//!     let listener = server::bind(config.listen).await?;
+//!     server::serve(listener, router, shutdown.clone().cancelled_owned()).await?;
+//!     relay.await?;
+//!     Ok(())
+//! }
+//! ```
+//!
 //! The kit must never depend on a service crate, and services must not depend on each other;
 //! `tests/dependency_rule.rs` enforces that from `cargo metadata`.
 
@@ -29,5 +102,7 @@ pub use events::{
     Processed, Subscription,
 };
 pub use schema::{federation_sdl, SubgraphArgs};
-pub use server::{router, serve, shutdown_signal, AlwaysReady, NotReady, ReadinessCheck};
+pub use server::{
+    router, serve, shutdown_on_signal, shutdown_signal, AlwaysReady, NotReady, ReadinessCheck,
+};
 pub use telemetry::init_tracing;

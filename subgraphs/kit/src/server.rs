@@ -25,6 +25,7 @@ use axum::routing::get;
 use axum::Router;
 use futures::future::BoxFuture;
 use tokio::net::TcpListener;
+use tokio_util::sync::CancellationToken;
 use tower::ServiceExt;
 
 use crate::events::EventBus;
@@ -159,6 +160,18 @@ pub async fn serve(
     axum::serve(listener, router)
         .with_graceful_shutdown(shutdown)
         .await
+}
+
+/// A token cancelled on Ctrl-C or SIGTERM: hand clones to the server, the outbox relay and the
+/// consumers so one signal stops them all.
+pub fn shutdown_on_signal() -> CancellationToken {
+    let token = CancellationToken::new();
+    let trigger = token.clone();
+    tokio::spawn(async move {
+        shutdown_signal().await;
+        trigger.cancel();
+    });
+    token
 }
 
 /// Completes on Ctrl-C or SIGTERM (what container runtimes send on stop).

@@ -25,6 +25,9 @@ struct Member {
 
 struct Query;
 
+/// Set once the slow resolver runs, so the test signals shutdown while it is surely in flight.
+static SLOW_STARTED: AtomicBool = AtomicBool::new(false);
+
 #[Object]
 impl Query {
     async fn member(&self, id: ID) -> Member {
@@ -32,6 +35,13 @@ impl Query {
             name: format!("member {}", id.as_str()),
             id,
         }
+    }
+
+    /// Takes a while, to have a request in flight during shutdown.
+    async fn slow(&self, millis: u64) -> u64 {
+        SLOW_STARTED.store(true, Ordering::SeqCst);
+        tokio::time::sleep(Duration::from_millis(millis)).await;
+        millis
     }
 
     #[graphql(entity)]
@@ -208,7 +218,22 @@ async fn serves_graphql_probes_and_subscriptions_then_shuts_down_gracefully() {
     assert_eq!(ticks, [0, 1, 2]);
     drop(ws);
 
+    // Graceful: a request in flight when the signal arrives still gets its answer.
+    let in_flight = tokio::spawn(request(
+        "POST",
+        format!("{base}/graphql"),
+        Some(json!({"query": "{ slow(millis: 200) }"})),
+    ));
+    while !SLOW_STARTED.load(Ordering::SeqCst) {
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
     stop.send(()).unwrap();
+    let (status, body) = in_flight.await.unwrap();
+    assert_eq!(status, 200);
+    assert_eq!(
+        serde_json::from_str::<Value>(&body).unwrap(),
+        json!({"data": {"slow": 200}})
+    );
     tokio::time::timeout(Duration::from_secs(5), serving)
         .await
         .expect("server stops after the shutdown signal")

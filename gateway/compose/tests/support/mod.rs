@@ -59,4 +59,3 @@ fn parse_case(path: &Path) -> Case {
         subgraphs,
     }
 }
-

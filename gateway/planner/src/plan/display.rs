@@ -225,3 +225,20 @@ fn write_directives(out: &mut String, directives: &apollo_compiler::ast::Directi
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn paths_print_like_apollo() {
+        let path = vec![
+            PathElement::Key("items".into()),
+            PathElement::List,
+            PathElement::TypeCondition(vec!["Book".into(), "Movie".into()]),
+            PathElement::Key("author".into()),
+        ];
+        assert_eq!(path_string(&path), "items.@|[Book,Movie].author");
+        assert_eq!(path_string(&[]), "");
+    }
+}

@@ -269,3 +269,46 @@ pub(crate) fn merge_requires(into: &mut Vec<RequiresSelection>, from: Vec<Requir
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn same_selection_is_merged_and_empty_sets_stay_valid() {
+        let mut tree = SelTree::default();
+        let a = tree.add_field(&[], None, "me", "", "", true);
+        let b = tree.add_field(&[], None, "me", "", "", true);
+        assert_eq!(a, b);
+        tree.add_field(&a, None, "id", "", "", false);
+        tree.add_field(&a, Some("id"), "id", "", "", false);
+        let other = tree.add_field(&[], Some("you"), "user", "(id: 1)", "", true);
+        assert_ne!(a, other);
+        let frag = tree.add_inline(&[], None, " @include(if: $x)");
+        tree.add_field(&frag, None, "__typename", "", "", false);
+        let mut out = String::new();
+        tree.write(&mut out);
+        assert_eq!(
+            out,
+            "{me{id} you:user(id: 1){__typename} ... @include(if: $x){__typename}}"
+        );
+    }
+
+    #[test]
+    fn representation_fragments_merge_per_type() {
+        let mut group = Group::new(0, true, vec![PathElement::Key("me".into())]);
+        let field = |name: &str| RequiresSelection::Field {
+            name: name.into(),
+            response_key: name.into(),
+            selections: vec![],
+        };
+        group.add_rep("User", vec![field("__typename"), field("id")]);
+        group.add_rep("User", vec![field("id"), field("name")]);
+        group.add_rep("Admin", vec![field("id")]);
+        assert_eq!(group.reps.len(), 2);
+        let RequiresSelection::InlineFragment { selections, .. } = &group.reps[0] else {
+            panic!("fragment expected");
+        };
+        assert_eq!(selections.len(), 3);
+    }
+}

@@ -17,7 +17,7 @@
 //! - Fetch selections do not keep client field order; the executor shapes the response by
 //!   walking the client operation over the merged data.
 //! - Query fetches are `query <Op>__<service>__<n>(...)` when the client operation has a name
-//!   (`n` counts fetches in plan order), else anonymous; variables are declared with the client's
+//!   (`n` numbers the fetches of one plan), else anonymous; variables are declared with the client's
 //!   types (and defaults) and listed in `variable_usages`. Entity fetches are
 //!   `query($representations:[_Any!]!,...){_entities(representations:$representations){...}}`.
 //! - Mutations: root fields run in order, one `Sequence` step per run of consecutive fields

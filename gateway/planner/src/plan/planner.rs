@@ -143,6 +143,10 @@ type RootField = (Arc<NField>, Vec<Cond>);
 /// target resolves by itself, then earlier subgraphs first.
 type JumpScore = (usize, bool, usize, std::cmp::Reverse<usize>);
 
+/// Fields a jump takes out of the pending list (by index), with what it leaves of each (the
+/// rest of a shared value object, if any).
+type Taken = Vec<(usize, Option<Arc<NField>>)>;
+
 fn flatten_root(
     sg: &Supergraph,
     ty: &Name,
@@ -240,6 +244,13 @@ fn with_children(field: &NField, children: Vec<NSel>) -> Arc<NField> {
     Arc::new(copy)
 }
 
+/// `frag` with another sub-selection, same type condition and directives.
+fn frag_with_children(frag: &NFrag, children: Vec<NSel>) -> NSel {
+    let mut copy = frag.clone();
+    copy.children = children;
+    NSel::Frag(Arc::new(copy))
+}
+
 fn path_with(path: &[PathElement], extra: PathElement) -> Vec<PathElement> {
     let mut out = Vec::with_capacity(path.len() + 1);
     out.extend_from_slice(path);
@@ -311,19 +322,14 @@ impl<'a> Walk<'a> {
         ty: &str,
         field: &NField,
         provided: &[NSel],
-        input: bool,
     ) -> (bool, Option<Vec<NSel>>) {
         if field.name == "__typename" {
             return (true, None);
         }
         let prov = provided_match(self.sg, provided, ty, &field.name);
-        let avail = self.sg.field_availability(
-            graph,
-            ty,
-            &field.name,
-            &self.opts.enabled_override_labels,
-            input,
-        );
+        let avail =
+            self.sg
+                .field_availability(graph, ty, &field.name, &self.opts.enabled_override_labels);
         let local = match avail {
             FieldAvailability::Yes => true,
             FieldAvailability::External | FieldAvailability::No => prov.is_some(),
@@ -333,21 +339,14 @@ impl<'a> Walk<'a> {
     }
 
     /// Whether `graph` resolves all of `sels` at an object of concrete type `ty` by itself.
-    fn all_local(
-        &self,
-        graph: usize,
-        ty: &str,
-        sels: &[NSel],
-        provided: &[NSel],
-        input: bool,
-    ) -> bool {
+    fn all_local(&self, graph: usize, ty: &str, sels: &[NSel], provided: &[NSel]) -> bool {
         if self.sg.type_in_graph(graph, ty).is_none() {
             return false;
         }
         let mut fields = Vec::new();
         flatten_all(self.sg, ty, sels, &mut fields);
         fields.iter().all(|f| {
-            let (local, prov) = self.local(graph, ty, f, provided, input);
+            let (local, prov) = self.local(graph, ty, f, provided);
             if !local {
                 return false;
             }
@@ -359,22 +358,15 @@ impl<'a> Walk<'a> {
                 child_prov.extend(p.iter().cloned());
             }
             if self.sg.is_abstract(&f.ty) {
-                self.all_local_abstract(graph, &f.ty, &f.children, &child_prov, input)
+                self.all_local_abstract(graph, &f.ty, &f.children, &child_prov)
             } else {
-                self.all_local(graph, &f.ty, &f.children, &child_prov, input)
+                self.all_local(graph, &f.ty, &f.children, &child_prov)
             }
         })
     }
 
     /// Whether `graph` resolves `sels` at an abstract position without splitting per type.
-    fn all_local_abstract(
-        &self,
-        graph: usize,
-        ty: &str,
-        sels: &[NSel],
-        provided: &[NSel],
-        input: bool,
-    ) -> bool {
+    fn all_local_abstract(&self, graph: usize, ty: &str, sels: &[NSel], provided: &[NSel]) -> bool {
         if self
             .sg
             .type_in_graph(graph, ty)
@@ -392,7 +384,6 @@ impl<'a> Walk<'a> {
                     ty,
                     &f.name,
                     &self.opts.enabled_override_labels,
-                    input,
                 );
                 let provided_here = provided_match(self.sg, provided, ty, &f.name).is_some();
                 if !matches!(avail, FieldAvailability::Yes) && !provided_here {
@@ -403,7 +394,7 @@ impl<'a> Walk<'a> {
         self.sg
             .possible_types_in(graph, ty)
             .iter()
-            .all(|c| self.all_local(graph, c, sels, provided, input))
+            .all(|c| self.all_local(graph, c, sels, provided))
     }
 
     /// Whether a fragment on `cond` may be written inside a selection on `parent` in `graph`.
@@ -485,8 +476,7 @@ impl<'a> Walk<'a> {
             .filter(|g| !exclude.contains(g))
             .filter(|&g| {
                 matches!(
-                    self.sg
-                        .field_availability(g, root, &field.name, labels, false),
+                    self.sg.field_availability(g, root, &field.name, labels),
                     FieldAvailability::Yes
                 )
             })
@@ -535,7 +525,7 @@ impl<'a> Walk<'a> {
                 if f.name == "__typename" {
                     continue;
                 }
-                let (local, _) = self.local(graph, t, &f, &[], false);
+                let (local, _) = self.local(graph, t, &f, &[]);
                 if local {
                     total += 1 + self.coverage(graph, &f.ty, &f.children);
                 }
@@ -563,38 +553,45 @@ impl<'a> Walk<'a> {
         conds: &[Cond],
         graph: Option<usize>,
     ) -> Result<(), PlanError> {
-        let mut field = field.clone();
-        let mut used: Vec<usize> = Vec::new();
-        loop {
-            let chosen = match graph {
-                Some(g) => g,
-                None => self.choose_root_graph(root, &field, None, &used)?,
+        let first = match graph {
+            Some(g) => g,
+            None => self.choose_root_graph(root, field, None, &[])?,
+        };
+        let object = self.sg.is_composite(&field.ty) && !self.sg.is_abstract(&field.ty);
+        // Lists are not split: merging two subgraphs' lists item by item would trust both to
+        // return the same items in the same order.
+        let splittable = self.is_value_type(&field.ty) || field.list_depth == 0;
+        if graph.is_some()
+            || !object
+            || !splittable
+            || self.all_local(first, &field.ty, &field.children, &[])
+        {
+            return self.emit_root_field(first, root, field, conds);
+        }
+        // A shared root field one subgraph only partly resolves: every subgraph that adds
+        // something fetches its part in parallel (fewer sequential steps than entity jumps);
+        // what none of them resolves directly is reached from the first by entity jumps.
+        let (here, mut rest) = self.split_value(first, &field.ty, &field.children);
+        let mut parts = vec![(first, here.unwrap_or_default())];
+        let mut used = vec![first];
+        while !rest.is_empty() {
+            let rest_field = with_children(field, rest.clone());
+            let Ok(next) = self.choose_root_graph(root, &rest_field, None, &used) else {
+                break;
             };
-            used.push(chosen);
-            let mut rest = None;
-            if self.is_value_type(&field.ty)
-                && !self.all_local(chosen, &field.ty, &field.children, &[], false)
-            {
-                // A shared root value object: each subgraph fetches its own fields of it.
-                let (here, left) = self.split_value(chosen, &field.ty, &field.children, false);
-                if !left.is_empty() {
-                    rest = Some(with_children(&field, left));
-                }
-                match here {
-                    Some(here) => field = with_children(&field, here),
-                    None if rest.is_some() && graph.is_none() => {
-                        field = rest.take().expect("checked");
-                        continue;
-                    }
-                    None => {}
-                }
-            }
-            self.emit_root_field(chosen, root, &field, conds)?;
-            match rest {
-                Some(rest) if graph.is_none() => field = rest,
-                _ => return Ok(()),
+            used.push(next);
+            if let (Some(part), left) = self.split_value(next, &field.ty, &rest) {
+                parts.push((next, part));
+                rest = left;
             }
         }
+        parts[0].1.extend(rest);
+        for (graph, sels) in parts {
+            if !sels.is_empty() {
+                self.emit_root_field(graph, root, &with_children(field, sels), conds)?;
+            }
+        }
+        Ok(())
     }
 
     fn emit_root_field(
@@ -691,7 +688,7 @@ impl<'a> Walk<'a> {
         self.groups[g]
             .sel
             .add_field(loc, None, "__typename", "", "", false);
-        if self.all_local_abstract(graph, ty, sels, provided, input) {
+        if self.all_local_abstract(graph, ty, sels, provided) {
             self.emit_local(g, loc, ty, sels);
             return Ok(());
         }
@@ -714,11 +711,9 @@ impl<'a> Walk<'a> {
                         );
                         continue;
                     }
-                    let (on_iface, prov) = self.local(graph, ty, f, provided, input);
-                    let everywhere = on_iface
-                        && possible
-                            .iter()
-                            .all(|c| self.local(graph, c, f, provided, input).0);
+                    let (on_iface, prov) = self.local(graph, ty, f, provided);
+                    let everywhere =
+                        on_iface && possible.iter().all(|c| self.local(graph, c, f, provided).0);
                     if everywhere {
                         self.emit_field(g, loc, ty, f, prov, path, input)?;
                     } else {
@@ -733,7 +728,7 @@ impl<'a> Walk<'a> {
                     let local = possible
                         .iter()
                         .filter(|c| self.sg.applies(cond, c))
-                        .all(|c| self.all_local(graph, c, &frag.children, provided, input));
+                        .all(|c| self.all_local(graph, c, &frag.children, provided));
                     if local {
                         self.emit_local(g, loc, ty, std::slice::from_ref(sel));
                     } else {
@@ -747,19 +742,19 @@ impl<'a> Walk<'a> {
         }
         for c in possible {
             let mut fields = Vec::new();
-            flatten_all(self.sg, &c, &rest, &mut fields);
+            flatten_all(self.sg, c, &rest, &mut fields);
             if fields.iter().all(|f| f.name == "__typename") {
                 // Only `__typename` (already fetched) or nothing applies to this type.
                 continue;
             }
-            let cloc = self.groups[g].sel.add_inline(loc, Some(&c), "");
+            let cloc = self.groups[g].sel.add_inline(loc, Some(c), "");
             let cpath = path_with(path, PathElement::TypeCondition(vec![c.to_string()]));
             self.walk_object(
                 g,
                 &cloc,
                 &cloc,
                 &cpath,
-                &c,
+                c,
                 &rest,
                 provided,
                 &[],
@@ -832,7 +827,7 @@ impl<'a> Walk<'a> {
                     .extend(f.vars.iter().map(|v| v.to_string()));
                 continue;
             }
-            let (local, prov) = self.local(graph, ty, &f, provided, input);
+            let (local, prov) = self.local(graph, ty, &f, provided);
             if !local {
                 nonlocal.push(f);
                 continue;
@@ -840,10 +835,10 @@ impl<'a> Walk<'a> {
             let child_prov = prov.clone().unwrap_or_default();
             if self.is_value_type(&f.ty)
                 && self.sg.provides(graph, ty, &f.name).is_none()
-                && !self.all_local(graph, &f.ty, &f.children, &child_prov, input)
+                && !self.all_local(graph, &f.ty, &f.children, &child_prov)
             {
                 // A value object several subgraphs share: each fetches its own fields of it.
-                let (here, rest) = self.split_value(graph, &f.ty, &f.children, input);
+                let (here, rest) = self.split_value(graph, &f.ty, &f.children);
                 if let Some(here) = here {
                     self.emit_field(g, loc, ty, &with_children(&f, here), prov, path, input)?;
                 }
@@ -901,42 +896,53 @@ impl<'a> Walk<'a> {
             })
     }
 
-    /// Splits a selection on value type `ty` into what `graph` resolves and the rest (both
-    /// keep the nesting). `None` for the local part when `graph` resolves none of it.
-    fn split_value(
-        &self,
-        graph: usize,
-        ty: &str,
-        sels: &[NSel],
-        input: bool,
-    ) -> (Option<Vec<NSel>>, Vec<NSel>) {
-        let mut fields = Vec::new();
-        flatten_all(self.sg, ty, sels, &mut fields);
+    /// Splits a selection on object type `ty` into what `graph` resolves and the rest (both
+    /// keep the nesting through shared value objects and fragments). `None` for the local part
+    /// when `graph` resolves none of it.
+    fn split_value(&self, graph: usize, ty: &str, sels: &[NSel]) -> (Option<Vec<NSel>>, Vec<NSel>) {
         let mut local = Vec::new();
         let mut rest = Vec::new();
         let mut useful = false;
-        for f in fields {
+        for sel in sels {
+            let f = match sel {
+                NSel::Field(f) => f,
+                NSel::Frag(frag) => {
+                    if frag.cond.as_ref().is_some_and(|c| !self.sg.applies(c, ty)) {
+                        continue;
+                    }
+                    // Fragments keep their directives: each part stays under the same wrapper.
+                    let (l, r) = self.split_value(graph, ty, &frag.children);
+                    if let Some(l) = l {
+                        useful = true;
+                        local.push(frag_with_children(frag, l));
+                    }
+                    if !r.is_empty() {
+                        rest.push(frag_with_children(frag, r));
+                    }
+                    continue;
+                }
+            };
             if f.name == "__typename" {
-                local.push(NSel::Field(f));
+                local.push(sel.clone());
                 continue;
             }
-            if !self.local(graph, ty, &f, &[], input).0 {
-                rest.push(NSel::Field(f));
+            if !self.local(graph, ty, f, &[]).0 {
+                rest.push(sel.clone());
                 continue;
             }
-            if self.is_value_type(&f.ty) && !self.all_local(graph, &f.ty, &f.children, &[], input) {
-                let (l, r) = self.split_value(graph, &f.ty, &f.children, input);
+            if self.is_value_type(&f.ty) && !self.all_local(graph, &f.ty, &f.children, &[]) {
+                let (l, r) = self.split_value(graph, &f.ty, &f.children);
                 if let Some(l) = l {
                     useful = true;
-                    local.push(NSel::Field(with_children(&f, l)));
+                    local.push(NSel::Field(with_children(f, l)));
                 }
                 if !r.is_empty() {
-                    rest.push(NSel::Field(with_children(&f, r)));
+                    rest.push(NSel::Field(with_children(f, r)));
                 }
                 continue;
             }
             useful = true;
-            local.push(NSel::Field(f));
+            local.push(sel.clone());
         }
         (useful.then_some(local), rest)
     }
@@ -955,7 +961,7 @@ impl<'a> Walk<'a> {
         for sel in sels {
             match sel {
                 NSel::Field(f) => {
-                    if f.name != "__typename" && self.local(graph, ty, f, provided, false).0 {
+                    if f.name != "__typename" && self.local(graph, ty, f, provided).0 {
                         local.push(sel.clone());
                     } else {
                         rest.push(sel.clone());
@@ -1003,7 +1009,7 @@ impl<'a> Walk<'a> {
                     abstract_sels: Some(sels.clone()),
                     provided: Vec::new(),
                 };
-                if self.all_local(from, ty, &key.fields, &[], true) {
+                if self.all_local(from, ty, &key.fields, &[]) {
                     return Some(jump);
                 }
                 fallback.get_or_insert(jump);
@@ -1030,21 +1036,21 @@ impl<'a> Walk<'a> {
         let sg = self.sg;
         let labels = &self.opts.enabled_override_labels;
         while !remaining.is_empty() {
-            let mut best: Option<(JumpScore, Jump<'a>, Vec<(usize, Option<Arc<NField>>)>)> = None;
+            let mut best: Option<(JumpScore, Jump<'a>, Taken)> = None;
             for graph in 0..sg.subgraphs().len() {
                 for entity in self.entity_types(graph, ty) {
                     // (index in `remaining`, what this subgraph fetches of it, what is left)
                     let mut served: Vec<(usize, Arc<NField>, Option<Arc<NField>>)> = Vec::new();
                     for (i, f) in remaining.iter().enumerate() {
-                        match sg.field_availability(graph, &entity, &f.name, labels, input) {
+                        match sg.field_availability(graph, &entity, &f.name, labels) {
                             FieldAvailability::Yes if graph != from => {}
                             FieldAvailability::Requires(_) => {}
                             _ => continue,
                         }
                         if self.is_value_type(&f.ty)
-                            && !self.all_local(graph, &f.ty, &f.children, &[], input)
+                            && !self.all_local(graph, &f.ty, &f.children, &[])
                         {
-                            let (here, rest) = self.split_value(graph, &f.ty, &f.children, input);
+                            let (here, rest) = self.split_value(graph, &f.ty, &f.children);
                             let Some(here) = here else { continue };
                             let rest = (!rest.is_empty()).then(|| with_children(f, rest));
                             served.push((i, with_children(f, here), rest));
@@ -1061,7 +1067,7 @@ impl<'a> Walk<'a> {
                     let keys: Vec<&'a KeyDef> = info.keys.iter().filter(|k| k.resolvable).collect();
                     let direct = keys
                         .iter()
-                        .find(|k| self.all_local(from, ty, &k.fields, provided, true))
+                        .find(|k| self.all_local(from, ty, &k.fields, provided))
                         .copied();
                     let Some(key) = direct.or(keys.first().copied()) else {
                         continue;
@@ -1266,7 +1272,6 @@ impl<'a> Walk<'a> {
                 &jump.entity,
                 &f.name,
                 &self.opts.enabled_override_labels,
-                input,
             ) {
                 let (req_sels, touched) =
                     self.provide(g, obj_loc, path, ty, req, &jump.provided, client)?;
@@ -1516,8 +1521,6 @@ fn build_node(
     }
     // Stages: a group runs once everything it waits for ran in an earlier stage.
     let mut level = vec![0usize; n];
-    let mut order: Vec<usize> = (0..n).collect();
-    order.sort_by_key(|&i| reach[i].len());
     let mut changed = true;
     while changed {
         changed = false;

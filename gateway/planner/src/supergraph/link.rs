@@ -105,3 +105,21 @@ fn join_version(url: &str) -> Option<&str> {
     let (_, spec) = base.rsplit_once('/')?;
     (spec == "join").then_some(version)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::join_version;
+
+    #[test]
+    fn join_urls() {
+        assert_eq!(
+            join_version("https://specs.apollo.dev/join/v0.3"),
+            Some("v0.3")
+        );
+        assert_eq!(
+            join_version("https://specs.apollo.dev/join/v0.5/"),
+            Some("v0.5")
+        );
+        assert_eq!(join_version("https://specs.apollo.dev/link/v1.0"), None);
+    }
+}

@@ -311,15 +311,13 @@ impl Supergraph {
     }
 
     /// How `graph` can resolve `ty.field`. `enabled` are the progressive-override labels that
-    /// are on; `_as_input` is true when the value only feeds a key or `@requires` (kept so
-    /// input-only rules have one place to live; none differ today).
+    /// are on for this request.
     pub(crate) fn field_availability(
         &self,
         graph: usize,
         ty: &str,
         field: &str,
         enabled: &HashSet<String>,
-        _as_input: bool,
     ) -> FieldAvailability<'_> {
         let Some(meta) = self.types.get(ty) else {
             return FieldAvailability::No;
@@ -575,5 +573,17 @@ impl Reader<'_> {
             }
         }
         Ok(Some(meta))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::parse_percent;
+
+    #[test]
+    fn percent_labels() {
+        assert_eq!(parse_percent("percent(25)"), Some(25.0));
+        assert_eq!(parse_percent("percent(0.5)"), Some(0.5));
+        assert_eq!(parse_percent("use-new"), None);
     }
 }

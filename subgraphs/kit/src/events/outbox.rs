@@ -3,8 +3,10 @@
 //! The outbox is a table in the service's own database. [`enqueue`] takes the service's open
 //! transaction, so the event row commits or rolls back with the change it describes. The
 //! [`OutboxRelay`] then moves committed rows to the bus. It marks a row published only after the
-//! bus accepted it, one row at a time, so a crash re-publishes at most the rows in flight, and
-//! consumers' de-duplication absorbs that.
+//! bus accepted it, so a crash re-publishes at most the batch in flight, and consumers'
+//! de-duplication absorbs that. On PostgreSQL the batch is locked with `FOR UPDATE SKIP LOCKED`
+//! inside one transaction, so replicas of a service can each run a relay without
+//! double-publishing; SQLite has one embedded writer and needs no lock.
 //!
 //! One code path serves SQLite (embedded) and PostgreSQL through `sqlx::Any`: the schema uses
 //! only `TEXT` and `BIGINT`, and statements use `$n` placeholders, which both accept.
@@ -14,7 +16,7 @@ use std::time::Duration;
 
 use chrono::{DateTime, Utc};
 use sqlx::any::AnyRow;
-use sqlx::{Any, AnyPool, Executor, Row};
+use sqlx::{Any, AnyConnection, AnyPool, Connection, Executor, Row};
 use tokio::sync::Notify;
 use tokio_util::sync::CancellationToken;
 use uuid::Uuid;
@@ -124,6 +126,22 @@ pub async fn prune_published(pool: &AnyPool, older_than: Duration) -> Result<u64
     Ok(done.rows_affected())
 }
 
+/// Deletes de-duplication records older than `older_than`; returns how many.
+///
+/// Keep them longer than any event can take to be redelivered (bus retention, outage length):
+/// an event replayed after its record is gone would be processed again.
+pub async fn prune_processed(pool: &AnyPool, older_than: Duration) -> Result<u64, EventError> {
+    let age = chrono::Duration::from_std(older_than).unwrap_or(chrono::Duration::MAX);
+    let cutoff = Utc::now()
+        .checked_sub_signed(age)
+        .map_or(i64::MIN, |t| t.timestamp_micros());
+    let done = sqlx::query("DELETE FROM switchyard_processed_events WHERE processed_at < $1")
+        .bind(cutoff)
+        .execute(pool)
+        .await?;
+    Ok(done.rows_affected())
+}
+
 /// Moves committed outbox rows to the bus, in the background.
 ///
 /// It wakes on [`OutboxRelay::wake`] (call it after committing a transaction that enqueued
@@ -150,9 +168,9 @@ impl OutboxRelay {
         }
     }
 
-    /// Sets how many rows one pass reads.
+    /// Sets how many rows one pass reads (1..=1000; each is a bind parameter when marking).
     pub fn batch_size(mut self, batch_size: usize) -> Self {
-        self.batch_size = batch_size.max(1);
+        self.batch_size = batch_size.clamp(1, 1000);
         self
     }
 
@@ -169,16 +187,59 @@ impl OutboxRelay {
 
     /// One pass: publishes up to one batch and returns how many rows it published.
     pub async fn relay_once(&self) -> Result<usize, EventError> {
-        let events = unpublished(&self.pool, self.batch_size).await?;
-        for event in &events {
-            self.bus.publish(event).await?;
-            sqlx::query("UPDATE switchyard_outbox SET published_at = $1 WHERE id = $2")
-                .bind(Utc::now().timestamp_micros())
-                .bind(event.id.to_string())
-                .execute(&self.pool)
-                .await?;
+        let mut conn = self.pool.acquire().await?;
+        if conn.backend_name() == "PostgreSQL" {
+            // Several replicas of a service may relay the same outbox: lock the batch and skip
+            // rows another relay holds, so each row is published by one of them.
+            let mut tx = conn.begin().await?;
+            let result = self.relay_batch(&mut tx, " FOR UPDATE SKIP LOCKED").await;
+            let committed = tx.commit().await;
+            let published = result?;
+            committed?;
+            Ok(published)
+        } else {
+            // SQLite is one embedded writer; autocommit statements avoid upgrading a read
+            // transaction to a write one, which SQLite refuses instead of waiting.
+            self.relay_batch(&mut conn, "").await
         }
-        Ok(events.len())
+    }
+
+    async fn relay_batch(&self, conn: &mut AnyConnection, lock: &str) -> Result<usize, EventError> {
+        let rows = sqlx::query(sqlx::AssertSqlSafe(format!(
+            "SELECT id, event_type, aggregate_id, occurred_at, payload FROM switchyard_outbox
+             WHERE published_at IS NULL ORDER BY id LIMIT $1{lock}"
+        )))
+        .bind(i64::try_from(self.batch_size).unwrap_or(i64::MAX))
+        .fetch_all(&mut *conn)
+        .await?;
+        let events = rows.iter().map(decode_row).collect::<Result<Vec<_>, _>>()?;
+        let mut published = 0;
+        let mut failure = None;
+        for event in &events {
+            if let Err(e) = self.bus.publish(event).await {
+                failure = Some(e);
+                break;
+            }
+            published += 1;
+        }
+        // One statement marks the whole batch (one commit, not one per row); what reached the
+        // bus before a failed publish is marked too, so it is not sent again.
+        if published > 0 {
+            let placeholders: Vec<String> = (2..published + 2).map(|i| format!("${i}")).collect();
+            let mut mark = sqlx::query(sqlx::AssertSqlSafe(format!(
+                "UPDATE switchyard_outbox SET published_at = $1 WHERE id IN ({})",
+                placeholders.join(", ")
+            )))
+            .bind(Utc::now().timestamp_micros());
+            for event in &events[..published] {
+                mark = mark.bind(event.id.to_string());
+            }
+            mark.execute(&mut *conn).await?;
+        }
+        match failure {
+            Some(e) => Err(e),
+            None => Ok(published),
+        }
     }
 
     /// Relays until `shutdown` is cancelled; errors are logged and retried after a poll interval.
