@@ -1,9 +1,19 @@
 //! Federation 2 composition: subgraph SDLs -> supergraph SDL (Apollo format), plus the schema
 //! checks CI runs (`switchyard compose` / `switchyard check`).
 //!
-//! Pipeline: [`subgraph::parse`] (federation `@link` names resolved) -> [`validate::validate`]
-//! (directive usage per subgraph) -> [`merge::merge`] (type merging, sharing, override, ...) ->
-//! [`satisfiability::check`] -> [`print::print`] (deterministic supergraph SDL).
+//! Pipeline: [`subgraph::parse`] (federation `@link` names resolved, Fed 1 subgraphs upgraded)
+//! -> [`validate::validate`] (directive usage per subgraph) -> [`merge::merge`] (type merging,
+//! sharing, override, ...) -> [`satisfiability::check`] -> [`print::print`] (deterministic
+//! supergraph SDL: `@link` v1.0, `join` v0.3, or v0.5 once `overrideLabel` is used).
+//!
+//! Around it: [`config`] reads rover's `supergraph.yaml` (files or `{ _service { sdl } }`),
+//! [`api`] derives the client-facing API schema and classifies changes, [`check`] runs the CI
+//! check (composition errors, drift, breaking changes) and renders text/JSON/GitHub reports.
+//!
+//! Not implemented yet: `@composeDirective`, `@authenticated`/`@requiresScopes`/`@policy`,
+//! `@context`/`@fromContext`, `@cost`/`@listSize` propagation, and composition hints.
+//! Satisfiability follows key/requires/provides edges per (type, subgraph) state; it is a
+//! conservative approximation of Apollo's query-graph algorithm, not a port of it.
 
 pub mod api;
 pub mod check;

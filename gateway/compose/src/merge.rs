@@ -56,10 +56,53 @@ fn most_common<'a>(items: impl Iterator<Item = Option<&'a String>>) -> Option<St
         .map(|(s, _)| s.clone())
 }
 
+/// Combines two requirement lists (OR of ANDs) so both must hold: every pairing of alternatives,
+/// minus alternatives that include another (they add nothing).
+fn and_requirements(a: &[Vec<String>], b: &[Vec<String>]) -> Vec<Vec<String>> {
+    let mut out: Vec<Vec<String>> = Vec::new();
+    for x in a {
+        for y in b {
+            let mut set = x.clone();
+            for s in y {
+                if !set.contains(s) {
+                    set.push(s.clone());
+                }
+            }
+            if !out
+                .iter()
+                .any(|o| o.len() == set.len() && o.iter().all(|s| set.contains(s)))
+            {
+                out.push(set);
+            }
+        }
+    }
+    let minimal: Vec<Vec<String>> = out
+        .iter()
+        .filter(|s| {
+            !out.iter()
+                .any(|o| o.len() < s.len() && o.iter().all(|x| s.contains(x)))
+        })
+        .cloned()
+        .collect();
+    minimal
+}
+
 fn merge_meta<'a>(metas: impl Iterator<Item = &'a Meta>) -> Meta {
     let mut out = Meta::default();
     for m in metas {
         out.inaccessible |= m.inaccessible;
+        out.authenticated |= m.authenticated;
+        for (mine, theirs) in [
+            (&mut out.scopes, &m.scopes),
+            (&mut out.policies, &m.policies),
+        ] {
+            if let Some(t) = theirs {
+                *mine = Some(match mine.take() {
+                    None => t.clone(),
+                    Some(prev) => and_requirements(&prev, t),
+                });
+            }
+        }
         for t in &m.tags {
             if !out.tags.contains(t) {
                 out.tags.push(t.clone());
@@ -742,6 +785,19 @@ pub fn merge(subs: &[Subgraph]) -> Result<Merged, Vec<CompositionError>> {
             || t.input_fields.values().any(|f| f.meta.inaccessible)
             || t.values.values().any(|v| v.meta.inaccessible)
     });
+    let metas = || {
+        merged.types.values().flat_map(|t| {
+            std::iter::once(&t.meta)
+                .chain(t.fields.values().map(|f| &f.meta))
+                .chain(t.values.values().map(|v| &v.meta))
+        })
+    };
+    let uses_authenticated = metas().any(|m| m.authenticated);
+    let uses_scopes = metas().any(|m| m.scopes.is_some());
+    let uses_policy = metas().any(|m| m.policies.is_some());
+    merged.uses_authenticated = uses_authenticated;
+    merged.uses_requires_scopes = uses_scopes;
+    merged.uses_policy = uses_policy;
     merged.uses_tag = merged.types.values().any(|t| {
         !t.meta.tags.is_empty()
             || t.fields.values().any(|f| {

@@ -106,6 +106,9 @@ pub struct Merged {
     pub directives: Vec<MDirective>,
     pub uses_inaccessible: bool,
     pub uses_tag: bool,
+    pub uses_authenticated: bool,
+    pub uses_requires_scopes: bool,
+    pub uses_policy: bool,
     pub uses_override_label: bool,
 }
 

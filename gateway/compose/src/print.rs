@@ -72,7 +72,42 @@ fn meta(m: &Meta) -> String {
     for t in &m.tags {
         let _ = write!(s, " @tag(name: {})", quote(t));
     }
+    for d in security(m) {
+        s.push(' ');
+        s.push_str(&d);
+    }
     s
+}
+
+fn matrix(m: &[Vec<String>]) -> String {
+    let outer: Vec<String> = m
+        .iter()
+        .map(|inner| {
+            format!(
+                "[{}]",
+                inner
+                    .iter()
+                    .map(|s| quote(s))
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            )
+        })
+        .collect();
+    format!("[{}]", outer.join(", "))
+}
+
+fn security(m: &Meta) -> Vec<String> {
+    let mut out = Vec::new();
+    if m.authenticated {
+        out.push("@authenticated".to_string());
+    }
+    if let Some(s) = &m.scopes {
+        out.push(format!("@requiresScopes(scopes: {})", matrix(s)));
+    }
+    if let Some(p) = &m.policies {
+        out.push(format!("@policy(policies: {})", matrix(p)));
+    }
+    out
 }
 
 fn input(i: &MInput) -> String {
@@ -174,6 +209,7 @@ fn type_directives(m: &Merged, t: &MType) -> Vec<String> {
     for tag in &t.meta.tags {
         ds.push(format!("@tag(name: {})", quote(tag)));
     }
+    ds.extend(security(&t.meta));
     if let Some(u) = &t.specified_by {
         ds.push(format!("@specifiedBy(url: {})", quote(u)));
     }
@@ -209,6 +245,19 @@ pub fn print(m: &Merged) -> String {
     }
     if m.uses_tag {
         out.push_str("  @link(url: \"https://specs.apollo.dev/tag/v0.3\")\n");
+    }
+    if m.uses_authenticated {
+        out.push_str(
+            "  @link(url: \"https://specs.apollo.dev/authenticated/v0.1\", for: SECURITY)\n",
+        );
+    }
+    if m.uses_requires_scopes {
+        out.push_str(
+            "  @link(url: \"https://specs.apollo.dev/requiresScopes/v0.1\", for: SECURITY)\n",
+        );
+    }
+    if m.uses_policy {
+        out.push_str("  @link(url: \"https://specs.apollo.dev/policy/v0.1\", for: SECURITY)\n");
     }
     out.push_str("{\n");
     for (op, ty) in [
@@ -257,6 +306,25 @@ pub fn print(m: &Merged) -> String {
             .into(),
     ));
     directives.push(("link".into(), "directive @link(url: String, as: String, for: link__Purpose, import: [link__Import]) repeatable on SCHEMA".into()));
+    const SECURED: &str = "FIELD_DEFINITION | OBJECT | INTERFACE | SCALAR | ENUM";
+    if m.uses_authenticated {
+        directives.push((
+            "authenticated".into(),
+            format!("directive @authenticated on {SECURED}"),
+        ));
+    }
+    if m.uses_requires_scopes {
+        directives.push((
+            "requiresScopes".into(),
+            format!("directive @requiresScopes(scopes: [[requiresScopes__Scope!]!]!) on {SECURED}"),
+        ));
+    }
+    if m.uses_policy {
+        directives.push((
+            "policy".into(),
+            format!("directive @policy(policies: [[policy__Policy!]!]!) on {SECURED}"),
+        ));
+    }
     if m.uses_tag {
         directives.push((
             "tag".into(),
@@ -291,6 +359,15 @@ pub fn print(m: &Merged) -> String {
         blocks.push(("join__FieldValue".into(), "scalar join__FieldValue".into()));
     }
     blocks.push(("join__FieldSet".into(), "scalar join__FieldSet".into()));
+    if m.uses_requires_scopes {
+        blocks.push((
+            "requiresScopes__Scope".into(),
+            "scalar requiresScopes__Scope".into(),
+        ));
+    }
+    if m.uses_policy {
+        blocks.push(("policy__Policy".into(), "scalar policy__Policy".into()));
+    }
     let mut graphs = String::from("enum join__Graph {\n");
     for g in &m.graphs {
         let _ = writeln!(

@@ -23,7 +23,6 @@ struct Failure {
 struct Checker<'a> {
     subs: &'a [Subgraph],
     merged: &'a Merged,
-    sub_index: HashMap<&'a str, usize>,
     memo: HashMap<(String, usize, String), Vec<Failure>>,
     in_progress: HashSet<(String, usize, String)>,
     parsed: HashMap<String, Option<Vec<Selection>>>,
@@ -375,17 +374,11 @@ fn check_on_this_thread(subs: &[Subgraph], merged: &Merged) -> Vec<CompositionEr
     let mut c = Checker {
         subs,
         merged,
-        sub_index: subs
-            .iter()
-            .enumerate()
-            .map(|(i, s)| (s.name.as_str(), i))
-            .collect(),
         memo: HashMap::new(),
         in_progress: HashSet::new(),
         parsed: HashMap::new(),
         reach_memo: HashMap::new(),
     };
-    let _ = &c.sub_index;
     let mut by_coord: HashMap<String, (String, Failure)> = HashMap::new();
     let mut order = Vec::new();
     for (op, root) in [

@@ -89,6 +89,32 @@ pub struct Meta {
     pub tags: Vec<String>,
     /// `Some(reason)` when `@deprecated`.
     pub deprecated: Option<String>,
+    /// `@authenticated`.
+    pub authenticated: bool,
+    /// `@requiresScopes(scopes:)`: alternatives (OR) of scope sets (AND).
+    pub scopes: Option<Vec<Vec<String>>>,
+    /// `@policy(policies:)`: alternatives (OR) of policy sets (AND).
+    pub policies: Option<Vec<Vec<String>>>,
+}
+
+fn string_matrix(v: Option<&Node<Value>>) -> Vec<Vec<String>> {
+    v.and_then(|v| v.as_list())
+        .map(|outer| {
+            outer
+                .iter()
+                .map(|inner| {
+                    inner
+                        .as_list()
+                        .map(|l| {
+                            l.iter()
+                                .filter_map(|s| s.as_str().map(str::to_string))
+                                .collect()
+                        })
+                        .unwrap_or_default()
+                })
+                .collect()
+        })
+        .unwrap_or_default()
 }
 
 /// An argument or input field.
@@ -542,6 +568,13 @@ pub fn parse(src: &SubgraphSource) -> Result<Subgraph, Vec<CompositionError>> {
         for d in dirs.iter() {
             match names.canonical(&d.name) {
                 Some("inaccessible") => m.inaccessible = true,
+                Some("authenticated") => m.authenticated = true,
+                Some("requiresScopes") => {
+                    m.scopes = Some(string_matrix(d.specified_argument_by_name("scopes")))
+                }
+                Some("policy") => {
+                    m.policies = Some(string_matrix(d.specified_argument_by_name("policies")))
+                }
                 Some("tag") => {
                     if let Some(n) = string_arg(d, "name") {
                         if !m.tags.contains(&n) {
@@ -708,6 +741,13 @@ pub fn parse(src: &SubgraphSource) -> Result<Subgraph, Vec<CompositionError>> {
         }
         let m = meta_of(dirs);
         entry.meta.inaccessible |= m.inaccessible;
+        entry.meta.authenticated |= m.authenticated;
+        if m.scopes.is_some() {
+            entry.meta.scopes = m.scopes;
+        }
+        if m.policies.is_some() {
+            entry.meta.policies = m.policies;
+        }
         for t in m.tags {
             if !entry.meta.tags.contains(&t) {
                 entry.meta.tags.push(t);

@@ -280,6 +280,44 @@ impl Executor {
     }
 }
 
+/// FNV-1a: representations are short, and de-duplication only needs a fast, decent hash
+/// (equality is always confirmed on the bytes).
+fn fnv1a(bytes: &[u8]) -> u64 {
+    let mut hash: u64 = 0xcbf2_9ce4_8422_2325;
+    for byte in bytes {
+        hash ^= u64::from(*byte);
+        hash = hash.wrapping_mul(0x0000_0100_0000_01b3);
+    }
+    hash
+}
+
+/// A `BuildHasher` for keys that are already hashes.
+#[derive(Default, Clone, Copy)]
+struct PassThroughHash;
+
+impl std::hash::BuildHasher for PassThroughHash {
+    type Hasher = PassThroughHasher;
+    fn build_hasher(&self) -> PassThroughHasher {
+        PassThroughHasher(0)
+    }
+}
+
+/// Returns the `u64` it was given.
+#[derive(Default)]
+struct PassThroughHasher(u64);
+
+impl std::hash::Hasher for PassThroughHasher {
+    fn finish(&self) -> u64 {
+        self.0
+    }
+    fn write(&mut self, bytes: &[u8]) {
+        self.0 = fnv1a(bytes);
+    }
+    fn write_u64(&mut self, value: u64) {
+        self.0 = value;
+    }
+}
+
 fn write_json(out: &mut Vec<u8>, value: &(impl serde::Serialize + ?Sized)) {
     serde_json::to_writer(out, value).expect("serializing to a Vec cannot fail");
 }
@@ -438,8 +476,10 @@ impl<'a> Run<'a> {
         let mut count = 0usize;
         {
             let data = self.data.lock().expect("data lock poisoned");
-            // Hash of representation bytes -> (index, its bytes' range in `body`).
-            let mut seen: HashMap<u64, (usize, std::ops::Range<usize>)> = HashMap::new();
+            // Hash of representation bytes -> (index, its bytes' range in `body`). The keys are
+            // already hashes, so the map passes them through instead of re-hashing with SipHash.
+            let mut seen: HashMap<u64, (usize, std::ops::Range<usize>), PassThroughHash> =
+                HashMap::default();
             let mut scratch = Vec::new();
             merge::for_each_object(
                 &data,

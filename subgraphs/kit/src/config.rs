@@ -6,6 +6,10 @@
 //! field stays a string even if it looks like a number), which is why the defaults are
 //! serialized first: they tell the loader each field's type.
 //!
+//! A field whose default is `None` has no type to go by: its value is read as JSON when it parses
+//! as a number, boolean, array or object, else as a string (so give `Option<String>` fields that
+//! may look numeric a `Some` default, or quote the value: `'"123"'`).
+//!
 //! Variables are `PREFIX_FIELD`, with `__` between nesting levels: for prefix `AUTH`,
 //! `AUTH_LISTEN` sets `listen` and `AUTH_DATABASE__URL` sets `database.url`. Conventional
 //! unprefixed names (`DATABASE_URL`, `REDIS_URL`) are mapped with [`ConfigLoader::alias`].
@@ -180,10 +184,7 @@ fn set_path(tree: &mut Value, path: &[String], raw: &str) {
 fn typed_value(existing: Option<&Value>, raw: &str) -> Value {
     match existing {
         Some(Value::String(_)) => Value::String(raw.to_owned()),
-        _ => serde_json::from_str::<Value>(raw)
-            .ok()
-            .filter(|v| !v.is_string())
-            .unwrap_or_else(|| Value::String(raw.to_owned())),
+        _ => serde_json::from_str::<Value>(raw).unwrap_or_else(|_| Value::String(raw.to_owned())),
     }
 }
 
@@ -215,6 +216,7 @@ mod tests {
         password: String,
         debug: bool,
         redis_url: Option<String>,
+        tenant: Option<String>,
         database: Database,
     }
 
@@ -225,6 +227,7 @@ mod tests {
                 password: "secret".into(),
                 debug: false,
                 redis_url: None,
+                tenant: None,
                 database: Database::default(),
             }
         }
@@ -263,6 +266,7 @@ mod tests {
                 ("DATABASE_URL", "postgres://db/auth"),
                 ("REDIS_URL", "redis://127.0.0.1:6379"),
                 ("OTHER_DEBUG", "false"),
+                ("AUTH_TENANT", "\"007\""),
             ]))
             .load()
             .unwrap();
@@ -275,6 +279,11 @@ mod tests {
         assert_eq!(cfg.database.max_connections, 20, "env beats file");
         assert_eq!(cfg.database.url, "postgres://db/auth");
         assert_eq!(cfg.redis_url.as_deref(), Some("redis://127.0.0.1:6379"));
+        assert_eq!(
+            cfg.tenant.as_deref(),
+            Some("007"),
+            "quoted JSON for an untyped field"
+        );
     }
 
     #[test]

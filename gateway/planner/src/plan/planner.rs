@@ -97,6 +97,7 @@ impl QueryPlanner {
             depth: 0,
             gate: Vec::new(),
             touched: Vec::new(),
+            input: false,
         };
         let node = if kind == OperationKind::Mutation {
             // Each root field in order; consecutive fields of one subgraph share a fetch.
@@ -275,6 +276,8 @@ struct Walk<'a> {
     /// Groups in the order the walk added content to them; a requirement walk reads the part
     /// it appended to learn which fetches the dependent fetch waits for.
     touched: Vec<usize>,
+    /// Whether the walk plans inputs (keys, `@requires` fields) rather than client fields.
+    input: bool,
 }
 
 /// A chosen entity jump.
@@ -613,12 +616,11 @@ impl<'a> Walk<'a> {
         }
         gate.extend(field.gate.iter().cloned());
         self.groups[g].contribute(&gate);
-        self.emit_field(g, &loc, root, field, None, &[], false)
+        self.emit_field(g, &loc, root, field, None, &[])
     }
 
     /// Adds `field` (resolvable by group `g`'s subgraph on `parent`) at `loc` and plans its
     /// sub-selection.
-    #[allow(clippy::too_many_arguments)]
     fn emit_field(
         &mut self,
         g: usize,
@@ -627,7 +629,6 @@ impl<'a> Walk<'a> {
         field: &NField,
         provided: Option<Vec<NSel>>,
         path: &[PathElement],
-        input: bool,
     ) -> Result<(), PlanError> {
         let graph = self.service(g);
         let composite = self.sg.is_composite(&field.ty);
@@ -657,7 +658,6 @@ impl<'a> Walk<'a> {
                 &field.ty,
                 &field.children,
                 &child_prov,
-                input,
             );
             self.pop_gate(&field.gate);
             result?;
@@ -665,7 +665,6 @@ impl<'a> Walk<'a> {
         Ok(())
     }
 
-    #[allow(clippy::too_many_arguments)]
     fn walk_composite(
         &mut self,
         g: usize,
@@ -674,7 +673,6 @@ impl<'a> Walk<'a> {
         ty: &Name,
         sels: &[NSel],
         provided: &[NSel],
-        input: bool,
     ) -> Result<(), PlanError> {
         let graph = self.service(g);
         if !self.sg.is_abstract(ty)
@@ -683,7 +681,7 @@ impl<'a> Walk<'a> {
                 .type_in_graph(graph, ty)
                 .is_some_and(|t| t.interface_object)
         {
-            return self.walk_object(g, loc, loc, path, ty, sels, provided, &[], input, sels);
+            return self.walk_object(g, loc, loc, path, ty, sels, provided, &[], sels);
         }
         self.groups[g]
             .sel
@@ -715,7 +713,7 @@ impl<'a> Walk<'a> {
                     let everywhere =
                         on_iface && possible.iter().all(|c| self.local(graph, c, f, provided).0);
                     if everywhere {
-                        self.emit_field(g, loc, ty, f, prov, path, input)?;
+                        self.emit_field(g, loc, ty, f, prov, path)?;
                     } else {
                         rest.push(sel.clone());
                     }
@@ -749,18 +747,7 @@ impl<'a> Walk<'a> {
             }
             let cloc = self.groups[g].sel.add_inline(loc, Some(c), "");
             let cpath = path_with(path, PathElement::TypeCondition(vec![c.to_string()]));
-            self.walk_object(
-                g,
-                &cloc,
-                &cloc,
-                &cpath,
-                c,
-                &rest,
-                provided,
-                &[],
-                input,
-                sels,
-            )?;
+            self.walk_object(g, &cloc, &cloc, &cpath, c, &rest, provided, &[], sels)?;
         }
         Ok(())
     }
@@ -780,14 +767,13 @@ impl<'a> Walk<'a> {
         sels: &[NSel],
         provided: &[NSel],
         conds: &[Cond],
-        input: bool,
         client: &[NSel],
     ) -> Result<(), PlanError> {
         let graph = self.service(g);
         self.touch(g);
         let mut sels = sels;
         let here;
-        if !input
+        if !self.input
             && self.sg.is_abstract(ty)
             && self
                 .sg
@@ -802,7 +788,7 @@ impl<'a> Walk<'a> {
             self.split_interface_object(graph, ty, sels, provided, &mut local, &mut rest);
             if !rest.is_empty() {
                 if let Some(jump) = self.interface_entity_jump(graph, ty, rest) {
-                    self.jump(g, obj_loc, path, ty, jump, conds, input, client)?;
+                    self.jump(g, obj_loc, path, ty, jump, conds, client)?;
                     here = local;
                     sels = &here;
                 }
@@ -840,14 +826,14 @@ impl<'a> Walk<'a> {
                 // A value object several subgraphs share: each fetches its own fields of it.
                 let (here, rest) = self.split_value(graph, &f.ty, &f.children);
                 if let Some(here) = here {
-                    self.emit_field(g, loc, ty, &with_children(&f, here), prov, path, input)?;
+                    self.emit_field(g, loc, ty, &with_children(&f, here), prov, path)?;
                 }
                 if !rest.is_empty() {
                     nonlocal.push(with_children(&f, rest));
                 }
                 continue;
             }
-            self.emit_field(g, loc, ty, &f, prov, path, input)?;
+            self.emit_field(g, loc, ty, &f, prov, path)?;
         }
         for frag in wrapped {
             let wloc = self.groups[g].sel.add_inline(loc, None, &frag.directives);
@@ -870,16 +856,13 @@ impl<'a> Walk<'a> {
                 &frag.children,
                 provided,
                 &inner_conds,
-                input,
                 client,
             );
             self.pop_gate(&frag.gate);
             result?;
         }
         if !nonlocal.is_empty() {
-            self.jump_all(
-                g, obj_loc, path, ty, nonlocal, provided, conds, input, client,
-            )?;
+            self.jump_all(g, obj_loc, path, ty, nonlocal, provided, conds, client)?;
         }
         Ok(())
     }
@@ -1029,7 +1012,6 @@ impl<'a> Walk<'a> {
         mut remaining: Vec<Arc<NField>>,
         provided: &[NSel],
         conds: &[Cond],
-        input: bool,
         client: &[NSel],
     ) -> Result<(), PlanError> {
         let from = self.service(g);
@@ -1118,7 +1100,7 @@ impl<'a> Walk<'a> {
                     }
                 }
             }
-            self.jump(g, obj_loc, path, ty, jump, conds, input, client)?;
+            self.jump(g, obj_loc, path, ty, jump, conds, client)?;
         }
         Ok(())
     }
@@ -1192,18 +1174,12 @@ impl<'a> Walk<'a> {
             })
             .collect();
         let start = self.touched.len();
-        self.walk_object(
-            g,
-            obj_loc,
-            obj_loc,
-            path,
-            ty,
-            &renamed,
-            provided,
-            &[],
-            true,
-            &[],
-        )?;
+        // Inputs of another fetch: at an `@interfaceObject` position they need no concrete
+        // type, so no jump for `__typename` is planned for them.
+        let outer = std::mem::replace(&mut self.input, true);
+        let result = self.walk_object(g, obj_loc, obj_loc, path, ty, &renamed, provided, &[], &[]);
+        self.input = outer;
+        result?;
         let touched = self.touched[start..].iter().copied().collect();
         Ok((renamed, touched))
     }
@@ -1217,7 +1193,6 @@ impl<'a> Walk<'a> {
         ty: &Name,
         jump: Jump<'a>,
         conds: &[Cond],
-        input: bool,
         client: &[NSel],
     ) -> Result<(), PlanError> {
         self.depth += 1;
@@ -1226,7 +1201,7 @@ impl<'a> Walk<'a> {
                 "entity jumps for `{ty}` nest too deep (a key or @requires cycle?)"
             )));
         }
-        let result = self.jump_inner(g, obj_loc, path, ty, jump, conds, input, client);
+        let result = self.jump_inner(g, obj_loc, path, ty, jump, conds, client);
         self.depth -= 1;
         result
     }
@@ -1240,7 +1215,6 @@ impl<'a> Walk<'a> {
         ty: &Name,
         jump: Jump<'a>,
         conds: &[Cond],
-        input: bool,
         client: &[NSel],
     ) -> Result<(), PlanError> {
         let sg = self.sg;
@@ -1312,12 +1286,12 @@ impl<'a> Walk<'a> {
         if let Some(sels) = &jump.abstract_sels {
             let gate = self.gate.clone();
             self.groups[e].contribute(&gate);
-            self.walk_composite(e, &eloc, path, ty, sels, &[], input)?;
+            self.walk_composite(e, &eloc, path, ty, sels, &[])?;
         }
         for f in &jump.fields {
             let gate = self.gate_with(&f.gate);
             self.groups[e].contribute(&gate);
-            self.emit_field(e, &eloc, &jump.entity, f, None, path, input)?;
+            self.emit_field(e, &eloc, &jump.entity, f, None, path)?;
         }
         Ok(())
     }

@@ -60,7 +60,8 @@ pub async fn postgres() -> Option<PgDatabase> {
         Ok(pool) => pool,
         Err(e) => return unavailable("PostgreSQL", e),
     };
-    let name = format!("switchyard_kit_test_{}", uuid::Uuid::now_v7().simple());
+    sweep_abandoned(&admin).await;
+    let name = format!("{PG_PREFIX}{}", uuid::Uuid::now_v7().simple());
     // The name is generated here from a UUID, never from input.
     sqlx::query(sqlx::AssertSqlSafe(format!("CREATE DATABASE {name}")))
         .execute(&admin)
@@ -72,6 +73,39 @@ pub async fn postgres() -> Option<PgDatabase> {
     let pool = db::connect(&format!("{base}/{name}"), 4).await.unwrap();
     prepare(&pool).await;
     Some(PgDatabase { admin, name, pool })
+}
+
+const PG_PREFIX: &str = "switchyard_kit_test_";
+
+/// Drops test databases more than an hour old: a panicking test never reaches `drop_now`, and
+/// the UUID v7 in each name says when it was made.
+async fn sweep_abandoned(admin: &AnyPool) {
+    let Ok(rows) = sqlx::query("SELECT datname FROM pg_database WHERE datname LIKE $1")
+        .bind(format!("{PG_PREFIX}%"))
+        .fetch_all(admin)
+        .await
+    else {
+        return;
+    };
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs();
+    for row in rows {
+        let name: String = row.get(0);
+        let made = uuid::Uuid::parse_str(&name[PG_PREFIX.len()..])
+            .ok()
+            .and_then(|id| id.get_timestamp())
+            .map(|ts| ts.to_unix().0);
+        if made.is_some_and(|secs| now.saturating_sub(secs) > 3600) {
+            // Best effort: a concurrent run may be dropping it too.
+            let _ = sqlx::query(sqlx::AssertSqlSafe(format!(
+                "DROP DATABASE IF EXISTS {name} WITH (FORCE)"
+            )))
+            .execute(admin)
+            .await;
+        }
+    }
 }
 
 impl PgDatabase {
