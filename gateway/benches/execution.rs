@@ -108,7 +108,8 @@ fn bench(c: &mut Criterion) {
         ("replay_no_dedupe", true, false),
     ] {
         // `EXECUTION_BENCH_ONLY=replay` runs one variant (e.g. under a profiler).
-        if std::env::var("EXECUTION_BENCH_ONLY").is_ok_and(|only| only != name) {
+        let only = std::env::var("EXECUTION_BENCH_ONLY").unwrap_or_default();
+        if !only.is_empty() && only != name {
             continue;
         }
         let gw = gateway(&rt, replayed, dedupe);

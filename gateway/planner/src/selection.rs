@@ -40,11 +40,6 @@ impl NField {
     pub fn response_key(&self) -> &Name {
         self.alias.as_ref().unwrap_or(&self.name)
     }
-
-    /// Whether two selections of the same response key select the same thing.
-    pub fn same_field(&self, other: &NField) -> bool {
-        self.name == other.name && self.args == other.args
-    }
 }
 
 /// An inline fragment (named fragment spreads are turned into these).

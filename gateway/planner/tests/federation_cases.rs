@@ -116,8 +116,13 @@ fn every_federation_case_plans() {
         };
         match planner.plan(&doc, op_name, &opts) {
             Ok(plan) => {
-                if std::env::var("PRINT").is_ok() {
-                    println!("=== {name}\n{plan}");
+                match std::env::var("PRINT").as_deref() {
+                    Ok("json") => println!(
+                        "=== {name}\n{}",
+                        serde_json::to_string_pretty(&plan).unwrap()
+                    ),
+                    Ok(_) => println!("=== {name}\n{plan}"),
+                    Err(_) => {}
                 }
                 let mut fetches = BTreeMap::new();
                 let mut vars: serde_json::Value = s

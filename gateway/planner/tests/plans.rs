@@ -223,3 +223,205 @@ fn requires_from_two_parallel_fetches_waits_for_both() {
     );
     insta::assert_snapshot!(plan.to_string());
 }
+
+/// The link / join boilerplate of a two-subgraph supergraph (`A` = "a", `B` = "b").
+fn two_graphs(types: &str) -> String {
+    let head = r#"schema
+  @link(url: "https://specs.apollo.dev/link/v1.0")
+  @link(url: "https://specs.apollo.dev/join/v0.3", for: EXECUTION)
+{
+  query: Query
+}
+directive @join__enumValue(graph: join__Graph!) repeatable on ENUM_VALUE
+directive @join__field(graph: join__Graph, requires: join__FieldSet, provides: join__FieldSet, type: String, external: Boolean, override: String, usedOverridden: Boolean) repeatable on FIELD_DEFINITION | INPUT_FIELD_DEFINITION
+directive @join__graph(name: String!, url: String!) on ENUM_VALUE
+directive @join__implements(graph: join__Graph!, interface: String!) repeatable on OBJECT | INTERFACE
+directive @join__type(graph: join__Graph!, key: join__FieldSet, extension: Boolean! = false, resolvable: Boolean! = true, isInterfaceObject: Boolean! = false) repeatable on OBJECT | INTERFACE | UNION | ENUM | INPUT_OBJECT | SCALAR
+directive @join__unionMember(graph: join__Graph!, member: String!) repeatable on UNION
+directive @link(url: String, as: String, for: link__Purpose, import: [link__Import]) repeatable on SCHEMA
+scalar join__FieldSet
+scalar link__Import
+enum link__Purpose { SECURITY EXECUTION }
+enum join__Graph {
+  A @join__graph(name: "a", url: "http://a/graphql")
+  B @join__graph(name: "b", url: "http://b/graphql")
+}
+"#;
+    format!("{head}{types}")
+}
+
+/// `library: [Media]` in `a`, where only the implementations have `related: [Product]`, and
+/// `Product.price` lives in `b`.
+const SIBLING_TYPES: &str = r#"
+interface Media @join__type(graph: A) { id: ID! }
+type Book implements Media @join__implements(graph: A, interface: "Media") @join__type(graph: A) {
+  id: ID!
+  related: [Product]
+  sequel: Product
+}
+type Movie implements Media @join__implements(graph: A, interface: "Media") @join__type(graph: A) {
+  id: ID!
+  related: [Product]
+  sequel: Product
+}
+type Product @join__type(graph: A, key: "upc") @join__type(graph: B, key: "upc") {
+  upc: String!
+  name: String @join__field(graph: A)
+  price: Int @join__field(graph: B)
+  stock: Int @join__field(graph: B)
+}
+type Query @join__type(graph: A) @join__type(graph: B) {
+  library: [Media] @join__field(graph: A)
+}
+"#;
+
+fn flatten_paths(node: &PlanNode, out: &mut Vec<String>) {
+    match node {
+        PlanNode::Sequence { nodes } | PlanNode::Parallel { nodes } => {
+            nodes.iter().for_each(|n| flatten_paths(n, out))
+        }
+        PlanNode::Flatten(f) => out.push(switchyard_planner::plan::path_string(&f.path)),
+        PlanNode::Condition(c) => {
+            c.if_clause.iter().for_each(|n| flatten_paths(n, out));
+            c.else_clause.iter().for_each(|n| flatten_paths(n, out));
+        }
+        PlanNode::Fetch(_) => {}
+    }
+}
+
+#[test]
+fn same_fetch_under_sibling_type_conditions_is_one_fetch() {
+    let sdl = two_graphs(SIBLING_TYPES);
+    let plan = plan(
+        &sdl,
+        "{ library { ... on Book { related { price } } ... on Movie { related { price } } } }",
+    );
+    let ops = all_fetches(&plan);
+    assert_eq!(ops.len(), 2, "{plan}");
+    let mut paths = Vec::new();
+    flatten_paths(plan.node.as_ref().unwrap(), &mut paths);
+    assert_eq!(paths, ["library.@|[Book,Movie].related.@"], "{plan}");
+}
+
+#[test]
+fn different_selections_under_sibling_type_conditions_stay_apart() {
+    // Merging would fetch `stock` for the books' products too, which nobody asked for.
+    let sdl = two_graphs(SIBLING_TYPES);
+    let plan = plan(
+        &sdl,
+        "{ library { ... on Book { related { price } } ... on Movie { related { stock } } } }",
+    );
+    let mut paths = Vec::new();
+    flatten_paths(plan.node.as_ref().unwrap(), &mut paths);
+    assert_eq!(
+        paths,
+        ["library.@|[Book].related.@", "library.@|[Movie].related.@"],
+        "{plan}"
+    );
+}
+
+#[test]
+fn sibling_merge_keeps_other_paths_apart() {
+    // `related` and `sequel` are different response paths: two fetches, each merged
+    // across the two types.
+    let sdl = two_graphs(SIBLING_TYPES);
+    let plan = plan(
+        &sdl,
+        "{ library { ... on Book { related { price } sequel { price } } ... on Movie { related { price } sequel { price } } } }",
+    );
+    let mut paths = Vec::new();
+    flatten_paths(plan.node.as_ref().unwrap(), &mut paths);
+    paths.sort();
+    assert_eq!(
+        paths,
+        [
+            "library.@|[Book,Movie].related.@",
+            "library.@|[Book,Movie].sequel"
+        ],
+        "{plan}"
+    );
+}
+
+/// `Product.shipping` in `b` requires `dims { size }` from `a`.
+const NESTED_REQUIRES: &str = r#"
+type Dims @join__type(graph: A) @join__type(graph: B) {
+  size: Int
+  color: Int @join__field(graph: A)
+}
+type Product @join__type(graph: A, key: "upc") @join__type(graph: B, key: "upc") {
+  upc: String!
+  name: String @join__field(graph: A)
+  sku: String @join__field(graph: A)
+  dims: Dims @join__field(graph: A) @join__field(graph: B, external: true)
+  shipping: Int @join__field(graph: B, requires: "dims { size }")
+}
+type Query @join__type(graph: A) @join__type(graph: B) {
+  top: [Product] @join__field(graph: A)
+  one: Product @join__field(graph: A)
+}
+"#;
+
+#[test]
+fn requirement_nested_in_a_client_field_avoids_its_aliases() {
+    let sdl = two_graphs(NESTED_REQUIRES);
+    let plan = plan(&sdl, "{ top { dims { size: color } shipping } }");
+    let ops = all_fetches(&plan);
+    assert_eq!(
+        ops[0].1, "query{top{dims{size:color _sy_size:size} __typename upc}}",
+        "{plan}"
+    );
+    let Some(PlanNode::Sequence { nodes }) = &plan.node else {
+        panic!("{plan}");
+    };
+    let PlanNode::Flatten(flatten) = &nodes[1] else {
+        panic!("{plan}");
+    };
+    let PlanNode::Fetch(fetch) = &*flatten.node else {
+        panic!("{plan}");
+    };
+    let Some(RequiresSelection::InlineFragment { selections, .. }) =
+        fetch.requires.as_ref().and_then(|r| r.first())
+    else {
+        panic!("{plan}");
+    };
+    assert!(
+        selections.contains(&RequiresSelection::Field {
+            name: "dims".into(),
+            response_key: "dims".into(),
+            selections: vec![RequiresSelection::Field {
+                name: "size".into(),
+                response_key: "_sy_size".into(),
+                selections: vec![],
+            }],
+        }),
+        "{selections:?}"
+    );
+}
+
+#[test]
+fn generated_aliases_avoid_every_client_key_and_reuse_plain_client_fields() {
+    let sdl = two_graphs(NESTED_REQUIRES);
+    // `upc` is taken, and so are the first generated names; the client's own `key: upc` is
+    // conditional, so it cannot carry the key.
+    let taken = plan(
+        &sdl,
+        "query ($x: Boolean!) { top { upc: sku _sy_upc: name ... on Product { _sy_upc_1: sku } key: upc @include(if: $x) shipping } }",
+    );
+    let ops = all_fetches(&taken);
+    assert!(ops[0].1.contains("_sy_upc_2:upc"), "{taken}");
+    // Unconditional: the client's `key: upc` is read for the representation.
+    let reused = plan(&sdl, "{ top { upc: sku key: upc shipping } }");
+    let ops = all_fetches(&reused);
+    assert_eq!(
+        ops[0].1, "query{top{upc:sku key:upc __typename dims{size}}}",
+        "{reused}"
+    );
+}
+
+#[test]
+fn typename_only_part_of_a_root_object_is_kept() {
+    let sdl = two_graphs(NESTED_REQUIRES);
+    let plan = plan(&sdl, "{ one { kind: __typename shipping } }");
+    let ops = all_fetches(&plan);
+    assert!(ops[0].1.contains("kind:__typename"), "{plan}");
+}

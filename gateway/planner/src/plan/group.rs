@@ -51,6 +51,17 @@ impl SelTree {
         cur
     }
 
+    /// The selection set at `loc`.
+    pub fn node(&self, loc: &[usize]) -> &SelTree {
+        let mut cur = self;
+        for &i in loc {
+            cur = match &cur.items[i] {
+                Item::Field { children, .. } | Item::Inline { children, .. } => children,
+            };
+        }
+        cur
+    }
+
     /// Adds (or finds) a field at `loc`; returns the field's location.
     pub fn add_field(
         &mut self,
@@ -219,6 +230,113 @@ impl Group {
             merge_requires(into, selections);
         }
     }
+}
+
+/// Merges entity fetches that differ only by the types their paths pass through
+/// (`a.@|[Book].b.@` and `a.@|[Movie].b.@`): same subgraph, same selection, same gate and
+/// neither waiting for the other. The merged fetch's path lists both types at that step
+/// (`a.@|[Book,Movie].b.@`), so it visits exactly the objects the two fetches visited.
+pub(crate) fn merge_sibling_groups(groups: &mut Vec<Group>) {
+    let mut i = 0;
+    while i < groups.len() {
+        let mut j = i + 1;
+        while j < groups.len() {
+            if siblings(&groups[i], &groups[j])
+                && !waits_for(groups, i, j)
+                && !waits_for(groups, j, i)
+            {
+                let other = groups.remove(j);
+                absorb(&mut groups[i], other);
+                for group in groups.iter_mut() {
+                    group.deps = group
+                        .deps
+                        .iter()
+                        .map(|&d| match d.cmp(&j) {
+                            std::cmp::Ordering::Equal => i,
+                            std::cmp::Ordering::Greater => d - 1,
+                            std::cmp::Ordering::Less => d,
+                        })
+                        .collect();
+                }
+                groups[i].deps.remove(&i);
+            } else {
+                j += 1;
+            }
+        }
+        i += 1;
+    }
+}
+
+/// Whether two groups are entity fetches that [`merge_sibling_groups`] may merge.
+fn siblings(a: &Group, b: &Group) -> bool {
+    if !a.entity || !b.entity || a.service != b.service || a.path_key == b.path_key {
+        return false;
+    }
+    if a.path.len() != b.path.len() || a.gate != b.gate {
+        return false;
+    }
+    let same_shape = a.path.iter().zip(&b.path).all(|pair| match pair {
+        (PathElement::Key(x), PathElement::Key(y)) => x == y,
+        (PathElement::List, PathElement::List) => true,
+        (PathElement::TypeCondition(_), PathElement::TypeCondition(_)) => true,
+        _ => false,
+    });
+    if !same_shape {
+        return false;
+    }
+    let (mut x, mut y) = (String::new(), String::new());
+    a.sel.write(&mut x);
+    b.sel.write(&mut y);
+    x == y
+}
+
+/// Whether group `a` (transitively) waits for group `b`.
+fn waits_for(groups: &[Group], a: usize, b: usize) -> bool {
+    let mut stack = vec![a];
+    let mut seen = BTreeSet::new();
+    while let Some(x) = stack.pop() {
+        if x == b {
+            return true;
+        }
+        if seen.insert(x) {
+            stack.extend(groups[x].deps.iter().copied().filter(|&d| d != x));
+        }
+    }
+    false
+}
+
+/// Folds `other` (a sibling of `into`) into `into`.
+fn absorb(into: &mut Group, other: Group) {
+    for (mine, theirs) in into.path.iter_mut().zip(other.path) {
+        if let (PathElement::TypeCondition(types), PathElement::TypeCondition(more)) =
+            (mine, theirs)
+        {
+            for t in more {
+                if !types.contains(&t) {
+                    types.push(t);
+                }
+            }
+        }
+    }
+    into.path_key = super::display::path_string(&into.path);
+    for rep in other.reps {
+        if let RequiresSelection::InlineFragment {
+            type_condition: Some(ty),
+            selections,
+        } = rep
+        {
+            into.add_rep(&ty, selections);
+        } else {
+            merge_requires(&mut into.reps, vec![rep]);
+        }
+    }
+    for rewrite in other.input_rewrites {
+        if !into.input_rewrites.contains(&rewrite) {
+            into.input_rewrites.push(rewrite);
+        }
+    }
+    into.deps.extend(other.deps);
+    into.vars.extend(other.vars);
 }
 
 /// Merges requirement selections, de-duplicating by (name, response key) / type condition.

@@ -9,9 +9,11 @@
 //! - Root `__schema`, `__type` and `__typename` are answered by the gateway: they never appear
 //!   in fetches, and an operation with only those plans to `node: None`.
 //! - Fetched data uses the client's response keys (aliases), so it merges as is. Fields the
-//!   planner adds (keys, `@requires` inputs, `__typename`) use their own names, or the alias
-//!   `_sy_<name>` when a client field at that object already uses `<name>` as its response key
-//!   for something else; `RequiresSelection::Field::response_key` then says where to read it.
+//!   planner adds (keys, `@requires` inputs, `__typename`) use their own names; when a response
+//!   key at that object (any type condition, any nesting level inside a shared field) already
+//!   means something else, they read an unconditional client field selecting the same leaf
+//!   under its alias, else get the first free alias of `_sy_<name>`, `_sy_<name>_1`, ...;
+//!   `RequiresSelection::Field::response_key` then says where to read it.
 //! - `__typename` is fetched for every object at an abstract position (interface / union) and on
 //!   every object a later entity fetch builds a representation from.
 //! - Fetch selections do not keep client field order; the executor shapes the response by
@@ -27,7 +29,9 @@
 //!   under a condition is wrapped in a `Condition` node, so a skipped branch sends no request.
 //! - An entity fetch's `requires` has one `... on Type` fragment per concrete type it accepts;
 //!   objects at the `Flatten` path matching none are not sent. Per-type splits at the last
-//!   level share one fetch (the path has no trailing type condition).
+//!   level share one fetch (the path has no trailing type condition); identical fetches under
+//!   sibling type conditions higher up share one too, their path listing every type at that
+//!   step (`library.@|[Book,Movie].related.@`).
 //! - `ValueRewrite` paths may start with `TypeCondition([T])`: the rewrite applies only to
 //!   objects whose `__typename` is `T`. `@interfaceObject` jumps use this to set `__typename` to
 //!   the interface name in representations (the returned entities carry no `__typename`, so the

@@ -5,7 +5,8 @@
 //! subgraph that can resolve most of them, and reached through an entity fetch keyed by a `@key`
 //! whose fields S (or further jumps) can provide. `@requires` inputs are planned the same way
 //! before the dependent fetch. Entity fetches to the same subgraph at the same response path
-//! share one group unless that would create a dependency cycle; the groups' dependency DAG then
+//! share one group unless that would create a dependency cycle; identical groups at paths that
+//! differ only by type conditions are merged afterwards; the groups' dependency DAG then
 //! becomes Sequence / Parallel nodes.
 
 use std::collections::{BTreeSet, HashMap};
@@ -117,7 +118,8 @@ impl QueryPlanner {
                 for (field, conds) in &fields {
                     planner.plan_root_field(&root_type, field, conds, Some(graph))?;
                 }
-                let groups = std::mem::take(&mut planner.groups);
+                let mut groups = std::mem::take(&mut planner.groups);
+                super::group::merge_sibling_groups(&mut groups);
                 if let Some(node) = build_node(sg, groups, kind, &var_decls, &mut namer) {
                     nodes.push(node);
                 }
@@ -127,7 +129,8 @@ impl QueryPlanner {
             for (field, conds) in &roots {
                 planner.plan_root_field(&root_type, field, conds, None)?;
             }
-            let groups = std::mem::take(&mut planner.groups);
+            let mut groups = std::mem::take(&mut planner.groups);
+            super::group::merge_sibling_groups(&mut groups);
             build_node(sg, groups, kind, &var_decls, &mut namer)
         };
         Ok(QueryPlan { node })
@@ -564,10 +567,12 @@ impl<'a> Walk<'a> {
         // Lists are not split: merging two subgraphs' lists item by item would trust both to
         // return the same items in the same order.
         let splittable = self.is_value_type(&field.ty) || field.list_depth == 0;
+        let provided = self.sg.provides(first, root, &field.name).unwrap_or(&[]);
         if graph.is_some()
             || !object
             || !splittable
-            || self.all_local(first, &field.ty, &field.children, &[])
+            || self.all_local(first, &field.ty, &field.children, provided)
+            || self.choose_root_graph(root, field, None, &[first]).is_err()
         {
             return self.emit_root_field(first, root, field, conds);
         }
@@ -823,6 +828,12 @@ impl<'a> Walk<'a> {
                 && self.sg.provides(graph, ty, &f.name).is_none()
                 && !self.all_local(graph, &f.ty, &f.children, &child_prov)
             {
+                if self.whole_elsewhere(graph, ty, &f) {
+                    // Another subgraph must be reached for part of it anyway and serves all
+                    // of it: one source for the object, nothing to deep-merge.
+                    nonlocal.push(f);
+                    continue;
+                }
                 // A value object several subgraphs share: each fetches its own fields of it.
                 let (here, rest) = self.split_value(graph, &f.ty, &f.children);
                 if let Some(here) = here {
@@ -879,6 +890,22 @@ impl<'a> Walk<'a> {
             })
     }
 
+    /// Whether a subgraph other than `from`, reachable by an entity jump from an object of type
+    /// `ty`, resolves value-typed field `f` with its whole sub-selection.
+    fn whole_elsewhere(&self, from: usize, ty: &Name, f: &NField) -> bool {
+        let labels = &self.opts.enabled_override_labels;
+        (0..self.sg.subgraphs().len()).any(|graph| {
+            graph != from
+                && self.entity_types(graph, ty).iter().any(|entity| {
+                    matches!(
+                        self.sg.field_availability(graph, entity, &f.name, labels),
+                        FieldAvailability::Yes
+                    )
+                })
+                && self.all_local(graph, &f.ty, &f.children, &[])
+        })
+    }
+
     /// Splits a selection on object type `ty` into what `graph` resolves and the rest (both
     /// keep the nesting through shared value objects and fragments). `None` for the local part
     /// when `graph` resolves none of it.
@@ -927,7 +954,19 @@ impl<'a> Walk<'a> {
             useful = true;
             local.push(sel.clone());
         }
-        (useful.then_some(local), rest)
+        if !useful {
+            // `__typename` alone is no reason to fetch here: it goes with the rest.
+            let all = sels
+                .iter()
+                .filter(|sel| match sel {
+                    NSel::Frag(frag) => frag.cond.as_ref().is_none_or(|c| self.sg.applies(c, ty)),
+                    NSel::Field(_) => true,
+                })
+                .cloned()
+                .collect();
+            return (None, all);
+        }
+        (Some(local), rest)
     }
 
     /// Splits a selection at an `@interfaceObject` position into what the subgraph resolves
@@ -1143,41 +1182,30 @@ impl<'a> Walk<'a> {
         provided: &[NSel],
         client: &[NSel],
     ) -> Result<(Vec<NSel>, BTreeSet<usize>), PlanError> {
-        let mut client_fields = Vec::new();
-        flatten_all(self.sg, ty, client, &mut client_fields);
-        let renamed: Vec<NSel> = sels
-            .iter()
-            .map(|sel| match sel {
-                NSel::Field(f)
-                    if client_fields
-                        .iter()
-                        .any(|c| *c.response_key() == f.name && !c.same_field(f)) =>
-                {
-                    // The first of `_sy_<name>`, `_sy_<name>_1`, ... no client field uses for
-                    // something else.
-                    let free = |alias: &str| {
-                        !client_fields
-                            .iter()
-                            .any(|c| c.response_key() == alias && !c.same_field(f))
-                    };
-                    let mut alias = format!("{ALIAS_PREFIX}{}", f.name);
-                    let mut n = 0;
-                    while !free(&alias) {
-                        n += 1;
-                        alias = format!("{ALIAS_PREFIX}{}_{n}", f.name);
-                    }
-                    let mut copy = (**f).clone();
-                    copy.alias = Name::new(&alias).ok();
-                    NSel::Field(Arc::new(copy))
-                }
-                other => other.clone(),
-            })
-            .collect();
+        // Every response key at this object is in scope, whatever type condition or
+        // directive wraps it: the client's and what the fetch already selects there.
+        let mut occupied = Vec::new();
+        occupants_of_client(self.sg, Some(ty), client, true, &mut occupied);
+        occupants_of_tree(self.groups[g].sel.node(obj_loc), &mut occupied);
+        let renamed = alias_requirements(sels, &occupied);
         let start = self.touched.len();
         // Inputs of another fetch: at an `@interfaceObject` position they need no concrete
         // type, so no jump for `__typename` is planned for them.
         let outer = std::mem::replace(&mut self.input, true);
-        let result = self.walk_object(g, obj_loc, obj_loc, path, ty, &renamed, provided, &[], &[]);
+        // Nested jumps for these inputs add keys at the same object: the client's fields and
+        // the inputs themselves stay in scope for their aliases.
+        let scope: Vec<NSel> = client.iter().chain(renamed.iter()).cloned().collect();
+        let result = self.walk_object(
+            g,
+            obj_loc,
+            obj_loc,
+            path,
+            ty,
+            &renamed,
+            provided,
+            &[],
+            &scope,
+        );
         self.input = outer;
         result?;
         let touched = self.touched[start..].iter().copied().collect();
@@ -1341,6 +1369,139 @@ impl<'a> Walk<'a> {
         self.groups[idx].deps.extend(deps.iter().copied());
         idx
     }
+}
+
+/// A response key already used at an object (by the client or by the fetch being built), with
+/// what it selects, to keep planner-added fields from colliding with it.
+#[derive(Clone)]
+struct Occupant {
+    key: String,
+    name: String,
+    args: String,
+    /// A client leaf field always selected at the object (no directive, no type condition
+    /// that may not apply): a requirement for the same field can read it under its key.
+    reusable: bool,
+    children: Vec<Occupant>,
+}
+
+/// The response keys a client selection uses at one object of type `ty` (`None` below the top
+/// level), through every fragment; `plain` says no enclosing fragment is conditional.
+fn occupants_of_client(
+    sg: &Supergraph,
+    ty: Option<&str>,
+    sels: &[NSel],
+    plain: bool,
+    out: &mut Vec<Occupant>,
+) {
+    for sel in sels {
+        match sel {
+            NSel::Field(f) => {
+                let mut children = Vec::new();
+                occupants_of_client(sg, None, &f.children, false, &mut children);
+                out.push(Occupant {
+                    key: f.response_key().to_string(),
+                    name: f.name.to_string(),
+                    args: f.args.clone(),
+                    reusable: plain
+                        && ty.is_some()
+                        && f.directives.is_empty()
+                        && f.children.is_empty(),
+                    children,
+                });
+            }
+            NSel::Frag(frag) => {
+                let applies = match (&frag.cond, ty) {
+                    (None, _) => true,
+                    (Some(c), Some(ty)) => sg.applies(c, ty),
+                    (Some(_), None) => false,
+                };
+                let plain = plain && applies && frag.directives.is_empty();
+                occupants_of_client(sg, ty, &frag.children, plain, out);
+            }
+        }
+    }
+}
+
+/// The response keys a fetch selection already uses at one object, through inline fragments.
+fn occupants_of_tree(tree: &super::group::SelTree, out: &mut Vec<Occupant>) {
+    use super::group::Item;
+    for item in &tree.items {
+        match item {
+            Item::Field {
+                alias,
+                name,
+                args,
+                children,
+                ..
+            } => {
+                let mut nested = Vec::new();
+                occupants_of_tree(children, &mut nested);
+                out.push(Occupant {
+                    key: alias.clone().unwrap_or_else(|| name.clone()),
+                    name: name.clone(),
+                    args: args.clone(),
+                    reusable: false,
+                    children: nested,
+                });
+            }
+            Item::Inline { children, .. } => occupants_of_tree(children, out),
+        }
+    }
+}
+
+/// Gives requirement fields (keys, `@requires` inputs) an alias where their name is a response
+/// key used for something else at the same object, at every level: a requirement nested in a
+/// field the client also selects shares that field's object, so its keys are checked too.
+fn alias_requirements(sels: &[NSel], occupied: &[Occupant]) -> Vec<NSel> {
+    let conflicts = |key: &str, f: &NField| occupied.iter().any(|o| o.key == key && !same_as(o, f));
+    sels.iter()
+        .map(|sel| match sel {
+            NSel::Field(f) if conflicts(f.response_key(), f) => {
+                let mut copy = (**f).clone();
+                // A client field that always selects the same leaf carries the value already.
+                let reuse = occupied.iter().find(|o| {
+                    o.reusable && f.children.is_empty() && same_as(o, f) && !conflicts(&o.key, f)
+                });
+                if let Some(o) = reuse {
+                    copy.alias = Name::new(&o.key).ok();
+                    return NSel::Field(Arc::new(copy));
+                }
+                // The first of `_sy_<name>`, `_sy_<name>_1`, ... no one uses for something else.
+                let mut alias = format!("{ALIAS_PREFIX}{}", f.name);
+                let mut n = 0;
+                while conflicts(&alias, f) {
+                    n += 1;
+                    alias = format!("{ALIAS_PREFIX}{}_{n}", f.name);
+                }
+                copy.alias = Name::new(&alias).ok();
+                NSel::Field(Arc::new(copy))
+            }
+            NSel::Field(f) if !f.children.is_empty() => {
+                // Same object as the occupants with this key: their sub-keys are in scope.
+                let nested: Vec<&Occupant> = occupied
+                    .iter()
+                    .filter(|o| o.key == f.response_key().as_str())
+                    .collect();
+                if nested.is_empty() {
+                    return sel.clone();
+                }
+                let mut inner = Vec::new();
+                for o in nested {
+                    inner.extend(o.children.iter().cloned());
+                }
+                NSel::Field(with_children(f, alias_requirements(&f.children, &inner)))
+            }
+            NSel::Frag(frag) => {
+                frag_with_children(frag, alias_requirements(&frag.children, occupied))
+            }
+            other => other.clone(),
+        })
+        .collect()
+}
+
+/// Whether an occupant selects the same thing as `f` (so `f` may share its key).
+fn same_as(o: &Occupant, f: &NField) -> bool {
+    o.name == f.name.as_str() && o.args == f.args
 }
 
 /// Converts planned requirement selections into representation selections.

@@ -168,6 +168,20 @@ impl EventBus {
         }
     }
 
+    /// Publishes events in order; over Redis in one round trip. On error, any prefix of them
+    /// may have been published.
+    pub async fn publish_batch(&self, events: &[Event]) -> Result<(), EventError> {
+        match self {
+            EventBus::InProcess(bus) => {
+                for event in events {
+                    bus.publish(event.clone());
+                }
+                Ok(())
+            }
+            EventBus::Redis(bus) => bus.publish_batch(events).await,
+        }
+    }
+
     /// Joins `consumer_group` as a new member with a generated name.
     ///
     /// Each group sees every event; within a group each event goes to one member. For Redis,

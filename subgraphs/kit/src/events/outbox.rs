@@ -213,33 +213,23 @@ impl OutboxRelay {
         .fetch_all(&mut *conn)
         .await?;
         let events = rows.iter().map(decode_row).collect::<Result<Vec<_>, _>>()?;
-        let mut published = 0;
-        let mut failure = None;
+        if events.is_empty() {
+            return Ok(0);
+        }
+        // One bus round trip and one statement marking the batch (one commit, not one per
+        // row). If publishing fails nothing is marked: the whole batch goes again next pass.
+        self.bus.publish_batch(&events).await?;
+        let placeholders: Vec<String> = (2..events.len() + 2).map(|i| format!("${i}")).collect();
+        let mut mark = sqlx::query(sqlx::AssertSqlSafe(format!(
+            "UPDATE switchyard_outbox SET published_at = $1 WHERE id IN ({})",
+            placeholders.join(", ")
+        )))
+        .bind(Utc::now().timestamp_micros());
         for event in &events {
-            if let Err(e) = self.bus.publish(event).await {
-                failure = Some(e);
-                break;
-            }
-            published += 1;
+            mark = mark.bind(event.id.to_string());
         }
-        // One statement marks the whole batch (one commit, not one per row); what reached the
-        // bus before a failed publish is marked too, so it is not sent again.
-        if published > 0 {
-            let placeholders: Vec<String> = (2..published + 2).map(|i| format!("${i}")).collect();
-            let mut mark = sqlx::query(sqlx::AssertSqlSafe(format!(
-                "UPDATE switchyard_outbox SET published_at = $1 WHERE id IN ({})",
-                placeholders.join(", ")
-            )))
-            .bind(Utc::now().timestamp_micros());
-            for event in &events[..published] {
-                mark = mark.bind(event.id.to_string());
-            }
-            mark.execute(&mut *conn).await?;
-        }
-        match failure {
-            Some(e) => Err(e),
-            None => Ok(published),
-        }
+        mark.execute(&mut *conn).await?;
+        Ok(events.len())
     }
 
     /// Relays until `shutdown` is cancelled; errors are logged and retried after a poll interval.

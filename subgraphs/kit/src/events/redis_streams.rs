@@ -125,8 +125,7 @@ impl RedisBus {
         }
     }
 
-    /// Appends the event to the stream.
-    pub async fn publish(&self, event: &Event) -> Result<(), EventError> {
+    fn xadd(&self, event: &Event) -> Result<redis::Cmd, EventError> {
         let body = serde_json::to_string(event)?;
         let mut cmd = redis::cmd("XADD");
         cmd.arg(self.stream())
@@ -138,8 +137,35 @@ impl RedisBus {
             .arg(&event.event_type)
             .arg("event")
             .arg(body);
-        let _: String = self.query(&cmd).await?;
+        Ok(cmd)
+    }
+
+    /// Appends the event to the stream.
+    pub async fn publish(&self, event: &Event) -> Result<(), EventError> {
+        let _: String = self.query(&self.xadd(event)?).await?;
         Ok(())
+    }
+
+    /// Appends the events in order, in one round trip (a pipeline). On error, any prefix of them
+    /// may have been appended; publish them all again (consumers de-duplicate).
+    pub async fn publish_batch(&self, events: &[Event]) -> Result<(), EventError> {
+        if events.is_empty() {
+            return Ok(());
+        }
+        let mut pipe = redis::pipe();
+        for event in events {
+            pipe.add_command(self.xadd(event)?);
+        }
+        let mut conn = self.publisher().await?;
+        match pipe.query_async::<Vec<String>>(&mut conn).await {
+            Ok(_) => Ok(()),
+            Err(e) => {
+                if connection_broken(&e) {
+                    *self.inner.publisher.lock().await = None;
+                }
+                Err(e.into())
+            }
+        }
     }
 
     /// Joins `group` as member `consumer`, creating the group (from the stream's start) if new.
