@@ -1185,7 +1185,7 @@ impl<'a> Walk<'a> {
         // Every response key at this object is in scope, whatever type condition or
         // directive wraps it: the client's and what the fetch already selects there.
         let mut occupied = Vec::new();
-        occupants_of_client(self.sg, Some(ty), client, true, &mut occupied);
+        occupants_of_client(Some((self.sg, ty)), client, true, &mut occupied);
         occupants_of_tree(self.groups[g].sel.node(obj_loc), &mut occupied);
         let renamed = alias_requirements(sels, &occupied);
         let start = self.touched.len();
@@ -1372,58 +1372,68 @@ impl<'a> Walk<'a> {
 }
 
 /// A response key already used at an object (by the client or by the fetch being built), with
-/// what it selects, to keep planner-added fields from colliding with it.
-#[derive(Clone)]
-struct Occupant {
-    key: String,
-    name: String,
-    args: String,
+/// what it selects, to keep planner-added fields from colliding with it. Borrowed: the planner
+/// builds these for every entity jump.
+#[derive(Clone, Copy)]
+struct Occupant<'s> {
+    key: &'s str,
+    name: &'s str,
+    args: &'s str,
     /// A client leaf field always selected at the object (no directive, no type condition
     /// that may not apply): a requirement for the same field can read it under its key.
     reusable: bool,
-    children: Vec<Occupant>,
+    /// Where its own sub-selection is, for requirements nested in it.
+    inner: Inner<'s>,
+}
+
+/// The sub-selection of an [`Occupant`].
+#[derive(Clone, Copy)]
+enum Inner<'s> {
+    Client(&'s [NSel]),
+    Fetch(&'s super::group::SelTree),
+}
+
+impl<'s> Occupant<'s> {
+    fn children(&self, out: &mut Vec<Occupant<'s>>) {
+        match self.inner {
+            Inner::Client(sels) => occupants_of_client(None, sels, false, out),
+            Inner::Fetch(tree) => occupants_of_tree(tree, out),
+        }
+    }
 }
 
 /// The response keys a client selection uses at one object of type `ty` (`None` below the top
 /// level), through every fragment; `plain` says no enclosing fragment is conditional.
-fn occupants_of_client(
-    sg: &Supergraph,
-    ty: Option<&str>,
-    sels: &[NSel],
+fn occupants_of_client<'s>(
+    ty: Option<(&Supergraph, &str)>,
+    sels: &'s [NSel],
     plain: bool,
-    out: &mut Vec<Occupant>,
+    out: &mut Vec<Occupant<'s>>,
 ) {
     for sel in sels {
         match sel {
-            NSel::Field(f) => {
-                let mut children = Vec::new();
-                occupants_of_client(sg, None, &f.children, false, &mut children);
-                out.push(Occupant {
-                    key: f.response_key().to_string(),
-                    name: f.name.to_string(),
-                    args: f.args.clone(),
-                    reusable: plain
-                        && ty.is_some()
-                        && f.directives.is_empty()
-                        && f.children.is_empty(),
-                    children,
-                });
-            }
+            NSel::Field(f) => out.push(Occupant {
+                key: f.response_key().as_str(),
+                name: f.name.as_str(),
+                args: &f.args,
+                reusable: plain && ty.is_some() && f.directives.is_empty() && f.children.is_empty(),
+                inner: Inner::Client(&f.children),
+            }),
             NSel::Frag(frag) => {
                 let applies = match (&frag.cond, ty) {
                     (None, _) => true,
-                    (Some(c), Some(ty)) => sg.applies(c, ty),
+                    (Some(c), Some((sg, ty))) => sg.applies(c, ty),
                     (Some(_), None) => false,
                 };
                 let plain = plain && applies && frag.directives.is_empty();
-                occupants_of_client(sg, ty, &frag.children, plain, out);
+                occupants_of_client(ty, &frag.children, plain, out);
             }
         }
     }
 }
 
 /// The response keys a fetch selection already uses at one object, through inline fragments.
-fn occupants_of_tree(tree: &super::group::SelTree, out: &mut Vec<Occupant>) {
+fn occupants_of_tree<'s>(tree: &'s super::group::SelTree, out: &mut Vec<Occupant<'s>>) {
     use super::group::Item;
     for item in &tree.items {
         match item {
@@ -1433,17 +1443,13 @@ fn occupants_of_tree(tree: &super::group::SelTree, out: &mut Vec<Occupant>) {
                 args,
                 children,
                 ..
-            } => {
-                let mut nested = Vec::new();
-                occupants_of_tree(children, &mut nested);
-                out.push(Occupant {
-                    key: alias.clone().unwrap_or_else(|| name.clone()),
-                    name: name.clone(),
-                    args: args.clone(),
-                    reusable: false,
-                    children: nested,
-                });
-            }
+            } => out.push(Occupant {
+                key: alias.as_deref().unwrap_or(name),
+                name,
+                args,
+                reusable: false,
+                inner: Inner::Fetch(children),
+            }),
             Item::Inline { children, .. } => occupants_of_tree(children, out),
         }
     }
@@ -1452,7 +1458,7 @@ fn occupants_of_tree(tree: &super::group::SelTree, out: &mut Vec<Occupant>) {
 /// Gives requirement fields (keys, `@requires` inputs) an alias where their name is a response
 /// key used for something else at the same object, at every level: a requirement nested in a
 /// field the client also selects shares that field's object, so its keys are checked too.
-fn alias_requirements(sels: &[NSel], occupied: &[Occupant]) -> Vec<NSel> {
+fn alias_requirements(sels: &[NSel], occupied: &[Occupant<'_>]) -> Vec<NSel> {
     let conflicts = |key: &str, f: &NField| occupied.iter().any(|o| o.key == key && !same_as(o, f));
     sels.iter()
         .map(|sel| match sel {
@@ -1460,10 +1466,10 @@ fn alias_requirements(sels: &[NSel], occupied: &[Occupant]) -> Vec<NSel> {
                 let mut copy = (**f).clone();
                 // A client field that always selects the same leaf carries the value already.
                 let reuse = occupied.iter().find(|o| {
-                    o.reusable && f.children.is_empty() && same_as(o, f) && !conflicts(&o.key, f)
+                    o.reusable && f.children.is_empty() && same_as(o, f) && !conflicts(o.key, f)
                 });
                 if let Some(o) = reuse {
-                    copy.alias = Name::new(&o.key).ok();
+                    copy.alias = Name::new(o.key).ok();
                     return NSel::Field(Arc::new(copy));
                 }
                 // The first of `_sy_<name>`, `_sy_<name>_1`, ... no one uses for something else.
@@ -1478,16 +1484,15 @@ fn alias_requirements(sels: &[NSel], occupied: &[Occupant]) -> Vec<NSel> {
             }
             NSel::Field(f) if !f.children.is_empty() => {
                 // Same object as the occupants with this key: their sub-keys are in scope.
-                let nested: Vec<&Occupant> = occupied
+                let mut inner = Vec::new();
+                for o in occupied
                     .iter()
                     .filter(|o| o.key == f.response_key().as_str())
-                    .collect();
-                if nested.is_empty() {
-                    return sel.clone();
+                {
+                    o.children(&mut inner);
                 }
-                let mut inner = Vec::new();
-                for o in nested {
-                    inner.extend(o.children.iter().cloned());
+                if inner.is_empty() {
+                    return sel.clone();
                 }
                 NSel::Field(with_children(f, alias_requirements(&f.children, &inner)))
             }
@@ -1500,7 +1505,7 @@ fn alias_requirements(sels: &[NSel], occupied: &[Occupant]) -> Vec<NSel> {
 }
 
 /// Whether an occupant selects the same thing as `f` (so `f` may share its key).
-fn same_as(o: &Occupant, f: &NField) -> bool {
+fn same_as(o: &Occupant<'_>, f: &NField) -> bool {
     o.name == f.name.as_str() && o.args == f.args
 }
 
