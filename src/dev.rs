@@ -50,7 +50,10 @@ pub async fn run(args: DevArgs) -> Result<()> {
             subgraph.name().to_string(),
             format!("http://{addr}/graphql"),
         );
-        tracing::info!(subgraph = subgraph.name(), "subgraph on http://{addr}/graphql");
+        tracing::info!(
+            subgraph = subgraph.name(),
+            "subgraph on http://{addr}/graphql"
+        );
         subgraph_tasks.push(tokio::spawn(switchyard_demo_subgraphs::serve(
             subgraph, listener,
         )));

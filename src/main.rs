@@ -127,7 +127,10 @@ async fn run_gateway(args: GatewayArgs) -> Result<()> {
     let listener = tokio::net::TcpListener::bind(listen)
         .await
         .with_context(|| format!("listening on {listen}"))?;
-    tracing::info!("gateway listening on http://{}/graphql", listener.local_addr()?);
+    tracing::info!(
+        "gateway listening on http://{}/graphql",
+        listener.local_addr()?
+    );
     switchyard_gateway::serve(listener, gateway, shutdown_signal()).await?;
     Ok(())
 }
@@ -148,11 +151,8 @@ fn run_plan(args: PlanArgs) -> Result<()> {
     let options = PlanOptions {
         enabled_override_labels: args.override_labels.into_iter().collect(),
     };
-    let plan = QueryPlanner::new(supergraph).plan(
-        &document,
-        args.operation_name.as_deref(),
-        &options,
-    )?;
+    let plan =
+        QueryPlanner::new(supergraph).plan(&document, args.operation_name.as_deref(), &options)?;
     if args.json {
         println!("{}", serde_json::to_string_pretty(&plan)?);
     } else {
