@@ -1,18 +1,16 @@
 //! `switchyard dev`: the whole stack in one process on embedded defaults.
 //!
 //! Until the platform's own services exist, the stack is the 4-subgraph demo workload (accounts,
-//! products, inventory, reviews), each subgraph on its own loopback port, behind the gateway.
+//! products, inventory, reviews), each subgraph on its own loopback port, behind the gateway. The
+//! supergraph is composed at start-up from the subgraphs' own SDLs, so it can never drift from them.
 
-use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::path::PathBuf;
 
 use anyhow::{Context, Result};
+use switchyard_compose::SubgraphSource;
 use switchyard_demo_subgraphs::DemoSubgraph;
 use switchyard_gateway::{Gateway, GatewayConfig};
-
-/// The supergraph composed from the demo subgraphs' SDLs (checked in CI against the subgraphs).
-const DEMO_SUPERGRAPH: &str = include_str!("../schema/demo/supergraph.graphql");
 
 /// A query to paste into GraphiQL that crosses all four subgraphs.
 const SAMPLE_QUERY: &str = "{ topProducts(first: 2) { name price inStock shippingEstimate reviews { body author { username } } } }";
@@ -39,17 +37,18 @@ impl Default for DevArgs {
 
 /// Starts every subgraph, then the gateway over them, and serves until Ctrl-C.
 pub async fn run(args: DevArgs) -> Result<()> {
-    let mut urls = HashMap::new();
+    let mut sources = Vec::new();
     let mut subgraph_tasks = Vec::new();
     for subgraph in DemoSubgraph::ALL {
         let listener = tokio::net::TcpListener::bind(("127.0.0.1", 0))
             .await
             .context("binding a subgraph port")?;
         let addr = listener.local_addr()?;
-        urls.insert(
-            subgraph.name().to_string(),
+        sources.push(SubgraphSource::new(
+            subgraph.name(),
             format!("http://{addr}/graphql"),
-        );
+            switchyard_demo_subgraphs::sdl(subgraph),
+        ));
         tracing::info!(
             subgraph = subgraph.name(),
             "subgraph on http://{addr}/graphql"
@@ -59,11 +58,13 @@ pub async fn run(args: DevArgs) -> Result<()> {
         )));
     }
 
+    let supergraph = switchyard_compose::compose(&sources)
+        .context("composing the demo subgraphs")?
+        .supergraph_sdl;
     let mut config = GatewayConfig::load(args.config.as_deref())?;
     config.listen = args.listen;
-    config.subgraph_url_overrides.extend(urls);
-    let gateway = Gateway::from_supergraph_sdl(DEMO_SUPERGRAPH, config)
-        .context("loading the demo supergraph")?;
+    let gateway = Gateway::from_supergraph_sdl(&supergraph, config)
+        .context("loading the composed supergraph")?;
     let listener = tokio::net::TcpListener::bind(args.listen)
         .await
         .with_context(|| format!("listening on {} (is another stack running?)", args.listen))?;

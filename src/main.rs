@@ -1,5 +1,6 @@
 //! The `switchyard` CLI: thin wiring over the gateway, planner and demo crates.
 
+mod cli;
 mod dev;
 
 use std::net::SocketAddr;
@@ -34,6 +35,10 @@ enum Command {
     Gateway(GatewayArgs),
     /// Print the query plan for an operation.
     Plan(PlanArgs),
+    /// Compose subgraph schemas (rover's supergraph.yaml) into a supergraph SDL.
+    Compose(cli::compose::ComposeArgs),
+    /// Check composition, drift of the committed supergraph and breaking changes (for CI).
+    Check(cli::compose::CheckArgs),
 }
 
 #[derive(Debug, clap::Args)]
@@ -78,6 +83,11 @@ fn main() -> ExitCode {
         Command::Dev(args) => runtime().and_then(|rt| rt.block_on(dev::run(args))),
         Command::Gateway(args) => runtime().and_then(|rt| rt.block_on(run_gateway(args))),
         Command::Plan(args) => run_plan(args),
+        Command::Compose(args) => cli::compose::run_compose(args),
+        Command::Check(args) => match cli::compose::run_check(args) {
+            Ok(code) => return code,
+            Err(err) => Err(err),
+        },
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

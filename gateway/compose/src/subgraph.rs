@@ -608,6 +608,12 @@ pub fn parse(src: &SubgraphSource) -> Result<Subgraph, Vec<CompositionError>> {
             if names.canonical(&d.name).is_some()
                 || link_locals.contains(d.name.as_str())
                 || d.name == "link"
+                // Some servers print the spec's built-in directives into their SDL; a supergraph
+                // never re-declares them.
+                || matches!(
+                    d.name.as_str(),
+                    "skip" | "include" | "deprecated" | "specifiedBy" | "oneOf" | "defer" | "stream"
+                )
             {
                 continue;
             }

@@ -1,6 +1,8 @@
 //! Plans every case of the federation suite (`gateway/tests/federation/cases`): each operation
 //! that validates must plan, and the plan's fetch count per subgraph must not exceed the
 //! case's expected request count. The end-to-end run (responses) lives in the gateway crate.
+//! `CASE=<substring>` picks cases; `PRINT=1` prints each plan, `PRINT=json` its JSON (with the
+//! subgraph operations exactly as sent).
 
 use std::collections::{BTreeMap, HashSet};
 use std::path::{Path, PathBuf};

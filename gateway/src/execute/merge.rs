@@ -2,7 +2,9 @@
 //! representations, rewriting values, deep-merging subgraph results and re-pathing errors.
 
 use apollo_compiler::Schema;
-use serde_json::{Map, Value};
+use serde_json::{Map as JsonMap, Value as JsonValue};
+
+use super::data::{Map, Value};
 use switchyard_planner::plan::{PathElement, RequiresSelection, ValueRewrite};
 
 use super::EntityTarget;
@@ -13,13 +15,13 @@ pub(crate) fn type_matches(schema: &Schema, typename: &str, condition: &str) -> 
     typename == condition || schema.is_subtype(condition, typename)
 }
 
-fn typename_of(object: &Map<String, Value>) -> Option<&str> {
+fn typename_of(object: &Map) -> Option<&str> {
     object.get("__typename").and_then(Value::as_str)
 }
 
 /// Receives each object found at a path, with the list indexes taken to reach it (the keys
 /// come from the plan path, so they need not be stored per object).
-pub(crate) type ObjectVisitor<'v> = dyn FnMut(&Map<String, Value>, &[u32]) + 'v;
+pub(crate) type ObjectVisitor<'v> = dyn FnMut(&Map, &[u32]) + 'v;
 
 /// Calls `visit` with every object found at `path` under `value`.
 pub(crate) fn for_each_object(
@@ -133,7 +135,7 @@ pub(crate) fn client_path(
 /// (leaving `out` unspecified) when the object must not be sent: it matches none of the type
 /// conditions, or a non-null key field is missing or null.
 pub(crate) fn write_representation(
-    object: &Map<String, Value>,
+    object: &Map,
     requires: &[RequiresSelection],
     schema: &Schema,
     out: &mut Vec<u8>,
@@ -163,7 +165,7 @@ pub(crate) fn write_representation(
 }
 
 fn write_selections<'s>(
-    object: &Map<String, Value>,
+    object: &Map,
     selections: &'s [RequiresSelection],
     schema: &Schema,
     out: &mut Vec<u8>,
@@ -269,7 +271,7 @@ fn write_selected_value(
 /// The representation of `object` for an entity fetch, or `None` when the object must not be
 /// sent (it matches none of the type conditions, or a non-null key field is missing or null).
 pub(crate) fn representation(
-    object: &Map<String, Value>,
+    object: &Map,
     requires: &[RequiresSelection],
     schema: &Schema,
 ) -> Option<Value> {
@@ -286,10 +288,10 @@ pub(crate) fn representation(
 }
 
 fn select_into(
-    object: &Map<String, Value>,
+    object: &Map,
     selections: &[RequiresSelection],
     schema: &Schema,
-    out: &mut Map<String, Value>,
+    out: &mut Map,
     matched: &mut bool,
     top: bool,
 ) -> Option<()> {
@@ -350,7 +352,7 @@ fn select_value(value: &Value, selections: &[RequiresSelection], schema: &Schema
 
 /// Whether the field may legitimately be null in a representation (a nullable `@requires`
 /// field); key fields are non-null, so a null there means the object was never resolved.
-fn nullable_field(schema: &Schema, object: &Map<String, Value>, field: &str) -> bool {
+fn nullable_field(schema: &Schema, object: &Map, field: &str) -> bool {
     let Some(typename) = typename_of(object) else {
         return false;
     };
@@ -364,7 +366,7 @@ pub(crate) fn apply_rewrite(value: &mut Value, rewrite: &ValueRewrite, schema: &
     match rewrite {
         ValueRewrite::SetValue { path, value: new } => {
             rewrite_at(value, path, schema, &mut |obj, key| {
-                obj.insert(key.to_owned(), new.clone());
+                obj.insert(key.to_owned(), Value::from(new.clone()));
             })
         }
         ValueRewrite::RenameKey { path, rename_to } => {
@@ -381,7 +383,7 @@ fn rewrite_at(
     value: &mut Value,
     path: &[PathElement],
     schema: &Schema,
-    apply: &mut dyn FnMut(&mut Map<String, Value>, &str),
+    apply: &mut dyn FnMut(&mut Map, &str),
 ) {
     match (value, path) {
         (Value::Array(items), _) => {
@@ -493,7 +495,7 @@ fn collect_root_keys(
 
 /// A subgraph error as a client error: message and `extensions` kept (plus `serviceName`),
 /// subgraph locations dropped, the path kept (a root fetch's paths are already client paths).
-pub(crate) fn subgraph_error(error: Value, service: &str) -> GraphQLError {
+pub(crate) fn subgraph_error(error: JsonValue, service: &str) -> GraphQLError {
     let (mut error, path) = loose_error(error, service);
     error.path = path;
     error
@@ -501,7 +503,7 @@ pub(crate) fn subgraph_error(error: Value, service: &str) -> GraphQLError {
 
 /// Errors for one `_entities` error: `_entities/i/rest` becomes `<path of each object i>/rest`.
 pub(crate) fn entity_errors(
-    error: Value,
+    error: JsonValue,
     service: &str,
     targets: &[EntityTarget],
     paths: &[Vec<PathSegment>],
@@ -534,7 +536,7 @@ pub(crate) fn entity_errors(
 }
 
 /// An introspection error object as a client error (no `serviceName`: the gateway answered).
-pub(crate) fn introspection_error(error: Value) -> GraphQLError {
+pub(crate) fn introspection_error(error: JsonValue) -> GraphQLError {
     let locations: Vec<Location> = error
         .get("locations")
         .cloned()
@@ -547,31 +549,31 @@ pub(crate) fn introspection_error(error: Value) -> GraphQLError {
     error
 }
 
-fn loose_error(error: Value, service: &str) -> (GraphQLError, Option<Vec<PathSegment>>) {
-    let Value::Object(mut object) = error else {
+fn loose_error(error: JsonValue, service: &str) -> (GraphQLError, Option<Vec<PathSegment>>) {
+    let JsonValue::Object(mut object) = error else {
         let mut e = GraphQLError::new(
             "subgraph returned a malformed error",
             crate::error::SUBGRAPH_REQUEST_FAILED,
         );
         e.extensions
-            .insert("serviceName".into(), Value::String(service.to_owned()));
+            .insert("serviceName".into(), JsonValue::String(service.to_owned()));
         return (e, None);
     };
     let message = match object.remove("message") {
-        Some(Value::String(message)) => message,
+        Some(JsonValue::String(message)) => message,
         _ => "subgraph error".to_owned(),
     };
     let mut extensions = match object.remove("extensions") {
-        Some(Value::Object(extensions)) => extensions,
-        _ => Map::new(),
+        Some(JsonValue::Object(extensions)) => extensions,
+        _ => JsonMap::new(),
     };
-    extensions.insert("serviceName".into(), Value::String(service.to_owned()));
+    extensions.insert("serviceName".into(), JsonValue::String(service.to_owned()));
     let path = match object.remove("path") {
-        Some(Value::Array(segments)) => segments
+        Some(JsonValue::Array(segments)) => segments
             .into_iter()
             .map(|s| match s {
-                Value::String(key) => Some(PathSegment::Key(key)),
-                Value::Number(n) => n.as_u64().map(|i| PathSegment::Index(i as usize)),
+                JsonValue::String(key) => Some(PathSegment::Key(key)),
+                JsonValue::Number(n) => n.as_u64().map(|i| PathSegment::Index(i as usize)),
                 _ => None,
             })
             .collect::<Option<Vec<_>>>(),
@@ -592,6 +594,13 @@ mod tests {
     use apollo_compiler::validation::Valid;
     use serde_json::json;
 
+    /// JSON literal as executor data.
+    macro_rules! d {
+        ($($json:tt)+) => {
+            Value::from(json!($($json)+))
+        };
+    }
+
     fn schema() -> Valid<Schema> {
         Schema::parse_and_validate(
             r#"
@@ -607,21 +616,21 @@ mod tests {
 
     #[test]
     fn deep_merge_combines_objects_and_lists() {
-        let mut target = json!({"a": {"x": 1}, "l": [{"id": 1}, {"id": 2}], "n": 5});
+        let mut target = d!({"a": {"x": 1}, "l": [{"id": 1}, {"id": 2}], "n": 5});
         deep_merge(
             &mut target,
-            json!({"a": {"y": 2}, "l": [{"v": "a"}, {"v": "b"}], "n": null, "new": true}),
+            d!({"a": {"y": 2}, "l": [{"v": "a"}, {"v": "b"}], "n": null, "new": true}),
         );
         assert_eq!(
             target,
-            json!({"a": {"x": 1, "y": 2}, "l": [{"id": 1, "v": "a"}, {"id": 2, "v": "b"}], "n": 5, "new": true})
+            d!({"a": {"x": 1, "y": 2}, "l": [{"id": 1, "v": "a"}, {"id": 2, "v": "b"}], "n": 5, "new": true})
         );
     }
 
     #[test]
     fn objects_at_path_honour_lists_and_type_conditions() {
         let schema = schema();
-        let data = json!({"items": [
+        let data = d!({"items": [
             {"__typename": "Book", "id": "1"},
             null,
             {"__typename": "Film", "id": "2"},
@@ -634,17 +643,19 @@ mod tests {
             PathElement::TypeCondition(vec!["Book".into()]),
         ];
         for_each_object(&data, &path, &schema, &mut Vec::new(), &mut |obj, p| {
-            seen.push((obj["id"].clone(), p.to_vec()));
+            seen.push((obj.get("id").cloned().unwrap_or_default(), p.to_vec()));
         });
-        assert_eq!(seen, vec![(json!("1"), vec![0]), (json!("3"), vec![3])]);
+        assert_eq!(seen, vec![(d!("1"), vec![0]), (d!("3"), vec![3])]);
         assert_eq!(
             client_path(&data, &path, &[3]),
             vec![PathSegment::from("items"), 3.into()]
         );
         let mut data = data;
         let found = locate_mut(&mut data, &path, &[3]).unwrap();
-        found["seen"] = json!(true);
-        assert_eq!(data["items"][3]["seen"], json!(true));
+        if let Value::Object(found) = found {
+            found.insert("seen".into(), Value::Bool(true));
+        }
+        assert_eq!(data["items"][3]["seen"], d!(true));
     }
 
     #[test]
@@ -665,12 +676,12 @@ mod tests {
                 },
             ],
         }];
-        let book = json!({"__typename": "Book", "id": "1", "title": "x"});
-        let film = json!({"__typename": "Film", "id": "2"});
-        let broken = json!({"__typename": "Book", "id": null});
+        let book = d!({"__typename": "Book", "id": "1", "title": "x"});
+        let film = d!({"__typename": "Film", "id": "2"});
+        let broken = d!({"__typename": "Book", "id": null});
         assert_eq!(
             representation(book.as_object().unwrap(), &requires, &schema),
-            Some(json!({"__typename": "Book", "id": "1"}))
+            Some(d!({"__typename": "Book", "id": "1"}))
         );
         let mut bytes = Vec::new();
         assert!(write_representation(
@@ -705,7 +716,7 @@ mod tests {
     #[test]
     fn rewrites_set_and_rename() {
         let schema = schema();
-        let mut value = json!({"__typename": "Book", "id": "1", "nested": [{"a": 1}]});
+        let mut value = d!({"__typename": "Book", "id": "1", "nested": [{"a": 1}]});
         apply_rewrite(
             &mut value,
             &ValueRewrite::SetValue {
@@ -731,7 +742,7 @@ mod tests {
         );
         assert_eq!(
             value,
-            json!({"__typename": "Item", "id": "1", "nested": [{"b": 1}]})
+            d!({"__typename": "Item", "id": "1", "nested": [{"b": 1}]})
         );
     }
 

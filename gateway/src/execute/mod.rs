@@ -2,6 +2,7 @@
 //! de-duplicates entity representations, merges subgraph data, then shapes the client response
 //! (field order, `@skip`/`@include`, type conditions, null propagation) and re-paths errors.
 
+mod data;
 mod fetch;
 mod merge;
 mod shape;
@@ -26,6 +27,7 @@ use tracing::Instrument;
 use crate::error::{GatewayError, GraphQLError, PathSegment, SUBGRAPH_REQUEST_FAILED};
 use crate::introspection::{IntrospectionOptions, SchemaIntrospection};
 use crate::operation::PreparedOperation;
+use data::{Map as DataMap, Value as Data};
 use fetch::SubgraphClient;
 
 pub(crate) use merge::introspection_error;
@@ -235,7 +237,7 @@ impl Executor {
     ) -> Vec<u8> {
         let run = Run {
             executor: self,
-            data: Mutex::new(Value::Object(Map::new())),
+            data: Mutex::new(Data::Object(DataMap::new())),
             errors: Mutex::new(Vec::new()),
             variables,
             headers,
@@ -260,7 +262,7 @@ impl Executor {
         &self,
         operation: &PreparedOperation,
         variables: &Map<String, Value>,
-        data: &mut Value,
+        data: &mut Data,
         errors: &mut Vec<GraphQLError>,
     ) {
         match self
@@ -268,9 +270,9 @@ impl Executor {
             .execute(&operation.document, &operation.operation, variables)
         {
             Ok(response) => {
-                if let Value::Object(root) = data {
+                if let Data::Object(root) = data {
                     for (key, value) in response.data {
-                        root.insert(key, value);
+                        root.insert(key, Data::from(value));
                     }
                 }
                 errors.extend(response.errors.into_iter().map(merge::introspection_error));
@@ -325,7 +327,7 @@ fn write_json(out: &mut Vec<u8>, value: &(impl serde::Serialize + ?Sized)) {
 /// The state of one plan run: merged data and errors so far.
 struct Run<'a> {
     executor: &'a Executor,
-    data: Mutex<Value>,
+    data: Mutex<Data>,
     errors: Mutex<Vec<GraphQLError>>,
     variables: &'a Map<String, Value>,
     headers: &'a [(HeaderName, HeaderValue)],
@@ -335,7 +337,7 @@ struct Run<'a> {
 #[derive(Deserialize)]
 struct SubgraphResponse {
     #[serde(default)]
-    data: Option<Value>,
+    data: Option<Data>,
     #[serde(default)]
     errors: Option<Vec<Value>>,
 }
@@ -445,7 +447,7 @@ impl<'a> Run<'a> {
                         all.push(merge::subgraph_error(error, &fetch.service_name));
                     }
                 }
-                if let Some(data @ Value::Object(_)) = response.data {
+                if let Some(data @ Data::Object(_)) = response.data {
                     let mut root = self.data.lock().expect("data lock poisoned");
                     merge::deep_merge(&mut root, data);
                 }
@@ -503,11 +505,7 @@ impl<'a> Run<'a> {
                         }
                         write_json(&mut scratch, &representation);
                     }
-                    let hash = {
-                        let mut hasher = std::hash::DefaultHasher::new();
-                        std::hash::Hasher::write(&mut hasher, &scratch);
-                        std::hash::Hasher::finish(&hasher)
-                    };
+                    let hash = fnv1a(&scratch);
                     let existing = seen
                         .get(&hash)
                         .filter(|(_, range)| body[range.clone()] == scratch[..])
@@ -562,8 +560,8 @@ impl<'a> Run<'a> {
                     }
                 }
                 let mut entities = match response.data {
-                    Some(Value::Object(mut data)) => match data.remove("_entities") {
-                        Some(Value::Array(entities)) => entities,
+                    Some(Data::Object(mut data)) => match data.shift_remove("_entities") {
+                        Some(Data::Array(entities)) => entities,
                         _ => Vec::new(),
                     },
                     _ => Vec::new(),

@@ -11,6 +11,8 @@ use apollo_compiler::validation::Valid;
 use apollo_compiler::{ExecutableDocument, Node, Schema};
 use serde_json::{Map, Value};
 
+use super::data::{Map as DataMap, Value as Data};
+
 use super::merge::type_matches;
 use super::write_json;
 use crate::error::{GraphQLError, PathSegment};
@@ -21,10 +23,10 @@ pub(crate) fn write_response(
     schema: &Valid<Schema>,
     operation: &PreparedOperation,
     variables: &Map<String, Value>,
-    data: &Value,
+    data: &Data,
     mut errors: Vec<GraphQLError>,
 ) -> Vec<u8> {
-    let empty = Map::new();
+    let empty = DataMap::new();
     let root = data.as_object().unwrap_or(&empty);
     let mut shaper = Shaper {
         schema,
@@ -92,7 +94,7 @@ enum Sets<'a, 'g> {
 impl<'a> Shaper<'a> {
     fn write_object(
         &mut self,
-        object: &'a Map<String, Value>,
+        object: &'a DataMap,
         type_name: &'a str,
         sets: Sets<'a, '_>,
     ) -> Result<(), Bubble> {
@@ -113,7 +115,7 @@ impl<'a> Shaper<'a> {
 
     fn write_fields(
         &mut self,
-        object: &'a Map<String, Value>,
+        object: &'a DataMap,
         type_name: &'a str,
         fields: &Collected<'a>,
     ) -> Result<(), Bubble> {
@@ -162,7 +164,7 @@ impl<'a> Shaper<'a> {
 
     fn complete(
         &mut self,
-        value: Option<&'a Value>,
+        value: Option<&'a Data>,
         ty: &'a Type,
         group: &[&'a Node<Field>],
         parent_type: &str,
@@ -181,18 +183,18 @@ impl<'a> Shaper<'a> {
 
     fn complete_inner(
         &mut self,
-        value: Option<&'a Value>,
+        value: Option<&'a Data>,
         ty: &'a Type,
         group: &[&'a Node<Field>],
         parent_type: &str,
     ) -> Result<(), Bubble> {
         let value = match value {
-            Some(Value::Null) | None => return self.null(ty, group[0], parent_type),
+            Some(Data::Null) | None => return self.null(ty, group[0], parent_type),
             Some(value) => value,
         };
         match ty {
             Type::List(inner) | Type::NonNullList(inner) => {
-                let Value::Array(items) = value else {
+                let Data::Array(items) = value else {
                     return self.null(ty, group[0], parent_type);
                 };
                 self.out.push(b'[');
@@ -213,7 +215,7 @@ impl<'a> Shaper<'a> {
                     write_json(&mut self.out, value);
                     return Ok(());
                 }
-                let Value::Object(object) = value else {
+                let Data::Object(object) = value else {
                     return self.null(ty, group[0], parent_type);
                 };
                 let concrete = self.concrete_type(name.as_str(), object);
@@ -268,11 +270,11 @@ impl<'a> Shaper<'a> {
             .collect()
     }
 
-    fn concrete_type(&self, declared: &'a str, object: &'a Map<String, Value>) -> &'a str {
+    fn concrete_type(&self, declared: &'a str, object: &'a DataMap) -> &'a str {
         if self.schema.get_object(declared).is_some() {
             return declared;
         }
-        match object.get("__typename").and_then(Value::as_str) {
+        match object.get("__typename").and_then(Data::as_str) {
             Some(typename) if self.schema.types.contains_key(typename) => typename,
             _ => declared,
         }
@@ -356,7 +358,7 @@ mod tests {
         let op =
             PreparedOperation::new(&executor, document, None, QueryPlan { node: None }).unwrap();
         let variables = variables.as_object().cloned().unwrap_or_default();
-        let out = write_response(&schema, &op, &variables, &data, errors);
+        let out = write_response(&schema, &op, &variables, &Data::from(data), errors);
         serde_json::from_slice(&out).unwrap()
     }
 

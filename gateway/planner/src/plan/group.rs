@@ -429,4 +429,52 @@ mod tests {
         };
         assert_eq!(selections.len(), 3);
     }
+
+    #[test]
+    fn sibling_fetches_merge_and_dependants_follow() {
+        let key = |k: &str| PathElement::Key(k.into());
+        let on = |t: &str| PathElement::TypeCondition(vec![t.into()]);
+        let entity = |path: Vec<PathElement>, field: &str, dep: usize| {
+            let mut g = Group::new(1, true, path);
+            g.sel.add_field(&[], None, field, "", "", false);
+            g.deps.insert(dep);
+            g.contribute(&[]);
+            g
+        };
+        let mut root = Group::new(0, false, vec![]);
+        root.contribute(&[]);
+        let mut groups = vec![
+            root,
+            entity(vec![key("a"), on("A"), key("b")], "x", 0),
+            entity(vec![key("a"), on("B"), key("b")], "x", 0),
+            entity(vec![key("a"), on("B"), key("b"), key("c")], "y", 2),
+            // Same shape, other selection: stays apart.
+            entity(vec![key("a"), on("C"), key("b")], "z", 0),
+        ];
+        merge_sibling_groups(&mut groups);
+        assert_eq!(groups.len(), 4);
+        assert_eq!(groups[1].path_key, "a|[A,B].b");
+        assert_eq!(groups[2].path_key, "a|[B].b.c");
+        assert_eq!(groups[2].deps, BTreeSet::from([1]));
+        assert_eq!(groups[3].path_key, "a|[C].b");
+    }
+
+    #[test]
+    fn a_fetch_waiting_for_its_sibling_is_not_merged_into_it() {
+        let on = |t: &str| PathElement::TypeCondition(vec![t.into()]);
+        let mut groups: Vec<Group> = ["A", "B"]
+            .iter()
+            .map(|t| {
+                let mut g = Group::new(1, true, vec![PathElement::Key("a".into()), on(t)]);
+                g.path.push(PathElement::Key("b".into()));
+                g.path_key = crate::plan::display::path_string(&g.path);
+                g.sel.add_field(&[], None, "x", "", "", false);
+                g.contribute(&[]);
+                g
+            })
+            .collect();
+        groups[1].deps.insert(0);
+        merge_sibling_groups(&mut groups);
+        assert_eq!(groups.len(), 2);
+    }
 }
