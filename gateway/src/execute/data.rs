@@ -11,6 +11,104 @@ use serde::de::{Deserialize, Deserializer, MapAccess, SeqAccess, Visitor};
 use serde::ser::{Serialize, SerializeMap, SerializeSeq, Serializer};
 use serde_json::Number;
 
+/// Strings up to this many bytes are stored inline, without a heap allocation.
+const INLINE: usize = 22;
+
+/// An immutable string that keeps short values (most keys, ids and type names) inline.
+#[derive(Clone)]
+pub(crate) struct Str(Repr);
+
+/// Private so that inline bytes can only come from [`Str::new`], which copies a whole `&str`.
+#[derive(Clone)]
+enum Repr {
+    /// The first `len` bytes of the array.
+    Inline(u8, [u8; INLINE]),
+    Heap(Box<str>),
+}
+
+impl Str {
+    /// A copy of `s`.
+    pub(crate) fn new(s: &str) -> Self {
+        if s.len() <= INLINE {
+            let mut bytes = [0; INLINE];
+            bytes[..s.len()].copy_from_slice(s.as_bytes());
+            Str(Repr::Inline(s.len() as u8, bytes))
+        } else {
+            Str(Repr::Heap(s.into()))
+        }
+    }
+
+    /// `s`, reusing its buffer when it is too long to inline.
+    pub(crate) fn from_string(s: String) -> Self {
+        if s.len() <= INLINE {
+            Self::new(&s)
+        } else {
+            Str(Repr::Heap(s.into_boxed_str()))
+        }
+    }
+
+    /// The UTF-8 bytes.
+    pub(crate) fn as_bytes(&self) -> &[u8] {
+        match &self.0 {
+            Repr::Inline(len, bytes) => &bytes[..usize::from(*len)],
+            Repr::Heap(s) => s.as_bytes(),
+        }
+    }
+
+    /// The string.
+    pub(crate) fn as_str(&self) -> &str {
+        match &self.0 {
+            // SAFETY: `Repr::Inline` is only built by `Str::new`, from all the bytes of a `&str`,
+            // and never mutated, so the bytes are valid UTF-8. (Checking costs ~5% of a request:
+            // every key lookup and every string written to the client goes through here.)
+            Repr::Inline(..) => unsafe { std::str::from_utf8_unchecked(self.as_bytes()) },
+            Repr::Heap(s) => s,
+        }
+    }
+}
+
+impl PartialEq for Str {
+    fn eq(&self, other: &Self) -> bool {
+        self.as_bytes() == other.as_bytes()
+    }
+}
+
+impl fmt::Debug for Str {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        fmt::Debug::fmt(self.as_str(), f)
+    }
+}
+
+impl From<&str> for Str {
+    fn from(s: &str) -> Self {
+        Str::new(s)
+    }
+}
+
+impl<'de> Deserialize<'de> for Str {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        deserializer.deserialize_str(StrVisitor)
+    }
+}
+
+struct StrVisitor;
+
+impl Visitor<'_> for StrVisitor {
+    type Value = Str;
+
+    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("a string")
+    }
+
+    fn visit_str<E>(self, s: &str) -> Result<Str, E> {
+        Ok(Str::new(s))
+    }
+
+    fn visit_string<E>(self, s: String) -> Result<Str, E> {
+        Ok(Str::from_string(s))
+    }
+}
+
 /// A JSON value from a subgraph response (or the merged data built from them).
 #[derive(Debug, Clone, Default, PartialEq)]
 pub(crate) enum Value {
@@ -22,7 +120,7 @@ pub(crate) enum Value {
     /// Any JSON number.
     Number(Number),
     /// A string.
-    String(String),
+    String(Str),
     /// A list.
     Array(Vec<Value>),
     /// An object.
@@ -32,7 +130,7 @@ pub(crate) enum Value {
 /// A JSON object: entries in insertion order, keys unique, looked up by linear scan.
 #[derive(Debug, Clone, Default, PartialEq)]
 pub(crate) struct Map {
-    entries: Vec<(String, Value)>,
+    entries: Vec<(Str, Value)>,
 }
 
 impl Map {
@@ -43,20 +141,28 @@ impl Map {
 
     /// The value under `key`.
     pub(crate) fn get(&self, key: &str) -> Option<&Value> {
-        self.entries.iter().find(|(k, _)| k == key).map(|(_, v)| v)
+        let key = key.as_bytes();
+        self.entries
+            .iter()
+            .find(|(k, _)| k.as_bytes() == key)
+            .map(|(_, v)| v)
     }
 
     /// The value under `key`, for writing.
     pub(crate) fn get_mut(&mut self, key: &str) -> Option<&mut Value> {
+        self.get_mut_bytes(key.as_bytes())
+    }
+
+    fn get_mut_bytes(&mut self, key: &[u8]) -> Option<&mut Value> {
         self.entries
             .iter_mut()
-            .find(|(k, _)| k == key)
+            .find(|(k, _)| k.as_bytes() == key)
             .map(|(_, v)| v)
     }
 
     /// Sets `key` (keeping its position when it exists); returns the value it replaced.
-    pub(crate) fn insert(&mut self, key: String, value: Value) -> Option<Value> {
-        match self.get_mut(&key) {
+    pub(crate) fn insert(&mut self, key: Str, value: Value) -> Option<Value> {
+        match self.get_mut_bytes(key.as_bytes()) {
             Some(slot) => Some(std::mem::replace(slot, value)),
             None => {
                 self.entries.push((key, value));
@@ -65,22 +171,29 @@ impl Map {
         }
     }
 
+    /// Appends an entry whose key the caller has just looked up and not found.
+    pub(crate) fn push_new(&mut self, key: Str, value: Value) {
+        debug_assert!(self.get(key.as_str()).is_none());
+        self.entries.push((key, value));
+    }
+
     /// Removes `key`, keeping the order of the other entries.
     pub(crate) fn shift_remove(&mut self, key: &str) -> Option<Value> {
-        let index = self.entries.iter().position(|(k, _)| k == key)?;
+        let key = key.as_bytes();
+        let index = self.entries.iter().position(|(k, _)| k.as_bytes() == key)?;
         Some(self.entries.remove(index).1)
     }
 
     /// The entries in order.
     #[cfg(test)]
-    pub(crate) fn iter(&self) -> impl Iterator<Item = (&String, &Value)> {
-        self.entries.iter().map(|(k, v)| (k, v))
+    pub(crate) fn iter(&self) -> impl Iterator<Item = (&str, &Value)> {
+        self.entries.iter().map(|(k, v)| (k.as_str(), v))
     }
 }
 
 impl IntoIterator for Map {
-    type Item = (String, Value);
-    type IntoIter = std::vec::IntoIter<(String, Value)>;
+    type Item = (Str, Value);
+    type IntoIter = std::vec::IntoIter<(Str, Value)>;
     fn into_iter(self) -> Self::IntoIter {
         self.entries.into_iter()
     }
@@ -102,7 +215,7 @@ impl Value {
     /// The string, if this is one.
     pub(crate) fn as_str(&self) -> Option<&str> {
         match self {
-            Value::String(s) => Some(s),
+            Value::String(s) => Some(s.as_str()),
             _ => None,
         }
     }
@@ -152,12 +265,15 @@ impl From<serde_json::Value> for Value {
             serde_json::Value::Null => Value::Null,
             serde_json::Value::Bool(b) => Value::Bool(b),
             serde_json::Value::Number(n) => Value::Number(n),
-            serde_json::Value::String(s) => Value::String(s),
+            serde_json::Value::String(s) => Value::String(Str::from_string(s)),
             serde_json::Value::Array(items) => {
                 Value::Array(items.into_iter().map(Value::from).collect())
             }
             serde_json::Value::Object(object) => Value::Object(Map {
-                entries: object.into_iter().map(|(k, v)| (k, v.into())).collect(),
+                entries: object
+                    .into_iter()
+                    .map(|(k, v)| (Str::from_string(k), v.into()))
+                    .collect(),
             }),
         }
     }
@@ -169,7 +285,7 @@ impl Serialize for Value {
             Value::Null => serializer.serialize_unit(),
             Value::Bool(b) => serializer.serialize_bool(*b),
             Value::Number(n) => n.serialize(serializer),
-            Value::String(s) => serializer.serialize_str(s),
+            Value::String(s) => serializer.serialize_str(s.as_str()),
             Value::Array(items) => {
                 let mut seq = serializer.serialize_seq(Some(items.len()))?;
                 for item in items {
@@ -180,7 +296,7 @@ impl Serialize for Value {
             Value::Object(object) => {
                 let mut map = serializer.serialize_map(Some(object.entries.len()))?;
                 for (k, v) in &object.entries {
-                    map.serialize_entry(k, v)?;
+                    map.serialize_entry(k.as_str(), v)?;
                 }
                 map.end()
             }
@@ -232,11 +348,11 @@ impl<'de> Visitor<'de> for ValueVisitor {
     }
 
     fn visit_str<E>(self, s: &str) -> Result<Value, E> {
-        Ok(Value::String(s.to_owned()))
+        Ok(Value::String(Str::new(s)))
     }
 
     fn visit_string<E>(self, s: String) -> Result<Value, E> {
-        Ok(Value::String(s))
+        Ok(Value::String(Str::from_string(s)))
     }
 
     fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Value, A::Error> {
@@ -251,7 +367,7 @@ impl<'de> Visitor<'de> for ValueVisitor {
         let mut map = Map {
             entries: Vec::with_capacity(access.size_hint().unwrap_or(4).min(64)),
         };
-        while let Some((key, value)) = access.next_entry::<String, Value>()? {
+        while let Some((key, value)) = access.next_entry::<Str, Value>()? {
             // A repeated key keeps its first position and its last value, like serde_json.
             map.insert(key, value);
         }
@@ -284,15 +400,25 @@ mod tests {
     }
 
     #[test]
+    fn long_and_short_strings_compare_by_content() {
+        let long = "a string that is too long to be stored inline";
+        let value: Value = serde_json::from_str(&format!(r#"["ab","{long}"]"#)).unwrap();
+        assert_eq!(value[0].as_str(), Some("ab"));
+        assert_eq!(value[1].as_str(), Some(long));
+        let accented = "é".repeat(INLINE / 2);
+        assert!(matches!(Str::new(&accented).0, Repr::Inline(..)));
+        assert_eq!(Str::new(&accented).as_str(), accented);
+        assert!(matches!(Str::new(long).0, Repr::Heap(_)));
+        assert_eq!(Str::new(long), Str::from_string(long.to_owned()));
+    }
+
+    #[test]
     fn map_edits_keep_positions() {
         let mut map = Map::new();
         map.insert("a".into(), Value::Bool(true));
         map.insert("b".into(), Value::Null);
         assert_eq!(map.insert("a".into(), Value::Null), Some(Value::Bool(true)));
         assert_eq!(map.shift_remove("a"), Some(Value::Null));
-        assert_eq!(
-            map.iter().map(|(k, _)| k.as_str()).collect::<Vec<_>>(),
-            ["b"]
-        );
+        assert_eq!(map.iter().map(|(k, _)| k).collect::<Vec<_>>(), ["b"]);
     }
 }

@@ -311,7 +311,7 @@ fn select_into(
                 } else {
                     select_value(value, selections, schema)?
                 };
-                out.insert(name.clone(), copied);
+                out.insert(name.as_str().into(), copied);
             }
             RequiresSelection::InlineFragment {
                 type_condition,
@@ -366,13 +366,13 @@ pub(crate) fn apply_rewrite(value: &mut Value, rewrite: &ValueRewrite, schema: &
     match rewrite {
         ValueRewrite::SetValue { path, value: new } => {
             rewrite_at(value, path, schema, &mut |obj, key| {
-                obj.insert(key.to_owned(), Value::from(new.clone()));
+                obj.insert(key.into(), Value::from(new.clone()));
             })
         }
         ValueRewrite::RenameKey { path, rename_to } => {
             rewrite_at(value, path, schema, &mut |obj, key| {
                 if let Some(v) = obj.shift_remove(key) {
-                    obj.insert(rename_to.clone(), v);
+                    obj.insert(rename_to.as_str().into(), v);
                 }
             })
         }
@@ -425,11 +425,9 @@ pub(crate) fn deep_merge(target: &mut Value, source: Value) {
     match (target, source) {
         (Value::Object(target), Value::Object(source)) => {
             for (key, value) in source {
-                match target.get_mut(&key) {
+                match target.get_mut(key.as_str()) {
                     Some(existing) => deep_merge(existing, value),
-                    None => {
-                        target.insert(key, value);
-                    }
+                    None => target.push_new(key, value),
                 }
             }
         }

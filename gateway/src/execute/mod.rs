@@ -8,6 +8,7 @@ mod merge;
 mod shape;
 
 use std::collections::HashMap;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -241,17 +242,25 @@ impl Executor {
             errors: Mutex::new(Vec::new()),
             variables,
             headers,
+            bytes_in: AtomicUsize::new(0),
         };
         if let Some(node) = &operation.exec {
             run.node(node, &[]).await;
         }
-        let Run { data, errors, .. } = run;
+        let Run {
+            data,
+            errors,
+            bytes_in,
+            ..
+        } = run;
         let mut data = data.into_inner().expect("data lock poisoned");
         let mut errors = errors.into_inner().expect("errors lock poisoned");
         if operation.has_introspection {
             self.resolve_introspection(operation, variables, &mut data, &mut errors);
         }
-        write_response(&self.schema, operation, variables, &data, errors)
+        // The client response is about as large as what the subgraphs sent: size the buffer once.
+        let capacity = bytes_in.into_inner().clamp(1024, 8 << 20);
+        write_response(&self.schema, operation, variables, &data, errors, capacity)
     }
 }
 
@@ -272,7 +281,7 @@ impl Executor {
             Ok(response) => {
                 if let Data::Object(root) = data {
                     for (key, value) in response.data {
-                        root.insert(key, Data::from(value));
+                        root.insert(data::Str::from_string(key), Data::from(value));
                     }
                 }
                 errors.extend(response.errors.into_iter().map(merge::introspection_error));
@@ -331,6 +340,8 @@ struct Run<'a> {
     errors: Mutex<Vec<GraphQLError>>,
     variables: &'a Map<String, Value>,
     headers: &'a [(HeaderName, HeaderValue)],
+    /// Total size of the subgraph response bodies, to size the client response buffer.
+    bytes_in: AtomicUsize,
 }
 
 /// A subgraph response body. `errors` stay loose JSON so odd shapes are not fatal.
@@ -421,6 +432,7 @@ impl<'a> Run<'a> {
             )
             .await
             .map_err(|err| err.to_string())?;
+        self.bytes_in.fetch_add(bytes.len(), Ordering::Relaxed);
         serde_json::from_slice::<SubgraphResponse>(&bytes)
             .map_err(|err| format!("invalid JSON in the response: {err}"))
     }

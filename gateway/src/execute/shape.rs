@@ -25,6 +25,7 @@ pub(crate) fn write_response(
     variables: &Map<String, Value>,
     data: &Data,
     mut errors: Vec<GraphQLError>,
+    capacity: usize,
 ) -> Vec<u8> {
     let empty = DataMap::new();
     let root = data.as_object().unwrap_or(&empty);
@@ -34,7 +35,7 @@ pub(crate) fn write_response(
         variables,
         errors: &mut errors,
         path: Vec::with_capacity(16),
-        out: Vec::with_capacity(4096),
+        out: Vec::with_capacity(capacity),
         pool: Vec::new(),
     };
     shaper.out.extend_from_slice(b"{\"data\":");
@@ -358,7 +359,7 @@ mod tests {
         let op =
             PreparedOperation::new(&executor, document, None, QueryPlan { node: None }).unwrap();
         let variables = variables.as_object().cloned().unwrap_or_default();
-        let out = write_response(&schema, &op, &variables, &Data::from(data), errors);
+        let out = write_response(&schema, &op, &variables, &Data::from(data), errors, 64);
         serde_json::from_slice(&out).unwrap()
     }
 
