@@ -12,7 +12,6 @@ use apollo_compiler::{ExecutableDocument, Node, Schema};
 use serde_json::{Map, Value};
 
 use super::data::{Map as DataMap, Value as Data};
-
 use super::merge::type_matches;
 use super::write_json;
 use crate::error::{GraphQLError, PathSegment};
