@@ -12,7 +12,7 @@ use apollo_compiler::ExecutableDocument;
 use libtest_mimic::{Arguments, Failed, Trial};
 use switchyard_gateway::planner::{PlanOptions, QueryPlanner, Supergraph};
 use switchyard_gateway::GatewayConfig;
-use switchyard_testkit::{match_response, post_json, start_subgraphs, Case, RunningSubgraphs};
+use switchyard_testkit::{match_response, post_json, start_subgraphs, Case};
 
 /// How long one case may take end to end before it is reported as hung.
 const CASE_TIMEOUT: Duration = Duration::from_secs(30);
@@ -198,27 +198,7 @@ async fn execute_case(case: &Case, sdl: &str) -> Result<(), String> {
     if problems.is_empty() {
         Ok(())
     } else {
-        problems.push(describe_requests(&subgraphs));
+        problems.push(subgraphs.describe_requests());
         Err(problems.join("\n"))
     }
-}
-
-/// What each subgraph received, to tell planner mistakes from executor mistakes.
-fn describe_requests(subgraphs: &RunningSubgraphs) -> String {
-    let mut out = String::from("subgraph requests received:");
-    for (name, handle) in &subgraphs.handles {
-        for request in handle.requests() {
-            let query = request.body.get("query").and_then(|q| q.as_str());
-            let variables = request
-                .body
-                .get("variables")
-                .map(|v| v.to_string())
-                .unwrap_or_default();
-            match query {
-                Some(q) => out.push_str(&format!("\n  {name}: {q}  variables: {variables}")),
-                None => out.push_str(&format!("\n  {name}: {}", request.body)),
-            }
-        }
-    }
-    out
 }

@@ -122,8 +122,8 @@ mod exec {
     use serde_json::{json, Map, Value};
     use switchyard_gateway::GatewayConfig;
     use switchyard_testkit::extract::TypeModel;
+    use switchyard_testkit::SubgraphModel;
     use switchyard_testkit::{match_response, post_json, start_subgraphs, SupergraphSource};
-    use switchyard_testkit::{RunningSubgraphs, SubgraphModel};
 
     /// Valid cases that cannot run end to end, with the reason (kept deliberately short).
     pub const SKIPPED: &[(&str, &str)] = &[];
@@ -821,25 +821,15 @@ mod exec {
                 plan.must_hit,
                 plan.must_jump,
                 plan.idle,
-                describe(&subgraphs)
+                subgraphs.describe_requests()
             );
         }
         if problems.is_empty() {
             Ok(())
         } else {
-            problems.push(describe(&subgraphs));
+            problems.push(subgraphs.describe_requests());
             Err(problems.join("\n"))
         }
-    }
-
-    fn describe(subgraphs: &RunningSubgraphs) -> String {
-        let mut out = String::from("subgraph requests:");
-        for (name, handle) in &subgraphs.handles {
-            for r in handle.requests() {
-                out.push_str(&format!("\n  {name}: {}", r.body));
-            }
-        }
-        out
     }
 }
 

@@ -107,6 +107,27 @@ pub struct RunningSubgraphs {
 }
 
 impl RunningSubgraphs {
+    /// Every request each subgraph received (query and variables), for failure messages that
+    /// tell planner mistakes from executor mistakes.
+    pub fn describe_requests(&self) -> String {
+        let mut out = String::from("subgraph requests received:");
+        for (name, handle) in &self.handles {
+            for request in handle.requests() {
+                let query = request.body.get("query").and_then(|q| q.as_str());
+                let variables = request
+                    .body
+                    .get("variables")
+                    .map(|v| v.to_string())
+                    .unwrap_or_default();
+                match query {
+                    Some(q) => out.push_str(&format!("\n  {name}: {q}  variables: {variables}")),
+                    None => out.push_str(&format!("\n  {name}: {}", request.body)),
+                }
+            }
+        }
+        out
+    }
+
     /// A URL on a loopback port that is bound but not listening, so connections are refused.
     fn reserve_closed_port(&mut self) -> Result<String, TestkitError> {
         let socket = tokio::net::TcpSocket::new_v4()?;
