@@ -10,6 +10,7 @@
 //! - [`telemetry`]: tracing init with `RUST_LOG` filters and optional JSON.
 //! - [`schema`]: the federation SDL for `--print-schema` and the shared CLI flags.
 //! - [`db`]: SQLite/PostgreSQL pools behind `sqlx::Any`.
+//! - [`pagination`]: the shared `PageInfo` type and opaque cursors.
 //! - [`events`]: the event bus with a transactional outbox and idempotent consumers — the only
 //!   way data moves between services besides federated entities.
 //!
@@ -92,6 +93,7 @@
 pub mod config;
 pub mod db;
 pub mod events;
+pub mod pagination;
 pub mod schema;
 pub mod server;
 pub mod telemetry;

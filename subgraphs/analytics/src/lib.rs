@@ -1,0 +1,1 @@
+//! The analytics subgraph service (being built).

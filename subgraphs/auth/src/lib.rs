@@ -1,0 +1,1 @@
+//! The auth subgraph service (being built).

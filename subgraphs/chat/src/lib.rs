@@ -1,0 +1,1 @@
+//! The chat subgraph service (being built).

@@ -1,0 +1,1 @@
+//! The content subgraph service (being built).

@@ -1,0 +1,1 @@
+//! The profile subgraph service (being built).
