@@ -1,19 +1,17 @@
-//! `switchyard dev`: the whole stack in one process on embedded defaults.
+//! `switchyard dev` (what `cargo run` runs): the whole platform on embedded defaults.
 //!
-//! Until the platform's own services exist, the stack is the 4-subgraph demo workload (accounts,
-//! products, inventory, reviews), each subgraph on its own loopback port, behind the gateway. The
-//! supergraph is composed at start-up from the subgraphs' own SDLs, so it can never drift from them.
+//! Every service on its own loopback port with its own store under one data directory, the
+//! supergraph composed from their schemas, the gateway on 127.0.0.1:4000, demo data on the first
+//! run. A second run reuses the data directory.
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
 
 use anyhow::{Context, Result};
-use switchyard_compose::SubgraphSource;
-use switchyard_demo_subgraphs::DemoSubgraph;
-use switchyard_gateway::{Gateway, GatewayConfig};
-
-/// A query to paste into GraphiQL that crosses all four subgraphs.
-const SAMPLE_QUERY: &str = "{ topProducts(first: 2) { name price inStock shippingEstimate reviews { body author { username } } } }";
+use switchyard::client::GraphQLClient;
+use switchyard::seed;
+use switchyard::stack::{Stack, StackOptions, SERVICES};
+use switchyard_gateway::GatewayConfig;
 
 /// Options of `switchyard dev`.
 #[derive(Debug, Clone, clap::Args)]
@@ -24,59 +22,77 @@ pub struct DevArgs {
     /// Gateway config file (TOML).
     #[arg(long, env = "SWITCHYARD_CONFIG")]
     pub config: Option<PathBuf>,
+    /// Where every service keeps its data (`<dir>/<service>/`).
+    #[arg(long, env = "SWITCHYARD_DATA_DIR", default_value = "data")]
+    pub data_dir: PathBuf,
+    /// Do not create demo data on the first run.
+    #[arg(long)]
+    pub no_seed: bool,
+    /// Redis for the event bus (default: the in-process bus).
+    #[arg(long, env = "REDIS_URL")]
+    pub redis_url: Option<String>,
 }
 
 impl Default for DevArgs {
     fn default() -> Self {
-        Self {
-            listen: SocketAddr::from(([127, 0, 0, 1], 4000)),
-            config: std::env::var_os("SWITCHYARD_CONFIG").map(PathBuf::from),
+        use clap::Parser;
+        #[derive(Parser)]
+        struct Defaults {
+            #[command(flatten)]
+            args: DevArgs,
         }
+        // Parsing no arguments applies the same defaults and environment as `switchyard dev`.
+        Defaults::parse_from(["switchyard"]).args
     }
 }
 
-/// Starts every subgraph, then the gateway over them, and serves until Ctrl-C.
+/// Starts the stack, seeds it once, and serves until Ctrl-C or SIGTERM.
 pub async fn run(args: DevArgs) -> Result<()> {
-    let mut sources = Vec::new();
-    let mut subgraph_tasks = Vec::new();
-    for subgraph in DemoSubgraph::ALL {
-        let listener = tokio::net::TcpListener::bind(("127.0.0.1", 0))
-            .await
-            .context("binding a subgraph port")?;
-        let addr = listener.local_addr()?;
-        sources.push(SubgraphSource::new(
-            subgraph.name(),
-            format!("http://{addr}/graphql"),
-            switchyard_demo_subgraphs::sdl(subgraph),
-        ));
-        tracing::info!(
-            subgraph = subgraph.name(),
-            "subgraph on http://{addr}/graphql"
-        );
-        subgraph_tasks.push(tokio::spawn(switchyard_demo_subgraphs::serve(
-            subgraph, listener,
-        )));
-    }
+    let mut options = StackOptions::embedded(&args.data_dir, args.listen);
+    options.gateway = GatewayConfig::load(args.config.as_deref())?;
+    options.redis_url = args.redis_url.clone();
+    let stack = Stack::start(options).await?;
+    let client = GraphQLClient::new(stack.graphql_url());
 
-    let supergraph = switchyard_compose::compose(&sources)
-        .context("composing the demo subgraphs")?
-        .supergraph_sdl;
-    let mut config = GatewayConfig::load(args.config.as_deref())?;
-    config.listen = args.listen;
-    let gateway = Gateway::from_supergraph_sdl(&supergraph, config)
-        .context("loading the composed supergraph")?;
-    let listener = tokio::net::TcpListener::bind(args.listen)
-        .await
-        .with_context(|| format!("listening on {} (is another stack running?)", args.listen))?;
-    let addr = listener.local_addr()?;
-    println!("Switchyard is up.");
-    println!("  GraphiQL:  http://{addr}/graphql");
-    println!("  Try:       curl -s http://{addr}/graphql -H 'content-type: application/json' \\");
-    println!("               -d '{{\"query\":\"{SAMPLE_QUERY}\"}}'");
-    println!("Ctrl-C stops everything.");
-    switchyard_gateway::serve(listener, gateway, crate::shutdown_signal()).await?;
-    for task in subgraph_tasks {
-        task.abort();
+    let seeded = if args.no_seed {
+        None
+    } else {
+        Some(
+            seed::seed_once(&client, &args.data_dir)
+                .await
+                .context("seeding demo data")?,
+        )
+    };
+
+    println!("Switchyard is up (data in {}).", args.data_dir.display());
+    println!("  GraphiQL:  {}", stack.graphql_url());
+    for name in SERVICES {
+        println!(
+            "  {name:<10} {} (reached through the gateway)",
+            stack.service_url(name).unwrap_or_default()
+        );
     }
-    Ok(())
+    if let Some(seeded) = &seeded {
+        let query = format!(
+            "{{ connectionDegree(from: \"{}\", to: \"{}\") {{ degree path {{ handle displayName headline }} }} }}",
+            seeded.id("amit"),
+            seeded.id("amrita")
+        );
+        println!(
+            "  Members:   {} — log in as <handle>@example.com, password in {}",
+            seed::MEMBERS.map(|m| m.0).join(", "),
+            seed::seed_file(&args.data_dir).display()
+        );
+        println!("  Try:       {query}");
+        println!(
+            "  or:        curl -s {} -H 'content-type: application/json' -d '{}'",
+            stack.graphql_url(),
+            serde_json::json!({ "query": query })
+        );
+    }
+    println!("Ctrl-C stops everything.");
+
+    crate::shutdown_signal().await;
+    println!("Stopping…");
+    stack.shutdown().await
 }

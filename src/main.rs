@@ -1,6 +1,7 @@
-//! The `switchyard` CLI: thin wiring over the gateway, planner and demo crates.
+//! The `switchyard` CLI: thin wiring over the gateway, planner, composer and service crates.
 
 mod cli;
+mod demo;
 mod dev;
 
 use std::net::SocketAddr;
@@ -31,6 +32,8 @@ struct Cli {
 enum Command {
     /// Run the whole stack on embedded defaults: the subgraphs and the gateway (the default).
     Dev(dev::DevArgs),
+    /// Run the 4-subgraph benchmark workload (accounts, products, inventory, reviews) behind the gateway.
+    Demo(demo::DemoArgs),
     /// Serve a supergraph composed by any Federation 2 composer.
     Gateway(GatewayArgs),
     /// Print the query plan for an operation.
@@ -81,6 +84,7 @@ fn main() -> ExitCode {
     init_tracing(&cli.log, cli.log_json);
     let result = match cli.command.unwrap_or(Command::Dev(dev::DevArgs::default())) {
         Command::Dev(args) => runtime().and_then(|rt| rt.block_on(dev::run(args))),
+        Command::Demo(args) => runtime().and_then(|rt| rt.block_on(demo::run(args))),
         Command::Gateway(args) => runtime().and_then(|rt| rt.block_on(run_gateway(args))),
         Command::Plan(args) => run_plan(args),
         Command::Compose(args) => cli::compose::run_compose(args),

@@ -12,8 +12,14 @@ use serde::Deserialize;
 pub struct GatewayConfig {
     /// Subgraph name -> URL, replacing the supergraph's `join__graph(url:)` for that subgraph.
     pub subgraph_url_overrides: HashMap<String, String>,
-    /// Per-subgraph request timeout.
+    /// Default subgraph request timeout (a subgraph's own `timeout` replaces it).
     pub subgraph_timeout: Duration,
+    /// Default circuit breaker for every subgraph.
+    pub circuit_breaker: BreakerSettings,
+    /// Default cap on in-flight requests to one subgraph; fetches over it fail at once.
+    pub subgraph_max_inflight: usize,
+    /// Per-subgraph replacements for the defaults above, by subgraph name.
+    pub subgraph_overrides: HashMap<String, SubgraphOverrides>,
     /// Address the HTTP server listens on.
     pub listen: SocketAddr,
     /// Largest accepted request body; bigger bodies get 413.
@@ -43,6 +49,9 @@ impl Default for GatewayConfig {
         Self {
             subgraph_url_overrides: HashMap::new(),
             subgraph_timeout: Duration::from_secs(30),
+            circuit_breaker: BreakerSettings::default(),
+            subgraph_max_inflight: 256,
+            subgraph_overrides: HashMap::new(),
             listen: SocketAddr::from(([127, 0, 0, 1], 4000)),
             max_body_bytes: 2 * 1024 * 1024,
             max_depth: 64,
@@ -56,6 +65,53 @@ impl Default for GatewayConfig {
             plan_cache_size: 1024,
         }
     }
+}
+
+/// When a subgraph's circuit opens and how long it stays open.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct BreakerSettings {
+    /// Whether the breaker is on; when off every request goes to the network.
+    pub enabled: bool,
+    /// Consecutive failures (connect error, timeout, HTTP 5xx) that open the circuit (at least 1).
+    pub failure_threshold: u32,
+    /// How long the circuit stays open before one probe request is let through.
+    pub cool_down: Duration,
+}
+
+impl Default for BreakerSettings {
+    fn default() -> Self {
+        Self {
+            enabled: true,
+            failure_threshold: 5,
+            cool_down: Duration::from_secs(5),
+        }
+    }
+}
+
+/// Settings one subgraph overrides (from `[subgraphs.<name>]`); `None` keeps the default.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct SubgraphOverrides {
+    /// Request timeout.
+    pub timeout: Option<Duration>,
+    /// Whether the circuit breaker is on.
+    pub circuit_breaker: Option<bool>,
+    /// Consecutive failures that open the circuit.
+    pub breaker_failure_threshold: Option<u32>,
+    /// How long the circuit stays open.
+    pub breaker_cool_down: Option<Duration>,
+    /// Most in-flight requests.
+    pub max_inflight: Option<usize>,
+}
+
+/// The resilience settings in force for one subgraph (defaults with its overrides applied).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct SubgraphPolicy {
+    /// Request timeout.
+    pub timeout: Duration,
+    /// Circuit breaker.
+    pub breaker: BreakerSettings,
+    /// Most in-flight requests; fetches over it fail at once.
+    pub max_inflight: usize,
 }
 
 /// Why the configuration could not be loaded.
@@ -87,12 +143,18 @@ pub enum ConfigError {
     },
 }
 
-/// The file format: every key optional, durations in milliseconds.
+/// The file format: every key optional; `*_ms` keys are milliseconds, other durations are
+/// either milliseconds (a number) or a string with a unit (`"250ms"`, `"2s"`, `"1m"`).
 #[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
 struct FileConfig {
     listen: Option<SocketAddr>,
     subgraph_timeout_ms: Option<u64>,
+    subgraph_timeout: Option<FileDuration>,
+    subgraph_max_inflight: Option<usize>,
+    circuit_breaker: Option<bool>,
+    breaker_failure_threshold: Option<u32>,
+    breaker_cool_down: Option<FileDuration>,
     max_body_bytes: Option<usize>,
     max_depth: Option<usize>,
     max_aliases: Option<usize>,
@@ -111,6 +173,55 @@ struct FileConfig {
 #[serde(deny_unknown_fields)]
 struct FileSubgraph {
     url: Option<String>,
+    timeout: Option<FileDuration>,
+    circuit_breaker: Option<bool>,
+    breaker_failure_threshold: Option<u32>,
+    breaker_cool_down: Option<FileDuration>,
+    max_inflight: Option<usize>,
+}
+
+/// A duration in the config file: milliseconds, or text with a unit.
+#[derive(Debug, Clone, Copy)]
+struct FileDuration(Duration);
+
+impl<'de> Deserialize<'de> for FileDuration {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        #[derive(Deserialize)]
+        #[serde(untagged)]
+        enum Raw {
+            Millis(u64),
+            Text(String),
+        }
+        match Raw::deserialize(deserializer)? {
+            Raw::Millis(ms) => Ok(FileDuration(Duration::from_millis(ms))),
+            Raw::Text(text) => parse_duration(&text)
+                .map(FileDuration)
+                .map_err(serde::de::Error::custom),
+        }
+    }
+}
+
+/// Parses `"250ms"`, `"2s"`, `"1.5s"`, `"1m"` or a bare number of milliseconds.
+pub(crate) fn parse_duration(text: &str) -> Result<Duration, String> {
+    let text = text.trim();
+    let split = text
+        .find(|c: char| !(c.is_ascii_digit() || c == '.'))
+        .unwrap_or(text.len());
+    let (number, unit) = text.split_at(split);
+    let value: f64 = number
+        .parse()
+        .map_err(|_| format!("expected a duration like \"2s\" or \"500ms\", got {text:?}"))?;
+    let seconds = match unit.trim() {
+        "" | "ms" => value / 1000.0,
+        "s" => value,
+        "m" => value * 60.0,
+        other => {
+            return Err(format!(
+                "unknown duration unit {other:?} in {text:?} (use ms, s or m)"
+            ))
+        }
+    };
+    Duration::try_from_secs_f64(seconds).map_err(|err| format!("{text:?}: {err}"))
 }
 
 impl GatewayConfig {
@@ -142,6 +253,18 @@ impl GatewayConfig {
         if let Some(v) = file.subgraph_timeout_ms {
             self.subgraph_timeout = Duration::from_millis(v);
         }
+        if let Some(v) = file.subgraph_timeout {
+            self.subgraph_timeout = v.0;
+        }
+        set(&mut self.subgraph_max_inflight, file.subgraph_max_inflight);
+        set(&mut self.circuit_breaker.enabled, file.circuit_breaker);
+        set(
+            &mut self.circuit_breaker.failure_threshold,
+            file.breaker_failure_threshold,
+        );
+        if let Some(v) = file.breaker_cool_down {
+            self.circuit_breaker.cool_down = v.0;
+        }
         set(&mut self.max_body_bytes, file.max_body_bytes);
         set(&mut self.max_depth, file.max_depth);
         set(&mut self.max_aliases, file.max_aliases);
@@ -155,6 +278,16 @@ impl GatewayConfig {
         }
         set(&mut self.override_labels, file.override_labels);
         for (name, sub) in file.subgraphs {
+            let overrides = SubgraphOverrides {
+                timeout: sub.timeout.map(|d| d.0),
+                circuit_breaker: sub.circuit_breaker,
+                breaker_failure_threshold: sub.breaker_failure_threshold,
+                breaker_cool_down: sub.breaker_cool_down.map(|d| d.0),
+                max_inflight: sub.max_inflight,
+            };
+            if overrides != SubgraphOverrides::default() {
+                self.subgraph_overrides.insert(name.clone(), overrides);
+            }
             if let Some(url) = sub.url {
                 self.subgraph_url_overrides.insert(name, url);
             }
@@ -179,6 +312,25 @@ impl GatewayConfig {
                 "SUBGRAPH_TIMEOUT_MS" => {
                     self.subgraph_timeout = Duration::from_millis(parse_env(&name, &value)?)
                 }
+                "SUBGRAPH_TIMEOUT" => {
+                    self.subgraph_timeout =
+                        parse_duration(&value).map_err(|message| ConfigError::Env {
+                            name: name.clone(),
+                            message,
+                        })?
+                }
+                "SUBGRAPH_MAX_INFLIGHT" => self.subgraph_max_inflight = parse_env(&name, &value)?,
+                "CIRCUIT_BREAKER" => self.circuit_breaker.enabled = parse_bool(&name, &value)?,
+                "BREAKER_FAILURE_THRESHOLD" => {
+                    self.circuit_breaker.failure_threshold = parse_env(&name, &value)?
+                }
+                "BREAKER_COOL_DOWN" => {
+                    self.circuit_breaker.cool_down =
+                        parse_duration(&value).map_err(|message| ConfigError::Env {
+                            name: name.clone(),
+                            message,
+                        })?
+                }
                 "MAX_BODY_BYTES" => self.max_body_bytes = parse_env(&name, &value)?,
                 "MAX_DEPTH" => self.max_depth = parse_env(&name, &value)?,
                 "MAX_ALIASES" => self.max_aliases = parse_env(&name, &value)?,
@@ -198,6 +350,34 @@ impl GatewayConfig {
             }
         }
         Ok(())
+    }
+
+    /// The timeout, breaker and concurrency cap in force for `subgraph`.
+    pub fn subgraph_policy(&self, subgraph: &str) -> SubgraphPolicy {
+        let overrides = self
+            .subgraph_overrides
+            .get(subgraph)
+            .cloned()
+            .unwrap_or_default();
+        SubgraphPolicy {
+            timeout: overrides.timeout.unwrap_or(self.subgraph_timeout),
+            breaker: BreakerSettings {
+                enabled: overrides
+                    .circuit_breaker
+                    .unwrap_or(self.circuit_breaker.enabled),
+                failure_threshold: overrides
+                    .breaker_failure_threshold
+                    .unwrap_or(self.circuit_breaker.failure_threshold)
+                    .max(1),
+                cool_down: overrides
+                    .breaker_cool_down
+                    .unwrap_or(self.circuit_breaker.cool_down),
+            },
+            max_inflight: overrides
+                .max_inflight
+                .unwrap_or(self.subgraph_max_inflight)
+                .max(1),
+        }
     }
 
     /// The override URL for `subgraph`, if one is configured.
@@ -300,6 +480,91 @@ mod tests {
         assert!(!config.dedupe);
         assert_eq!(config.max_depth, 7);
         assert_eq!(config.url_override("user-accounts"), Some("http://a"));
+    }
+
+    #[test]
+    fn per_subgraph_resilience_settings() {
+        let mut config = GatewayConfig::default();
+        config
+            .apply_toml(
+                r#"
+                subgraph_timeout = "3s"
+                breaker_failure_threshold = 2
+                breaker_cool_down = "750ms"
+                subgraph_max_inflight = 10
+                [subgraphs.chat]
+                timeout = "2s"
+                max_inflight = 4
+                [subgraphs.feed]
+                url = "http://feed/graphql"
+                timeout = 1500
+                circuit_breaker = false
+                breaker_cool_down = "1m"
+                "#,
+            )
+            .unwrap();
+        let chat = config.subgraph_policy("chat");
+        assert_eq!(chat.timeout, Duration::from_secs(2));
+        assert_eq!(chat.max_inflight, 4);
+        assert_eq!(
+            chat.breaker,
+            BreakerSettings {
+                enabled: true,
+                failure_threshold: 2,
+                cool_down: Duration::from_millis(750)
+            }
+        );
+        let feed = config.subgraph_policy("feed");
+        assert_eq!(feed.timeout, Duration::from_millis(1500));
+        assert!(!feed.breaker.enabled);
+        assert_eq!(feed.breaker.cool_down, Duration::from_secs(60));
+        assert_eq!(feed.max_inflight, 10);
+        assert_eq!(config.url_override("feed"), Some("http://feed/graphql"));
+        let other = config.subgraph_policy("other");
+        assert_eq!(other.timeout, Duration::from_secs(3));
+
+        config
+            .apply_env([
+                ("SWITCHYARD_SUBGRAPH_TIMEOUT".to_owned(), "250ms".to_owned()),
+                ("SWITCHYARD_CIRCUIT_BREAKER".to_owned(), "off".to_owned()),
+                ("SWITCHYARD_BREAKER_COOL_DOWN".to_owned(), "9s".to_owned()),
+                (
+                    "SWITCHYARD_SUBGRAPH_MAX_INFLIGHT".to_owned(),
+                    "64".to_owned(),
+                ),
+            ])
+            .unwrap();
+        let other = config.subgraph_policy("other");
+        assert_eq!(other.timeout, Duration::from_millis(250));
+        assert!(!other.breaker.enabled);
+        assert_eq!(other.breaker.cool_down, Duration::from_secs(9));
+        assert_eq!(other.max_inflight, 64);
+        // The subgraph's own timeout still wins over the environment default.
+        assert_eq!(
+            config.subgraph_policy("chat").timeout,
+            Duration::from_secs(2)
+        );
+    }
+
+    #[test]
+    fn durations_parse_with_units() {
+        assert_eq!(parse_duration("250ms"), Ok(Duration::from_millis(250)));
+        assert_eq!(parse_duration("1.5s"), Ok(Duration::from_millis(1500)));
+        assert_eq!(parse_duration(" 2 s "), Ok(Duration::from_secs(2)));
+        assert_eq!(parse_duration("1m"), Ok(Duration::from_secs(60)));
+        assert_eq!(parse_duration("40"), Ok(Duration::from_millis(40)));
+        assert!(parse_duration("2h")
+            .unwrap_err()
+            .contains("unknown duration unit"));
+        assert!(parse_duration("soon").is_err());
+        let mut config = GatewayConfig::default();
+        assert!(config
+            .apply_toml("[subgraphs.a]\ntimeout = \"fast\"")
+            .is_err());
+        let err = config
+            .apply_env([("SWITCHYARD_SUBGRAPH_TIMEOUT".to_owned(), "x".to_owned())])
+            .unwrap_err();
+        assert!(err.to_string().contains("SWITCHYARD_SUBGRAPH_TIMEOUT"));
     }
 
     #[test]

@@ -9,6 +9,8 @@ pub const GRAPHQL_PARSE_FAILED: &str = "GRAPHQL_PARSE_FAILED";
 pub const GRAPHQL_VALIDATION_FAILED: &str = "GRAPHQL_VALIDATION_FAILED";
 /// `extensions.code` for a subgraph that failed, timed out or answered garbage.
 pub const SUBGRAPH_REQUEST_FAILED: &str = "SUBGRAPH_REQUEST_FAILED";
+/// `extensions.code` for a fetch not sent because the subgraph's circuit breaker is open.
+pub const SUBGRAPH_CIRCUIT_OPEN: &str = "SUBGRAPH_CIRCUIT_OPEN";
 /// `extensions.code` for a malformed HTTP request (bad JSON, no query).
 pub const BAD_REQUEST: &str = "BAD_REQUEST";
 /// `extensions.code` for an operation the planner cannot plan.

@@ -23,12 +23,12 @@ use serde_json::{Map, Value};
 use switchyard_planner::{PlanError, PlanOptions, QueryPlan, QueryPlanner, Supergraph};
 use tracing::Instrument;
 
-pub use config::{ConfigError, GatewayConfig};
+pub use config::{BreakerSettings, ConfigError, GatewayConfig, SubgraphOverrides, SubgraphPolicy};
 pub use error::{
     GatewayError, GraphQLError, GraphQLErrors, Location, PathSegment, BAD_REQUEST, BAD_USER_INPUT,
     GRAPHQL_PARSE_FAILED, GRAPHQL_VALIDATION_FAILED, INTROSPECTION_DISABLED, MAX_ALIASES_EXCEEDED,
     MAX_DEPTH_EXCEEDED, MAX_ROOT_FIELDS_EXCEEDED, PAYLOAD_TOO_LARGE, QUERY_PLANNING_FAILED,
-    SUBGRAPH_REQUEST_FAILED,
+    SUBGRAPH_CIRCUIT_OPEN, SUBGRAPH_REQUEST_FAILED,
 };
 pub use execute::{Executor, ExecutorOptions};
 pub use http::graphiql;
@@ -192,6 +192,10 @@ impl Gateway {
                 subgraph_timeout: config.subgraph_timeout,
                 dedupe: config.dedupe,
                 introspection: config.introspection,
+                subgraph_policies: subgraphs
+                    .iter()
+                    .map(|(name, _)| (name.clone(), config.subgraph_policy(name)))
+                    .collect(),
             },
         )?;
         let mut labels: Vec<String> = config.override_labels.clone();

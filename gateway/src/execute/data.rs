@@ -55,6 +55,20 @@ impl Str {
         }
     }
 
+    /// Whether this string's bytes are `key`. Keys are short, and comparing them byte by byte
+    /// after the length check beats a call into `memcmp` for every entry scanned.
+    #[inline]
+    pub(crate) fn is(&self, key: &[u8]) -> bool {
+        let own = self.as_bytes();
+        if own.len() != key.len() {
+            return false;
+        }
+        if own.len() > INLINE {
+            return own == key;
+        }
+        own.iter().zip(key).all(|(a, b)| a == b)
+    }
+
     /// The string.
     pub(crate) fn as_str(&self) -> &str {
         match &self.0 {
@@ -69,7 +83,12 @@ impl Str {
 
 impl PartialEq for Str {
     fn eq(&self, other: &Self) -> bool {
-        self.as_bytes() == other.as_bytes()
+        match (&self.0, &other.0) {
+            // Inline bytes past `len` are always zero, so whole arrays compare like the strings
+            // and the comparison stays inline instead of calling `memcmp`.
+            (Repr::Inline(a_len, a), Repr::Inline(b_len, b)) => a_len == b_len && a == b,
+            _ => self.as_bytes() == other.as_bytes(),
+        }
     }
 }
 
@@ -139,13 +158,22 @@ impl Map {
         Self::default()
     }
 
+    /// An empty object with room for `capacity` entries.
+    pub(crate) fn with_capacity(capacity: usize) -> Self {
+        Self {
+            entries: Vec::with_capacity(capacity),
+        }
+    }
+
+    /// The entries in order, keys with values.
+    pub(crate) fn entries(&self) -> &[(Str, Value)] {
+        &self.entries
+    }
+
     /// The value under `key`.
     pub(crate) fn get(&self, key: &str) -> Option<&Value> {
         let key = key.as_bytes();
-        self.entries
-            .iter()
-            .find(|(k, _)| k.as_bytes() == key)
-            .map(|(_, v)| v)
+        self.entries.iter().find(|(k, _)| k.is(key)).map(|(_, v)| v)
     }
 
     /// The value under `key`, for writing.
@@ -153,16 +181,24 @@ impl Map {
         self.get_mut_bytes(key.as_bytes())
     }
 
+    /// The value under `key` (a [`Str`], compared without `memcmp` when short), for writing.
+    pub(crate) fn get_mut_key(&mut self, key: &Str) -> Option<&mut Value> {
+        self.entries
+            .iter_mut()
+            .find(|(k, _)| k == key)
+            .map(|(_, v)| v)
+    }
+
     fn get_mut_bytes(&mut self, key: &[u8]) -> Option<&mut Value> {
         self.entries
             .iter_mut()
-            .find(|(k, _)| k.as_bytes() == key)
+            .find(|(k, _)| k.is(key))
             .map(|(_, v)| v)
     }
 
     /// Sets `key` (keeping its position when it exists); returns the value it replaced.
     pub(crate) fn insert(&mut self, key: Str, value: Value) -> Option<Value> {
-        match self.get_mut_bytes(key.as_bytes()) {
+        match self.get_mut_key(&key) {
             Some(slot) => Some(std::mem::replace(slot, value)),
             None => {
                 self.entries.push((key, value));
@@ -180,7 +216,7 @@ impl Map {
     /// Removes `key`, keeping the order of the other entries.
     pub(crate) fn shift_remove(&mut self, key: &str) -> Option<Value> {
         let key = key.as_bytes();
-        let index = self.entries.iter().position(|(k, _)| k.as_bytes() == key)?;
+        let index = self.entries.iter().position(|(k, _)| k.is(key))?;
         Some(self.entries.remove(index).1)
     }
 

@@ -1,9 +1,10 @@
-//! HTTP requests to subgraphs: a keep-alive connection pool, a per-request timeout, and the
-//! collapsing of identical in-flight queries into one request.
+//! HTTP requests to subgraphs: a keep-alive connection pool, per-subgraph timeouts, circuit
+//! breakers and in-flight caps, and the collapsing of identical in-flight queries into one request.
 
 use std::collections::HashMap;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use futures::future::{BoxFuture, FutureExt, Shared};
@@ -14,8 +15,78 @@ use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::client::legacy::Client;
 use hyper_util::rt::TokioExecutor;
 
+use super::breaker::{describe_open, Admission, CircuitBreaker};
+use crate::config::SubgraphPolicy;
+
 /// What a subgraph request yields: the raw response body, or why there is none.
-pub(crate) type FetchResult = Result<Bytes, Arc<str>>;
+pub(crate) type FetchResult = Result<Bytes, FetchError>;
+
+/// Why a subgraph request produced no body.
+#[derive(Debug, Clone)]
+pub(crate) enum FetchError {
+    /// The request went out and failed (connect error, timeout, bad status, unreadable body).
+    Failed(Arc<str>),
+    /// The subgraph's circuit is open: nothing was sent.
+    CircuitOpen(Arc<str>),
+    /// The subgraph already has its maximum of requests in flight: nothing was sent.
+    Overloaded(Arc<str>),
+}
+
+impl FetchError {
+    /// The human-readable reason.
+    pub(crate) fn message(&self) -> &str {
+        match self {
+            FetchError::Failed(m) | FetchError::CircuitOpen(m) | FetchError::Overloaded(m) => m,
+        }
+    }
+
+    /// The `extensions.code` clients see.
+    pub(crate) fn code(&self) -> &'static str {
+        match self {
+            FetchError::CircuitOpen(_) => crate::error::SUBGRAPH_CIRCUIT_OPEN,
+            FetchError::Failed(_) | FetchError::Overloaded(_) => {
+                crate::error::SUBGRAPH_REQUEST_FAILED
+            }
+        }
+    }
+}
+
+/// One subgraph's resilience state: its timeout, breaker and in-flight count.
+#[derive(Debug)]
+struct Service {
+    policy: SubgraphPolicy,
+    breaker: CircuitBreaker,
+    inflight: AtomicUsize,
+}
+
+/// A taken in-flight slot; dropping it frees the slot (also when the request is cancelled).
+struct Slot(Arc<Service>);
+
+impl Drop for Slot {
+    fn drop(&mut self) {
+        self.0.inflight.fetch_sub(1, Ordering::AcqRel);
+    }
+}
+
+impl Service {
+    /// Asks the breaker, then takes an in-flight slot; either may refuse without any I/O.
+    fn admit(self: &Arc<Self>) -> Result<Slot, FetchError> {
+        if self.breaker.admit(Instant::now()) == Admission::Rejected {
+            return Err(FetchError::CircuitOpen(Arc::from(describe_open(
+                &self.policy.breaker,
+            ))));
+        }
+        let before = self.inflight.fetch_add(1, Ordering::AcqRel);
+        let slot = Slot(Arc::clone(self));
+        if before >= self.policy.max_inflight {
+            return Err(FetchError::Overloaded(Arc::from(format!(
+                "too many requests in flight (limit {})",
+                self.policy.max_inflight
+            ))));
+        }
+        Ok(slot)
+    }
+}
 
 type HttpClient = Client<HttpConnector, Full<Bytes>>;
 
@@ -32,22 +103,32 @@ type InflightMap = HashMap<InflightKey, Shared<BoxFuture<'static, FetchResult>>>
 /// Sends requests to subgraphs over pooled HTTP/1.1 connections.
 pub(crate) struct SubgraphClient {
     http: HttpClient,
-    timeout: Duration,
+    services: Vec<Arc<Service>>,
     inflight: Arc<Mutex<InflightMap>>,
 }
 
 impl SubgraphClient {
-    /// A client whose requests give up after `timeout`.
-    pub(crate) fn new(timeout: Duration) -> Self {
+    /// A client for `(name, policy)` subgraphs, indexed as given.
+    pub(crate) fn new(policies: &[(String, SubgraphPolicy)]) -> Self {
         let mut connector = HttpConnector::new();
         connector.set_nodelay(true);
         connector.set_keepalive(Some(Duration::from_secs(60)));
         let http = Client::builder(TokioExecutor::new())
             .pool_idle_timeout(Duration::from_secs(90))
             .build(connector);
+        let services = policies
+            .iter()
+            .map(|(name, policy)| {
+                Arc::new(Service {
+                    policy: *policy,
+                    breaker: CircuitBreaker::new(name, policy.breaker),
+                    inflight: AtomicUsize::new(0),
+                })
+            })
+            .collect();
         Self {
             http,
-            timeout,
+            services,
             inflight: Arc::new(Mutex::new(HashMap::new())),
         }
     }
@@ -62,15 +143,10 @@ impl SubgraphClient {
         headers: &[(HeaderName, HeaderValue)],
         collapse: bool,
     ) -> FetchResult {
+        let service_state = &self.services[service];
         if !collapse {
-            return send(
-                self.http.clone(),
-                uri.clone(),
-                body,
-                headers.to_vec(),
-                self.timeout,
-            )
-            .await;
+            let slot = service_state.admit()?;
+            return send(self.http.clone(), uri.clone(), body, headers.to_vec(), slot).await;
         }
         let key = InflightKey {
             service,
@@ -82,13 +158,16 @@ impl SubgraphClient {
             if let Some(existing) = map.get(&key) {
                 existing.clone()
             } else {
+                // Joining a request already in flight costs the subgraph nothing, so only a
+                // new request asks the breaker and takes a slot.
+                let slot = service_state.admit()?;
                 let inflight = Arc::clone(&self.inflight);
                 let request = send(
                     self.http.clone(),
                     uri.clone(),
                     key.body.clone(),
                     key.headers.clone(),
-                    self.timeout,
+                    slot,
                 );
                 let map_key = key.clone();
                 // The entry removes itself when the request completes, so only requests that
@@ -111,13 +190,16 @@ impl SubgraphClient {
     }
 }
 
+/// Sends one request holding `slot`, and tells the subgraph's breaker how it went.
 async fn send(
     http: HttpClient,
     uri: Uri,
     body: Bytes,
     headers: Vec<(HeaderName, HeaderValue)>,
-    timeout: Duration,
+    slot: Slot,
 ) -> FetchResult {
+    let service = &slot.0;
+    let timeout = service.policy.timeout;
     let mut builder = Request::post(uri)
         .header(CONTENT_TYPE, "application/json")
         .header(ACCEPT, "application/json");
@@ -126,13 +208,15 @@ async fn send(
     }
     let request = builder
         .body(Full::new(body))
-        .map_err(|err| Arc::<str>::from(err.to_string()))?;
+        .map_err(|err| FetchError::Failed(Arc::from(err.to_string())))?;
     let exchange = async {
         let response = http
             .request(request)
             .await
             .map_err(|err| Arc::<str>::from(describe_client_error(&err)))?;
         let status = response.status();
+        // The subgraph is unhealthy on a 5xx even when it sends a GraphQL body with it.
+        let healthy = !status.is_server_error();
         let bytes = response
             .into_body()
             .collect()
@@ -143,15 +227,21 @@ async fn send(
         if !status.is_success() && !looks_like_json_object(&bytes) {
             return Err(Arc::<str>::from(format!("HTTP status {status}")));
         }
-        Ok(bytes)
+        Ok((bytes, healthy))
     };
-    match tokio::time::timeout(timeout, exchange).await {
-        Ok(result) => result,
-        Err(_) => Err(Arc::from(format!(
-            "request timed out after {} ms",
-            timeout.as_millis()
-        ))),
-    }
+    let (result, healthy) = match tokio::time::timeout(timeout, exchange).await {
+        Ok(Ok((bytes, healthy))) => (Ok(bytes), healthy),
+        Ok(Err(reason)) => (Err(FetchError::Failed(reason)), false),
+        Err(_) => (
+            Err(FetchError::Failed(Arc::from(format!(
+                "request timed out after {} ms",
+                timeout.as_millis()
+            )))),
+            false,
+        ),
+    };
+    service.breaker.record(healthy, Instant::now());
+    result
 }
 
 fn describe_client_error(err: &hyper_util::client::legacy::Error) -> String {

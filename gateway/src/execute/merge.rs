@@ -193,10 +193,10 @@ fn write_selections<'s>(
                     out.push(b',');
                 }
                 written.push(name);
-                super::write_json(out, name.as_str());
+                super::json::write_str(out, name.as_str());
                 out.push(b':');
                 if selections.is_empty() {
-                    super::write_json(out, value);
+                    super::json::write_value(out, value);
                 } else if !write_selected_value(value, selections, schema, out) {
                     return false;
                 }
@@ -262,7 +262,7 @@ fn write_selected_value(
             true
         }
         other => {
-            super::write_json(out, other);
+            super::json::write_value(out, other);
             true
         }
     }
@@ -425,7 +425,7 @@ pub(crate) fn deep_merge(target: &mut Value, source: Value) {
     match (target, source) {
         (Value::Object(target), Value::Object(source)) => {
             for (key, value) in source {
-                match target.get_mut(key.as_str()) {
+                match target.get_mut_key(&key) {
                     Some(existing) => deep_merge(existing, value),
                     None => target.push_new(key, value),
                 }

@@ -212,7 +212,7 @@ impl<'a> Shaper<'a> {
             }
             Type::Named(name) | Type::NonNullNamed(name) => {
                 if group[0].selection_set.selections.is_empty() {
-                    write_json(&mut self.out, value);
+                    super::json::write_value(&mut self.out, value);
                     return Ok(());
                 }
                 let Data::Object(object) = value else {

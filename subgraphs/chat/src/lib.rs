@@ -1,1 +1,156 @@
-//! The chat subgraph service (being built).
+//! The chat subgraph: conversations between members, messages encrypted at rest, unread counts,
+//! and live delivery of new messages over GraphQL subscriptions, across replicas.
+//!
+//! - [`store`]: SQLite (embedded) or PostgreSQL; messages keyed by `(conversation, seq)`.
+//! - [`fanout`]: in-process broadcast or Redis pub/sub, so a message sent through one replica
+//!   reaches `messageAdded` subscribers on every replica.
+//! - [`schema`]: the GraphQL API (a federation v2 subgraph).
+//!
+//! Emits `message.sent` through the transactional outbox.
+
+pub mod config;
+pub mod consumers;
+pub mod fanout;
+pub mod schema;
+pub mod store;
+
+use std::sync::Arc;
+
+use anyhow::Context as _;
+use switchyard_subgraph_kit::auth::JwtVerifier;
+use switchyard_subgraph_kit::crypto::FieldCipher;
+use switchyard_subgraph_kit::events::{EventConsumer, OutboxRelay};
+use switchyard_subgraph_kit::server::{self, ReadinessCheck};
+use switchyard_subgraph_kit::{db, EventBus};
+use tokio_util::sync::CancellationToken;
+
+pub use config::Config;
+pub use fanout::{Fanout, InProcessFanout, RedisFanout};
+pub use schema::{build_schema, ChatSchema, ChatState};
+pub use store::Store;
+
+/// The subgraph's federation SDL (what `--print-schema` prints); needs no store.
+pub fn sdl() -> String {
+    switchyard_subgraph_kit::federation_sdl(&build_schema(None, None))
+}
+
+/// A chat instance, opened and ready to serve.
+pub struct Service {
+    schema: ChatSchema,
+    state: ChatState,
+    bus: EventBus,
+}
+
+impl Service {
+    /// Opens/creates the stores (under `config.data_dir` unless a server URL is set), migrates,
+    /// builds the schema. Tokens are checked against `config.jwks_url`.
+    pub async fn open(config: Config, bus: EventBus) -> anyhow::Result<Service> {
+        let verifier = JwtVerifier::from_jwks_url(config.jwks_url.clone());
+        Self::open_with_verifier(config, bus, verifier).await
+    }
+
+    /// [`Service::open`] with a given token verifier (tests, or a JWKS known in advance).
+    pub async fn open_with_verifier(
+        config: Config,
+        bus: EventBus,
+        verifier: JwtVerifier,
+    ) -> anyhow::Result<Service> {
+        std::fs::create_dir_all(&config.data_dir).with_context(|| {
+            format!("cannot create data directory {}", config.data_dir.display())
+        })?;
+        let pool = db::connect(&config.effective_database_url(), config.max_connections)
+            .await
+            .context("cannot open the chat database")?;
+        let cipher = FieldCipher::load("CHAT", &config.data_dir)
+            .context("cannot load the chat data keys")?;
+        let store = Store::open(pool.clone(), cipher).await?;
+        let fanout: Arc<dyn Fanout> = match config.redis_url.as_deref().filter(|u| !u.is_empty()) {
+            Some(url) => Arc::new(
+                RedisFanout::connect(url)
+                    .await
+                    .context("cannot connect live delivery to Redis")?,
+            ),
+            None => Arc::new(InProcessFanout::new()),
+        };
+        let state = ChatState {
+            store,
+            fanout,
+            relay: OutboxRelay::new(pool, bus.clone()),
+            shutdown: CancellationToken::new(),
+        };
+        let schema = build_schema(Some(state.clone()), Some(verifier));
+        Ok(Service { schema, state, bus })
+    }
+
+    /// The executable schema (to run operations in-process).
+    pub fn schema(&self) -> &ChatSchema {
+        &self.schema
+    }
+
+    /// The store.
+    pub fn store(&self) -> &Store {
+        &self.state.store
+    }
+
+    /// Serves `/graphql` (POST, GET, WebSocket), `/health` and `/ready` on `listener` and runs
+    /// the outbox relay and the event consumer until `shutdown` is cancelled; then ends open
+    /// subscriptions, drains in-flight requests and returns.
+    pub async fn serve(
+        self,
+        listener: tokio::net::TcpListener,
+        shutdown: CancellationToken,
+    ) -> anyhow::Result<()> {
+        let subscription = self
+            .bus
+            .subscribe(consumers::CONSUMER_GROUP)
+            .await
+            .context("cannot subscribe to the event bus")?;
+        let consumer = EventConsumer::new(
+            self.state.store.pool().clone(),
+            consumers::CONSUMER_GROUP,
+            consumers::ChatEvents,
+        );
+        let consumer = tokio::spawn(consumer.run(subscription, shutdown.clone()));
+        let relay = self.state.relay.spawn(shutdown.clone());
+        let subscriptions = self.state.shutdown.clone();
+        let stop = shutdown.clone();
+        tokio::spawn(async move {
+            stop.cancelled().await;
+            subscriptions.cancel();
+        });
+        let checks: Vec<Arc<dyn ReadinessCheck>> = vec![
+            Arc::new(self.state.store.pool().clone()),
+            Arc::new(self.bus.clone()),
+        ];
+        let router = server::router(self.schema, Arc::new(checks));
+        server::serve(listener, router, shutdown.clone().cancelled_owned()).await?;
+        relay.await?;
+        consumer.await?;
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn sdl_is_a_federation_2_subgraph_with_the_chat_api() {
+        let sdl = super::sdl();
+        for expected in [
+            "specs.apollo.dev/federation/v2",
+            "type Conversation @key(fields: \"id\")",
+            "type Member @key(fields: \"id\")",
+            "conversations(first: Int = 20, after: String): ConversationConnection\n",
+            "messages(last: Int = 20, before: String): MessageConnection!",
+            "startConversation(with: [ID!]!): Conversation!",
+            "sendMessage(conversationId: ID!, body: String!): Message!",
+            "markRead(conversationId: ID!): Conversation!",
+            "unreadConversations: Int!",
+            "type Subscription {",
+            "messageAdded(conversationId: ID!): Message!",
+            "type PageInfo @shareable",
+        ] {
+            assert!(sdl.contains(expected), "missing `{expected}` in:\n{sdl}");
+        }
+        assert!(!sdl.contains("_entities"), "{sdl}");
+    }
+}

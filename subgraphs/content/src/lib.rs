@@ -1,1 +1,166 @@
-//! The content subgraph service (being built).
+//! `switchyard-content`: the content subgraph — posts, comments, reactions and full-text search.
+//!
+//! - [`store`]: SQLite/PostgreSQL tables, every change committed with its outbox event and (for
+//!   posts) an index queue row.
+//! - [`search`]: the tantivy index (BM25, typo tolerance, phrases, highlighted snippets).
+//! - [`indexer`]: drains the index queue into the index; `reindex` rebuilds it.
+//! - [`graphql`]: the schema; [`consumer`]: events from other services.
+//!
+//! [`Service`] wires them: `open` migrates the store, opens the index (rebuilding it when it is
+//! new but the database is not), applies pending index changes; `serve` runs the HTTP server,
+//! the outbox relay, the indexer and the event consumer until shutdown.
+
+pub mod config;
+pub mod consumer;
+pub mod graphql;
+pub mod indexer;
+pub mod search;
+pub mod store;
+
+use std::sync::Arc;
+
+use anyhow::Context as _;
+use switchyard_subgraph_kit::auth::JwtVerifier;
+use switchyard_subgraph_kit::server::{self, ReadinessCheck};
+use switchyard_subgraph_kit::{EventBus, EventConsumer, OutboxRelay};
+use tokio::net::TcpListener;
+use tokio_util::sync::CancellationToken;
+
+pub use config::Config;
+pub use graphql::{ContentSchema, ContentState};
+pub use indexer::Indexer;
+pub use search::SearchIndex;
+pub use store::Store;
+
+/// The subgraph's federation SDL (what `--print-schema` prints); needs no store.
+pub fn sdl() -> String {
+    switchyard_subgraph_kit::federation_sdl(&graphql::schema_builder().finish())
+}
+
+/// The content service: store, index, schema and bus, ready to serve.
+pub struct Service {
+    store: Store,
+    index: Arc<SearchIndex>,
+    bus: EventBus,
+    relay: OutboxRelay,
+    schema: ContentSchema,
+}
+
+impl Service {
+    /// Opens the stores (SQLite under `config.data_dir` unless `database_url` is set; the search
+    /// index always under `<data_dir>/search`), migrates, catches the index up and builds the
+    /// schema. Tokens are verified against `config.jwks_url`.
+    pub async fn open(config: Config, bus: EventBus) -> anyhow::Result<Service> {
+        let verifier = JwtVerifier::from_jwks_url(config.jwks_url.clone());
+        Self::open_with_verifier(config, bus, verifier).await
+    }
+
+    /// [`Service::open`] with a given token verifier (tests use a JWKS they made).
+    pub async fn open_with_verifier(
+        config: Config,
+        bus: EventBus,
+        verifier: JwtVerifier,
+    ) -> anyhow::Result<Service> {
+        let (store, index) = open_stores(&config).await?;
+        let indexer = Indexer::new(store.clone(), index.clone());
+        // A new (or deleted) index over a database that has posts is rebuilt rather than left
+        // empty: the queue only holds changes not yet applied, not the whole history.
+        if index.applied_position()?.is_none() && store.count_posts().await? > 0 {
+            let n = indexer.rebuild().await?;
+            tracing::info!(
+                posts = n,
+                "search index was missing; rebuilt from the database"
+            );
+        }
+        let applied = indexer.catch_up().await?;
+        if applied > 0 {
+            tracing::info!(
+                changes = applied,
+                "search index caught up with the database"
+            );
+        }
+        let relay = OutboxRelay::new(store.pool().clone(), bus.clone());
+        store.set_relay(relay.clone());
+        let schema = graphql::schema_builder()
+            .data(ContentState {
+                store: store.clone(),
+                index: index.clone(),
+            })
+            .data(verifier)
+            .finish();
+        Ok(Service {
+            store,
+            index,
+            bus,
+            relay,
+            schema,
+        })
+    }
+
+    /// The executable schema (for in-process tests and tools).
+    pub fn schema(&self) -> &ContentSchema {
+        &self.schema
+    }
+
+    /// The store.
+    pub fn store(&self) -> &Store {
+        &self.store
+    }
+
+    /// The search index.
+    pub fn index(&self) -> &Arc<SearchIndex> {
+        &self.index
+    }
+
+    /// An indexer over this service's store and index.
+    pub fn indexer(&self) -> Indexer {
+        Indexer::new(self.store.clone(), self.index.clone())
+    }
+
+    /// Serves `/graphql`, `/health`, `/ready` on `listener` and runs the outbox relay, the
+    /// indexer and the event consumer until `shutdown` is cancelled; then drains and returns.
+    pub async fn serve(
+        self,
+        listener: TcpListener,
+        shutdown: CancellationToken,
+    ) -> anyhow::Result<()> {
+        let relay = self.relay.spawn(shutdown.clone());
+        let indexer = tokio::spawn(self.indexer().run(shutdown.clone()));
+        let subscription = self.bus.subscribe(consumer::GROUP).await?;
+        let consumer = tokio::spawn(
+            EventConsumer::new(
+                self.store.pool().clone(),
+                consumer::GROUP,
+                consumer::ContentEvents,
+            )
+            .run(subscription, shutdown.clone()),
+        );
+        let readiness: Vec<Arc<dyn ReadinessCheck>> = vec![
+            Arc::new(self.store.pool().clone()),
+            Arc::new(self.bus.clone()),
+        ];
+        let router = server::router(self.schema.clone(), Arc::new(readiness));
+        let served = server::serve(listener, router, shutdown.clone().cancelled_owned()).await;
+        // The server also stops on its own errors: stop the background work either way.
+        shutdown.cancel();
+        let _ = tokio::join!(relay, indexer, consumer);
+        served.context("content server failed")
+    }
+}
+
+/// Opens the store and the index for `config` (shared by the service and `reindex`).
+pub async fn open_stores(config: &Config) -> anyhow::Result<(Store, Arc<SearchIndex>)> {
+    std::fs::create_dir_all(&config.data_dir)
+        .with_context(|| format!("cannot create {}", config.data_dir.display()))?;
+    let store = Store::open(&config.effective_database_url(), config.max_connections)
+        .await
+        .context("cannot open the content database")?;
+    let dir = config.search_dir();
+    let index = SearchIndex::open(&dir).with_context(|| {
+        format!(
+            "cannot open the search index at {} (is another switchyard-content using it?)",
+            dir.display()
+        )
+    })?;
+    Ok((store, Arc::new(index)))
+}

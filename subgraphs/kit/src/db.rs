@@ -16,7 +16,11 @@ use sqlx::{AnyConnection, AnyPool, Connection, Executor};
 /// Opens a pool for `url` (`sqlite://…` or `postgres://…`).
 pub async fn connect(url: &str, max_connections: u32) -> Result<AnyPool, sqlx::Error> {
     sqlx::any::install_default_drivers();
-    let options = AnyPoolOptions::new().max_connections(max_connections.max(1));
+    // A dead database must fail requests quickly (the gateway then reports the affected fields)
+    // rather than hold them for sqlx's default 30 s.
+    let options = AnyPoolOptions::new()
+        .max_connections(max_connections.max(1))
+        .acquire_timeout(std::time::Duration::from_secs(5));
     if !url.starts_with("sqlite:") {
         return options.connect(url).await;
     }

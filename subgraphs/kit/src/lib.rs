@@ -10,6 +10,10 @@
 //! - [`telemetry`]: tracing init with `RUST_LOG` filters and optional JSON.
 //! - [`schema`]: the federation SDL for `--print-schema` and the shared CLI flags.
 //! - [`db`]: SQLite/PostgreSQL pools behind `sqlx::Any`.
+//! - [`auth`]: who is calling — access-token (JWT EdDSA) verification against the auth
+//!   service's JWKS, and `caller(ctx)` for resolvers.
+//! - [`crypto`]: encryption at rest for personal data (AEAD keyring with rotation, keyed hashes
+//!   for lookups on encrypted columns).
 //! - [`pagination`]: the shared `PageInfo` type and opaque cursors.
 //! - [`events`]: the event bus with a transactional outbox and idempotent consumers — the only
 //!   way data moves between services besides federated entities.
@@ -90,7 +94,9 @@
 //! The kit must never depend on a service crate, and services must not depend on each other;
 //! `tests/dependency_rule.rs` enforces that from `cargo metadata`.
 
+pub mod auth;
 pub mod config;
+pub mod crypto;
 pub mod db;
 pub mod events;
 pub mod pagination;

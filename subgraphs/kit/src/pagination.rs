@@ -32,7 +32,7 @@ pub fn encode_cursor(key: &str) -> String {
 /// Decodes a cursor made by [`encode_cursor`]; `None` for anything else, which callers report
 /// as a bad `after` argument.
 pub fn decode_cursor(cursor: &str) -> Option<String> {
-    if cursor.len() % 2 != 0 {
+    if !cursor.len().is_multiple_of(2) {
         return None;
     }
     let bytes: Option<Vec<u8>> = (0..cursor.len())

@@ -10,24 +10,32 @@
 //!
 //! [`serve`] stops accepting on shutdown and lets in-flight requests finish.
 
-use std::convert::Infallible;
 use std::future::Future;
 use std::net::SocketAddr;
 use std::sync::Arc;
+use std::time::Duration;
 
-use async_graphql::Executor;
-use async_graphql_axum::{GraphQL, GraphQLSubscription};
+use async_graphql::http::{
+    create_multipart_mixed_stream, is_accept_multipart_mixed, ALL_WEBSOCKET_PROTOCOLS,
+};
+use async_graphql::{Data, Executor};
+use async_graphql_axum::rejection::GraphQLRejection;
+use async_graphql_axum::{
+    GraphQLBatchRequest, GraphQLProtocol, GraphQLRequest, GraphQLResponse, GraphQLWebSocket,
+};
 use axum::body::Body;
-use axum::extract::{Request, State};
-use axum::http::{header, StatusCode};
+use axum::extract::ws::WebSocketUpgrade;
+use axum::extract::{FromRequest, FromRequestParts, Request, State};
+use axum::http::{header, HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use axum::Router;
 use futures::future::BoxFuture;
+use futures::StreamExt;
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
-use tower::ServiceExt;
 
+use crate::auth::BearerToken;
 use crate::events::EventBus;
 
 /// Why a service is not ready.
@@ -85,52 +93,113 @@ impl ReadinessCheck for Vec<Arc<dyn ReadinessCheck>> {
     }
 }
 
-struct Endpoints<E: Executor> {
-    query: GraphQL<E>,
-    subscription: GraphQLSubscription<E>,
-}
-
-// Derived `Clone` would not carry the `Executor` bound `GraphQLSubscription` needs.
-impl<E: Executor> Clone for Endpoints<E> {
-    fn clone(&self) -> Self {
-        Endpoints {
-            query: self.query.clone(),
-            subscription: self.subscription.clone(),
-        }
-    }
-}
-
 /// The subgraph router: `/graphql`, `/health`, `/ready`. Add service-specific routes or layers
 /// to the returned router as needed.
+///
+/// Every GraphQL request carries the caller's [`BearerToken`] in its data when one was sent: from
+/// the `Authorization: Bearer …` header (POST, GET, and the WebSocket upgrade request), or from
+/// the WebSocket `connection_init` payload (`Authorization`/`authorization` key), which wins
+/// because browsers cannot set headers on WebSocket upgrades.
 pub fn router<E: Executor>(executor: E, readiness: Arc<dyn ReadinessCheck>) -> Router {
-    let endpoints = Endpoints {
-        query: GraphQL::new(executor.clone()),
-        subscription: GraphQLSubscription::new(executor),
-    };
     Router::new()
         .route(
             "/graphql",
-            get(graphql::<E>).post(graphql::<E>).with_state(endpoints),
+            get(graphql::<E>).post(graphql::<E>).with_state(executor),
         )
         .route("/health", get(|| async { "ok" }))
         .route("/ready", get(ready).with_state(readiness))
 }
 
-async fn graphql<E: Executor>(State(endpoints): State<Endpoints<E>>, request: Request) -> Response {
+fn bearer_from_headers(headers: &HeaderMap) -> Option<BearerToken> {
+    headers
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(BearerToken::from_header_value)
+}
+
+async fn graphql<E: Executor>(State(executor): State<E>, request: Request) -> Response {
     let wants_websocket = request
         .headers()
         .get(header::UPGRADE)
         .and_then(|v| v.to_str().ok())
         .is_some_and(|v| v.eq_ignore_ascii_case("websocket"));
-    let result: Result<Response<Body>, Infallible> = if wants_websocket {
-        endpoints.subscription.oneshot(request).await
-    } else {
-        endpoints.query.oneshot(request).await
-    };
-    match result {
-        Ok(response) => response,
-        Err(never) => match never {},
+    let token = bearer_from_headers(request.headers());
+    if wants_websocket {
+        return websocket(executor, request, token).await;
     }
+    let wants_multipart = request
+        .headers()
+        .get(header::ACCEPT)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(is_accept_multipart_mixed);
+    if wants_multipart {
+        // Incremental delivery (@defer/@stream) as multipart/mixed, like async-graphql-axum's
+        // own service; single requests only.
+        let req = match GraphQLRequest::<GraphQLRejection>::from_request(request, &()).await {
+            Ok(req) => req,
+            Err(rejection) => return rejection.into_response(),
+        };
+        let mut req = req.into_inner();
+        if let Some(token) = token {
+            req = req.data(token);
+        }
+        let stream = executor.execute_stream(req, None);
+        let body = Body::from_stream(
+            create_multipart_mixed_stream(stream, Duration::from_secs(30))
+                .map(Ok::<_, std::io::Error>),
+        );
+        return Response::builder()
+            .header(header::CONTENT_TYPE, "multipart/mixed; boundary=graphql")
+            .body(body)
+            .unwrap_or_else(|_| StatusCode::INTERNAL_SERVER_ERROR.into_response());
+    }
+    let batch = match GraphQLBatchRequest::<GraphQLRejection>::from_request(request, &()).await {
+        Ok(batch) => batch,
+        Err(rejection) => return rejection.into_response(),
+    };
+    let mut batch = batch.into_inner();
+    if let Some(token) = token {
+        batch = batch.data(token);
+    }
+    GraphQLResponse(executor.execute_batch(batch).await).into_response()
+}
+
+async fn websocket<E: Executor>(
+    executor: E,
+    request: Request,
+    header_token: Option<BearerToken>,
+) -> Response {
+    let (mut parts, _body) = request.into_parts();
+    let protocol = match GraphQLProtocol::from_request_parts(&mut parts, &()).await {
+        Ok(protocol) => protocol,
+        Err(rejection) => return rejection.into_response(),
+    };
+    let upgrade = match WebSocketUpgrade::from_request_parts(&mut parts, &()).await {
+        Ok(upgrade) => upgrade,
+        Err(rejection) => return rejection.into_response(),
+    };
+    upgrade
+        .protocols(ALL_WEBSOCKET_PROTOCOLS)
+        .on_upgrade(move |socket| {
+            GraphQLWebSocket::new(socket, executor, protocol)
+                .on_connection_init(move |payload| async move {
+                    let mut data = Data::default();
+                    if let Some(token) = bearer_from_init_payload(&payload).or(header_token) {
+                        data.insert(token);
+                    }
+                    Ok(data)
+                })
+                .serve()
+        })
+        .into_response()
+}
+
+/// The token from a `connection_init` payload: `{"Authorization": "Bearer …"}` (or lower-case key).
+fn bearer_from_init_payload(payload: &serde_json::Value) -> Option<BearerToken> {
+    ["Authorization", "authorization"]
+        .iter()
+        .find_map(|key| payload.get(*key).and_then(serde_json::Value::as_str))
+        .and_then(BearerToken::from_header_value)
 }
 
 async fn ready(State(check): State<Arc<dyn ReadinessCheck>>) -> Response {

@@ -1,1 +1,204 @@
-//! The profile subgraph service (being built).
+//! The profile subgraph: members, connections and the graph questions asked of them (degree of
+//! connection with a path, mutual connections, people you may know).
+//!
+//! - [`store`]: the [`GraphStore`] trait, the embedded store (SQL rows + in-memory adjacency
+//!   index) and the Neo4j/Memgraph store.
+//! - [`schema`]: `Member @key(fields: "id")` and the queries and mutations.
+//! - [`events`]: consumes `account.created` / `account.deleted` (group `profile`).
+//! - [`views`]: rate-limited `profile.viewed` events.
+//!
+//! Emits `connection.accepted` and `profile.viewed` through the transactional outbox in the
+//! service's SQL database (SQLite under `data_dir`, or `database_url`).
+
+pub mod config;
+pub mod events;
+pub mod schema;
+pub mod store;
+pub mod views;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::Context as _;
+use futures::future::BoxFuture;
+use sqlx::AnyPool;
+use switchyard_subgraph_kit::auth::JwtVerifier;
+use switchyard_subgraph_kit::events::outbox;
+use switchyard_subgraph_kit::server::{self, NotReady, ReadinessCheck};
+use switchyard_subgraph_kit::{db, EventBus, EventConsumer, OutboxRelay};
+use tokio::net::TcpListener;
+use tokio_util::sync::CancellationToken;
+
+pub use config::Config;
+pub use events::{AccountEvents, CONSUMER_GROUP};
+pub use schema::{build_schema, ProfileDeps, ProfileSchema};
+pub use store::{EmbeddedGraphStore, GraphStore, StoreError};
+pub use views::ViewTracker;
+
+/// How long outbox rows and de-duplication records are kept.
+const RETENTION: Duration = Duration::from_secs(30 * 24 * 3600);
+const PRUNE_EVERY: Duration = Duration::from_secs(3600);
+
+/// The subgraph's federation SDL (what `--print-schema` prints); needs no store.
+pub fn sdl() -> String {
+    switchyard_subgraph_kit::federation_sdl(&build_schema(None, None))
+}
+
+/// A consumer applying account events to `store`, de-duplicating in `pool`.
+pub fn consumer(pool: AnyPool, store: Arc<dyn GraphStore>) -> EventConsumer<AccountEvents> {
+    EventConsumer::new(pool, CONSUMER_GROUP, AccountEvents::new(store))
+        .batch_size(64)
+        .wait(Duration::from_millis(500))
+}
+
+/// Opens the graph store the configuration names (Neo4j when `neo4j_uri` is set, else the
+/// embedded store on `pool`).
+pub async fn open_store(config: &Config, pool: AnyPool) -> anyhow::Result<Arc<dyn GraphStore>> {
+    if let Some(uri) = config.effective_neo4j_uri() {
+        #[cfg(feature = "neo4j")]
+        {
+            let neo = store::Neo4jConfig {
+                uri: uri.to_owned(),
+                user: config.neo4j_user.clone(),
+                password: config.neo4j_password.clone(),
+            };
+            let store = store::Neo4jGraphStore::connect(&neo, pool)
+                .await
+                .context("connecting to Neo4j")?;
+            return Ok(Arc::new(store));
+        }
+        #[cfg(not(feature = "neo4j"))]
+        anyhow::bail!("neo4j_uri {uri} is set but this build has no `neo4j` feature");
+    }
+    let store = EmbeddedGraphStore::open(pool)
+        .await
+        .context("loading the embedded graph store")?;
+    Ok(Arc::new(store))
+}
+
+/// `/ready` for the graph store.
+struct StoreReady(Arc<dyn GraphStore>);
+
+impl ReadinessCheck for StoreReady {
+    fn check(&self) -> BoxFuture<'_, Result<(), NotReady>> {
+        Box::pin(async move {
+            self.0
+                .ping()
+                .await
+                .map_err(|e| NotReady(format!("graph store: {e}")))
+        })
+    }
+}
+
+/// The profile service: its stores, schema and bus, ready to serve.
+pub struct Service {
+    config: Config,
+    pool: AnyPool,
+    store: Arc<dyn GraphStore>,
+    relay: OutboxRelay,
+    schema: ProfileSchema,
+    bus: EventBus,
+}
+
+impl Service {
+    /// Opens/creates the stores (under `config.data_dir` unless a server URL is set), migrates,
+    /// loads the graph and builds the schema. `bus` is published to (via the outbox) and
+    /// consumed from once [`Service::serve`] runs.
+    pub async fn open(config: Config, bus: EventBus) -> anyhow::Result<Service> {
+        if config.database_url.as_deref().is_none_or(str::is_empty) {
+            std::fs::create_dir_all(&config.data_dir).with_context(|| {
+                format!("creating data directory {}", config.data_dir.display())
+            })?;
+        }
+        let pool = db::connect(&config.effective_database_url(), config.max_connections)
+            .await
+            .context("opening the profile database")?;
+        outbox::migrate(&pool)
+            .await
+            .context("migrating the outbox")?;
+        views::migrate(&pool)
+            .await
+            .context("migrating the profile database")?;
+        let store = open_store(&config, pool.clone()).await?;
+        let relay = OutboxRelay::new(pool.clone(), bus.clone());
+        let deps = ProfileDeps {
+            store: store.clone(),
+            views: ViewTracker::new(pool.clone(), Some(relay.clone())),
+            relay: Some(relay.clone()),
+        };
+        let verifier = JwtVerifier::from_jwks_url(config.jwks_url.clone());
+        let schema = build_schema(Some(deps), Some(verifier));
+        Ok(Service {
+            config,
+            pool,
+            store,
+            relay,
+            schema,
+            bus,
+        })
+    }
+
+    /// The executable schema (for tests and embedding).
+    pub fn schema(&self) -> ProfileSchema {
+        self.schema.clone()
+    }
+
+    /// The graph store.
+    pub fn store(&self) -> Arc<dyn GraphStore> {
+        self.store.clone()
+    }
+
+    /// Serves `/graphql`, `/health` and `/ready` on `listener`, runs the outbox relay and the
+    /// account-event consumer until `shutdown` is cancelled; then drains and returns.
+    pub async fn serve(
+        self,
+        listener: TcpListener,
+        shutdown: CancellationToken,
+    ) -> anyhow::Result<()> {
+        let member = self.config.effective_consumer_name();
+        let subscription = self
+            .bus
+            .subscribe_as(CONSUMER_GROUP, &member)
+            .await
+            .context("joining the profile consumer group")?;
+        let consumer_task = tokio::spawn(
+            consumer(self.pool.clone(), self.store.clone()).run(subscription, shutdown.clone()),
+        );
+        let relay_task = self.relay.spawn(shutdown.clone());
+        let prune_task = tokio::spawn(prune(self.pool.clone(), shutdown.clone()));
+        let readiness: Vec<Arc<dyn ReadinessCheck>> = vec![
+            Arc::new(self.pool.clone()),
+            Arc::new(StoreReady(self.store.clone())),
+            Arc::new(self.bus.clone()),
+        ];
+        let router = server::router(self.schema.clone(), Arc::new(readiness));
+        let served = server::serve(listener, router, shutdown.clone().cancelled_owned()).await;
+        shutdown.cancel();
+        consumer_task.await.context("event consumer task")?;
+        relay_task.await.context("outbox relay task")?;
+        prune_task.await.context("pruning task")?;
+        // One last pass so events committed while draining still leave.
+        if let Err(e) = self.relay.relay_once().await {
+            tracing::warn!(error = %e, "final outbox relay pass failed");
+        }
+        self.pool.close().await;
+        served.context("serving HTTP")?;
+        Ok(())
+    }
+}
+
+/// Drops old published outbox rows and de-duplication records every hour.
+async fn prune(pool: AnyPool, shutdown: CancellationToken) {
+    loop {
+        tokio::select! {
+            _ = shutdown.cancelled() => return,
+            _ = tokio::time::sleep(PRUNE_EVERY) => {}
+        }
+        if let Err(e) = outbox::prune_published(&pool, RETENTION).await {
+            tracing::warn!(error = %e, "pruning the outbox failed");
+        }
+        if let Err(e) = outbox::prune_processed(&pool, RETENTION).await {
+            tracing::warn!(error = %e, "pruning processed-event records failed");
+        }
+    }
+}

@@ -1,0 +1,664 @@
+//! A JSON reader and writer specialised for the executor's [`Value`].
+//!
+//! Subgraph bodies are the bulk of the gateway's input, and going through serde's visitor
+//! machinery cost a string validation per string, a `String` for every escaped one and a
+//! generic number parser per number. This reader validates the body's UTF-8 once, then copies
+//! each unescaped string straight from the bytes. The writer copies strings that need no
+//! escaping in one `extend_from_slice` instead of serde_json's byte-by-byte escaper.
+
+use serde_json::Number;
+
+use super::data::{Map, Str, Value};
+
+/// Deepest nesting accepted (as serde_json's default recursion limit).
+const MAX_DEPTH: usize = 128;
+
+/// Why a body is not valid JSON: a message with the byte offset.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct JsonError {
+    message: &'static str,
+    offset: usize,
+}
+
+impl std::fmt::Display for JsonError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{} at byte {}", self.message, self.offset)
+    }
+}
+
+/// A parsed subgraph response: `data`, and the raw `errors` list (kept as loose JSON).
+#[derive(Debug, Default)]
+pub(crate) struct Response {
+    /// The `data` member, if present and not null.
+    pub(crate) data: Option<Value>,
+    /// The `errors` member, if present and not null.
+    pub(crate) errors: Option<Vec<serde_json::Value>>,
+}
+
+/// Parses a GraphQL response body (`{"data":...,"errors":[...],"extensions":...}`).
+pub(crate) fn parse_response(bytes: &[u8]) -> Result<Response, JsonError> {
+    let text = std::str::from_utf8(bytes).map_err(|err| JsonError {
+        message: "invalid UTF-8",
+        offset: err.valid_up_to(),
+    })?;
+    let mut reader = Reader {
+        text,
+        bytes,
+        pos: 0,
+    };
+    let mut response = Response::default();
+    reader.skip_ws();
+    reader.expect(b'{', "expected a JSON object")?;
+    reader.skip_ws();
+    if reader.peek() == Some(b'}') {
+        reader.pos += 1;
+    } else {
+        loop {
+            reader.skip_ws();
+            let key = reader.string_key()?;
+            reader.skip_ws();
+            reader.expect(b':', "expected `:`")?;
+            reader.skip_ws();
+            match key {
+                "data" => {
+                    let value = reader.value(0)?;
+                    response.data = (!value.is_null()).then_some(value);
+                }
+                "errors" => {
+                    let start = reader.pos;
+                    let value = reader.value(0)?;
+                    response.errors = match value {
+                        Value::Null => None,
+                        Value::Array(_) => {
+                            // Errors are rare and small: let serde_json build its own values.
+                            let raw = &bytes[start..reader.pos];
+                            Some(serde_json::from_slice(raw).map_err(|_| JsonError {
+                                message: "invalid `errors` list",
+                                offset: start,
+                            })?)
+                        }
+                        _ => {
+                            return Err(JsonError {
+                                message: "`errors` is not a list",
+                                offset: start,
+                            })
+                        }
+                    };
+                }
+                _ => {
+                    reader.value(0)?;
+                }
+            }
+            reader.skip_ws();
+            match reader.next() {
+                Some(b',') => continue,
+                Some(b'}') => break,
+                _ => return Err(reader.error("expected `,` or `}`")),
+            }
+        }
+    }
+    reader.skip_ws();
+    if reader.pos != bytes.len() {
+        return Err(reader.error("trailing characters"));
+    }
+    Ok(response)
+}
+
+/// Parses one JSON value (the whole input).
+#[cfg(test)]
+pub(crate) fn parse_value(text: &str) -> Result<Value, JsonError> {
+    let mut reader = Reader {
+        text,
+        bytes: text.as_bytes(),
+        pos: 0,
+    };
+    reader.skip_ws();
+    let value = reader.value(0)?;
+    reader.skip_ws();
+    if reader.pos != text.len() {
+        return Err(reader.error("trailing characters"));
+    }
+    Ok(value)
+}
+
+struct Reader<'a> {
+    /// The same bytes as `bytes`, already checked to be UTF-8.
+    text: &'a str,
+    bytes: &'a [u8],
+    pos: usize,
+}
+
+impl<'a> Reader<'a> {
+    fn error(&self, message: &'static str) -> JsonError {
+        JsonError {
+            message,
+            offset: self.pos,
+        }
+    }
+
+    fn peek(&self) -> Option<u8> {
+        self.bytes.get(self.pos).copied()
+    }
+
+    fn next(&mut self) -> Option<u8> {
+        let byte = self.peek()?;
+        self.pos += 1;
+        Some(byte)
+    }
+
+    fn expect(&mut self, byte: u8, message: &'static str) -> Result<(), JsonError> {
+        if self.peek() == Some(byte) {
+            self.pos += 1;
+            Ok(())
+        } else {
+            Err(self.error(message))
+        }
+    }
+
+    fn skip_ws(&mut self) {
+        while let Some(b' ' | b'\n' | b'\r' | b'\t') = self.peek() {
+            self.pos += 1;
+        }
+    }
+
+    fn literal(&mut self, word: &'static [u8], value: Value) -> Result<Value, JsonError> {
+        if self.bytes[self.pos..].starts_with(word) {
+            self.pos += word.len();
+            Ok(value)
+        } else {
+            Err(self.error("expected a JSON value"))
+        }
+    }
+
+    fn value(&mut self, depth: usize) -> Result<Value, JsonError> {
+        match self.peek() {
+            Some(b'{') => self.object(depth + 1),
+            Some(b'[') => self.array(depth + 1),
+            Some(b'"') => Ok(Value::String(self.string()?)),
+            Some(b'n') => self.literal(b"null", Value::Null),
+            Some(b't') => self.literal(b"true", Value::Bool(true)),
+            Some(b'f') => self.literal(b"false", Value::Bool(false)),
+            Some(b'-' | b'0'..=b'9') => self.number(),
+            _ => Err(self.error("expected a JSON value")),
+        }
+    }
+
+    fn object(&mut self, depth: usize) -> Result<Value, JsonError> {
+        if depth > MAX_DEPTH {
+            return Err(self.error("nested too deeply"));
+        }
+        self.pos += 1;
+        let mut map = Map::with_capacity(8);
+        self.skip_ws();
+        if self.peek() == Some(b'}') {
+            self.pos += 1;
+            return Ok(Value::Object(map));
+        }
+        loop {
+            self.skip_ws();
+            let key = self.string()?;
+            self.skip_ws();
+            self.expect(b':', "expected `:`")?;
+            self.skip_ws();
+            let value = self.value(depth)?;
+            // A repeated key keeps its first position and its last value, like serde_json.
+            map.insert(key, value);
+            self.skip_ws();
+            match self.next() {
+                Some(b',') => continue,
+                Some(b'}') => return Ok(Value::Object(map)),
+                _ => return Err(self.error("expected `,` or `}`")),
+            }
+        }
+    }
+
+    fn array(&mut self, depth: usize) -> Result<Value, JsonError> {
+        if depth > MAX_DEPTH {
+            return Err(self.error("nested too deeply"));
+        }
+        self.pos += 1;
+        let mut items = Vec::new();
+        self.skip_ws();
+        if self.peek() == Some(b']') {
+            self.pos += 1;
+            return Ok(Value::Array(items));
+        }
+        loop {
+            self.skip_ws();
+            items.push(self.value(depth)?);
+            self.skip_ws();
+            match self.next() {
+                Some(b',') => continue,
+                Some(b']') => return Ok(Value::Array(items)),
+                _ => return Err(self.error("expected `,` or `]`")),
+            }
+        }
+    }
+
+    /// The raw text between the quotes of a string with no escapes, or `None` (position
+    /// unchanged) when it has some.
+    fn plain_string(&mut self) -> Result<Option<&'a str>, JsonError> {
+        if self.peek() != Some(b'"') {
+            return Err(self.error("expected a string"));
+        }
+        let start = self.pos + 1;
+        let end = find_special(self.bytes, start);
+        match self.bytes.get(end) {
+            Some(b'"') => {
+                self.pos = end + 1;
+                Ok(Some(&self.text[start..end]))
+            }
+            Some(b'\\') => Ok(None),
+            Some(_) => {
+                self.pos = end;
+                Err(self.error("control character in a string"))
+            }
+            None => {
+                self.pos = end;
+                Err(self.error("unterminated string"))
+            }
+        }
+    }
+
+    /// An object key in the top-level response (names without escapes are all it looks for).
+    fn string_key(&mut self) -> Result<&'a str, JsonError> {
+        match self.plain_string()? {
+            Some(key) => Ok(key),
+            None => {
+                // An escaped key is never one the gateway reads; decode and ignore it.
+                self.escaped_string()?;
+                Ok("")
+            }
+        }
+    }
+
+    fn string(&mut self) -> Result<Str, JsonError> {
+        match self.plain_string()? {
+            Some(s) => Ok(Str::new(s)),
+            None => Ok(Str::from_string(self.escaped_string()?)),
+        }
+    }
+
+    fn escaped_string(&mut self) -> Result<String, JsonError> {
+        self.pos += 1;
+        let mut out = String::new();
+        loop {
+            let start = self.pos;
+            self.pos = find_special(self.bytes, start);
+            out.push_str(&self.text[start..self.pos]);
+            match self.next() {
+                Some(b'"') => return Ok(out),
+                Some(b'\\') => {}
+                Some(_) => {
+                    self.pos -= 1;
+                    return Err(self.error("control character in a string"));
+                }
+                None => return Err(self.error("unterminated string")),
+            }
+            let escaped = match self.next() {
+                Some(b'"') => '"',
+                Some(b'\\') => '\\',
+                Some(b'/') => '/',
+                Some(b'b') => '\u{8}',
+                Some(b'f') => '\u{c}',
+                Some(b'n') => '\n',
+                Some(b'r') => '\r',
+                Some(b't') => '\t',
+                Some(b'u') => self.unicode_escape()?,
+                _ => return Err(self.error("invalid escape")),
+            };
+            out.push(escaped);
+        }
+    }
+
+    fn hex4(&mut self) -> Result<u32, JsonError> {
+        let digits = self
+            .bytes
+            .get(self.pos..self.pos + 4)
+            .ok_or_else(|| self.error("invalid \\u escape"))?;
+        let mut code = 0u32;
+        for &d in digits {
+            let v = match d {
+                b'0'..=b'9' => d - b'0',
+                b'a'..=b'f' => d - b'a' + 10,
+                b'A'..=b'F' => d - b'A' + 10,
+                _ => return Err(self.error("invalid \\u escape")),
+            };
+            code = code * 16 + u32::from(v);
+        }
+        self.pos += 4;
+        Ok(code)
+    }
+
+    fn unicode_escape(&mut self) -> Result<char, JsonError> {
+        let first = self.hex4()?;
+        let code = if (0xD800..0xDC00).contains(&first) {
+            // A high surrogate must be followed by `\u` and a low one.
+            if self.bytes.get(self.pos..self.pos + 2) != Some(b"\\u") {
+                return Err(self.error("lone surrogate in \\u escape"));
+            }
+            self.pos += 2;
+            let second = self.hex4()?;
+            if !(0xDC00..0xE000).contains(&second) {
+                return Err(self.error("lone surrogate in \\u escape"));
+            }
+            0x10000 + ((first - 0xD800) << 10) + (second - 0xDC00)
+        } else {
+            first
+        };
+        char::from_u32(code).ok_or_else(|| self.error("lone surrogate in \\u escape"))
+    }
+
+    fn number(&mut self) -> Result<Value, JsonError> {
+        let start = self.pos;
+        let negative = self.peek() == Some(b'-');
+        if negative {
+            self.pos += 1;
+        }
+        let int_start = self.pos;
+        match self.peek() {
+            Some(b'0') => self.pos += 1,
+            Some(b'1'..=b'9') => {
+                while let Some(b'0'..=b'9') = self.peek() {
+                    self.pos += 1;
+                }
+            }
+            _ => return Err(self.error("invalid number")),
+        }
+        let int_end = self.pos;
+        let mut float = false;
+        if self.peek() == Some(b'.') {
+            float = true;
+            self.pos += 1;
+            let digits = self.pos;
+            while let Some(b'0'..=b'9') = self.peek() {
+                self.pos += 1;
+            }
+            if self.pos == digits {
+                return Err(self.error("invalid number"));
+            }
+        }
+        if let Some(b'e' | b'E') = self.peek() {
+            float = true;
+            self.pos += 1;
+            if let Some(b'+' | b'-') = self.peek() {
+                self.pos += 1;
+            }
+            let digits = self.pos;
+            while let Some(b'0'..=b'9') = self.peek() {
+                self.pos += 1;
+            }
+            if self.pos == digits {
+                return Err(self.error("invalid number"));
+            }
+        }
+        if !float {
+            // Integers that fit stay exact, as serde_json keeps them; longer ones become floats.
+            let digits = &self.text[int_start..int_end];
+            if negative {
+                if let Ok(n) = self.text[start..int_end].parse::<i64>() {
+                    return Ok(Value::Number(n.into()));
+                }
+            } else if let Ok(n) = digits.parse::<u64>() {
+                return Ok(Value::Number(n.into()));
+            }
+        }
+        // Floats are rare in GraphQL data; serde_json parses them so values stay bit-identical
+        // to what the gateway produced before this reader existed.
+        let n: Number = serde_json::from_str(&self.text[start..self.pos])
+            .map_err(|_| self.error("invalid number"))?;
+        Ok(Value::Number(n))
+    }
+}
+
+/// The index of the first byte at or after `from` that ends a plain run inside a JSON string
+/// (`"`, `\\` or a control character), or `bytes.len()`.
+///
+/// Eight bytes at a time: for each test, `(w - 0x01..) & !w & 0x80..` flags the bytes that are
+/// zero (or below the constant), and the lowest flag is always a true match, so the first one
+/// found is exact.
+fn find_special(bytes: &[u8], from: usize) -> usize {
+    const ONES: u64 = 0x0101_0101_0101_0101;
+    const HIGH: u64 = 0x8080_8080_8080_8080;
+    let mut i = from;
+    while let Some(chunk) = bytes.get(i..i + 8) {
+        let word = u64::from_le_bytes(chunk.try_into().expect("8 bytes"));
+        let quote = word ^ (ONES * u64::from(b'"'));
+        let backslash = word ^ (ONES * u64::from(b'\\'));
+        let flags = ((quote.wrapping_sub(ONES) & !quote)
+            | (backslash.wrapping_sub(ONES) & !backslash)
+            | (word.wrapping_sub(ONES * 0x20) & !word))
+            & HIGH;
+        if flags != 0 {
+            return i + (flags.trailing_zeros() / 8) as usize;
+        }
+        i += 8;
+    }
+    while let Some(&b) = bytes.get(i) {
+        if b == b'"' || b == b'\\' || b < 0x20 {
+            return i;
+        }
+        i += 1;
+    }
+    i
+}
+
+/// Appends `value` as JSON.
+pub(crate) fn write_value(out: &mut Vec<u8>, value: &Value) {
+    match value {
+        Value::Null => out.extend_from_slice(b"null"),
+        Value::Bool(true) => out.extend_from_slice(b"true"),
+        Value::Bool(false) => out.extend_from_slice(b"false"),
+        Value::Number(n) => write_number(out, n),
+        Value::String(s) => write_str(out, s.as_str()),
+        Value::Array(items) => {
+            out.push(b'[');
+            for (i, item) in items.iter().enumerate() {
+                if i > 0 {
+                    out.push(b',');
+                }
+                write_value(out, item);
+            }
+            out.push(b']');
+        }
+        Value::Object(object) => {
+            out.push(b'{');
+            for (i, (key, item)) in object.entries().iter().enumerate() {
+                if i > 0 {
+                    out.push(b',');
+                }
+                write_str(out, key.as_str());
+                out.push(b':');
+                write_value(out, item);
+            }
+            out.push(b'}');
+        }
+    }
+}
+
+fn write_number(out: &mut Vec<u8>, n: &Number) {
+    if let Some(i) = n.as_u64() {
+        write_u64(out, i);
+    } else if let Some(i) = n.as_i64() {
+        out.push(b'-');
+        write_u64(out, i.unsigned_abs());
+    } else {
+        serde_json::to_writer(out, n).expect("writing to a Vec cannot fail");
+    }
+}
+
+fn write_u64(out: &mut Vec<u8>, mut n: u64) {
+    let mut buf = [0u8; 20];
+    let mut i = buf.len();
+    loop {
+        i -= 1;
+        buf[i] = b'0' + (n % 10) as u8;
+        n /= 10;
+        if n == 0 {
+            break;
+        }
+    }
+    out.extend_from_slice(&buf[i..]);
+}
+
+/// Appends `s` as a JSON string.
+pub(crate) fn write_str(out: &mut Vec<u8>, s: &str) {
+    let bytes = s.as_bytes();
+    // No early exit, so the check compiles to a vectorised pass over the bytes.
+    let needs_escape = bytes.iter().fold(false, |acc, &b| {
+        acc | (b < 0x20) | (b == b'"') | (b == b'\\')
+    });
+    out.reserve(bytes.len() + 2);
+    out.push(b'"');
+    if needs_escape {
+        write_escaped(out, bytes);
+    } else {
+        out.extend_from_slice(bytes);
+    }
+    out.push(b'"');
+}
+
+fn write_escaped(out: &mut Vec<u8>, bytes: &[u8]) {
+    const HEX: &[u8; 16] = b"0123456789abcdef";
+    let mut start = 0;
+    for (i, &b) in bytes.iter().enumerate() {
+        let escape: &[u8] = match b {
+            b'"' => b"\\\"",
+            b'\\' => b"\\\\",
+            b'\n' => b"\\n",
+            b'\r' => b"\\r",
+            b'\t' => b"\\t",
+            0x08 => b"\\b",
+            0x0c => b"\\f",
+            0..=0x1f => &[
+                b'\\',
+                b'u',
+                b'0',
+                b'0',
+                HEX[usize::from(b >> 4)],
+                HEX[usize::from(b & 0xf)],
+            ],
+            _ => continue,
+        };
+        out.extend_from_slice(&bytes[start..i]);
+        out.extend_from_slice(escape);
+        start = i + 1;
+    }
+    out.extend_from_slice(&bytes[start..]);
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn round_trip(text: &str) -> String {
+        let value = parse_value(text).unwrap();
+        let mut out = Vec::new();
+        write_value(&mut out, &value);
+        String::from_utf8(out).unwrap()
+    }
+
+    #[test]
+    fn agrees_with_serde_json() {
+        let samples = [
+            r#"{"a":1,"b":[true,false,null],"c":{"d":"e"}}"#,
+            r#"[0,-1,18446744073709551615,-9223372036854775808,1.5,-2.5e-3,1E+2]"#,
+            r#"["plain","quote \" backslash \\ slash \/ ctl \b\f\n\r\t","\u00e9\u4e2d\ud83d\ude00","\u0001"]"#,
+            "  { \"sp\" : [ 1 , 2 ] , \"é\" : \"ü\" }  ",
+            r#"{"a":1,"b":2,"a":3}"#,
+            r#""a string that is long enough to be stored on the heap, with an escape\n""#,
+            "{}",
+            "[]",
+        ];
+        for text in samples {
+            let ours = round_trip(text);
+            let theirs: serde_json::Value = serde_json::from_str(text).unwrap();
+            let reparsed: serde_json::Value = serde_json::from_str(&ours).unwrap();
+            assert_eq!(reparsed, theirs, "{text}");
+            assert_eq!(
+                parse_value(text).unwrap(),
+                Value::from(theirs.clone()),
+                "{text}"
+            );
+            // Same bytes as serde_json writes (compact form).
+            assert_eq!(
+                ours,
+                serde_json::to_string(&Value::from(theirs)).unwrap(),
+                "{text}"
+            );
+        }
+    }
+
+    #[test]
+    fn special_bytes_are_found_exactly() {
+        let text = "abcdefghijklmnopqrstuvwxyz0123456789";
+        for special in ["\"", "\\", "\n", "\u{1}", "\u{1f}"] {
+            for at in 0..text.len() {
+                let mut s = text.to_owned();
+                s.insert_str(at, special);
+                // A later special byte must not hide the first one.
+                s.push('"');
+                assert_eq!(find_special(s.as_bytes(), 0), at, "{s:?}");
+                assert_eq!(find_special(s.as_bytes(), at.min(3)), at, "{s:?}");
+            }
+        }
+        assert_eq!(find_special(b"plain text, no quote", 0), 20);
+        // Bytes at or above 0x80 (UTF-8) and 0x20..0x7f other than `"` / `\\` are plain.
+        assert_eq!(
+            find_special("é ü 中文 ~!#$%&'()*+,-./:;<=>?@[]^_`{|}".as_bytes(), 0),
+            43
+        );
+    }
+
+    #[test]
+    fn rejects_malformed_input() {
+        for text in [
+            "",
+            "{",
+            "[1,]",
+            "{\"a\" 1}",
+            "{\"a\":1,}",
+            "\"unterminated",
+            "\"bad \\x escape\"",
+            "\"\\ud800\"",
+            "\"\\ud800\\u0041\"",
+            "\"raw \n newline\"",
+            "01",
+            "-",
+            "1.",
+            "1e",
+            "tru",
+            "nul",
+            "[1] 2",
+        ] {
+            assert!(parse_value(text).is_err(), "{text:?} parsed");
+            assert!(
+                serde_json::from_str::<serde_json::Value>(text).is_err(),
+                "serde_json accepts {text:?}"
+            );
+        }
+        let deep = "[".repeat(200) + &"]".repeat(200);
+        assert!(parse_value(&deep).is_err());
+    }
+
+    #[test]
+    fn responses_split_data_and_errors() {
+        let body = br#"{"errors":[{"message":"boom","path":["a",0]}],"data":{"a":[{"id":"1"}]},"extensions":{"x":[1,{"y":null}]}}"#;
+        let response = parse_response(body).unwrap();
+        assert_eq!(
+            response.data.unwrap(),
+            Value::from(serde_json::json!({"a":[{"id":"1"}]}))
+        );
+        assert_eq!(
+            response.errors.unwrap(),
+            vec![serde_json::json!({"message":"boom","path":["a",0]})]
+        );
+        let response = parse_response(br#"{"data":null,"errors":null}"#).unwrap();
+        assert!(response.data.is_none() && response.errors.is_none());
+        assert!(parse_response(br#"{"errors":{"message":"x"}}"#).is_err());
+        assert!(parse_response(b"<html>oops</html>").is_err());
+        assert!(parse_response(b"[1]").is_err());
+        let err = parse_response(b"{\"data\":\xff}").unwrap_err();
+        assert!(err.to_string().contains("invalid UTF-8"), "{err}");
+    }
+}

@@ -1,0 +1,126 @@
+//! The analytics service's configuration: defaults → optional file → environment.
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+
+use serde::{Deserialize, Serialize};
+use switchyard_subgraph_kit::ConfigLoader;
+
+/// Settings of the analytics service (environment prefix `ANALYTICS_`).
+#[derive(Clone, Debug, Serialize, Deserialize)]
+#[serde(default)]
+pub struct Config {
+    /// Address to serve `/graphql`, `/health` and `/ready` on.
+    pub listen: SocketAddr,
+    /// Where embedded stores live (`analytics.db` when no `database_url` is set).
+    pub data_dir: PathBuf,
+    /// `postgres://…` to use PostgreSQL; `None` uses SQLite under `data_dir`.
+    pub database_url: Option<String>,
+    /// Redis Streams event bus; `None` uses the in-process bus.
+    pub redis_url: Option<String>,
+    /// Where access-token keys are published. Reserved: every analytics field is public today.
+    pub jwks_url: String,
+    /// Database pool size.
+    pub max_connections: u32,
+    /// This instance's member name in the `analytics` consumer group; keep it stable across
+    /// restarts so a restarted instance re-reads what it held. Default: `analytics-<hostname>`.
+    pub consumer_name: Option<String>,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Config {
+            listen: SocketAddr::from(([127, 0, 0, 1], 4105)),
+            data_dir: PathBuf::from("data/analytics"),
+            database_url: None,
+            redis_url: None,
+            jwks_url: "http://127.0.0.1:4101/.well-known/jwks.json".to_owned(),
+            max_connections: 8,
+            consumer_name: None,
+        }
+    }
+}
+
+impl Config {
+    /// Defaults → optional file (TOML/YAML/JSON) → environment (`ANALYTICS_*`, plus
+    /// `DATABASE_URL`, `REDIS_URL`, `JWKS_URL`).
+    pub fn load(file: Option<&Path>) -> anyhow::Result<Config> {
+        Ok(loader(file).load()?)
+    }
+
+    /// The database URL to open: the configured server, or SQLite under `data_dir`.
+    pub fn effective_database_url(&self) -> String {
+        match self.database_url.as_deref().filter(|u| !u.is_empty()) {
+            Some(url) => url.to_owned(),
+            None => switchyard_subgraph_kit::db::sqlite_url(&self.data_dir.join("analytics.db")),
+        }
+    }
+
+    /// The consumer-group member name to use.
+    pub fn effective_consumer_name(&self) -> String {
+        if let Some(name) = self.consumer_name.as_deref().filter(|n| !n.is_empty()) {
+            return name.to_owned();
+        }
+        // A pod's hostname is stable across container restarts, which is what lets a restarted
+        // instance pick up its own unacknowledged events at once instead of after a claim timeout.
+        let host = std::env::var("HOSTNAME")
+            .ok()
+            .or_else(|| std::fs::read_to_string("/etc/hostname").ok())
+            .map(|h| h.trim().to_owned())
+            .filter(|h| !h.is_empty())
+            .unwrap_or_else(|| "local".to_owned());
+        format!("analytics-{host}")
+    }
+}
+
+fn loader(file: Option<&Path>) -> ConfigLoader {
+    ConfigLoader::new("ANALYTICS")
+        .file(file)
+        .alias("DATABASE_URL", "database_url")
+        .alias("REDIS_URL", "redis_url")
+        .alias("JWKS_URL", "jwks_url")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn vars(pairs: &[(&str, &str)]) -> Vec<(String, String)> {
+        pairs
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect()
+    }
+
+    #[test]
+    fn defaults_file_and_environment() {
+        let config: Config = loader(None).env_vars(vec![]).load().unwrap();
+        assert_eq!(config.listen.port(), 4105);
+        assert_eq!(config.data_dir, PathBuf::from("data/analytics"));
+        assert!(config
+            .effective_database_url()
+            .ends_with("data/analytics/analytics.db?mode=rwc"));
+
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("analytics.toml");
+        std::fs::write(&path, "listen = \"127.0.0.1:9105\"\nmax_connections = 3\n").unwrap();
+        let config: Config = loader(Some(&path))
+            .env_vars(vars(&[
+                ("ANALYTICS_DATA_DIR", "/tmp/a"),
+                ("ANALYTICS_MAX_CONNECTIONS", "5"),
+                ("DATABASE_URL", "postgres://db/analytics"),
+                ("REDIS_URL", "redis://127.0.0.1:6379"),
+                ("JWKS_URL", "http://auth/jwks"),
+                ("ANALYTICS_CONSUMER_NAME", "a-1"),
+            ]))
+            .load()
+            .unwrap();
+        assert_eq!(config.listen.port(), 9105);
+        assert_eq!(config.max_connections, 5, "environment beats the file");
+        assert_eq!(config.data_dir, PathBuf::from("/tmp/a"));
+        assert_eq!(config.effective_database_url(), "postgres://db/analytics");
+        assert_eq!(config.redis_url.as_deref(), Some("redis://127.0.0.1:6379"));
+        assert_eq!(config.jwks_url, "http://auth/jwks");
+        assert_eq!(config.effective_consumer_name(), "a-1");
+    }
+}

@@ -1,0 +1,119 @@
+//! The auth service's configuration: defaults, then an optional file, then `AUTH_*` variables
+//! (plus the conventional `DATABASE_URL` / `REDIS_URL`).
+//!
+//! Secrets are not config fields: they come from `AUTH_JWT_SIGNING_KEYS[_FILE]`,
+//! `AUTH_DATA_KEYS[_FILE]` and `AUTH_HASH_KEY[_FILE]`, or are generated under
+//! `<data_dir>/secrets/` for embedded development.
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+
+use serde::{Deserialize, Serialize};
+use switchyard_subgraph_kit::ConfigLoader;
+
+/// Auth service settings.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+#[serde(default)]
+pub struct Config {
+    /// Where to listen (standalone default 127.0.0.1:4101).
+    pub listen: SocketAddr,
+    /// Embedded stores and generated secrets live here.
+    pub data_dir: PathBuf,
+    /// `None` → SQLite at `<data_dir>/auth.db`; `postgres://…` → PostgreSQL.
+    pub database_url: Option<String>,
+    /// Redis for the event bus; `None` → in-process bus.
+    pub redis_url: Option<String>,
+    /// Access-token lifetime in seconds (default 15 minutes).
+    pub access_token_ttl_secs: u64,
+    /// Refresh-token lifetime in seconds (default 30 days).
+    pub refresh_token_ttl_secs: u64,
+    /// Argon2id memory cost in KiB for new password hashes (default 19 MiB, OWASP's minimum).
+    pub argon2_memory_kib: u32,
+    /// Argon2id iterations for new password hashes.
+    pub argon2_iterations: u32,
+    /// Maximum database connections.
+    pub max_connections: u32,
+    /// How often the outbox relay polls when nobody wakes it (commits wake it at once).
+    pub outbox_poll_interval_ms: u64,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Config {
+            listen: SocketAddr::from(([127, 0, 0, 1], 4101)),
+            data_dir: PathBuf::from("data/auth"),
+            database_url: None,
+            redis_url: None,
+            access_token_ttl_secs: 15 * 60,
+            refresh_token_ttl_secs: 30 * 24 * 3600,
+            argon2_memory_kib: 19 * 1024,
+            argon2_iterations: 2,
+            max_connections: 8,
+            outbox_poll_interval_ms: 500,
+        }
+    }
+}
+
+impl Config {
+    /// defaults → optional file (TOML/YAML via kit ConfigLoader) → environment
+    pub fn load(file: Option<&Path>) -> anyhow::Result<Config> {
+        Ok(Self::loader(file).load()?)
+    }
+
+    /// Like [`Config::load`] with explicit variables instead of the process environment.
+    pub fn load_from_vars(
+        file: Option<&Path>,
+        vars: impl IntoIterator<Item = (String, String)>,
+    ) -> anyhow::Result<Config> {
+        Ok(Self::loader(file).env_vars(vars).load()?)
+    }
+
+    fn loader(file: Option<&Path>) -> ConfigLoader {
+        ConfigLoader::new("AUTH")
+            .file(file)
+            .alias("DATABASE_URL", "database_url")
+            .alias("REDIS_URL", "redis_url")
+    }
+
+    /// The database URL in effect (SQLite under `data_dir` unless a server URL is set).
+    pub fn effective_database_url(&self) -> String {
+        match &self.database_url {
+            Some(url) if !url.trim().is_empty() => url.clone(),
+            _ => switchyard_subgraph_kit::db::sqlite_url(&self.sqlite_path()),
+        }
+    }
+
+    /// Where the embedded SQLite database lives.
+    pub fn sqlite_path(&self) -> PathBuf {
+        self.data_dir.join("auth.db")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn defaults_then_environment() {
+        let c = Config::load_from_vars(None, []).unwrap();
+        assert_eq!(c.listen.port(), 4101);
+        assert_eq!(c.data_dir, PathBuf::from("data/auth"));
+        assert!(c
+            .effective_database_url()
+            .ends_with("data/auth/auth.db?mode=rwc"));
+        let c = Config::load_from_vars(
+            None,
+            [
+                ("AUTH_DATA_DIR".to_owned(), "/tmp/x".to_owned()),
+                ("DATABASE_URL".to_owned(), "postgres://h/db".to_owned()),
+                ("AUTH_ACCESS_TOKEN_TTL_SECS".to_owned(), "60".to_owned()),
+                // Secret variables share the prefix and must not break loading.
+                ("AUTH_DATA_KEYS".to_owned(), "k:AAAA".to_owned()),
+            ],
+        )
+        .unwrap();
+        assert_eq!(c.data_dir, PathBuf::from("/tmp/x"));
+        assert_eq!(c.effective_database_url(), "postgres://h/db");
+        assert_eq!(c.access_token_ttl_secs, 60);
+    }
+}

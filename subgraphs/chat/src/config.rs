@@ -1,0 +1,102 @@
+//! The chat service's configuration: defaults, then an optional file, then the environment
+//! (`CHAT_*`, plus the conventional `DATABASE_URL`, `REDIS_URL`, `JWKS_URL`).
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+
+use serde::{Deserialize, Serialize};
+use switchyard_subgraph_kit::ConfigLoader;
+
+/// Settings of one chat instance.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+#[serde(default)]
+pub struct Config {
+    /// Address to serve `/graphql`, `/health` and `/ready` on.
+    pub listen: SocketAddr,
+    /// Where embedded stores live: `chat.db` (SQLite) and `secrets/` (generated data keys).
+    pub data_dir: PathBuf,
+    /// `postgres://…` selects PostgreSQL; unset means SQLite in `data_dir`.
+    pub database_url: Option<String>,
+    /// Redis for the event bus and for live-delivery fan-out across replicas; unset means
+    /// in-process (one instance).
+    pub redis_url: Option<String>,
+    /// Where the auth service publishes the keys that sign access tokens.
+    pub jwks_url: String,
+    /// Maximum database connections in the pool.
+    pub max_connections: u32,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Config {
+            listen: SocketAddr::from(([127, 0, 0, 1], 4104)),
+            data_dir: PathBuf::from("data/chat"),
+            database_url: None,
+            redis_url: None,
+            jwks_url: "http://127.0.0.1:4101/.well-known/jwks.json".to_owned(),
+            max_connections: 8,
+        }
+    }
+}
+
+impl Config {
+    /// Defaults → optional file (TOML/YAML/JSON) → environment.
+    pub fn load(file: Option<&Path>) -> anyhow::Result<Config> {
+        Ok(Self::loader(file).load()?)
+    }
+
+    /// The loader with the service's prefix and aliases (tests swap in their own variables).
+    pub fn loader(file: Option<&Path>) -> ConfigLoader {
+        ConfigLoader::new("CHAT")
+            .file(file)
+            .alias("DATABASE_URL", "database_url")
+            .alias("REDIS_URL", "redis_url")
+            .alias("JWKS_URL", "jwks_url")
+    }
+
+    /// The database URL this config selects: the server URL, or the SQLite file in `data_dir`.
+    pub fn effective_database_url(&self) -> String {
+        match self.database_url.as_deref().filter(|u| !u.is_empty()) {
+            Some(url) => url.to_owned(),
+            None => switchyard_subgraph_kit::db::sqlite_url(&self.data_dir.join("chat.db")),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn vars(pairs: &[(&str, &str)]) -> Vec<(String, String)> {
+        pairs
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect()
+    }
+
+    #[test]
+    fn defaults_and_environment() {
+        let cfg: Config = Config::loader(None).env_vars(vec![]).load().unwrap();
+        assert_eq!(cfg.listen.port(), 4104);
+        assert_eq!(cfg.data_dir, PathBuf::from("data/chat"));
+        assert!(cfg
+            .effective_database_url()
+            .ends_with("data/chat/chat.db?mode=rwc"));
+
+        let cfg: Config = Config::loader(None)
+            .env_vars(vars(&[
+                ("CHAT_DATA_DIR", "/tmp/chat-x"),
+                ("DATABASE_URL", "postgres://db/chat"),
+                ("REDIS_URL", "redis://127.0.0.1:6379"),
+                ("JWKS_URL", "http://auth/jwks"),
+                ("CHAT_LISTEN", "127.0.0.1:0"),
+            ]))
+            .load()
+            .unwrap();
+        assert_eq!(cfg.data_dir, PathBuf::from("/tmp/chat-x"));
+        assert_eq!(cfg.effective_database_url(), "postgres://db/chat");
+        assert_eq!(cfg.redis_url.as_deref(), Some("redis://127.0.0.1:6379"));
+        assert_eq!(cfg.jwks_url, "http://auth/jwks");
+        assert_eq!(cfg.listen.port(), 0);
+    }
+}

@@ -1,0 +1,65 @@
+//! The content service's configuration: defaults → optional file → environment
+//! (`CONTENT_*`, plus `DATABASE_URL`, `REDIS_URL`, `JWKS_URL`).
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+
+use serde::{Deserialize, Serialize};
+use switchyard_subgraph_kit::ConfigLoader;
+
+/// Settings of the content service.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+#[serde(default)]
+pub struct Config {
+    /// Address to serve GraphQL on.
+    pub listen: SocketAddr,
+    /// Where the embedded stores live: `content.db` (unless `database_url` is set) and
+    /// `search/` (the full-text index, always local).
+    pub data_dir: PathBuf,
+    /// `postgres://…` to use PostgreSQL; unset for SQLite under `data_dir`.
+    pub database_url: Option<String>,
+    /// `redis://…` for the Redis Streams event bus; unset for the in-process bus.
+    pub redis_url: Option<String>,
+    /// Where the auth service publishes its token verification keys.
+    pub jwks_url: String,
+    /// Database pool size.
+    pub max_connections: u32,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Config {
+            listen: SocketAddr::from(([127, 0, 0, 1], 4103)),
+            data_dir: PathBuf::from("data/content"),
+            database_url: None,
+            redis_url: None,
+            jwks_url: "http://127.0.0.1:4101/.well-known/jwks.json".into(),
+            max_connections: 8,
+        }
+    }
+}
+
+impl Config {
+    /// Defaults → optional file (TOML/YAML/JSON) → environment.
+    pub fn load(file: Option<&Path>) -> anyhow::Result<Config> {
+        Ok(ConfigLoader::new("CONTENT")
+            .file(file)
+            .alias("DATABASE_URL", "database_url")
+            .alias("REDIS_URL", "redis_url")
+            .alias("JWKS_URL", "jwks_url")
+            .load()?)
+    }
+
+    /// The database URL: `database_url`, or the SQLite file `<data_dir>/content.db`.
+    pub fn effective_database_url(&self) -> String {
+        match self.database_url.as_deref().filter(|u| !u.is_empty()) {
+            Some(url) => url.to_owned(),
+            None => switchyard_subgraph_kit::db::sqlite_url(&self.data_dir.join("content.db")),
+        }
+    }
+
+    /// The search index directory, `<data_dir>/search`.
+    pub fn search_dir(&self) -> PathBuf {
+        self.data_dir.join("search")
+    }
+}

@@ -1,0 +1,530 @@
+//! The profile subgraph's GraphQL schema: `Member` (owned here), degrees, suggestions and the
+//! connection mutations.
+
+use std::sync::Arc;
+
+use async_graphql::{
+    Context, EmptySubscription, Enum, ErrorExtensions, MaybeUndefined, Object, Schema,
+    SimpleObject, ID,
+};
+use chrono::{DateTime, Utc};
+use switchyard_subgraph_kit::auth::{self, Caller, JwtVerifier};
+use switchyard_subgraph_kit::pagination::{decode_cursor, encode_cursor, PageInfo};
+use switchyard_subgraph_kit::OutboxRelay;
+
+use crate::store::{
+    Degree, GraphStore, MemberRecord, ProfileUpdate, RequestOutcome, StoreError, MAX_PAGE,
+};
+use crate::views::ViewTracker;
+
+/// The executable profile schema.
+pub type ProfileSchema = Schema<Query, Mutation, EmptySubscription>;
+
+/// What resolvers need, put into the schema's data.
+#[derive(Clone)]
+pub struct ProfileDeps {
+    /// The graph store.
+    pub store: Arc<dyn GraphStore>,
+    /// Emits rate-limited `profile.viewed` events.
+    pub views: ViewTracker,
+    /// Woken after a change that enqueued an event, so it moves in milliseconds.
+    pub relay: Option<OutboxRelay>,
+}
+
+/// Longest accepted display name, headline and location (characters).
+const MAX_DISPLAY_NAME: usize = 100;
+const MAX_HEADLINE: usize = 220;
+const MAX_LOCATION: usize = 100;
+
+/// Builds the schema; `deps` is `None` only for printing the SDL.
+pub fn build_schema(deps: Option<ProfileDeps>, verifier: Option<JwtVerifier>) -> ProfileSchema {
+    let mut builder = Schema::build(Query, Mutation, EmptySubscription).enable_federation();
+    if let Some(deps) = deps {
+        builder = builder.data(deps);
+    }
+    if let Some(verifier) = verifier {
+        builder = builder.data(verifier);
+    }
+    builder.finish()
+}
+
+fn coded(message: impl Into<String>, code: &'static str) -> async_graphql::Error {
+    async_graphql::Error::new(message).extend_with(|_, e| e.set("code", code))
+}
+
+fn bad_input(message: impl Into<String>) -> async_graphql::Error {
+    coded(message, "BAD_USER_INPUT")
+}
+
+/// Maps a store failure to a GraphQL error with an `extensions.code`; internal details are
+/// logged, not sent to clients.
+fn store_error(e: StoreError) -> async_graphql::Error {
+    match &e {
+        StoreError::NotFound(id) => coded(format!("no member with id `{id}`"), "NOT_FOUND"),
+        StoreError::SelfConnection => bad_input("a member cannot connect to themselves"),
+        StoreError::NoPendingRequest(from) => coded(
+            format!("no pending connection request from `{from}`"),
+            "NOT_FOUND",
+        ),
+        StoreError::Database(_) | StoreError::Graph(_) | StoreError::Event(_) => {
+            tracing::error!(error = %e, "profile store failed");
+            coded("the profile store is unavailable", "INTERNAL_SERVER_ERROR")
+        }
+    }
+}
+
+fn deps<'a>(ctx: &Context<'a>) -> async_graphql::Result<&'a ProfileDeps> {
+    ctx.data::<ProfileDeps>()
+}
+
+/// `first` as a page size: negative is an error, above [`MAX_PAGE`] is capped, and an
+/// explicit null means the default.
+fn page_size(first: Option<i32>, default: i32) -> async_graphql::Result<usize> {
+    usize::try_from(first.unwrap_or(default))
+        .map(|n| n.min(MAX_PAGE))
+        .map_err(|_| bad_input("`first` must not be negative"))
+}
+
+fn wake(deps: &ProfileDeps) {
+    if let Some(relay) = &deps.relay {
+        relay.wake();
+    }
+}
+
+/// A member of the network.
+pub struct Member(pub MemberRecord);
+
+#[Object]
+impl Member {
+    /// Member id (the account id).
+    async fn id(&self) -> ID {
+        ID(self.0.id.clone())
+    }
+
+    /// Unique handle.
+    async fn handle(&self) -> &str {
+        &self.0.handle
+    }
+
+    /// Name shown to others.
+    async fn display_name(&self) -> &str {
+        &self.0.display_name
+    }
+
+    /// One-line professional headline.
+    async fn headline(&self) -> Option<&str> {
+        self.0.headline.as_deref()
+    }
+
+    /// Free-text location.
+    async fn location(&self) -> Option<&str> {
+        self.0.location.as_deref()
+    }
+
+    /// When the member joined.
+    async fn joined_at(&self) -> DateTime<Utc> {
+        self.0.joined_at
+    }
+
+    /// The member's connections, ordered by member id.
+    async fn connections(
+        &self,
+        ctx: &Context<'_>,
+        #[graphql(default = 20)] first: Option<i32>,
+        after: Option<String>,
+    ) -> async_graphql::Result<MemberConnection> {
+        let first = page_size(first, 20)?;
+        let after_id = match &after {
+            Some(cursor) => Some(
+                decode_cursor(cursor).ok_or_else(|| bad_input("`after` is not a valid cursor"))?,
+            ),
+            None => None,
+        };
+        let page = deps(ctx)?
+            .store
+            .connections(&self.0.id, first, after_id.as_deref())
+            .await
+            .map_err(store_error)?;
+        let edges: Vec<MemberEdge> = page
+            .members
+            .into_iter()
+            .map(|m| MemberEdge {
+                cursor: encode_cursor(&m.id),
+                node: Member(m),
+            })
+            .collect();
+        Ok(MemberConnection {
+            page_info: PageInfo {
+                has_next_page: page.has_next_page,
+                has_previous_page: after.is_some(),
+                start_cursor: edges.first().map(|e| e.cursor.clone()),
+                end_cursor: edges.last().map(|e| e.cursor.clone()),
+            },
+            edges,
+            total_count: count(page.total_count),
+        })
+    }
+
+    /// How many connections the member has.
+    async fn connection_count(&self, ctx: &Context<'_>) -> async_graphql::Result<i32> {
+        let n = deps(ctx)?
+            .store
+            .connection_count(&self.0.id)
+            .await
+            .map_err(store_error)?;
+        Ok(count(n))
+    }
+
+    /// Connections this member shares with the member `with`, ordered by member id.
+    async fn mutual_connections(
+        &self,
+        ctx: &Context<'_>,
+        with: ID,
+        #[graphql(default = 20)] first: Option<i32>,
+    ) -> async_graphql::Result<Vec<Member>> {
+        let first = page_size(first, 20)?;
+        let members = deps(ctx)?
+            .store
+            .mutual_connections(&self.0.id, &with, first)
+            .await
+            .map_err(store_error)?;
+        Ok(members.into_iter().map(Member).collect())
+    }
+}
+
+fn count(n: usize) -> i32 {
+    i32::try_from(n).unwrap_or(i32::MAX)
+}
+
+/// A page of members.
+#[derive(SimpleObject)]
+pub struct MemberConnection {
+    /// The members on this page, with their cursors.
+    pub edges: Vec<MemberEdge>,
+    /// Where this page sits.
+    pub page_info: PageInfo,
+    /// All items, across pages.
+    pub total_count: i32,
+}
+
+/// A member and its cursor.
+#[derive(SimpleObject)]
+pub struct MemberEdge {
+    /// Pass as `after` to continue after this member.
+    pub cursor: String,
+    /// The member.
+    pub node: Member,
+}
+
+/// How far apart two members are.
+#[derive(Enum, Clone, Copy, PartialEq, Eq, Debug)]
+pub enum ConnectionDegree {
+    /// Directly connected.
+    First,
+    /// They share a connection.
+    Second,
+    /// Three hops apart.
+    Third,
+    /// Further apart, or not connected at all.
+    OutOfNetwork,
+}
+
+impl From<Degree> for ConnectionDegree {
+    fn from(d: Degree) -> Self {
+        match d {
+            Degree::First => ConnectionDegree::First,
+            Degree::Second => ConnectionDegree::Second,
+            Degree::Third => ConnectionDegree::Third,
+            Degree::OutOfNetwork => ConnectionDegree::OutOfNetwork,
+        }
+    }
+}
+
+/// A degree and one shortest path.
+#[derive(SimpleObject)]
+pub struct ConnectionDegreeResult {
+    /// The degree.
+    pub degree: ConnectionDegree,
+    /// Members from `from` to `to`, both included; empty when out of network.
+    pub path: Vec<Member>,
+}
+
+/// A suggested member.
+#[derive(SimpleObject)]
+pub struct Suggestion {
+    /// The member.
+    pub member: Member,
+    /// Connections you have in common.
+    pub mutual_count: i32,
+}
+
+/// Where a connection request stands.
+#[derive(Enum, Clone, Copy, PartialEq, Eq, Debug)]
+pub enum ConnectionRequestStatus {
+    /// Waiting for the other member.
+    Pending,
+    /// Connected (the other member had asked too, or you already were).
+    Connected,
+}
+
+/// The result of `requestConnection`.
+#[derive(SimpleObject)]
+pub struct ConnectionRequestResult {
+    /// Where the request stands.
+    pub status: ConnectionRequestStatus,
+    /// The member asked.
+    pub member: Member,
+}
+
+/// Reads.
+pub struct Query;
+
+impl Query {
+    /// Returns the member and, for a signed-in reader who is someone else, records the view.
+    async fn read_member(
+        ctx: &Context<'_>,
+        found: Option<MemberRecord>,
+    ) -> async_graphql::Result<Option<Member>> {
+        let Some(member) = found else {
+            return Ok(None);
+        };
+        if let Some(viewer) = auth::optional_caller(ctx).await? {
+            deps(ctx)?.views.viewed(&member.id, &viewer.member_id);
+        }
+        Ok(Some(Member(member)))
+    }
+}
+
+#[Object]
+impl Query {
+    /// A member by id; null when there is none.
+    async fn member(&self, ctx: &Context<'_>, id: ID) -> async_graphql::Result<Option<Member>> {
+        let found = deps(ctx)?.store.member(&id).await.map_err(store_error)?;
+        Query::read_member(ctx, found).await
+    }
+
+    /// A member by handle (case-insensitive); null when there is none.
+    async fn member_by_handle(
+        &self,
+        ctx: &Context<'_>,
+        handle: String,
+    ) -> async_graphql::Result<Option<Member>> {
+        let found = deps(ctx)?
+            .store
+            .member_by_handle(&handle)
+            .await
+            .map_err(store_error)?;
+        Query::read_member(ctx, found).await
+    }
+
+    /// How far apart two members are (up to 3 hops), with one shortest path.
+    async fn connection_degree(
+        &self,
+        ctx: &Context<'_>,
+        from: ID,
+        to: ID,
+    ) -> async_graphql::Result<ConnectionDegreeResult> {
+        if from == to {
+            return Err(bad_input("`from` and `to` must be different members"));
+        }
+        let store = &deps(ctx)?.store;
+        let result = store.degree(&from, &to).await.map_err(store_error)?;
+        let mut path = Vec::with_capacity(result.path.len());
+        for id in &result.path {
+            // A member deleted between the traversal and this read ends the path early
+            // rather than returning one with a hole.
+            match store.member(id).await.map_err(store_error)? {
+                Some(m) => path.push(Member(m)),
+                None => return Err(store_error(StoreError::NotFound(id.clone()))),
+            }
+        }
+        Ok(ConnectionDegreeResult {
+            degree: result.degree.into(),
+            path,
+        })
+    }
+
+    /// Members the caller may know, most connections in common first.
+    async fn people_you_may_know(
+        &self,
+        ctx: &Context<'_>,
+        #[graphql(default = 10)] first: Option<i32>,
+    ) -> async_graphql::Result<Vec<Suggestion>> {
+        let first = page_size(first, 10)?;
+        let me = auth::caller(ctx).await?;
+        let suggestions = deps(ctx)?
+            .store
+            .people_you_may_know(&me.member_id, first)
+            .await
+            .map_err(store_error)?;
+        Ok(suggestions
+            .into_iter()
+            .map(|s| Suggestion {
+                member: Member(s.member),
+                mutual_count: count(s.mutual_count),
+            })
+            .collect())
+    }
+
+    /// Members waiting for the caller to accept or decline their request, oldest first.
+    async fn pending_connection_requests(
+        &self,
+        ctx: &Context<'_>,
+    ) -> async_graphql::Result<Vec<Member>> {
+        let me = auth::caller(ctx).await?;
+        let members = deps(ctx)?
+            .store
+            .pending_requests(&me.member_id)
+            .await
+            .map_err(store_error)?;
+        Ok(members.into_iter().map(Member).collect())
+    }
+
+    /// Federation entity resolver for `Member` by id.
+    #[graphql(entity)]
+    async fn find_member_by_id(
+        &self,
+        ctx: &Context<'_>,
+        id: ID,
+    ) -> async_graphql::Result<Option<Member>> {
+        let found = deps(ctx)?.store.member(&id).await.map_err(store_error)?;
+        Query::read_member(ctx, found).await
+    }
+}
+
+/// Changes, all as the signed-in caller.
+pub struct Mutation;
+
+async fn existing(store: &Arc<dyn GraphStore>, id: &str) -> async_graphql::Result<MemberRecord> {
+    store
+        .member(id)
+        .await
+        .map_err(store_error)?
+        .ok_or_else(|| store_error(StoreError::NotFound(id.to_owned())))
+}
+
+fn check_self(me: &Caller, other: &ID) -> async_graphql::Result<()> {
+    if me.member_id == other.as_str() {
+        return Err(bad_input("a member cannot connect to themselves"));
+    }
+    Ok(())
+}
+
+/// Trims a text field and checks its length; empty means "clear".
+fn clean(value: &str, field: &str, max: usize) -> async_graphql::Result<Option<String>> {
+    let value = value.trim();
+    if value.chars().count() > max {
+        return Err(bad_input(format!(
+            "`{field}` is longer than {max} characters"
+        )));
+    }
+    Ok((!value.is_empty()).then(|| value.to_owned()))
+}
+
+#[Object]
+impl Mutation {
+    /// Asks `to` to connect. If `to` had already asked the caller, they connect at once.
+    async fn request_connection(
+        &self,
+        ctx: &Context<'_>,
+        to: ID,
+    ) -> async_graphql::Result<ConnectionRequestResult> {
+        let me = auth::caller(ctx).await?;
+        check_self(&me, &to)?;
+        let deps = deps(ctx)?;
+        let outcome = deps
+            .store
+            .request_connection(&me.member_id, &to)
+            .await
+            .map_err(store_error)?;
+        if outcome == RequestOutcome::Connected {
+            wake(deps);
+        }
+        let status = match outcome {
+            RequestOutcome::Requested | RequestOutcome::AlreadyRequested => {
+                ConnectionRequestStatus::Pending
+            }
+            RequestOutcome::Connected | RequestOutcome::AlreadyConnected => {
+                ConnectionRequestStatus::Connected
+            }
+        };
+        Ok(ConnectionRequestResult {
+            status,
+            member: Member(existing(&deps.store, &to).await?),
+        })
+    }
+
+    /// Accepts `from`'s pending request; returns `from`. Accepting again changes nothing.
+    async fn accept_connection(
+        &self,
+        ctx: &Context<'_>,
+        from: ID,
+    ) -> async_graphql::Result<Member> {
+        let me = auth::caller(ctx).await?;
+        check_self(&me, &from)?;
+        let deps = deps(ctx)?;
+        deps.store
+            .accept_connection(&me.member_id, &from)
+            .await
+            .map_err(store_error)?;
+        wake(deps);
+        Ok(Member(existing(&deps.store, &from).await?))
+    }
+
+    /// Declines `from`'s pending request; false when there was none.
+    async fn decline_connection(&self, ctx: &Context<'_>, from: ID) -> async_graphql::Result<bool> {
+        let me = auth::caller(ctx).await?;
+        check_self(&me, &from)?;
+        deps(ctx)?
+            .store
+            .decline_connection(&me.member_id, &from)
+            .await
+            .map_err(store_error)
+    }
+
+    /// Removes the connection with `with` (and any pending request between you); false when
+    /// there was none.
+    async fn remove_connection(&self, ctx: &Context<'_>, with: ID) -> async_graphql::Result<bool> {
+        let me = auth::caller(ctx).await?;
+        check_self(&me, &with)?;
+        deps(ctx)?
+            .store
+            .remove_connection(&me.member_id, &with)
+            .await
+            .map_err(store_error)
+    }
+
+    /// Updates the caller's profile. Omitted fields stay; an empty or null headline or
+    /// location clears it.
+    async fn update_profile(
+        &self,
+        ctx: &Context<'_>,
+        headline: MaybeUndefined<String>,
+        location: MaybeUndefined<String>,
+        display_name: Option<String>,
+    ) -> async_graphql::Result<Member> {
+        let me = auth::caller(ctx).await?;
+        let mut update = ProfileUpdate::default();
+        if let Some(name) = display_name {
+            let name = clean(&name, "displayName", MAX_DISPLAY_NAME)?
+                .ok_or_else(|| bad_input("`displayName` must not be empty"))?;
+            update.display_name = Some(name);
+        }
+        update.headline = match headline {
+            MaybeUndefined::Undefined => None,
+            MaybeUndefined::Null => Some(None),
+            MaybeUndefined::Value(v) => Some(clean(&v, "headline", MAX_HEADLINE)?),
+        };
+        update.location = match location {
+            MaybeUndefined::Undefined => None,
+            MaybeUndefined::Null => Some(None),
+            MaybeUndefined::Value(v) => Some(clean(&v, "location", MAX_LOCATION)?),
+        };
+        let member = deps(ctx)?
+            .store
+            .update_profile(&me.member_id, &update)
+            .await
+            .map_err(store_error)?;
+        Ok(Member(member))
+    }
+}

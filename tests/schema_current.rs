@@ -1,0 +1,69 @@
+//! `schema/` holds what each service exports and what they compose to; this test fails when
+//! either drifts from the code. `SWITCHYARD_UPDATE_SCHEMA=1` rewrites the files instead.
+
+use std::path::{Path, PathBuf};
+
+use switchyard::stack::{service_sdl, SERVICES};
+
+fn schema_dir() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("schema")
+}
+
+fn updating() -> bool {
+    std::env::var("SWITCHYARD_UPDATE_SCHEMA").is_ok_and(|v| v == "1")
+}
+
+/// Compares `path` with `expected`, or rewrites it when updating; returns a drift message.
+fn check_file(path: &Path, expected: &str) -> Option<String> {
+    let current = std::fs::read_to_string(path).unwrap_or_default();
+    if current == expected {
+        return None;
+    }
+    if updating() {
+        std::fs::write(path, expected).unwrap();
+        return None;
+    }
+    Some(format!(
+        "{} is out of date (run `SWITCHYARD_UPDATE_SCHEMA=1 cargo test --test schema_current`)",
+        path.display()
+    ))
+}
+
+#[test]
+fn committed_service_schemas_and_supergraph_match_the_code() {
+    let dir = schema_dir();
+    let mut drift = Vec::new();
+    for service in SERVICES {
+        drift.extend(check_file(
+            &dir.join(format!("{service}.graphql")),
+            &service_sdl(service),
+        ));
+    }
+    // Compose from the (possibly just rewritten) files, exactly as `switchyard compose` does.
+    let sources = switchyard_compose::config::load_subgraphs(&dir.join("supergraph.yaml"))
+        .expect("schema/supergraph.yaml loads");
+    let composed = switchyard_compose::compose(&sources)
+        .unwrap_or_else(|e| panic!("the platform's services do not compose:\n{e}"));
+    drift.extend(check_file(
+        &dir.join("supergraph.graphql"),
+        &composed.supergraph_sdl,
+    ));
+    // The Kubernetes ConfigMap is generated from a copy beside the manifests (kustomize reads
+    // only files under its own directory).
+    let k8s_copy = dir.join("../deploy/k8s/supergraph.graphql");
+    if k8s_copy.parent().is_some_and(Path::exists) {
+        drift.extend(check_file(&k8s_copy, &composed.supergraph_sdl));
+    }
+    assert!(drift.is_empty(), "{}", drift.join("\n"));
+}
+
+#[test]
+fn every_service_is_in_the_composition_config() {
+    let config = std::fs::read_to_string(schema_dir().join("supergraph.yaml")).unwrap();
+    for service in SERVICES {
+        assert!(
+            config.contains(&format!("  {service}:\n")),
+            "schema/supergraph.yaml lacks {service}"
+        );
+    }
+}
