@@ -23,7 +23,12 @@ pub const MEMBERS: [(&str, &str, &str, &str); 8] = [
     ("liwei", "Li Wei", "Data scientist", "Singapore"),
     ("sofia", "Sofia Rossi", "Technical recruiter", "Milan"),
     ("kwame", "Kwame Mensah", "Founder", "Accra"),
-    ("elena", "Elena Petrova", "Site reliability engineer", "Berlin"),
+    (
+        "elena",
+        "Elena Petrova",
+        "Site reliability engineer",
+        "Berlin",
+    ),
     ("raj", "Raj Patel", "Student", "London"),
 ];
 
@@ -234,7 +239,10 @@ pub async fn wait_for_member(client: &GraphQLClient, id: &str) -> Result<()> {
     let deadline = Instant::now() + Duration::from_secs(15);
     loop {
         let data = client
-            .data("query($id: ID!) { member(id: $id) { id } }", json!({ "id": id }))
+            .data(
+                "query($id: ID!) { member(id: $id) { id } }",
+                json!({ "id": id }),
+            )
             .await?;
         if !data["member"].is_null() {
             return Ok(());

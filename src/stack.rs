@@ -204,8 +204,15 @@ impl Stack {
             .await
             .with_context(|| format!("rebinding {addr} for {name}"))?;
         let stop = CancellationToken::new();
-        let task = start_service(key, &self.options, &self.bus, &jwks_url, listener, stop.clone())
-            .await?;
+        let task = start_service(
+            key,
+            &self.options,
+            &self.bus,
+            &jwks_url,
+            listener,
+            stop.clone(),
+        )
+        .await?;
         let service = self.services.get_mut(name).expect("checked above");
         service.stop = stop;
         service.task = Some(task);
@@ -292,10 +299,18 @@ async fn start_service(
     let set_jwks = |url: &mut String| *url = jwks_url.to_owned();
     let task = match name {
         "auth" => launch!(switchyard_auth, jwks: |_c: &mut switchyard_auth::Config| {}),
-        "profile" => launch!(switchyard_profile, jwks: |c: &mut switchyard_profile::Config| set_jwks(&mut c.jwks_url)),
-        "content" => launch!(switchyard_content, jwks: |c: &mut switchyard_content::Config| set_jwks(&mut c.jwks_url)),
-        "chat" => launch!(switchyard_chat, jwks: |c: &mut switchyard_chat::Config| set_jwks(&mut c.jwks_url)),
-        "analytics" => launch!(switchyard_analytics, jwks: |c: &mut switchyard_analytics::Config| set_jwks(&mut c.jwks_url)),
+        "profile" => {
+            launch!(switchyard_profile, jwks: |c: &mut switchyard_profile::Config| set_jwks(&mut c.jwks_url))
+        }
+        "content" => {
+            launch!(switchyard_content, jwks: |c: &mut switchyard_content::Config| set_jwks(&mut c.jwks_url))
+        }
+        "chat" => {
+            launch!(switchyard_chat, jwks: |c: &mut switchyard_chat::Config| set_jwks(&mut c.jwks_url))
+        }
+        "analytics" => {
+            launch!(switchyard_analytics, jwks: |c: &mut switchyard_analytics::Config| set_jwks(&mut c.jwks_url))
+        }
         other => bail!("unknown service {other}"),
     };
     Ok(task)

@@ -109,12 +109,16 @@ async fn the_same_with_auth_on_postgresql() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_seeded_stack_answers_the_headline_query_and_keeps_its_data() {
     let dir = tempfile::tempdir().unwrap();
-    let options =
-        switchyard::stack::StackOptions::embedded(dir.path(), common::any_port());
-    let stack = switchyard::stack::Stack::start(options.clone()).await.unwrap();
+    let options = switchyard::stack::StackOptions::embedded(dir.path(), common::any_port());
+    let stack = switchyard::stack::Stack::start(options.clone())
+        .await
+        .unwrap();
     let client = switchyard::client::GraphQLClient::new(stack.graphql_url());
-    let seeded = switchyard::seed::seed_once(&client, dir.path()).await.unwrap();
-    let query = "query($a: ID!, $b: ID!) { connectionDegree(from: $a, to: $b) { degree path { handle } } }";
+    let seeded = switchyard::seed::seed_once(&client, dir.path())
+        .await
+        .unwrap();
+    let query =
+        "query($a: ID!, $b: ID!) { connectionDegree(from: $a, to: $b) { degree path { handle } } }";
     let vars = json!({ "a": seeded.id("amit"), "b": seeded.id("amrita") });
     let data = client.data(query, vars.clone()).await.unwrap();
     assert_eq!(data["connectionDegree"]["degree"], "SECOND");
@@ -132,7 +136,9 @@ async fn the_seeded_stack_answers_the_headline_query_and_keeps_its_data() {
     // A second run over the same directory reuses the data and does not seed twice.
     let stack = switchyard::stack::Stack::start(options).await.unwrap();
     let client = switchyard::client::GraphQLClient::new(stack.graphql_url());
-    let again = switchyard::seed::seed_once(&client, dir.path()).await.unwrap();
+    let again = switchyard::seed::seed_once(&client, dir.path())
+        .await
+        .unwrap();
     assert_eq!(again.members, seeded.members);
     let data = client.data(query, vars).await.unwrap();
     assert_eq!(data["connectionDegree"]["degree"], "SECOND");

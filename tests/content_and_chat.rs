@@ -37,10 +37,16 @@ async fn a_post_is_found_with_a_typo_and_its_reaction_reaches_the_author() {
             .data(search, json!({ "q": "federaton" }))
             .await
             .unwrap();
-        if let Some(edge) = data["searchPosts"]["edges"].as_array().and_then(|e| e.first()) {
+        if let Some(edge) = data["searchPosts"]["edges"]
+            .as_array()
+            .and_then(|e| e.first())
+        {
             break edge.clone();
         }
-        assert!(Instant::now() < deadline, "the post never became searchable");
+        assert!(
+            Instant::now() < deadline,
+            "the post never became searchable"
+        );
         tokio::time::sleep(Duration::from_millis(50)).await;
     };
     assert_eq!(hit["node"]["id"], post_id.as_str());

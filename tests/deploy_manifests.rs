@@ -12,60 +12,47 @@ use std::net::{SocketAddr, TcpListener};
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-use serde_json::json;
 use serde_yaml_ng::Value;
+use switchyard_subgraph_kit::ConfigLoader;
 
 /// The subgraph services of the platform, by the name the supergraph, compose and k8s use.
 const SUBGRAPHS: [&str; 5] = ["auth", "profile", "content", "chat", "analytics"];
 
 /// The serialized default `Config` of each service: its field names (what `<PREFIX>_<FIELD>`
 /// can set) and the types of their values.
-///
-/// SWITCH ON once the root package dev-depends on the service crates: replace each `json!` by
-/// `serde_json::to_value(switchyard_<service>::Config::default()).unwrap()`. Until then these
-/// are the fields contracts.md promises.
 fn service_config_defaults() -> BTreeMap<&'static str, serde_json::Value> {
+    fn value(config: impl serde::Serialize) -> serde_json::Value {
+        serde_json::to_value(config).expect("a service Config serializes")
+    }
     BTreeMap::from([
-        (
-            "auth",
-            json!({
-                "listen": "127.0.0.1:4101", "data_dir": "data/auth",
-                "database_url": null, "redis_url": null
-            }),
-        ),
-        (
-            "profile",
-            json!({
-                "listen": "127.0.0.1:4102", "data_dir": "data/profile", "redis_url": null,
-                "jwks_url": "http://127.0.0.1:4101/.well-known/jwks.json",
-                "neo4j_uri": null, "neo4j_user": null, "neo4j_password": null
-            }),
-        ),
-        (
-            "content",
-            json!({
-                "listen": "127.0.0.1:4103", "data_dir": "data/content",
-                "database_url": null, "redis_url": null,
-                "jwks_url": "http://127.0.0.1:4101/.well-known/jwks.json"
-            }),
-        ),
-        (
-            "chat",
-            json!({
-                "listen": "127.0.0.1:4104", "data_dir": "data/chat",
-                "database_url": null, "redis_url": null,
-                "jwks_url": "http://127.0.0.1:4101/.well-known/jwks.json"
-            }),
-        ),
-        (
-            "analytics",
-            json!({
-                "listen": "127.0.0.1:4105", "data_dir": "data/analytics",
-                "database_url": null, "redis_url": null,
-                "jwks_url": "http://127.0.0.1:4101/.well-known/jwks.json"
-            }),
-        ),
+        ("auth", value(switchyard_auth::Config::default())),
+        ("profile", value(switchyard_profile::Config::default())),
+        ("content", value(switchyard_content::Config::default())),
+        ("chat", value(switchyard_chat::Config::default())),
+        ("analytics", value(switchyard_analytics::Config::default())),
     ])
+}
+
+/// Loads `service`'s real `Config` from `env` the way its binary does (kit `ConfigLoader`,
+/// prefix + the contract aliases), so a value of the wrong type fails here.
+fn load_service_config(service: &str, env: &BTreeMap<String, String>) -> Result<(), String> {
+    let fields = &service_config_defaults()[service];
+    let mut loader = ConfigLoader::new(&service.to_ascii_uppercase());
+    for (alias, field) in ALIASES {
+        if fields.get(field).is_some() {
+            loader = loader.alias(alias, field);
+        }
+    }
+    let loader = loader.env_vars(env.iter().map(|(k, v)| (k.clone(), v.clone())));
+    let loaded = match service {
+        "auth" => loader.load::<switchyard_auth::Config>().map(drop),
+        "profile" => loader.load::<switchyard_profile::Config>().map(drop),
+        "content" => loader.load::<switchyard_content::Config>().map(drop),
+        "chat" => loader.load::<switchyard_chat::Config>().map(drop),
+        "analytics" => loader.load::<switchyard_analytics::Config>().map(drop),
+        other => panic!("unknown service {other}"),
+    };
+    loaded.map_err(|e| e.to_string())
 }
 
 /// Un-prefixed variables every service's `ConfigLoader` maps (contracts.md), by field.
@@ -318,15 +305,6 @@ impl AcceptedNames {
             }
         }
     }
-
-    /// The Config field a variable sets (`AUTH_LISTEN` and `listen`), for value checks.
-    fn field_of(&self, service: &str, name: &str) -> Option<String> {
-        if let Some((_, field)) = ALIASES.iter().find(|(alias, _)| *alias == name) {
-            return Some((*field).to_owned());
-        }
-        name.strip_prefix(&format!("{}_", service.to_ascii_uppercase()))
-            .map(str::to_ascii_lowercase)
-    }
 }
 
 /// `SWITCHYARD_*` names the gateway reads: the match arms of `GatewayConfig::apply_env` and the
@@ -387,7 +365,7 @@ fn supergraph_subgraphs() -> Option<BTreeMap<String, String>> {
     )
 }
 
-/// The subgraph URLs the deployments must serve: from the supergraph, or from the contract
+/// The subgraph URLs the deployments must serve: from the supergraph, or from the Config
 /// defaults (`http://<name>:<default port>/graphql`) while the supergraph is missing.
 fn routing_urls() -> BTreeMap<String, String> {
     supergraph_subgraphs().unwrap_or_else(|| {
@@ -486,7 +464,6 @@ fn listen_variable(program: &Program) -> String {
 /// Checks values of the variables that set Config fields: they must fit the field's type.
 fn check_values(
     problems: &mut Problems,
-    accepted: &AcceptedNames,
     where_: &str,
     program: &Program,
     env: &BTreeMap<String, String>,
@@ -503,19 +480,8 @@ fn check_values(
             }
         }
         Program::Subgraph(service) => {
-            let defaults = &accepted.services[service.as_str()];
-            for (name, value) in env {
-                let Some(field) = accepted.field_of(service, name) else {
-                    continue;
-                };
-                let ok = match defaults.get(&field) {
-                    Some(serde_json::Value::Number(_)) => value.parse::<f64>().is_ok(),
-                    Some(serde_json::Value::Bool(_)) => value.parse::<bool>().is_ok(),
-                    _ => true,
-                };
-                problems.check(ok, || {
-                    format!("{where_}: {name}={value:?} does not fit `{field}`")
-                });
+            if let Err(e) = load_service_config(service, env) {
+                problems.add(format!("{where_}: {e}"));
             }
         }
     }
@@ -786,7 +752,6 @@ fn compose_environment_is_understood_by_each_program() {
         }
         check_values(
             &mut problems,
-            &accepted,
             &format!("compose {}", service.name),
             program,
             &service.env,
@@ -1220,7 +1185,6 @@ fn k8s_deployments_services_and_autoscaling_match_the_supergraph() {
         }
         check_values(
             &mut problems,
-            &accepted,
             &format!("Deployment {name}"),
             program,
             &workload.env,

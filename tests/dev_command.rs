@@ -58,10 +58,7 @@ fn line_after<'l>(lines: &'l [String], label: &str) -> &'l str {
 
 fn stop(mut child: Child) {
     let pid = child.id().to_string();
-    Command::new("kill")
-        .args(["-TERM", &pid])
-        .status()
-        .unwrap();
+    Command::new("kill").args(["-TERM", &pid]).status().unwrap();
     let deadline = Instant::now() + Duration::from_secs(20);
     loop {
         if let Some(status) = child.try_wait().unwrap() {

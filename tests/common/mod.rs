@@ -109,10 +109,7 @@ impl PostgresDb {
             }
             Err(e) => panic!("PostgreSQL is required in CI (CI=true) but {admin_url} failed: {e}"),
         };
-        let name = format!(
-            "switchyard_e2e_{purpose}_{}",
-            uuid::Uuid::now_v7().simple()
-        );
+        let name = format!("switchyard_e2e_{purpose}_{}", uuid::Uuid::now_v7().simple());
         // The name is generated here from a UUID, never from input.
         sqlx::query(sqlx::AssertSqlSafe(format!("CREATE DATABASE {name}")))
             .execute(&admin)
@@ -143,8 +140,8 @@ impl Drop for PostgresDb {
                     let _ = sqlx::query(sqlx::AssertSqlSafe(format!(
                         "DROP DATABASE IF EXISTS {name} WITH (FORCE)"
                     )))
-                        .execute(&admin)
-                        .await;
+                    .execute(&admin)
+                    .await;
                 }
             });
         })

@@ -158,11 +158,9 @@ impl Map {
         Self::default()
     }
 
-    /// An empty object with room for `capacity` entries.
-    pub(crate) fn with_capacity(capacity: usize) -> Self {
-        Self {
-            entries: Vec::with_capacity(capacity),
-        }
+    /// An object of `entries`, whose keys the caller guarantees are unique.
+    pub(crate) fn from_entries(entries: Vec<(Str, Value)>) -> Self {
+        Self { entries }
     }
 
     /// The entries in order, keys with values.

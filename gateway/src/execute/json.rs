@@ -41,11 +41,7 @@ pub(crate) fn parse_response(bytes: &[u8]) -> Result<Response, JsonError> {
         message: "invalid UTF-8",
         offset: err.valid_up_to(),
     })?;
-    let mut reader = Reader {
-        text,
-        bytes,
-        pos: 0,
-    };
+    let mut reader = Reader::new(text);
     let mut response = Response::default();
     reader.skip_ws();
     reader.expect(b'{', "expected a JSON object")?;
@@ -107,11 +103,7 @@ pub(crate) fn parse_response(bytes: &[u8]) -> Result<Response, JsonError> {
 /// Parses one JSON value (the whole input).
 #[cfg(test)]
 pub(crate) fn parse_value(text: &str) -> Result<Value, JsonError> {
-    let mut reader = Reader {
-        text,
-        bytes: text.as_bytes(),
-        pos: 0,
-    };
+    let mut reader = Reader::new(text);
     reader.skip_ws();
     let value = reader.value(0)?;
     reader.skip_ws();
@@ -126,9 +118,24 @@ struct Reader<'a> {
     text: &'a str,
     bytes: &'a [u8],
     pos: usize,
+    /// Entries of the objects being read, innermost last. Each object collects here and then
+    /// moves out into a vector of exactly its size, so no object or list vector ever regrows.
+    entries: Vec<(Str, Value)>,
+    /// Items of the lists being read, the same way.
+    items: Vec<Value>,
 }
 
 impl<'a> Reader<'a> {
+    fn new(text: &'a str) -> Self {
+        Reader {
+            text,
+            bytes: text.as_bytes(),
+            pos: 0,
+            entries: Vec::new(),
+            items: Vec::new(),
+        }
+    }
+
     fn error(&self, message: &'static str) -> JsonError {
         JsonError {
             message,
@@ -188,12 +195,12 @@ impl<'a> Reader<'a> {
             return Err(self.error("nested too deeply"));
         }
         self.pos += 1;
-        let mut map = Map::with_capacity(8);
         self.skip_ws();
         if self.peek() == Some(b'}') {
             self.pos += 1;
-            return Ok(Value::Object(map));
+            return Ok(Value::Object(Map::new()));
         }
+        let start = self.entries.len();
         loop {
             self.skip_ws();
             let key = self.string()?;
@@ -202,11 +209,17 @@ impl<'a> Reader<'a> {
             self.skip_ws();
             let value = self.value(depth)?;
             // A repeated key keeps its first position and its last value, like serde_json.
-            map.insert(key, value);
+            match self.entries[start..].iter_mut().find(|(k, _)| *k == key) {
+                Some(slot) => slot.1 = value,
+                None => self.entries.push((key, value)),
+            }
             self.skip_ws();
             match self.next() {
                 Some(b',') => continue,
-                Some(b'}') => return Ok(Value::Object(map)),
+                Some(b'}') => {
+                    let entries = self.entries.drain(start..).collect();
+                    return Ok(Value::Object(Map::from_entries(entries)));
+                }
                 _ => return Err(self.error("expected `,` or `}`")),
             }
         }
@@ -217,19 +230,20 @@ impl<'a> Reader<'a> {
             return Err(self.error("nested too deeply"));
         }
         self.pos += 1;
-        let mut items = Vec::new();
         self.skip_ws();
         if self.peek() == Some(b']') {
             self.pos += 1;
-            return Ok(Value::Array(items));
+            return Ok(Value::Array(Vec::new()));
         }
+        let start = self.items.len();
         loop {
             self.skip_ws();
-            items.push(self.value(depth)?);
+            let item = self.value(depth)?;
+            self.items.push(item);
             self.skip_ws();
             match self.next() {
                 Some(b',') => continue,
-                Some(b']') => return Ok(Value::Array(items)),
+                Some(b']') => return Ok(Value::Array(self.items.drain(start..).collect())),
                 _ => return Err(self.error("expected `,` or `]`")),
             }
         }

@@ -36,6 +36,7 @@ pub(crate) fn write_response(
         path: Vec::with_capacity(16),
         out: Vec::with_capacity(capacity),
         pool: Vec::new(),
+        object_types: Vec::new(),
     };
     shaper.out.extend_from_slice(b"{\"data\":");
     let op = &operation.operation;
@@ -79,6 +80,9 @@ struct Shaper<'a> {
     /// Reused field-collection buffers (one per nesting level in use), so shaping an object
     /// does not allocate.
     pool: Vec<Collected<'a>>,
+    /// Declared type names already looked up, with whether each is an object type: a response
+    /// has thousands of objects but a handful of types, and the schema lookup hashes the name.
+    object_types: Vec<(&'a str, bool)>,
 }
 
 type Collected<'a> = Vec<(&'a str, &'a Node<Field>)>;
@@ -270,8 +274,21 @@ impl<'a> Shaper<'a> {
             .collect()
     }
 
-    fn concrete_type(&self, declared: &'a str, object: &'a DataMap) -> &'a str {
-        if self.schema.get_object(declared).is_some() {
+    fn concrete_type(&mut self, declared: &'a str, object: &'a DataMap) -> &'a str {
+        let cached = self
+            .object_types
+            .iter()
+            .find(|(name, _)| std::ptr::eq(*name, declared))
+            .map(|(_, is_object)| *is_object);
+        let is_object = match cached {
+            Some(is_object) => is_object,
+            None => {
+                let is_object = self.schema.get_object(declared).is_some();
+                self.object_types.push((declared, is_object));
+                is_object
+            }
+        };
+        if is_object {
             return declared;
         }
         match object.get("__typename").and_then(Data::as_str) {

@@ -536,3 +536,22 @@ where
     }
     out
 }
+
+#[tokio::test]
+async fn expired_refresh_tokens_are_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = Config {
+        refresh_token_ttl_secs: 1,
+        ..common::config(dir.path())
+    };
+    let service = Service::open(config, EventBus::in_process()).await.unwrap();
+    let up = sign_up(&service, "ivy@example.com", "ivy", "password1", None).await;
+    let token = up["data"]["signUp"]["refreshToken"].as_str().unwrap();
+    tokio::time::sleep(Duration::from_millis(1100)).await;
+    let r = refresh(&service, token).await;
+    assert_eq!(code(&r), "UNAUTHENTICATED");
+    assert!(r["errors"][0]["message"]
+        .as_str()
+        .unwrap()
+        .contains("expired"));
+}

@@ -29,7 +29,8 @@ async fn main() -> anyhow::Result<()> {
         print!("{}", switchyard_content::sdl());
         return Ok(());
     }
-    switchyard_subgraph_kit::init_tracing("info", cli.common.json_logs);
+    // tantivy logs every commit at info; keep its warnings only unless RUST_LOG says otherwise.
+    switchyard_subgraph_kit::init_tracing("info,tantivy=warn", cli.common.json_logs);
     let config = Config::load(cli.common.config.as_deref())?;
     if let Some(Command::Reindex) = cli.command {
         let (store, index) = open_stores(&config).await?;

@@ -13,6 +13,43 @@
 //!
 //! [`JwtSigner`] is the issuing side: the auth service signs with it, and other services' tests
 //! mint tokens with it (`JwtVerifier::from_jwks_json(&jwks(&[signer]))`).
+//!
+//! ```no_run
+//! use async_graphql::{Context, EmptyMutation, EmptySubscription, Object, Schema};
+//! use switchyard_subgraph_kit::auth::{caller, JwtVerifier};
+//!
+//! struct Query;
+//!
+//! #[Object]
+//! impl Query {
+//!     /// Only for signed-in members: UNAUTHENTICATED otherwise.
+//!     async fn my_member_id(&self, ctx: &Context<'_>) -> async_graphql::Result<String> {
+//!         Ok(caller(ctx).await?.member_id)
+//!     }
+//! }
+//!
+//! let schema = Schema::build(Query, EmptyMutation, EmptySubscription)
+//!     .enable_federation()
+//!     .data(JwtVerifier::from_jwks_url("http://127.0.0.1:4101/.well-known/jwks.json"))
+//!     .finish();
+//! # let _ = schema;
+//! ```
+//!
+//! In tests, sign tokens yourself:
+//!
+//! ```
+//! # tokio::runtime::Runtime::new().unwrap().block_on(async {
+//! use std::time::Duration;
+//! use switchyard_subgraph_kit::auth::{jwks, BearerToken, Claims, JwtSigner, JwtVerifier};
+//!
+//! let signer = JwtSigner::generate("test-key");
+//! let verifier = JwtVerifier::from_jwks_json(&jwks(&[signer.clone()])).unwrap();
+//! let token = signer.sign(&Claims::new("member-uuid", "ada", Duration::from_secs(900)));
+//! assert_eq!(verifier.verify(&token).await.unwrap().handle, "ada");
+//! // Put `verifier` in the schema data and `BearerToken(token)` in the request data:
+//! let _request = async_graphql::Request::new("{ myMemberId }").data(BearerToken(token));
+//! # });
+//! ```
 
 use std::collections::HashMap;
 use std::fmt;
@@ -162,7 +199,14 @@ pub async fn optional_caller(ctx: &Context<'_>) -> async_graphql::Result<Option<
         tracing::error!("schema has no JwtVerifier in its data; cannot check tokens");
         async_graphql::Error::new("server misconfigured: token verification unavailable")
     })?;
-    let claims = verifier.verify(token).await.map_err(|e| e.to_graphql())?;
+    let claims = verifier.verify(token).await.map_err(|e| match e {
+        // The detail names internal addresses: log it, tell the client only what failed.
+        AuthError::Jwks(detail) => {
+            tracing::error!(%detail, "cannot load the JWKS to verify a token");
+            AuthError::Jwks("the identity service is unreachable".into()).to_graphql()
+        }
+        other => other.to_graphql(),
+    })?;
     Ok(Some(Caller {
         member_id: claims.sub,
         handle: claims.handle,

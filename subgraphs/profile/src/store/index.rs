@@ -16,6 +16,10 @@ use std::collections::HashMap;
 /// A member's position in the index.
 pub type NodeId = u32;
 
+/// A neighbour list this many times longer than the other frontier is binary-searched rather
+/// than scanned (matches [`intersect`]'s switch to galloping).
+const GALLOP_RATIO: usize = 16;
+
 /// Overlay entries beyond this share of the CSR (plus a floor) trigger a compaction.
 const COMPACT_FLOOR: usize = 1 << 16;
 
@@ -267,18 +271,16 @@ impl AdjacencyIndex {
         if let Some(m) = middle {
             return Some(vec![s, m, t]);
         }
-        // Expanding a frontier costs the sum of its members' degrees; compute the cheaper side
-        // fully and stop summing the other once it is already dearer.
+        // Hop 3: is some member of one frontier connected to some member of the other? For
+        // each member `u` of the expanded frontier, a short neighbour list is checked entry by
+        // entry against a mark array holding the other frontier, and a long one (a hub's) by
+        // binary-searching the other frontier's members in it, so a hub costs
+        // |other| · log d(u) instead of d(u). Expand whichever side is cheaper by that measure;
+        // compute the smaller frontier's cost fully and stop summing the other's once dearer.
         let s_first = ns.len() <= nt.len();
         let (first, second) = if s_first { (ns, nt) } else { (nt, ns) };
-        let first_cost: usize = first.iter().map(|&v| self.degree(v)).sum();
-        let mut second_cost = 0usize;
-        for &v in second {
-            second_cost += self.degree(v);
-            if second_cost >= first_cost {
-                break;
-            }
-        }
+        let first_cost = self.expansion_cost(first, second.len(), usize::MAX);
+        let second_cost = self.expansion_cost(second, first.len(), first_cost);
         let expand_first = first_cost <= second_cost;
         let (expand, marked) = if expand_first {
             (first, second)
@@ -287,6 +289,14 @@ impl AdjacencyIndex {
         };
         // Which original side is expanded decides the orientation of the found path.
         let expanding_s = expand_first == s_first;
+        let path = |u: NodeId, w: NodeId| {
+            if expanding_s {
+                vec![s, u, w, t]
+            } else {
+                vec![s, w, u, t]
+            }
+        };
+        let gallop_above = marked.len().saturating_mul(GALLOP_RATIO);
         SCRATCH.with(|scratch| {
             let mut scratch = scratch.borrow_mut();
             let stamp = scratch.next_stamp(self.nodes as usize);
@@ -294,18 +304,45 @@ impl AdjacencyIndex {
                 scratch.marks[v as usize] = stamp;
             }
             for &u in expand {
-                for &w in self.neighbours(u) {
+                let list = self.neighbours(u);
+                if list.len() > gallop_above {
+                    let mut hit = None;
+                    intersect(list, marked, |w| {
+                        hit = Some(w);
+                        false
+                    });
+                    if let Some(w) = hit {
+                        return Some(path(u, w));
+                    }
+                    continue;
+                }
+                for &w in list {
                     if scratch.marks[w as usize] == stamp {
-                        return Some(if expanding_s {
-                            vec![s, u, w, t]
-                        } else {
-                            vec![s, w, u, t]
-                        });
+                        return Some(path(u, w));
                     }
                 }
             }
             None
         })
+    }
+
+    /// What checking `frontier`'s neighbour lists against a frontier of `other` members costs
+    /// (see [`AdjacencyIndex::shortest_path`]), stopping once it exceeds `cap`.
+    fn expansion_cost(&self, frontier: &[NodeId], other: usize, cap: usize) -> usize {
+        let gallop_above = other.saturating_mul(GALLOP_RATIO);
+        let mut cost = 0usize;
+        for &u in frontier {
+            let d = self.degree(u);
+            cost += if d > gallop_above {
+                other * (usize::BITS - d.leading_zeros()) as usize
+            } else {
+                d
+            };
+            if cost > cap {
+                break;
+            }
+        }
+        cost
     }
 
     /// Members two hops from `v`, ranked by how many of `v`'s connections they know (most
@@ -355,7 +392,7 @@ fn intersect(a: &[u32], b: &[u32], mut found: impl FnMut(u32) -> bool) {
     if short.is_empty() {
         return;
     }
-    if long.len() / short.len() > 16 {
+    if long.len() / short.len() > GALLOP_RATIO {
         let mut rest = long;
         for &x in short {
             match rest.binary_search(&x) {
