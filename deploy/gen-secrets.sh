@@ -23,7 +23,7 @@ key() { head -c 32 /dev/urandom | base64 -w0; }
 kid="k$(date -u +%Y%m%d)"
 declare -A pw=(
     [superuser]=$(password) [auth]=$(password) [content]=$(password) [chat]=$(password)
-    [analytics]=$(password) [neo4j]=$(password) [redis]=$(password)
+    [analytics]=$(password) [profile]=$(password) [neo4j]=$(password) [redis]=$(password)
 )
 
 files=(postgres neo4j redis bus auth profile content chat analytics)
@@ -44,6 +44,7 @@ write() {
 
 write postgres "POSTGRES_PASSWORD=${pw[superuser]}
 AUTH_DB_PASSWORD=${pw[auth]}
+PROFILE_DB_PASSWORD=${pw[profile]}
 CONTENT_DB_PASSWORD=${pw[content]}
 CHAT_DB_PASSWORD=${pw[chat]}
 ANALYTICS_DB_PASSWORD=${pw[analytics]}"
@@ -54,7 +55,8 @@ write auth "DATABASE_URL=postgres://auth:${pw[auth]}@postgres:5432/auth
 AUTH_JWT_SIGNING_KEYS=${kid}:$(key)
 AUTH_DATA_KEYS=${kid}:$(key)
 AUTH_HASH_KEY=$(key)"
-write profile "NEO4J_URI=bolt://neo4j:7687
+write profile "DATABASE_URL=postgres://profile:${pw[profile]}@postgres:5432/profile
+NEO4J_URI=bolt://neo4j:7687
 NEO4J_USER=neo4j
 NEO4J_PASSWORD=${pw[neo4j]}"
 write content "DATABASE_URL=postgres://content:${pw[content]}@postgres:5432/content"

@@ -11,7 +11,7 @@
 # psql connects as $POSTGRES_USER over the default socket, or wherever PGHOST/PGPORT point.
 set -euo pipefail
 
-services=${SWITCHYARD_SQL_SERVICES:-auth content chat analytics}
+services=${SWITCHYARD_SQL_SERVICES:-auth profile content chat analytics}
 
 for service in $services; do
     if [[ ! $service =~ ^[a-z][a-z0-9_]*$ ]]; then

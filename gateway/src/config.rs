@@ -42,6 +42,12 @@ pub struct GatewayConfig {
     pub override_labels: Vec<String>,
     /// How many planned operations the plan cache keeps.
     pub plan_cache_size: usize,
+    /// Whether subscriptions are served (graphql-transport-ws over WebSocket on `/graphql`).
+    pub subscriptions: bool,
+    /// Most active operations one WebSocket connection may run at once.
+    pub max_subscriptions_per_connection: usize,
+    /// How long a WebSocket client has to send `connection_init` before it is closed (4408).
+    pub subscription_init_timeout: Duration,
 }
 
 impl Default for GatewayConfig {
@@ -63,6 +69,9 @@ impl Default for GatewayConfig {
             propagate_headers: vec!["authorization".to_owned()],
             override_labels: Vec::new(),
             plan_cache_size: 1024,
+            subscriptions: true,
+            max_subscriptions_per_connection: 100,
+            subscription_init_timeout: Duration::from_secs(10),
         }
     }
 }
@@ -165,6 +174,9 @@ struct FileConfig {
     propagate_headers: Option<Vec<String>>,
     override_labels: Option<Vec<String>>,
     plan_cache_size: Option<usize>,
+    subscriptions: Option<bool>,
+    max_subscriptions_per_connection: Option<usize>,
+    subscription_init_timeout: Option<FileDuration>,
     #[serde(default)]
     subgraphs: HashMap<String, FileSubgraph>,
 }
@@ -273,6 +285,14 @@ impl GatewayConfig {
         set(&mut self.graphiql, file.graphiql);
         set(&mut self.dedupe, file.dedupe);
         set(&mut self.plan_cache_size, file.plan_cache_size);
+        set(&mut self.subscriptions, file.subscriptions);
+        set(
+            &mut self.max_subscriptions_per_connection,
+            file.max_subscriptions_per_connection,
+        );
+        if let Some(v) = file.subscription_init_timeout {
+            self.subscription_init_timeout = v.0;
+        }
         if let Some(v) = file.propagate_headers {
             self.propagate_headers = v.into_iter().map(|h| h.to_ascii_lowercase()).collect();
         }
@@ -339,6 +359,17 @@ impl GatewayConfig {
                 "GRAPHIQL" => self.graphiql = parse_bool(&name, &value)?,
                 "DEDUPE" => self.dedupe = parse_bool(&name, &value)?,
                 "PLAN_CACHE_SIZE" => self.plan_cache_size = parse_env(&name, &value)?,
+                "SUBSCRIPTIONS" => self.subscriptions = parse_bool(&name, &value)?,
+                "MAX_SUBSCRIPTIONS_PER_CONNECTION" => {
+                    self.max_subscriptions_per_connection = parse_env(&name, &value)?
+                }
+                "SUBSCRIPTION_INIT_TIMEOUT" => {
+                    self.subscription_init_timeout =
+                        parse_duration(&value).map_err(|message| ConfigError::Env {
+                            name: name.clone(),
+                            message,
+                        })?
+                }
                 "PROPAGATE_HEADERS" => self.propagate_headers = parse_list(&value, true),
                 "OVERRIDE_LABELS" => self.override_labels = parse_list(&value, false),
                 _ => {

@@ -657,3 +657,43 @@ impl<'a> Run<'a> {
         }
     }
 }
+
+// ---- Subscription hook (used by `crate::subscription`; kept apart from the hot path) ----
+
+impl Executor {
+    /// Like [`Executor::execute`], but the run starts from a subgraph's root response instead of
+    /// an empty object: `data` / `errors` are one subscription event from `service`, and
+    /// `operation`'s plan holds only the fetches that follow the root fetch (entity fetches).
+    pub(crate) async fn execute_seeded(
+        &self,
+        operation: &PreparedOperation,
+        variables: &Map<String, Value>,
+        headers: &[(HeaderName, HeaderValue)],
+        service: &str,
+        data: Option<Value>,
+        errors: Vec<Value>,
+    ) -> Vec<u8> {
+        let mut root = Data::Object(DataMap::new());
+        if let Some(data @ Value::Object(_)) = data {
+            merge::deep_merge(&mut root, Data::from(data));
+        }
+        let errors = errors
+            .into_iter()
+            .map(|error| merge::subgraph_error(error, service))
+            .collect();
+        let run = Run {
+            executor: self,
+            data: Mutex::new(root),
+            errors: Mutex::new(errors),
+            variables,
+            headers,
+            bytes_in: AtomicUsize::new(0),
+        };
+        if let Some(node) = &operation.exec {
+            run.node(node, &[]).await;
+        }
+        let data = run.data.into_inner().expect("data lock poisoned");
+        let errors = run.errors.into_inner().expect("errors lock poisoned");
+        write_response(&self.schema, operation, variables, &data, errors, 1024)
+    }
+}

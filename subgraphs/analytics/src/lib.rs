@@ -2,7 +2,8 @@
 //!
 //! It reads the bus in its own consumer group ([`CONSUMER_GROUP`], `"analytics"`) and turns
 //! `post.created`/`post.deleted`, `post.viewed`, `reaction.added`, `comment.added`,
-//! `message.sent`, `connection.accepted` and `profile.viewed` into rollups (see [`store`]). Each
+//! `message.sent`, `connection.accepted` and `profile.viewed` into rollups (see [`store`]);
+//! `account.deleted` erases the member's counters and takes their posts out of trending. Each
 //! event's id is recorded in the same transaction as its counter changes (the kit's
 //! `process_event`), so redelivered and replayed events never count twice.
 //!

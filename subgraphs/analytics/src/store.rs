@@ -428,6 +428,12 @@ struct ConnectionAccepted {
 
 #[derive(Deserialize)]
 #[serde(rename_all = "camelCase")]
+struct AccountDeleted {
+    member_id: String,
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
 struct ProfileViewed {
     member_id: String,
 }
@@ -443,6 +449,8 @@ enum Effect {
         visibility: Option<String>,
     },
     PostDeleted(String),
+    /// The member's account is gone: forget their counters and stop their posts trending.
+    MemberDeleted(String),
 }
 
 /// What `event` changes; empty for event types analytics does not track.
@@ -496,6 +504,9 @@ fn effects_of(event: &Event) -> Result<Vec<Effect>, EventError> {
         "profile.viewed" => vec![Member(
             event.payload_as::<ProfileViewed>()?.member_id,
             MemberMetric::ProfileViews,
+        )],
+        "account.deleted" => vec![Effect::MemberDeleted(
+            event.payload_as::<AccountDeleted>()?.member_id,
         )],
         _ => Vec::new(),
     })
@@ -567,6 +578,16 @@ impl EventHandler for AnalyticsHandler {
                     .bind(at)
                     .execute(&mut *conn)
                     .await?;
+                }
+                Effect::MemberDeleted(member_id) => {
+                    sqlx::query("DELETE FROM analytics_member_daily WHERE member_id = $1")
+                        .bind(member_id.clone())
+                        .execute(&mut *conn)
+                        .await?;
+                    sqlx::query("UPDATE analytics_posts SET deleted = 1 WHERE author_id = $1")
+                        .bind(member_id)
+                        .execute(&mut *conn)
+                        .await?;
                 }
                 Effect::PostDeleted(post_id) => {
                     sqlx::query(

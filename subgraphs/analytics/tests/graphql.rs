@@ -421,3 +421,39 @@ async fn sqlite_entities_batch_their_stats_lookups() {
         assert_eq!(member["stats"], expected, "member {i}");
     }
 }
+
+#[tokio::test]
+async fn sqlite_account_deletion_forgets_the_member() {
+    let (_dir, store) = sqlite().await;
+    let schema = build_schema(Some(store.clone()));
+    let (gone, stays) = ("member-gone", "member-stays");
+    for member in [gone, stays] {
+        let viewed = json!({"memberId": member, "viewerId": "v"});
+        apply(&store, "profile.viewed", viewed, Duration::hours(1)).await;
+        let post = format!("post-of-{member}");
+        let created = json!({"postId": post, "authorId": member, "visibility": "PUBLIC"});
+        apply(&store, "post.created", created, Duration::hours(2)).await;
+        let reaction = json!({"postId": post, "authorId": member, "memberId": "r", "kind": "LIKE"});
+        apply(&store, "reaction.added", reaction, Duration::hours(1)).await;
+    }
+    let deleted = json!({"accountId": gone, "memberId": gone});
+    apply(&store, "account.deleted", deleted, Duration::minutes(1)).await;
+
+    let stats = r#"query($id: ID!) { _entities(representations: [{__typename: "Member", id: $id}]) {
+        ... on Member { stats { profileViews reactionsReceived } } } }"#;
+    let got = data(&schema, stats, json!({"id": gone})).await;
+    assert_eq!(
+        got["_entities"][0]["stats"],
+        json!({"profileViews": 0, "reactionsReceived": 0})
+    );
+    let got = data(&schema, stats, json!({"id": stays})).await;
+    assert_eq!(
+        got["_entities"][0]["stats"],
+        json!({"profileViews": 1, "reactionsReceived": 1})
+    );
+    let trending = data(&schema, "{ trendingPosts { id } }", json!({})).await;
+    assert_eq!(
+        trending["trendingPosts"],
+        json!([{"id": "post-of-member-stays"}])
+    );
+}
