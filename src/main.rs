@@ -19,7 +19,7 @@ use switchyard_planner::{PlanOptions, QueryPlanner, Supergraph};
 #[command(name = "switchyard", version, about)]
 struct Cli {
     /// Log filter (`RUST_LOG` syntax); the `RUST_LOG` variable wins when set.
-    #[arg(long, global = true, default_value = "info")]
+    #[arg(long, global = true, default_value = "info,tantivy=warn")]
     log: String,
     /// Log as JSON lines.
     #[arg(long, global = true)]

@@ -223,6 +223,8 @@ async fn an_unreachable_auth_database_only_affects_auth() {
     full_answer(&client, &world.vars).await;
 
     proxy.cut();
+    // The proxy's copy tasks notice the cut on their next 20 ms tick.
+    tokio::time::sleep(Duration::from_millis(200)).await;
     // The auth service is up but its database is gone: `me` needs the database.
     let started = Instant::now();
     let response = client.send(ALL_SERVICES, world.vars.clone()).await.unwrap();

@@ -11,6 +11,7 @@ pub mod execute;
 mod http;
 pub mod introspection;
 mod operation;
+pub mod subscription;
 
 use std::sync::Arc;
 
@@ -146,6 +147,8 @@ struct Inner {
     plan_options: PlanOptions,
     labels_key: String,
     propagate: Vec<HeaderName>,
+    /// Subgraph name -> URL (overrides applied), for subscriptions' WebSocket connections.
+    subgraph_urls: std::collections::HashMap<String, String>,
 }
 
 impl std::fmt::Debug for Gateway {
@@ -185,6 +188,7 @@ impl Gateway {
                 (name, url)
             })
             .collect();
+        let subgraph_urls = subgraphs.iter().cloned().collect();
         let executor = execute::Executor::new(
             Arc::new(api_schema),
             &subgraphs,
@@ -225,6 +229,7 @@ impl Gateway {
                 plan_options,
                 labels_key,
                 propagate,
+                subgraph_urls,
             }),
         })
     }
@@ -239,7 +244,7 @@ impl Gateway {
         self.inner.executor.schema()
     }
 
-    /// The HTTP routes: `/graphql` (POST, GET, GraphiQL), `/health`, `/ready`.
+    /// The HTTP routes: `/graphql` (POST, GET, GraphiQL, WebSocket subscriptions), `/health`, `/ready`.
     pub fn router(&self) -> axum::Router {
         http::router(self.clone())
     }
@@ -283,6 +288,17 @@ impl Gateway {
             Ok(prepared) => prepared,
             Err((errors, status)) => return GraphQLResponse::errors(status, &errors.0),
         };
+        if prepared.operation().operation_type == apollo_compiler::ast::OperationType::Subscription
+        {
+            return GraphQLResponse::errors(
+                ResponseStatus::RequestError,
+                &[GraphQLError::new(
+                    "Subscriptions are not served over HTTP; open a WebSocket to /graphql with the \
+                     graphql-transport-ws protocol.",
+                    BAD_REQUEST,
+                )],
+            );
+        }
         if via_get && prepared.is_mutation() {
             return GraphQLResponse::errors(
                 ResponseStatus::MutationOverGet,

@@ -55,18 +55,10 @@ impl Str {
         }
     }
 
-    /// Whether this string's bytes are `key`. Keys are short, and comparing them byte by byte
-    /// after the length check beats a call into `memcmp` for every entry scanned.
+    /// Whether this string's bytes are `key` (for keys too long for the inline probe).
     #[inline]
     pub(crate) fn is(&self, key: &[u8]) -> bool {
-        let own = self.as_bytes();
-        if own.len() != key.len() {
-            return false;
-        }
-        if own.len() > INLINE {
-            return own == key;
-        }
-        own.iter().zip(key).all(|(a, b)| a == b)
+        self.as_bytes() == key
     }
 
     /// The string.
@@ -176,7 +168,15 @@ impl Map {
 
     /// The value under `key`, for writing.
     pub(crate) fn get_mut(&mut self, key: &str) -> Option<&mut Value> {
-        self.get_mut_bytes(key.as_bytes())
+        if key.len() <= INLINE {
+            let probe = Str::new(key);
+            return self.get_mut_key(&probe);
+        }
+        let key = key.as_bytes();
+        self.entries
+            .iter_mut()
+            .find(|(k, _)| k.is(key))
+            .map(|(_, v)| v)
     }
 
     /// The value under `key` (a [`Str`], compared without `memcmp` when short), for writing.
@@ -184,13 +184,6 @@ impl Map {
         self.entries
             .iter_mut()
             .find(|(k, _)| k == key)
-            .map(|(_, v)| v)
-    }
-
-    fn get_mut_bytes(&mut self, key: &[u8]) -> Option<&mut Value> {
-        self.entries
-            .iter_mut()
-            .find(|(k, _)| k.is(key))
             .map(|(_, v)| v)
     }
 

@@ -518,10 +518,7 @@ fn write_u64(out: &mut Vec<u8>, mut n: u64) {
 /// Appends `s` as a JSON string.
 pub(crate) fn write_str(out: &mut Vec<u8>, s: &str) {
     let bytes = s.as_bytes();
-    // No early exit, so the check compiles to a vectorised pass over the bytes.
-    let needs_escape = bytes.iter().fold(false, |acc, &b| {
-        acc | (b < 0x20) | (b == b'"') | (b == b'\\')
-    });
+    let needs_escape = find_special(bytes, 0) != bytes.len();
     out.reserve(bytes.len() + 2);
     out.push(b'"');
     if needs_escape {

@@ -1,4 +1,5 @@
-//! GraphQL over HTTP (axum): `POST`/`GET /graphql`, GraphiQL for browsers, `/health`, `/ready`.
+//! GraphQL over HTTP (axum): `POST`/`GET /graphql`, GraphiQL for browsers, WebSocket
+//! subscriptions (`graphql-transport-ws`, see [`crate::subscription`]), `/health`, `/ready`.
 //!
 //! Follows the GraphQL-over-HTTP spec: `application/graphql-response+json` when the client
 //! accepts it (then 400 for requests rejected before execution), else `application/json` with 200
@@ -7,7 +8,8 @@
 pub mod graphiql;
 
 use axum::body::Body;
-use axum::extract::{Query, State};
+use axum::extract::ws::WebSocketUpgrade;
+use axum::extract::{FromRequestParts, Query, State};
 use axum::http::header::{ACCEPT, ALLOW, CACHE_CONTROL, CONTENT_LENGTH, CONTENT_TYPE};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, Uri};
 use axum::response::{IntoResponse, Response};
@@ -208,7 +210,13 @@ fn accepts_html(headers: &HeaderMap) -> bool {
         .any(|v| v.contains("text/html"))
 }
 
-async fn graphql_get(State(gateway): State<Gateway>, headers: HeaderMap, uri: Uri) -> Response {
+async fn graphql_get(State(gateway): State<Gateway>, request: axum::extract::Request) -> Response {
+    let (mut parts, _body) = request.into_parts();
+    if crate::subscription::is_upgrade(&parts.headers) {
+        return websocket(gateway, &mut parts).await;
+    }
+    let headers = parts.headers;
+    let uri = parts.uri;
     let media = Media::negotiate(&headers);
     let params = match Query::<GetParams>::try_from_uri(&uri) {
         Ok(Query(params)) => params,
@@ -260,6 +268,38 @@ async fn graphql_get(State(gateway): State<Gateway>, headers: HeaderMap, uri: Ur
     );
     let response = gateway.run(request, &headers, true).instrument(span).await;
     to_http(response, media)
+}
+
+/// `GET /graphql` with `Upgrade: websocket`: subscriptions over graphql-transport-ws.
+async fn websocket(gateway: Gateway, parts: &mut axum::http::request::Parts) -> Response {
+    let media = Media::negotiate(&parts.headers);
+    if !gateway.config().subscriptions {
+        return error_response(
+            StatusCode::BAD_REQUEST,
+            media,
+            "Subscriptions are disabled on this gateway.",
+            BAD_REQUEST,
+        );
+    }
+    if !crate::subscription::offers_protocol(&parts.headers) {
+        return error_response(
+            StatusCode::BAD_REQUEST,
+            media,
+            &format!(
+                "Unsupported WebSocket subprotocol; offer \"{}\" in Sec-WebSocket-Protocol.",
+                crate::subscription::PROTOCOL
+            ),
+            BAD_REQUEST,
+        );
+    }
+    let upgrade = match WebSocketUpgrade::from_request_parts(parts, &()).await {
+        Ok(upgrade) => upgrade,
+        Err(rejection) => return rejection.into_response(),
+    };
+    let headers = parts.headers.clone();
+    upgrade
+        .protocols([crate::subscription::PROTOCOL])
+        .on_upgrade(move |socket| crate::subscription::serve(gateway, socket, headers))
 }
 
 fn graphiql(gateway: &Gateway) -> Response {

@@ -111,11 +111,12 @@ impl Member {
         &self.id
     }
 
-    /// Activity counters for this member; readable by anyone.
-    async fn stats(&self) -> MemberStats {
-        MemberStats {
+    /// Activity counters for this member; readable by anyone. Nullable, like every field this
+    /// service adds to another's entity, so an analytics outage nulls only the counters.
+    async fn stats(&self) -> Option<MemberStats> {
+        Some(MemberStats {
             member_id: self.id.to_string(),
-        }
+        })
     }
 }
 
@@ -204,17 +205,18 @@ impl Post {
         &self.id
     }
 
-    /// All-time engagement counters of this post; readable by anyone.
-    async fn stats(&self, ctx: &Context<'_>) -> async_graphql::Result<PostStats> {
+    /// All-time engagement counters of this post; readable by anyone. Nullable for the same
+    /// reason as `Member.stats`.
+    async fn stats(&self, ctx: &Context<'_>) -> async_graphql::Result<Option<PostStats>> {
         let totals = store(ctx)?
             .post_totals(self.id.as_str())
             .await
             .map_err(store_error)?;
-        Ok(PostStats {
+        Ok(Some(PostStats {
             impressions: clamp_i32(totals.impressions),
             reactions: clamp_i32(totals.reactions),
             comments: clamp_i32(totals.comments),
-        })
+        }))
     }
 }
 

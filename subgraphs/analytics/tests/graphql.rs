@@ -366,11 +366,11 @@ fn sdl_declares_the_contributed_fields() {
     let sdl = switchyard_analytics::sdl();
     for expected in [
         "type Member @key(fields: \"id\")",
-        "stats: MemberStats!",
+        "stats: MemberStats\n",
         "profileViews(days: Int = 30): Int!",
         "connectionsGained(days: Int = 30): Int!",
         "type Post @key(fields: \"id\")",
-        "stats: PostStats!",
+        "stats: PostStats\n",
         "trendingPosts(hours: Int = 24, first: Int = 10): [Post!]!",
         "specs.apollo.dev/federation/v2",
     ] {

@@ -202,7 +202,9 @@ impl AuthCore {
         )
         .map_err(internal)?;
 
-        let mut tx = self.inner.pool.begin().await.map_err(internal)?;
+        let mut tx = switchyard_subgraph_kit::db::begin(&self.inner.pool)
+            .await
+            .map_err(internal)?;
         let inserted = sqlx::query(
             "INSERT INTO auth_accounts (id, email_hash, email_key_id, email_ciphertext,
                  phone_key_id, phone_ciphertext, handle, password_hash, created_at)
@@ -263,7 +265,9 @@ impl AuthCore {
             return Err(AuthFailure::InvalidCredentials);
         }
         let account = self.open(&stored)?;
-        let mut tx = self.inner.pool.begin().await.map_err(internal)?;
+        let mut tx = switchyard_subgraph_kit::db::begin(&self.inner.pool)
+            .await
+            .map_err(internal)?;
         let (refresh_token, _) = self.start_family(&mut tx, &account.id).await?;
         tx.commit().await.map_err(internal)?;
         Ok(self.session(account, refresh_token))
@@ -302,7 +306,9 @@ impl AuthCore {
                 "refresh token has expired; log in again".into(),
             ));
         }
-        let mut tx = self.inner.pool.begin().await.map_err(internal)?;
+        let mut tx = switchyard_subgraph_kit::db::begin(&self.inner.pool)
+            .await
+            .map_err(internal)?;
         // Conditional on `used_at IS NULL`: of two concurrent presenters exactly one wins.
         let claimed = sqlx::query(
             "UPDATE auth_refresh_tokens SET used_at = $1 WHERE token_hash = $2 AND used_at IS NULL",
@@ -369,7 +375,9 @@ impl AuthCore {
             json!({ "accountId": account_id, "memberId": account_id }),
         )
         .map_err(internal)?;
-        let mut tx = self.inner.pool.begin().await.map_err(internal)?;
+        let mut tx = switchyard_subgraph_kit::db::begin(&self.inner.pool)
+            .await
+            .map_err(internal)?;
         for sql in [
             "DELETE FROM auth_refresh_tokens WHERE account_id = $1",
             "DELETE FROM auth_refresh_families WHERE account_id = $1",

@@ -308,7 +308,7 @@ impl Store {
         }
         let id = Uuid::now_v7().to_string();
         let now = now_micros();
-        let mut tx = self.pool.begin().await?;
+        let mut tx = switchyard_subgraph_kit::db::begin(&self.pool).await?;
         // A concurrent start of the same 1:1 conversation may win the race: then this insert
         // does nothing and the winner's conversation is returned.
         let inserted = sqlx::query(
@@ -453,7 +453,7 @@ impl Store {
             .encrypt(body.as_bytes(), id.as_bytes())
             .map_err(|e| StoreError::Crypto(e.to_string()))?;
         let now = now_micros();
-        let mut tx = self.pool.begin().await?;
+        let mut tx = switchyard_subgraph_kit::db::begin(&self.pool).await?;
         let seq: i64 = sqlx::query(
             "UPDATE conversations SET last_seq = last_seq + 1, last_activity_at = $2
              WHERE id = $1 RETURNING last_seq",

@@ -436,13 +436,14 @@ impl Member {
         &self.id
     }
 
-    /// The member's posts the caller may see, newest first.
+    /// The member's posts the caller may see, newest first. Nullable so a content outage nulls
+    /// only this field, not the member profile it hangs off.
     async fn posts(
         &self,
         ctx: &Context<'_>,
         #[graphql(default = 20)] first: Option<i32>,
         after: Option<String>,
-    ) -> async_graphql::Result<PostConnection> {
+    ) -> async_graphql::Result<Option<PostConnection>> {
         let first = page_size(first, 20)?;
         let after = list_position(after.as_deref())?;
         let viewer = optional_caller(ctx).await?;
@@ -471,7 +472,7 @@ impl Member {
                 node: Post(p),
             })
             .collect();
-        Ok(PostConnection {
+        Ok(Some(PostConnection {
             page_info: PageInfo {
                 has_next_page: more,
                 has_previous_page: after.is_some(),
@@ -480,7 +481,7 @@ impl Member {
             },
             edges,
             total_count: i32::try_from(total).unwrap_or(i32::MAX),
-        })
+        }))
     }
 }
 

@@ -393,7 +393,7 @@ impl Store {
             created_at: micros_to_time(now)?,
             edited_at: None,
         };
-        let mut tx = self.pool.begin().await?;
+        let mut tx = switchyard_subgraph_kit::db::begin(&self.pool).await?;
         sqlx::query(
             "INSERT INTO content_posts (id, author_id, body, visibility, created_at, edited_at)
              VALUES ($1, $2, $3, $4, $5, NULL)",
@@ -426,7 +426,7 @@ impl Store {
         body: &str,
     ) -> Result<PostRecord, StoreError> {
         validate_body(body)?;
-        let mut tx = self.pool.begin().await?;
+        let mut tx = switchyard_subgraph_kit::db::begin(&self.pool).await?;
         let now = now_micros();
         // The update names the author, so a concurrent author change cannot slip between a
         // check and the write; zero rows then tells "missing" from "not yours" below.
@@ -468,7 +468,7 @@ impl Store {
     /// Deletes a post with its comments and reactions (author only); `post.deleted` and the
     /// index queue row commit with it.
     pub async fn delete_post(&self, post_id: &str, caller_id: &str) -> Result<(), StoreError> {
-        let mut tx = self.pool.begin().await?;
+        let mut tx = switchyard_subgraph_kit::db::begin(&self.pool).await?;
         let author: Option<String> =
             sqlx::query("SELECT author_id FROM content_posts WHERE id = $1")
                 .bind(post_id.to_owned())
@@ -658,7 +658,7 @@ impl Store {
             body: body.to_owned(),
             created_at: micros_to_time(now)?,
         };
-        let mut tx = self.pool.begin().await?;
+        let mut tx = switchyard_subgraph_kit::db::begin(&self.pool).await?;
         sqlx::query(
             "INSERT INTO content_comments (id, post_id, author_id, body, created_at)
              VALUES ($1, $2, $3, $4, $5)",
@@ -741,7 +741,7 @@ impl Store {
         kind: ReactionKind,
     ) -> Result<PostRecord, StoreError> {
         let post = self.visible_post(post_id, member_id).await?;
-        let mut tx = self.pool.begin().await?;
+        let mut tx = switchyard_subgraph_kit::db::begin(&self.pool).await?;
         let previous: Option<String> =
             sqlx::query("SELECT kind FROM content_reactions WHERE post_id = $1 AND member_id = $2")
                 .bind(post_id.to_owned())
@@ -823,7 +823,7 @@ impl Store {
             return Ok(false);
         }
         let now = now_micros();
-        let mut tx = self.pool.begin().await?;
+        let mut tx = switchyard_subgraph_kit::db::begin(&self.pool).await?;
         // Upsert only when the last view is old enough; zero rows means "throttled". One
         // statement, so two concurrent reads cannot both emit.
         let written = sqlx::query(

@@ -224,7 +224,15 @@ struct Inner {
     refetch_interval: Duration,
     keys: RwLock<HashMap<String, VerifyingKey>>,
     fetch: tokio::sync::Mutex<FetchState>,
+    /// Tokens already verified, with their claims: one request can ask for the caller many
+    /// times (every entity of an `_entities` batch), and an Ed25519 check costs ~50 µs.
+    /// Keyed by token; holds the signing key id so a key dropped from the JWKS also drops them.
+    verified: std::sync::Mutex<HashMap<String, (String, Claims)>>,
 }
+
+/// Most verified tokens remembered; the map is cleared when full (access tokens live 15 min,
+/// so a cleared entry costs one more signature check).
+const VERIFIED_CACHE_SIZE: usize = 4096;
 
 #[derive(Default)]
 struct FetchState {
@@ -257,6 +265,7 @@ impl JwtVerifier {
                 refetch_interval: REFETCH_INTERVAL,
                 keys: RwLock::new(HashMap::new()),
                 fetch: tokio::sync::Mutex::new(FetchState::default()),
+                verified: std::sync::Mutex::new(HashMap::new()),
             }),
         }
     }
@@ -269,6 +278,7 @@ impl JwtVerifier {
                 refetch_interval: REFETCH_INTERVAL,
                 keys: RwLock::new(parse_jwks(jwks)?),
                 fetch: tokio::sync::Mutex::new(FetchState::default()),
+                verified: std::sync::Mutex::new(HashMap::new()),
             }),
         })
     }
@@ -287,12 +297,40 @@ impl JwtVerifier {
                         .unwrap_or_default(),
                 ),
                 fetch: tokio::sync::Mutex::new(FetchState::default()),
+                verified: std::sync::Mutex::new(HashMap::new()),
             }),
         }
     }
 
     /// Checks signature, `exp` (with [`LEEWAY_SECS`]), `iss` and `aud`; returns the claims.
     pub async fn verify(&self, token: &str) -> Result<Claims, AuthError> {
+        if let Some(claims) = self.remembered(token) {
+            return Ok(claims);
+        }
+        let (kid, claims) = self.verify_uncached(token).await?;
+        if let Ok(mut verified) = self.inner.verified.lock() {
+            if verified.len() >= VERIFIED_CACHE_SIZE {
+                verified.clear();
+            }
+            verified.insert(token.to_owned(), (kid, claims.clone()));
+        }
+        Ok(claims)
+    }
+
+    /// Claims of a token verified before and not expired since.
+    fn remembered(&self, token: &str) -> Option<Claims> {
+        let mut verified = self.inner.verified.lock().ok()?;
+        let (kid, claims) = verified.get(token)?;
+        let expired = claims.exp + LEEWAY_SECS < chrono::Utc::now().timestamp();
+        if expired || self.key(kid).is_none() {
+            verified.remove(token);
+            return None;
+        }
+        Some(claims.clone())
+    }
+
+    /// Full verification; returns the signing key id with the claims.
+    async fn verify_uncached(&self, token: &str) -> Result<(String, Claims), AuthError> {
         let parts = split_token(token)?;
         let key = match self.key(&parts.kid) {
             Some(key) => key,
@@ -319,7 +357,7 @@ impl JwtVerifier {
         if claims.aud != AUDIENCE {
             return Err(AuthError::WrongAudience);
         }
-        Ok(claims)
+        Ok((parts.kid, claims))
     }
 
     fn key(&self, kid: &str) -> Option<VerifyingKey> {

@@ -40,6 +40,24 @@ pub async fn connect(url: &str, max_connections: u32) -> Result<AnyPool, sqlx::E
         .await
 }
 
+/// Begins a write transaction. On SQLite it is `BEGIN IMMEDIATE`: a default (deferred)
+/// transaction that reads before it writes must upgrade its lock at the first write, and if another
+/// connection committed in between SQLite fails it at once with `SQLITE_BUSY` — busy_timeout does
+/// not apply to that upgrade. Taking the write lock up front makes concurrent writers queue
+/// instead. PostgreSQL gets a plain `BEGIN`.
+pub async fn begin(pool: &AnyPool) -> Result<sqlx::Transaction<'static, sqlx::Any>, sqlx::Error> {
+    if is_sqlite(pool) {
+        pool.begin_with("BEGIN IMMEDIATE").await
+    } else {
+        pool.begin().await
+    }
+}
+
+/// Whether `pool` talks to SQLite (as opposed to PostgreSQL).
+pub fn is_sqlite(pool: &AnyPool) -> bool {
+    pool.connect_options().database_url.scheme() == "sqlite"
+}
+
 /// The URL of a SQLite database file at `path`, created if missing.
 pub fn sqlite_url(path: &Path) -> String {
     format!("sqlite://{}?mode=rwc", path.display())
@@ -56,6 +74,52 @@ mod tests {
             sqlite_url(Path::new("/tmp/x.db")),
             "sqlite:///tmp/x.db?mode=rwc"
         );
+    }
+
+    #[tokio::test]
+    async fn concurrent_read_then_write_transactions_queue_instead_of_failing() {
+        let dir = tempfile::tempdir().unwrap();
+        let pool = connect(&sqlite_url(&dir.path().join("a.db")), 8)
+            .await
+            .unwrap();
+        assert!(is_sqlite(&pool));
+        sqlx::query("CREATE TABLE counter (n INTEGER NOT NULL)")
+            .execute(&pool)
+            .await
+            .unwrap();
+        sqlx::query("INSERT INTO counter (n) VALUES (0)")
+            .execute(&pool)
+            .await
+            .unwrap();
+        // Each task reads, yields (so others read too), then writes: with deferred transactions
+        // most of them die with SQLITE_BUSY on the lock upgrade.
+        let tasks: Vec<_> = (0..16)
+            .map(|_| {
+                let pool = pool.clone();
+                tokio::spawn(async move {
+                    let mut tx = begin(&pool).await?;
+                    let n: i64 = sqlx::query("SELECT n FROM counter")
+                        .fetch_one(&mut *tx)
+                        .await?
+                        .get(0);
+                    tokio::task::yield_now().await;
+                    sqlx::query("UPDATE counter SET n = $1")
+                        .bind(n + 1)
+                        .execute(&mut *tx)
+                        .await?;
+                    tx.commit().await
+                })
+            })
+            .collect();
+        for task in tasks {
+            task.await.unwrap().unwrap();
+        }
+        let n: i64 = sqlx::query("SELECT n FROM counter")
+            .fetch_one(&pool)
+            .await
+            .unwrap()
+            .get(0);
+        assert_eq!(n, 16, "no lost update, no SQLITE_BUSY");
     }
 
     #[tokio::test]

@@ -103,7 +103,7 @@ impl ViewTracker {
     pub async fn record(&self, member: &str, viewer: &str) -> Result<bool, crate::StoreError> {
         let now = Utc::now().timestamp_micros();
         let cutoff = now - VIEW_WINDOW.as_micros() as i64;
-        let mut tx = self.pool.begin().await?;
+        let mut tx = switchyard_subgraph_kit::db::begin(&self.pool).await?;
         let claimed = sqlx::query(
             "INSERT INTO profile_view_emissions (member_id, viewer_id, emitted_at) VALUES ($1, $2, $3)
              ON CONFLICT (member_id, viewer_id) DO UPDATE SET emitted_at = excluded.emitted_at

@@ -42,7 +42,7 @@ pub async fn process_event<H: EventHandler>(
     event: &Event,
     handler: &H,
 ) -> Result<Processed, EventError> {
-    let mut tx = pool.begin().await?;
+    let mut tx = crate::db::begin(pool).await?;
     // Writing first takes the write lock at once (SQLite) or blocks a concurrent duplicate on the
     // primary key until this transaction ends (PostgreSQL), so two members racing on one event
     // cannot both run the handler.

@@ -59,7 +59,7 @@ pub async fn migrate(pool: &AnyPool) -> Result<(), EventError> {
 /// Writes `event` to the outbox on `conn`: pass the transaction that makes the change.
 ///
 /// ```ignore
-/// let mut tx = pool.begin().await?;
+/// let mut tx = db::begin(&pool).await?; // BEGIN IMMEDIATE on SQLite
 /// sqlx::query("INSERT INTO members ...").execute(&mut *tx).await?;
 /// outbox::enqueue(&mut *tx, &Event::new("member.created", id, &member)?).await?;
 /// tx.commit().await?;

@@ -280,7 +280,7 @@ impl EmbeddedGraphStore {
     ) -> Result<(), StoreError> {
         let event = connection_accepted(accepter.0, other.0)?;
         let (a, b) = ordered(accepter.0, other.0);
-        let mut tx = self.pool.begin().await?;
+        let mut tx = switchyard_subgraph_kit::db::begin(&self.pool).await?;
         delete_requests_sql(&mut tx, accepter.0, other.0).await?;
         sqlx::query(
             "INSERT INTO profile_connections (member_a, member_b, connected_at) VALUES ($1, $2, $3)
@@ -422,7 +422,7 @@ impl GraphStore for EmbeddedGraphStore {
 
     async fn delete_member(&self, id: &str) -> Result<bool, StoreError> {
         let _writes = self.writes.lock().await;
-        let mut tx = self.pool.begin().await?;
+        let mut tx = switchyard_subgraph_kit::db::begin(&self.pool).await?;
         let deleted = delete_sql(&mut tx, id).await?;
         tx.commit().await?;
         let mut state = self.write();
@@ -534,7 +534,7 @@ impl GraphStore for EmbeddedGraphStore {
             (state.require(member)?, state.require(other)?)
         };
         let (a, b) = ordered(member, other);
-        let mut tx = self.pool.begin().await?;
+        let mut tx = switchyard_subgraph_kit::db::begin(&self.pool).await?;
         let edges =
             sqlx::query("DELETE FROM profile_connections WHERE member_a = $1 AND member_b = $2")
                 .bind(a.to_owned())

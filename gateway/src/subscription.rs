@@ -1,0 +1,709 @@
+//! GraphQL subscriptions through the gateway: a `graphql-transport-ws` server on `GET /graphql`.
+//!
+//! A subscription's single root field is owned by one subgraph. The gateway plans the operation
+//! like a query; the plan's root fetch becomes a `subscribe` on ONE upstream WebSocket per client
+//! subscription (the subgraph's URL with a `ws://` scheme), and every upstream `next` event is
+//! treated as that root fetch's response: the rest of the plan (entity fetches to other
+//! subgraphs) runs through the executor and the shaped result goes to the client as `next`.
+//!
+//! Queries and mutations sent with `subscribe` are answered with one `next` and a `complete`,
+//! as the protocol allows.
+//!
+//! Close codes follow the protocol: 4400 invalid message, 4401 `subscribe` before the
+//! connection was acknowledged, 4408 no `connection_init` in time, 4409 duplicate operation id,
+//! 4429 a second `connection_init`.
+
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+
+use apollo_compiler::ast::OperationType;
+use axum::extract::ws::{CloseFrame, Message, WebSocket};
+use futures::{SinkExt, StreamExt};
+use http::header::{HeaderMap, HeaderName, HeaderValue, AUTHORIZATION, SEC_WEBSOCKET_PROTOCOL};
+use serde_json::{json, Map, Value};
+use switchyard_planner::plan::{FetchNode, PlanNode, QueryPlan};
+use tokio::sync::{mpsc, oneshot};
+use tokio_tungstenite::tungstenite::client::IntoClientRequest;
+use tokio_tungstenite::tungstenite::Message as UpMessage;
+
+use crate::error::{GraphQLError, BAD_REQUEST, QUERY_PLANNING_FAILED, SUBGRAPH_REQUEST_FAILED};
+use crate::operation::PreparedOperation;
+use crate::{Gateway, GraphQLRequest};
+
+/// The WebSocket subprotocol the gateway speaks, to clients and to subgraphs.
+pub const PROTOCOL: &str = "graphql-transport-ws";
+
+/// Close code: the client sent something that is not a valid protocol message.
+pub const CLOSE_INVALID_MESSAGE: u16 = 4400;
+/// Close code: `subscribe` before `connection_ack`.
+pub const CLOSE_UNAUTHORIZED: u16 = 4401;
+/// Close code: no `connection_init` within the configured timeout.
+pub const CLOSE_INIT_TIMEOUT: u16 = 4408;
+/// Close code: `subscribe` with an id that is already running.
+pub const CLOSE_DUPLICATE_ID: u16 = 4409;
+/// Close code: more than one `connection_init`.
+pub const CLOSE_TOO_MANY_INITS: u16 = 4429;
+
+/// Messages queued for one client before senders wait.
+const OUTGOING_BUFFER: usize = 64;
+
+/// What the connection's writer task sends to the client.
+enum Outgoing {
+    Text(String),
+    Close(u16, String),
+}
+
+/// Operations running on one connection: id -> (generation, cancel signal).
+type Active = Arc<Mutex<HashMap<String, (u64, oneshot::Sender<()>)>>>;
+
+/// Everything an operation task needs from its connection.
+struct Connection {
+    gateway: Gateway,
+    out: mpsc::Sender<Outgoing>,
+    active: Active,
+    /// Upgrade-request headers with the `connection_init` payload's `Authorization` applied.
+    headers: HeaderMap,
+}
+
+impl Connection {
+    async fn send(&self, message: Value) {
+        self.send_text(message.to_string()).await;
+    }
+
+    async fn send_text(&self, text: String) {
+        // A closed channel means the client is gone; nothing left to tell it.
+        let _ = self.out.send(Outgoing::Text(text)).await;
+    }
+
+    /// Ends operation `id` (if `generation` still owns it) and then sends its last message, so
+    /// the client may reuse the id as soon as it sees that message.
+    async fn finish(&self, id: &str, generation: u64, last: Value) {
+        {
+            let mut active = self.active.lock().expect("active lock poisoned");
+            if active.get(id).is_none_or(|(g, _)| *g != generation) {
+                // Cancelled by the client: it expects nothing more for this id.
+                return;
+            }
+            active.remove(id);
+        }
+        self.send(last).await;
+    }
+
+    async fn error(&self, id: &str, generation: u64, errors: &[GraphQLError]) {
+        let payload = serde_json::to_value(errors).expect("errors serialize");
+        self.finish(
+            id,
+            generation,
+            json!({"id": id, "type": "error", "payload": payload}),
+        )
+        .await;
+    }
+
+    async fn complete(&self, id: &str, generation: u64) {
+        self.finish(id, generation, json!({"id": id, "type": "complete"}))
+            .await;
+    }
+
+    /// Sends a `next` whose payload is an already serialized GraphQL response.
+    async fn next(&self, id: &str, payload: &[u8]) {
+        let payload = String::from_utf8_lossy(payload);
+        self.send_text(format!(
+            r#"{{"id":{},"type":"next","payload":{payload}}}"#,
+            Value::from(id)
+        ))
+        .await;
+    }
+}
+
+/// Whether `headers` ask for a WebSocket upgrade.
+pub(crate) fn is_upgrade(headers: &HeaderMap) -> bool {
+    headers
+        .get(http::header::UPGRADE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.eq_ignore_ascii_case("websocket"))
+}
+
+/// Whether the client offered the `graphql-transport-ws` subprotocol.
+pub(crate) fn offers_protocol(headers: &HeaderMap) -> bool {
+    headers
+        .get_all(SEC_WEBSOCKET_PROTOCOL)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(','))
+        .any(|p| p.trim() == PROTOCOL)
+}
+
+/// Runs the protocol on an upgraded client socket until either side closes it.
+pub(crate) async fn serve(gateway: Gateway, socket: WebSocket, headers: HeaderMap) {
+    let (mut sink, mut stream) = socket.split();
+    // Bounded, so a client that stops reading slows its upstream subscriptions down instead of
+    // growing the gateway's memory.
+    let (out, mut outgoing) = mpsc::channel::<Outgoing>(OUTGOING_BUFFER);
+    let writer = tokio::spawn(async move {
+        while let Some(message) = outgoing.recv().await {
+            match message {
+                Outgoing::Text(text) => {
+                    if sink.send(Message::Text(text.into())).await.is_err() {
+                        break;
+                    }
+                }
+                Outgoing::Close(code, reason) => {
+                    let frame = CloseFrame {
+                        code,
+                        reason: reason.into(),
+                    };
+                    let _ = sink.send(Message::Close(Some(frame))).await;
+                    break;
+                }
+            }
+        }
+        let _ = sink.close().await;
+    });
+
+    let init_deadline = tokio::time::Instant::now() + gateway.config().subscription_init_timeout;
+    let active: Active = Arc::default();
+    let generations = AtomicU64::new(0);
+    let mut connection: Option<Arc<Connection>> = None;
+    let close = |code: u16, reason: String| {
+        let out = out.clone();
+        async move {
+            let _ = out.send(Outgoing::Close(code, reason)).await;
+        }
+    };
+
+    loop {
+        let next = if connection.is_none() {
+            match tokio::time::timeout_at(init_deadline, stream.next()).await {
+                Ok(next) => next,
+                Err(_) => {
+                    close(
+                        CLOSE_INIT_TIMEOUT,
+                        "Connection initialisation timeout".into(),
+                    )
+                    .await;
+                    break;
+                }
+            }
+        } else {
+            stream.next().await
+        };
+        let text = match next {
+            Some(Ok(Message::Text(text))) => text,
+            Some(Ok(Message::Ping(_) | Message::Pong(_))) => continue,
+            Some(Ok(Message::Binary(_))) => {
+                close(
+                    CLOSE_INVALID_MESSAGE,
+                    "Invalid message received: binary frames are not part of graphql-transport-ws"
+                        .into(),
+                )
+                .await;
+                break;
+            }
+            Some(Ok(Message::Close(_))) | Some(Err(_)) | None => break,
+        };
+        let message = match parse_client_message(&text) {
+            Ok(message) => message,
+            Err(reason) => {
+                close(
+                    CLOSE_INVALID_MESSAGE,
+                    format!("Invalid message received: {reason}"),
+                )
+                .await;
+                break;
+            }
+        };
+        match message {
+            ClientMessage::ConnectionInit(payload) => {
+                if connection.is_some() {
+                    close(
+                        CLOSE_TOO_MANY_INITS,
+                        "Too many initialisation requests".into(),
+                    )
+                    .await;
+                    break;
+                }
+                let mut headers = headers.clone();
+                if let Some(token) = ["Authorization", "authorization"]
+                    .iter()
+                    .find_map(|key| payload.get(*key).and_then(Value::as_str))
+                    .and_then(|v| HeaderValue::from_str(v).ok())
+                {
+                    headers.insert(AUTHORIZATION, token);
+                }
+                connection = Some(Arc::new(Connection {
+                    gateway: gateway.clone(),
+                    out: out.clone(),
+                    active: Arc::clone(&active),
+                    headers,
+                }));
+                let _ = out
+                    .send(Outgoing::Text(r#"{"type":"connection_ack"}"#.into()))
+                    .await;
+            }
+            ClientMessage::Ping => {
+                let _ = out.send(Outgoing::Text(r#"{"type":"pong"}"#.into())).await;
+            }
+            ClientMessage::Pong => {}
+            ClientMessage::Subscribe { id, request } => {
+                let Some(connection) = &connection else {
+                    close(CLOSE_UNAUTHORIZED, "Unauthorized".into()).await;
+                    break;
+                };
+                let (cancel, cancelled) = oneshot::channel();
+                let generation = generations.fetch_add(1, Ordering::Relaxed);
+                let limit = gateway.config().max_subscriptions_per_connection;
+                // Decide under the lock, act (and await) after releasing it.
+                let admitted = {
+                    let mut running = active.lock().expect("active lock poisoned");
+                    if running.contains_key(&id) {
+                        Err(true)
+                    } else if running.len() >= limit {
+                        Err(false)
+                    } else {
+                        running.insert(id.clone(), (generation, cancel));
+                        Ok(())
+                    }
+                };
+                match admitted {
+                    Ok(()) => {}
+                    Err(true) => {
+                        let reason = format!("Subscriber for {id} already exists");
+                        close(CLOSE_DUPLICATE_ID, reason).await;
+                        break;
+                    }
+                    Err(false) => {
+                        let error = GraphQLError::new(
+                            format!(
+                                "Too many operations on this connection (at most {limit}); \
+                                 complete one first."
+                            ),
+                            BAD_REQUEST,
+                        );
+                        connection
+                            .send(json!({"id": id, "type": "error", "payload": [error]}))
+                            .await;
+                        continue;
+                    }
+                }
+                let connection = Arc::clone(connection);
+                tokio::spawn(async move {
+                    run_operation(&connection, &id, generation, request, cancelled).await;
+                });
+            }
+            ClientMessage::Complete(id) => {
+                // Dropping the sender tells the operation task to stop (and close upstream).
+                active.lock().expect("active lock poisoned").remove(&id);
+            }
+        }
+    }
+    // Every running operation stops with the connection.
+    active.lock().expect("active lock poisoned").clear();
+    drop(connection);
+    drop(out);
+    let _ = writer.await;
+}
+
+/// A message a client may send.
+enum ClientMessage {
+    ConnectionInit(Map<String, Value>),
+    Ping,
+    Pong,
+    Subscribe { id: String, request: GraphQLRequest },
+    Complete(String),
+}
+
+fn parse_client_message(text: &str) -> Result<ClientMessage, String> {
+    let value: Value = serde_json::from_str(text).map_err(|err| format!("not JSON ({err})"))?;
+    let Value::Object(mut object) = value else {
+        return Err("expected a JSON object".into());
+    };
+    let kind = match object.get("type") {
+        Some(Value::String(kind)) => kind.clone(),
+        _ => return Err("missing \"type\"".into()),
+    };
+    let id = |object: &Map<String, Value>| match object.get("id") {
+        Some(Value::String(id)) if !id.is_empty() => Ok(id.clone()),
+        _ => Err(format!("\"{kind}\" needs a non-empty string \"id\"")),
+    };
+    match kind.as_str() {
+        "connection_init" => match object.remove("payload") {
+            None | Some(Value::Null) => Ok(ClientMessage::ConnectionInit(Map::new())),
+            Some(Value::Object(payload)) => Ok(ClientMessage::ConnectionInit(payload)),
+            Some(_) => Err("connection_init payload must be an object".into()),
+        },
+        "ping" => Ok(ClientMessage::Ping),
+        "pong" => Ok(ClientMessage::Pong),
+        "subscribe" => {
+            let id = id(&object)?;
+            let payload = object.remove("payload").unwrap_or(Value::Null);
+            let request: GraphQLRequest = serde_json::from_value(payload)
+                .map_err(|err| format!("subscribe payload is not a GraphQL request ({err})"))?;
+            if request.query.is_none() {
+                return Err("subscribe payload has no \"query\"".into());
+            }
+            Ok(ClientMessage::Subscribe { id, request })
+        }
+        "complete" => Ok(ClientMessage::Complete(id(&object)?)),
+        other => Err(format!("unexpected message type {other:?}")),
+    }
+}
+
+/// Runs one client operation to its end (or until `cancelled` fires or its sender drops).
+async fn run_operation(
+    connection: &Connection,
+    id: &str,
+    generation: u64,
+    request: GraphQLRequest,
+    cancelled: oneshot::Receiver<()>,
+) {
+    let gateway = &connection.gateway;
+    let query = request.query.as_deref().unwrap_or_default();
+    let prepared = match gateway.prepare(query, request.operation_name.as_deref()) {
+        Ok(prepared) => prepared,
+        Err((errors, _)) => return connection.error(id, generation, &errors.0).await,
+    };
+    if prepared.operation().operation_type != OperationType::Subscription {
+        // Queries and mutations over the socket: one result, then complete.
+        let response = gateway.run(request, &connection.headers, false).await;
+        connection.next(id, &response.body).await;
+        return connection.complete(id, generation).await;
+    }
+    let variables = match prepared.coerce_variables(request.variables) {
+        Ok(variables) => variables,
+        Err(errors) => return connection.error(id, generation, &errors.0).await,
+    };
+    let Some((root, rest)) = split_plan(prepared.plan()) else {
+        let error = GraphQLError::new(
+            "This subscription cannot be served: its root field must come from one subgraph.",
+            QUERY_PLANNING_FAILED,
+        );
+        return connection.error(id, generation, &[error]).await;
+    };
+    // The fetches after the root fetch, bound to the executor once per subscription.
+    let follow_up = match PreparedOperation::new(
+        &gateway.inner.executor,
+        prepared.document().clone(),
+        request.operation_name.as_deref(),
+        rest,
+    ) {
+        Ok(follow_up) => follow_up,
+        Err(errors) => return connection.error(id, generation, &errors.0).await,
+    };
+    let forwarded = gateway.forwarded_headers(&connection.headers);
+    let service = root.service_name.as_str();
+    let upstream_variables: Map<String, Value> = root
+        .variable_usages
+        .iter()
+        .filter_map(|name| variables.get(name).map(|v| (name.clone(), v.clone())))
+        .collect();
+    let mut upstream = match Upstream::open(gateway, service, &forwarded).await {
+        Ok(upstream) => upstream,
+        Err(reason) => {
+            return connection
+                .error(id, generation, &[upstream_error(service, &reason)])
+                .await;
+        }
+    };
+    let subscribe = json!({
+        "id": "1",
+        "type": "subscribe",
+        "payload": {
+            "query": root.operation,
+            "operationName": root.operation_name,
+            "variables": upstream_variables,
+        },
+    });
+    if let Err(reason) = upstream.send(subscribe).await {
+        return connection
+            .error(id, generation, &[upstream_error(service, &reason)])
+            .await;
+    }
+    tracing::debug!(id, service, "subscription started");
+    let mut cancelled = cancelled;
+    loop {
+        let event = tokio::select! {
+            _ = &mut cancelled => None,
+            event = upstream.next_event() => Some(event),
+        };
+        let Some(event) = event else {
+            upstream.complete().await;
+            tracing::debug!(id, service, "subscription completed by the client");
+            return;
+        };
+        match event {
+            UpstreamEvent::Next(payload) => {
+                let (data, errors) = split_payload(payload);
+                let body = gateway
+                    .inner
+                    .executor
+                    .execute_seeded(&follow_up, &variables, &forwarded, service, data, errors)
+                    .await;
+                // Skip events for an operation the client completed meanwhile.
+                if !connection.is_active(id, generation) {
+                    upstream.complete().await;
+                    return;
+                }
+                connection.next(id, &body).await;
+            }
+            UpstreamEvent::Error(errors) => {
+                let errors: Vec<GraphQLError> = errors
+                    .into_iter()
+                    .map(|error| subgraph_error(error, service))
+                    .collect();
+                upstream.close().await;
+                return connection.error(id, generation, &errors).await;
+            }
+            UpstreamEvent::Complete => {
+                upstream.close().await;
+                return connection.complete(id, generation).await;
+            }
+            UpstreamEvent::Failed(reason) => {
+                return connection
+                    .error(id, generation, &[upstream_error(service, &reason)])
+                    .await;
+            }
+        }
+    }
+}
+
+impl Connection {
+    fn is_active(&self, id: &str, generation: u64) -> bool {
+        self.active
+            .lock()
+            .expect("active lock poisoned")
+            .get(id)
+            .is_some_and(|(g, _)| *g == generation)
+    }
+}
+
+/// Splits a subscription plan into its root fetch and a plan of everything after it.
+fn split_plan(plan: &QueryPlan) -> Option<(FetchNode, QueryPlan)> {
+    let root_fetch = |node: &PlanNode| match node {
+        PlanNode::Fetch(fetch) if fetch.requires.is_none() => Some((**fetch).clone()),
+        _ => None,
+    };
+    match plan.node.as_ref()? {
+        node @ PlanNode::Fetch(_) => Some((root_fetch(node)?, QueryPlan { node: None })),
+        PlanNode::Sequence { nodes } => {
+            let (first, rest) = nodes.split_first()?;
+            let root = root_fetch(first)?;
+            let node = match rest {
+                [] => None,
+                [only] => Some(only.clone()),
+                more => Some(PlanNode::Sequence {
+                    nodes: more.to_vec(),
+                }),
+            };
+            Some((root, QueryPlan { node }))
+        }
+        _ => None,
+    }
+}
+
+/// `data` and `errors` of an upstream `next` payload.
+fn split_payload(payload: Value) -> (Option<Value>, Vec<Value>) {
+    let Value::Object(mut payload) = payload else {
+        return (None, Vec::new());
+    };
+    let data = payload.remove("data").filter(Value::is_object);
+    let errors = match payload.remove("errors") {
+        Some(Value::Array(errors)) => errors,
+        _ => Vec::new(),
+    };
+    (data, errors)
+}
+
+fn upstream_error(service: &str, reason: &str) -> GraphQLError {
+    GraphQLError::new(
+        format!("WebSocket subscription to subgraph '{service}' failed: {reason}"),
+        SUBGRAPH_REQUEST_FAILED,
+    )
+    .with_extension("serviceName", service)
+}
+
+/// An error from an upstream `error` message, tagged with the subgraph it came from.
+fn subgraph_error(error: Value, service: &str) -> GraphQLError {
+    let mut out: GraphQLError = serde_json::from_value(error.clone()).unwrap_or_else(|_| {
+        GraphQLError::new(
+            format!("Subgraph '{service}' sent an invalid error: {error}"),
+            SUBGRAPH_REQUEST_FAILED,
+        )
+    });
+    if out.code().is_none() {
+        out.extensions
+            .insert("code".into(), Value::from(SUBGRAPH_REQUEST_FAILED));
+    }
+    out.extensions
+        .insert("serviceName".into(), Value::from(service));
+    out
+}
+
+/// What the upstream subscription produced.
+enum UpstreamEvent {
+    Next(Value),
+    Error(Vec<Value>),
+    Complete,
+    Failed(String),
+}
+
+type UpstreamSocket =
+    tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>;
+
+/// One graphql-transport-ws connection to a subgraph, carrying one subscription (id "1").
+struct Upstream {
+    socket: UpstreamSocket,
+}
+
+/// Headers that belong to the WebSocket handshake itself and must not be copied into it.
+fn handshake_header(name: &HeaderName) -> bool {
+    let name = name.as_str();
+    name.starts_with("sec-websocket-")
+        || matches!(
+            name,
+            "host" | "connection" | "upgrade" | "content-length" | "transfer-encoding"
+        )
+}
+
+impl Upstream {
+    /// Connects, sends `connection_init` (with the forwarded `Authorization`) and waits for the
+    /// ack, all within the subgraph's timeout.
+    async fn open(
+        gateway: &Gateway,
+        service: &str,
+        forwarded: &[(HeaderName, HeaderValue)],
+    ) -> Result<Upstream, String> {
+        let url = gateway
+            .inner
+            .subgraph_urls
+            .get(service)
+            .ok_or_else(|| format!("unknown subgraph '{service}'"))?;
+        let ws_url = match url.split_once("://") {
+            Some(("http", rest)) => format!("ws://{rest}"),
+            Some(("https", rest)) => format!("wss://{rest}"),
+            _ => return Err(format!("cannot derive a WebSocket URL from {url:?}")),
+        };
+        let mut request = ws_url
+            .as_str()
+            .into_client_request()
+            .map_err(|err| format!("invalid URL {ws_url:?}: {err}"))?;
+        let headers = request.headers_mut();
+        headers.insert(SEC_WEBSOCKET_PROTOCOL, HeaderValue::from_static(PROTOCOL));
+        let mut init_payload = Map::new();
+        for (name, value) in forwarded {
+            if handshake_header(name) {
+                continue;
+            }
+            headers.append(name.clone(), value.clone());
+            if name == AUTHORIZATION {
+                if let Ok(value) = value.to_str() {
+                    init_payload.insert("Authorization".into(), Value::from(value));
+                }
+            }
+        }
+        let timeout = gateway.config().subgraph_policy(service).timeout;
+        let handshake = async {
+            let (socket, _) = tokio_tungstenite::connect_async(request)
+                .await
+                .map_err(|err| format!("could not connect to {ws_url}: {err}"))?;
+            let mut upstream = Upstream { socket };
+            upstream
+                .send(json!({"type": "connection_init", "payload": init_payload}))
+                .await?;
+            loop {
+                match upstream.receive().await? {
+                    Some(message) => match message.get("type").and_then(Value::as_str) {
+                        Some("connection_ack") => return Ok(upstream),
+                        Some("ping") => upstream.send(json!({"type": "pong"})).await?,
+                        _ => {}
+                    },
+                    None => return Err("the subgraph closed the connection during init".into()),
+                }
+            }
+        };
+        tokio::time::timeout(timeout, handshake)
+            .await
+            .map_err(|_| format!("no connection_ack within {timeout:?}"))?
+    }
+
+    async fn send(&mut self, message: Value) -> Result<(), String> {
+        self.socket
+            .send(UpMessage::text(message.to_string()))
+            .await
+            .map_err(|err| format!("sending to the subgraph failed: {err}"))
+    }
+
+    /// The next protocol message, `None` when the subgraph closed the socket.
+    async fn receive(&mut self) -> Result<Option<Value>, String> {
+        loop {
+            match self.socket.next().await {
+                None => return Ok(None),
+                Some(Err(err)) => return Err(format!("connection lost: {err}")),
+                Some(Ok(UpMessage::Text(text))) => {
+                    return serde_json::from_str(text.as_str())
+                        .map(Some)
+                        .map_err(|err| format!("invalid message from the subgraph: {err}"));
+                }
+                Some(Ok(UpMessage::Close(frame))) => {
+                    return match frame {
+                        Some(frame) if u16::from(frame.code) != 1000 => Err(format!(
+                            "the subgraph closed the connection ({}: {})",
+                            u16::from(frame.code),
+                            frame.reason
+                        )),
+                        _ => Ok(None),
+                    }
+                }
+                Some(Ok(_)) => continue,
+            }
+        }
+    }
+
+    /// The next event of subscription "1", answering pings on the way.
+    async fn next_event(&mut self) -> UpstreamEvent {
+        loop {
+            let message = match self.receive().await {
+                Ok(Some(message)) => message,
+                Ok(None) => {
+                    return UpstreamEvent::Failed(
+                        "the subgraph closed the connection before completing".into(),
+                    )
+                }
+                Err(reason) => return UpstreamEvent::Failed(reason),
+            };
+            let Value::Object(mut message) = message else {
+                continue;
+            };
+            match message.get("type").and_then(Value::as_str) {
+                Some("next") => {
+                    return UpstreamEvent::Next(message.remove("payload").unwrap_or(Value::Null))
+                }
+                Some("error") => {
+                    let errors = match message.remove("payload") {
+                        Some(Value::Array(errors)) => errors,
+                        Some(other) => vec![other],
+                        None => Vec::new(),
+                    };
+                    return UpstreamEvent::Error(errors);
+                }
+                Some("complete") => return UpstreamEvent::Complete,
+                Some("ping") => {
+                    if let Err(reason) = self.send(json!({"type": "pong"})).await {
+                        return UpstreamEvent::Failed(reason);
+                    }
+                }
+                _ => {}
+            }
+        }
+    }
+
+    /// Stops subscription "1" and closes the socket.
+    async fn complete(mut self) {
+        let _ = self.send(json!({"id": "1", "type": "complete"})).await;
+        self.close().await;
+    }
+
+    async fn close(mut self) {
+        let _ = self.socket.close(None).await;
+    }
+}
