@@ -42,6 +42,7 @@ fn start_dev(data_dir: &std::path::Path) -> (Child, Vec<String>) {
             }
             Err(_) => {
                 let _ = child.kill();
+                let _ = child.wait();
                 panic!("switchyard dev did not come up; it printed: {lines:#?}");
             }
         }

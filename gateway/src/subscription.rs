@@ -366,7 +366,9 @@ async fn run_operation(
     if prepared.operation().operation_type != OperationType::Subscription {
         // Queries and mutations over the socket: one result, then complete.
         let response = gateway.run(request, &connection.headers, false).await;
-        connection.next(id, &response.body).await;
+        if connection.is_active(id, generation) {
+            connection.next(id, &response.body).await;
+        }
         return connection.complete(id, generation).await;
     }
     let variables = match prepared.coerce_variables(request.variables) {

@@ -786,3 +786,65 @@ fn subscription_settings_load_from_toml_and_environment() {
     assert_eq!(config.max_subscriptions_per_connection, 3);
     assert_eq!(config.subscription_init_timeout, Duration::from_millis(250));
 }
+
+/// Prints event latency and throughput through the gateway (each event costs one entity fetch).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "measurement: cargo test -p switchyard-gateway --test subscriptions -- --ignored --nocapture"]
+async fn measure_event_throughput() {
+    let stack = start_stack(|_| {}, None).await;
+    let mut client = connect(&stack.gateway_ws).await;
+    init(&mut client, json!({})).await;
+    send(
+        &mut client,
+        json!({"id": "m", "type": "subscribe", "payload": {
+            "query": MESSAGE_ADDED, "variables": {"conv": "c1"}
+        }}),
+    )
+    .await;
+    let live = Arc::clone(&stack.chat.live);
+    eventually("the upstream subscription", || {
+        live.load(Ordering::SeqCst) == 1
+    })
+    .await;
+    // One at a time: latency from publish to the shaped event at the client.
+    let rounds = 200;
+    let started = std::time::Instant::now();
+    for i in 0..rounds {
+        let sender = format!("u{i}");
+        stack
+            .chat
+            .events
+            .send(("c1".into(), message("m", "hi", &sender)))
+            .unwrap();
+        let reply = recv(&mut client).await;
+        assert_eq!(
+            reply["payload"]["data"]["messageAdded"]["sender"]["displayName"],
+            format!("Display {sender}")
+        );
+    }
+    let sequential = started.elapsed();
+    // Bursts: throughput with events queued up (broadcast capacity 64).
+    let bursts = 20;
+    let per_burst = 50;
+    let started = std::time::Instant::now();
+    for _ in 0..bursts {
+        for i in 0..per_burst {
+            stack
+                .chat
+                .events
+                .send(("c1".into(), message("m", "hi", &format!("b{i}"))))
+                .unwrap();
+        }
+        for _ in 0..per_burst {
+            assert_eq!(recv(&mut client).await["type"], "next");
+        }
+    }
+    let burst = started.elapsed();
+    println!(
+        "sequential: {rounds} events, {:.3} ms/event; bursts: {} events in {:.1} ms ({:.0} events/s)",
+        sequential.as_secs_f64() * 1000.0 / rounds as f64,
+        bursts * per_burst,
+        burst.as_secs_f64() * 1000.0,
+        (bursts * per_burst) as f64 / burst.as_secs_f64()
+    );
+}
