@@ -68,7 +68,7 @@ pub async fn run(args: DevArgs) -> Result<()> {
     println!("  GraphiQL:  {}", stack.graphql_url());
     for name in SERVICES {
         println!(
-            "  {name:<10} {} (reached through the gateway)",
+            "  {name:<10} {} (direct, for debugging; clients go through the gateway)",
             stack.service_url(name).unwrap_or_default()
         );
     }

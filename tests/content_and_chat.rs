@@ -142,3 +142,113 @@ async fn two_members_chat_and_a_third_is_refused() {
     );
     stack.stack.shutdown().await.unwrap();
 }
+
+/// Live delivery as a browser gets it: subgraphs are not reachable around the gateway, so the
+/// subscription goes to the gateway (graphql-transport-ws), which subscribes at chat and fills
+/// `sender` from profile for every event. An outsider's subscription is refused.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_message_arrives_live_through_the_gateway() {
+    use futures::{SinkExt, StreamExt};
+    use tokio_tungstenite::tungstenite::client::IntoClientRequest;
+    use tokio_tungstenite::tungstenite::Message;
+
+    let stack = start_stack(|_| {}).await;
+    let client = &stack.client;
+    let amit = sign_up(client, "amit", "Amit Sharma").await;
+    let priya = sign_up(client, "priya", "Priya Nair").await;
+    let eve = sign_up(client, "eve", "Eve Outsider").await;
+    let conversation = client
+        .with_token(&amit.token)
+        .data(
+            "mutation($w: [ID!]!) { startConversation(with: $w) { id } }",
+            json!({ "w": [priya.id] }),
+        )
+        .await
+        .unwrap()["startConversation"]["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+
+    let ws_url = format!("ws://{}/graphql", stack.stack.gateway_addr());
+    let subscribe = |token: String| {
+        let ws_url = ws_url.clone();
+        let conversation = conversation.clone();
+        async move {
+            let mut request = ws_url.into_client_request().unwrap();
+            request.headers_mut().insert(
+                "sec-websocket-protocol",
+                "graphql-transport-ws".parse().unwrap(),
+            );
+            let (mut socket, _) = tokio_tungstenite::connect_async(request).await.unwrap();
+            let init = json!({ "type": "connection_init", "payload": { "Authorization": format!("Bearer {token}") } });
+            socket.send(Message::text(init.to_string())).await.unwrap();
+            let subscribe = json!({
+                "id": "1",
+                "type": "subscribe",
+                "payload": {
+                    "query": "subscription($c: ID!) { messageAdded(conversationId: $c) { body sender { handle displayName } } }",
+                    "variables": { "c": conversation },
+                },
+            });
+            socket
+                .send(Message::text(subscribe.to_string()))
+                .await
+                .unwrap();
+            socket
+        }
+    };
+    // The next protocol message other than the ack and pings.
+    async fn next_message(
+        socket: &mut tokio_tungstenite::WebSocketStream<
+            tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>,
+        >,
+    ) -> Value {
+        loop {
+            let message = tokio::time::timeout(Duration::from_secs(10), socket.next())
+                .await
+                .expect("a message within 10 s")
+                .expect("the socket stays open")
+                .unwrap();
+            if let Message::Text(text) = message {
+                let value: Value = serde_json::from_str(text.as_str()).unwrap();
+                if !matches!(value["type"].as_str(), Some("connection_ack" | "ping" | "pong")) {
+                    return value;
+                }
+            }
+        }
+    }
+
+    let mut priya_socket = subscribe(priya.token.clone()).await;
+    let mut eve_socket = subscribe(eve.token.clone()).await;
+    // Refused at chat while executing the stream: a `next` carrying only the error (an `error`
+    // message is for requests rejected before execution).
+    let refused = next_message(&mut eve_socket).await;
+    assert!(refused["payload"]["data"].is_null(), "{refused}");
+    assert_eq!(
+        refused["payload"]["errors"][0]["extensions"]["code"],
+        "FORBIDDEN",
+        "{refused}"
+    );
+
+    // The subscription is live once chat has it; send until the first event arrives.
+    let send = "mutation($c: ID!, $b: String!) { sendMessage(conversationId: $c, body: $b) { id } }";
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let event = loop {
+        client
+            .with_token(&amit.token)
+            .data(send, json!({ "c": conversation, "b": "Live through the gateway" }))
+            .await
+            .unwrap();
+        match tokio::time::timeout(Duration::from_millis(500), next_message(&mut priya_socket)).await
+        {
+            Ok(event) => break event,
+            Err(_) => assert!(Instant::now() < deadline, "no live message within 10 s"),
+        }
+    };
+    assert_eq!(event["type"], "next", "{event}");
+    let message = &event["payload"]["data"]["messageAdded"];
+    assert_eq!(message["body"], "Live through the gateway");
+    assert_eq!(message["sender"]["handle"], "amit");
+    assert_eq!(message["sender"]["displayName"], "Amit Sharma");
+    stack.stack.shutdown().await.unwrap();
+}

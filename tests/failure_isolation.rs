@@ -207,15 +207,16 @@ impl CuttableProxy {
     }
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn an_unreachable_auth_database_only_affects_auth() {
-    let Some(db) = PostgresDb::create("isolation").await else {
+/// Puts `service`'s database on PostgreSQL behind a proxy, cuts the proxy, and checks that only
+/// `service`'s fields are lost and that everything comes back once the database is reachable.
+async fn unreachable_database_only_affects(service: &str) {
+    let Some(db) = PostgresDb::create(&format!("isolation_{service}")).await else {
         return;
     };
     let proxy = CuttableProxy::start("127.0.0.1:5432").await;
     let url = db.url.replace("127.0.0.1:5432", &proxy.addr.to_string());
     let stack = start_stack(|options| {
-        options.database_urls.insert("auth".to_owned(), url);
+        options.database_urls.insert(service.to_owned(), url);
     })
     .await;
     let world = build_world(&stack).await;
@@ -225,21 +226,48 @@ async fn an_unreachable_auth_database_only_affects_auth() {
     proxy.cut();
     // The proxy's copy tasks notice the cut on their next 20 ms tick.
     tokio::time::sleep(Duration::from_millis(200)).await;
-    // The auth service is up but its database is gone: `me` needs the database.
+    // The service is up but its database is gone.
     let started = Instant::now();
     let response = client.send(ALL_SERVICES, world.vars.clone()).await.unwrap();
     assert!(
-        started.elapsed() < Duration::from_secs(35),
-        "took {:?}",
+        started.elapsed() < Duration::from_secs(20),
+        "a dead database must fail fast, took {:?}",
         started.elapsed()
     );
     let data = &response.body["data"];
-    assert!(data["me"].is_null(), "{}", response.body);
-    assert!(!response.errors().is_empty());
-    assert_others_present(data, "auth");
+    for path in fields_of(service) {
+        assert!(
+            at(data, path).is_null(),
+            "{service}'s database is down: {} should be null: {}",
+            path.join("."),
+            response.body
+        );
+    }
+    assert!(!response.errors().is_empty(), "{}", response.body);
+    assert_others_present(data, service);
 
     proxy.restore();
     let back = full_answer(&client, &world.vars).await;
     assert_eq!(back["me"]["handle"], "amit");
     stack.stack.shutdown().await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_unreachable_auth_database_only_affects_auth() {
+    unreachable_database_only_affects("auth").await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_unreachable_content_database_only_affects_content() {
+    unreachable_database_only_affects("content").await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_unreachable_chat_database_only_affects_chat() {
+    unreachable_database_only_affects("chat").await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_unreachable_analytics_database_only_affects_analytics() {
+    unreachable_database_only_affects("analytics").await;
 }

@@ -293,8 +293,9 @@ impl Gateway {
             return GraphQLResponse::errors(
                 ResponseStatus::RequestError,
                 &[GraphQLError::new(
-                    "Subscriptions are not served over HTTP; open a WebSocket to /graphql with the \
-                     graphql-transport-ws protocol.",
+                    "Subscriptions need a streaming transport: open a WebSocket to /graphql with \
+                     the graphql-transport-ws protocol, or POST with \
+                     Accept: multipart/mixed;subscriptionSpec=\"1.0\".",
                     BAD_REQUEST,
                 )],
             );

@@ -9,11 +9,16 @@
 //! Queries and mutations sent with `subscribe` are answered with one `next` and a `complete`,
 //! as the protocol allows.
 //!
+//! Over HTTP, a `POST` whose `Accept` offers `multipart/mixed;subscriptionSpec="1.0"` gets the
+//! same events as a streamed multipart response (one `{"payload": ...}` part per event, `{}`
+//! heartbeats); without it, a subscription over HTTP is a `BAD_REQUEST` error.
+//!
 //! Close codes follow the protocol: 4400 invalid message, 4401 `subscribe` before the
 //! connection was acknowledged, 4408 no `connection_init` in time, 4409 duplicate operation id,
 //! 4429 a second `connection_init`.
 
 use std::collections::HashMap;
+use std::future::Future;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 
@@ -286,9 +291,19 @@ pub(crate) async fn serve(gateway: Gateway, socket: WebSocket, headers: HeaderMa
                         continue;
                     }
                 }
-                let connection = Arc::clone(connection);
+                let operation = WsOperation {
+                    connection: Arc::clone(connection),
+                    id,
+                    generation,
+                };
                 tokio::spawn(async move {
-                    run_operation(&connection, &id, generation, request, cancelled).await;
+                    let gateway = operation.connection.gateway.clone();
+                    // Fires when the client completes the operation or the connection ends
+                    // (either drops the sender).
+                    let cancelled = async move {
+                        let _ = cancelled.await;
+                    };
+                    run_operation(&gateway, &operation, request, cancelled).await;
                 });
             }
             ClientMessage::Complete(id) => {
@@ -349,38 +364,36 @@ fn parse_client_message(text: &str) -> Result<ClientMessage, String> {
     }
 }
 
-/// Runs one client operation to its end (or until `cancelled` fires or its sender drops).
-async fn run_operation(
-    connection: &Connection,
-    id: &str,
-    generation: u64,
+/// Runs one client operation to its end (or until `cancelled` resolves), reporting to `delivery`.
+async fn run_operation<D: Delivery>(
+    gateway: &Gateway,
+    delivery: &D,
     request: GraphQLRequest,
-    cancelled: oneshot::Receiver<()>,
+    cancelled: impl Future<Output = ()> + Send,
 ) {
-    let gateway = &connection.gateway;
     let query = request.query.as_deref().unwrap_or_default();
     let prepared = match gateway.prepare(query, request.operation_name.as_deref()) {
         Ok(prepared) => prepared,
-        Err((errors, _)) => return connection.error(id, generation, &errors.0).await,
+        Err((errors, _)) => return delivery.error(&errors.0).await,
     };
     if prepared.operation().operation_type != OperationType::Subscription {
         // Queries and mutations over the socket: one result, then complete.
-        let response = gateway.run(request, &connection.headers, false).await;
-        if connection.is_active(id, generation) {
-            connection.next(id, &response.body).await;
+        let response = gateway.run(request, delivery.headers(), false).await;
+        if delivery.is_active() {
+            delivery.next(&response.body).await;
         }
-        return connection.complete(id, generation).await;
+        return delivery.complete().await;
     }
     let variables = match prepared.coerce_variables(request.variables) {
         Ok(variables) => variables,
-        Err(errors) => return connection.error(id, generation, &errors.0).await,
+        Err(errors) => return delivery.error(&errors.0).await,
     };
     let Some((root, rest)) = split_plan(prepared.plan()) else {
         let error = GraphQLError::new(
             "This subscription cannot be served: its root field must come from one subgraph.",
             QUERY_PLANNING_FAILED,
         );
-        return connection.error(id, generation, &[error]).await;
+        return delivery.error(&[error]).await;
     };
     // The fetches after the root fetch, bound to the executor once per subscription.
     let follow_up = match PreparedOperation::new(
@@ -390,9 +403,9 @@ async fn run_operation(
         rest,
     ) {
         Ok(follow_up) => follow_up,
-        Err(errors) => return connection.error(id, generation, &errors.0).await,
+        Err(errors) => return delivery.error(&errors.0).await,
     };
-    let forwarded = gateway.forwarded_headers(&connection.headers);
+    let forwarded = gateway.forwarded_headers(delivery.headers());
     let service = root.service_name.as_str();
     let upstream_variables: Map<String, Value> = root
         .variable_usages
@@ -402,9 +415,7 @@ async fn run_operation(
     let mut upstream = match Upstream::open(gateway, service, &forwarded).await {
         Ok(upstream) => upstream,
         Err(reason) => {
-            return connection
-                .error(id, generation, &[upstream_error(service, &reason)])
-                .await;
+            return delivery.error(&[upstream_error(service, &reason)]).await;
         }
     };
     let subscribe = json!({
@@ -417,12 +428,10 @@ async fn run_operation(
         },
     });
     if let Err(reason) = upstream.send(subscribe).await {
-        return connection
-            .error(id, generation, &[upstream_error(service, &reason)])
-            .await;
+        return delivery.error(&[upstream_error(service, &reason)]).await;
     }
-    tracing::debug!(id, service, "subscription started");
-    let mut cancelled = cancelled;
+    tracing::debug!(service, "subscription started");
+    let mut cancelled = std::pin::pin!(cancelled);
     loop {
         let event = tokio::select! {
             _ = &mut cancelled => None,
@@ -430,7 +439,7 @@ async fn run_operation(
         };
         let Some(event) = event else {
             upstream.complete().await;
-            tracing::debug!(id, service, "subscription completed by the client");
+            tracing::debug!(service, "subscription completed by the client");
             return;
         };
         match event {
@@ -442,11 +451,11 @@ async fn run_operation(
                     .execute_seeded(&follow_up, &variables, &forwarded, service, data, errors)
                     .await;
                 // Skip events for an operation the client completed meanwhile.
-                if !connection.is_active(id, generation) {
+                if !delivery.is_active() {
                     upstream.complete().await;
                     return;
                 }
-                connection.next(id, &body).await;
+                delivery.next(&body).await;
             }
             UpstreamEvent::Error(errors) => {
                 let errors: Vec<GraphQLError> = errors
@@ -454,16 +463,14 @@ async fn run_operation(
                     .map(|error| subgraph_error(error, service))
                     .collect();
                 upstream.close().await;
-                return connection.error(id, generation, &errors).await;
+                return delivery.error(&errors).await;
             }
             UpstreamEvent::Complete => {
                 upstream.close().await;
-                return connection.complete(id, generation).await;
+                return delivery.complete().await;
             }
             UpstreamEvent::Failed(reason) => {
-                return connection
-                    .error(id, generation, &[upstream_error(service, &reason)])
-                    .await;
+                return delivery.error(&[upstream_error(service, &reason)]).await;
             }
         }
     }
@@ -476,6 +483,47 @@ impl Connection {
             .expect("active lock poisoned")
             .get(id)
             .is_some_and(|(g, _)| *g == generation)
+    }
+}
+
+/// Where one operation's results go: a WebSocket connection, or a multipart HTTP response.
+trait Delivery: Send + Sync {
+    /// The client's headers (the source of forwarded headers).
+    fn headers(&self) -> &HeaderMap;
+    /// False once the client no longer wants results.
+    fn is_active(&self) -> bool;
+    /// One result (a serialized GraphQL response).
+    fn next(&self, payload: &[u8]) -> impl Future<Output = ()> + Send;
+    /// The operation failed as a whole; nothing follows.
+    fn error(&self, errors: &[GraphQLError]) -> impl Future<Output = ()> + Send;
+    /// The operation ended normally; nothing follows.
+    fn complete(&self) -> impl Future<Output = ()> + Send;
+}
+
+/// Operation `id` of a WebSocket connection.
+struct WsOperation {
+    connection: Arc<Connection>,
+    id: String,
+    generation: u64,
+}
+
+impl Delivery for WsOperation {
+    fn headers(&self) -> &HeaderMap {
+        &self.connection.headers
+    }
+    fn is_active(&self) -> bool {
+        self.connection.is_active(&self.id, self.generation)
+    }
+    async fn next(&self, payload: &[u8]) {
+        self.connection.next(&self.id, payload).await
+    }
+    async fn error(&self, errors: &[GraphQLError]) {
+        self.connection
+            .error(&self.id, self.generation, errors)
+            .await
+    }
+    async fn complete(&self) {
+        self.connection.complete(&self.id, self.generation).await
     }
 }
 
@@ -707,5 +755,119 @@ impl Upstream {
 
     async fn close(mut self) {
         let _ = self.socket.close(None).await;
+    }
+}
+
+// ---- Subscriptions over HTTP: multipart/mixed (Apollo's multipart subscription protocol) ----
+
+/// How often an idle multipart subscription sends an empty `{}` part, so proxies keep it open.
+const MULTIPART_HEARTBEAT: std::time::Duration = std::time::Duration::from_secs(5);
+
+/// The content type of a multipart subscription response.
+pub const MULTIPART_CONTENT_TYPE: &str =
+    "multipart/mixed;boundary=\"graphql\";subscriptionSpec=\"1.0\"";
+
+/// Whether the client accepts subscriptions as `multipart/mixed` (with `subscriptionSpec`).
+pub(crate) fn accepts_multipart(headers: &HeaderMap) -> bool {
+    headers
+        .get_all(http::header::ACCEPT)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(','))
+        .any(|range| {
+            let range = range.trim();
+            range.starts_with("multipart/mixed") && range.contains("subscriptionSpec")
+        })
+}
+
+/// Whether `request` should be streamed as a multipart subscription: subscriptions are on and
+/// it is a valid subscription (errors and other operations get the ordinary JSON response).
+pub(crate) fn streams_over_http(gateway: &Gateway, request: &GraphQLRequest) -> bool {
+    let query = request.query.as_deref().unwrap_or_default();
+    gateway.config().subscriptions
+        && gateway
+            .prepare(query, request.operation_name.as_deref())
+            .is_ok_and(|p| p.operation().operation_type == OperationType::Subscription)
+}
+
+/// Serves subscription `request` as a streamed `multipart/mixed` response.
+pub(crate) fn over_http(
+    gateway: &Gateway,
+    request: GraphQLRequest,
+    headers: HeaderMap,
+) -> axum::response::Response {
+    let (tx, rx) = mpsc::channel::<bytes::Bytes>(OUTGOING_BUFFER);
+    let heartbeat = tx.downgrade();
+    tokio::spawn(async move {
+        let mut ticks = tokio::time::interval(MULTIPART_HEARTBEAT);
+        ticks.tick().await;
+        loop {
+            ticks.tick().await;
+            // Only a weak handle: the stream ends as soon as the operation drops its sender.
+            let Some(tx) = heartbeat.upgrade() else {
+                return;
+            };
+            if tx.send(multipart_part("{}")).await.is_err() {
+                return;
+            }
+        }
+    });
+    let gateway = gateway.clone();
+    tokio::spawn(async move {
+        let closed = tx.clone();
+        let delivery = MultipartDelivery { tx, headers };
+        // The client going away drops the response body, which closes the channel.
+        let cancelled = async move { closed.closed().await };
+        run_operation(&gateway, &delivery, request, cancelled).await;
+    });
+    let stream = futures::stream::unfold(rx, |mut rx| async move {
+        rx.recv()
+            .await
+            .map(|part| (Ok::<_, std::convert::Infallible>(part), rx))
+    });
+    let mut response = axum::response::Response::new(axum::body::Body::from_stream(stream));
+    response.headers_mut().insert(
+        http::header::CONTENT_TYPE,
+        HeaderValue::from_static(MULTIPART_CONTENT_TYPE),
+    );
+    response
+}
+
+/// One part of the multipart body.
+fn multipart_part(json: &str) -> bytes::Bytes {
+    bytes::Bytes::from(format!(
+        "\r\n--graphql\r\ncontent-type: application/json\r\n\r\n{json}"
+    ))
+}
+
+/// The closing delimiter: the subscription is over.
+const MULTIPART_END: &[u8] = b"\r\n--graphql--\r\n";
+
+/// A subscription streamed as `multipart/mixed` parts: `{"payload": <result>}` per event,
+/// `{"payload": null, "errors": [...]}` when it fails as a whole, `{}` heartbeats.
+struct MultipartDelivery {
+    tx: mpsc::Sender<bytes::Bytes>,
+    headers: HeaderMap,
+}
+
+impl Delivery for MultipartDelivery {
+    fn headers(&self) -> &HeaderMap {
+        &self.headers
+    }
+    fn is_active(&self) -> bool {
+        !self.tx.is_closed()
+    }
+    async fn next(&self, payload: &[u8]) {
+        let part = format!(r#"{{"payload":{}}}"#, String::from_utf8_lossy(payload));
+        let _ = self.tx.send(multipart_part(&part)).await;
+    }
+    async fn error(&self, errors: &[GraphQLError]) {
+        let errors = serde_json::to_string(errors).expect("errors serialize");
+        let part = format!(r#"{{"payload":null,"errors":{errors}}}"#);
+        let _ = self.tx.send(multipart_part(&part)).await;
+        let _ = self.tx.send(bytes::Bytes::from_static(MULTIPART_END)).await;
+    }
+    async fn complete(&self) {
+        let _ = self.tx.send(bytes::Bytes::from_static(MULTIPART_END)).await;
     }
 }

@@ -538,6 +538,26 @@ async fn subgraph_down_is_an_error_naming_the_service() {
         error["message"].as_str().unwrap().contains("chat"),
         "{error}"
     );
+
+    // Over multipart HTTP the same failure is a final part with `payload: null` and the errors.
+    use http_body_util::BodyExt;
+    let (status, _, body) = post_multipart(
+        &stack.gateway_http,
+        json!({"query": MESSAGE_ADDED, "variables": {"conv": "c1"}}),
+    )
+    .await;
+    assert_eq!(status, 200);
+    let bytes = body.collect().await.unwrap().to_bytes();
+    let text = String::from_utf8(bytes.to_vec()).unwrap();
+    assert!(text.ends_with("\r\n--graphql--\r\n"), "{text:?}");
+    let parts = multipart_parts(&text);
+    assert_eq!(parts.len(), 1, "{text}");
+    assert_eq!(parts[0]["payload"], Value::Null);
+    assert_eq!(
+        parts[0]["errors"][0]["extensions"]["code"],
+        "SUBGRAPH_REQUEST_FAILED"
+    );
+    assert_eq!(parts[0]["errors"][0]["extensions"]["serviceName"], "chat");
 }
 
 #[tokio::test]
@@ -846,5 +866,124 @@ async fn measure_event_throughput() {
         bursts * per_burst,
         burst.as_secs_f64() * 1000.0,
         (bursts * per_burst) as f64 / burst.as_secs_f64()
+    );
+}
+
+/// POSTs `body` accepting multipart subscriptions; returns the status, content type and body.
+async fn post_multipart(
+    url: &str,
+    body: Value,
+) -> (http::StatusCode, String, hyper::body::Incoming) {
+    let client = hyper_util::client::legacy::Client::builder(hyper_util::rt::TokioExecutor::new())
+        .build_http::<http_body_util::Full<bytes::Bytes>>();
+    let request = http::Request::post(url)
+        .header("content-type", "application/json")
+        .header(
+            "accept",
+            "multipart/mixed;subscriptionSpec=\"1.0\", application/json",
+        )
+        .body(http_body_util::Full::new(bytes::Bytes::from(
+            body.to_string(),
+        )))
+        .unwrap();
+    let response = client.request(request).await.unwrap();
+    let content_type = response.headers()["content-type"]
+        .to_str()
+        .unwrap()
+        .to_owned();
+    (response.status(), content_type, response.into_body())
+}
+
+/// The JSON parts of a multipart body read so far (heartbeats `{}` included).
+fn multipart_parts(text: &str) -> Vec<Value> {
+    text.split("\r\n--graphql")
+        .filter_map(|part| part.split_once("\r\n\r\n").map(|(_, json)| json))
+        .map(|json| serde_json::from_str(json).unwrap())
+        .collect()
+}
+
+#[tokio::test]
+async fn subscriptions_stream_over_http_as_multipart() {
+    use http_body_util::BodyExt;
+    let stack = start_stack(|_| {}, None).await;
+    let (status, content_type, body) = post_multipart(
+        &stack.gateway_http,
+        json!({"query": "subscription { countdown(count: 2) }"}),
+    )
+    .await;
+    assert_eq!(status, 200);
+    assert!(
+        content_type.starts_with("multipart/mixed"),
+        "{content_type}"
+    );
+    let bytes = tokio::time::timeout(Duration::from_secs(10), body.collect())
+        .await
+        .unwrap()
+        .unwrap()
+        .to_bytes();
+    let text = String::from_utf8(bytes.to_vec()).unwrap();
+    assert!(text.ends_with("\r\n--graphql--\r\n"), "{text:?}");
+    assert_eq!(
+        multipart_parts(&text),
+        vec![
+            json!({"payload": {"data": {"countdown": 1}}}),
+            json!({"payload": {"data": {"countdown": 0}}}),
+        ]
+    );
+
+    // With entity fields from the second subgraph; dropping the response stops the upstream.
+    let (_, _, mut body) = post_multipart(
+        &stack.gateway_http,
+        json!({"query": MESSAGE_ADDED, "variables": {"conv": "c7"}}),
+    )
+    .await;
+    let live = Arc::clone(&stack.chat.live);
+    eventually("the upstream subscription", || {
+        live.load(Ordering::SeqCst) == 1
+    })
+    .await;
+    stack
+        .chat
+        .events
+        .send(("c7".into(), message("m1", "over http", "u3")))
+        .unwrap();
+    let mut text = String::new();
+    while multipart_parts(&text).is_empty() {
+        let frame = tokio::time::timeout(Duration::from_secs(10), body.frame())
+            .await
+            .unwrap()
+            .unwrap()
+            .unwrap();
+        text.push_str(std::str::from_utf8(&frame.into_data().unwrap()).unwrap());
+    }
+    assert_eq!(
+        multipart_parts(&text)[0],
+        json!({"payload": {"data": {"messageAdded": {
+            "body": "over http", "sender": {"id": "u3", "displayName": "Display u3"}
+        }}}})
+    );
+    drop(body);
+    eventually("the upstream stream to end", || {
+        live.load(Ordering::SeqCst) == 0
+    })
+    .await;
+
+    // Without multipart in Accept, a subscription over POST is still a clear error; with it,
+    // a plain query is answered as usual.
+    let (status, content_type, body) = post_multipart(
+        &stack.gateway_http,
+        json!({"query": "{ member(id: \"u1\") { displayName } }"}),
+    )
+    .await;
+    assert_eq!(status, 200);
+    assert!(
+        content_type.starts_with("application/json"),
+        "{content_type}"
+    );
+    let bytes = body.collect().await.unwrap().to_bytes();
+    let json: Value = serde_json::from_slice(&bytes).unwrap();
+    assert_eq!(
+        json,
+        json!({"data": {"member": {"displayName": "Display u1"}}})
     );
 }

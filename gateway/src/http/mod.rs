@@ -174,6 +174,11 @@ async fn graphql_post(State(gateway): State<Gateway>, headers: HeaderMap, body: 
     if request.query.is_none() {
         return error_response(StatusCode::BAD_REQUEST, media, "Missing query", BAD_REQUEST);
     }
+    if crate::subscription::accepts_multipart(&headers)
+        && crate::subscription::streams_over_http(&gateway, &request)
+    {
+        return crate::subscription::over_http(&gateway, request, headers);
+    }
     let span = tracing::info_span!(
         "graphql_request",
         method = "POST",
