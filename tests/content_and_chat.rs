@@ -211,7 +211,10 @@ async fn a_message_arrives_live_through_the_gateway() {
                 .unwrap();
             if let Message::Text(text) = message {
                 let value: Value = serde_json::from_str(text.as_str()).unwrap();
-                if !matches!(value["type"].as_str(), Some("connection_ack" | "ping" | "pong")) {
+                if !matches!(
+                    value["type"].as_str(),
+                    Some("connection_ack" | "ping" | "pong")
+                ) {
                     return value;
                 }
             }
@@ -225,21 +228,25 @@ async fn a_message_arrives_live_through_the_gateway() {
     let refused = next_message(&mut eve_socket).await;
     assert!(refused["payload"]["data"].is_null(), "{refused}");
     assert_eq!(
-        refused["payload"]["errors"][0]["extensions"]["code"],
-        "FORBIDDEN",
+        refused["payload"]["errors"][0]["extensions"]["code"], "FORBIDDEN",
         "{refused}"
     );
 
     // The subscription is live once chat has it; send until the first event arrives.
-    let send = "mutation($c: ID!, $b: String!) { sendMessage(conversationId: $c, body: $b) { id } }";
+    let send =
+        "mutation($c: ID!, $b: String!) { sendMessage(conversationId: $c, body: $b) { id } }";
     let deadline = Instant::now() + Duration::from_secs(10);
     let event = loop {
         client
             .with_token(&amit.token)
-            .data(send, json!({ "c": conversation, "b": "Live through the gateway" }))
+            .data(
+                send,
+                json!({ "c": conversation, "b": "Live through the gateway" }),
+            )
             .await
             .unwrap();
-        match tokio::time::timeout(Duration::from_millis(500), next_message(&mut priya_socket)).await
+        match tokio::time::timeout(Duration::from_millis(500), next_message(&mut priya_socket))
+            .await
         {
             Ok(event) => break event,
             Err(_) => assert!(Instant::now() < deadline, "no live message within 10 s"),
