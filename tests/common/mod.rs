@@ -1,5 +1,5 @@
 //! Helpers shared by the end-to-end tests: starting a stack on a temporary data directory and
-//! provisioning a throw-away PostgreSQL database.
+//! provisioning a throw-away PostgreSQL database (through the kit's test support).
 
 #![allow(dead_code)]
 
@@ -9,6 +9,7 @@ use serde_json::{json, Value};
 use switchyard::client::GraphQLClient;
 use switchyard::seed;
 use switchyard::stack::{Stack, StackOptions};
+use switchyard_subgraph_kit::testing::TestDatabase;
 use tempfile::TempDir;
 
 /// A running stack and the directory holding its data (removed on drop).
@@ -84,67 +85,13 @@ pub fn error_codes(errors: &[Value]) -> Vec<String> {
         .collect()
 }
 
-/// Whether PostgreSQL at 127.0.0.1:5432 must be there (CI) or may be skipped (a laptop).
-fn postgres_required() -> bool {
-    std::env::var("CI").is_ok_and(|v| v == "true" || v == "1")
-}
-
-/// A fresh PostgreSQL database for one test; dropped when the guard is.
-pub struct PostgresDb {
-    pub url: String,
-    name: String,
-}
+/// A fresh PostgreSQL database for one test (skipped outside CI when there is no server,
+/// a failure in CI); dropped when the value is.
+pub struct PostgresDb;
 
 impl PostgresDb {
-    /// Creates a uniquely named database, or `None` (test skipped) when PostgreSQL is not
-    /// reachable outside CI. In CI a missing server fails the test.
-    pub async fn create(purpose: &str) -> Option<PostgresDb> {
-        sqlx::any::install_default_drivers();
-        let admin_url = "postgres://postgres@127.0.0.1:5432/postgres";
-        let admin = match sqlx::AnyPool::connect(admin_url).await {
-            Ok(pool) => pool,
-            Err(e) if !postgres_required() => {
-                eprintln!("SKIPPED: PostgreSQL not reachable at {admin_url}: {e}");
-                return None;
-            }
-            Err(e) => panic!("PostgreSQL is required in CI (CI=true) but {admin_url} failed: {e}"),
-        };
-        let name = format!("switchyard_e2e_{purpose}_{}", uuid::Uuid::now_v7().simple());
-        // The name is generated here from a UUID, never from input.
-        sqlx::query(sqlx::AssertSqlSafe(format!("CREATE DATABASE {name}")))
-            .execute(&admin)
-            .await
-            .unwrap();
-        admin.close().await;
-        Some(PostgresDb {
-            url: format!("postgres://postgres@127.0.0.1:5432/{name}"),
-            name,
-        })
-    }
-}
-
-impl Drop for PostgresDb {
-    fn drop(&mut self) {
-        let name = self.name.clone();
-        // Best effort on a separate runtime: Drop cannot await, and the test's runtime may be
-        // shutting down.
-        let _ = std::thread::spawn(move || {
-            let rt = tokio::runtime::Builder::new_current_thread()
-                .enable_all()
-                .build()
-                .unwrap();
-            rt.block_on(async {
-                if let Ok(admin) =
-                    sqlx::AnyPool::connect("postgres://postgres@127.0.0.1:5432/postgres").await
-                {
-                    let _ = sqlx::query(sqlx::AssertSqlSafe(format!(
-                        "DROP DATABASE IF EXISTS {name} WITH (FORCE)"
-                    )))
-                    .execute(&admin)
-                    .await;
-                }
-            });
-        })
-        .join();
+    /// Creates a uniquely named database for `purpose`.
+    pub async fn create(purpose: &str) -> Option<TestDatabase> {
+        TestDatabase::create(&format!("switchyard_e2e_{purpose}_")).await
     }
 }

@@ -15,6 +15,7 @@
 //! - [`crypto`]: encryption at rest for personal data (AEAD keyring with rotation, keyed hashes
 //!   for lookups on encrypted columns).
 //! - [`pagination`]: the shared `PageInfo` type and opaque cursors.
+//! - [`testing`]: test support (throwaway PostgreSQL databases, Redis) shared by every crate's tests.
 //! - [`events`]: the event bus with a transactional outbox and idempotent consumers — the only
 //!   way data moves between services besides federated entities.
 //!
@@ -103,6 +104,7 @@ pub mod pagination;
 pub mod schema;
 pub mod server;
 pub mod telemetry;
+pub mod testing;
 
 pub use config::{ConfigError, ConfigLoader};
 pub use events::{

@@ -12,6 +12,7 @@ use switchyard_profile::store::{
 };
 use switchyard_subgraph_kit::db;
 use switchyard_subgraph_kit::events::outbox;
+use switchyard_subgraph_kit::testing::TestDatabase;
 use tempfile::TempDir;
 
 /// A store under test, its SQL database (outbox) and a prefix making its member ids unique.
@@ -20,8 +21,8 @@ struct Harness {
     pool: AnyPool,
     prefix: String,
     _dir: TempDir,
-    /// The throwaway PostgreSQL database (admin pool, name) to drop afterwards.
-    pg: Option<(AnyPool, String)>,
+    /// The throwaway PostgreSQL database, dropped with the harness.
+    pg: Option<TestDatabase>,
 }
 
 impl Harness {
@@ -76,9 +77,9 @@ impl Harness {
         for id in ids {
             self.store.delete_member(id).await.unwrap();
         }
-        if let Some((admin, name)) = &self.pg {
+        if self.pg.is_some() {
+            // The database itself goes when the harness is dropped.
             self.pool.close().await;
-            drop_database(admin, name).await;
         }
     }
 }
@@ -123,67 +124,10 @@ async fn embedded() -> Harness {
     }
 }
 
-const PG_PREFIX: &str = "switchyard_profile_test_";
-
-/// Skips (`None`) or, under CI, fails when a server is unreachable.
-fn unavailable<T>(what: &str, error: impl std::fmt::Display) -> Option<T> {
-    if std::env::var_os("CI").is_some() {
-        panic!("{what} is required under CI but unreachable: {error}");
-    }
-    let notice = format!("\nSKIPPED: {what} unreachable ({error}); run scripts/ci-services.sh\n");
-    let _ = std::io::Write::write_all(&mut std::io::stderr(), notice.as_bytes());
-    None
-}
-
-async fn drop_database(admin: &AnyPool, name: &str) {
-    // Names are generated here from UUIDs, never taken from input.
-    let _ = sqlx::query(sqlx::AssertSqlSafe(format!(
-        "DROP DATABASE IF EXISTS {name} WITH (FORCE)"
-    )))
-    .execute(admin)
-    .await;
-}
-
 /// The embedded store persisting to a fresh PostgreSQL database.
 async fn embedded_postgres() -> Option<Harness> {
-    let admin_url = std::env::var("SWITCHYARD_TEST_POSTGRES_URL")
-        .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/postgres".to_owned());
-    sqlx::any::install_default_drivers();
-    let admin = match sqlx::any::AnyPoolOptions::new()
-        .max_connections(2)
-        .acquire_timeout(std::time::Duration::from_secs(3))
-        .connect(&admin_url)
-        .await
-    {
-        Ok(pool) => pool,
-        Err(e) => return unavailable("PostgreSQL", e),
-    };
-    // Databases of panicked runs (which never reach cleanup) are dropped after an hour.
-    let names: Vec<String> = sqlx::query_scalar(
-        "SELECT datname::text FROM pg_database WHERE datname LIKE 'switchyard_profile_test_%'",
-    )
-    .fetch_all(&admin)
-    .await
-    .unwrap_or_default();
-    let hour_ago = Utc::now().timestamp() - 3600;
-    for old in names {
-        let created = uuid::Uuid::parse_str(&old[PG_PREFIX.len()..])
-            .ok()
-            .and_then(|u| u.get_timestamp())
-            .map(|t| t.to_unix().0 as i64);
-        if created.is_some_and(|t| t < hour_ago) {
-            drop_database(&admin, &old).await;
-        }
-    }
-    let name = format!("{PG_PREFIX}{}", uuid::Uuid::now_v7().simple());
-    sqlx::query(sqlx::AssertSqlSafe(format!("CREATE DATABASE {name}")))
-        .execute(&admin)
-        .await
-        .unwrap();
-    let base = admin_url
-        .rsplit_once('/')
-        .map_or(admin_url.as_str(), |(b, _)| b);
-    let pool = db::connect(&format!("{base}/{name}"), 4).await.unwrap();
+    let database = TestDatabase::create("switchyard_profile_test_").await?;
+    let pool = database.connect(4).await;
     outbox::migrate(&pool).await.unwrap();
     let store = EmbeddedGraphStore::open(pool.clone()).await.unwrap();
     Some(Harness {
@@ -191,7 +135,7 @@ async fn embedded_postgres() -> Option<Harness> {
         pool,
         prefix: prefix(),
         _dir: tempfile::tempdir().unwrap(),
-        pg: Some((admin, name)),
+        pg: Some(database),
     })
 }
 

@@ -98,95 +98,12 @@ pub async fn me(service: &Service, token: Option<&str>) -> Value {
     .await
 }
 
-/// Fails (under CI) or skips with a notice when a server is unreachable.
-pub fn unavailable<T>(what: &str, error: impl std::fmt::Display) -> Option<T> {
-    if std::env::var("CI").is_ok_and(|v| v == "true" || v == "1") {
-        panic!("{what} is required under CI but unreachable: {error}");
-    }
-    let notice = format!("\nSKIPPED: {what} unreachable ({error})\n");
-    let _ = std::io::Write::write_all(&mut std::io::stderr(), notice.as_bytes());
-    None
-}
-
-/// A throwaway PostgreSQL database; drop it with [`PgDatabase::drop_now`].
-pub struct PgDatabase {
-    admin: sqlx::AnyPool,
-    name: String,
-    pub url: String,
-}
+/// A throwaway PostgreSQL database; drop it with `drop_now`.
+pub type PgDatabase = switchyard_subgraph_kit::testing::TestDatabase;
 
 /// Creates a fresh database, or `None` (skip) when PostgreSQL is unreachable.
 pub async fn postgres() -> Option<PgDatabase> {
-    let admin_url = std::env::var("SWITCHYARD_TEST_POSTGRES_URL")
-        .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/postgres".to_owned());
-    sqlx::any::install_default_drivers();
-    let admin = match sqlx::any::AnyPoolOptions::new()
-        .max_connections(2)
-        .acquire_timeout(std::time::Duration::from_secs(3))
-        .connect(&admin_url)
-        .await
-    {
-        Ok(pool) => pool,
-        Err(e) => return unavailable("PostgreSQL", e),
-    };
-    sweep_abandoned(&admin).await;
-    let name = format!("{PG_PREFIX}{}", uuid::Uuid::now_v7().simple());
-    // The name is generated from a UUID, never from input.
-    sqlx::query(sqlx::AssertSqlSafe(format!("CREATE DATABASE {name}")))
-        .execute(&admin)
-        .await
-        .unwrap();
-    let base = admin_url
-        .rsplit_once('/')
-        .map_or(admin_url.as_str(), |(b, _)| b);
-    Some(PgDatabase {
-        url: format!("{base}/{name}"),
-        admin,
-        name,
-    })
-}
-
-const PG_PREFIX: &str = "switchyard_auth_test_";
-
-/// Drops test databases over an hour old (a panicking test never reaches `drop_now`); the UUID
-/// v7 in each name says when it was made.
-async fn sweep_abandoned(admin: &sqlx::AnyPool) {
-    use sqlx::Row;
-    let Ok(rows) = sqlx::query("SELECT datname FROM pg_database WHERE datname LIKE $1")
-        .bind(format!("{PG_PREFIX}%"))
-        .fetch_all(admin)
-        .await
-    else {
-        return;
-    };
-    let now = chrono::Utc::now().timestamp().max(0) as u64;
-    for row in rows {
-        let name: String = row.get(0);
-        let made = uuid::Uuid::parse_str(&name[PG_PREFIX.len()..])
-            .ok()
-            .and_then(|id| id.get_timestamp())
-            .map(|ts| ts.to_unix().0);
-        if made.is_some_and(|secs| now.saturating_sub(secs) > 3600) {
-            let _ = sqlx::query(sqlx::AssertSqlSafe(format!(
-                "DROP DATABASE IF EXISTS {name} WITH (FORCE)"
-            )))
-            .execute(admin)
-            .await;
-        }
-    }
-}
-
-impl PgDatabase {
-    /// Drops the database.
-    pub async fn drop_now(self) {
-        sqlx::query(sqlx::AssertSqlSafe(format!(
-            "DROP DATABASE IF EXISTS {} WITH (FORCE)",
-            self.name
-        )))
-        .execute(&self.admin)
-        .await
-        .unwrap();
-    }
+    PgDatabase::create("switchyard_auth_test_").await
 }
 
 /// The whole session life cycle; shared with the PostgreSQL test.

@@ -18,15 +18,9 @@ use switchyard_subgraph_kit::auth::{jwks, BearerToken, Claims, JwtSigner, JwtVer
 use switchyard_subgraph_kit::EventBus;
 use tokio_util::sync::CancellationToken;
 
-/// Skips (returns `None`) or fails, depending on `CI`, when a server is unreachable.
-pub fn unavailable<T>(what: &str, error: impl std::fmt::Display) -> Option<T> {
-    if std::env::var("CI").is_ok_and(|v| v == "true" || v == "1") {
-        panic!("{what} is required under CI but unreachable: {error}");
-    }
-    let notice = format!("\nSKIPPED: {what} unreachable ({error})\n");
-    let _ = std::io::Write::write_all(&mut std::io::stderr(), notice.as_bytes());
-    None
-}
+// Not every test binary that includes this module uses both.
+#[allow(unused_imports)]
+pub use switchyard_subgraph_kit::testing::{redis_url, unavailable};
 
 /// The key that signs test tokens.
 pub fn signer() -> JwtSigner {
@@ -49,78 +43,11 @@ pub fn member() -> String {
 }
 
 /// A throwaway PostgreSQL database.
-pub struct PgDatabase {
-    admin_url: String,
-    name: String,
-    pub url: String,
-}
-
-const PG_PREFIX: &str = "switchyard_chat_test_";
+pub type PgDatabase = switchyard_subgraph_kit::testing::TestDatabase;
 
 /// Creates an empty PostgreSQL database, or `None` (skip) when none is reachable.
 pub async fn postgres() -> Option<PgDatabase> {
-    let admin_url = std::env::var("SWITCHYARD_TEST_POSTGRES_URL")
-        .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/postgres".to_owned());
-    sqlx::any::install_default_drivers();
-    let admin = sqlx::any::AnyPoolOptions::new()
-        .max_connections(1)
-        .acquire_timeout(Duration::from_secs(3))
-        .connect(&admin_url)
-        .await;
-    let admin = match admin {
-        Ok(pool) => pool,
-        Err(e) => return unavailable("PostgreSQL", e),
-    };
-    let name = format!("{PG_PREFIX}{}", uuid::Uuid::now_v7().simple());
-    // The name is generated here from a UUID, never from input.
-    sqlx::query(sqlx::AssertSqlSafe(format!("CREATE DATABASE {name}")))
-        .execute(&admin)
-        .await
-        .unwrap();
-    admin.close().await;
-    let base = admin_url
-        .rsplit_once('/')
-        .map_or(admin_url.as_str(), |(b, _)| b);
-    let url = format!("{base}/{name}");
-    Some(PgDatabase {
-        admin_url,
-        name,
-        url,
-    })
-}
-
-impl PgDatabase {
-    /// Drops the database (call after the service using it is gone).
-    pub async fn drop_now(self) {
-        let admin = sqlx::any::AnyPoolOptions::new()
-            .max_connections(1)
-            .connect(&self.admin_url)
-            .await
-            .unwrap();
-        sqlx::query(sqlx::AssertSqlSafe(format!(
-            "DROP DATABASE IF EXISTS {} WITH (FORCE)",
-            self.name
-        )))
-        .execute(&admin)
-        .await
-        .unwrap();
-    }
-}
-
-/// The Redis URL, or `None` (skip) when Redis does not answer.
-pub async fn redis_url() -> Option<String> {
-    let url = std::env::var("SWITCHYARD_TEST_REDIS_URL")
-        .unwrap_or_else(|_| "redis://127.0.0.1:6379".to_owned());
-    let client = redis::Client::open(url.as_str()).unwrap();
-    let ping = async {
-        let mut conn = client.get_multiplexed_async_connection().await?;
-        redis::cmd("PING").query_async::<String>(&mut conn).await
-    };
-    match tokio::time::timeout(Duration::from_secs(3), ping).await {
-        Ok(Ok(_)) => Some(url),
-        Ok(Err(e)) => unavailable("Redis", e),
-        Err(_) => unavailable("Redis", "timed out"),
-    }
+    PgDatabase::create("switchyard_chat_test_").await
 }
 
 /// A config for tests: data in `dir`, an ephemeral port.

@@ -6,12 +6,10 @@
 use std::time::Duration;
 
 use serde_json::{json, Value};
-use sqlx::{AnyConnection, Connection, Executor};
 use switchyard_content::{Config, Service};
 use switchyard_subgraph_kit::auth::{jwks, BearerToken, Claims, JwtSigner, JwtVerifier};
+use switchyard_subgraph_kit::testing::TestDatabase;
 use switchyard_subgraph_kit::EventBus;
-
-const PG_ADMIN: &str = "postgres://postgres@127.0.0.1:5432/postgres";
 
 /// Which database a test runs on.
 #[derive(Clone, Copy, Debug)]
@@ -21,61 +19,7 @@ pub enum Backend {
 }
 
 /// A unique PostgreSQL database, dropped when this is dropped.
-pub struct PgDatabase {
-    name: String,
-    pub url: String,
-}
-
-impl PgDatabase {
-    /// Creates one; `None` (with a note) when no server runs, unless `CI=true` (then panics).
-    pub async fn create() -> Option<PgDatabase> {
-        sqlx::any::install_default_drivers();
-        let mut admin = match AnyConnection::connect(PG_ADMIN).await {
-            Ok(c) => c,
-            Err(e) => {
-                if std::env::var("CI").as_deref() == Ok("true") {
-                    panic!("PostgreSQL at 127.0.0.1:5432 is required in CI: {e}");
-                }
-                eprintln!("note: skipping PostgreSQL test, no server at 127.0.0.1:5432 ({e})");
-                return None;
-            }
-        };
-        let name = format!("content_test_{}", uuid::Uuid::now_v7().simple());
-        admin
-            .execute(sqlx::AssertSqlSafe(format!("CREATE DATABASE {name}")))
-            .await
-            .expect("create test database");
-        let _ = admin.close().await;
-        Some(PgDatabase {
-            url: format!("postgres://postgres@127.0.0.1:5432/{name}"),
-            name,
-        })
-    }
-}
-
-impl Drop for PgDatabase {
-    fn drop(&mut self) {
-        let name = self.name.clone();
-        // Drop runs inside the test's runtime; a separate thread with its own runtime may block.
-        let _ = std::thread::spawn(move || {
-            let rt = tokio::runtime::Builder::new_current_thread()
-                .enable_all()
-                .build()
-                .expect("runtime");
-            rt.block_on(async move {
-                if let Ok(mut admin) = AnyConnection::connect(PG_ADMIN).await {
-                    let _ = admin
-                        .execute(sqlx::AssertSqlSafe(format!(
-                            "DROP DATABASE IF EXISTS {name} WITH (FORCE)"
-                        )))
-                        .await;
-                    let _ = admin.close().await;
-                }
-            });
-        })
-        .join();
-    }
-}
+pub type PgDatabase = TestDatabase;
 
 /// A test environment: data dir, optional PostgreSQL database, token signer.
 pub struct Env {
@@ -89,7 +33,7 @@ impl Env {
     pub async fn new(backend: Backend) -> Option<Env> {
         let pg = match backend {
             Backend::Sqlite => None,
-            Backend::Postgres => Some(PgDatabase::create().await?),
+            Backend::Postgres => Some(PgDatabase::create("content_test_").await?),
         };
         Some(Env {
             dir: tempfile::tempdir().expect("temp dir"),

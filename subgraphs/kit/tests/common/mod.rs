@@ -9,20 +9,11 @@ use std::sync::Arc;
 use sqlx::{AnyConnection, AnyPool, Row};
 use switchyard_subgraph_kit::db;
 use switchyard_subgraph_kit::events::{outbox, BoxError, Event, EventHandler};
+use switchyard_subgraph_kit::testing::TestDatabase;
 
-/// Skips (returns `None`) or fails, depending on `CI`, when a server is unreachable.
-pub fn unavailable<T>(what: &str, error: impl std::fmt::Display) -> Option<T> {
-    if std::env::var_os("CI").is_some() {
-        panic!("{what} is required under CI but unreachable: {error}");
-    }
-    // Straight to the process's stderr: the test harness captures `eprintln!` of passing tests,
-    // and a skip must be visible.
-    let notice = format!(
-        "\nSKIPPED: {what} unreachable ({error}); run scripts/ci-services.sh to start it\n"
-    );
-    let _ = std::io::Write::write_all(&mut std::io::stderr(), notice.as_bytes());
-    None
-}
+// Not every test binary that includes this module uses both.
+#[allow(unused_imports)]
+pub use switchyard_subgraph_kit::testing::{redis_url, unavailable};
 
 /// A SQLite database in a fresh temp dir, migrated.
 pub async fn sqlite() -> (tempfile::TempDir, AnyPool) {
@@ -34,105 +25,25 @@ pub async fn sqlite() -> (tempfile::TempDir, AnyPool) {
     (dir, pool)
 }
 
-/// A throwaway PostgreSQL database, dropped by [`PgDatabase::drop_now`].
+/// A throwaway PostgreSQL database with a migrated pool on it.
 pub struct PgDatabase {
-    admin: AnyPool,
-    name: String,
+    database: TestDatabase,
     pub pool: AnyPool,
-}
-
-fn pg_admin_url() -> String {
-    std::env::var("SWITCHYARD_TEST_POSTGRES_URL")
-        .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/postgres".to_owned())
 }
 
 /// Creates and migrates a fresh PostgreSQL database, or `None` (skip) when none is reachable.
 pub async fn postgres() -> Option<PgDatabase> {
-    let admin_url = pg_admin_url();
-    sqlx::any::install_default_drivers();
-    // Fail fast when nothing listens, instead of the pool's 30 s acquire timeout.
-    let admin = sqlx::any::AnyPoolOptions::new()
-        .max_connections(2)
-        .acquire_timeout(std::time::Duration::from_secs(3))
-        .connect(&admin_url)
-        .await;
-    let admin = match admin {
-        Ok(pool) => pool,
-        Err(e) => return unavailable("PostgreSQL", e),
-    };
-    sweep_abandoned(&admin).await;
-    let name = format!("{PG_PREFIX}{}", uuid::Uuid::now_v7().simple());
-    // The name is generated here from a UUID, never from input.
-    sqlx::query(sqlx::AssertSqlSafe(format!("CREATE DATABASE {name}")))
-        .execute(&admin)
-        .await
-        .unwrap();
-    let base = admin_url
-        .rsplit_once('/')
-        .map_or(admin_url.as_str(), |(b, _)| b);
-    let pool = db::connect(&format!("{base}/{name}"), 4).await.unwrap();
+    let database = TestDatabase::create("switchyard_kit_test_").await?;
+    let pool = database.connect(4).await;
     prepare(&pool).await;
-    Some(PgDatabase { admin, name, pool })
-}
-
-const PG_PREFIX: &str = "switchyard_kit_test_";
-
-/// Drops test databases more than an hour old: a panicking test never reaches `drop_now`, and
-/// the UUID v7 in each name says when it was made.
-async fn sweep_abandoned(admin: &AnyPool) {
-    let Ok(rows) = sqlx::query("SELECT datname FROM pg_database WHERE datname LIKE $1")
-        .bind(format!("{PG_PREFIX}%"))
-        .fetch_all(admin)
-        .await
-    else {
-        return;
-    };
-    let now = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .unwrap()
-        .as_secs();
-    for row in rows {
-        let name: String = row.get(0);
-        let made = uuid::Uuid::parse_str(&name[PG_PREFIX.len()..])
-            .ok()
-            .and_then(|id| id.get_timestamp())
-            .map(|ts| ts.to_unix().0);
-        if made.is_some_and(|secs| now.saturating_sub(secs) > 3600) {
-            // Best effort: a concurrent run may be dropping it too.
-            let _ = sqlx::query(sqlx::AssertSqlSafe(format!(
-                "DROP DATABASE IF EXISTS {name} WITH (FORCE)"
-            )))
-            .execute(admin)
-            .await;
-        }
-    }
+    Some(PgDatabase { database, pool })
 }
 
 impl PgDatabase {
     /// Drops the database.
     pub async fn drop_now(self) {
         self.pool.close().await;
-        sqlx::query(sqlx::AssertSqlSafe(format!(
-            "DROP DATABASE IF EXISTS {} WITH (FORCE)",
-            self.name
-        )))
-        .execute(&self.admin)
-        .await
-        .unwrap();
-    }
-}
-
-/// The Redis URL, or `None` (skip) when Redis does not answer.
-pub async fn redis_url() -> Option<String> {
-    let url = std::env::var("SWITCHYARD_TEST_REDIS_URL")
-        .unwrap_or_else(|_| "redis://127.0.0.1:6379".to_owned());
-    let client = redis::Client::open(url.as_str()).unwrap();
-    match client.get_multiplexed_async_connection().await {
-        Ok(mut conn) => match redis::cmd("PING").query_async::<String>(&mut conn).await {
-            Ok(_) => Some(url),
-            Err(e) => unavailable("Redis", e),
-        },
-        Err(e) => unavailable("Redis", e),
+        self.database.drop_now().await;
     }
 }
 
