@@ -50,26 +50,16 @@ impl Config {
 
     /// The database URL to open: the configured server, or SQLite under `data_dir`.
     pub fn effective_database_url(&self) -> String {
-        match self.database_url.as_deref().filter(|u| !u.is_empty()) {
-            Some(url) => url.to_owned(),
-            None => switchyard_subgraph_kit::db::sqlite_url(&self.data_dir.join("analytics.db")),
-        }
+        switchyard_subgraph_kit::db::url_or_sqlite(
+            self.database_url.as_deref(),
+            &self.data_dir,
+            "analytics.db",
+        )
     }
 
     /// The consumer-group member name to use.
     pub fn effective_consumer_name(&self) -> String {
-        if let Some(name) = self.consumer_name.as_deref().filter(|n| !n.is_empty()) {
-            return name.to_owned();
-        }
-        // A pod's hostname is stable across container restarts, which is what lets a restarted
-        // instance pick up its own unacknowledged events at once instead of after a claim timeout.
-        let host = std::env::var("HOSTNAME")
-            .ok()
-            .or_else(|| std::fs::read_to_string("/etc/hostname").ok())
-            .map(|h| h.trim().to_owned())
-            .filter(|h| !h.is_empty())
-            .unwrap_or_else(|| "local".to_owned());
-        format!("analytics-{host}")
+        switchyard_subgraph_kit::config::consumer_name(self.consumer_name.as_deref(), "analytics")
     }
 }
 

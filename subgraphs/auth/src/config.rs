@@ -77,10 +77,11 @@ impl Config {
 
     /// The database URL in effect (SQLite under `data_dir` unless a server URL is set).
     pub fn effective_database_url(&self) -> String {
-        match &self.database_url {
-            Some(url) if !url.trim().is_empty() => url.clone(),
-            _ => switchyard_subgraph_kit::db::sqlite_url(&self.sqlite_path()),
-        }
+        switchyard_subgraph_kit::db::url_or_sqlite(
+            self.database_url.as_deref(),
+            &self.data_dir,
+            "auth.db",
+        )
     }
 
     /// Where the embedded SQLite database lives.

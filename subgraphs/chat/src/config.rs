@@ -56,10 +56,11 @@ impl Config {
 
     /// The database URL this config selects: the server URL, or the SQLite file in `data_dir`.
     pub fn effective_database_url(&self) -> String {
-        match self.database_url.as_deref().filter(|u| !u.is_empty()) {
-            Some(url) => url.to_owned(),
-            None => switchyard_subgraph_kit::db::sqlite_url(&self.data_dir.join("chat.db")),
-        }
+        switchyard_subgraph_kit::db::url_or_sqlite(
+            self.database_url.as_deref(),
+            &self.data_dir,
+            "chat.db",
+        )
     }
 }
 

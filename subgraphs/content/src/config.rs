@@ -52,10 +52,11 @@ impl Config {
 
     /// The database URL: `database_url`, or the SQLite file `<data_dir>/content.db`.
     pub fn effective_database_url(&self) -> String {
-        match self.database_url.as_deref().filter(|u| !u.is_empty()) {
-            Some(url) => url.to_owned(),
-            None => switchyard_subgraph_kit::db::sqlite_url(&self.data_dir.join("content.db")),
-        }
+        switchyard_subgraph_kit::db::url_or_sqlite(
+            self.database_url.as_deref(),
+            &self.data_dir,
+            "content.db",
+        )
     }
 
     /// The search index directory, `<data_dir>/search`.

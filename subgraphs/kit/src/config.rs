@@ -53,6 +53,23 @@ pub struct ConfigLoader {
     env: Option<Vec<(String, String)>>,
 }
 
+/// The name a service instance uses in its event consumer group: the configured one, else
+/// `<service>-<hostname>`. A host name is stable across container restarts, which lets a
+/// restarted instance take back its own unacknowledged events at once instead of after the
+/// group's claim timeout.
+pub fn consumer_name(configured: Option<&str>, service: &str) -> String {
+    if let Some(name) = configured.map(str::trim).filter(|n| !n.is_empty()) {
+        return name.to_owned();
+    }
+    let host = std::env::var("HOSTNAME")
+        .ok()
+        .or_else(|| std::fs::read_to_string("/etc/hostname").ok())
+        .map(|h| h.trim().to_owned())
+        .filter(|h| !h.is_empty())
+        .unwrap_or_else(|| "local".to_owned());
+    format!("{service}-{host}")
+}
+
 impl ConfigLoader {
     /// A loader reading variables named `{prefix}_…` (prefix matched case-insensitively).
     pub fn new(prefix: &str) -> Self {

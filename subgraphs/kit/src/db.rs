@@ -58,6 +58,15 @@ pub fn is_sqlite(pool: &AnyPool) -> bool {
     pool.connect_options().database_url.scheme() == "sqlite"
 }
 
+/// The database a service opens: the configured server URL, or (when none is set, or it is
+/// blank) the SQLite file `<data_dir>/<file_name>` — the embedded default.
+pub fn url_or_sqlite(configured: Option<&str>, data_dir: &Path, file_name: &str) -> String {
+    match configured.map(str::trim).filter(|url| !url.is_empty()) {
+        Some(url) => url.to_owned(),
+        None => sqlite_url(&data_dir.join(file_name)),
+    }
+}
+
 /// The URL of a SQLite database file at `path`, created if missing.
 pub fn sqlite_url(path: &Path) -> String {
     format!("sqlite://{}?mode=rwc", path.display())
@@ -67,6 +76,23 @@ pub fn sqlite_url(path: &Path) -> String {
 mod tests {
     use super::*;
     use sqlx::Row;
+
+    #[test]
+    fn a_configured_server_wins_over_the_embedded_file() {
+        let dir = Path::new("/srv/data");
+        assert_eq!(
+            url_or_sqlite(Some("postgres://db/x"), dir, "a.db"),
+            "postgres://db/x"
+        );
+        assert_eq!(
+            url_or_sqlite(Some("  "), dir, "a.db"),
+            "sqlite:///srv/data/a.db?mode=rwc"
+        );
+        assert_eq!(
+            url_or_sqlite(None, dir, "a.db"),
+            "sqlite:///srv/data/a.db?mode=rwc"
+        );
+    }
 
     #[test]
     fn sqlite_url_creates_the_file() {

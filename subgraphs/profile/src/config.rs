@@ -61,10 +61,11 @@ impl Config {
 
     /// The SQL database URL to open: the configured server, or SQLite under `data_dir`.
     pub fn effective_database_url(&self) -> String {
-        match self.database_url.as_deref().filter(|u| !u.is_empty()) {
-            Some(url) => url.to_owned(),
-            None => switchyard_subgraph_kit::db::sqlite_url(&self.data_dir.join("profile.db")),
-        }
+        switchyard_subgraph_kit::db::url_or_sqlite(
+            self.database_url.as_deref(),
+            &self.data_dir,
+            "profile.db",
+        )
     }
 
     /// The Neo4j URI, when one is configured.
@@ -74,17 +75,7 @@ impl Config {
 
     /// The consumer-group member name to use.
     pub fn effective_consumer_name(&self) -> String {
-        if let Some(name) = self.consumer_name.as_deref().filter(|n| !n.is_empty()) {
-            return name.to_owned();
-        }
-        // A stable name lets a restarted instance re-read the events it held at once.
-        let host = std::env::var("HOSTNAME")
-            .ok()
-            .or_else(|| std::fs::read_to_string("/etc/hostname").ok())
-            .map(|h| h.trim().to_owned())
-            .filter(|h| !h.is_empty())
-            .unwrap_or_else(|| "local".to_owned());
-        format!("profile-{host}")
+        switchyard_subgraph_kit::config::consumer_name(self.consumer_name.as_deref(), "profile")
     }
 }
 
