@@ -87,7 +87,8 @@ impl Stack {
         let auth_addr = listeners[0].1.local_addr()?;
         let jwks_url = format!("http://{auth_addr}/.well-known/jwks.json");
 
-        let mut stack_services = BTreeMap::new();
+        // Until the stack is assembled, a failure must not leave earlier services running.
+        let mut stack_services = StartedServices::default();
         let mut sources = Vec::new();
         for (name, listener) in listeners {
             let addr = listener.local_addr()?;
@@ -101,7 +102,7 @@ impl Stack {
                 format!("http://{addr}/graphql"),
                 service_sdl(name),
             ));
-            stack_services.insert(
+            stack_services.0.insert(
                 name,
                 RunningService {
                     addr,
@@ -137,7 +138,7 @@ impl Stack {
         Ok(Stack {
             options,
             bus,
-            services: stack_services,
+            services: std::mem::take(&mut stack_services.0),
             gateway_addr,
             gateway_stop,
             gateway_task,
@@ -237,11 +238,25 @@ impl Stack {
 impl Drop for Stack {
     fn drop(&mut self) {
         self.gateway_task.abort();
-        for service in self.services.values_mut() {
-            service.stop.cancel();
-            if let Some(task) = service.task.take() {
-                task.abort();
-            }
+        abort_all(&mut self.services);
+    }
+}
+
+/// Services started so far by [`Stack::start`]; stopped if start-up fails half way.
+#[derive(Default)]
+struct StartedServices(BTreeMap<&'static str, RunningService>);
+
+impl Drop for StartedServices {
+    fn drop(&mut self) {
+        abort_all(&mut self.0);
+    }
+}
+
+fn abort_all(services: &mut BTreeMap<&'static str, RunningService>) {
+    for service in services.values_mut() {
+        service.stop.cancel();
+        if let Some(task) = service.task.take() {
+            task.abort();
         }
     }
 }

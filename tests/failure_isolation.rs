@@ -271,3 +271,19 @@ async fn an_unreachable_chat_database_only_affects_chat() {
 async fn an_unreachable_analytics_database_only_affects_analytics() {
     unreachable_database_only_affects("analytics").await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_service_that_cannot_open_its_store_stops_the_start_with_its_name() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut options = switchyard::stack::StackOptions::embedded(dir.path(), common::any_port());
+    // Nothing listens on port 1: content's store cannot open.
+    options.database_urls.insert(
+        "content".to_owned(),
+        "postgres://postgres@127.0.0.1:1/content".to_owned(),
+    );
+    let error = match switchyard::stack::Stack::start(options).await {
+        Ok(_) => panic!("the stack must not start without content's database"),
+        Err(error) => format!("{error:#}"),
+    };
+    assert!(error.contains("starting the content service"), "{error}");
+}
