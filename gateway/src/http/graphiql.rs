@@ -65,8 +65,9 @@ pub fn asset_names() -> impl Iterator<Item = &'static str> {
 }
 
 /// The GraphiQL page, talking to the GraphQL endpoint at `endpoint` (a path such as `/graphql`
-/// or an absolute URL). Loads only same-origin assets under [`ASSETS_PREFIX`].
-pub fn graphiql_html(endpoint: &str) -> String {
+/// or an absolute URL), and running subscriptions over graphql-transport-ws on the same URL
+/// when `subscriptions` is on. Loads only same-origin assets under [`ASSETS_PREFIX`].
+pub fn graphiql_html(endpoint: &str, subscriptions: bool) -> String {
     let endpoint = js_string_literal(endpoint);
     let asset_url = |name: &str| format!("{ASSETS_PREFIX}{name}?v={GRAPHIQL_VERSION}");
     format!(
@@ -92,7 +93,14 @@ html, body {{ height: 100%; margin: 0; overflow: hidden; }}
 <div id="graphiql">Loading GraphiQL…</div>
 <script>
 (function () {{
-  var fetcher = GraphiQL.createFetcher({{ url: {endpoint} }});
+  var options = {{ url: {endpoint} }};
+  if ({subscriptions}) {{
+    // Same path as queries; the gateway tells WebSocket upgrades apart by their headers.
+    var ws = new URL(options.url, window.location.href);
+    ws.protocol = ws.protocol === "https:" ? "wss:" : "ws:";
+    options.subscriptionUrl = ws.href;
+  }}
+  var fetcher = GraphiQL.createFetcher(options);
   var root = ReactDOM.createRoot(document.getElementById("graphiql"));
   root.render(React.createElement(GraphiQL, {{
     fetcher: fetcher,
@@ -111,6 +119,7 @@ html, body {{ height: 100%; margin: 0; overflow: hidden; }}
         graphiql = asset_url("graphiql.min.js"),
         explorer_css = asset_url("graphiql-plugin-explorer.css"),
         explorer = asset_url("graphiql-plugin-explorer.umd.js"),
+        subscriptions = if subscriptions { "true" } else { "false" },
     )
 }
 
@@ -142,7 +151,7 @@ mod tests {
 
     #[test]
     fn every_asset_the_page_references_is_bundled() {
-        let html = graphiql_html("/graphql");
+        let html = graphiql_html("/graphql", true);
         let mut referenced = 0;
         for name in asset_names() {
             let url = format!("{ASSETS_PREFIX}{name}?v={GRAPHIQL_VERSION}");
@@ -181,10 +190,17 @@ mod tests {
     }
 
     #[test]
+    fn subscriptions_use_the_same_path_over_websocket_only_when_enabled() {
+        assert!(graphiql_html("/graphql", true).contains("if (true) {"));
+        assert!(graphiql_html("/graphql", false).contains("if (false) {"));
+        assert!(graphiql_html("/graphql", true).contains("options.subscriptionUrl = ws.href;"));
+    }
+
+    #[test]
     fn endpoint_is_embedded_as_a_safe_script_string() {
-        let html = graphiql_html("/api/graphql");
-        assert!(html.contains(r#"GraphiQL.createFetcher({ url: "/api/graphql" })"#));
-        let hostile = graphiql_html("/x\"</script><script>alert(1)</script>\\\n");
+        let html = graphiql_html("/api/graphql", true);
+        assert!(html.contains(r#"var options = { url: "/api/graphql" };"#));
+        let hostile = graphiql_html("/x\"</script><script>alert(1)</script>\\\n", true);
         assert!(hostile.contains(
             r#"url: "/x\"\u003c/script\u003e\u003cscript\u003ealert(1)\u003c/script\u003e\\\u000a""#
         ));
@@ -346,7 +362,7 @@ mod tests {
                         ("GET", "/graphql") => (
                             "200 OK",
                             "text/html; charset=utf-8",
-                            super::graphiql_html("/graphql").into_bytes(),
+                            super::graphiql_html("/graphql", true).into_bytes(),
                         ),
                         ("POST", "/graphql") => (
                             "200 OK",

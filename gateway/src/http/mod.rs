@@ -311,7 +311,8 @@ fn graphiql(gateway: &Gateway) -> Response {
     if !gateway.config().graphiql {
         return (StatusCode::NOT_FOUND, "GraphiQL is disabled").into_response();
     }
-    let mut response = Response::new(Body::from(graphiql::graphiql_html("/graphql")));
+    let html = graphiql::graphiql_html("/graphql", gateway.config().subscriptions);
+    let mut response = Response::new(Body::from(html));
     response.headers_mut().insert(
         CONTENT_TYPE,
         HeaderValue::from_static("text/html; charset=utf-8"),
