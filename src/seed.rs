@@ -124,8 +124,14 @@ pub async fn seed(client: &GraphQLClient) -> Result<Seeded> {
             .await
             .with_context(|| format!("updating {handle}'s profile"))?;
     }
+    let signed_in = |handle: &str| SignedIn {
+        id: &members[handle],
+        token: &tokens[handle],
+    };
     for (from, to) in CONNECTIONS {
-        connect(client, &tokens, &members, from, to).await?;
+        connect(client, signed_in(from), signed_in(to))
+            .await
+            .with_context(|| format!("connecting {from} and {to}"))?;
     }
 
     let mut posts = BTreeMap::new();
@@ -207,30 +213,33 @@ pub async fn sign_up(
     ))
 }
 
-/// `from` asks `to` to connect and `to` accepts.
-pub async fn connect(
-    client: &GraphQLClient,
-    tokens: &BTreeMap<&str, String>,
-    members: &BTreeMap<String, String>,
-    from: &str,
-    to: &str,
-) -> Result<()> {
+/// A member as the seeder and the tests drive it: id and access token.
+#[derive(Debug, Clone, Copy)]
+pub struct SignedIn<'a> {
+    /// Member id.
+    pub id: &'a str,
+    /// Access token.
+    pub token: &'a str,
+}
+
+/// `from` asks `to` to connect and `to` accepts, each signed in as themselves.
+pub async fn connect(client: &GraphQLClient, from: SignedIn<'_>, to: SignedIn<'_>) -> Result<()> {
     client
-        .with_token(tokens[from].clone())
+        .with_token(from.token)
         .data(
             "mutation($to: ID!) { requestConnection(to: $to) { __typename } }",
-            json!({ "to": members[to] }),
+            json!({ "to": to.id }),
         )
         .await
-        .with_context(|| format!("{from} asking {to} to connect"))?;
+        .with_context(|| format!("{} asking {} to connect", from.id, to.id))?;
     client
-        .with_token(tokens[to].clone())
+        .with_token(to.token)
         .data(
             "mutation($from: ID!) { acceptConnection(from: $from) { id } }",
-            json!({ "from": members[from] }),
+            json!({ "from": from.id }),
         )
         .await
-        .with_context(|| format!("{to} accepting {from}"))?;
+        .with_context(|| format!("{} accepting {}", to.id, from.id))?;
     Ok(())
 }
 

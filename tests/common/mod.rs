@@ -5,7 +5,7 @@
 
 use std::net::SocketAddr;
 
-use serde_json::{json, Value};
+use serde_json::Value;
 use switchyard::client::GraphQLClient;
 use switchyard::seed;
 use switchyard::stack::{Stack, StackOptions};
@@ -57,24 +57,21 @@ pub async fn sign_up(client: &GraphQLClient, handle: &str, name: &str) -> Member
     }
 }
 
+impl Member {
+    /// This member as the seeder's helpers take it.
+    pub fn signed_in(&self) -> seed::SignedIn<'_> {
+        seed::SignedIn {
+            id: &self.id,
+            token: &self.token,
+        }
+    }
+}
+
 /// `a` asks `b` to connect, `b` accepts — both through the gateway.
 pub async fn connect(client: &GraphQLClient, a: &Member, b: &Member) {
-    client
-        .with_token(&a.token)
-        .data(
-            "mutation($to: ID!) { requestConnection(to: $to) { __typename } }",
-            json!({ "to": b.id }),
-        )
+    seed::connect(client, a.signed_in(), b.signed_in())
         .await
-        .unwrap_or_else(|e| panic!("{} requests {}: {e:#}", a.handle, b.handle));
-    client
-        .with_token(&b.token)
-        .data(
-            "mutation($from: ID!) { acceptConnection(from: $from) { id } }",
-            json!({ "from": a.id }),
-        )
-        .await
-        .unwrap_or_else(|e| panic!("{} accepts {}: {e:#}", b.handle, a.handle));
+        .unwrap_or_else(|e| panic!("connecting {} and {}: {e:#}", a.handle, b.handle));
 }
 
 /// The `extensions.code` values of a response's errors.
