@@ -48,6 +48,9 @@ pub struct GatewayConfig {
     pub max_subscriptions_per_connection: usize,
     /// How long a WebSocket client has to send `connection_init` before it is closed (4408).
     pub subscription_init_timeout: Duration,
+    /// How often an idle-looking WebSocket gets a ping frame, so proxies and load balancers do
+    /// not cut long-quiet subscriptions; zero turns pings off.
+    pub subscription_keepalive: Duration,
 }
 
 impl Default for GatewayConfig {
@@ -72,6 +75,7 @@ impl Default for GatewayConfig {
             subscriptions: true,
             max_subscriptions_per_connection: 100,
             subscription_init_timeout: Duration::from_secs(10),
+            subscription_keepalive: Duration::from_secs(15),
         }
     }
 }
@@ -177,6 +181,7 @@ struct FileConfig {
     subscriptions: Option<bool>,
     max_subscriptions_per_connection: Option<usize>,
     subscription_init_timeout: Option<FileDuration>,
+    subscription_keepalive: Option<FileDuration>,
     #[serde(default)]
     subgraphs: HashMap<String, FileSubgraph>,
 }
@@ -293,6 +298,9 @@ impl GatewayConfig {
         if let Some(v) = file.subscription_init_timeout {
             self.subscription_init_timeout = v.0;
         }
+        if let Some(v) = file.subscription_keepalive {
+            self.subscription_keepalive = v.0;
+        }
         if let Some(v) = file.propagate_headers {
             self.propagate_headers = v.into_iter().map(|h| h.to_ascii_lowercase()).collect();
         }
@@ -365,6 +373,13 @@ impl GatewayConfig {
                 }
                 "SUBSCRIPTION_INIT_TIMEOUT" => {
                     self.subscription_init_timeout =
+                        parse_duration(&value).map_err(|message| ConfigError::Env {
+                            name: name.clone(),
+                            message,
+                        })?
+                }
+                "SUBSCRIPTION_KEEPALIVE" => {
+                    self.subscription_keepalive =
                         parse_duration(&value).map_err(|message| ConfigError::Env {
                             name: name.clone(),
                             message,

@@ -145,8 +145,25 @@ pub(crate) async fn serve(gateway: Gateway, socket: WebSocket, headers: HeaderMa
     // Bounded, so a client that stops reading slows its upstream subscriptions down instead of
     // growing the gateway's memory.
     let (out, mut outgoing) = mpsc::channel::<Outgoing>(OUTGOING_BUFFER);
+    let keepalive = gateway.config().subscription_keepalive;
     let writer = tokio::spawn(async move {
-        while let Some(message) = outgoing.recv().await {
+        // WebSocket ping frames (answered by every client's WebSocket layer, no protocol
+        // support needed) keep proxies from closing a subscription that is quiet for minutes.
+        let period = keepalive.max(std::time::Duration::from_millis(1));
+        let mut pings = tokio::time::interval_at(tokio::time::Instant::now() + period, period);
+        loop {
+            let message = tokio::select! {
+                message = outgoing.recv() => match message {
+                    Some(message) => message,
+                    None => break,
+                },
+                _ = pings.tick(), if !keepalive.is_zero() => {
+                    if sink.send(Message::Ping(Default::default())).await.is_err() {
+                        break;
+                    }
+                    continue;
+                }
+            };
             match message {
                 Outgoing::Text(text) => {
                     if sink.send(Message::Text(text.into())).await.is_err() {

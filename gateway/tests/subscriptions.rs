@@ -783,9 +783,10 @@ fn subscription_settings_load_from_toml_and_environment() {
     assert!(config.subscriptions);
     config
         .apply_toml(
-            "subscriptions = false\nmax_subscriptions_per_connection = 7\nsubscription_init_timeout = \"2s\"",
+            "subscriptions = false\nmax_subscriptions_per_connection = 7\nsubscription_init_timeout = \"2s\"\nsubscription_keepalive = \"30s\"",
         )
         .unwrap();
+    assert_eq!(config.subscription_keepalive, Duration::from_secs(30));
     assert!(!config.subscriptions);
     assert_eq!(config.max_subscriptions_per_connection, 7);
     assert_eq!(config.subscription_init_timeout, Duration::from_secs(2));
@@ -800,8 +801,13 @@ fn subscription_settings_load_from_toml_and_environment() {
                 "SWITCHYARD_SUBSCRIPTION_INIT_TIMEOUT".to_owned(),
                 "250ms".to_owned(),
             ),
+            (
+                "SWITCHYARD_SUBSCRIPTION_KEEPALIVE".to_owned(),
+                "0".to_owned(),
+            ),
         ])
         .unwrap();
+    assert_eq!(config.subscription_keepalive, Duration::ZERO);
     assert!(config.subscriptions);
     assert_eq!(config.max_subscriptions_per_connection, 3);
     assert_eq!(config.subscription_init_timeout, Duration::from_millis(250));
@@ -986,4 +992,28 @@ async fn subscriptions_stream_over_http_as_multipart() {
         json,
         json!({"data": {"member": {"displayName": "Display u1"}}})
     );
+}
+
+#[tokio::test]
+async fn quiet_connections_get_ping_frames_unless_keepalive_is_off() {
+    async fn pings_within(stack: &Stack, wait: Duration) -> usize {
+        let mut client = connect(&stack.gateway_ws).await;
+        init(&mut client, json!({})).await;
+        let mut pings = 0;
+        let deadline = tokio::time::Instant::now() + wait;
+        while let Ok(Some(frame)) = tokio::time::timeout_at(deadline, client.next()).await {
+            if let Ok(Message::Ping(_)) = frame {
+                pings += 1;
+            }
+        }
+        pings
+    }
+    let stack = start_stack(
+        |c| c.subscription_keepalive = Duration::from_millis(100),
+        None,
+    )
+    .await;
+    assert!(pings_within(&stack, Duration::from_millis(650)).await >= 3);
+    let stack = start_stack(|c| c.subscription_keepalive = Duration::ZERO, None).await;
+    assert_eq!(pings_within(&stack, Duration::from_millis(400)).await, 0);
 }
