@@ -102,6 +102,7 @@ impl Service {
         shutdown: CancellationToken,
     ) -> anyhow::Result<()> {
         let relay_task = self.relay.spawn(shutdown.clone());
+        let prune_task = tokio::spawn(prune_refresh_tokens(self.pool.clone(), shutdown.clone()));
         let jwks = Arc::new(self.jwks());
         let router = server::router(self.schema.clone(), Arc::new(self.pool.clone())).route(
             "/.well-known/jwks.json",
@@ -117,6 +118,7 @@ impl Service {
         );
         server::serve(listener, router, shutdown.clone().cancelled_owned()).await?;
         relay_task.await?;
+        prune_task.await?;
         // Events committed by the last requests would otherwise wait for the next start.
         if let Err(e) = tokio::time::timeout(Duration::from_secs(5), self.relay.relay_once()).await
         {
@@ -161,4 +163,23 @@ pub async fn rotate_keys(
     let report = rotate::reencrypt(&pool, &cipher, batch_size).await;
     pool.close().await;
     report
+}
+
+/// How often expired refresh tokens are deleted.
+const PRUNE_INTERVAL: Duration = Duration::from_secs(3600);
+
+/// Deletes expired refresh tokens at start-up and then hourly, until `shutdown`.
+async fn prune_refresh_tokens(pool: sqlx::AnyPool, shutdown: CancellationToken) {
+    let mut ticks = tokio::time::interval(PRUNE_INTERVAL);
+    loop {
+        tokio::select! {
+            _ = shutdown.cancelled() => return,
+            _ = ticks.tick() => {}
+        }
+        match store::prune_expired_refresh_tokens(&pool, store::now_micros()).await {
+            Ok(0) => {}
+            Ok(n) => tracing::info!(tokens = n, "pruned expired refresh tokens"),
+            Err(e) => tracing::warn!(error = %e, "pruning expired refresh tokens failed"),
+        }
+    }
 }

@@ -56,6 +56,27 @@ pub async fn migrate(pool: &AnyPool) -> anyhow::Result<()> {
 }
 
 /// Microseconds since the epoch, the stored timestamp form.
+/// Deletes refresh tokens that expired before `now` (µs) and the families left with none.
+/// Returns how many tokens went. An expired token is refused whether or not its row exists, so
+/// this loses nothing that guards a session (reuse detection only matters while a token could
+/// still be accepted); it keeps the table from growing with every refresh forever.
+pub async fn prune_expired_refresh_tokens(pool: &AnyPool, now: i64) -> sqlx::Result<u64> {
+    let mut tx = switchyard_subgraph_kit::db::begin(pool).await?;
+    let tokens = sqlx::query("DELETE FROM auth_refresh_tokens WHERE expires_at < $1")
+        .bind(now)
+        .execute(&mut *tx)
+        .await?
+        .rows_affected();
+    sqlx::query(
+        "DELETE FROM auth_refresh_families WHERE NOT EXISTS \
+         (SELECT 1 FROM auth_refresh_tokens t WHERE t.family_id = auth_refresh_families.id)",
+    )
+    .execute(&mut *tx)
+    .await?;
+    tx.commit().await?;
+    Ok(tokens)
+}
+
 pub fn now_micros() -> i64 {
     Utc::now().timestamp_micros()
 }

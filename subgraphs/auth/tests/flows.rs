@@ -555,3 +555,48 @@ async fn expired_refresh_tokens_are_refused() {
         .unwrap()
         .contains("expired"));
 }
+
+#[tokio::test]
+async fn expired_refresh_tokens_are_pruned_with_their_families() {
+    use switchyard_auth::store::{now_micros, prune_expired_refresh_tokens};
+    let (_dir, service) = common::sqlite_service().await;
+    let signed_up =
+        common::sign_up(&service, "prune@example.com", "prune", "long enough", None).await;
+    let refresh = signed_up["data"]["signUp"]["refreshToken"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let rows = |table: &'static str| {
+        let pool = service.pool().clone();
+        async move {
+            sqlx::query_scalar::<_, i64>(sqlx::AssertSqlSafe(format!(
+                "SELECT COUNT(*) FROM {table}"
+            )))
+            .fetch_one(&pool)
+            .await
+            .unwrap()
+        }
+    };
+    assert_eq!(rows("auth_refresh_tokens").await, 1);
+
+    // Nothing is due yet.
+    assert_eq!(
+        prune_expired_refresh_tokens(service.pool(), now_micros())
+            .await
+            .unwrap(),
+        0
+    );
+    let still_valid = common::refresh(&service, &refresh).await;
+    assert!(still_valid["errors"].is_null(), "{still_valid}");
+
+    // A month on, both tokens of the session (the used one and its successor) have expired.
+    let month_later = now_micros() + 31 * 24 * 3600 * 1_000_000;
+    assert_eq!(
+        prune_expired_refresh_tokens(service.pool(), month_later)
+            .await
+            .unwrap(),
+        2
+    );
+    assert_eq!(rows("auth_refresh_tokens").await, 0);
+    assert_eq!(rows("auth_refresh_families").await, 0);
+}
