@@ -295,7 +295,8 @@ async fn start_service(
     // environment, so `AUTH_DATABASE_URL=postgres://… cargo run` works), with the stack's ports,
     // data directories and URLs laid over it.
     macro_rules! launch {
-        ($krate:ident, jwks: $with_jwks:expr) => {{
+        // `$jwks` names the config field that points at auth's JWKS (auth has none).
+        ($krate:ident $(, $jwks:ident)?) => {{
             let mut config = $krate::Config::load(None)?;
             config.listen = listen;
             config.data_dir = data_dir;
@@ -305,27 +306,17 @@ async fn start_service(
             if redis_url.is_some() {
                 config.redis_url = redis_url;
             }
-            #[allow(clippy::redundant_closure_call)]
-            ($with_jwks)(&mut config);
+            $(config.$jwks = jwks_url.to_owned();)?
             let service = $krate::Service::open(config, bus.clone()).await?;
             tokio::spawn(async move { service.serve(listener, stop).await })
         }};
     }
-    let set_jwks = |url: &mut String| *url = jwks_url.to_owned();
     let task = match name {
-        "auth" => launch!(switchyard_auth, jwks: |_c: &mut switchyard_auth::Config| {}),
-        "profile" => {
-            launch!(switchyard_profile, jwks: |c: &mut switchyard_profile::Config| set_jwks(&mut c.jwks_url))
-        }
-        "content" => {
-            launch!(switchyard_content, jwks: |c: &mut switchyard_content::Config| set_jwks(&mut c.jwks_url))
-        }
-        "chat" => {
-            launch!(switchyard_chat, jwks: |c: &mut switchyard_chat::Config| set_jwks(&mut c.jwks_url))
-        }
-        "analytics" => {
-            launch!(switchyard_analytics, jwks: |c: &mut switchyard_analytics::Config| set_jwks(&mut c.jwks_url))
-        }
+        "auth" => launch!(switchyard_auth),
+        "profile" => launch!(switchyard_profile, jwks_url),
+        "content" => launch!(switchyard_content, jwks_url),
+        "chat" => launch!(switchyard_chat, jwks_url),
+        "analytics" => launch!(switchyard_analytics, jwks_url),
         other => bail!("unknown service {other}"),
     };
     Ok(task)
