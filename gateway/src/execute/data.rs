@@ -166,6 +166,27 @@ impl Map {
         self.entries.iter().find(|(k, _)| k.is(key)).map(|(_, v)| v)
     }
 
+    /// The value under `key`, trying position `*hint` first and leaving `*hint` just past the
+    /// entry found. Callers that read keys in the order a subgraph wrote them (the response
+    /// shaper walking the operation) then find each one with a single comparison.
+    pub(crate) fn get_hinted(&self, key: &str, hint: &mut usize) -> Option<&Value> {
+        let key = key.as_bytes();
+        if let Some((k, v)) = self.entries.get(*hint) {
+            if k.is(key) {
+                *hint += 1;
+                return Some(v);
+            }
+        }
+        let index = self.entries.iter().position(|(k, _)| k.is(key))?;
+        *hint = index + 1;
+        Some(&self.entries[index].1)
+    }
+
+    /// Makes room for `additional` more entries.
+    pub(crate) fn reserve(&mut self, additional: usize) {
+        self.entries.reserve(additional);
+    }
+
     /// The value under `key`, for writing.
     pub(crate) fn get_mut(&mut self, key: &str) -> Option<&mut Value> {
         if key.len() <= INLINE {

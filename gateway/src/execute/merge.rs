@@ -66,31 +66,6 @@ pub(crate) fn for_each_object(
     }
 }
 
-/// The object [`for_each_object`] reported with `indexes`, found again for writing.
-pub(crate) fn locate_mut<'v>(
-    value: &'v mut Value,
-    path: &[PathElement],
-    indexes: &[u32],
-) -> Option<&'v mut Value> {
-    if let Value::Array(items) = value {
-        let rest = match path.first() {
-            Some(PathElement::List) => &path[1..],
-            _ => path,
-        };
-        let (first, more) = indexes.split_first()?;
-        return locate_mut(items.get_mut(*first as usize)?, rest, more);
-    }
-    match path.first() {
-        None => value.is_object().then_some(value),
-        Some(PathElement::Key(key)) => {
-            locate_mut(value.get_mut(key.as_str())?, &path[1..], indexes)
-        }
-        Some(PathElement::List | PathElement::TypeCondition(_)) => {
-            locate_mut(value, &path[1..], indexes)
-        }
-    }
-}
-
 /// The response path of the object [`for_each_object`] reported with `indexes`.
 pub(crate) fn client_path(
     value: &Value,
@@ -141,7 +116,7 @@ pub(crate) fn write_representation(
     out: &mut Vec<u8>,
 ) -> bool {
     out.push(b'{');
-    let mut written: Vec<&str> = Vec::new();
+    let mut written = Written::new();
     let mut matched = false;
     if !write_selections(
         object,
@@ -164,12 +139,47 @@ pub(crate) fn write_representation(
     true
 }
 
+/// The field names already written into one representation object: inline for the usual
+/// handful, so building a representation does not allocate.
+struct Written<'s> {
+    inline: [&'s str; 8],
+    len: usize,
+    more: Vec<&'s str>,
+}
+
+impl<'s> Written<'s> {
+    fn new() -> Self {
+        Self {
+            inline: [""; 8],
+            len: 0,
+            more: Vec::new(),
+        }
+    }
+
+    fn contains(&self, name: &str) -> bool {
+        self.inline[..self.len].contains(&name) || self.more.contains(&name)
+    }
+
+    fn push(&mut self, name: &'s str) {
+        if self.len < self.inline.len() {
+            self.inline[self.len] = name;
+            self.len += 1;
+        } else {
+            self.more.push(name);
+        }
+    }
+
+    fn is_empty(&self) -> bool {
+        self.len == 0
+    }
+}
+
 fn write_selections<'s>(
     object: &Map,
     selections: &'s [RequiresSelection],
     schema: &Schema,
     out: &mut Vec<u8>,
-    written: &mut Vec<&'s str>,
+    written: &mut Written<'s>,
     matched: &mut bool,
     top: bool,
 ) -> bool {
@@ -180,7 +190,7 @@ fn write_selections<'s>(
                 response_key,
                 selections,
             } => {
-                if written.contains(&name.as_str()) {
+                if written.contains(name) {
                     continue;
                 }
                 let Some(value) = object.get(response_key) else {
@@ -193,8 +203,10 @@ fn write_selections<'s>(
                     out.push(b',');
                 }
                 written.push(name);
-                super::json::write_str(out, name.as_str());
-                out.push(b':');
+                // Field names are GraphQL names: nothing in them needs JSON escaping.
+                out.push(b'"');
+                out.extend_from_slice(name.as_bytes());
+                out.extend_from_slice(b"\":");
                 if selections.is_empty() {
                     super::json::write_value(out, value);
                 } else if !write_selected_value(value, selections, schema, out) {
@@ -232,7 +244,7 @@ fn write_selected_value(
     match value {
         Value::Object(object) => {
             out.push(b'{');
-            let mut written = Vec::new();
+            let mut written = Written::new();
             let mut matched = false;
             if !write_selections(
                 object,
@@ -424,6 +436,8 @@ fn rewrite_at(
 pub(crate) fn deep_merge(target: &mut Value, source: Value) {
     match (target, source) {
         (Value::Object(target), Value::Object(source)) => {
+            // Entity fields are usually all new to the target: grow it once, not per push.
+            target.reserve(source.entries().len());
             for (key, value) in source {
                 match target.get_mut_key(&key) {
                     Some(existing) => deep_merge(existing, value),
@@ -438,6 +452,93 @@ pub(crate) fn deep_merge(target: &mut Value, source: Value) {
         }
         (_, Value::Null) => {}
         (target, source) => *target = source,
+    }
+}
+
+/// [`deep_merge`] from a borrowed source, copying only what the target lacks: an entity that
+/// several objects share is merged into each without first cloning it whole.
+pub(crate) fn deep_merge_ref(target: &mut Value, source: &Value) {
+    match (target, source) {
+        (Value::Object(target), Value::Object(source)) => {
+            target.reserve(source.entries().len());
+            for (key, value) in source.entries() {
+                match target.get_mut_key(key) {
+                    Some(existing) => deep_merge_ref(existing, value),
+                    None => target.push_new(key.clone(), value.clone()),
+                }
+            }
+        }
+        (Value::Array(target), Value::Array(source)) if target.len() == source.len() => {
+            for (t, s) in target.iter_mut().zip(source) {
+                deep_merge_ref(t, s);
+            }
+        }
+        (_, Value::Null) => {}
+        (target, source) => *target = source.clone(),
+    }
+}
+
+/// Finds again, in one walk, the objects [`for_each_object`] reported: `targets` holds
+/// `(tag, indexes)` in the order they were reported, and `apply(tag, object)` is called for
+/// each one found, without re-walking the shared part of the path from the root per object.
+pub(crate) fn for_each_target_mut(
+    value: &mut Value,
+    path: &[PathElement],
+    targets: &[(usize, &[u32])],
+    apply: &mut dyn FnMut(usize, &mut Value),
+) {
+    walk_targets(value, path, 0, targets, apply);
+}
+
+fn walk_targets(
+    value: &mut Value,
+    path: &[PathElement],
+    depth: usize,
+    targets: &[(usize, &[u32])],
+    apply: &mut dyn FnMut(usize, &mut Value),
+) {
+    if targets.is_empty() {
+        return;
+    }
+    if let Value::Array(items) = value {
+        let rest = match path.first() {
+            Some(PathElement::List) => &path[1..],
+            _ => path,
+        };
+        // Reported order is depth-first, so the targets under one item are contiguous.
+        let mut i = 0;
+        while i < targets.len() {
+            let Some(&index) = targets[i].1.get(depth) else {
+                i += 1;
+                continue;
+            };
+            let mut j = i + 1;
+            while j < targets.len() && targets[j].1.get(depth) == Some(&index) {
+                j += 1;
+            }
+            if let Some(item) = items.get_mut(index as usize) {
+                walk_targets(item, rest, depth + 1, &targets[i..j], apply);
+            }
+            i = j;
+        }
+        return;
+    }
+    match path.first() {
+        None => {
+            if value.is_object() {
+                for &(tag, _) in targets {
+                    apply(tag, value);
+                }
+            }
+        }
+        Some(PathElement::Key(key)) => {
+            if let Some(child) = value.get_mut(key.as_str()) {
+                walk_targets(child, &path[1..], depth, targets, apply);
+            }
+        }
+        Some(PathElement::List | PathElement::TypeCondition(_)) => {
+            walk_targets(value, &path[1..], depth, targets, apply)
+        }
     }
 }
 
@@ -649,11 +750,68 @@ mod tests {
             vec![PathSegment::from("items"), 3.into()]
         );
         let mut data = data;
-        let found = locate_mut(&mut data, &path, &[3]).unwrap();
-        if let Value::Object(found) = found {
-            found.insert("seen".into(), Value::Bool(true));
-        }
-        assert_eq!(data["items"][3]["seen"], d!(true));
+        let reported: Vec<(usize, &[u32])> = vec![(7, &seen[0].1[..]), (9, &seen[1].1[..])];
+        let mut applied = Vec::new();
+        for_each_target_mut(&mut data, &path, &reported, &mut |tag, found| {
+            applied.push(tag);
+            if let Value::Object(found) = found {
+                found.insert("seen".into(), Value::from(serde_json::json!(tag)));
+            }
+        });
+        assert_eq!(applied, [7, 9]);
+        assert_eq!(data["items"][0]["seen"], d!(7));
+        assert_eq!(data["items"][3]["seen"], d!(9));
+        assert!(data["items"][2]["seen"].is_null());
+    }
+
+    #[test]
+    fn targets_in_nested_lists_are_found_in_one_walk() {
+        let schema = schema();
+        let data = d!({"a": [
+            {"b": [{"id": 1}, {"id": 2}]},
+            {"b": []},
+            {"b": [{"id": 3}]},
+            {"c": 1}
+        ]});
+        let path = vec![
+            PathElement::Key("a".into()),
+            PathElement::List,
+            PathElement::Key("b".into()),
+            PathElement::List,
+        ];
+        let mut reported = Vec::new();
+        for_each_object(&data, &path, &schema, &mut Vec::new(), &mut |_, p| {
+            reported.push(p.to_vec());
+        });
+        assert_eq!(reported, [vec![0, 0], vec![0, 1], vec![2, 0]]);
+        let targets: Vec<(usize, &[u32])> = reported
+            .iter()
+            .enumerate()
+            .map(|(i, p)| (i, &p[..]))
+            .collect();
+        let mut data = data;
+        for_each_target_mut(&mut data, &path, &targets, &mut |tag, found| {
+            deep_merge_ref(found, &d!({"tag": tag}));
+        });
+        assert_eq!(
+            data,
+            d!({"a": [
+                {"b": [{"id": 1, "tag": 0}, {"id": 2, "tag": 1}]},
+                {"b": []},
+                {"b": [{"id": 3, "tag": 2}]},
+                {"c": 1}
+            ]})
+        );
+    }
+
+    #[test]
+    fn merging_by_reference_matches_merging_owned() {
+        let source = d!({"a": {"y": 2}, "l": [{"v": "a"}, {"v": "b"}], "n": null, "new": [1]});
+        let mut owned = d!({"a": {"x": 1}, "l": [{"id": 1}, {"id": 2}], "n": 5});
+        let mut borrowed = owned.clone();
+        deep_merge(&mut owned, source.clone());
+        deep_merge_ref(&mut borrowed, &source);
+        assert_eq!(owned, borrowed);
     }
 
     #[test]

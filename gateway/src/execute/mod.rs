@@ -613,35 +613,46 @@ impl<'a> Run<'a> {
                     },
                     _ => Vec::new(),
                 };
+                // Rewrites depend only on the entity, so each is rewritten once, before it is
+                // shared out.
+                if !fetch.output_rewrites.is_empty() {
+                    for entity in entities.iter_mut().filter(|e| e.is_object()) {
+                        for rewrite in &fetch.output_rewrites {
+                            merge::apply_rewrite(entity, rewrite, schema);
+                        }
+                    }
+                }
                 let mut uses = vec![0usize; entities.len()];
                 for target in &targets {
                     if let Some(n) = uses.get_mut(target.representation) {
                         *n += 1;
                     }
                 }
-                for target in &targets {
-                    let Some(slot) = entities.get_mut(target.representation) else {
-                        continue;
-                    };
-                    let remaining = &mut uses[target.representation];
-                    *remaining -= 1;
-                    // The last object that needs an entity takes it; earlier ones copy it.
-                    let mut entity = if *remaining == 0 {
-                        std::mem::take(slot)
-                    } else {
-                        slot.clone()
-                    };
-                    if !entity.is_object() {
-                        continue;
-                    }
-                    for rewrite in &fetch.output_rewrites {
-                        merge::apply_rewrite(&mut entity, rewrite, schema);
-                    }
-                    let indexes = &index_buffer[target.indexes.clone()];
-                    if let Some(object) = merge::locate_mut(&mut root, path, indexes) {
-                        merge::deep_merge(object, entity);
-                    }
-                }
+                let located: Vec<(usize, &[u32])> = targets
+                    .iter()
+                    .map(|t| (t.representation, &index_buffer[t.indexes.clone()]))
+                    .collect();
+                merge::for_each_target_mut(
+                    &mut root,
+                    path,
+                    &located,
+                    &mut |representation, object| {
+                        let Some(slot) = entities.get_mut(representation) else {
+                            return;
+                        };
+                        if !slot.is_object() {
+                            return;
+                        }
+                        let remaining = &mut uses[representation];
+                        *remaining -= 1;
+                        // The last object that needs an entity takes it; earlier ones copy from it.
+                        if *remaining == 0 {
+                            merge::deep_merge(object, std::mem::take(slot));
+                        } else {
+                            merge::deep_merge_ref(object, slot);
+                        }
+                    },
+                );
             }
             Err(reason) => {
                 let root = self.data.lock().expect("data lock poisoned");

@@ -125,6 +125,7 @@ impl<'a> Shaper<'a> {
     ) -> Result<(), Bubble> {
         self.out.push(b'{');
         let mut first = true;
+        let mut hint = 0;
         for (i, &(key, field)) in fields.iter().enumerate() {
             if fields[..i].iter().any(|(k, _)| *k == key) {
                 continue;
@@ -151,7 +152,8 @@ impl<'a> Shaper<'a> {
                 std::slice::from_ref(&fields[i].1)
             };
             self.path.push(Segment::Key(key));
-            let result = self.complete(object.get(key), field.ty(), group, type_name);
+            let value = object.get_hinted(key, &mut hint);
+            let result = self.complete(value, field.ty(), group, type_name);
             self.path.pop();
             result?;
         }
