@@ -18,17 +18,33 @@ const INLINE: usize = 22;
 #[derive(Clone)]
 pub(crate) struct Str(Repr);
 
-/// Private so that inline bytes can only come from [`Str::new`], which copies a whole `&str`.
+/// Private so that inline bytes can only come from [`Str::new`], which copies a whole `&str`,
+/// and so that the variant always matches the content (which makes `needs_escape` exact).
 #[derive(Clone)]
 enum Repr {
-    /// The first `len` bytes of the array.
+    /// The first `len` bytes of the array; nothing in them needs JSON escaping.
     Inline(u8, [u8; INLINE]),
+    /// A longer string with nothing that needs JSON escaping.
     Heap(Box<str>),
+    /// A string holding `"`, `\` or a control character, which JSON must escape. Rare, so it
+    /// lives apart and the other variants are written out without scanning them again.
+    Escaped(Box<str>),
 }
 
 impl Str {
     /// A copy of `s`.
     pub(crate) fn new(s: &str) -> Self {
+        if super::json::needs_escape(s.as_bytes()) {
+            Str(Repr::Escaped(s.into()))
+        } else {
+            Self::plain(s)
+        }
+    }
+
+    /// A copy of `s`, which the caller has checked holds nothing JSON must escape (the JSON
+    /// reader knows this of every string it read without escapes).
+    pub(crate) fn plain(s: &str) -> Self {
+        debug_assert!(!super::json::needs_escape(s.as_bytes()));
         if s.len() <= INLINE {
             let mut bytes = [0; INLINE];
             bytes[..s.len()].copy_from_slice(s.as_bytes());
@@ -40,18 +56,25 @@ impl Str {
 
     /// `s`, reusing its buffer when it is too long to inline.
     pub(crate) fn from_string(s: String) -> Self {
-        if s.len() <= INLINE {
-            Self::new(&s)
+        if super::json::needs_escape(s.as_bytes()) {
+            Str(Repr::Escaped(s.into_boxed_str()))
+        } else if s.len() <= INLINE {
+            Self::plain(&s)
         } else {
             Str(Repr::Heap(s.into_boxed_str()))
         }
+    }
+
+    /// Whether writing this string as JSON needs escapes.
+    pub(crate) fn needs_escape(&self) -> bool {
+        matches!(self.0, Repr::Escaped(_))
     }
 
     /// The UTF-8 bytes.
     pub(crate) fn as_bytes(&self) -> &[u8] {
         match &self.0 {
             Repr::Inline(len, bytes) => &bytes[..usize::from(*len)],
-            Repr::Heap(s) => s.as_bytes(),
+            Repr::Heap(s) | Repr::Escaped(s) => s.as_bytes(),
         }
     }
 
@@ -68,7 +91,7 @@ impl Str {
             // and never mutated, so the bytes are valid UTF-8. (Checking costs ~5% of a request:
             // every key lookup and every string written to the client goes through here.)
             Repr::Inline(..) => unsafe { std::str::from_utf8_unchecked(self.as_bytes()) },
-            Repr::Heap(s) => s,
+            Repr::Heap(s) | Repr::Escaped(s) => s,
         }
     }
 }
@@ -458,6 +481,17 @@ mod tests {
         assert_eq!(Str::new(&accented).as_str(), accented);
         assert!(matches!(Str::new(long).0, Repr::Heap(_)));
         assert_eq!(Str::new(long), Str::from_string(long.to_owned()));
+        for special in [
+            "a\"b",
+            "back\\slash",
+            "tab\there",
+            "a much longer line\nthat is not inline",
+        ] {
+            assert!(Str::new(special).needs_escape(), "{special:?}");
+            assert!(Str::from_string(special.to_owned()).needs_escape());
+            assert_eq!(Str::new(special).as_str(), special);
+        }
+        assert!(!Str::new(long).needs_escape() && !Str::new(&accented).needs_escape());
     }
 
     #[test]

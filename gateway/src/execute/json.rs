@@ -217,7 +217,7 @@ impl<'a> Reader<'a> {
             match self.next() {
                 Some(b',') => continue,
                 Some(b'}') => {
-                    let entries = self.entries.drain(start..).collect();
+                    let entries = take_tail(&mut self.entries, start);
                     return Ok(Value::Object(Map::from_entries(entries)));
                 }
                 _ => return Err(self.error("expected `,` or `}`")),
@@ -243,7 +243,7 @@ impl<'a> Reader<'a> {
             self.skip_ws();
             match self.next() {
                 Some(b',') => continue,
-                Some(b']') => return Ok(Value::Array(self.items.drain(start..).collect())),
+                Some(b']') => return Ok(Value::Array(take_tail(&mut self.items, start))),
                 _ => return Err(self.error("expected `,` or `]`")),
             }
         }
@@ -288,7 +288,8 @@ impl<'a> Reader<'a> {
 
     fn string(&mut self) -> Result<Str, JsonError> {
         match self.plain_string()? {
-            Some(s) => Ok(Str::new(s)),
+            // Read without escapes, so it holds no `"`, `\\` or control character.
+            Some(s) => Ok(Str::plain(s)),
             None => Ok(Str::from_string(self.escaped_string()?)),
         }
     }
@@ -425,6 +426,25 @@ impl<'a> Reader<'a> {
     }
 }
 
+/// Moves `stack[start..]` into a new vector of exactly that size.
+///
+/// `Vec::split_off` would do one copy too, but at `start == 0` it hands over the whole stack
+/// buffer (with its high-water capacity) and allocates a new one; `drain(..).collect()` moves
+/// the entries one by one, which showed up in profiles.
+fn take_tail<T>(stack: &mut Vec<T>, start: usize) -> Vec<T> {
+    let count = stack.len() - start;
+    let mut out = Vec::with_capacity(count);
+    // SAFETY: the `count` values after `start` are initialised and are moved bitwise into
+    // `out`'s fresh buffer (they cannot overlap); `stack` is then shortened to `start` without
+    // dropping them, so each value has exactly one owner afterwards.
+    unsafe {
+        std::ptr::copy_nonoverlapping(stack.as_ptr().add(start), out.as_mut_ptr(), count);
+        stack.set_len(start);
+        out.set_len(count);
+    }
+    out
+}
+
 /// The index of the first byte at or after `from` that ends a plain run inside a JSON string
 /// (`"`, `\\` or a control character), or `bytes.len()`.
 ///
@@ -464,7 +484,7 @@ pub(crate) fn write_value(out: &mut Vec<u8>, value: &Value) {
         Value::Bool(true) => out.extend_from_slice(b"true"),
         Value::Bool(false) => out.extend_from_slice(b"false"),
         Value::Number(n) => write_number(out, n),
-        Value::String(s) => write_str(out, s.as_str()),
+        Value::String(s) => write_data_str(out, s),
         Value::Array(items) => {
             out.push(b'[');
             for (i, item) in items.iter().enumerate() {
@@ -481,7 +501,7 @@ pub(crate) fn write_value(out: &mut Vec<u8>, value: &Value) {
                 if i > 0 {
                     out.push(b',');
                 }
-                write_str(out, key.as_str());
+                write_data_str(out, key);
                 out.push(b':');
                 write_value(out, item);
             }
@@ -513,6 +533,24 @@ fn write_u64(out: &mut Vec<u8>, mut n: u64) {
         }
     }
     out.extend_from_slice(&buf[i..]);
+}
+
+/// Whether `bytes` hold a character JSON strings must escape.
+pub(crate) fn needs_escape(bytes: &[u8]) -> bool {
+    find_special(bytes, 0) != bytes.len()
+}
+
+/// Appends `s` as a JSON string; [`Str`] already knows whether it needs escapes.
+fn write_data_str(out: &mut Vec<u8>, s: &Str) {
+    if s.needs_escape() {
+        write_str(out, s.as_str());
+    } else {
+        let bytes = s.as_bytes();
+        out.reserve(bytes.len() + 2);
+        out.push(b'"');
+        out.extend_from_slice(bytes);
+        out.push(b'"');
+    }
 }
 
 /// Appends `s` as a JSON string.

@@ -35,7 +35,8 @@ pub(crate) fn write_response(
         errors: &mut errors,
         path: Vec::with_capacity(16),
         out: Vec::with_capacity(capacity),
-        pool: Vec::new(),
+        plans: Vec::new(),
+        depth: 0,
         object_types: Vec::new(),
     };
     shaper.out.extend_from_slice(b"{\"data\":");
@@ -77,9 +78,10 @@ struct Shaper<'a> {
     errors: &'a mut Vec<GraphQLError>,
     path: Vec<Segment<'a>>,
     out: Vec<u8>,
-    /// Reused field-collection buffers (one per nesting level in use), so shaping an object
-    /// does not allocate.
-    pool: Vec<Collected<'a>>,
+    /// The last field plan used at each object nesting level.
+    plans: Vec<Option<FieldPlan<'a>>>,
+    /// Object nesting level of the object being written.
+    depth: usize,
     /// Declared type names already looked up, with whether each is an object type: a response
     /// has thousands of objects but a handful of types, and the schema lookup hashes the name.
     object_types: Vec<(&'a str, bool)>,
@@ -95,6 +97,33 @@ enum Sets<'a, 'g> {
     Fields(&'g [&'a Node<Field>]),
 }
 
+/// Which selection sets a [`FieldPlan`] was collected from (compared by address).
+enum SetsId<'a> {
+    Root(&'a SelectionSet),
+    Fields(Vec<&'a Node<Field>>),
+}
+
+impl SetsId<'_> {
+    fn is(&self, sets: Sets<'_, '_>) -> bool {
+        match (self, sets) {
+            (SetsId::Root(a), Sets::Root(b)) => std::ptr::eq(*a, b),
+            (SetsId::Fields(a), Sets::Fields(b)) => {
+                a.len() == b.len() && a.iter().zip(b).all(|(x, y)| std::ptr::eq(*x, *y))
+            }
+            _ => false,
+        }
+    }
+}
+
+/// The fields to write for objects of one concrete type under one set of selections: each
+/// response key once, in operation order, with every field merged under it. A list of objects
+/// has the same plan item after item, so it is collected once per nesting level, not per object.
+struct FieldPlan<'a> {
+    sets: SetsId<'a>,
+    type_name: &'a str,
+    fields: Vec<(&'a str, Vec<&'a Node<Field>>)>,
+}
+
 impl<'a> Shaper<'a> {
     fn write_object(
         &mut self,
@@ -102,55 +131,64 @@ impl<'a> Shaper<'a> {
         type_name: &'a str,
         sets: Sets<'a, '_>,
     ) -> Result<(), Bubble> {
-        let mut fields = self.pool.pop().unwrap_or_default();
-        match sets {
-            Sets::Root(set) => self.collect(set, type_name, &mut fields),
-            Sets::Fields(group) => {
-                for field in group {
-                    self.collect(&field.selection_set, type_name, &mut fields);
-                }
-            }
+        let depth = self.depth;
+        if self.plans.len() <= depth {
+            self.plans.resize_with(depth + 1, || None);
         }
-        let result = self.write_fields(object, type_name, &fields);
-        fields.clear();
-        self.pool.push(fields);
+        let plan = match self.plans[depth].take() {
+            Some(plan) if plan.type_name == type_name && plan.sets.is(sets) => plan,
+            _ => self.field_plan(type_name, sets),
+        };
+        self.depth += 1;
+        let result = self.write_fields(object, &plan);
+        self.depth -= 1;
+        self.plans[depth] = Some(plan);
         result
     }
 
-    fn write_fields(
-        &mut self,
-        object: &'a DataMap,
-        type_name: &'a str,
-        fields: &Collected<'a>,
-    ) -> Result<(), Bubble> {
-        self.out.push(b'{');
-        let mut first = true;
-        let mut hint = 0;
-        for (i, &(key, field)) in fields.iter().enumerate() {
-            if fields[..i].iter().any(|(k, _)| *k == key) {
-                continue;
+    fn field_plan(&mut self, type_name: &'a str, sets: Sets<'a, '_>) -> FieldPlan<'a> {
+        let mut collected = Vec::new();
+        let id = match sets {
+            Sets::Root(set) => {
+                self.collect(set, type_name, &mut collected);
+                SetsId::Root(set)
             }
-            if !first {
+            Sets::Fields(group) => {
+                for field in group {
+                    self.collect(&field.selection_set, type_name, &mut collected);
+                }
+                SetsId::Fields(group.to_vec())
+            }
+        };
+        let mut fields: Vec<(&'a str, Vec<&'a Node<Field>>)> = Vec::new();
+        for (key, field) in collected {
+            match fields.iter_mut().find(|(k, _)| *k == key) {
+                Some((_, group)) => group.push(field),
+                None => fields.push((key, vec![field])),
+            }
+        }
+        FieldPlan {
+            sets: id,
+            type_name,
+            fields,
+        }
+    }
+
+    fn write_fields(&mut self, object: &'a DataMap, plan: &FieldPlan<'a>) -> Result<(), Bubble> {
+        let type_name = plan.type_name;
+        self.out.push(b'{');
+        let mut hint = 0;
+        for (i, (key, group)) in plan.fields.iter().enumerate() {
+            if i > 0 {
                 self.out.push(b',');
             }
-            first = false;
             self.write_name(key);
             self.out.push(b':');
+            let field = group[0];
             if field.name == "__typename" {
                 self.write_name(type_name);
                 continue;
             }
-            let same_key: Vec<&'a Node<Field>>;
-            let group: &[&'a Node<Field>] = if fields[i + 1..].iter().any(|(k, _)| *k == key) {
-                same_key = fields[i..]
-                    .iter()
-                    .filter(|(k, _)| *k == key)
-                    .map(|(_, f)| *f)
-                    .collect();
-                &same_key
-            } else {
-                std::slice::from_ref(&fields[i].1)
-            };
             self.path.push(Segment::Key(key));
             let value = object.get_hinted(key, &mut hint);
             let result = self.complete(value, field.ty(), group, type_name);
