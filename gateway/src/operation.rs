@@ -24,6 +24,9 @@ pub struct PreparedOperation {
     pub(crate) plan: QueryPlan,
     pub(crate) exec: Option<ExecNode>,
     pub(crate) has_introspection: bool,
+    /// Size of the last response written for this operation, to size the next one's buffer
+    /// in one allocation (responses to one operation tend to be alike in size).
+    pub(crate) response_size: std::sync::atomic::AtomicUsize,
     /// The API schema, for checking variable values.
     schema: Arc<Valid<Schema>>,
 }
@@ -54,6 +57,7 @@ impl PreparedOperation {
             plan,
             exec,
             has_introspection,
+            response_size: std::sync::atomic::AtomicUsize::new(0),
             schema: Arc::clone(executor.schema()),
         })
     }

@@ -274,9 +274,15 @@ impl Executor {
         if operation.has_introspection {
             self.resolve_introspection(operation, variables, &mut data, &mut errors);
         }
-        // The client response is about as large as what the subgraphs sent: size the buffer once.
-        let capacity = bytes_in.into_inner().clamp(1024, 8 << 20);
-        write_response(&self.schema, operation, variables, &data, errors, capacity)
+        // Size the buffer once: like the last response to this operation, or (the first time)
+        // like what the subgraphs sent.
+        let last = operation.response_size.load(Ordering::Relaxed);
+        let capacity = last.max(bytes_in.into_inner()).clamp(1024, 8 << 20);
+        let response = write_response(&self.schema, operation, variables, &data, errors, capacity);
+        operation
+            .response_size
+            .store(response.len() + response.len() / 8, Ordering::Relaxed);
+        response
     }
 }
 
