@@ -5,9 +5,12 @@
 # (pinned to CPU $GW_CPU) on free ports, checks their answers, then drives them with wrk (pinned to
 # CPU $LOAD_CPU, beside the subgraphs, so the gateway has a core to itself):
 #   one_subgraph (products only) through the gateway and straight at products, 1 and 4 conns;
-#   nested (all four subgraphs, 7 fetches, ~93 KB) through the gateway, 4 and 50 conns.
+#   nested (all four subgraphs, 7 fetches, ~93 KB) through the gateway, 4 and 50 conns, and at
+#   4 conns through a second gateway with de-duplication off (SWITCHYARD_DEDUPE=off): with it on,
+#   identical in-flight subgraph fetches are collapsed, so the subgraphs do less work per request.
 # Prints rps, latency percentiles, CPU µs per request of the gateway and of the subgraphs (from
-# /proc/PID/stat utime+stime), the gateway's peak RSS (VmHWM), and the latency the gateway adds.
+# /proc/PID/stat utime+stime) and their ratio, the gateway's peak RSS (VmHWM), and the latency
+# the gateway adds.
 #
 # Usage: scripts/load.sh
 # Env:   DUR=10      measured seconds per run        WARM=2   unmeasured warm-up seconds per run
@@ -26,7 +29,7 @@ LOAD_CPU=${LOAD_CPU:-0}
 KEEP=${KEEP:-0}
 QUERIES=$ROOT/schema/demo/queries
 LUA=$ROOT/scripts/wrk/graphql.lua
-BIN=${BIN:-$ROOT/target/release}
+BIN=${BIN:-${CARGO_TARGET_DIR:-$ROOT/target}/release}
 TCK=$(getconf CLK_TCK)
 WORK=$(mktemp -d "${TMPDIR:-/tmp}/switchyard-load.XXXXXX")
 PIDS=()
@@ -135,6 +138,25 @@ if [ "$GATEWAY" != 0 ]; then
   fi
 fi
 
+# A second gateway with subgraph-request de-duplication off: every client request then sends all
+# of its own fetches, so its subgraph CPU per request is the full cost of answering the query.
+GW2_PID=""
+GW2_URL=""
+if [ -n "$GW_URL" ]; then
+  GW2_PORT=$(free_port)
+  start "$GW_CPU" "$WORK/gateway-nodedupe.log" env RUST_LOG="${RUST_LOG:-warn}" SWITCHYARD_DEDUPE=off \
+    "$BIN/switchyard" gateway --supergraph "$WORK/supergraph.graphql" --listen "127.0.0.1:$GW2_PORT"
+  for _ in $(seq 150); do
+    if post "http://127.0.0.1:$GW2_PORT/graphql" "$QUERIES/one_subgraph.json" 2>/dev/null | grep -q '"data"'; then
+      GW2_PID=$STARTED
+      GW2_URL=http://127.0.0.1:$GW2_PORT/graphql
+      break
+    fi
+    sleep 0.2
+  done
+  [ -n "$GW2_URL" ] || say "the no-dedupe gateway did not become ready; skipping its run"
+fi
+
 # --- correctness before speed -------------------------------------------------------------------
 same_json() { python3 -c 'import json, sys; a, b = (json.load(open(f)) for f in sys.argv[1:]); sys.exit(0 if a == b else 1)' "$1" "$2"; }
 no_errors() { python3 -c 'import json, sys; r = json.load(open(sys.argv[1])); sys.exit(0 if r.get("data") and not r.get("errors") else 1)' "$1"; }
@@ -149,6 +171,10 @@ if [ -n "$GW_URL" ]; then
   post "$GW_URL" "$QUERIES/nested.json" >"$WORK/gateway-nested.json" || true
   if same_json "$WORK/gateway-one.json" "$WORK/direct-one.json"; then CHECK[gw_one]=ok; else CHECK[gw_one]=MISMATCH; fi
   if same_json "$WORK/gateway-nested.json" "$WORK/nested-reference.json"; then CHECK[gw_nested]=ok; else CHECK[gw_nested]=MISMATCH; fi
+  if [ -n "$GW2_URL" ]; then
+    post "$GW2_URL" "$QUERIES/nested.json" >"$WORK/gateway2-nested.json" || true
+    if same_json "$WORK/gateway2-nested.json" "$WORK/nested-reference.json"; then CHECK[gw2_nested]=ok; else CHECK[gw2_nested]=MISMATCH; fi
+  fi
   say "gateway nested response: $(wc -c <"$WORK/gateway-nested.json") bytes (${CHECK[gw_nested]})"
   [ "${CHECK[gw_nested]}" = ok ] || say "  first bytes: $(head -c 300 "$WORK/gateway-nested.json")"
 fi
@@ -164,29 +190,38 @@ per_request_us() { # TICKS_BEFORE TICKS_AFTER REQUESTS
   awk -v a="$1" -v b="$2" -v hz="$TCK" -v n="$3" 'BEGIN { if (n > 0) printf "%.0f", (b - a) / hz / n * 1e6; else print "NA" }'
 }
 
-declare -A P50
+declare -A P50 CPU_RATIO
 ROWS=()
 scenario() { # NAME TARGET(gateway|direct) BODY CONNS
-  local name=$1 target=$2 body=$3 conns=$4 url gw0=0 gw1=0 sg0 sg1 r n gw_us rss check
-  if [ "$target" = gateway ]; then url=$GW_URL; else url=$PRODUCTS; fi
+  local name=$1 target=$2 body=$3 conns=$4 url pid="" gw0=0 gw1=0 sg0 sg1 r n gw_us sg_us rss check
+  case $target in
+    gateway) url=$GW_URL; pid=$GW_PID ;;
+    gateway-nodedupe) url=$GW2_URL; pid=$GW2_PID ;;
+    *) url=$PRODUCTS ;;
+  esac
   if [ -z "$url" ]; then
     ROWS+=("$(printf '%-22s %5s %9s %8s %8s %8s %11s %11s %8s %s' "$name" "$conns" - - - - - - - skipped)")
     return
   fi
   say "running $name at $conns conns (${WARM}s warm-up + ${DUR}s)..."
   if [ "$WARM" -gt 0 ]; then wrk_run "$url" "$body" "$conns" "$WARM" >/dev/null; fi
-  if [ -n "$GW_PID" ]; then gw0=$(cpu_ticks "$GW_PID"); fi
+  if [ -n "$pid" ]; then gw0=$(cpu_ticks "$pid"); fi
   sg0=$(cpu_ticks "$SG_PID")
   r=$(wrk_run "$url" "$body" "$conns" "$DUR")
-  if [ -n "$GW_PID" ]; then gw1=$(cpu_ticks "$GW_PID"); fi
+  if [ -n "$pid" ]; then gw1=$(cpu_ticks "$pid"); fi
   sg1=$(cpu_ticks "$SG_PID")
   n=$(kv "$r" requests)
-  if [ "$target" = gateway ]; then gw_us=$(per_request_us "$gw0" "$gw1" "$n"); rss=$(peak_rss_mb "$GW_PID"); else gw_us=-; rss=-; fi
+  if [ -n "$pid" ]; then gw_us=$(per_request_us "$gw0" "$gw1" "$n"); rss=$(peak_rss_mb "$pid"); else gw_us=-; rss=-; fi
+  sg_us=$(per_request_us "$sg0" "$sg1" "$n")
   case $name in
     one_subgraph/gateway) check=${CHECK[gw_one]} ;;
     nested/gateway) check=${CHECK[gw_nested]} ;;
+    nested/gateway-nodedupe) check=${CHECK[gw2_nested]:-NA} ;;
     *) check=${CHECK[direct]} ;;
   esac
+  if [ -n "$pid" ]; then
+    CPU_RATIO[$name/$conns]=$(awk -v g="$gw_us" -v s="$sg_us" 'BEGIN { if (s > 0) printf "%.2f", g / s; else print "NA" }')
+  fi
   local errors non2xx
   errors=$(kv "$r" errors); non2xx=$(kv "$r" non2xx)
   local bad=$(( ${errors:-0} + ${non2xx:-0} ))
@@ -194,7 +229,7 @@ scenario() { # NAME TARGET(gateway|direct) BODY CONNS
   P50[$name/$conns]=$(kv "$r" p50_ms)
   ROWS+=("$(printf '%-22s %5s %9s %8s %8s %8s %11s %11s %8s %s' "$name" "$conns" "$(kv "$r" rps)" \
     "$(kv "$r" p50_ms)" "$(kv "$r" p95_ms)" "$(kv "$r" p99_ms)" "$gw_us" \
-    "$(per_request_us "$sg0" "$sg1" "$n")" "$rss" "$check")")
+    "$sg_us" "$rss" "$check")")
 }
 
 # Other work on the machine (builds, tests) shows up as tail latency and lower rps: say so.
@@ -207,6 +242,7 @@ scenario one_subgraph/direct direct "$QUERIES/one_subgraph.json" 1
 scenario one_subgraph/gateway gateway "$QUERIES/one_subgraph.json" 4
 scenario one_subgraph/direct direct "$QUERIES/one_subgraph.json" 4
 scenario nested/gateway gateway "$QUERIES/nested.json" 4
+scenario nested/gateway-nodedupe gateway-nodedupe "$QUERIES/nested.json" 4
 scenario nested/gateway gateway "$QUERIES/nested.json" 50
 
 # Under load nothing checks bodies (a wrk response() hook would cost the shared core), so check
@@ -238,6 +274,11 @@ echo "Switchyard load test: DUR=${DUR}s per run, subgraphs on CPU $SG_CPU, gatew
 printf '%-22s %5s %9s %8s %8s %8s %11s %11s %8s %s\n' scenario conns rps p50_ms p95_ms p99_ms gw_cpu_us/rq sg_cpu_us/rq gw_rss_mb check
 for row in "${ROWS[@]}"; do echo "$row"; done
 [ -z "$CONCURRENT" ] || echo "$CONCURRENT"
+for key in nested/gateway/4 nested/gateway-nodedupe/4 nested/gateway/50; do
+  if [ -n "${CPU_RATIO[$key]:-}" ]; then
+    echo "gateway CPU / subgraphs' CPU per request ($key conns): ${CPU_RATIO[$key]}"
+  fi
+done
 for c in 1 4; do
   g=${P50[one_subgraph/gateway/$c]:-}; d=${P50[one_subgraph/direct/$c]:-}
   if [ -n "$g" ] && [ -n "$d" ]; then
