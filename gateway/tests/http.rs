@@ -594,6 +594,32 @@ async fn identical_inflight_queries_are_collapsed_unless_switched_off() {
 }
 
 #[tokio::test]
+async fn collapsed_requests_share_entity_responses_and_each_gets_the_whole_answer() {
+    // Every subgraph answers after 200 ms, so three identical requests move in lockstep and
+    // every fetch (root and entity) is collapsed: one parsed response serves all three.
+    let subgraphs = Subgraphs::start(Duration::from_millis(200)).await;
+    let (_gateway, base) = start_gateway(subgraphs.list(), GatewayConfig::default()).await;
+    let body = json!({"query": TOP_PRODUCTS});
+    let (a, b, c) = tokio::join!(
+        post(&base, body.clone(), &[]),
+        post(&base, body.clone(), &[]),
+        post(&base, body.clone(), &[])
+    );
+    for reply in [a, b, c] {
+        let body = reply.json();
+        assert_eq!(
+            serde_json::to_string(&body["data"]).unwrap(),
+            serde_json::to_string(&expected_top_products()["data"]).unwrap()
+        );
+        assert_eq!(normalize(body), normalize(expected_top_products()));
+    }
+    assert_eq!(subgraphs.products.count(), 1);
+    assert_eq!(subgraphs.reviews.count(), 1);
+    assert_eq!(subgraphs.inventory.count(), 1);
+    assert_eq!(subgraphs.accounts.count(), 1);
+}
+
+#[tokio::test]
 async fn mutations_are_never_collapsed() {
     let subgraphs = Subgraphs::start(Duration::ZERO).await;
     let (_gateway, base) = start_gateway(subgraphs.list(), GatewayConfig::default()).await;

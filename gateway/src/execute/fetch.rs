@@ -19,7 +19,17 @@ use super::breaker::{describe_open, Admission, CircuitBreaker};
 use crate::config::SubgraphPolicy;
 
 /// What a subgraph request yields: the raw response body, or why there is none.
-pub(crate) type FetchResult = Result<Bytes, FetchError>;
+/// A subgraph's parsed answer. Requests collapsed onto one fetch share it, so a response is
+/// parsed once however many requests wait for it.
+#[derive(Debug)]
+pub(crate) struct Fetched {
+    /// The parsed body.
+    pub(crate) response: super::json::Response,
+    /// The body's size in bytes.
+    pub(crate) bytes: usize,
+}
+
+pub(crate) type FetchResult = Result<Arc<Fetched>, FetchError>;
 
 /// Why a subgraph request produced no body.
 #[derive(Debug, Clone)]
@@ -241,7 +251,14 @@ async fn send(
         ),
     };
     service.breaker.record(healthy, Instant::now());
-    result
+    let bytes = result?;
+    let response = super::json::parse_response(&bytes).map_err(|err| {
+        FetchError::Failed(Arc::from(format!("invalid JSON in the response: {err}")))
+    })?;
+    Ok(Arc::new(Fetched {
+        response,
+        bytes: bytes.len(),
+    }))
 }
 
 fn describe_client_error(err: &hyper_util::client::legacy::Error) -> String {

@@ -31,7 +31,7 @@ use crate::error::{GatewayError, GraphQLError, PathSegment};
 use crate::introspection::{IntrospectionOptions, SchemaIntrospection};
 use crate::operation::PreparedOperation;
 use data::{Map as DataMap, Value as Data};
-use fetch::{FetchError, SubgraphClient};
+use fetch::{FetchError, Fetched, SubgraphClient};
 
 pub(crate) use merge::introspection_error;
 pub(crate) use shape::write_response;
@@ -380,9 +380,6 @@ struct Run<'a> {
     bytes_in: AtomicUsize,
 }
 
-/// A subgraph response body. `errors` stay loose JSON so odd shapes are not fatal.
-type SubgraphResponse = json::Response;
-
 /// One object an entity fetch resolves: which representation it sent, and the list indexes
 /// (a range of a shared buffer) that lead to it along the `Flatten` path.
 struct EntityTarget {
@@ -445,11 +442,7 @@ impl<'a> Run<'a> {
         }
     }
 
-    async fn send(
-        &self,
-        fetch: &PreparedFetch,
-        body: Vec<u8>,
-    ) -> Result<SubgraphResponse, FetchError> {
+    async fn send(&self, fetch: &PreparedFetch, body: Vec<u8>) -> Result<Arc<Fetched>, FetchError> {
         let Some(service) = fetch.service else {
             return Err(FetchError::Failed(Arc::from(format!(
                 "unknown subgraph '{}'",
@@ -457,7 +450,7 @@ impl<'a> Run<'a> {
             ))));
         };
         let endpoint = &self.executor.endpoints[service];
-        let bytes = self
+        let fetched = self
             .executor
             .client
             .fetch(
@@ -468,10 +461,8 @@ impl<'a> Run<'a> {
                 fetch.collapsible,
             )
             .await?;
-        self.bytes_in.fetch_add(bytes.len(), Ordering::Relaxed);
-        json::parse_response(&bytes).map_err(|err| {
-            FetchError::Failed(Arc::from(format!("invalid JSON in the response: {err}")))
-        })
+        self.bytes_in.fetch_add(fetched.bytes, Ordering::Relaxed);
+        Ok(fetched)
     }
 
     fn fetch_failed(fetch: &PreparedFetch, reason: &FetchError) -> GraphQLError {
@@ -493,16 +484,26 @@ impl<'a> Run<'a> {
         self.write_variables(fetch, &mut body, true);
         body.extend_from_slice(b"}}");
         match self.send(fetch, body).await {
-            Ok(response) => {
-                if let Some(errors) = response.errors {
+            Ok(fetched) => {
+                // Sole owner: move the values in. Shared with collapsed requests: copy them.
+                let (errors, owned, shared) = match Arc::try_unwrap(fetched) {
+                    Ok(Fetched { response, .. }) => (response.errors, response.data, None),
+                    Err(shared) => (shared.response.errors.clone(), None, Some(shared)),
+                };
+                if let Some(errors) = errors {
                     let mut all = self.errors.lock().expect("errors lock poisoned");
                     for error in errors {
                         all.push(merge::subgraph_error(error, &fetch.service_name));
                     }
                 }
-                if let Some(data @ Data::Object(_)) = response.data {
-                    let mut root = self.data.lock().expect("data lock poisoned");
-                    merge::deep_merge(&mut root, data);
+                let mut root = self.data.lock().expect("data lock poisoned");
+                match (
+                    owned,
+                    shared.as_ref().and_then(|s| s.response.data.as_ref()),
+                ) {
+                    (Some(data @ Data::Object(_)), _) => merge::deep_merge(&mut root, data),
+                    (_, Some(data @ Data::Object(_))) => merge::deep_merge_ref(&mut root, data),
+                    _ => {}
                 }
             }
             Err(reason) => {
@@ -595,9 +596,25 @@ impl<'a> Run<'a> {
         body.extend_from_slice(b"}}");
 
         match self.send(fetch, body).await {
-            Ok(response) => {
+            Ok(fetched) => {
+                // Sole owner of the parsed response: entities can be moved into the objects.
+                // Shared with collapsed requests: they are copied (as they are for an entity
+                // that several objects need), unless rewrites need a private copy anyway.
+                let (errors, mut entities, shared) = match Arc::try_unwrap(fetched) {
+                    Ok(Fetched { response, .. }) => {
+                        (response.errors, entities_of(response.data), None)
+                    }
+                    Err(shared) if fetch.output_rewrites.is_empty() => {
+                        (shared.response.errors.clone(), Vec::new(), Some(shared))
+                    }
+                    Err(shared) => (
+                        shared.response.errors.clone(),
+                        entities_of(shared.response.data.clone()),
+                        None,
+                    ),
+                };
                 let mut root = self.data.lock().expect("data lock poisoned");
-                if let Some(errors) = response.errors {
+                if let Some(errors) = errors {
                     let paths: Vec<Vec<PathSegment>> = targets
                         .iter()
                         .map(|t| merge::client_path(&root, path, &index_buffer[t.indexes.clone()]))
@@ -612,13 +629,6 @@ impl<'a> Run<'a> {
                         ));
                     }
                 }
-                let mut entities = match response.data {
-                    Some(Data::Object(mut data)) => match data.shift_remove("_entities") {
-                        Some(Data::Array(entities)) => entities,
-                        _ => Vec::new(),
-                    },
-                    _ => Vec::new(),
-                };
                 // Rewrites depend only on the entity, so each is rewritten once, before it is
                 // shared out.
                 if !fetch.output_rewrites.is_empty() {
@@ -628,6 +638,14 @@ impl<'a> Run<'a> {
                         }
                     }
                 }
+                let shared_entities: &[Data] = shared
+                    .as_ref()
+                    .and_then(|s| s.response.data.as_ref())
+                    .and_then(|data| match data.get("_entities") {
+                        Some(Data::Array(entities)) => Some(&entities[..]),
+                        _ => None,
+                    })
+                    .unwrap_or_default();
                 let mut uses = vec![0usize; entities.len()];
                 for target in &targets {
                     if let Some(n) = uses.get_mut(target.representation) {
@@ -643,6 +661,14 @@ impl<'a> Run<'a> {
                     path,
                     &located,
                     &mut |representation, object| {
+                        if shared.is_some() {
+                            if let Some(entity @ Data::Object(_)) =
+                                shared_entities.get(representation)
+                            {
+                                merge::deep_merge_ref(object, entity);
+                            }
+                            return;
+                        }
                         let Some(slot) = entities.get_mut(representation) else {
                             return;
                         };
@@ -672,6 +698,17 @@ impl<'a> Run<'a> {
                 }
             }
         }
+    }
+}
+
+/// The `_entities` list of an entity fetch's `data`, or nothing.
+fn entities_of(data: Option<Data>) -> Vec<Data> {
+    match data {
+        Some(Data::Object(mut data)) => match data.shift_remove("_entities") {
+            Some(Data::Array(entities)) => entities,
+            _ => Vec::new(),
+        },
+        _ => Vec::new(),
     }
 }
 
