@@ -542,24 +542,15 @@ pub(crate) fn needs_escape(bytes: &[u8]) -> bool {
 
 /// Appends `s` as a JSON string; [`Str`] already knows whether it needs escapes.
 fn write_data_str(out: &mut Vec<u8>, s: &Str) {
-    if s.needs_escape() {
-        write_str(out, s.as_str());
-    } else {
-        let bytes = s.as_bytes();
-        out.reserve(bytes.len() + 2);
-        out.push(b'"');
-        out.extend_from_slice(bytes);
-        out.push(b'"');
-    }
+    write_quoted(out, s.as_bytes(), s.needs_escape());
 }
 
-/// Appends `s` as a JSON string.
-pub(crate) fn write_str(out: &mut Vec<u8>, s: &str) {
-    let bytes = s.as_bytes();
-    let needs_escape = find_special(bytes, 0) != bytes.len();
+/// Appends `bytes` in quotes, escaped when `escape` is set; callers that know a string holds
+/// nothing JSON must escape (GraphQL names, strings read without escapes) pass `false`.
+pub(crate) fn write_quoted(out: &mut Vec<u8>, bytes: &[u8], escape: bool) {
     out.reserve(bytes.len() + 2);
     out.push(b'"');
-    if needs_escape {
+    if escape {
         write_escaped(out, bytes);
     } else {
         out.extend_from_slice(bytes);

@@ -204,9 +204,8 @@ fn write_selections<'s>(
                 }
                 written.push(name);
                 // Field names are GraphQL names: nothing in them needs JSON escaping.
-                out.push(b'"');
-                out.extend_from_slice(name.as_bytes());
-                out.extend_from_slice(b"\":");
+                super::json::write_quoted(out, name.as_bytes(), false);
+                out.push(b':');
                 if selections.is_empty() {
                     super::json::write_value(out, value);
                 } else if !write_selected_value(value, selections, schema, out) {

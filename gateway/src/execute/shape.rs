@@ -201,9 +201,7 @@ impl<'a> Shaper<'a> {
 
     /// Response keys are GraphQL names, which never need JSON escaping.
     fn write_name(&mut self, name: &str) {
-        self.out.push(b'"');
-        self.out.extend_from_slice(name.as_bytes());
-        self.out.push(b'"');
+        super::json::write_quoted(&mut self.out, name.as_bytes(), false);
     }
 
     fn complete(
