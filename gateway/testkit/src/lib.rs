@@ -11,6 +11,7 @@ pub mod compare;
 pub mod extract;
 pub mod fieldset;
 mod fixups;
+pub mod generate;
 pub mod server;
 pub mod subgraph;
 

@@ -1,0 +1,1187 @@
+//! A seeded generator of Federation 2 subgraph shapes, fixtures and operations for differential
+//! testing (`switchyard-difftest` runs them through Switchyard and a reference router).
+//!
+//! One seed always gives the same [`Shape`]: the subgraph SDLs (each with a Federation v2.3
+//! `@link`), one fixture per subgraph in the case-file fixture format, and client operations over
+//! the composed API. Every subgraph's fixture is cut from one shared "world" (every entity instance
+//! has one value per field), so any correct plan returns the same data; a subgraph that must never
+//! be asked for a field (the losing side of an `@override`) holds a poisoned value instead.
+//!
+//! Features drawn per shape: entities with one or two keys, fields spread over subgraphs (including
+//! `@shareable` copies whose nullability differs per subgraph), value types shared by several
+//! subgraphs, interfaces and unions with different member sets per subgraph, `@requires`
+//! (plain and with a field argument), `@provides`, `@override`, `@inaccessible`, `@interfaceObject`,
+//! lists and nullability. Operations use aliases, inline and named fragments, abstract selections
+//! and `@skip`/`@include`.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::fmt::Write as _;
+
+use serde_json::{json, Map, Value};
+
+/// A small deterministic PRNG (SplitMix64): the generator must give the same shape for a seed on
+/// every platform and across crate versions, which an external RNG crate does not promise.
+#[derive(Debug, Clone)]
+pub struct Rng(u64);
+
+impl Rng {
+    /// A generator for this seed.
+    pub fn new(seed: u64) -> Self {
+        Rng(seed ^ 0x9E37_79B9_7F4A_7C15)
+    }
+
+    /// The next 64 random bits.
+    pub fn next_u64(&mut self) -> u64 {
+        self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
+        let mut z = self.0;
+        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+        z ^ (z >> 31)
+    }
+
+    /// A number in `0..n` (`n > 0`).
+    pub fn below(&mut self, n: usize) -> usize {
+        (self.next_u64() % n as u64) as usize
+    }
+
+    /// True with probability `percent`/100.
+    pub fn chance(&mut self, percent: u64) -> bool {
+        self.next_u64() % 100 < percent
+    }
+
+    /// A number in `lo..=hi`.
+    pub fn range(&mut self, lo: usize, hi: usize) -> usize {
+        lo + self.below(hi - lo + 1)
+    }
+}
+
+/// One generated shape: subgraphs, their fixtures, and operations to run against it.
+#[derive(Debug, Clone)]
+pub struct Shape {
+    /// The seed it was generated from.
+    pub seed: u64,
+    /// Subgraph name and SDL, in name order.
+    pub subgraphs: Vec<(String, String)>,
+    /// Fixture per subgraph name (case-file fixture format).
+    pub fixtures: BTreeMap<String, Value>,
+    /// Client operations over the composed API schema.
+    pub operations: Vec<String>,
+    /// Which generator features this shape uses (for reports).
+    pub features: BTreeSet<&'static str>,
+}
+
+/// Limits for [`generate`].
+#[derive(Debug, Clone)]
+pub struct Options {
+    /// Highest number of subgraphs (at least 2).
+    pub max_subgraphs: usize,
+    /// Highest number of entity types.
+    pub max_entities: usize,
+    /// Operations per shape.
+    pub operations: usize,
+    /// Deepest selection nesting in operations.
+    pub max_depth: usize,
+}
+
+impl Default for Options {
+    fn default() -> Self {
+        Options {
+            max_subgraphs: 4,
+            max_entities: 3,
+            operations: 6,
+            max_depth: 3,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Scalar {
+    Str,
+    Int,
+    Bool,
+}
+
+impl Scalar {
+    fn name(self) -> &'static str {
+        match self {
+            Scalar::Str => "String",
+            Scalar::Int => "Int",
+            Scalar::Bool => "Boolean",
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq)]
+enum Target {
+    Scalar(Scalar),
+    /// A value type (index into `World::values`).
+    Value(usize),
+    /// A list of references to another entity.
+    Entity(usize),
+}
+
+/// How a field is declared in one subgraph.
+#[derive(Debug, Clone, PartialEq)]
+enum Role {
+    /// Resolved here (with `@shareable` when several subgraphs resolve it).
+    Plain { non_null: bool },
+    /// Moved here from `from` with `@override`.
+    Override { from: usize },
+    /// Resolved here, hidden from the API with `@inaccessible`.
+    Inaccessible,
+}
+
+#[derive(Debug, Clone)]
+struct Field {
+    name: String,
+    target: Target,
+    /// Subgraphs that resolve it, with how each declares it.
+    resolvers: Vec<(usize, Role)>,
+    /// Subgraph that lost it to an `@override` (declares it, must never be asked).
+    overridden_in: Option<usize>,
+    /// Only for entity-list fields: whether the list itself is nullable.
+    list_nullable: bool,
+}
+
+#[derive(Debug, Clone)]
+struct Requires {
+    subgraph: usize,
+    name: String,
+    /// A scalar field of the same entity, resolved elsewhere.
+    on: usize,
+    /// `Some(arg)`: the required field takes `(mode: "<arg>")` and answers per argument.
+    argument: Option<&'static str>,
+}
+
+#[derive(Debug, Clone)]
+struct Entity {
+    name: String,
+    /// Owner subgraph: declares every key field and resolves `id`.
+    owner: usize,
+    second_key: bool,
+    instances: usize,
+    fields: Vec<Field>,
+    requires: Vec<Requires>,
+    /// Subgraphs that declare the type (owner, resolvers, requires, stubs).
+    declared_in: BTreeSet<usize>,
+}
+
+#[derive(Debug, Clone)]
+struct ValueType {
+    name: String,
+    /// Field name, scalar, and per declaring subgraph whether it is non-null there.
+    fields: Vec<(String, Scalar)>,
+}
+
+#[derive(Debug, Clone)]
+enum RootKind {
+    /// A list of an entity, optionally providing one external scalar field.
+    Entities {
+        entity: usize,
+        provides: Option<usize>,
+    },
+    /// A list of an interface.
+    Interface(usize),
+    /// A list of a union.
+    Union(usize),
+    /// A list of an `@interfaceObject` view of an interface.
+    InterfaceObject(usize),
+}
+
+#[derive(Debug, Clone)]
+struct Root {
+    subgraph: usize,
+    name: String,
+    kind: RootKind,
+    /// Also declared (same data, `@shareable`) in this subgraph.
+    shared_with: Option<usize>,
+}
+
+#[derive(Debug, Clone)]
+struct Abstract {
+    name: String,
+    /// Member entities per declaring subgraph (different sets per subgraph).
+    members: BTreeMap<usize, Vec<usize>>,
+}
+
+#[derive(Debug, Clone)]
+struct InterfaceObject {
+    /// The interface (index into `World::interfaces`), with `@key(fields: "id")` in its home.
+    interface: usize,
+    /// Subgraph declaring `type <I> @key(fields: "id") @interfaceObject` with one extra field.
+    subgraph: usize,
+    field: String,
+}
+
+#[derive(Debug, Clone)]
+struct World {
+    subgraphs: Vec<String>,
+    entities: Vec<Entity>,
+    values: Vec<ValueType>,
+    interfaces: Vec<Abstract>,
+    unions: Vec<Abstract>,
+    roots: Vec<Root>,
+    interface_object: Option<InterfaceObject>,
+    features: BTreeSet<&'static str>,
+}
+
+/// Generates the shape for `seed`.
+pub fn generate(seed: u64, options: &Options) -> Shape {
+    let mut rng = Rng::new(seed);
+    let world = build_world(&mut rng, options);
+    let subgraphs = (0..world.subgraphs.len())
+        .map(|s| (world.subgraphs[s].clone(), subgraph_sdl(&world, s)))
+        .collect();
+    let fixtures = (0..world.subgraphs.len())
+        .map(|s| (world.subgraphs[s].clone(), fixture(&world, s)))
+        .collect();
+    let operations = (0..options.operations)
+        .map(|_| operation(&world, &mut rng, options))
+        .collect();
+    Shape {
+        seed,
+        subgraphs,
+        fixtures,
+        operations,
+        features: world.features.clone(),
+    }
+}
+
+// Entities refer to each other by index and are mutated while others are read, so index loops.
+#[allow(clippy::needless_range_loop)]
+fn build_world(rng: &mut Rng, options: &Options) -> World {
+    let n_sub = rng.range(2, options.max_subgraphs.max(2));
+    let subgraphs: Vec<String> = (0..n_sub).map(|i| format!("s{i}")).collect();
+    let mut features = BTreeSet::new();
+    let n_values = rng.range(0, 2);
+    let values: Vec<ValueType> = (0..n_values)
+        .map(|v| ValueType {
+            name: format!("V{v}"),
+            fields: (0..rng.range(1, 3))
+                .map(|f| {
+                    let s = [Scalar::Str, Scalar::Int, Scalar::Bool][rng.below(3)];
+                    (format!("v{v}f{f}"), s)
+                })
+                .collect(),
+        })
+        .collect();
+    let n_ent = rng.range(1, options.max_entities.max(1));
+    let mut entities: Vec<Entity> = (0..n_ent)
+        .map(|e| {
+            let owner = rng.below(n_sub);
+            let second_key = rng.chance(30);
+            if second_key {
+                features.insert("two keys");
+            }
+            Entity {
+                name: format!("E{e}"),
+                owner,
+                second_key,
+                instances: rng.range(1, 3),
+                fields: Vec::new(),
+                requires: Vec::new(),
+                declared_in: BTreeSet::from([owner]),
+            }
+        })
+        .collect();
+    for e in 0..n_ent {
+        let n_fields = rng.range(2, 5);
+        for f in 0..n_fields {
+            let target = match rng.below(10) {
+                0..=5 => Target::Scalar([Scalar::Str, Scalar::Int, Scalar::Bool][rng.below(3)]),
+                6 | 7 if !values.is_empty() => Target::Value(rng.below(values.len())),
+                _ => Target::Entity(rng.below(n_ent)),
+            };
+            let home = if rng.chance(50) {
+                entities[e].owner
+            } else {
+                rng.below(n_sub)
+            };
+            let mut resolvers = vec![(
+                home,
+                Role::Plain {
+                    non_null: rng.chance(40),
+                },
+            )];
+            if rng.chance(25) {
+                let other = rng.below(n_sub);
+                if other != home {
+                    resolvers.push((
+                        other,
+                        Role::Plain {
+                            non_null: rng.chance(40),
+                        },
+                    ));
+                    features.insert("shareable field");
+                }
+            }
+            let mut overridden_in = None;
+            if resolvers.len() == 1 && matches!(target, Target::Scalar(_)) && rng.chance(15) {
+                let to = rng.below(n_sub);
+                if to != home {
+                    overridden_in = Some(home);
+                    resolvers[0] = (to, Role::Override { from: home });
+                    features.insert("@override");
+                }
+            }
+            if resolvers.len() == 1 && overridden_in.is_none() && rng.chance(10) {
+                resolvers[0].1 = Role::Inaccessible;
+                features.insert("@inaccessible");
+            }
+            for (s, _) in &resolvers {
+                entities[e].declared_in.insert(*s);
+            }
+            if let Some(s) = overridden_in {
+                entities[e].declared_in.insert(s);
+            }
+            if matches!(target, Target::Value(_)) {
+                features.insert("value type");
+            }
+            if matches!(target, Target::Entity(_)) {
+                features.insert("entity list");
+            }
+            let list_nullable = rng.chance(50);
+            entities[e].fields.push(Field {
+                name: format!("e{e}f{f}"),
+                target,
+                resolvers,
+                overridden_in,
+                list_nullable,
+            });
+        }
+        // @requires on a plain scalar field resolved by exactly one subgraph.
+        if rng.chance(40) {
+            let candidates: Vec<usize> = entities[e]
+                .fields
+                .iter()
+                .enumerate()
+                .filter(|(_, f)| {
+                    matches!(f.target, Target::Scalar(_))
+                        && f.resolvers.len() == 1
+                        && matches!(f.resolvers[0].1, Role::Plain { .. })
+                })
+                .map(|(i, _)| i)
+                .collect();
+            if !candidates.is_empty() {
+                let on = candidates[rng.below(candidates.len())];
+                let home = entities[e].fields[on].resolvers[0].0;
+                let subgraph = (home + 1 + rng.below(n_sub - 1)) % n_sub;
+                let argument = if rng.chance(40) {
+                    features.insert("@requires with argument");
+                    Some(["UP", "DOWN"][rng.below(2)])
+                } else {
+                    features.insert("@requires");
+                    None
+                };
+                let name = format!("e{e}req");
+                entities[e].declared_in.insert(subgraph);
+                entities[e].requires.push(Requires {
+                    subgraph,
+                    name,
+                    on,
+                    argument,
+                });
+            }
+        }
+    }
+    // Entity-list targets must be declared (at least as a stub) where the list is resolved.
+    for e in 0..n_ent {
+        let needs: Vec<(usize, usize)> = entities[e]
+            .fields
+            .iter()
+            .flat_map(|f| match f.target {
+                Target::Entity(t) => f.resolvers.iter().map(|(s, _)| (t, *s)).collect::<Vec<_>>(),
+                _ => Vec::new(),
+            })
+            .collect();
+        for (t, s) in needs {
+            entities[t].declared_in.insert(s);
+        }
+    }
+
+    let mut interfaces = Vec::new();
+    if rng.chance(50) {
+        let mut members = BTreeMap::new();
+        for s in 0..n_sub {
+            let here: Vec<usize> = (0..n_ent)
+                .filter(|e| entities[*e].declared_in.contains(&s) && rng.chance(70))
+                .collect();
+            if !here.is_empty() && (members.is_empty() || rng.chance(50)) {
+                members.insert(s, here);
+            }
+        }
+        if !members.is_empty() {
+            features.insert("interface");
+            if members.len() > 1 {
+                features.insert("interface members differ per subgraph");
+            }
+            interfaces.push(Abstract {
+                name: "I0".into(),
+                members,
+            });
+        }
+    }
+    let mut unions = Vec::new();
+    if rng.chance(50) {
+        let mut members = BTreeMap::new();
+        for s in 0..n_sub {
+            let here: Vec<usize> = (0..n_ent)
+                .filter(|e| entities[*e].declared_in.contains(&s) && rng.chance(70))
+                .collect();
+            if !here.is_empty() && (members.is_empty() || rng.chance(50)) {
+                members.insert(s, here);
+            }
+        }
+        if !members.is_empty() {
+            features.insert("union");
+            unions.push(Abstract {
+                name: "U0".into(),
+                members,
+            });
+        }
+    }
+
+    let mut roots = Vec::new();
+    for e in 0..n_ent {
+        let subgraph = entities[e].owner;
+        let provides = if rng.chance(30) {
+            // Provide a plain scalar field that lives in another subgraph.
+            let candidates: Vec<usize> = entities[e]
+                .fields
+                .iter()
+                .enumerate()
+                .filter(|(_, f)| {
+                    matches!(f.target, Target::Scalar(_))
+                        && f.overridden_in.is_none()
+                        && f.resolvers.len() == 1
+                        && matches!(f.resolvers[0].1, Role::Plain { .. })
+                        && f.resolvers[0].0 != subgraph
+                })
+                .map(|(i, _)| i)
+                .collect();
+            (!candidates.is_empty()).then(|| candidates[rng.below(candidates.len())])
+        } else {
+            None
+        };
+        if provides.is_some() {
+            features.insert("@provides");
+        }
+        let shared_with = if provides.is_none() && rng.chance(20) {
+            let other = rng.below(n_sub);
+            (other != subgraph && entities[e].declared_in.contains(&other)).then_some(other)
+        } else {
+            None
+        };
+        if shared_with.is_some() {
+            features.insert("shareable root field");
+        }
+        roots.push(Root {
+            subgraph,
+            name: format!("all{}", entities[e].name),
+            kind: RootKind::Entities {
+                entity: e,
+                provides,
+            },
+            shared_with,
+        });
+    }
+    for (i, a) in interfaces.iter().enumerate() {
+        let s = *a.members.keys().next().expect("non-empty");
+        roots.push(Root {
+            subgraph: s,
+            name: format!("list{}", a.name),
+            kind: RootKind::Interface(i),
+            shared_with: None,
+        });
+    }
+    for (i, a) in unions.iter().enumerate() {
+        let s = *a.members.keys().next().expect("non-empty");
+        roots.push(Root {
+            subgraph: s,
+            name: format!("list{}", a.name),
+            kind: RootKind::Union(i),
+            shared_with: None,
+        });
+    }
+    let mut interface_object = None;
+    if let Some(a) = interfaces.first() {
+        // Only with one declaring subgraph, whose interface carries @key(fields: "id").
+        if a.members.len() == 1 && rng.chance(50) {
+            let home = *a.members.keys().next().expect("non-empty");
+            let others: Vec<usize> = (0..n_sub).filter(|s| *s != home).collect();
+            let subgraph = others[rng.below(others.len())];
+            features.insert("@interfaceObject");
+            interface_object = Some(InterfaceObject {
+                interface: 0,
+                subgraph,
+                field: "ioExtra".into(),
+            });
+            roots.push(Root {
+                subgraph,
+                name: "listIO".into(),
+                kind: RootKind::InterfaceObject(0),
+                shared_with: None,
+            });
+        }
+    }
+    World {
+        subgraphs,
+        entities,
+        values,
+        interfaces,
+        unions,
+        roots,
+        interface_object,
+        features,
+    }
+}
+
+fn scalar_value(s: Scalar, entity: &str, instance: usize, field: &str) -> Value {
+    let h = field
+        .bytes()
+        .chain(entity.bytes())
+        .fold(instance as u64 * 31 + 7, |a, b| {
+            a.wrapping_mul(131).wrapping_add(b as u64)
+        });
+    match s {
+        Scalar::Str => json!(format!("{entity}-{instance}-{field}")),
+        Scalar::Int => json!((h % 1000) as i64),
+        Scalar::Bool => json!(h % 2 == 0),
+    }
+}
+
+fn id_of(e: &Entity, i: usize) -> String {
+    format!("{}-{}", e.name, i)
+}
+
+fn key_object(e: &Entity, i: usize, typename: bool) -> Value {
+    let mut m = Map::new();
+    if typename {
+        m.insert("__typename".into(), json!(e.name));
+    }
+    m.insert("id".into(), json!(id_of(e, i)));
+    if e.second_key {
+        m.insert("sku".into(), json!(format!("sku-{}", id_of(e, i))));
+    }
+    Value::Object(m)
+}
+
+fn field_value(w: &World, e: usize, i: usize, f: &Field) -> Value {
+    let ent = &w.entities[e];
+    match &f.target {
+        Target::Scalar(s) => scalar_value(*s, &ent.name, i, &f.name),
+        Target::Value(v) => {
+            let vt = &w.values[*v];
+            let mut m = Map::new();
+            for (name, s) in &vt.fields {
+                m.insert(name.clone(), scalar_value(*s, &ent.name, i, name));
+            }
+            Value::Object(m)
+        }
+        Target::Entity(t) => {
+            let target = &w.entities[*t];
+            let n = (i + f.name.len()) % (target.instances + 1);
+            Value::Array(
+                (0..n)
+                    .map(|k| key_object(target, (i + k) % target.instances, false))
+                    .collect(),
+            )
+        }
+    }
+}
+
+fn requires_value(w: &World, e: usize, i: usize, r: &Requires) -> Value {
+    let ent = &w.entities[e];
+    let on = &ent.fields[r.on];
+    let base = field_value(w, e, i, on);
+    match r.argument {
+        None => json!(format!("req({base})")),
+        Some(arg) => json!(format!("req({arg}:{base})")),
+    }
+}
+
+/// The field's name as declared: with `(mode: String!)` when some `@requires` asks for it with an argument.
+fn decl_name(w: &World, e: usize, f: &Field) -> String {
+    if with_arguments(f, 0, w, e).is_some() {
+        format!("{}(mode: String!)", f.name)
+    } else {
+        f.name.clone()
+    }
+}
+
+fn type_ref(w: &World, f: &Field, non_null: bool) -> String {
+    match &f.target {
+        Target::Scalar(s) => format!("{}{}", s.name(), if non_null { "!" } else { "" }),
+        Target::Value(v) => format!("{}{}", w.values[*v].name, if non_null { "!" } else { "" }),
+        Target::Entity(t) => format!(
+            "[{}{}]{}",
+            w.entities[*t].name,
+            if non_null { "!" } else { "" },
+            if f.list_nullable { "" } else { "!" }
+        ),
+    }
+}
+
+fn subgraph_sdl(w: &World, s: usize) -> String {
+    let mut out = String::new();
+    out.push_str(
+        "extend schema @link(url: \"https://specs.apollo.dev/federation/v2.3\", import: [\"@key\", \"@shareable\", \"@external\", \"@requires\", \"@provides\", \"@override\", \"@inaccessible\", \"@interfaceObject\"])\n\n",
+    );
+    let mut root_fields = Vec::new();
+    for r in &w.roots {
+        let here = r.subgraph == s || r.shared_with == Some(s);
+        if !here {
+            continue;
+        }
+        let shareable = if r.shared_with.is_some() {
+            " @shareable"
+        } else {
+            ""
+        };
+        match &r.kind {
+            RootKind::Entities { entity, provides } => {
+                let ent = &w.entities[*entity];
+                let provides = provides
+                    .filter(|_| r.subgraph == s)
+                    .map(|f| format!(" @provides(fields: \"{}\")", ent.fields[f].name))
+                    .unwrap_or_default();
+                root_fields.push(format!(
+                    "  {}: [{}!]!{shareable}{provides}",
+                    r.name, ent.name
+                ));
+            }
+            RootKind::Interface(i) => {
+                root_fields.push(format!("  {}: [{}]", r.name, w.interfaces[*i].name))
+            }
+            RootKind::Union(u) => {
+                root_fields.push(format!("  {}: [{}!]!", r.name, w.unions[*u].name))
+            }
+            RootKind::InterfaceObject(i) => {
+                root_fields.push(format!("  {}: [{}]", r.name, w.interfaces[*i].name))
+            }
+        }
+    }
+    if !root_fields.is_empty() {
+        let _ = writeln!(out, "type Query {{\n{}\n}}\n", root_fields.join("\n"));
+    }
+    // Value types used here.
+    let mut values_here = BTreeSet::new();
+    for ent in &w.entities {
+        for f in &ent.fields {
+            if let Target::Value(v) = f.target {
+                if f.resolvers.iter().any(|(r, _)| *r == s) {
+                    values_here.insert(v);
+                }
+            }
+        }
+    }
+    for v in values_here {
+        let vt = &w.values[v];
+        let fields: Vec<String> = vt
+            .fields
+            .iter()
+            .enumerate()
+            .map(|(k, (n, sc))| {
+                // Nullability differs per subgraph on purpose (same response name, different types).
+                let non_null = (s + k).is_multiple_of(2);
+                format!("  {n}: {}{}", sc.name(), if non_null { "!" } else { "" })
+            })
+            .collect();
+        let _ = writeln!(
+            out,
+            "type {} @shareable {{\n{}\n}}\n",
+            vt.name,
+            fields.join("\n")
+        );
+    }
+    for (i, a) in w.interfaces.iter().enumerate() {
+        let io = w
+            .interface_object
+            .as_ref()
+            .filter(|io| io.interface == i && io.subgraph == s);
+        if let Some(io) = io {
+            let _ = writeln!(
+                out,
+                "type {} @key(fields: \"id\") @interfaceObject {{\n  id: ID!\n  {}: String\n}}\n",
+                a.name, io.field
+            );
+        } else if a.members.contains_key(&s) {
+            let key = if w
+                .interface_object
+                .as_ref()
+                .is_some_and(|io| io.interface == i)
+            {
+                " @key(fields: \"id\")"
+            } else {
+                ""
+            };
+            let _ = writeln!(out, "interface {}{key} {{\n  id: ID!\n}}\n", a.name);
+        }
+    }
+    for a in &w.unions {
+        if let Some(m) = a.members.get(&s) {
+            let names: Vec<&str> = m.iter().map(|e| w.entities[*e].name.as_str()).collect();
+            let _ = writeln!(out, "union {} = {}\n", a.name, names.join(" | "));
+        }
+    }
+    for (e, ent) in w.entities.iter().enumerate() {
+        if !ent.declared_in.contains(&s) {
+            continue;
+        }
+        let implements: Vec<&str> = w
+            .interfaces
+            .iter()
+            .filter(|a| a.members.get(&s).is_some_and(|m| m.contains(&e)))
+            .map(|a| a.name.as_str())
+            .collect();
+        let implements = if implements.is_empty() {
+            String::new()
+        } else {
+            format!(" implements {}", implements.join(" & "))
+        };
+        let resolvable = ent.owner == s
+            || ent
+                .fields
+                .iter()
+                .any(|f| f.resolvers.iter().any(|(r, _)| *r == s))
+            || ent.requires.iter().any(|r| r.subgraph == s)
+            || !implements.is_empty()
+            || w.unions
+                .iter()
+                .any(|u| u.members.get(&s).is_some_and(|m| m.contains(&e)))
+            || w.roots.iter().any(|r| {
+                (r.subgraph == s || r.shared_with == Some(s))
+                    && matches!(r.kind, RootKind::Entities { entity, .. } if entity == e)
+            });
+        let mut keys = String::from(" @key(fields: \"id\"");
+        if !resolvable {
+            keys.push_str(", resolvable: false");
+        }
+        keys.push(')');
+        if ent.second_key && (ent.owner == s || resolvable) {
+            keys.push_str(" @key(fields: \"sku\")");
+        }
+        let mut lines = vec!["  id: ID!".to_string()];
+        if ent.second_key && (ent.owner == s || resolvable) {
+            lines.push("  sku: String!".into());
+        }
+        for f in &ent.fields {
+            if let Some((_, role)) = f.resolvers.iter().find(|(r, _)| *r == s) {
+                let shared = f.resolvers.len() > 1;
+                let line = match role {
+                    Role::Plain { non_null } => format!(
+                        "  {}: {}{}",
+                        decl_name(w, e, f),
+                        type_ref(w, f, *non_null),
+                        if shared { " @shareable" } else { "" }
+                    ),
+                    Role::Override { from } => format!(
+                        "  {}: {} @override(from: \"{}\")",
+                        f.name,
+                        type_ref(w, f, false),
+                        w.subgraphs[*from]
+                    ),
+                    Role::Inaccessible => {
+                        format!("  {}: {} @inaccessible", f.name, type_ref(w, f, false))
+                    }
+                };
+                lines.push(line);
+            } else if f.overridden_in == Some(s) {
+                lines.push(format!(
+                    "  {}: {}",
+                    decl_name(w, e, f),
+                    type_ref(w, f, false)
+                ));
+            } else if is_external_here(w, e, f, s) {
+                lines.push(format!(
+                    "  {}: {} @external",
+                    decl_name(w, e, f),
+                    type_ref(w, f, false)
+                ));
+            }
+        }
+        for r in ent.requires.iter().filter(|r| r.subgraph == s) {
+            let on = &ent.fields[r.on];
+            if r.argument.is_some() {
+                lines.push(format!(
+                    "  {}: String @requires(fields: \"{}(mode: \\\"{}\\\")\")",
+                    r.name,
+                    on.name,
+                    r.argument.unwrap_or_default()
+                ));
+            } else {
+                lines.push(format!(
+                    "  {}: String @requires(fields: \"{}\")",
+                    r.name, on.name
+                ));
+            }
+        }
+        let _ = writeln!(
+            out,
+            "type {}{implements}{keys} {{\n{}\n}}\n",
+            ent.name,
+            lines.join("\n")
+        );
+    }
+    out
+}
+
+/// Whether field `f` of entity `e` is declared `@external` in subgraph `s` (needed by a `@requires`
+/// or a `@provides` there).
+fn is_external_here(w: &World, e: usize, f: &Field, s: usize) -> bool {
+    let ent = &w.entities[e];
+    let index = ent.fields.iter().position(|x| x.name == f.name);
+    let required = ent
+        .requires
+        .iter()
+        .any(|r| r.subgraph == s && Some(r.on) == index);
+    let provided = w.roots.iter().any(|r| {
+        r.subgraph == s
+            && matches!(r.kind, RootKind::Entities { entity, provides: Some(p) } if entity == e && Some(p) == index)
+    });
+    (required || provided) && !f.resolvers.iter().any(|(r, _)| *r == s)
+}
+
+fn with_arguments(f: &Field, s: usize, w: &World, e: usize) -> Option<&'static str> {
+    // A field required with an argument takes `mode` in every subgraph that declares it.
+    let ent = &w.entities[e];
+    let index = ent.fields.iter().position(|x| x.name == f.name)?;
+    let _ = s;
+    ent.requires
+        .iter()
+        .find(|r| r.on == index && r.argument.is_some())
+        .and(Some("mode"))
+}
+
+fn fixture(w: &World, s: usize) -> Value {
+    let mut entities = Map::new();
+    for (e, ent) in w.entities.iter().enumerate() {
+        if !ent.declared_in.contains(&s) {
+            continue;
+        }
+        let mut list = Vec::new();
+        for i in 0..ent.instances {
+            let Value::Object(mut obj) = key_object(ent, i, false) else {
+                unreachable!()
+            };
+            for f in &ent.fields {
+                if f.resolvers.iter().any(|(r, _)| *r == s) {
+                    let v = field_value(w, e, i, f);
+                    if with_arguments(f, s, w, e).is_some() {
+                        for arg in ["UP", "DOWN"] {
+                            obj.insert(
+                                format!("{}({{\"mode\":\"{arg}\"}})", f.name),
+                                json!(format!("{arg}:{v}")),
+                            );
+                        }
+                    } else {
+                        obj.insert(f.name.clone(), v);
+                    }
+                } else if f.overridden_in == Some(s) {
+                    obj.insert(f.name.clone(), json!("POISON: overridden field read"));
+                }
+            }
+            for r in ent.requires.iter().filter(|r| r.subgraph == s) {
+                obj.insert(r.name.clone(), requires_value(w, e, i, r));
+            }
+            list.push(Value::Object(obj));
+        }
+        entities.insert(ent.name.clone(), Value::Array(list));
+    }
+    if let Some(io) = &w.interface_object {
+        if io.subgraph == s {
+            let a = &w.interfaces[io.interface];
+            let mut list = Vec::new();
+            for m in a.members.values().flatten() {
+                let ent = &w.entities[*m];
+                for i in 0..ent.instances {
+                    list.push(json!({"id": id_of(ent, i), io.field.clone(): format!("io-{}", id_of(ent, i))}));
+                }
+            }
+            entities.insert(a.name.clone(), Value::Array(list));
+        }
+    }
+    let mut query = Map::new();
+    for r in &w.roots {
+        if r.subgraph != s && r.shared_with != Some(s) {
+            continue;
+        }
+        let value = match &r.kind {
+            RootKind::Entities { entity, provides } => {
+                let ent = &w.entities[*entity];
+                Value::Array(
+                    (0..ent.instances)
+                        .map(|i| {
+                            let Value::Object(mut obj) = key_object(ent, i, false) else {
+                                unreachable!()
+                            };
+                            if let (Some(p), true) = (provides, r.subgraph == s) {
+                                let f = &ent.fields[*p];
+                                obj.insert(f.name.clone(), field_value(w, *entity, i, f));
+                            }
+                            Value::Object(obj)
+                        })
+                        .collect(),
+                )
+            }
+            RootKind::Interface(a) | RootKind::InterfaceObject(a) => {
+                let members = w.interfaces[*a]
+                    .members
+                    .get(&r.subgraph)
+                    .cloned()
+                    .unwrap_or_default();
+                let io = matches!(r.kind, RootKind::InterfaceObject(_));
+                let all: Vec<usize> = if io {
+                    w.interfaces[*a]
+                        .members
+                        .values()
+                        .flatten()
+                        .copied()
+                        .collect()
+                } else {
+                    members
+                };
+                Value::Array(
+                    all.iter()
+                        .flat_map(|m| {
+                            let ent = &w.entities[*m];
+                            (0..ent.instances).map(move |i| {
+                                if io {
+                                    json!({"__typename": w.interfaces[*a].name, "id": id_of(ent, i)})
+                                } else {
+                                    key_object(ent, i, true)
+                                }
+                            })
+                        })
+                        .collect(),
+                )
+            }
+            RootKind::Union(u) => {
+                let members = w.unions[*u]
+                    .members
+                    .get(&r.subgraph)
+                    .cloned()
+                    .unwrap_or_default();
+                Value::Array(
+                    members
+                        .iter()
+                        .flat_map(|m| {
+                            let ent = &w.entities[*m];
+                            (0..ent.instances).map(move |i| key_object(ent, i, true))
+                        })
+                        .collect(),
+                )
+            }
+        };
+        query.insert(r.name.clone(), value);
+    }
+    let mut out = Map::new();
+    if !query.is_empty() {
+        out.insert("Query".into(), Value::Object(query));
+    }
+    if !entities.is_empty() {
+        out.insert("entities".into(), Value::Object(entities));
+    }
+    Value::Object(out)
+}
+
+struct Ctx<'a> {
+    w: &'a World,
+    rng: &'a mut Rng,
+    max_depth: usize,
+    fragments: Vec<String>,
+    alias_counter: usize,
+}
+
+fn directive(ctx: &mut Ctx) -> &'static str {
+    match ctx.rng.below(12) {
+        0 => " @skip(if: true)",
+        1 => " @skip(if: false)",
+        2 => " @include(if: true)",
+        3 => " @include(if: false)",
+        _ => "",
+    }
+}
+
+fn alias(ctx: &mut Ctx, name: &str) -> String {
+    if ctx.rng.chance(20) {
+        ctx.alias_counter += 1;
+        format!("a{}_{name}: {name}", ctx.alias_counter)
+    } else {
+        name.to_string()
+    }
+}
+
+fn entity_selection(ctx: &mut Ctx, e: usize, depth: usize) -> String {
+    let w = ctx.w;
+    let ent = &w.entities[e];
+    let mut parts = Vec::new();
+    if ctx.rng.chance(60) {
+        parts.push("id".to_string());
+    }
+    if ctx.rng.chance(20) {
+        parts.push("__typename".to_string());
+    }
+    for f in &ent.fields {
+        if f.resolvers.iter().any(|(_, r)| *r == Role::Inaccessible) {
+            continue;
+        }
+        if !ctx.rng.chance(60) {
+            continue;
+        }
+        let args = if w
+            .entities
+            .get(e)
+            .and_then(|en| en.fields.iter().position(|x| x.name == f.name))
+            .is_some_and(|i| {
+                ent.requires
+                    .iter()
+                    .any(|r| r.on == i && r.argument.is_some())
+            }) {
+            format!("(mode: {})", ["UP", "DOWN"][ctx.rng.below(2)])
+                .replace("(mode: UP)", "(mode: \"UP\")")
+                .replace("(mode: DOWN)", "(mode: \"DOWN\")")
+        } else {
+            String::new()
+        };
+        let head = format!("{}{args}{}", alias(ctx, &f.name), directive(ctx));
+        match &f.target {
+            Target::Scalar(_) => parts.push(head),
+            Target::Value(v) => {
+                let vt = &w.values[*v];
+                let subs: Vec<String> = vt.fields.iter().map(|(n, _)| n.clone()).collect();
+                parts.push(format!("{head} {{ {} }}", subs.join(" ")));
+            }
+            Target::Entity(t) if depth < ctx.max_depth => {
+                let inner = entity_selection(ctx, *t, depth + 1);
+                parts.push(format!("{head} {{ {inner} }}"));
+            }
+            Target::Entity(_) => {}
+        }
+    }
+    for r in &ent.requires {
+        if ctx.rng.chance(70) {
+            let head = format!("{}{}", alias(ctx, &r.name), directive(ctx));
+            parts.push(head);
+        }
+    }
+    if parts.is_empty() {
+        parts.push("id".into());
+    }
+    if ctx.rng.chance(15) {
+        let name = format!("F{}", ctx.fragments.len());
+        let body = parts.join(" ");
+        ctx.fragments
+            .push(format!("fragment {name} on {} {{ {body} }}", ent.name));
+        return format!("...{name}");
+    }
+    parts.join(" ")
+}
+
+fn abstract_selection(ctx: &mut Ctx, members: &[usize], with_id: bool, depth: usize) -> String {
+    let mut parts = Vec::new();
+    if with_id && ctx.rng.chance(50) {
+        parts.push("id".to_string());
+    }
+    if ctx.rng.chance(70) {
+        parts.push("__typename".to_string());
+    }
+    for m in members {
+        if ctx.rng.chance(75) {
+            let inner = entity_selection(ctx, *m, depth + 1);
+            let d = directive(ctx);
+            parts.push(format!(
+                "... on {}{d} {{ {inner} }}",
+                ctx.w.entities[*m].name
+            ));
+        }
+    }
+    if parts.is_empty() {
+        parts.push("__typename".into());
+    }
+    parts.join(" ")
+}
+
+fn operation(w: &World, rng: &mut Rng, options: &Options) -> String {
+    let mut ctx = Ctx {
+        w,
+        rng,
+        max_depth: options.max_depth,
+        fragments: Vec::new(),
+        alias_counter: 0,
+    };
+    let n = ctx.rng.range(1, 2.min(w.roots.len()).max(1));
+    let mut fields = Vec::new();
+    let mut used = BTreeSet::new();
+    for _ in 0..n {
+        let r = &w.roots[ctx.rng.below(w.roots.len())];
+        if !used.insert(r.name.clone()) {
+            continue;
+        }
+        let head = alias(&mut ctx, &r.name);
+        let body = match &r.kind {
+            RootKind::Entities { entity, .. } => entity_selection(&mut ctx, *entity, 1),
+            RootKind::Interface(a) | RootKind::InterfaceObject(a) => {
+                let all: BTreeSet<usize> = w.interfaces[*a]
+                    .members
+                    .values()
+                    .flatten()
+                    .copied()
+                    .collect();
+                let all: Vec<usize> = all.into_iter().collect();
+                let mut sel = abstract_selection(&mut ctx, &all, true, 1);
+                if let (RootKind::InterfaceObject(_), Some(io)) = (&r.kind, &w.interface_object) {
+                    sel.push(' ');
+                    sel.push_str(&io.field);
+                }
+                sel
+            }
+            RootKind::Union(u) => {
+                let all: BTreeSet<usize> =
+                    w.unions[*u].members.values().flatten().copied().collect();
+                let all: Vec<usize> = all.into_iter().collect();
+                abstract_selection(&mut ctx, &all, false, 1)
+            }
+        };
+        fields.push(format!("{head} {{ {body} }}"));
+    }
+    let mut op = format!("query Q {{ {} }}", fields.join(" "));
+    for f in &ctx.fragments {
+        op.push('\n');
+        op.push_str(f);
+    }
+    op
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn same_seed_same_shape() {
+        let a = generate(42, &Options::default());
+        let b = generate(42, &Options::default());
+        assert_eq!(a.subgraphs, b.subgraphs);
+        assert_eq!(a.fixtures, b.fixtures);
+        assert_eq!(a.operations, b.operations);
+        let c = generate(43, &Options::default());
+        assert_ne!(
+            (a.subgraphs, a.operations),
+            (c.subgraphs, c.operations),
+            "different seeds should give different shapes"
+        );
+    }
+
+    #[test]
+    fn every_subgraph_links_federation_and_has_a_fixture() {
+        for seed in 0..50 {
+            let shape = generate(seed, &Options::default());
+            assert!(shape.subgraphs.len() >= 2);
+            for (name, sdl) in &shape.subgraphs {
+                assert!(sdl.contains("specs.apollo.dev/federation/v2.3"), "{name}");
+                assert!(shape.fixtures.contains_key(name));
+            }
+            assert_eq!(shape.operations.len(), Options::default().operations);
+        }
+    }
+}
