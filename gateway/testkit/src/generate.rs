@@ -457,6 +457,12 @@ fn build_world(rng: &mut Rng, options: &Options) -> World {
                         && matches!(f.resolvers[0].1, Role::Plain { .. })
                         && f.resolvers[0].0 != subgraph
                 })
+                .filter(|(i, _)| {
+                    !entities[e]
+                        .requires
+                        .iter()
+                        .any(|r| r.on == *i && r.argument.is_some())
+                })
                 .map(|(i, _)| i)
                 .collect();
             (!candidates.is_empty()).then(|| candidates[rng.below(candidates.len())])
@@ -508,7 +514,27 @@ fn build_world(rng: &mut Rng, options: &Options) -> World {
         // Only with one declaring subgraph, whose interface carries @key(fields: "id").
         if a.members.len() == 1 && rng.chance(50) {
             let home = *a.members.keys().next().expect("non-empty");
-            let others: Vec<usize> = (0..n_sub).filter(|s| *s != home).collect();
+            let members: Vec<usize> = a.members.values().flatten().copied().collect();
+            let others: Vec<usize> = (0..n_sub)
+                .filter(|s| {
+                    *s != home
+                        && members
+                            .iter()
+                            .all(|m| !entities[*m].declared_in.contains(s))
+                })
+                .collect();
+            if others.is_empty() {
+                return World {
+                    subgraphs,
+                    entities,
+                    values,
+                    interfaces,
+                    unions,
+                    roots,
+                    interface_object,
+                    features,
+                };
+            }
             let subgraph = others[rng.below(others.len())];
             features.insert("@interfaceObject");
             interface_object = Some(InterfaceObject {
@@ -607,6 +633,22 @@ fn decl_name(w: &World, e: usize, f: &Field) -> String {
     } else {
         f.name.clone()
     }
+}
+
+/// The nullability the resolving subgraph gives the field (external copies must match it).
+fn home_non_null(f: &Field) -> bool {
+    matches!(
+        f.resolvers.first(),
+        Some((_, Role::Plain { non_null: true }))
+    )
+}
+
+/// Whether some root field `@provides` this field (then every resolver must mark it `@shareable`).
+fn is_provided(w: &World, e: usize, f: &Field) -> bool {
+    let index = w.entities[e].fields.iter().position(|x| x.name == f.name);
+    w.roots.iter().any(|r| {
+        matches!(r.kind, RootKind::Entities { entity, provides: Some(p) } if entity == e && Some(p) == index)
+    })
 }
 
 fn type_ref(w: &World, f: &Field, non_null: bool) -> String {
@@ -767,7 +809,7 @@ fn subgraph_sdl(w: &World, s: usize) -> String {
         }
         for f in &ent.fields {
             if let Some((_, role)) = f.resolvers.iter().find(|(r, _)| *r == s) {
-                let shared = f.resolvers.len() > 1;
+                let shared = f.resolvers.len() > 1 || is_provided(w, e, f);
                 let line = match role {
                     Role::Plain { non_null } => format!(
                         "  {}: {}{}",
@@ -796,7 +838,7 @@ fn subgraph_sdl(w: &World, s: usize) -> String {
                 lines.push(format!(
                     "  {}: {} @external",
                     decl_name(w, e, f),
-                    type_ref(w, f, false)
+                    type_ref(w, f, home_non_null(f))
                 ));
             }
         }
