@@ -3,9 +3,9 @@
 //!
 //! Visibility rules (the same for `post`, `Member.posts`, `searchPosts` and the entity resolver):
 //! `PUBLIC` posts are visible to everyone, signed in or not; `CONNECTIONS` posts to their author
-//! and to members connected to the author (learned from `connection.accepted` events). A post the
-//! caller may not see is reported exactly like a missing one (null, or NOT_FOUND in mutations),
-//! so its existence does not leak.
+//! and to members connected to the author (granted by `connection.accepted` events, revoked by
+//! `connection.removed`). A post the caller may not see is reported exactly like a missing one
+//! (null, or NOT_FOUND in mutations), so its existence does not leak.
 
 use std::sync::Arc;
 

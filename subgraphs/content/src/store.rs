@@ -213,7 +213,7 @@ pub struct Store {
     hooks: Arc<CommitHooks>,
 }
 
-const COMMON_SCHEMA: [&str; 8] = [
+const COMMON_SCHEMA: [&str; 9] = [
     "CREATE TABLE IF NOT EXISTS content_posts (
         id TEXT PRIMARY KEY,
         author_id TEXT NOT NULL,
@@ -254,6 +254,14 @@ const COMMON_SCHEMA: [&str; 8] = [
         PRIMARY KEY (post_id, viewer_id)
     )",
     "CREATE INDEX IF NOT EXISTS content_reactions_by_post ON content_reactions (post_id, kind)",
+    // When each pair's connection last changed (event time, µs; member_a < member_b), so a
+    // `connection.accepted` redelivered after a later `connection.removed` cannot restore it.
+    "CREATE TABLE IF NOT EXISTS content_connection_changes (
+        member_a TEXT NOT NULL,
+        member_b TEXT NOT NULL,
+        changed_at BIGINT NOT NULL,
+        PRIMARY KEY (member_a, member_b)
+    )",
 ];
 
 const SQLITE_QUEUE: &str = "CREATE TABLE IF NOT EXISTS content_index_queue (
@@ -936,12 +944,44 @@ async fn delete_post_rows(
     Ok(())
 }
 
-/// Applies `connection.accepted` on `conn` (the consumer's transaction).
+/// Records that the pair's connection changed at `at` (µs), unless a change at or after `at`
+/// is already recorded; returns whether this change is the newest and should be applied.
+async fn newest_change(
+    conn: &mut AnyConnection,
+    member_id: &str,
+    other_id: &str,
+    at: i64,
+) -> Result<bool, StoreError> {
+    let (a, b) = if member_id <= other_id {
+        (member_id, other_id)
+    } else {
+        (other_id, member_id)
+    };
+    let written = sqlx::query(
+        "INSERT INTO content_connection_changes (member_a, member_b, changed_at) VALUES ($1, $2, $3)
+         ON CONFLICT (member_a, member_b) DO UPDATE SET changed_at = excluded.changed_at
+         WHERE content_connection_changes.changed_at < excluded.changed_at",
+    )
+    .bind(a.to_owned())
+    .bind(b.to_owned())
+    .bind(at)
+    .execute(&mut *conn)
+    .await?
+    .rows_affected();
+    Ok(written > 0)
+}
+
+/// Applies `connection.accepted` (which happened at `at`, µs) on `conn` (the consumer's
+/// transaction); an older event than the pair's last change is ignored.
 pub async fn apply_connection(
     conn: &mut AnyConnection,
     member_id: &str,
     other_id: &str,
+    at: i64,
 ) -> Result<(), StoreError> {
+    if !newest_change(conn, member_id, other_id, at).await? {
+        return Ok(());
+    }
     for (a, b) in [(member_id, other_id), (other_id, member_id)] {
         sqlx::query(
             "INSERT INTO content_connections (member_id, other_id) VALUES ($1, $2)
@@ -952,6 +992,28 @@ pub async fn apply_connection(
         .execute(&mut *conn)
         .await?;
     }
+    Ok(())
+}
+
+/// Applies `connection.removed` (at `at`, µs) on `conn`: from now on neither member sees the
+/// other's connections-only posts, through any field. An older event is ignored.
+pub async fn apply_disconnection(
+    conn: &mut AnyConnection,
+    member_id: &str,
+    other_id: &str,
+    at: i64,
+) -> Result<(), StoreError> {
+    if !newest_change(conn, member_id, other_id, at).await? {
+        return Ok(());
+    }
+    sqlx::query(
+        "DELETE FROM content_connections
+         WHERE (member_id = $1 AND other_id = $2) OR (member_id = $2 AND other_id = $1)",
+    )
+    .bind(member_id.to_owned())
+    .bind(other_id.to_owned())
+    .execute(&mut *conn)
+    .await?;
     Ok(())
 }
 
@@ -977,6 +1039,7 @@ pub async fn apply_account_deleted(
         "DELETE FROM content_reactions WHERE member_id = $1",
         "DELETE FROM content_post_views WHERE viewer_id = $1",
         "DELETE FROM content_connections WHERE member_id = $1 OR other_id = $1",
+        "DELETE FROM content_connection_changes WHERE member_a = $1 OR member_b = $1",
     ] {
         sqlx::query(sql)
             .bind(member_id.to_owned())

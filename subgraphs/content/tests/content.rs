@@ -484,6 +484,43 @@ async fn visibility_follows_connections(env: &Env) {
         2
     );
 
+    // Bob removes Ada: the grant is revoked on every path.
+    let accepted_at = event.occurred_at;
+    let removed = Event::new(
+        "connection.removed",
+        bob_id.clone(),
+        json!({"memberId": bob_id, "otherMemberId": ada_id}),
+    )
+    .unwrap();
+    process_event(service.store().pool(), GROUP, &removed, &ContentEvents)
+        .await
+        .unwrap();
+    assert_revoked(&service, &bob, &ada_id, &private).await;
+    // An `accepted` older than the removal, redelivered late (a new delivery of an old
+    // decision), does not restore the grant.
+    let mut stale = Event::new(
+        "connection.accepted",
+        bob_id.clone(),
+        json!({"memberId": bob_id, "otherMemberId": ada_id}),
+    )
+    .unwrap();
+    stale.occurred_at = accepted_at;
+    process_event(service.store().pool(), GROUP, &stale, &ContentEvents)
+        .await
+        .unwrap();
+    assert_revoked(&service, &bob, &ada_id, &private).await;
+    // Connecting again (a newer decision) grants it again.
+    let again = Event::new(
+        "connection.accepted",
+        ada_id.clone(),
+        json!({"memberId": ada_id, "otherMemberId": bob_id}),
+    )
+    .unwrap();
+    process_event(service.store().pool(), GROUP, &again, &ContentEvents)
+        .await
+        .unwrap();
+    assert_eq!(search(&service, Some(&bob), "quarterly").await.len(), 2);
+
     // The account is deleted: its posts leave the database and the index.
     let event = Event::new(
         "account.deleted",
@@ -497,6 +534,29 @@ async fn visibility_follows_connections(env: &Env) {
     service.indexer().catch_up().await.unwrap();
     assert_eq!(service.index().num_docs(), 0);
     assert!(search(&service, Some(&bob), "quarterly").await.is_empty());
+}
+
+/// `viewer` sees none of `author`'s connections-only posts (one public post remains), through
+/// search, `post(id)` and `Member.posts`.
+async fn assert_revoked(
+    service: &switchyard_content::Service,
+    viewer: &str,
+    author_id: &str,
+    private: &str,
+) {
+    assert_eq!(
+        search(service, Some(viewer), "quarterly").await.len(),
+        1,
+        "search shows only the public post"
+    );
+    let get = "query($id: ID!) { post(id: $id) { id } }";
+    assert!(ok(service, Some(viewer), get, json!({"id": private})).await["post"].is_null());
+    let posts = "query($r: [_Any!]!) { _entities(representations: $r) { ... on Member { posts { totalCount } } } }";
+    let reps = json!({"r": [{"__typename": "Member", "id": author_id}]});
+    assert_eq!(
+        ok(service, Some(viewer), posts, reps).await["_entities"][0]["posts"]["totalCount"],
+        1
+    );
 }
 
 async fn views_are_throttled_and_member_posts_page(env: &Env) {

@@ -487,11 +487,17 @@ impl Mutation {
     async fn remove_connection(&self, ctx: &Context<'_>, with: ID) -> async_graphql::Result<bool> {
         let me = auth::caller(ctx).await?;
         check_self(&me, &with)?;
-        deps(ctx)?
+        let deps = deps(ctx)?;
+        let removed = deps
             .store
             .remove_connection(&me.member_id, &with)
             .await
-            .map_err(store_error)
+            .map_err(store_error)?;
+        if removed {
+            // `connection.removed` revokes what the connection granted elsewhere: send it now.
+            wake(deps);
+        }
+        Ok(removed)
     }
 
     /// Updates the caller's profile. Omitted fields stay; an empty or null headline or

@@ -60,13 +60,16 @@ impl Harness {
 
     /// `connection.accepted` events in the outbox for this harness's members.
     async fn accepted_events(&self) -> Vec<serde_json::Value> {
+        self.events("connection.accepted").await
+    }
+
+    /// Events of `event_type` in the outbox for this harness's members, oldest first.
+    async fn events(&self, event_type: &str) -> Vec<serde_json::Value> {
         outbox::unpublished(&self.pool, 10_000)
             .await
             .unwrap()
             .into_iter()
-            .filter(|e| {
-                e.event_type == "connection.accepted" && e.aggregate_id.starts_with(&self.prefix)
-            })
+            .filter(|e| e.event_type == event_type && e.aggregate_id.starts_with(&self.prefix))
             .map(|e| e.payload)
             .collect()
     }
@@ -498,10 +501,16 @@ mod cases {
             !h.store.remove_connection(&a, &b).await.unwrap(),
             "nothing left to remove"
         );
-        // Removing also withdraws a pending request.
+        // One `connection.removed` for the one connection that went, naming who removed it.
+        let removed = h.events("connection.removed").await;
+        assert_eq!(removed.len(), 1, "{removed:?}");
+        assert_eq!(removed[0]["memberId"], b.as_str());
+        assert_eq!(removed[0]["otherMemberId"], a.as_str());
+        // Removing also withdraws a pending request (nothing was granted: no event).
         h.store.request_connection(&a, &c).await.unwrap();
         assert!(h.store.remove_connection(&a, &c).await.unwrap());
         assert!(h.store.pending_requests(&c).await.unwrap().is_empty());
+        assert_eq!(h.events("connection.removed").await.len(), 1);
         // And they can connect again afterwards.
         h.connect(&a, &b).await;
         assert_eq!(h.store.degree(&a, &b).await.unwrap().degree, Degree::First);

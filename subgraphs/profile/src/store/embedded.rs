@@ -18,9 +18,9 @@ use sqlx::{AnyConnection, AnyPool, Row};
 use switchyard_subgraph_kit::events::outbox;
 
 use super::{
-    connection_accepted, AcceptOutcome, AdjacencyIndex, ConnectionsPage, Degree, DegreeResult,
-    GraphStore, MemberRecord, NodeId, ProfileUpdate, RequestOutcome, StoreError, Suggestion,
-    MAX_PAGE,
+    connection_accepted, connection_removed, AcceptOutcome, AdjacencyIndex, ConnectionsPage,
+    Degree, DegreeResult, GraphStore, MemberRecord, NodeId, ProfileUpdate, RequestOutcome,
+    StoreError, Suggestion, MAX_PAGE,
 };
 
 const SCHEMA: [&str; 5] = [
@@ -543,6 +543,9 @@ impl GraphStore for EmbeddedGraphStore {
                 .await?
                 .rows_affected();
         let requests = delete_requests_sql(&mut tx, member, other).await?;
+        if edges > 0 {
+            outbox::enqueue(&mut *tx, &connection_removed(member, other)?).await?;
+        }
         tx.commit().await?;
         let mut state = self.write();
         let disconnected = state.index.disconnect(m, o);

@@ -173,7 +173,8 @@ pub enum StoreError {
     Event(#[from] EventError),
 }
 
-/// The `connection.accepted` payload (contracts: the accepter is `memberId`).
+/// The `connection.accepted` / `connection.removed` payload (the member who acted is
+/// `memberId`).
 #[derive(Debug, Clone, Serialize)]
 #[serde(rename_all = "camelCase")]
 pub struct ConnectionAccepted<'a> {
@@ -190,6 +191,20 @@ pub fn connection_accepted(accepter: &str, other: &str) -> Result<Event, StoreEr
         accepter,
         ConnectionAccepted {
             member_id: accepter,
+            other_member_id: other,
+        },
+    )?)
+}
+
+/// The `connection.removed` event: `remover` ended the connection with `other`. Services that
+/// granted anything on the strength of `connection.accepted` (content's connections-only
+/// visibility) revoke it on this event.
+pub fn connection_removed(remover: &str, other: &str) -> Result<Event, StoreError> {
+    Ok(Event::new(
+        "connection.removed",
+        remover,
+        ConnectionAccepted {
+            member_id: remover,
             other_member_id: other,
         },
     )?)
@@ -260,7 +275,7 @@ pub trait GraphStore: Send + Sync + 'static {
     async fn decline_connection(&self, member: &str, from: &str) -> Result<bool, StoreError>;
 
     /// Removes the connection between `member` and `other` and any pending request between
-    /// them; false if there was neither.
+    /// them (emitting `connection.removed` when a connection went); false if there was neither.
     async fn remove_connection(&self, member: &str, other: &str) -> Result<bool, StoreError>;
 
     /// Members whose requests to `member` are pending, oldest first.

@@ -10,7 +10,8 @@
 //! Memgraph `(a)-[*BFS ..3]-(b)`: the store tries Neo4j's form first and remembers if the server
 //! wants Memgraph's.
 //!
-//! Events: the graph and the SQL outbox are different databases, so `connection.accepted` is
+//! Events: the graph and the SQL outbox are different databases, so `connection.accepted` (and
+//! `connection.removed`) is
 //! written to the outbox right after the graph transaction commits. A crash between the two
 //! loses that event (the connection stands); the embedded store has no such gap.
 
@@ -23,8 +24,8 @@ use sqlx::AnyPool;
 use switchyard_subgraph_kit::events::outbox;
 
 use super::{
-    connection_accepted, AcceptOutcome, ConnectionsPage, Degree, DegreeResult, GraphStore,
-    MemberRecord, ProfileUpdate, RequestOutcome, StoreError, Suggestion, MAX_PAGE,
+    connection_accepted, connection_removed, AcceptOutcome, ConnectionsPage, Degree, DegreeResult,
+    GraphStore, MemberRecord, ProfileUpdate, RequestOutcome, StoreError, Suggestion, MAX_PAGE,
 };
 
 /// Where the graph server is.
@@ -345,16 +346,23 @@ impl GraphStore for Neo4jGraphStore {
             .rows(
                 query(
                     "MATCH (a:Member {id: $a})-[r:CONNECTED|REQUESTED]-(b:Member {id: $b})
-                     DELETE r RETURN count(*) AS n",
+                     WITH r, CASE type(r) WHEN 'CONNECTED' THEN 1 ELSE 0 END AS edge
+                     DELETE r RETURN count(*) AS n, sum(edge) AS edges",
                 )
                 .param("a", member)
                 .param("b", other),
             )
             .await?;
-        let n: i64 = match rows.first() {
-            Some(row) => row.get("n").map_err(graph_error)?,
-            None => 0,
+        let (n, edges): (i64, i64) = match rows.first() {
+            Some(row) => (
+                row.get("n").map_err(graph_error)?,
+                row.get("edges").map_err(graph_error)?,
+            ),
+            None => (0, 0),
         };
+        if edges > 0 {
+            outbox::enqueue(&self.pool, &connection_removed(member, other)?).await?;
+        }
         Ok(n > 0)
     }
 
