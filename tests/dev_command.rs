@@ -109,3 +109,109 @@ async fn switchyard_dev_seeds_answers_stops_and_reuses_its_data() {
     assert_eq!(again, first);
     stop(child);
 }
+
+/// Reads the seed record, if there is one yet: `(members recorded, complete)`.
+fn seed_progress(data_dir: &std::path::Path) -> Option<(usize, bool)> {
+    let text = std::fs::read_to_string(data_dir.join("seed.json")).ok()?;
+    let record: Value = serde_json::from_str(&text).ok()?;
+    Some((
+        record["members"].as_object()?.len(),
+        record["complete"].as_bool().unwrap_or(true),
+    ))
+}
+
+/// Starts `switchyard dev` and kills it (SIGKILL, no chance to clean up) once `ready` says so
+/// about the seed record; returns whether the kill landed before the seed completed.
+fn kill_during_seed(
+    data_dir: &std::path::Path,
+    ready: impl Fn(Option<(usize, bool)>) -> bool,
+) -> bool {
+    let mut child = Command::new(env!("CARGO_BIN_EXE_switchyard"))
+        .args(["dev", "--listen", "127.0.0.1:0", "--data-dir"])
+        .arg(data_dir)
+        .env("RUST_LOG", "error")
+        .env_remove("REDIS_URL")
+        .stdout(Stdio::null())
+        .spawn()
+        .expect("switchyard starts");
+    let deadline = Instant::now() + Duration::from_secs(120);
+    while !ready(seed_progress(data_dir)) {
+        assert!(
+            Instant::now() < deadline,
+            "the seed never reached the kill point"
+        );
+        if let Some(status) = child.try_wait().unwrap() {
+            panic!("switchyard dev exited on its own with {status}");
+        }
+        std::thread::sleep(Duration::from_millis(2));
+    }
+    child.kill().unwrap();
+    child.wait().unwrap();
+    seed_progress(data_dir).is_none_or(|(_, complete)| !complete)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_first_run_killed_at_any_point_of_seeding_is_completed_by_the_next() {
+    let dir = tempfile::tempdir().unwrap();
+    // Kill points, in order: before the record exists (the stack still starting), with the
+    // record but no member, after the first member, half-way through the members, and after
+    // the last member (connections, posts, chat still to come).
+    let mut interrupted = 0;
+    let start = Instant::now();
+    interrupted += usize::from(kill_during_seed(dir.path(), |_| {
+        start.elapsed() > Duration::from_millis(300)
+    }));
+    for members in [0, 1, 4, 8] {
+        interrupted += usize::from(kill_during_seed(dir.path(), |p| {
+            p.is_some_and(|(n, _)| n >= members)
+        }));
+    }
+    assert!(interrupted >= 4, "only {interrupted} kills landed mid-seed");
+
+    // The next run finishes the seed: everything exactly once.
+    let (child, lines) = start_dev(dir.path());
+    let url = line_after(&lines, "GraphiQL:").to_owned();
+    let query = line_after(&lines, "Try:").to_owned();
+    assert_eq!(
+        ask(&url, &query).await["connectionDegree"]["degree"],
+        "SECOND",
+        "{lines:#?}"
+    );
+    assert_eq!(seed_progress(dir.path()), Some((8, true)));
+    let record: Value =
+        serde_json::from_str(&std::fs::read_to_string(dir.path().join("seed.json")).unwrap())
+            .unwrap();
+    let password = record["password"].as_str().unwrap();
+    let client = GraphQLClient::new(&url);
+    let login = client
+        .data(
+            "mutation($p: String!) { logIn(email: \"amit@example.com\", password: $p) { accessToken } }",
+            json!({ "p": password }),
+        )
+        .await
+        .unwrap();
+    let amit = client.with_token(login["logIn"]["accessToken"].as_str().unwrap());
+    let data = amit
+        .data(
+            "query($id: ID!) { member(id: $id) {
+                 connectionCount
+                 posts { totalCount edges { node { reactions { total } comments { totalCount } } } }
+                 conversations { totalCount edges { node { messages { totalCount } } } }
+             } }",
+            json!({ "id": record["members"]["amit"] }),
+        )
+        .await
+        .unwrap();
+    let member = &data["member"];
+    assert_eq!(member["connectionCount"], 2, "{data}");
+    assert_eq!(member["posts"]["totalCount"], 1, "{data}");
+    let post = &member["posts"]["edges"][0]["node"];
+    assert_eq!(post["reactions"]["total"], 2, "{data}");
+    assert_eq!(post["comments"]["totalCount"], 1, "{data}");
+    assert_eq!(member["conversations"]["totalCount"], 1, "{data}");
+    assert_eq!(
+        member["conversations"]["edges"][0]["node"]["messages"]["totalCount"], 2,
+        "{data}"
+    );
+    stop(child);
+}

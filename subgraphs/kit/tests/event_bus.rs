@@ -116,8 +116,10 @@ async fn relay_delivers(pool: &AnyPool, bus: &EventBus) {
 
     // The background relay picks up a new commit as soon as it is woken.
     let shutdown = CancellationToken::new();
-    let running =
-        OutboxRelay::new(pool.clone(), bus.clone()).poll_interval(Duration::from_secs(60));
+    // (No start-up replay: this bus did not die, so the three would arrive again.)
+    let running = OutboxRelay::new(pool.clone(), bus.clone())
+        .poll_interval(Duration::from_secs(60))
+        .replay_window(Duration::ZERO);
     let task = running.spawn(shutdown.clone());
     let fresh = create_member(pool, "m4", true).await;
     running.wake();
@@ -237,6 +239,65 @@ async fn postgres_consumer_crash_then_restart_over_redis() {
     service.drop_now().await;
     consumer_db.drop_now().await;
     cleanup(&bus).await;
+}
+
+// ---- an in-process bus dies with its process; the relay replays recent events at start -------
+
+#[tokio::test]
+async fn sqlite_in_process_events_lost_with_the_process_are_replayed_at_start() {
+    let (_a, service) = common::sqlite().await;
+    let (_b, consumer_db) = common::sqlite().await;
+    let first = create_member(&service, "m1", true).await;
+    create_member(&service, "m2", true).await;
+    create_member(&service, "m3", true).await;
+    // The first process published all three and its consumer applied only the first before
+    // the process was killed: the bus (memory) and its two undelivered events are gone.
+    let dead_bus = EventBus::in_process();
+    let relay = OutboxRelay::new(service.clone(), dead_bus.clone());
+    assert_eq!(relay.relay_once().await.unwrap(), 3);
+    process_event(
+        &consumer_db,
+        "analytics",
+        &first,
+        &RecordingHandler::default(),
+    )
+    .await
+    .unwrap();
+    drop((relay, dead_bus));
+    // An event published long ago is outside the replay window.
+    let old = create_member(&service, "m0", true).await;
+    sqlx::query("UPDATE switchyard_outbox SET published_at = 1 WHERE id = $1")
+        .bind(old.id.to_string())
+        .execute(&service)
+        .await
+        .unwrap();
+
+    // The next process: without replay the events would never arrive...
+    let bus = EventBus::in_process();
+    let mut subscription = bus.subscribe("analytics").await.unwrap();
+    let silent = OutboxRelay::new(service.clone(), bus.clone()).replay_window(Duration::ZERO);
+    assert_eq!(silent.replay_recent().await.unwrap(), 0);
+    assert!(subscription.next_batch(10, WAIT).await.unwrap().is_empty());
+    // ...with it (the in-process default) the relay republishes them as it starts, and the
+    // consumer skips the one it had already applied.
+    let shutdown = CancellationToken::new();
+    let relay_task = OutboxRelay::new(service.clone(), bus.clone()).spawn(shutdown.clone());
+    let consumer = EventConsumer::new(
+        consumer_db.clone(),
+        "analytics",
+        RecordingHandler::default(),
+    )
+    .wait(WAIT);
+    consume_until(&consumer, &mut subscription, &consumer_db, 3).await;
+    shutdown.cancel();
+    relay_task.await.unwrap();
+    assert_eq!(applied(&consumer_db).await, ["m1", "m2", "m3"]);
+    // Redis keeps what it was handed: no replay there.
+    if let Some(redis) = redis_bus(Duration::from_secs(30)).await {
+        let relay = OutboxRelay::new(service.clone(), redis.clone());
+        assert_eq!(relay.replay_recent().await.unwrap(), 0);
+        cleanup(&redis).await;
+    }
 }
 
 // ---- replays are absorbed by the consumer's de-duplication -----------------------------------

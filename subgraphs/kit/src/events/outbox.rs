@@ -153,18 +153,76 @@ pub struct OutboxRelay {
     bus: EventBus,
     batch_size: usize,
     poll_interval: Duration,
+    replay_window: Duration,
     wake: Arc<Notify>,
 }
 
+/// How far back [`OutboxRelay::run`] republishes on an in-process bus at start (see
+/// [`OutboxRelay::replay_window`]).
+pub const IN_PROCESS_REPLAY_WINDOW: Duration = Duration::from_secs(3600);
+
 impl OutboxRelay {
-    /// A relay from `pool`'s outbox to `bus` (batches of 100, polling every 500 ms).
+    /// A relay from `pool`'s outbox to `bus` (batches of 100, polling every 500 ms; on an
+    /// in-process bus it republishes the last hour's events when it starts).
     pub fn new(pool: AnyPool, bus: EventBus) -> Self {
+        let replay_window = match bus {
+            EventBus::InProcess(_) => IN_PROCESS_REPLAY_WINDOW,
+            EventBus::Redis(_) => Duration::ZERO,
+        };
         OutboxRelay {
             pool,
             bus,
             batch_size: 100,
             poll_interval: Duration::from_millis(500),
+            replay_window,
             wake: Arc::new(Notify::new()),
+        }
+    }
+
+    /// Sets how far back [`OutboxRelay::run`] republishes already-published events when it
+    /// starts (zero: not at all).
+    ///
+    /// An in-process bus lives in memory: an event marked published but not yet consumed when
+    /// the process died (a crash, `kill -9`, or a shutdown that stopped a consumer before the
+    /// last relay pass) is gone with it, and the consumer would never learn of the change.
+    /// Republishing recent events at start closes that gap; consumers de-duplicate by event id
+    /// ([`super::process_event`]), so what they had already processed is skipped. Redis Streams
+    /// keeps undelivered events itself and needs no replay.
+    pub fn replay_window(mut self, window: Duration) -> Self {
+        self.replay_window = window;
+        self
+    }
+
+    /// Republishes the events published within the replay window, oldest first; returns how
+    /// many.
+    pub async fn replay_recent(&self) -> Result<usize, EventError> {
+        if self.replay_window.is_zero() {
+            return Ok(0);
+        }
+        let age = chrono::Duration::from_std(self.replay_window).unwrap_or(chrono::Duration::MAX);
+        let cutoff = Utc::now()
+            .checked_sub_signed(age)
+            .map_or(i64::MIN, |t| t.timestamp_micros());
+        let mut after = String::new();
+        let mut replayed = 0;
+        loop {
+            let rows = sqlx::query(
+                "SELECT id, event_type, aggregate_id, occurred_at, payload FROM switchyard_outbox
+                 WHERE published_at IS NOT NULL AND published_at >= $1 AND id > $2
+                 ORDER BY id LIMIT $3",
+            )
+            .bind(cutoff)
+            .bind(after.clone())
+            .bind(i64::try_from(self.batch_size).unwrap_or(i64::MAX))
+            .fetch_all(&self.pool)
+            .await?;
+            let events = rows.iter().map(decode_row).collect::<Result<Vec<_>, _>>()?;
+            let Some(last) = events.last() else {
+                return Ok(replayed);
+            };
+            after = last.id.to_string();
+            self.bus.publish_batch(&events).await?;
+            replayed += events.len();
         }
     }
 
@@ -233,7 +291,16 @@ impl OutboxRelay {
     }
 
     /// Relays until `shutdown` is cancelled; errors are logged and retried after a poll interval.
+    /// Starts by republishing the replay window ([`OutboxRelay::replay_window`]).
     pub async fn run(self, shutdown: CancellationToken) {
+        match self.replay_recent().await {
+            Ok(0) => {}
+            Ok(n) => tracing::debug!(
+                events = n,
+                "republished recent events to the in-process bus"
+            ),
+            Err(e) => tracing::warn!(error = %e, "republishing recent events failed"),
+        }
         loop {
             let full_batch = match self.relay_once().await {
                 Ok(n) => n == self.batch_size,
