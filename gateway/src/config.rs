@@ -30,6 +30,13 @@ pub struct GatewayConfig {
     pub max_aliases: usize,
     /// Most root fields an operation may select.
     pub max_root_fields: usize,
+    /// Most fields an operation may select once its fragments are expanded.
+    pub max_fields: usize,
+    /// Highest estimated cost an operation may have (lists multiply); 0 turns the limit off.
+    pub max_cost: u64,
+    /// How many items a list field counts as in cost estimates when the supergraph's
+    /// `@listSize` does not say.
+    pub default_list_size: u64,
     /// Whether `__schema` / `__type` queries are answered.
     pub introspection: bool,
     /// Whether GraphiQL is served to browsers on `GET /graphql`.
@@ -66,6 +73,9 @@ impl Default for GatewayConfig {
             max_depth: 64,
             max_aliases: 256,
             max_root_fields: 64,
+            max_fields: 2000,
+            max_cost: 50_000,
+            default_list_size: 10,
             introspection: true,
             graphiql: true,
             dedupe: true,
@@ -172,6 +182,9 @@ struct FileConfig {
     max_depth: Option<usize>,
     max_aliases: Option<usize>,
     max_root_fields: Option<usize>,
+    max_fields: Option<usize>,
+    max_cost: Option<u64>,
+    default_list_size: Option<u64>,
     introspection: Option<bool>,
     graphiql: Option<bool>,
     dedupe: Option<bool>,
@@ -286,6 +299,9 @@ impl GatewayConfig {
         set(&mut self.max_depth, file.max_depth);
         set(&mut self.max_aliases, file.max_aliases);
         set(&mut self.max_root_fields, file.max_root_fields);
+        set(&mut self.max_fields, file.max_fields);
+        set(&mut self.max_cost, file.max_cost);
+        set(&mut self.default_list_size, file.default_list_size);
         set(&mut self.introspection, file.introspection);
         set(&mut self.graphiql, file.graphiql);
         set(&mut self.dedupe, file.dedupe);
@@ -363,6 +379,9 @@ impl GatewayConfig {
                 "MAX_DEPTH" => self.max_depth = parse_env(&name, &value)?,
                 "MAX_ALIASES" => self.max_aliases = parse_env(&name, &value)?,
                 "MAX_ROOT_FIELDS" => self.max_root_fields = parse_env(&name, &value)?,
+                "MAX_FIELDS" => self.max_fields = parse_env(&name, &value)?,
+                "MAX_COST" => self.max_cost = parse_env(&name, &value)?,
+                "DEFAULT_LIST_SIZE" => self.default_list_size = parse_env(&name, &value)?,
                 "INTROSPECTION" => self.introspection = parse_bool(&name, &value)?,
                 "GRAPHIQL" => self.graphiql = parse_bool(&name, &value)?,
                 "DEDUPE" => self.dedupe = parse_bool(&name, &value)?,

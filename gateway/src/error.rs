@@ -21,12 +21,51 @@ pub const MAX_DEPTH_EXCEEDED: &str = "MAX_DEPTH_EXCEEDED";
 pub const MAX_ALIASES_EXCEEDED: &str = "MAX_ALIASES_EXCEEDED";
 /// `extensions.code` for an operation with more root fields than `max_root_fields`.
 pub const MAX_ROOT_FIELDS_EXCEEDED: &str = "MAX_ROOT_FIELDS_EXCEEDED";
+/// `extensions.code` for an operation selecting more fields than `max_fields` (fragments expanded).
+pub const MAX_FIELDS_EXCEEDED: &str = "MAX_FIELDS_EXCEEDED";
+/// `extensions.code` for an operation whose estimated cost is over `max_cost`.
+pub const MAX_COST_EXCEEDED: &str = "MAX_COST_EXCEEDED";
 /// `extensions.code` for introspection when it is switched off.
 pub const INTROSPECTION_DISABLED: &str = "INTROSPECTION_DISABLED";
 /// `extensions.code` for a request body over `max_body_bytes`.
 pub const PAYLOAD_TOO_LARGE: &str = "PAYLOAD_TOO_LARGE";
 /// `extensions.code` for bad or missing variable values.
 pub const BAD_USER_INPUT: &str = "BAD_USER_INPUT";
+
+/// `extensions.code` of the error that stands for the errors left out of a long list.
+pub const TOO_MANY_ERRORS: &str = "TOO_MANY_ERRORS";
+
+/// Most errors one response lists. A subgraph that fails 20,000 list items would otherwise
+/// send the client megabytes of near-identical errors; the first ones say what went wrong.
+pub const MAX_ERRORS: usize = 100;
+
+/// Shortens `errors` to at most [`MAX_ERRORS`], the last one saying how many were left out.
+pub(crate) fn cap_errors(errors: &mut Vec<GraphQLError>) {
+    if errors.len() > MAX_ERRORS {
+        let omitted = omitted_error(errors.len());
+        errors.truncate(MAX_ERRORS - 1);
+        errors.push(omitted);
+    }
+}
+
+/// `errors`, or its first [`MAX_ERRORS`]` - 1` and one saying how many were left out.
+pub(crate) fn capped(errors: &[GraphQLError]) -> std::borrow::Cow<'_, [GraphQLError]> {
+    if errors.len() <= MAX_ERRORS {
+        return std::borrow::Cow::Borrowed(errors);
+    }
+    let mut kept = errors[..MAX_ERRORS - 1].to_vec();
+    kept.push(omitted_error(errors.len()));
+    std::borrow::Cow::Owned(kept)
+}
+
+fn omitted_error(total: usize) -> GraphQLError {
+    let omitted = total - (MAX_ERRORS - 1);
+    GraphQLError::new(
+        format!("{omitted} more errors were left out of this response."),
+        TOO_MANY_ERRORS,
+    )
+    .with_extension("omitted", omitted)
+}
 
 /// A line/column position in the client's document (1-based).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]

@@ -10,6 +10,7 @@ mod error;
 pub mod execute;
 mod http;
 pub mod introspection;
+mod limits;
 mod operation;
 pub mod subscription;
 
@@ -28,12 +29,13 @@ pub use config::{BreakerSettings, ConfigError, GatewayConfig, SubgraphOverrides,
 pub use error::{
     GatewayError, GraphQLError, GraphQLErrors, Location, PathSegment, BAD_REQUEST, BAD_USER_INPUT,
     GRAPHQL_PARSE_FAILED, GRAPHQL_VALIDATION_FAILED, INTROSPECTION_DISABLED, MAX_ALIASES_EXCEEDED,
-    MAX_DEPTH_EXCEEDED, MAX_ROOT_FIELDS_EXCEEDED, PAYLOAD_TOO_LARGE, QUERY_PLANNING_FAILED,
-    SUBGRAPH_CIRCUIT_OPEN, SUBGRAPH_REQUEST_FAILED,
+    MAX_DEPTH_EXCEEDED, MAX_ERRORS, MAX_ROOT_FIELDS_EXCEEDED, PAYLOAD_TOO_LARGE,
+    QUERY_PLANNING_FAILED, SUBGRAPH_CIRCUIT_OPEN, SUBGRAPH_REQUEST_FAILED, TOO_MANY_ERRORS,
 };
 pub use execute::{Executor, ExecutorOptions};
 pub use http::graphiql;
-pub use operation::{parse_and_validate, OperationLimits, PreparedOperation};
+pub use limits::{Cost, CostModel, OperationLimits, Shape};
+pub use operation::{parse_and_validate, PreparedOperation};
 
 /// Something that turns a validated operation into a query plan (the real planner, or a stub in
 /// tests).
@@ -118,7 +120,8 @@ impl GraphQLResponse {
     fn errors(status: ResponseStatus, errors: &[GraphQLError]) -> Self {
         let mut body = Vec::with_capacity(128);
         body.extend_from_slice(b"{\"errors\":");
-        serde_json::to_writer(&mut body, errors).expect("serializing errors cannot fail");
+        serde_json::to_writer(&mut body, &*error::capped(errors))
+            .expect("serializing errors cannot fail");
         body.push(b'}');
         Self {
             body: Bytes::from(body),
@@ -144,6 +147,7 @@ struct Inner {
     executor: execute::Executor,
     cache: operation::OperationCache,
     limits: OperationLimits,
+    cost_model: CostModel,
     plan_options: PlanOptions,
     labels_key: String,
     propagate: Vec<HeaderName>,
@@ -169,8 +173,9 @@ impl Gateway {
             .iter()
             .map(|s| (s.name.clone(), s.url.clone()))
             .collect();
+        let cost_model = CostModel::from_supergraph(supergraph.schema(), config.default_list_size);
         let planner = Arc::new(QueryPlanner::new(supergraph));
-        Self::from_parts(api_schema, subgraphs, planner, config)
+        Self::build(api_schema, subgraphs, planner, config, cost_model)
     }
 
     /// A gateway from its pieces: the API schema, `(name, url)` subgraphs (config URL overrides
@@ -180,6 +185,17 @@ impl Gateway {
         subgraphs: Vec<(String, String)>,
         planner: Arc<dyn OperationPlanner>,
         config: GatewayConfig,
+    ) -> Result<Gateway, GatewayError> {
+        let cost_model = CostModel::new(config.default_list_size);
+        Self::build(api_schema, subgraphs, planner, config, cost_model)
+    }
+
+    fn build(
+        api_schema: Valid<Schema>,
+        subgraphs: Vec<(String, String)>,
+        planner: Arc<dyn OperationPlanner>,
+        config: GatewayConfig,
+        cost_model: CostModel,
     ) -> Result<Gateway, GatewayError> {
         let subgraphs: Vec<(String, String)> = subgraphs
             .into_iter()
@@ -218,6 +234,8 @@ impl Gateway {
             max_depth: config.max_depth,
             max_aliases: config.max_aliases,
             max_root_fields: config.max_root_fields,
+            max_fields: config.max_fields,
+            max_cost: config.max_cost,
         };
         Ok(Gateway {
             inner: Arc::new(Inner {
@@ -226,6 +244,7 @@ impl Gateway {
                 planner,
                 executor,
                 limits,
+                cost_model,
                 plan_options,
                 labels_key,
                 propagate,
@@ -313,6 +332,9 @@ impl Gateway {
             Ok(variables) => variables,
             Err(errors) => return GraphQLResponse::errors(ResponseStatus::RequestError, &errors.0),
         };
+        if let Err(errors) = self.check_variable_cost(&prepared, &variables) {
+            return GraphQLResponse::errors(ResponseStatus::RequestError, &errors.0);
+        }
         let forwarded = self.forwarded_headers(headers);
         let span = tracing::info_span!(
             "execute",
@@ -340,6 +362,23 @@ impl Gateway {
         out
     }
 
+    /// For an operation whose list sizes come from variables: its cost with these values.
+    /// Everything else was estimated once, when it was planned.
+    pub(crate) fn check_variable_cost(
+        &self,
+        prepared: &PreparedOperation,
+        variables: &Map<String, Value>,
+    ) -> Result<(), GraphQLErrors> {
+        if !prepared.cost.uses_variables {
+            return Ok(());
+        }
+        let cost =
+            self.inner
+                .cost_model
+                .cost(prepared.document(), prepared.operation(), Some(variables));
+        self.inner.limits.check_cost(cost.value)
+    }
+
     /// The cached prepared operation, or validate + check limits + plan + cache it.
     fn prepare(
         &self,
@@ -351,8 +390,27 @@ impl Gateway {
         if let Some(hit) = inner.cache.get(&key) {
             return Ok(hit);
         }
+        let prepared = Arc::new(self.prepare_uncached(query, operation_name)?);
+        inner.cache.insert(key, Arc::clone(&prepared));
+        Ok(prepared)
+    }
+
+    /// Parse, check the expanded shape (before validation, whose field-merging rules would
+    /// otherwise walk a fragment bomb), validate, check root fields, introspection and cost,
+    /// plan.
+    fn prepare_uncached(
+        &self,
+        query: &str,
+        operation_name: Option<&str>,
+    ) -> Result<PreparedOperation, (GraphQLErrors, ResponseStatus)> {
+        let inner = &*self.inner;
         let request_error = |errors| (errors, ResponseStatus::RequestError);
-        let document = parse_and_validate(inner.executor.schema(), query).map_err(request_error)?;
+        let ast = operation::parse(query).map_err(request_error)?;
+        inner
+            .limits
+            .check_shape(&Shape::of_document(&ast))
+            .map_err(request_error)?;
+        let document = operation::validate(inner.executor.schema(), ast).map_err(request_error)?;
         let operation = document
             .operations
             .get(operation_name)
@@ -365,9 +423,7 @@ impl Gateway {
                 GraphQLErrors::single(GraphQLError::new(message, GRAPHQL_VALIDATION_FAILED))
             })
             .map_err(request_error)?;
-        inner
-            .limits
-            .check(&document, operation)
+        operation::check_root_fields(&document, operation, inner.limits.max_root_fields)
             .map_err(request_error)?;
         inner
             .executor
@@ -377,6 +433,10 @@ impl Gateway {
                 let error = execute::introspection_error(err.to_graphql_error());
                 request_error(GraphQLErrors::single(error))
             })?;
+        let cost = inner.cost_model.cost(&document, operation, None);
+        if !cost.uses_variables {
+            inner.limits.check_cost(cost.value).map_err(request_error)?;
+        }
         let plan = inner
             .planner
             .plan(&document, operation_name, &inner.plan_options)
@@ -389,12 +449,9 @@ impl Gateway {
                     ResponseStatus::PlanningFailed,
                 )
             })?;
-        let prepared = Arc::new(
-            PreparedOperation::new(&inner.executor, document, operation_name, plan)
-                .map_err(request_error)?,
-        );
-        inner.cache.insert(key, Arc::clone(&prepared));
-        Ok(prepared)
+        PreparedOperation::new(&inner.executor, document, operation_name, plan)
+            .map(|prepared| prepared.with_cost(cost))
+            .map_err(request_error)
     }
 }
 

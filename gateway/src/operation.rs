@@ -13,7 +13,7 @@ use switchyard_planner::QueryPlan;
 
 use crate::error::{
     GraphQLError, GraphQLErrors, Location, BAD_USER_INPUT, GRAPHQL_PARSE_FAILED,
-    GRAPHQL_VALIDATION_FAILED, MAX_ALIASES_EXCEEDED, MAX_DEPTH_EXCEEDED, MAX_ROOT_FIELDS_EXCEEDED,
+    GRAPHQL_VALIDATION_FAILED, MAX_ROOT_FIELDS_EXCEEDED,
 };
 use crate::execute::{ExecNode, Executor};
 
@@ -24,6 +24,8 @@ pub struct PreparedOperation {
     pub(crate) plan: QueryPlan,
     pub(crate) exec: Option<ExecNode>,
     pub(crate) has_introspection: bool,
+    /// The estimated cost; redone per request when a list size comes from a variable.
+    pub(crate) cost: crate::limits::Cost,
     /// Size of the last response written for this operation, to size the next one's buffer
     /// in one allocation (responses to one operation tend to be alike in size).
     pub(crate) response_size: std::sync::atomic::AtomicUsize,
@@ -57,9 +59,19 @@ impl PreparedOperation {
             plan,
             exec,
             has_introspection,
+            cost: crate::limits::Cost {
+                value: 0,
+                uses_variables: false,
+            },
             response_size: std::sync::atomic::AtomicUsize::new(0),
             schema: Arc::clone(executor.schema()),
         })
+    }
+
+    /// The same operation with its estimated cost recorded.
+    pub(crate) fn with_cost(mut self, cost: crate::limits::Cost) -> Self {
+        self.cost = cost;
+        self
     }
 
     /// The query plan this operation runs.
@@ -213,8 +225,20 @@ pub fn parse_and_validate(
     schema: &Valid<Schema>,
     query: &str,
 ) -> Result<Valid<ExecutableDocument>, GraphQLErrors> {
-    let document = ast::Document::parse(query, "operation.graphql")
-        .map_err(|with| diagnostics(&with.errors, GRAPHQL_PARSE_FAILED))?;
+    validate(schema, parse(query)?)
+}
+
+/// Parses a client document (no validation yet).
+pub(crate) fn parse(query: &str) -> Result<ast::Document, GraphQLErrors> {
+    ast::Document::parse(query, "operation.graphql")
+        .map_err(|with| diagnostics(&with.errors, GRAPHQL_PARSE_FAILED))
+}
+
+/// Validates a parsed client document against the API schema.
+pub(crate) fn validate(
+    schema: &Valid<Schema>,
+    document: ast::Document,
+) -> Result<Valid<ExecutableDocument>, GraphQLErrors> {
     document
         .to_executable_validate(schema)
         .map_err(|with| diagnostics(&with.errors, GRAPHQL_VALIDATION_FAILED))
@@ -240,66 +264,27 @@ fn diagnostics(list: &DiagnosticList, code: &str) -> GraphQLErrors {
     )
 }
 
-/// Limits on operation shape, checked once per distinct operation.
-#[derive(Debug, Clone, Copy)]
-pub struct OperationLimits {
-    /// Deepest field nesting (fragments expanded).
-    pub max_depth: usize,
-    /// Most aliased fields.
-    pub max_aliases: usize,
-    /// Most root fields.
-    pub max_root_fields: usize,
-}
-
-impl OperationLimits {
-    /// Checks `operation` of `document`; each exceeded limit gives one error.
-    pub fn check(
-        &self,
-        document: &ExecutableDocument,
-        operation: &Operation,
-    ) -> Result<(), GraphQLErrors> {
-        let mut errors = Vec::new();
-        let roots = root_fields(document, &operation.selection_set);
-        if roots.len() > self.max_root_fields {
-            errors.push(GraphQLError::new(
+/// Checks the number of root fields (fragments entered, duplicates merged) of `operation`.
+pub(crate) fn check_root_fields(
+    document: &ExecutableDocument,
+    operation: &Operation,
+    max_root_fields: usize,
+) -> Result<(), GraphQLErrors> {
+    let roots = root_fields(document, &operation.selection_set);
+    if roots.len() > max_root_fields {
+        return Err(GraphQLErrors::single(
+            GraphQLError::new(
                 format!(
-                    "Operation selects {} root fields; the limit is {}.",
+                    "Operation selects {} root fields; the limit is {max_root_fields}.",
                     roots.len(),
-                    self.max_root_fields
                 ),
                 MAX_ROOT_FIELDS_EXCEEDED,
-            ));
-        }
-        let mut memo = HashMap::new();
-        let depth = depth(document, &operation.selection_set, &mut memo);
-        if depth > self.max_depth {
-            errors.push(GraphQLError::new(
-                format!(
-                    "Operation is nested {depth} levels deep; the limit is {}.",
-                    self.max_depth
-                ),
-                MAX_DEPTH_EXCEEDED,
-            ));
-        }
-        let mut aliases = count_aliases(&operation.selection_set);
-        for fragment in document.fragments.values() {
-            aliases += count_aliases(&fragment.selection_set);
-        }
-        if aliases > self.max_aliases {
-            errors.push(GraphQLError::new(
-                format!(
-                    "Operation uses {aliases} aliases; the limit is {}.",
-                    self.max_aliases
-                ),
-                MAX_ALIASES_EXCEEDED,
-            ));
-        }
-        if errors.is_empty() {
-            Ok(())
-        } else {
-            Err(GraphQLErrors(errors))
-        }
+            )
+            .with_extension("rootFields", roots.len())
+            .with_extension("maxRootFields", max_root_fields),
+        ));
     }
+    Ok(())
 }
 
 /// Response keys of the root selection, fragments entered, duplicates merged.
@@ -336,52 +321,6 @@ fn collect_root<'d>(
             }
         }
     }
-}
-
-/// Field depth with fragments expanded; fragment depths are memoized so fragment-heavy
-/// documents cost linear time.
-fn depth<'d>(
-    document: &'d ExecutableDocument,
-    set: &'d SelectionSet,
-    memo: &mut HashMap<&'d str, usize>,
-) -> usize {
-    let mut deepest = 0;
-    for selection in &set.selections {
-        let d = match selection {
-            Selection::Field(field) => 1 + depth(document, &field.selection_set, memo),
-            Selection::InlineFragment(inline) => depth(document, &inline.selection_set, memo),
-            Selection::FragmentSpread(spread) => {
-                let name = spread.fragment_name.as_str();
-                if let Some(d) = memo.get(name) {
-                    *d
-                } else {
-                    // Validation rejects fragment cycles; the placeholder only guards recursion.
-                    memo.insert(name, 0);
-                    let d = document
-                        .fragments
-                        .get(name)
-                        .map_or(0, |f| depth(document, &f.selection_set, memo));
-                    memo.insert(name, d);
-                    d
-                }
-            }
-        };
-        deepest = deepest.max(d);
-    }
-    deepest
-}
-
-fn count_aliases(set: &SelectionSet) -> usize {
-    set.selections
-        .iter()
-        .map(|selection| match selection {
-            Selection::Field(field) => {
-                usize::from(field.alias.is_some()) + count_aliases(&field.selection_set)
-            }
-            Selection::InlineFragment(inline) => count_aliases(&inline.selection_set),
-            Selection::FragmentSpread(_) => 0,
-        })
-        .sum()
 }
 
 /// Bounded cache of prepared operations, keyed by operation text + name + override labels.

@@ -55,6 +55,7 @@ pub(crate) fn write_response(
     }
     let mut out = shaper.out;
     if !errors.is_empty() {
+        crate::error::cap_errors(&mut errors);
         out.extend_from_slice(b",\"errors\":");
         write_json(&mut out, &errors);
     }

@@ -160,20 +160,12 @@ async fn graphql_post(State(gateway): State<Gateway>, headers: HeaderMap, body: 
             );
         }
     };
-    let request: GraphQLRequest = match serde_json::from_slice(&bytes) {
+    let request = match parse_request_body(&bytes) {
         Ok(request) => request,
-        Err(err) => {
-            return error_response(
-                StatusCode::BAD_REQUEST,
-                media,
-                &format!("Invalid JSON request body: {err}"),
-                BAD_REQUEST,
-            )
+        Err(message) => {
+            return error_response(StatusCode::BAD_REQUEST, media, &message, BAD_REQUEST)
         }
     };
-    if request.query.is_none() {
-        return error_response(StatusCode::BAD_REQUEST, media, "Missing query", BAD_REQUEST);
-    }
     if crate::subscription::accepts_multipart(&headers)
         && crate::subscription::streams_over_http(&gateway, &request)
     {
@@ -186,6 +178,48 @@ async fn graphql_post(State(gateway): State<Gateway>, headers: HeaderMap, body: 
     );
     let response = gateway.run(request, &headers, false).instrument(span).await;
     to_http(response, media)
+}
+
+/// A POST body as one GraphQL request, or why it is not one: batches (JSON arrays) and
+/// non-object bodies get their own messages instead of serde's "invalid type" wording.
+pub(crate) fn parse_request_body(bytes: &[u8]) -> Result<GraphQLRequest, String> {
+    match bytes.iter().find(|b| !b.is_ascii_whitespace()) {
+        Some(b'{') => {}
+        Some(b'[') => {
+            return Err(
+                "Batched requests (a JSON array of operations) are not supported; send \
+                        one operation per request."
+                    .to_owned(),
+            )
+        }
+        None => {
+            return Err(
+                "The request body is empty; send a JSON object with a \"query\".".to_owned(),
+            )
+        }
+        Some(_) => {
+            return Err(
+                "The request body must be a JSON object with a \"query\" (and optionally \
+                 \"operationName\", \"variables\", \"extensions\")."
+                    .to_owned(),
+            )
+        }
+    }
+    let request: GraphQLRequest =
+        serde_json::from_slice(bytes).map_err(|err| format!("Invalid JSON request body: {err}"))?;
+    if request.query.is_none() {
+        return Err("Missing query".to_owned());
+    }
+    check_extensions(request.extensions.as_ref())?;
+    Ok(request)
+}
+
+/// `extensions`, when present and not null, must be a JSON object (GraphQL over HTTP).
+fn check_extensions(extensions: Option<&serde_json::Value>) -> Result<(), String> {
+    match extensions {
+        None | Some(serde_json::Value::Null | serde_json::Value::Object(_)) => Ok(()),
+        Some(_) => Err("\"extensions\" must be a JSON object.".to_owned()),
+    }
 }
 
 fn too_large(media: Media, limit: usize) -> Response {
@@ -256,10 +290,23 @@ async fn graphql_get(State(gateway): State<Gateway>, request: axum::extract::Req
             }
         }
     };
-    let extensions = params
-        .extensions
-        .as_deref()
-        .and_then(|e| serde_json::from_str(e).ok());
+    let extensions = match params.extensions.as_deref().filter(|e| !e.is_empty()) {
+        None => None,
+        Some(text) => match serde_json::from_str::<serde_json::Value>(text) {
+            Ok(value) => Some(value),
+            Err(err) => {
+                return error_response(
+                    StatusCode::BAD_REQUEST,
+                    media,
+                    &format!("Invalid extensions JSON: {err}"),
+                    BAD_REQUEST,
+                )
+            }
+        },
+    };
+    if let Err(message) = check_extensions(extensions.as_ref()) {
+        return error_response(StatusCode::BAD_REQUEST, media, &message, BAD_REQUEST);
+    }
     let request = GraphQLRequest {
         query: Some(query),
         operation_name: params.operation_name,
