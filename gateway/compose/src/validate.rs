@@ -188,7 +188,9 @@ impl Ctx<'_> {
                             self.fail("INVALID_FIELDS", format!("Unknown directive \"@{d}\""));
                         }
                     }
-                    if *has_args {
+                    // Apollo's composer accepts arguments in @requires field sets (the
+                    // required value is fetched with them); @key and @provides reject them.
+                    if *has_args && self.usage != Use::Requires {
                         self.fail(
                             "FIELDS_HAS_ARGS",
                             format!(

@@ -1,5 +1,7 @@
 //! A seeded generator of Federation 2 subgraph shapes, fixtures and operations for differential
 //! testing (`switchyard-difftest` runs them through Switchyard and a reference router).
+//! Each operation comes with the response the world gives for it ([`Shape::expected`]), an oracle
+//! independent of every gateway.
 //!
 //! One seed always gives the same [`Shape`]: the subgraph SDLs (each with a Federation v2.3
 //! `@link`), one fixture per subgraph in the case-file fixture format, and client operations over
@@ -66,6 +68,9 @@ pub struct Shape {
     pub fixtures: BTreeMap<String, Value>,
     /// Client operations over the composed API schema.
     pub operations: Vec<String>,
+    /// Per operation, the response a correct gateway returns (computed from the world the
+    /// fixtures were cut from, independently of any gateway).
+    pub expected: Vec<Value>,
     /// Which generator features this shape uses (for reports).
     pub features: BTreeSet<&'static str>,
 }
@@ -235,14 +240,15 @@ pub fn generate(seed: u64, options: &Options) -> Shape {
     let fixtures = (0..world.subgraphs.len())
         .map(|s| (world.subgraphs[s].clone(), fixture(&world, s)))
         .collect();
-    let operations = (0..options.operations)
+    let (operations, expected) = (0..options.operations)
         .map(|_| operation(&world, &mut rng, options))
-        .collect();
+        .unzip();
     Shape {
         seed,
         subgraphs,
         fixtures,
         operations,
+        expected,
         features: world.features.clone(),
     }
 }
@@ -616,13 +622,23 @@ fn field_value(w: &World, e: usize, i: usize, f: &Field) -> Value {
     }
 }
 
+/// The value of a field that takes `(mode:)`: of the field's own type, different per mode.
+fn argument_value(v: &Value, mode: &str) -> Value {
+    let up = mode == "UP";
+    match v {
+        Value::Number(n) => json!(n.as_i64().unwrap_or(0) * 10 + if up { 1 } else { 2 }),
+        Value::Bool(b) => json!(if up { *b } else { !*b }),
+        other => json!(format!("{mode}:{}", other.as_str().unwrap_or_default())),
+    }
+}
+
 fn requires_value(w: &World, e: usize, i: usize, r: &Requires) -> Value {
     let ent = &w.entities[e];
     let on = &ent.fields[r.on];
     let base = field_value(w, e, i, on);
     match r.argument {
         None => json!(format!("req({base})")),
-        Some(arg) => json!(format!("req({arg}:{base})")),
+        Some(arg) => json!(format!("req({})", argument_value(&base, arg))),
     }
 }
 
@@ -913,7 +929,7 @@ fn fixture(w: &World, s: usize) -> Value {
                         for arg in ["UP", "DOWN"] {
                             obj.insert(
                                 format!("{}({{\"mode\":\"{arg}\"}})", f.name),
-                                json!(format!("{arg}:{v}")),
+                                argument_value(&v, arg),
                             );
                         }
                     } else {
@@ -1027,6 +1043,76 @@ fn fixture(w: &World, s: usize) -> Value {
     Value::Object(out)
 }
 
+/// One selection of a generated operation: rendered as text and evaluated against the world.
+#[derive(Debug, Clone)]
+enum Sel {
+    /// A field, with its alias, `(mode:)` argument, directive and sub-selections.
+    Field {
+        alias: Option<String>,
+        name: String,
+        mode: Option<&'static str>,
+        directive: &'static str,
+        sub: Option<Vec<Sel>>,
+    },
+    /// `... on <on><directive> { sub }`.
+    Inline {
+        on: String,
+        directive: &'static str,
+        sub: Vec<Sel>,
+    },
+    /// `...<name>`, a named fragment on `on`.
+    Spread {
+        name: String,
+        on: String,
+        sub: Vec<Sel>,
+    },
+}
+
+impl Sel {
+    fn leaf(name: &str) -> Sel {
+        Sel::Field {
+            alias: None,
+            name: name.to_string(),
+            mode: None,
+            directive: "",
+            sub: None,
+        }
+    }
+}
+
+fn render(selections: &[Sel]) -> String {
+    let parts: Vec<String> = selections
+        .iter()
+        .map(|s| match s {
+            Sel::Field {
+                alias,
+                name,
+                mode,
+                directive,
+                sub,
+            } => {
+                let mut out = match alias {
+                    Some(a) => format!("{a}: {name}"),
+                    None => name.clone(),
+                };
+                if let Some(mode) = mode {
+                    let _ = write!(out, "(mode: \"{mode}\")");
+                }
+                out.push_str(directive);
+                if let Some(sub) = sub {
+                    let _ = write!(out, " {{ {} }}", render(sub));
+                }
+                out
+            }
+            Sel::Inline { on, directive, sub } => {
+                format!("... on {on}{directive} {{ {} }}", render(sub))
+            }
+            Sel::Spread { name, .. } => format!("...{name}"),
+        })
+        .collect();
+    parts.join(" ")
+}
+
 struct Ctx<'a> {
     w: &'a World,
     rng: &'a mut Rng,
@@ -1045,106 +1131,125 @@ fn directive(ctx: &mut Ctx) -> &'static str {
     }
 }
 
-fn alias(ctx: &mut Ctx, name: &str) -> String {
+/// Whether a generated directive leaves the selection out.
+fn excluded(directive: &str) -> bool {
+    directive == " @skip(if: true)" || directive == " @include(if: false)"
+}
+
+fn alias(ctx: &mut Ctx, name: &str) -> Option<String> {
     if ctx.rng.chance(20) {
         ctx.alias_counter += 1;
-        format!("a{}_{name}: {name}", ctx.alias_counter)
+        Some(format!("a{}_{name}", ctx.alias_counter))
     } else {
-        name.to_string()
+        None
     }
 }
 
-fn entity_selection(ctx: &mut Ctx, e: usize, depth: usize) -> String {
+fn entity_selection(ctx: &mut Ctx, e: usize, depth: usize) -> Vec<Sel> {
     let w = ctx.w;
     let ent = &w.entities[e];
     let mut parts = Vec::new();
     if ctx.rng.chance(60) {
-        parts.push("id".to_string());
+        parts.push(Sel::leaf("id"));
     }
     if ctx.rng.chance(20) {
-        parts.push("__typename".to_string());
+        parts.push(Sel::leaf("__typename"));
     }
-    for f in &ent.fields {
+    for (i, f) in ent.fields.iter().enumerate() {
         if f.resolvers.iter().any(|(_, r)| *r == Role::Inaccessible) {
             continue;
         }
         if !ctx.rng.chance(60) {
             continue;
         }
-        let args = if w
-            .entities
-            .get(e)
-            .and_then(|en| en.fields.iter().position(|x| x.name == f.name))
-            .is_some_and(|i| {
-                ent.requires
+        let mode = ent
+            .requires
+            .iter()
+            .any(|r| r.on == i && r.argument.is_some())
+            .then(|| ["UP", "DOWN"][ctx.rng.below(2)]);
+        let alias = alias(ctx, &f.name);
+        let directive = directive(ctx);
+        let sub = match &f.target {
+            Target::Scalar(_) => None,
+            Target::Value(v) => Some(
+                w.values[*v]
+                    .fields
                     .iter()
-                    .any(|r| r.on == i && r.argument.is_some())
-            }) {
-            format!("(mode: {})", ["UP", "DOWN"][ctx.rng.below(2)])
-                .replace("(mode: UP)", "(mode: \"UP\")")
-                .replace("(mode: DOWN)", "(mode: \"DOWN\")")
-        } else {
-            String::new()
-        };
-        let head = format!("{}{args}{}", alias(ctx, &f.name), directive(ctx));
-        match &f.target {
-            Target::Scalar(_) => parts.push(head),
-            Target::Value(v) => {
-                let vt = &w.values[*v];
-                let subs: Vec<String> = vt.fields.iter().map(|(n, _)| n.clone()).collect();
-                parts.push(format!("{head} {{ {} }}", subs.join(" ")));
-            }
+                    .map(|(n, _)| Sel::leaf(n))
+                    .collect(),
+            ),
             Target::Entity(t) if depth < ctx.max_depth => {
-                let inner = entity_selection(ctx, *t, depth + 1);
-                parts.push(format!("{head} {{ {inner} }}"));
+                Some(entity_selection(ctx, *t, depth + 1))
             }
-            Target::Entity(_) => {}
-        }
+            Target::Entity(_) => continue,
+        };
+        parts.push(Sel::Field {
+            alias,
+            name: f.name.clone(),
+            mode,
+            directive,
+            sub,
+        });
     }
     for r in &ent.requires {
         if ctx.rng.chance(70) {
-            let head = format!("{}{}", alias(ctx, &r.name), directive(ctx));
-            parts.push(head);
+            let alias = alias(ctx, &r.name);
+            let directive = directive(ctx);
+            parts.push(Sel::Field {
+                alias,
+                name: r.name.clone(),
+                mode: None,
+                directive,
+                sub: None,
+            });
         }
     }
     if parts.is_empty() {
-        parts.push("id".into());
+        parts.push(Sel::leaf("id"));
     }
     if ctx.rng.chance(15) {
         let name = format!("F{}", ctx.fragments.len());
-        let body = parts.join(" ");
-        ctx.fragments
-            .push(format!("fragment {name} on {} {{ {body} }}", ent.name));
-        return format!("...{name}");
+        ctx.fragments.push(format!(
+            "fragment {name} on {} {{ {} }}",
+            ent.name,
+            render(&parts)
+        ));
+        return vec![Sel::Spread {
+            name,
+            on: ent.name.clone(),
+            sub: parts,
+        }];
     }
-    parts.join(" ")
+    parts
 }
 
-fn abstract_selection(ctx: &mut Ctx, members: &[usize], with_id: bool, depth: usize) -> String {
+fn abstract_selection(ctx: &mut Ctx, members: &[usize], with_id: bool, depth: usize) -> Vec<Sel> {
     let mut parts = Vec::new();
     if with_id && ctx.rng.chance(50) {
-        parts.push("id".to_string());
+        parts.push(Sel::leaf("id"));
     }
     if ctx.rng.chance(70) {
-        parts.push("__typename".to_string());
+        parts.push(Sel::leaf("__typename"));
     }
     for m in members {
         if ctx.rng.chance(75) {
-            let inner = entity_selection(ctx, *m, depth + 1);
-            let d = directive(ctx);
-            parts.push(format!(
-                "... on {}{d} {{ {inner} }}",
-                ctx.w.entities[*m].name
-            ));
+            let sub = entity_selection(ctx, *m, depth + 1);
+            let directive = directive(ctx);
+            parts.push(Sel::Inline {
+                on: ctx.w.entities[*m].name.clone(),
+                directive,
+                sub,
+            });
         }
     }
     if parts.is_empty() {
-        parts.push("__typename".into());
+        parts.push(Sel::leaf("__typename"));
     }
-    parts.join(" ")
+    parts
 }
 
-fn operation(w: &World, rng: &mut Rng, options: &Options) -> String {
+/// One generated operation and the response a correct gateway gives for it.
+fn operation(w: &World, rng: &mut Rng, options: &Options) -> (String, Value) {
     let mut ctx = Ctx {
         w,
         rng,
@@ -1156,12 +1261,13 @@ fn operation(w: &World, rng: &mut Rng, options: &Options) -> String {
     let mut fields = Vec::new();
     let mut used = BTreeSet::new();
     for _ in 0..n {
-        let r = &w.roots[ctx.rng.below(w.roots.len())];
-        if !used.insert(r.name.clone()) {
+        let r = ctx.rng.below(w.roots.len());
+        let root = &w.roots[r];
+        if !used.insert(root.name.clone()) {
             continue;
         }
-        let head = alias(&mut ctx, &r.name);
-        let body = match &r.kind {
+        let alias = alias(&mut ctx, &root.name);
+        let sub = match &root.kind {
             RootKind::Entities { entity, .. } => entity_selection(&mut ctx, *entity, 1),
             RootKind::Interface(a) | RootKind::InterfaceObject(a) => {
                 let all: BTreeSet<usize> = w.interfaces[*a]
@@ -1172,9 +1278,9 @@ fn operation(w: &World, rng: &mut Rng, options: &Options) -> String {
                     .collect();
                 let all: Vec<usize> = all.into_iter().collect();
                 let mut sel = abstract_selection(&mut ctx, &all, true, 1);
-                if let (RootKind::InterfaceObject(_), Some(io)) = (&r.kind, &w.interface_object) {
-                    sel.push(' ');
-                    sel.push_str(&io.field);
+                if let (RootKind::InterfaceObject(_), Some(io)) = (&root.kind, &w.interface_object)
+                {
+                    sel.push(Sel::leaf(&io.field));
                 }
                 sel
             }
@@ -1185,14 +1291,168 @@ fn operation(w: &World, rng: &mut Rng, options: &Options) -> String {
                 abstract_selection(&mut ctx, &all, false, 1)
             }
         };
-        fields.push(format!("{head} {{ {body} }}"));
+        fields.push((r, alias, sub));
     }
-    let mut op = format!("query Q {{ {} }}", fields.join(" "));
+    let selections: Vec<Sel> = fields
+        .iter()
+        .map(|(r, alias, sub)| Sel::Field {
+            alias: alias.clone(),
+            name: w.roots[*r].name.clone(),
+            mode: None,
+            directive: "",
+            sub: Some(sub.clone()),
+        })
+        .collect();
+    let mut op = format!("query Q {{ {} }}", render(&selections));
     for f in &ctx.fragments {
         op.push('\n');
         op.push_str(f);
     }
-    op
+    let mut data = Map::new();
+    for (r, alias, sub) in &fields {
+        let root = &w.roots[*r];
+        let items: Vec<(usize, usize)> = match &root.kind {
+            RootKind::Entities { entity, .. } => (0..w.entities[*entity].instances)
+                .map(|i| (*entity, i))
+                .collect(),
+            RootKind::Interface(a) => instances_of(w, w.interfaces[*a].members.get(&root.subgraph)),
+            RootKind::InterfaceObject(a) => {
+                let all: Vec<usize> = w.interfaces[*a]
+                    .members
+                    .values()
+                    .flatten()
+                    .copied()
+                    .collect();
+                instances_of(w, Some(&all))
+            }
+            RootKind::Union(u) => instances_of(w, w.unions[*u].members.get(&root.subgraph)),
+        };
+        let value = items
+            .into_iter()
+            .map(|(e, i)| evaluate_entity(w, e, i, &[sub.as_slice()]))
+            .collect();
+        data.insert(
+            alias.clone().unwrap_or_else(|| root.name.clone()),
+            Value::Array(value),
+        );
+    }
+    (op, json!({ "data": data }))
+}
+
+fn instances_of(w: &World, members: Option<&Vec<usize>>) -> Vec<(usize, usize)> {
+    members
+        .into_iter()
+        .flatten()
+        .flat_map(|m| (0..w.entities[*m].instances).map(move |i| (*m, i)))
+        .collect()
+}
+
+/// The spec's CollectFields for a concrete object type: fields grouped by response key in
+/// first-seen order, fragments flattened when their type condition matches, `@skip`/`@include`
+/// applied.
+fn collect_fields<'a>(
+    selections: &'a [Sel],
+    typename: &str,
+    out: &mut Vec<(String, Vec<&'a Sel>)>,
+) {
+    for s in selections {
+        match s {
+            Sel::Field {
+                alias,
+                name,
+                directive,
+                ..
+            } => {
+                if excluded(directive) {
+                    continue;
+                }
+                let key = alias.clone().unwrap_or_else(|| name.clone());
+                match out.iter_mut().find(|(k, _)| *k == key) {
+                    Some((_, group)) => group.push(s),
+                    None => out.push((key, vec![s])),
+                }
+            }
+            Sel::Inline { on, directive, sub } => {
+                if !excluded(directive) && on == typename {
+                    collect_fields(sub, typename, out);
+                }
+            }
+            Sel::Spread { on, sub, .. } => {
+                if on == typename {
+                    collect_fields(sub, typename, out);
+                }
+            }
+        }
+    }
+}
+
+/// The response object for instance `i` of entity `e` under `selections` (several selection
+/// sets when one response key is selected more than once).
+fn evaluate_entity(w: &World, e: usize, i: usize, selections: &[&[Sel]]) -> Value {
+    let ent = &w.entities[e];
+    let mut groups = Vec::new();
+    for s in selections {
+        collect_fields(s, &ent.name, &mut groups);
+    }
+    let mut out = Map::new();
+    for (key, group) in groups {
+        let Some(Sel::Field { name, mode, .. }) = group.first() else {
+            continue;
+        };
+        let subs: Vec<&[Sel]> = group
+            .iter()
+            .filter_map(|s| match s {
+                Sel::Field { sub: Some(sub), .. } => Some(sub.as_slice()),
+                _ => None,
+            })
+            .collect();
+        let value = if name == "id" {
+            json!(id_of(ent, i))
+        } else if name == "__typename" {
+            json!(ent.name)
+        } else if let Some(f) = ent.fields.iter().find(|f| &f.name == name) {
+            let v = field_value(w, e, i, f);
+            match (&f.target, mode) {
+                (Target::Scalar(_), Some(mode)) => argument_value(&v, mode),
+                (Target::Scalar(_), None) => v,
+                (Target::Value(_), _) => {
+                    let mut keys = Vec::new();
+                    for sub in &subs {
+                        collect_fields(sub, "", &mut keys);
+                    }
+                    Value::Object(
+                        keys.into_iter()
+                            .map(|(k, _)| {
+                                let field_value = v.get(&k).cloned().unwrap_or(Value::Null);
+                                (k, field_value)
+                            })
+                            .collect(),
+                    )
+                }
+                (Target::Entity(t), _) => {
+                    let target = &w.entities[*t];
+                    let n = v.as_array().map_or(0, Vec::len);
+                    Value::Array(
+                        (0..n)
+                            .map(|k| evaluate_entity(w, *t, (i + k) % target.instances, &subs))
+                            .collect(),
+                    )
+                }
+            }
+        } else if let Some(r) = ent.requires.iter().find(|r| &r.name == name) {
+            requires_value(w, e, i, r)
+        } else if w
+            .interface_object
+            .as_ref()
+            .is_some_and(|io| &io.field == name)
+        {
+            json!(format!("io-{}", id_of(ent, i)))
+        } else {
+            Value::Null
+        };
+        out.insert(key, value);
+    }
+    Value::Object(out)
 }
 
 #[cfg(test)]

@@ -1,0 +1,122 @@
+//! Comparing two gateways' responses: `data` exactly, errors only as present or absent (error
+//! messages are each gateway's own wording).
+
+use serde_json::Value;
+use switchyard_testkit::compare::ordered_eq;
+
+/// How the two responses' `data` compare.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum DataCmp {
+    /// Equal, including object key order.
+    Equal,
+    /// The same values with object keys in a different order.
+    OrderOnly,
+    /// Different values.
+    Differs,
+}
+
+/// The comparison of one operation's two responses; also the signature a minimized scenario
+/// must keep (same kind of disagreement).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct Outcome {
+    /// `data` compared.
+    pub data: DataCmp,
+    /// Switchyard's response has errors (or was no GraphQL response at all).
+    pub ours_errors: bool,
+    /// The reference's response has errors (or was no GraphQL response at all).
+    pub reference_errors: bool,
+}
+
+impl Outcome {
+    /// Compares Switchyard's response with the reference's.
+    pub fn of(ours: &Value, reference: &Value) -> Self {
+        let null = Value::Null;
+        let a = ours.get("data").unwrap_or(&null);
+        let b = reference.get("data").unwrap_or(&null);
+        let data = if ordered_eq(a, b) {
+            DataCmp::Equal
+        } else if a == b {
+            DataCmp::OrderOnly
+        } else {
+            DataCmp::Differs
+        };
+        Outcome {
+            data,
+            ours_errors: has_errors(ours),
+            reference_errors: has_errors(reference),
+        }
+    }
+
+    /// Whether the gateways disagree.
+    pub fn disagrees(&self) -> bool {
+        self.data != DataCmp::Equal || self.ours_errors != self.reference_errors
+    }
+
+    /// Both answered the same way, with errors: with a consistent generated world no error is
+    /// due, so this points at the generator or the fixture kit (or a bug both gateways share).
+    pub fn both_error(&self) -> bool {
+        !self.disagrees() && self.ours_errors
+    }
+
+    /// A short label, e.g. `data differs; errors only from Switchyard`.
+    pub fn label(&self) -> String {
+        let data = match self.data {
+            DataCmp::Equal => "same data",
+            DataCmp::OrderOnly => "same data in a different key order",
+            DataCmp::Differs => "data differs",
+        };
+        let errors = match (self.ours_errors, self.reference_errors) {
+            (true, false) => "; errors only from Switchyard",
+            (false, true) => "; errors only from the reference",
+            (true, true) => "; both have errors",
+            (false, false) => "",
+        };
+        format!("{data}{errors}")
+    }
+
+    /// A file-name-friendly tag for the label.
+    pub fn tag(&self) -> &'static str {
+        match (self.data, self.ours_errors, self.reference_errors) {
+            (DataCmp::OrderOnly, _, _) => "order",
+            (DataCmp::Differs, true, false) => "data-ours-errors",
+            (DataCmp::Differs, false, true) => "data-ref-errors",
+            (DataCmp::Differs, _, _) => "data",
+            (DataCmp::Equal, true, false) => "ours-errors",
+            (DataCmp::Equal, false, true) => "ref-errors",
+            (DataCmp::Equal, _, _) => "same",
+        }
+    }
+}
+
+/// Whether a response carries errors (a transport failure counts as one).
+pub fn has_errors(response: &Value) -> bool {
+    response.get("transport_error").is_some()
+        || response
+            .get("errors")
+            .and_then(Value::as_array)
+            .is_some_and(|e| !e.is_empty())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn classifies_data_order_and_errors() {
+        let a = json!({"data": {"x": 1, "y": 2}});
+        assert!(!Outcome::of(&a, &a).disagrees());
+        let reordered = json!({"data": {"y": 2, "x": 1}});
+        assert_eq!(Outcome::of(&a, &reordered).data, DataCmp::OrderOnly);
+        let other = json!({"data": {"x": 1, "y": 3}});
+        assert_eq!(Outcome::of(&a, &other).data, DataCmp::Differs);
+        let with_error = json!({"data": {"x": 1, "y": 2}, "errors": [{"message": "boom"}]});
+        let outcome = Outcome::of(&with_error, &a);
+        assert!(outcome.disagrees());
+        assert_eq!(outcome.tag(), "ours-errors");
+        let both = Outcome::of(&with_error, &with_error);
+        assert!(both.both_error() && !both.disagrees());
+        let hang = json!({"transport_error": "timeout"});
+        assert_eq!(Outcome::of(&hang, &a).tag(), "data-ours-errors");
+    }
+}

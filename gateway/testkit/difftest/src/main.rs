@@ -1,0 +1,73 @@
+//! `switchyard-difftest`: a bounded differential run of generated Federation 2 shapes through
+//! Switchyard and Hive Router (usually started by `scripts/difftest.sh`).
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::time::Duration;
+
+use clap::Parser;
+use switchyard_difftest::run::{run, RunOptions};
+use switchyard_testkit::generate::Options as GeneratorOptions;
+
+/// Differential testing: generated shapes through Switchyard and Hive Router.
+#[derive(Debug, Parser)]
+#[command(version)]
+struct Args {
+    /// Stop starting new seeds after this many seconds.
+    #[arg(long, default_value_t = 60)]
+    seconds: u64,
+    /// First seed.
+    #[arg(long, default_value_t = 0)]
+    seed: u64,
+    /// Most seeds to run.
+    #[arg(long)]
+    count: Option<u64>,
+    /// Output directory for `.case`/`.md` findings and summary.md.
+    #[arg(long, default_value = "difftest-out")]
+    out: PathBuf,
+    /// Hive Router binary (without it only Switchyard runs and its errors are listed).
+    #[arg(long, env = "HIVE_ROUTER_BIN")]
+    hive_router: Option<PathBuf>,
+    /// A node_modules directory with @apollo/composition and graphql, for the composer cross-check.
+    #[arg(long, env = "APOLLO_NODE_MODULES")]
+    apollo_node_modules: Option<PathBuf>,
+    /// Seconds spent minimizing one disagreement.
+    #[arg(long, default_value_t = 60)]
+    minimize_seconds: u64,
+    /// Findings of one kind written before later ones are only counted.
+    #[arg(long, default_value_t = 2)]
+    max_per_kind: usize,
+    /// Print every operation and both answers.
+    #[arg(long)]
+    verbose: bool,
+    /// Operations generated per shape.
+    #[arg(long, default_value_t = 6)]
+    operations: usize,
+}
+
+#[tokio::main(flavor = "multi_thread", worker_threads = 2)]
+async fn main() -> ExitCode {
+    let args = Args::parse();
+    let options = RunOptions {
+        duration: Duration::from_secs(args.seconds),
+        seed: args.seed,
+        count: args.count,
+        out: args.out,
+        hive_bin: args.hive_router,
+        apollo_node_modules: args.apollo_node_modules,
+        minimize: Duration::from_secs(args.minimize_seconds),
+        max_per_kind: args.max_per_kind,
+        generator: GeneratorOptions {
+            operations: args.operations,
+            ..GeneratorOptions::default()
+        },
+        verbose: args.verbose,
+    };
+    match run(&options).await {
+        Ok(_) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("difftest: {e:#}");
+            ExitCode::from(2)
+        }
+    }
+}

@@ -1,0 +1,544 @@
+//! Greedy minimization of a disagreeing scenario: drop operation selections, subgraphs, types,
+//! fields, directives and entity instances one at a time, keeping each removal after which the
+//! gateways still disagree the same way ([`Outcome`] unchanged).
+
+use std::collections::BTreeSet;
+use std::time::Instant;
+
+use apollo_compiler::ast::{Definition, Document, Selection};
+use serde_json::Value;
+
+use crate::compare::Outcome;
+use crate::scenario::{ask, operation_is_valid, Runner, Scenario};
+
+/// Minimizes `scenario`, whose outcome is `target`, until `deadline`.
+pub async fn minimize(
+    runner: &mut Runner,
+    scenario: &Scenario,
+    target: Outcome,
+    deadline: Instant,
+) -> Scenario {
+    let mut best = minimize_operation(runner, scenario.clone(), target, deadline).await;
+    let mut improved = true;
+    while improved && Instant::now() < deadline {
+        improved = false;
+        let mut index = 0;
+        loop {
+            if Instant::now() >= deadline {
+                return best;
+            }
+            let edits = schema_edits(&best);
+            let Some(edit) = edits.get(index) else { break };
+            let Some(candidate) = apply_schema_edit(&best, edit) else {
+                index += 1;
+                continue;
+            };
+            let same = match runner.evaluate(&candidate).await {
+                Some((_, answers)) => answers.outcome == Some(target),
+                None => false,
+            };
+            if same {
+                best = candidate;
+                improved = true;
+            } else {
+                index += 1;
+            }
+        }
+    }
+    minimize_operation(runner, best, target, deadline).await
+}
+
+/// Operation-only minimization: one session, no restarts.
+async fn minimize_operation(
+    runner: &mut Runner,
+    mut best: Scenario,
+    target: Outcome,
+    deadline: Instant,
+) -> Scenario {
+    let Ok(composition) = runner.compose(&best.subgraphs).await else {
+        return best;
+    };
+    let Ok(supergraph) = composition.ours.clone() else {
+        return best;
+    };
+    let Ok(mut session) = runner.session(&composition, &best.fixtures).await else {
+        return best;
+    };
+    let mut index = 0;
+    loop {
+        if Instant::now() >= deadline {
+            return best;
+        }
+        let candidates = operation_edits(&best.operation);
+        let Some(candidate) = candidates.get(index) else {
+            return best;
+        };
+        let same = operation_is_valid(&supergraph, candidate)
+            && ask(&mut session, candidate).await.outcome == Some(target);
+        if same {
+            best.operation = candidate.clone();
+        } else {
+            index += 1;
+        }
+    }
+}
+
+/// Every operation one edit smaller: a selection removed, an alias removed, a selection's
+/// directives removed. Unused fragments are dropped; order is outermost first.
+pub fn operation_edits(operation: &str) -> Vec<String> {
+    let Ok(document) = Document::parse(operation, "operation.graphql") else {
+        return Vec::new();
+    };
+    let mut paths = Vec::new();
+    for (d, definition) in document.definitions.iter().enumerate() {
+        if let Some(selections) = selections_of(definition) {
+            collect_paths(selections, &mut vec![d], &mut paths);
+        }
+    }
+    paths.sort_by_key(Vec::len);
+    let mut out = Vec::new();
+    for edit in [Edit::Remove, Edit::Unalias, Edit::Undirect] {
+        for path in &paths {
+            let mut doc = document.clone();
+            if apply_selection_edit(&mut doc, path, edit) {
+                drop_unused_fragments(&mut doc);
+                let text = doc.to_string();
+                if text != operation && !out.contains(&text) {
+                    out.push(text);
+                }
+            }
+        }
+    }
+    out
+}
+
+#[derive(Debug, Clone, Copy)]
+enum Edit {
+    Remove,
+    Unalias,
+    Undirect,
+}
+
+fn selections_of(definition: &Definition) -> Option<&Vec<Selection>> {
+    match definition {
+        Definition::OperationDefinition(op) => Some(&op.selection_set),
+        Definition::FragmentDefinition(f) => Some(&f.selection_set),
+        _ => None,
+    }
+}
+
+fn children(selection: &Selection) -> Option<&Vec<Selection>> {
+    match selection {
+        Selection::Field(f) => Some(&f.selection_set),
+        Selection::InlineFragment(f) => Some(&f.selection_set),
+        Selection::FragmentSpread(_) => None,
+    }
+}
+
+fn collect_paths(selections: &[Selection], prefix: &mut Vec<usize>, out: &mut Vec<Vec<usize>>) {
+    for (i, selection) in selections.iter().enumerate() {
+        prefix.push(i);
+        out.push(prefix.clone());
+        if let Some(inner) = children(selection) {
+            collect_paths(inner, prefix, out);
+        }
+        prefix.pop();
+    }
+}
+
+fn apply_selection_edit(document: &mut Document, path: &[usize], edit: Edit) -> bool {
+    let Some((&d, rest)) = path.split_first() else {
+        return false;
+    };
+    let Some(definition) = document.definitions.get_mut(d) else {
+        return false;
+    };
+    let selections = match definition {
+        Definition::OperationDefinition(op) => &mut op.make_mut().selection_set,
+        Definition::FragmentDefinition(f) => &mut f.make_mut().selection_set,
+        _ => return false,
+    };
+    edit_in(selections, rest, edit)
+}
+
+fn edit_in(selections: &mut Vec<Selection>, path: &[usize], edit: Edit) -> bool {
+    let Some((&i, rest)) = path.split_first() else {
+        return false;
+    };
+    if i >= selections.len() {
+        return false;
+    }
+    if !rest.is_empty() {
+        let inner = match &mut selections[i] {
+            Selection::Field(f) => &mut f.make_mut().selection_set,
+            Selection::InlineFragment(f) => &mut f.make_mut().selection_set,
+            Selection::FragmentSpread(_) => return false,
+        };
+        return edit_in(inner, rest, edit);
+    }
+    match edit {
+        Edit::Remove => {
+            selections.remove(i);
+            true
+        }
+        Edit::Unalias => match &mut selections[i] {
+            Selection::Field(f) if f.alias.is_some() => {
+                f.make_mut().alias = None;
+                true
+            }
+            _ => false,
+        },
+        Edit::Undirect => {
+            let directives = match &mut selections[i] {
+                Selection::Field(f) => &mut f.make_mut().directives,
+                Selection::InlineFragment(f) => &mut f.make_mut().directives,
+                Selection::FragmentSpread(f) => &mut f.make_mut().directives,
+            };
+            if directives.is_empty() {
+                false
+            } else {
+                directives.clear();
+                true
+            }
+        }
+    }
+}
+
+fn drop_unused_fragments(document: &mut Document) {
+    loop {
+        let mut used = BTreeSet::new();
+        for definition in &document.definitions {
+            if let Some(selections) = selections_of(definition) {
+                spreads(selections, &mut used);
+            }
+        }
+        let before = document.definitions.len();
+        document.definitions.retain(|d| match d {
+            Definition::FragmentDefinition(f) => used.contains(f.name.as_str()),
+            _ => true,
+        });
+        if document.definitions.len() == before {
+            return;
+        }
+    }
+}
+
+fn spreads(selections: &[Selection], out: &mut BTreeSet<String>) {
+    for selection in selections {
+        if let Selection::FragmentSpread(s) = selection {
+            out.insert(s.fragment_name.to_string());
+        }
+        if let Some(inner) = children(selection) {
+            spreads(inner, out);
+        }
+    }
+}
+
+/// One schema-side simplification.
+#[derive(Debug, Clone, PartialEq)]
+pub enum SchemaEdit {
+    /// Drop a whole subgraph (and its fixture).
+    Subgraph(usize),
+    /// Drop one definition of a subgraph.
+    Definition(usize, usize),
+    /// Drop one field of an object or interface definition.
+    Field(usize, usize, usize),
+    /// Drop one directive application on a field.
+    FieldDirective(usize, usize, usize, usize),
+    /// Drop one directive application on a type.
+    TypeDirective(usize, usize, usize),
+    /// Drop one `implements` entry or union member.
+    Member(usize, usize, usize),
+    /// Drop every fixture object with this `id`, everywhere.
+    Instance(String),
+}
+
+/// Every schema-side edit of `scenario`, biggest first.
+pub fn schema_edits(scenario: &Scenario) -> Vec<SchemaEdit> {
+    let mut subgraphs = Vec::new();
+    let mut definitions = Vec::new();
+    let mut fields = Vec::new();
+    let mut directives = Vec::new();
+    for (s, (_, sdl)) in scenario.subgraphs.iter().enumerate() {
+        subgraphs.push(SchemaEdit::Subgraph(s));
+        let Ok(document) = Document::parse(sdl.as_str(), "subgraph.graphql") else {
+            continue;
+        };
+        for (d, definition) in document.definitions.iter().enumerate() {
+            let (field_defs, type_directives, members) = match definition {
+                Definition::ObjectTypeDefinition(t) => (
+                    Some(&t.fields),
+                    t.directives.len(),
+                    t.implements_interfaces.len(),
+                ),
+                Definition::InterfaceTypeDefinition(t) => (
+                    Some(&t.fields),
+                    t.directives.len(),
+                    t.implements_interfaces.len(),
+                ),
+                Definition::UnionTypeDefinition(t) => (None, t.directives.len(), t.members.len()),
+                Definition::SchemaExtension(_) | Definition::SchemaDefinition(_) => continue,
+                _ => (None, 0, 0),
+            };
+            definitions.push(SchemaEdit::Definition(s, d));
+            for k in 0..members {
+                directives.push(SchemaEdit::Member(s, d, k));
+            }
+            for k in 0..type_directives {
+                directives.push(SchemaEdit::TypeDirective(s, d, k));
+            }
+            for (f, field) in field_defs.into_iter().flatten().enumerate() {
+                fields.push(SchemaEdit::Field(s, d, f));
+                for k in 0..field.directives.len() {
+                    directives.push(SchemaEdit::FieldDirective(s, d, f, k));
+                }
+            }
+        }
+    }
+    let mut ids = BTreeSet::new();
+    for fixture in scenario.fixtures.values() {
+        collect_ids(fixture, &mut ids);
+    }
+    let instances = ids.into_iter().map(SchemaEdit::Instance);
+    subgraphs
+        .into_iter()
+        .chain(definitions)
+        .chain(instances)
+        .chain(fields)
+        .chain(directives)
+        .collect()
+}
+
+fn collect_ids(value: &Value, out: &mut BTreeSet<String>) {
+    match value {
+        Value::Array(items) => items.iter().for_each(|v| collect_ids(v, out)),
+        Value::Object(map) => {
+            if let Some(Value::String(id)) = map.get("id") {
+                out.insert(id.clone());
+            }
+            map.values().for_each(|v| collect_ids(v, out));
+        }
+        _ => {}
+    }
+}
+
+fn drop_instance(value: &mut Value, id: &str) {
+    match value {
+        Value::Array(items) => {
+            items.retain(|item| item.get("id").and_then(Value::as_str) != Some(id));
+            items.iter_mut().for_each(|v| drop_instance(v, id));
+        }
+        Value::Object(map) => map.values_mut().for_each(|v| drop_instance(v, id)),
+        _ => {}
+    }
+}
+
+/// Applies `edit`; `None` when it does not apply.
+pub fn apply_schema_edit(scenario: &Scenario, edit: &SchemaEdit) -> Option<Scenario> {
+    let mut next = scenario.clone();
+    match edit {
+        SchemaEdit::Subgraph(s) => {
+            if next.subgraphs.len() <= 1 {
+                return None;
+            }
+            let (name, _) = next.subgraphs.remove(*s);
+            next.fixtures.remove(&name);
+        }
+        SchemaEdit::Instance(id) => {
+            for fixture in next.fixtures.values_mut() {
+                drop_instance(fixture, id);
+            }
+        }
+        SchemaEdit::Definition(s, d)
+        | SchemaEdit::Field(s, d, _)
+        | SchemaEdit::FieldDirective(s, d, _, _)
+        | SchemaEdit::TypeDirective(s, d, _)
+        | SchemaEdit::Member(s, d, _) => {
+            let (_, sdl) = next.subgraphs.get_mut(*s)?;
+            let mut document = Document::parse(sdl.as_str(), "subgraph.graphql").ok()?;
+            if !edit_definition(&mut document, *d, edit) {
+                return None;
+            }
+            *sdl = document.to_string();
+        }
+    }
+    prune_fixtures(&mut next);
+    (next != *scenario).then_some(next)
+}
+
+fn edit_definition(document: &mut Document, d: usize, edit: &SchemaEdit) -> bool {
+    if d >= document.definitions.len() {
+        return false;
+    }
+    if matches!(edit, SchemaEdit::Definition(..)) {
+        document.definitions.remove(d);
+        return true;
+    }
+    match (&mut document.definitions[d], edit) {
+        (Definition::ObjectTypeDefinition(t), SchemaEdit::Field(_, _, f)) => {
+            remove_at(&mut t.make_mut().fields, *f)
+        }
+        (Definition::InterfaceTypeDefinition(t), SchemaEdit::Field(_, _, f)) => {
+            remove_at(&mut t.make_mut().fields, *f)
+        }
+        (Definition::ObjectTypeDefinition(t), SchemaEdit::FieldDirective(_, _, f, k)) => {
+            match t.make_mut().fields.get_mut(*f) {
+                Some(field) => remove_at(&mut field.make_mut().directives.0, *k),
+                None => false,
+            }
+        }
+        (Definition::InterfaceTypeDefinition(t), SchemaEdit::FieldDirective(_, _, f, k)) => {
+            match t.make_mut().fields.get_mut(*f) {
+                Some(field) => remove_at(&mut field.make_mut().directives.0, *k),
+                None => false,
+            }
+        }
+        (Definition::ObjectTypeDefinition(t), SchemaEdit::TypeDirective(_, _, k)) => {
+            remove_at(&mut t.make_mut().directives.0, *k)
+        }
+        (Definition::InterfaceTypeDefinition(t), SchemaEdit::TypeDirective(_, _, k)) => {
+            remove_at(&mut t.make_mut().directives.0, *k)
+        }
+        (Definition::UnionTypeDefinition(t), SchemaEdit::TypeDirective(_, _, k)) => {
+            remove_at(&mut t.make_mut().directives.0, *k)
+        }
+        (Definition::ObjectTypeDefinition(t), SchemaEdit::Member(_, _, k)) => {
+            remove_at(&mut t.make_mut().implements_interfaces, *k)
+        }
+        (Definition::InterfaceTypeDefinition(t), SchemaEdit::Member(_, _, k)) => {
+            remove_at(&mut t.make_mut().implements_interfaces, *k)
+        }
+        (Definition::UnionTypeDefinition(t), SchemaEdit::Member(_, _, k)) => {
+            remove_at(&mut t.make_mut().members, *k)
+        }
+        _ => false,
+    }
+}
+
+fn remove_at<T>(items: &mut Vec<T>, index: usize) -> bool {
+    if index < items.len() {
+        items.remove(index);
+        true
+    } else {
+        false
+    }
+}
+
+/// Drops fixture parts the testkit would reject once their subgraph or type is gone: fixtures of
+/// removed subgraphs, `Query`/`Mutation` without that root type, `entities` of unknown types.
+pub fn prune_fixtures(scenario: &mut Scenario) {
+    let names: BTreeSet<&str> = scenario.subgraphs.iter().map(|(n, _)| n.as_str()).collect();
+    scenario
+        .fixtures
+        .retain(|name, _| names.contains(name.as_str()));
+    for (name, sdl) in &scenario.subgraphs {
+        let Some(fixture) = scenario
+            .fixtures
+            .get_mut(name)
+            .and_then(Value::as_object_mut)
+        else {
+            continue;
+        };
+        let Ok(document) = Document::parse(sdl.as_str(), "subgraph.graphql") else {
+            continue;
+        };
+        let types: BTreeSet<String> = document
+            .definitions
+            .iter()
+            .filter_map(|d| match d {
+                Definition::ObjectTypeDefinition(t) => Some(t.name.to_string()),
+                Definition::InterfaceTypeDefinition(t) => Some(t.name.to_string()),
+                Definition::ObjectTypeExtension(t) => Some(t.name.to_string()),
+                Definition::InterfaceTypeExtension(t) => Some(t.name.to_string()),
+                _ => None,
+            })
+            .collect();
+        fixture.retain(|key, _| key == "entities" || types.contains(key));
+        if let Some(entities) = fixture.get_mut("entities").and_then(Value::as_object_mut) {
+            entities.retain(|t, _| types.contains(t));
+        }
+        if fixture
+            .get("entities")
+            .and_then(Value::as_object)
+            .is_some_and(|e| e.is_empty())
+        {
+            fixture.remove("entities");
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn operation_edits_remove_alias_and_directives_and_unused_fragments() {
+        let edits =
+            operation_edits("query Q { a { x: b @skip(if: false) ...F } }\nfragment F on A { c }");
+        let flat: Vec<String> = edits
+            .iter()
+            .map(|e| e.split_whitespace().collect::<Vec<_>>().join(" "))
+            .collect();
+        assert!(
+            flat.iter()
+                .any(|e| e == "query Q { a { x: b @skip(if: false) } }"),
+            "{flat:#?}"
+        );
+        assert!(
+            flat.iter()
+                .any(|e| e.starts_with("query Q { a { b @skip(if: false) ...F } }")),
+            "{flat:#?}"
+        );
+        assert!(
+            flat.iter()
+                .any(|e| e.starts_with("query Q { a { x: b ...F } }")),
+            "{flat:#?}"
+        );
+        assert!(
+            flat.iter().any(|e| e.starts_with("query Q { a { ...F } }")),
+            "{flat:#?}"
+        );
+    }
+
+    #[test]
+    fn schema_edits_keep_fixtures_loadable() {
+        let scenario = Scenario {
+            seed: 0,
+            op_index: 0,
+            subgraphs: vec![
+                ("a".into(), "type Query { all: [T!]! }\ntype T @key(fields: \"id\") { id: ID! x: Int }".into()),
+                ("b".into(), "type T @key(fields: \"id\") { id: ID! y: Int }".into()),
+            ],
+            fixtures: [
+                ("a".to_string(), json!({"Query": {"all": [{"id": "1"}, {"id": "2"}]}, "entities": {"T": [{"id": "1", "x": 1}, {"id": "2", "x": 2}]}})),
+                ("b".to_string(), json!({"entities": {"T": [{"id": "1", "y": 1}]}})),
+            ]
+            .into_iter()
+            .collect(),
+            operation: "{ all { id } }".into(),
+        };
+        let edits = schema_edits(&scenario);
+        assert!(edits.contains(&SchemaEdit::Subgraph(1)));
+        assert!(edits.contains(&SchemaEdit::Instance("2".into())));
+        let without_b = apply_schema_edit(&scenario, &SchemaEdit::Subgraph(1)).unwrap();
+        assert!(!without_b.fixtures.contains_key("b"));
+        let without_query = apply_schema_edit(&scenario, &SchemaEdit::Definition(0, 0)).unwrap();
+        assert!(
+            without_query.fixtures["a"].get("Query").is_none(),
+            "{:?}",
+            without_query.fixtures
+        );
+        let without_2 = apply_schema_edit(&scenario, &SchemaEdit::Instance("2".into())).unwrap();
+        assert_eq!(
+            without_2.fixtures["a"]["Query"]["all"],
+            json!([{"id": "1"}])
+        );
+        assert_eq!(
+            without_2.fixtures["a"]["entities"]["T"],
+            json!([{"id": "1", "x": 1}])
+        );
+        let without_y = apply_schema_edit(&scenario, &SchemaEdit::Field(1, 0, 1)).unwrap();
+        assert!(!without_y.subgraphs[1].1.contains("y: Int"));
+    }
+}

@@ -1,0 +1,538 @@
+//! A bounded differential run: seeds one after another until the time is up.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::fmt::Write as _;
+use std::path::PathBuf;
+use std::time::{Duration, Instant};
+
+use anyhow::Context;
+use serde_json::Value;
+use switchyard_testkit::generate::{generate, Options as GeneratorOptions};
+
+use crate::compare::Outcome;
+use crate::compose::ApolloComposer;
+use crate::minimize::minimize;
+use crate::report::{write_finding, Finding};
+use crate::scenario::{ask, Answers, Composition, Runner, Scenario};
+use crate::targets::Target;
+
+/// What a run does.
+#[derive(Debug, Clone)]
+pub struct RunOptions {
+    /// Stop starting new work after this long.
+    pub duration: Duration,
+    /// First seed.
+    pub seed: u64,
+    /// Most seeds to run (`None`: until the time is up).
+    pub count: Option<u64>,
+    /// Where `.case`/`.md` files and `summary.md` go.
+    pub out: PathBuf,
+    /// Hive Router binary; without it only Switchyard runs (errors are reported, nothing compared).
+    pub hive_bin: Option<PathBuf>,
+    /// A `node_modules` holding `@apollo/composition` and `graphql`, for the composer cross-check.
+    pub apollo_node_modules: Option<PathBuf>,
+    /// Time budget for minimizing one disagreement.
+    pub minimize: Duration,
+    /// How many findings with the same fingerprint are written (later ones are only counted).
+    pub max_per_kind: usize,
+    /// Generator limits.
+    pub generator: GeneratorOptions,
+    /// Print every operation and both answers.
+    pub verbose: bool,
+}
+
+/// One entry of the run summary.
+#[derive(Debug, Clone)]
+struct Entry {
+    seed: u64,
+    op: usize,
+    what: String,
+    file: Option<String>,
+}
+
+/// Counters and lists for `summary.md`.
+#[derive(Debug, Default)]
+struct Summary {
+    seeds: u64,
+    operations: u64,
+    agreed: u64,
+    written: Vec<Entry>,
+    duplicates: BTreeMap<String, Vec<(u64, usize)>>,
+    both_error: Vec<Entry>,
+    ours_error: Vec<Entry>,
+    composition: Vec<Entry>,
+    setup: Vec<Entry>,
+}
+
+/// Runs seeds until the time or count is up; returns the number of disagreements found.
+pub async fn run(options: &RunOptions) -> anyhow::Result<usize> {
+    std::fs::create_dir_all(&options.out)
+        .with_context(|| format!("creating {}", options.out.display()))?;
+    let scratch = std::env::temp_dir().join(format!("switchyard-difftest-{}", std::process::id()));
+    std::fs::create_dir_all(&scratch)?;
+    let apollo = match &options.apollo_node_modules {
+        Some(dir) => Some(ApolloComposer::start(dir, &scratch).await?),
+        None => None,
+    };
+    let mut runner = Runner {
+        apollo,
+        hive_bin: options.hive_bin.clone(),
+        dir: scratch.clone(),
+    };
+    let header = format!(
+        "reference: {}; composers: switchyard-compose{}",
+        options
+            .hive_bin
+            .as_ref()
+            .map_or("none (Switchyard only)".to_string(), |p| format!(
+                "Hive Router ({})",
+                p.display()
+            )),
+        runner.apollo.as_ref().map_or(String::new(), |a| format!(
+            " and @apollo/composition {}",
+            a.version
+        )),
+    );
+    println!("difftest: {header}");
+    let started = Instant::now();
+    let end = started + options.duration;
+    let mut summary = Summary::default();
+    let mut fingerprints: BTreeMap<String, usize> = BTreeMap::new();
+    let mut seed = options.seed;
+    let mut found = 0;
+    while Instant::now() < end && options.count.is_none_or(|c| seed < options.seed + c) {
+        let result = run_seed(
+            &mut runner,
+            options,
+            seed,
+            end,
+            &mut summary,
+            &mut fingerprints,
+        )
+        .await;
+        match result {
+            Ok(n) => found += n,
+            Err(e) => {
+                let _ = std::fs::remove_dir_all(&scratch);
+                return Err(e.context(format!("seed {seed}")));
+            }
+        }
+        summary.seeds += 1;
+        seed += 1;
+        write_summary(options, &header, &summary, seed, started.elapsed())?;
+    }
+    let _ = std::fs::remove_dir_all(&scratch);
+    println!(
+        "difftest: {} seeds ({}..{}), {} operations, {} agreed, {} disagreements ({} written to {}), {} both-error, {} composition notes, {} setup failures in {:.0?}",
+        summary.seeds,
+        options.seed,
+        seed,
+        summary.operations,
+        summary.agreed,
+        found,
+        summary.written.len(),
+        options.out.display(),
+        summary.both_error.len(),
+        summary.composition.len(),
+        summary.setup.len(),
+        started.elapsed()
+    );
+    Ok(found)
+}
+
+struct Pending {
+    op: usize,
+    operation: String,
+    outcome: Outcome,
+    on_apollo: Option<Value>,
+    ours: Value,
+    reference: Option<Value>,
+}
+
+/// Which of the two original answers matches the world the fixtures were cut from.
+fn world_note(p: &Pending, expected: &Value) -> String {
+    let matches = |v: &Value| !Outcome::of(v, expected).disagrees();
+    let hive = p.reference.as_ref().is_some_and(matches);
+    match (matches(&p.ours), hive) {
+        (true, false) => format!("World check: Switchyard's original answer matches the generated world, Hive Router's does not (world: `{expected}`)."),
+        (false, true) => "World check: Hive Router's original answer matches the generated world, Switchyard's does not.".to_string(),
+        (true, true) => "World check: both match the world (an order or error-only difference).".to_string(),
+        (false, false) => format!("World check: neither original answer matches the generated world (world: `{expected}`)."),
+    }
+}
+
+async fn run_seed(
+    runner: &mut Runner,
+    options: &RunOptions,
+    seed: u64,
+    end: Instant,
+    summary: &mut Summary,
+    fingerprints: &mut BTreeMap<String, usize>,
+) -> anyhow::Result<usize> {
+    let shape = generate(seed, &options.generator);
+    let features: Vec<String> = shape.features.iter().map(|f| f.to_string()).collect();
+    let mut composition = runner.compose(&shape.subgraphs).await?;
+    if composition.disagrees() || composition.ours.is_err() {
+        let stem = format!("seed{seed}_compose");
+        let text = composition_note(seed, &shape.subgraphs, &composition);
+        std::fs::write(options.out.join(format!("{stem}.md")), text)?;
+        let what = match (&composition.ours, &composition.apollo) {
+            (Err(_), Some(Ok(_))) => "only Apollo's composer accepts the shape",
+            (Ok(_), Some(Err(_))) => "only Switchyard's composer accepts the shape",
+            _ => "neither composer accepts the shape (generator artefact)",
+        };
+        println!("seed {seed}: {what}");
+        summary.composition.push(Entry {
+            seed,
+            op: 0,
+            what: what.into(),
+            file: Some(format!("{stem}.md")),
+        });
+    }
+    if composition.ours.is_err() {
+        return Ok(0);
+    }
+    if matches!(composition.apollo, Some(Err(_))) {
+        // Hive Router then runs on Switchyard's supergraph.
+        composition.apollo = None;
+    }
+    let mut session = match runner.session(&composition, &shape.fixtures).await {
+        Ok(session) => session,
+        Err(e) => {
+            println!("seed {seed}: setup failed: {e:#}");
+            summary.setup.push(Entry {
+                seed,
+                op: 0,
+                what: format!("{e:#}"),
+                file: None,
+            });
+            return Ok(0);
+        }
+    };
+    let mut pending = Vec::new();
+    for (op, operation) in shape.operations.iter().enumerate() {
+        summary.operations += 1;
+        let answers = ask(&mut session, operation).await;
+        let expected = &shape.expected[op];
+        if options.verbose {
+            println!(
+                "seed {seed} op {op}: {operation}\n  Switchyard:  {}",
+                answers.ours
+            );
+            if let Some(reference) = &answers.reference {
+                println!("  Hive Router: {reference}");
+            }
+            println!("  world:       {expected}");
+        }
+        let versus_world = Outcome::of(&answers.ours, expected);
+        match answers.outcome {
+            None if versus_world.disagrees() => pending.push(Pending {
+                op,
+                operation: operation.clone(),
+                outcome: versus_world,
+                on_apollo: None,
+                ours: answers.ours.clone(),
+                reference: None,
+            }),
+            None => summary.agreed += 1,
+            Some(outcome) if outcome.disagrees() => {
+                let on_apollo = session.run(Target::OursOnApollo, operation).await;
+                pending.push(Pending {
+                    op,
+                    operation: operation.clone(),
+                    outcome,
+                    on_apollo,
+                    ours: answers.ours.clone(),
+                    reference: answers.reference.clone(),
+                });
+            }
+            Some(outcome) => {
+                summary.agreed += 1;
+                if outcome.both_error() || versus_world.disagrees() {
+                    summary.both_error.push(Entry {
+                        seed,
+                        op,
+                        what: format!(
+                            "{}: Switchyard: {} | Hive Router: {}",
+                            versus_world.label(),
+                            first_error(&answers.ours),
+                            answers
+                                .reference
+                                .as_ref()
+                                .map(first_error)
+                                .unwrap_or_default()
+                        ),
+                        file: None,
+                    });
+                }
+            }
+        }
+    }
+    drop(session);
+    let found = pending.len();
+    for p in pending {
+        let original = Scenario {
+            seed,
+            op_index: p.op,
+            subgraphs: shape.subgraphs.clone(),
+            fixtures: shape.fixtures.clone(),
+            operation: p.operation.clone(),
+        };
+        let expected = &shape.expected[p.op];
+        let has_reference = runner.hive_bin.is_some();
+        let (scenario, composition, ours, reference) = if has_reference {
+            let now = Instant::now();
+            let deadline = (now + options.minimize).min(end.max(now + Duration::from_secs(5)));
+            let minimized = minimize(runner, &original, p.outcome, deadline).await;
+            let (scenario, composition, answers) = match runner.evaluate(&minimized).await {
+                Some((c, a)) if a.outcome == Some(p.outcome) => (minimized, c, a),
+                _ => match runner.evaluate(&original).await {
+                    Some((c, a)) => (original, c, a),
+                    None => continue,
+                },
+            };
+            let Some(reference) = answers.reference.clone() else {
+                continue;
+            };
+            (scenario, composition, answers.ours, reference)
+        } else {
+            // The world's answer cannot be recomputed for an edited scenario: no minimizing.
+            let Some((composition, answers)) = runner.evaluate(&original).await else {
+                continue;
+            };
+            (original, composition, answers.ours, expected.clone())
+        };
+        let outcome = Outcome::of(&ours, &reference);
+        if !outcome.disagrees() {
+            continue;
+        }
+        let fingerprint = fingerprint(&scenario, &outcome);
+        let seen = fingerprints.entry(fingerprint.clone()).or_default();
+        *seen += 1;
+        if *seen > options.max_per_kind {
+            println!(
+                "seed {seed} op {}: {} (duplicate of kind {fingerprint})",
+                p.op,
+                outcome.label()
+            );
+            summary
+                .duplicates
+                .entry(fingerprint)
+                .or_default()
+                .push((seed, p.op));
+            continue;
+        }
+        let mut notes = vec![format!("Kind: `{fingerprint}`.")];
+        if has_reference {
+            notes.push(world_note(&p, expected));
+        } else {
+            notes.push("Reference: the generated world (no Hive Router in this run); the case expects the world's answer.".into());
+        }
+        if let Some(on_apollo) = &p.on_apollo {
+            let ours_original = Outcome::of(on_apollo, &reference);
+            notes.push(if ours_original.disagrees() {
+                "Switchyard on Apollo's supergraph (original shape) also disagrees with Hive Router: a gateway difference, not a composer one.".to_string()
+            } else {
+                "Switchyard on Apollo's supergraph (original shape) agrees with Hive Router: the difference comes from Switchyard's composer.".to_string()
+            });
+        }
+        let supergraph = composition.ours.clone().unwrap_or_default();
+        let stem = format!("seed{seed}_op{}_{}", p.op, outcome.tag());
+        let finding = Finding {
+            scenario: &scenario,
+            supergraph: &supergraph,
+            ours: &ours,
+            reference: &reference,
+            reference_name: if has_reference {
+                "Hive Router"
+            } else {
+                "the generated world"
+            },
+            label: outcome.label(),
+            tag: outcome.tag(),
+            notes,
+            features: features.clone(),
+        };
+        let path = write_finding(&options.out, &stem, &finding)?;
+        println!(
+            "seed {seed} op {}: {} -> {}",
+            p.op,
+            outcome.label(),
+            path.display()
+        );
+        summary.written.push(Entry {
+            seed,
+            op: p.op,
+            what: format!("{} `{fingerprint}`", outcome.label()),
+            file: Some(format!("{stem}.case")),
+        });
+    }
+    Ok(found)
+}
+
+/// What kind of disagreement this is, for de-duplication: the outcome and the federation
+/// features the minimized scenario still uses.
+pub fn fingerprint(scenario: &Scenario, outcome: &Outcome) -> String {
+    const SCHEMA_MARKERS: [&str; 11] = [
+        "@shareable",
+        "@external",
+        "@requires",
+        "@provides",
+        "@override",
+        "@inaccessible",
+        "@interfaceObject",
+        "interface ",
+        "union ",
+        "resolvable: false",
+        "(mode:",
+    ];
+    const OPERATION_MARKERS: [&str; 5] = ["...", "@skip", "@include", "__typename", "(mode:"];
+    let mut markers = BTreeSet::new();
+    for (_, sdl) in &scenario.subgraphs {
+        let body: String = sdl
+            .lines()
+            .filter(|l| !l.starts_with("extend schema"))
+            .collect::<Vec<_>>()
+            .join("\n");
+        for m in SCHEMA_MARKERS {
+            if body.contains(m) {
+                markers.insert(m.trim().to_string());
+            }
+        }
+        if body.matches("@key").count() > body.matches("\ntype ").count() + 1 {
+            markers.insert("two keys".into());
+        }
+    }
+    for m in OPERATION_MARKERS {
+        if scenario.operation.contains(m) {
+            markers.insert(format!("op {m}"));
+        }
+    }
+    format!(
+        "{} | {} subgraphs | {}",
+        outcome.tag(),
+        scenario.subgraphs.len(),
+        markers.into_iter().collect::<Vec<_>>().join(" ")
+    )
+}
+
+fn first_error(response: &Value) -> String {
+    if let Some(e) = response.get("transport_error") {
+        return format!("transport: {e}");
+    }
+    response
+        .get("errors")
+        .and_then(Value::as_array)
+        .and_then(|e| e.first())
+        .map(|e| {
+            e.get("message")
+                .and_then(Value::as_str)
+                .unwrap_or("?")
+                .chars()
+                .take(200)
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+fn composition_note(seed: u64, subgraphs: &[(String, String)], c: &Composition) -> String {
+    let mut out = format!("### difftest seed {seed}: composition\n\n");
+    let _ = writeln!(
+        out,
+        "Switchyard's composer: {}\n",
+        match &c.ours {
+            Ok(_) => "composes".to_string(),
+            Err(e) => format!("fails:\n```\n{e}\n```"),
+        }
+    );
+    if let Some(apollo) = &c.apollo {
+        let _ = writeln!(
+            out,
+            "Apollo's composer: {}\n",
+            match apollo {
+                Ok(_) => "composes".to_string(),
+                Err(e) => format!("fails:\n```\n{e}\n```"),
+            }
+        );
+    }
+    for (name, sdl) in subgraphs {
+        let _ = writeln!(out, "```graphql\n# {name}\n{}\n```", sdl.trim());
+    }
+    out
+}
+
+fn write_summary(
+    options: &RunOptions,
+    header: &str,
+    s: &Summary,
+    next_seed: u64,
+    elapsed: Duration,
+) -> anyhow::Result<()> {
+    let mut out = String::from("# difftest run summary\n\n");
+    let _ = writeln!(
+        out,
+        "{header}\n\nseeds {}..{} ({} seeds, {} operations) in {:.0?}: {} agreed, {} findings written, {} duplicates, {} both-error, {} Switchyard-only errors (no reference), {} composition notes, {} setup failures.\n",
+        options.seed,
+        next_seed,
+        s.seeds,
+        s.operations,
+        elapsed,
+        s.agreed,
+        s.written.len(),
+        s.duplicates.values().map(Vec::len).sum::<usize>(),
+        s.both_error.len(),
+        s.ours_error.len(),
+        s.composition.len(),
+        s.setup.len()
+    );
+    let mut section = |title: &str, entries: &[Entry]| {
+        if entries.is_empty() {
+            return;
+        }
+        let _ = writeln!(out, "## {title}\n");
+        for e in entries {
+            let file = e
+                .file
+                .as_ref()
+                .map(|f| format!(" ({f})"))
+                .unwrap_or_default();
+            let _ = writeln!(out, "- seed {} op {}: {}{file}", e.seed, e.op, e.what);
+        }
+        out.push('\n');
+    };
+    section("Disagreements written", &s.written);
+    section("Both gateways answered with errors", &s.both_error);
+    section("Switchyard errors (no reference)", &s.ours_error);
+    section("Composition", &s.composition);
+    section("Setup failures", &s.setup);
+    if !s.duplicates.is_empty() {
+        let _ = writeln!(out, "## Duplicates (not written)\n");
+        for (kind, list) in &s.duplicates {
+            let seeds: Vec<String> = list.iter().map(|(s, o)| format!("{s}/{o}")).collect();
+            let _ = writeln!(out, "- `{kind}`: {}", seeds.join(", "));
+        }
+    }
+    std::fs::write(options.out.join("summary.md"), out)?;
+    Ok(())
+}
+
+/// Switchyard alone over `seed`'s shape: each operation's response (for the smoke test and for
+/// runs without a reference router).
+pub async fn switchyard_answers(
+    seed: u64,
+    generator: &GeneratorOptions,
+) -> anyhow::Result<Vec<(String, Answers)>> {
+    let shape = generate(seed, generator);
+    let mut runner = Runner {
+        apollo: None,
+        hive_bin: None,
+        dir: std::env::temp_dir(),
+    };
+    let composition = runner.compose(&shape.subgraphs).await?;
+    let mut session = runner.session(&composition, &shape.fixtures).await?;
+    let mut out = Vec::new();
+    for operation in &shape.operations {
+        out.push((operation.clone(), ask(&mut session, operation).await));
+    }
+    Ok(out)
+}
