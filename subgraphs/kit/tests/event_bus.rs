@@ -90,6 +90,47 @@ async fn postgres_outbox_is_transactional() {
     db.drop_now().await;
 }
 
+/// A copy repeated (after a crash, or by a second replica) stays one row, even once published.
+async fn enqueue_once_keeps_one_row(pool: &AnyPool) {
+    let event = switchyard_subgraph_kit::Event::new(
+        "member.created",
+        "m-once",
+        serde_json::json!({"n": 1}),
+    )
+    .unwrap();
+    assert!(outbox::enqueue_once(pool, &event).await.unwrap());
+    assert!(!outbox::enqueue_once(pool, &event).await.unwrap());
+    assert_eq!(
+        outbox::unpublished(pool, 10).await.unwrap(),
+        vec![event.clone()]
+    );
+    sqlx::query("UPDATE switchyard_outbox SET published_at = 1 WHERE id = $1")
+        .bind(event.id.to_string())
+        .execute(pool)
+        .await
+        .unwrap();
+    assert!(!outbox::enqueue_once(pool, &event).await.unwrap());
+    assert!(
+        outbox::unpublished(pool, 10).await.unwrap().is_empty(),
+        "a published event is not queued again"
+    );
+}
+
+#[tokio::test]
+async fn sqlite_enqueue_once_keeps_one_row() {
+    let (_dir, pool) = common::sqlite().await;
+    enqueue_once_keeps_one_row(&pool).await;
+}
+
+#[tokio::test]
+async fn postgres_enqueue_once_keeps_one_row() {
+    let Some(db) = common::postgres().await else {
+        return;
+    };
+    enqueue_once_keeps_one_row(&db.pool).await;
+    db.drop_now().await;
+}
+
 // ---- the relay moves committed events to the bus ---------------------------------------------
 
 async fn relay_delivers(pool: &AnyPool, bus: &EventBus) {

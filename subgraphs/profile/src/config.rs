@@ -21,8 +21,13 @@ pub struct Config {
     pub redis_url: Option<String>,
     /// Where access-token keys are published (the auth service's JWKS).
     pub jwks_url: String,
-    /// `bolt://host:7687` (or `neo4j://…`) to keep the graph in Neo4j / Memgraph instead of the
-    /// embedded graph store. Needs the `neo4j` cargo feature (on by default).
+    /// Where the graph lives instead of the embedded graph store: `falkor://[:password@]host:port`
+    /// (FalkorDB; also `falkors://` for TLS) or `bolt://host:7687` / `neo4j://…` (Neo4j, Memgraph).
+    /// Needs the `falkordb` / `neo4j` cargo feature (both on by default).
+    pub graph_url: Option<String>,
+    /// The FalkorDB graph (Redis key) holding the profile data.
+    pub graph_name: String,
+    /// The older name for a Neo4j `graph_url`; `graph_url` wins when both are set.
     pub neo4j_uri: Option<String>,
     /// Neo4j user.
     pub neo4j_user: String,
@@ -43,6 +48,8 @@ impl Default for Config {
             database_url: None,
             redis_url: None,
             jwks_url: "http://127.0.0.1:4101/.well-known/jwks.json".to_owned(),
+            graph_url: None,
+            graph_name: "profile".to_owned(),
             neo4j_uri: None,
             neo4j_user: "neo4j".to_owned(),
             neo4j_password: String::new(),
@@ -68,15 +75,46 @@ impl Config {
         )
     }
 
-    /// The Neo4j URI, when one is configured.
-    pub fn effective_neo4j_uri(&self) -> Option<&str> {
-        self.neo4j_uri.as_deref().filter(|u| !u.is_empty())
+    /// The graph server to use, when one is configured (`graph_url`, else `neo4j_uri`).
+    pub fn effective_graph_url(&self) -> Option<&str> {
+        self.graph_url
+            .as_deref()
+            .filter(|u| !u.is_empty())
+            .or_else(|| self.neo4j_uri.as_deref().filter(|u| !u.is_empty()))
+    }
+
+    /// Which graph store the configuration selects.
+    pub fn graph_backend(&self) -> anyhow::Result<GraphBackend> {
+        let Some(url) = self.effective_graph_url() else {
+            return Ok(GraphBackend::Embedded);
+        };
+        let scheme = url.split_once("://").map_or("", |(scheme, _)| scheme);
+        match scheme.to_ascii_lowercase().as_str() {
+            "falkor" | "falkors" | "redis" | "rediss" => Ok(GraphBackend::FalkorDb),
+            "bolt" | "bolt+s" | "bolt+ssc" | "neo4j" | "neo4j+s" | "neo4j+ssc" => {
+                Ok(GraphBackend::Neo4j)
+            }
+            _ => anyhow::bail!(
+                "graph_url must start with falkor://, falkors://, bolt:// or neo4j:// (got a URL with scheme {scheme:?})"
+            ),
+        }
     }
 
     /// The consumer-group member name to use.
     pub fn effective_consumer_name(&self) -> String {
         switchyard_subgraph_kit::config::consumer_name(self.consumer_name.as_deref(), "profile")
     }
+}
+
+/// The graph store a configuration selects.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum GraphBackend {
+    /// SQL rows plus the in-memory index (no `graph_url`).
+    Embedded,
+    /// FalkorDB (`falkor://`, `falkors://`).
+    FalkorDb,
+    /// Neo4j or Memgraph (`bolt://`, `neo4j://`).
+    Neo4j,
 }
 
 fn loader(file: Option<&Path>) -> ConfigLoader {
@@ -108,7 +146,9 @@ mod tests {
         assert!(config
             .effective_database_url()
             .ends_with("data/profile/profile.db?mode=rwc"));
-        assert_eq!(config.effective_neo4j_uri(), None);
+        assert_eq!(config.effective_graph_url(), None);
+        assert_eq!(config.graph_backend().unwrap(), GraphBackend::Embedded);
+        assert_eq!(config.graph_name, "profile");
 
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("profile.yaml");
@@ -128,11 +168,35 @@ mod tests {
         assert_eq!(config.data_dir, PathBuf::from("/tmp/p"));
         assert_eq!(config.effective_database_url(), "postgres://db/profile");
         assert_eq!(config.jwks_url, "http://auth/jwks");
-        assert_eq!(config.effective_neo4j_uri(), Some("bolt://127.0.0.1:7687"));
+        assert_eq!(config.effective_graph_url(), Some("bolt://127.0.0.1:7687"));
+        assert_eq!(config.graph_backend().unwrap(), GraphBackend::Neo4j);
         assert_eq!(config.neo4j_user, "neo", "environment beats the file");
         assert_eq!(
             config.neo4j_password, "12345",
             "numeric-looking stays a string"
         );
+
+        let config: Config = loader(None)
+            .env_vars(vars(&[
+                ("NEO4J_URI", "bolt://127.0.0.1:7687"),
+                ("PROFILE_GRAPH_URL", "falkor://127.0.0.1:6380"),
+                ("PROFILE_GRAPH_NAME", "people"),
+            ]))
+            .load()
+            .unwrap();
+        assert_eq!(
+            config.effective_graph_url(),
+            Some("falkor://127.0.0.1:6380"),
+            "graph_url wins over the older neo4j_uri"
+        );
+        assert_eq!(config.graph_backend().unwrap(), GraphBackend::FalkorDb);
+        assert_eq!(config.graph_name, "people");
+
+        let config: Config = loader(None)
+            .env_vars(vars(&[("PROFILE_GRAPH_URL", "postgres://db/graph")]))
+            .load()
+            .unwrap();
+        let error = config.graph_backend().unwrap_err().to_string();
+        assert!(error.contains("falkor://"), "{error}");
     }
 }

@@ -2,7 +2,7 @@
 //! connection with a path, mutual connections, people you may know).
 //!
 //! - [`store`]: the [`GraphStore`] trait, the embedded store (SQL rows + in-memory adjacency
-//!   index) and the Neo4j/Memgraph store.
+//!   index), the FalkorDB store and the Neo4j/Memgraph store.
 //! - [`schema`]: `Member @key(fields: "id")` and the queries and mutations.
 //! - [`events`]: consumes `account.created` / `account.deleted` (group `profile`).
 //! - [`views`]: rate-limited `profile.viewed` events.
@@ -14,6 +14,8 @@ pub mod config;
 pub mod events;
 pub mod schema;
 pub mod store;
+#[cfg(feature = "falkordb")]
+pub mod testing;
 pub mod views;
 
 use std::sync::Arc;
@@ -29,7 +31,7 @@ use switchyard_subgraph_kit::{db, EventBus, EventConsumer, OutboxRelay};
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 
-pub use config::Config;
+pub use config::{Config, GraphBackend};
 pub use events::{AccountEvents, CONSUMER_GROUP};
 pub use schema::{build_schema, ProfileDeps, ProfileSchema};
 pub use store::{EmbeddedGraphStore, GraphStore, StoreError};
@@ -38,6 +40,8 @@ pub use views::ViewTracker;
 /// How long outbox rows and de-duplication records are kept.
 const RETENTION: Duration = Duration::from_secs(30 * 24 * 3600);
 const PRUNE_EVERY: Duration = Duration::from_secs(3600);
+/// How often leftover graph-store events are handed to the outbox, and how old they must be.
+const HAND_OVER_EVERY: Duration = Duration::from_secs(5);
 
 /// The subgraph's federation SDL (what `--print-schema` prints); needs no store.
 pub fn sdl() -> String {
@@ -51,29 +55,48 @@ pub fn consumer(pool: AnyPool, store: Arc<dyn GraphStore>) -> EventConsumer<Acco
         .wait(Duration::from_millis(500))
 }
 
-/// Opens the graph store the configuration names (Neo4j when `neo4j_uri` is set, else the
+/// Opens the graph store the configuration names (`graph_url`: FalkorDB or Neo4j; none: the
 /// embedded store on `pool`).
 pub async fn open_store(config: &Config, pool: AnyPool) -> anyhow::Result<Arc<dyn GraphStore>> {
-    if let Some(uri) = config.effective_neo4j_uri() {
+    let url = config.effective_graph_url().unwrap_or_default();
+    match config.graph_backend()? {
+        GraphBackend::Embedded => {
+            let store = EmbeddedGraphStore::open(pool)
+                .await
+                .context("loading the embedded graph store")?;
+            Ok(Arc::new(store))
+        }
+        #[cfg(feature = "falkordb")]
+        GraphBackend::FalkorDb => {
+            let falkor = store::FalkorConfig {
+                url: url.to_owned(),
+                graph: config.graph_name.clone(),
+            };
+            let store = store::FalkorGraphStore::connect(&falkor, pool)
+                .await
+                .context("connecting to FalkorDB")?;
+            Ok(Arc::new(store))
+        }
         #[cfg(feature = "neo4j")]
-        {
+        GraphBackend::Neo4j => {
             let neo = store::Neo4jConfig {
-                uri: uri.to_owned(),
+                uri: url.to_owned(),
                 user: config.neo4j_user.clone(),
                 password: config.neo4j_password.clone(),
             };
             let store = store::Neo4jGraphStore::connect(&neo, pool)
                 .await
                 .context("connecting to Neo4j")?;
-            return Ok(Arc::new(store));
+            Ok(Arc::new(store))
         }
-        #[cfg(not(feature = "neo4j"))]
-        anyhow::bail!("neo4j_uri {uri} is set but this build has no `neo4j` feature");
+        #[allow(unreachable_patterns)]
+        backend => {
+            let _ = url;
+            anyhow::bail!(
+                "graph_url selects {backend:?}, which this build leaves out (cargo feature)"
+            )
+        }
     }
-    let store = EmbeddedGraphStore::open(pool)
-        .await
-        .context("loading the embedded graph store")?;
-    Ok(Arc::new(store))
 }
 
 /// `/ready` for the graph store.
@@ -120,6 +143,17 @@ impl Service {
             .await
             .context("migrating the profile database")?;
         let store = open_store(&config, pool.clone()).await?;
+        // Events a crash left between a graph server and the SQL outbox leave first.
+        let recovered = store
+            .relay_pending_events(Duration::ZERO)
+            .await
+            .context("handing over events left in the graph store")?;
+        if recovered > 0 {
+            tracing::info!(
+                recovered,
+                "events left in the graph store handed to the outbox"
+            );
+        }
         let relay = OutboxRelay::new(pool.clone(), bus.clone());
         let deps = ProfileDeps {
             store: store.clone(),
@@ -166,6 +200,11 @@ impl Service {
         );
         let relay_task = self.relay.spawn(shutdown.clone());
         let prune_task = tokio::spawn(prune(self.pool.clone(), shutdown.clone()));
+        let hand_over_task = tokio::spawn(hand_over_events(
+            self.store.clone(),
+            self.relay.clone(),
+            shutdown.clone(),
+        ));
         let readiness: Vec<Arc<dyn ReadinessCheck>> = vec![
             Arc::new(self.pool.clone()),
             Arc::new(StoreReady(self.store.clone())),
@@ -177,6 +216,7 @@ impl Service {
         consumer_task.await.context("event consumer task")?;
         relay_task.await.context("outbox relay task")?;
         prune_task.await.context("pruning task")?;
+        hand_over_task.await.context("graph event hand-over task")?;
         // One last pass so events committed while draining still leave.
         if let Err(e) = self.relay.relay_once().await {
             tracing::warn!(error = %e, "final outbox relay pass failed");
@@ -184,6 +224,30 @@ impl Service {
         self.pool.close().await;
         served.context("serving HTTP")?;
         Ok(())
+    }
+}
+
+/// Hands events a graph server holds (see [`GraphStore::relay_pending_events`]) to the outbox
+/// every few seconds: those an operation could not hand over itself (the SQL database failed
+/// just then), or that another instance sharing the graph left behind when it crashed.
+async fn hand_over_events(
+    store: Arc<dyn GraphStore>,
+    relay: OutboxRelay,
+    shutdown: CancellationToken,
+) {
+    loop {
+        tokio::select! {
+            _ = shutdown.cancelled() => return,
+            _ = tokio::time::sleep(HAND_OVER_EVERY) => {}
+        }
+        match store.relay_pending_events(HAND_OVER_EVERY).await {
+            Ok(0) => {}
+            Ok(moved) => {
+                tracing::info!(moved, "events handed over from the graph store");
+                relay.wake();
+            }
+            Err(e) => tracing::warn!(error = %e, "handing over graph-store events failed"),
+        }
     }
 }
 

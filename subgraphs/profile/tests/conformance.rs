@@ -1,6 +1,8 @@
-//! One conformance suite for every `GraphStore` backend: the embedded store always, Neo4j /
-//! Memgraph when `NEO4J_URI` is set (with `NEO4J_USER` / `NEO4J_PASSWORD`); without it the Neo4j
-//! cases print a skip note and pass (no such server runs in CI).
+//! One conformance suite for every `GraphStore` backend: the embedded store on SQLite always and
+//! on PostgreSQL, FalkorDB (started by `scripts/ci-services.sh`; both skip with a notice when
+//! their server is down, and fail under CI), and Neo4j / Memgraph when `NEO4J_URI` is set (with
+//! `NEO4J_USER` / `NEO4J_PASSWORD`); without it the Neo4j cases print a skip note and pass (no
+//! such server runs in CI).
 
 use std::sync::Arc;
 
@@ -23,6 +25,9 @@ struct Harness {
     _dir: TempDir,
     /// The throwaway PostgreSQL database, dropped with the harness.
     pg: Option<TestDatabase>,
+    /// The FalkorDB store, whose graph is this harness's own and deleted at clean-up.
+    #[cfg(feature = "falkordb")]
+    falkor: Option<Arc<switchyard_profile::store::FalkorGraphStore>>,
 }
 
 impl Harness {
@@ -80,6 +85,15 @@ impl Harness {
         for id in ids {
             self.store.delete_member(id).await.unwrap();
         }
+        #[cfg(feature = "falkordb")]
+        if let Some(falkor) = &self.falkor {
+            assert_eq!(
+                falkor.pending_event_count().await.unwrap(),
+                0,
+                "every event was handed over to the SQL outbox"
+            );
+            falkor.delete_graph().await.unwrap();
+        }
         if self.pg.is_some() {
             // The database itself goes when the harness is dropped.
             self.pool.close().await;
@@ -124,6 +138,8 @@ async fn embedded() -> Harness {
         prefix: prefix(),
         _dir: dir,
         pg: None,
+        #[cfg(feature = "falkordb")]
+        falkor: None,
     }
 }
 
@@ -139,7 +155,41 @@ async fn embedded_postgres() -> Option<Harness> {
         prefix: prefix(),
         _dir: tempfile::tempdir().unwrap(),
         pg: Some(database),
+        #[cfg(feature = "falkordb")]
+        falkor: None,
     })
+}
+
+/// FalkorDB, on a graph of the harness's own.
+#[cfg(feature = "falkordb")]
+async fn falkordb() -> Option<Harness> {
+    use switchyard_profile::store::{FalkorConfig, FalkorGraphStore};
+    use switchyard_profile::testing;
+    let url = testing::falkordb_url().await?;
+    let config = FalkorConfig {
+        url,
+        graph: testing::test_graph_name(),
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let pool = sql_pool(&dir, "outbox.db").await;
+    let store = Arc::new(
+        FalkorGraphStore::connect(&config, pool.clone())
+            .await
+            .unwrap(),
+    );
+    Some(Harness {
+        store: store.clone(),
+        pool,
+        prefix: prefix(),
+        _dir: dir,
+        pg: None,
+        falkor: Some(store),
+    })
+}
+
+#[cfg(not(feature = "falkordb"))]
+async fn falkordb() -> Option<Harness> {
+    None
 }
 
 #[cfg(feature = "neo4j")]
@@ -162,6 +212,8 @@ async fn neo4j() -> Option<Harness> {
         prefix: prefix(),
         _dir: dir,
         pg: None,
+        #[cfg(feature = "falkordb")]
+        falkor: None,
     })
 }
 
@@ -187,6 +239,17 @@ macro_rules! conformance {
                 #[tokio::test]
                 async fn $case() {
                     let Some(h) = super::embedded_postgres().await else {
+                        return;
+                    };
+                    super::cases::$case(&h).await;
+                }
+            )*
+        }
+        mod falkordb_store {
+            $(
+                #[tokio::test]
+                async fn $case() {
+                    let Some(h) = super::falkordb().await else {
                         return;
                     };
                     super::cases::$case(&h).await;
@@ -219,6 +282,9 @@ conformance!(
     self_connection_rejected,
     decline_and_pending,
     delete_member_removes_edges,
+    hostile_text_round_trips,
+    concurrent_crossed_requests_connect_once,
+    unknown_members_are_not_found,
 );
 
 mod cases {
@@ -624,6 +690,196 @@ mod cases {
         h.add("b").await;
         assert_eq!(h.store.connection_count(&b).await.unwrap(), 0);
         h.cleanup(&ids).await;
+    }
+
+    /// Text that would break a query built by pasting strings: quotes, backslashes, Cypher
+    /// fragments, parameter syntax, newlines, non-ASCII. Each must round-trip unchanged and
+    /// leave everything else alone.
+    pub async fn hostile_text_round_trips(h: &Harness) {
+        let bystander = h.add("bystander").await;
+        let hostile = [
+            "O'Brien",
+            "\\'; MATCH (n) DETACH DELETE n //",
+            "'}) MATCH (n) DETACH DELETE n RETURN 1 //",
+            "\"double\" and \\\"escaped\\\"",
+            "$id ${id} {id: 'x'}",
+            "line one\nline two\r\ttabbed",
+            "Amrita अमृता 🚀 Ünïcödé",
+            "back\\slash at the end\\",
+            "`backtick` and `)`",
+        ];
+        let mut ids = vec![bystander.clone()];
+        for (i, text) in hostile.iter().enumerate() {
+            // Ids and handles carry the text too: they reach the graph as parameters as well.
+            let id = format!("{}-{i}-{text}", h.prefix);
+            let member = MemberRecord {
+                id: id.clone(),
+                handle: format!("{}{i}{text}", &h.prefix[..8]),
+                display_name: (*text).to_owned(),
+                headline: Some(format!("headline {text}")),
+                location: Some((*text).to_owned()),
+                joined_at: joined(),
+            };
+            h.store.upsert_member(&member).await.unwrap();
+            assert_eq!(
+                h.store.member(&id).await.unwrap(),
+                Some(member.clone()),
+                "{text:?}"
+            );
+            let by_handle = h.store.member_by_handle(&member.handle).await.unwrap();
+            assert_eq!(by_handle.map(|m| m.id), Some(id.clone()), "{text:?}");
+            h.connect(&id, &bystander).await;
+            let updated = h
+                .store
+                .update_profile(
+                    &id,
+                    &ProfileUpdate {
+                        display_name: Some(format!("{text} (edited)")),
+                        ..Default::default()
+                    },
+                )
+                .await
+                .unwrap();
+            assert_eq!(updated.display_name, format!("{text} (edited)"));
+            assert_eq!(updated.location.as_deref(), Some(*text));
+            ids.push(id);
+        }
+        assert!(h.store.member(&bystander).await.unwrap().is_some());
+        assert_eq!(
+            h.store.connection_count(&bystander).await.unwrap(),
+            hostile.len()
+        );
+        let r = h.store.degree(&ids[1], &ids[2]).await.unwrap();
+        assert_eq!(r.degree, Degree::Second);
+        assert_eq!(
+            r.path,
+            vec![ids[1].clone(), bystander.clone(), ids[2].clone()]
+        );
+        h.cleanup(&ids).await;
+    }
+
+    /// Crossed requests racing each other end in one connection and one event, however they
+    /// interleave.
+    pub async fn concurrent_crossed_requests_connect_once(h: &Harness) {
+        let ids = h.add_all(&["p", "q"]).await;
+        let [p, q] = <[String; 2]>::try_from(ids.clone()).unwrap();
+        let mut tasks = Vec::new();
+        for i in 0..16 {
+            let store = h.store.clone();
+            let (from, to) = if i % 2 == 0 {
+                (p.clone(), q.clone())
+            } else {
+                (q.clone(), p.clone())
+            };
+            tasks.push(tokio::spawn(async move {
+                store.request_connection(&from, &to).await.unwrap()
+            }));
+        }
+        let mut outcomes = Vec::new();
+        for task in tasks {
+            outcomes.push(task.await.unwrap());
+        }
+        let connected = outcomes
+            .iter()
+            .filter(|o| **o == RequestOutcome::Connected)
+            .count();
+        assert_eq!(
+            connected, 1,
+            "exactly one request completes the pair: {outcomes:?}"
+        );
+        assert_eq!(h.store.connection_count(&p).await.unwrap(), 1);
+        assert_eq!(h.store.connection_count(&q).await.unwrap(), 1);
+        assert!(h.store.pending_requests(&p).await.unwrap().is_empty());
+        assert!(h.store.pending_requests(&q).await.unwrap().is_empty());
+        assert_eq!(h.accepted_events().await.len(), 1);
+        h.cleanup(&ids).await;
+    }
+
+    /// Every call naming a missing member says so (ids a graph server cannot even encode
+    /// included), and creates nothing.
+    pub async fn unknown_members_are_not_found(h: &Harness) {
+        let a = h.add("a").await;
+        for nobody in [h.id("nobody"), format!("{}-nul\0byte", h.prefix)] {
+            let not_found = |r: &Result<_, StoreError>, what: &str| {
+                assert!(
+                    matches!(r, Err(StoreError::NotFound(_))),
+                    "{what}: {nobody:?}"
+                );
+            };
+            assert!(h.store.member(&nobody).await.unwrap().is_none());
+            assert!(h.store.member_by_handle(&nobody).await.unwrap().is_none());
+            not_found(
+                &h.store.request_connection(&a, &nobody).await.map(|_| ()),
+                "request to",
+            );
+            not_found(
+                &h.store.request_connection(&nobody, &a).await.map(|_| ()),
+                "request from",
+            );
+            not_found(
+                &h.store.accept_connection(&a, &nobody).await.map(|_| ()),
+                "accept",
+            );
+            not_found(
+                &h.store.decline_connection(&a, &nobody).await.map(|_| ()),
+                "decline",
+            );
+            not_found(
+                &h.store.remove_connection(&a, &nobody).await.map(|_| ()),
+                "remove",
+            );
+            not_found(
+                &h.store.pending_requests(&nobody).await.map(|_| ()),
+                "pending",
+            );
+            not_found(
+                &h.store.connections(&nobody, 5, None).await.map(|_| ()),
+                "connections",
+            );
+            not_found(
+                &h.store.connection_count(&nobody).await.map(|_| ()),
+                "count",
+            );
+            not_found(
+                &h.store.mutual_connections(&a, &nobody, 5).await.map(|_| ()),
+                "mutuals",
+            );
+            not_found(
+                &h.store.mutual_connections(&nobody, &a, 0).await.map(|_| ()),
+                "mutuals 0",
+            );
+            not_found(&h.store.degree(&a, &nobody).await.map(|_| ()), "degree to");
+            not_found(
+                &h.store.degree(&nobody, &nobody).await.map(|_| ()),
+                "degree self",
+            );
+            not_found(
+                &h.store.people_you_may_know(&nobody, 5).await.map(|_| ()),
+                "suggestions",
+            );
+            not_found(
+                &h.store
+                    .update_profile(&nobody, &ProfileUpdate::default())
+                    .await
+                    .map(|_| ()),
+                "update",
+            );
+            assert!(!h.store.delete_member(&nobody).await.unwrap());
+        }
+        assert!(
+            h.store.member(&h.id("nobody")).await.unwrap().is_none(),
+            "nothing created"
+        );
+        assert_eq!(h.store.connection_count(&a).await.unwrap(), 0);
+        let r = h.store.degree(&a, &a).await.unwrap();
+        assert_eq!(
+            r.degree,
+            Degree::OutOfNetwork,
+            "a member is not their own connection"
+        );
+        assert!(r.path.is_empty());
+        assert!(h.accepted_events().await.is_empty());
+        h.cleanup(&[a]).await;
     }
 }
 

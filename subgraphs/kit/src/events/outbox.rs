@@ -83,6 +83,27 @@ where
     Ok(())
 }
 
+/// Writes `event` to the outbox unless a row with its id is already there (published or not);
+/// true if it wrote the row. For a service whose change commits in another database and is
+/// copied here afterwards: a copy repeated after a crash, or by two replicas, stays one event.
+pub async fn enqueue_once<'c, E>(conn: E, event: &Event) -> Result<bool, EventError>
+where
+    E: Executor<'c, Database = Any>,
+{
+    let done = sqlx::query(
+        "INSERT INTO switchyard_outbox (id, event_type, aggregate_id, occurred_at, payload)
+         VALUES ($1, $2, $3, $4, $5) ON CONFLICT (id) DO NOTHING",
+    )
+    .bind(event.id.to_string())
+    .bind(event.event_type.clone())
+    .bind(event.aggregate_id.clone())
+    .bind(event.occurred_at.timestamp_micros())
+    .bind(serde_json::to_string(&event.payload)?)
+    .execute(conn)
+    .await?;
+    Ok(done.rows_affected() == 1)
+}
+
 /// Outbox rows not yet published, oldest first.
 pub async fn unpublished(pool: &AnyPool, limit: usize) -> Result<Vec<Event>, EventError> {
     let rows = sqlx::query(

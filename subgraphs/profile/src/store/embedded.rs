@@ -421,6 +421,10 @@ impl GraphStore for EmbeddedGraphStore {
     }
 
     async fn delete_member(&self, id: &str) -> Result<bool, StoreError> {
+        if id.contains('\0') {
+            // No member has such an id (PostgreSQL text cannot hold NUL, so it would fail).
+            return Ok(false);
+        }
         let _writes = self.writes.lock().await;
         let mut tx = switchyard_subgraph_kit::db::begin(&self.pool).await?;
         let deleted = delete_sql(&mut tx, id).await?;
@@ -438,6 +442,9 @@ impl GraphStore for EmbeddedGraphStore {
         id: &str,
     ) -> Result<bool, StoreError> {
         // See `upsert_member_in` for why this does not take the `writes` lock.
+        if id.contains('\0') {
+            return Ok(false);
+        }
         let deleted = delete_sql(conn, id).await?;
         let mut state = self.write();
         if let Some(node) = state.node(id) {

@@ -1,20 +1,27 @@
 //! The profile service's graph store: members, connection requests and connections, and the
 //! traversals the product needs (degree, mutuals, people you may know).
 //!
-//! [`GraphStore`] has two backends that one conformance suite (`tests/conformance.rs`) holds to
+//! [`GraphStore`] has three backends that one conformance suite (`tests/conformance.rs`) holds to
 //! the same behaviour:
 //! - [`EmbeddedGraphStore`] (default): rows in SQLite (or PostgreSQL) for durability, every read
 //!   and traversal on an in-memory [`AdjacencyIndex`] rebuilt at start-up.
+//! - [`FalkorGraphStore`] (feature `falkordb`): FalkorDB over the Redis protocol, one atomic
+//!   Cypher statement per operation; any number of service instances can share one graph.
 //! - [`Neo4jGraphStore`] (feature `neo4j`): Neo4j or Memgraph over Bolt, Cypher with parameters.
 //!
-//! Both write the `connection.accepted` event to the service's SQL outbox; the embedded store
-//! does it in the same transaction as the change.
+//! All write the `connection.accepted` event to the service's SQL outbox; the embedded store
+//! does it in the same transaction as the change, FalkorDB through an outbox node written with
+//! the change and handed over afterwards (see `falkor.rs`).
 
 pub mod embedded;
+#[cfg(feature = "falkordb")]
+pub mod falkor;
 pub mod index;
 #[cfg(feature = "neo4j")]
 pub mod neo4j;
 pub mod synthetic;
+
+use std::time::Duration;
 
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
@@ -23,6 +30,8 @@ use sqlx::AnyConnection;
 use switchyard_subgraph_kit::{Event, EventError};
 
 pub use embedded::EmbeddedGraphStore;
+#[cfg(feature = "falkordb")]
+pub use falkor::{FalkorConfig, FalkorGraphStore};
 pub use index::{AdjacencyIndex, NodeId};
 #[cfg(feature = "neo4j")]
 pub use neo4j::{Neo4jConfig, Neo4jGraphStore};
@@ -311,6 +320,16 @@ pub trait GraphStore: Send + Sync + 'static {
         member: &str,
         limit: usize,
     ) -> Result<Vec<Suggestion>, StoreError>;
+
+    /// Copies events this store committed outside the service's SQL database, and did not hand
+    /// over yet (a crash, or the SQL database failing, in between), into the SQL outbox; returns
+    /// how many. Only events at least `older_than` old, so a periodic pass leaves the ones an
+    /// operation is handing over right now to that operation. Idempotent. Stores that write
+    /// events in the SQL transaction of their change have nothing to do.
+    async fn relay_pending_events(&self, older_than: Duration) -> Result<usize, StoreError> {
+        let _ = older_than;
+        Ok(0)
+    }
 
     /// Whether the store answers (for `/ready`).
     async fn ping(&self) -> Result<(), StoreError>;
