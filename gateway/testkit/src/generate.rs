@@ -9,12 +9,14 @@
 //! has one value per field), so any correct plan returns the same data; a subgraph that must never
 //! be asked for a field (the losing side of an `@override`) holds a poisoned value instead.
 //!
-//! Features drawn per shape: entities with one or two keys, fields spread over subgraphs (including
-//! `@shareable` copies whose nullability differs per subgraph), value types shared by several
-//! subgraphs, interfaces and unions with different member sets per subgraph, `@requires`
-//! (plain and with a field argument), `@provides`, `@override`, `@inaccessible`, `@interfaceObject`,
-//! lists and nullability. Operations use aliases, inline and named fragments, abstract selections
-//! and `@skip`/`@include`.
+//! Features drawn per shape: entities with one or two keys (some subgraphs know an entity by its
+//! second key only), fields spread over subgraphs (including `@shareable` copies whose
+//! nullability differs per subgraph, and fields named `code` in several entities whose type
+//! differs per subgraph), value types shared by several subgraphs, interfaces (with an extra
+//! shared field) and unions with different member sets per subgraph, entity fields returning
+//! them, `@requires` (plain and with a field argument), `@provides`, `@override`,
+//! `@inaccessible`, `@interfaceObject`, lists and nullability. Operations use aliases, inline and
+//! named fragments, abstract selections and `@skip`/`@include`.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::fmt::Write as _;
@@ -123,6 +125,8 @@ enum Target {
     Value(usize),
     /// A list of references to another entity.
     Entity(usize),
+    /// A list of an interface (`true`) or union (`false`), by index.
+    Abstract(bool, usize),
 }
 
 /// How a field is declared in one subgraph.
@@ -169,6 +173,9 @@ struct Entity {
     requires: Vec<Requires>,
     /// Subgraphs that declare the type (owner, resolvers, requires, stubs).
     declared_in: BTreeSet<usize>,
+    /// Subgraphs whose only key is `sku` (they do not declare `id`): reaching them needs the
+    /// `sku` from another subgraph first.
+    sku_only: BTreeSet<usize>,
 }
 
 #[derive(Debug, Clone)]
@@ -207,6 +214,8 @@ struct Abstract {
     name: String,
     /// Member entities per declaring subgraph (different sets per subgraph).
     members: BTreeMap<usize, Vec<usize>>,
+    /// An interface field besides `id`, declared `@shareable` by every implementation.
+    field: Option<String>,
 }
 
 #[derive(Debug, Clone)]
@@ -287,6 +296,7 @@ fn build_world(rng: &mut Rng, options: &Options) -> World {
                 fields: Vec::new(),
                 requires: Vec::new(),
                 declared_in: BTreeSet::from([owner]),
+                sku_only: BTreeSet::new(),
             }
         })
         .collect();
@@ -298,6 +308,11 @@ fn build_world(rng: &mut Rng, options: &Options) -> World {
                 6 | 7 if !values.is_empty() => Target::Value(rng.below(values.len())),
                 _ => Target::Entity(rng.below(n_ent)),
             };
+            // Fields named `code` in several entities: one response name whose type differs per
+            // subgraph (String! here, String there) while the API type is String everywhere.
+            let common = target == Target::Scalar(Scalar::Str)
+                && rng.chance(25)
+                && !entities[e].fields.iter().any(|x| x.name == "code");
             let home = if rng.chance(50) {
                 entities[e].owner
             } else {
@@ -347,8 +362,23 @@ fn build_world(rng: &mut Rng, options: &Options) -> World {
                 features.insert("entity list");
             }
             let list_nullable = rng.chance(50);
+            if common {
+                features.insert("same field name, differing types per subgraph");
+                let all_non_null = resolvers
+                    .iter()
+                    .all(|(_, r)| matches!(r, Role::Plain { non_null: true }));
+                if all_non_null {
+                    if let Some((_, role)) = resolvers.last_mut() {
+                        *role = Role::Plain { non_null: false };
+                    }
+                }
+            }
             entities[e].fields.push(Field {
-                name: format!("e{e}f{f}"),
+                name: if common {
+                    "code".to_string()
+                } else {
+                    format!("e{e}f{f}")
+                },
                 target,
                 resolvers,
                 overridden_in,
@@ -421,9 +451,14 @@ fn build_world(rng: &mut Rng, options: &Options) -> World {
             if members.len() > 1 {
                 features.insert("interface members differ per subgraph");
             }
+            let field = rng.chance(60).then(|| "i0name".to_string());
+            if field.is_some() {
+                features.insert("interface field");
+            }
             interfaces.push(Abstract {
                 name: "I0".into(),
                 members,
+                field,
             });
         }
     }
@@ -443,7 +478,82 @@ fn build_world(rng: &mut Rng, options: &Options) -> World {
             unions.push(Abstract {
                 name: "U0".into(),
                 members,
+                field: None,
             });
+        }
+    }
+
+    // Entity fields returning an interface or union list, resolved where that abstract type is
+    // declared (by two subgraphs with different member sets, sometimes).
+    for (is_interface, list) in [(true, &interfaces), (false, &unions)] {
+        for (index, a) in list.iter().enumerate() {
+            if !rng.chance(60) {
+                continue;
+            }
+            let e = rng.below(n_ent);
+            let declaring: Vec<usize> = a.members.keys().copied().collect();
+            let first = declaring[rng.below(declaring.len())];
+            let mut resolvers = vec![(
+                first,
+                Role::Plain {
+                    non_null: rng.chance(40),
+                },
+            )];
+            if declaring.len() > 1 && rng.chance(50) {
+                let second = declaring[rng.below(declaring.len())];
+                // Composition requires shared abstract fields to have common runtime types.
+                let intersects = a.members[&first]
+                    .iter()
+                    .any(|m| a.members[&second].contains(m));
+                if second != first && intersects {
+                    resolvers.push((
+                        second,
+                        Role::Plain {
+                            non_null: rng.chance(40),
+                        },
+                    ));
+                    features.insert("shareable abstract field, members differ per subgraph");
+                }
+            }
+            features.insert(if is_interface {
+                "entity field of interface type"
+            } else {
+                "entity field of union type"
+            });
+            for (s, _) in &resolvers {
+                entities[e].declared_in.insert(*s);
+            }
+            let name = format!("e{e}abs{}", entities[e].fields.len());
+            entities[e].fields.push(Field {
+                name,
+                target: Target::Abstract(is_interface, index),
+                resolvers,
+                overridden_in: None,
+                list_nullable: rng.chance(50),
+            });
+        }
+    }
+    // Some non-owner subgraphs know an entity with two keys by `sku` only.
+    for e in 0..n_ent {
+        if !entities[e].second_key {
+            continue;
+        }
+        let candidates: Vec<usize> = entities[e]
+            .declared_in
+            .iter()
+            .copied()
+            .filter(|s| *s != entities[e].owner)
+            .filter(|s| {
+                !interfaces
+                    .iter()
+                    .any(|a| a.members.get(s).is_some_and(|m| m.contains(&e)))
+            })
+            .collect();
+        for s in candidates {
+            if rng.chance(40) {
+                entities[e].sku_only.insert(s);
+                features.insert("subgraph keyed by the second key only");
+            }
         }
     }
 
@@ -619,7 +729,44 @@ fn field_value(w: &World, e: usize, i: usize, f: &Field) -> Value {
                     .collect(),
             )
         }
+        Target::Abstract(..) => Value::Array(
+            abstract_items(w, f, i)
+                .into_iter()
+                .map(|(m, k)| key_object(&w.entities[m], k, true))
+                .collect(),
+        ),
     }
+}
+
+/// The items of an abstract-typed field for instance `i`: one instance of each member that every
+/// resolving subgraph knows (shareable copies must return the same data).
+fn abstract_items(w: &World, f: &Field, i: usize) -> Vec<(usize, usize)> {
+    let Target::Abstract(is_interface, index) = f.target else {
+        return Vec::new();
+    };
+    let a = if is_interface {
+        &w.interfaces[index]
+    } else {
+        &w.unions[index]
+    };
+    let mut common: Option<BTreeSet<usize>> = None;
+    for (s, _) in &f.resolvers {
+        let here: BTreeSet<usize> = a.members.get(s).into_iter().flatten().copied().collect();
+        common = Some(match common {
+            None => here,
+            Some(c) => c.intersection(&here).copied().collect(),
+        });
+    }
+    common
+        .unwrap_or_default()
+        .into_iter()
+        .map(|m| (m, i % w.entities[m].instances))
+        .collect()
+}
+
+/// The value of an interface's extra field for an implementing entity instance.
+fn interface_field_value(e: &Entity, i: usize, field: &str) -> Value {
+    json!(format!("{}-{field}", id_of(e, i)))
 }
 
 /// The value of a field that takes `(mode:)`: of the field's own type, different per mode.
@@ -674,6 +821,16 @@ fn type_ref(w: &World, f: &Field, non_null: bool) -> String {
         Target::Entity(t) => format!(
             "[{}{}]{}",
             w.entities[*t].name,
+            if non_null { "!" } else { "" },
+            if f.list_nullable { "" } else { "!" }
+        ),
+        Target::Abstract(is_interface, index) => format!(
+            "[{}{}]{}",
+            if *is_interface {
+                &w.interfaces[*index].name
+            } else {
+                &w.unions[*index].name
+            },
             if non_null { "!" } else { "" },
             if f.list_nullable { "" } else { "!" }
         ),
@@ -773,7 +930,12 @@ fn subgraph_sdl(w: &World, s: usize) -> String {
             } else {
                 ""
             };
-            let _ = writeln!(out, "interface {}{key} {{\n  id: ID!\n}}\n", a.name);
+            let extra = a
+                .field
+                .as_ref()
+                .map(|f| format!("\n  {f}: String"))
+                .unwrap_or_default();
+            let _ = writeln!(out, "interface {}{key} {{\n  id: ID!{extra}\n}}\n", a.name);
         }
     }
     for a in &w.unions {
@@ -811,17 +973,27 @@ fn subgraph_sdl(w: &World, s: usize) -> String {
                 (r.subgraph == s || r.shared_with == Some(s))
                     && matches!(r.kind, RootKind::Entities { entity, .. } if entity == e)
             });
-        let mut keys = String::from(" @key(fields: \"id\"");
-        if !resolvable {
-            keys.push_str(", resolvable: false");
+        let sku_only = resolvable && ent.sku_only.contains(&s);
+        let mut keys = String::new();
+        let mut lines = Vec::new();
+        if !sku_only {
+            keys.push_str(" @key(fields: \"id\"");
+            if !resolvable {
+                keys.push_str(", resolvable: false");
+            }
+            keys.push(')');
+            lines.push("  id: ID!".to_string());
         }
-        keys.push(')');
         if ent.second_key && (ent.owner == s || resolvable) {
             keys.push_str(" @key(fields: \"sku\")");
-        }
-        let mut lines = vec!["  id: ID!".to_string()];
-        if ent.second_key && (ent.owner == s || resolvable) {
             lines.push("  sku: String!".into());
+        }
+        for a in &w.interfaces {
+            if let (Some(field), true) =
+                (&a.field, a.members.get(&s).is_some_and(|m| m.contains(&e)))
+            {
+                lines.push(format!("  {field}: String @shareable"));
+            }
         }
         for f in &ent.fields {
             if let Some((_, role)) = f.resolvers.iter().find(|(r, _)| *r == s) {
@@ -941,6 +1113,13 @@ fn fixture(w: &World, s: usize) -> Value {
             }
             for r in ent.requires.iter().filter(|r| r.subgraph == s) {
                 obj.insert(r.name.clone(), requires_value(w, e, i, r));
+            }
+            for a in &w.interfaces {
+                if let (Some(field), true) =
+                    (&a.field, a.members.get(&s).is_some_and(|m| m.contains(&e)))
+                {
+                    obj.insert(field.clone(), interface_field_value(ent, i, field));
+                }
             }
             list.push(Value::Object(obj));
         }
@@ -1181,7 +1360,24 @@ fn entity_selection(ctx: &mut Ctx, e: usize, depth: usize) -> Vec<Sel> {
             Target::Entity(t) if depth < ctx.max_depth => {
                 Some(entity_selection(ctx, *t, depth + 1))
             }
-            Target::Entity(_) => continue,
+            Target::Abstract(is_interface, index) if depth < ctx.max_depth => {
+                let a = if *is_interface {
+                    &w.interfaces[*index]
+                } else {
+                    &w.unions[*index]
+                };
+                let all: BTreeSet<usize> = a.members.values().flatten().copied().collect();
+                let all: Vec<usize> = all.into_iter().collect();
+                let field = if *is_interface { a.field.clone() } else { None };
+                Some(abstract_selection(
+                    ctx,
+                    &all,
+                    *is_interface,
+                    field,
+                    depth + 1,
+                ))
+            }
+            Target::Entity(_) | Target::Abstract(..) => continue,
         };
         parts.push(Sel::Field {
             alias,
@@ -1223,10 +1419,29 @@ fn entity_selection(ctx: &mut Ctx, e: usize, depth: usize) -> Vec<Sel> {
     parts
 }
 
-fn abstract_selection(ctx: &mut Ctx, members: &[usize], with_id: bool, depth: usize) -> Vec<Sel> {
+fn abstract_selection(
+    ctx: &mut Ctx,
+    members: &[usize],
+    with_id: bool,
+    field: Option<String>,
+    depth: usize,
+) -> Vec<Sel> {
     let mut parts = Vec::new();
     if with_id && ctx.rng.chance(50) {
         parts.push(Sel::leaf("id"));
+    }
+    if let Some(field) = field {
+        if ctx.rng.chance(50) {
+            let alias = alias(ctx, &field);
+            let directive = directive(ctx);
+            parts.push(Sel::Field {
+                alias,
+                name: field,
+                mode: None,
+                directive,
+                sub: None,
+            });
+        }
     }
     if ctx.rng.chance(70) {
         parts.push(Sel::leaf("__typename"));
@@ -1277,7 +1492,8 @@ fn operation(w: &World, rng: &mut Rng, options: &Options) -> (String, Value) {
                     .copied()
                     .collect();
                 let all: Vec<usize> = all.into_iter().collect();
-                let mut sel = abstract_selection(&mut ctx, &all, true, 1);
+                let field = w.interfaces[*a].field.clone();
+                let mut sel = abstract_selection(&mut ctx, &all, true, field, 1);
                 if let (RootKind::InterfaceObject(_), Some(io)) = (&root.kind, &w.interface_object)
                 {
                     sel.push(Sel::leaf(&io.field));
@@ -1288,7 +1504,7 @@ fn operation(w: &World, rng: &mut Rng, options: &Options) -> (String, Value) {
                 let all: BTreeSet<usize> =
                     w.unions[*u].members.values().flatten().copied().collect();
                 let all: Vec<usize> = all.into_iter().collect();
-                abstract_selection(&mut ctx, &all, false, 1)
+                abstract_selection(&mut ctx, &all, false, None, 1)
             }
         };
         fields.push((r, alias, sub));
@@ -1438,7 +1654,17 @@ fn evaluate_entity(w: &World, e: usize, i: usize, selections: &[&[Sel]]) -> Valu
                             .collect(),
                     )
                 }
+                (Target::Abstract(..), _) => Value::Array(
+                    abstract_items(w, f, i)
+                        .into_iter()
+                        .map(|(m, k)| evaluate_entity(w, m, k, &subs))
+                        .collect(),
+                ),
             }
+        } else if w.interfaces.iter().any(|a| {
+            a.field.as_ref() == Some(name) && a.members.values().flatten().any(|m| *m == e)
+        }) {
+            interface_field_value(ent, i, name)
         } else if let Some(r) = ent.requires.iter().find(|r| &r.name == name) {
             requires_value(w, e, i, r)
         } else if w
