@@ -14,6 +14,11 @@
 //! `connection.removed`) is
 //! written to the outbox right after the graph transaction commits. A crash between the two
 //! loses that event (the connection stands); the embedded store has no such gap.
+//!
+//! Checked without a Neo4j server (`tests/neo4j_statements.rs`): every statement in
+//! [`NEO4J_STATEMENTS`] passes Neo4j's own Cypher linter and plans with `GRAPH.EXPLAIN` on
+//! FalkorDB (except three dialect differences listed there). Against FalkorDB's Bolt port the
+//! backend cannot connect at all: neo4rs proposes only Bolt 4.x, FalkorDB accepts only Bolt 5.
 
 use std::sync::atomic::{AtomicBool, Ordering};
 
@@ -39,9 +44,110 @@ pub struct Neo4jConfig {
     pub password: String,
 }
 
-/// The member fields every member-returning query projects, as `m`.
-const FIELDS: &str = "m.id AS id, m.handle AS handle, m.displayName AS displayName, \
-     m.headline AS headline, m.location AS location, m.joinedAt AS joinedAt";
+/// The member fields every member-returning query projects, from `m`.
+macro_rules! fields {
+    () => {
+        "m.id AS id, m.handle AS handle, m.displayName AS displayName, \
+         m.headline AS headline, m.location AS location, m.joinedAt AS joinedAt"
+    };
+}
+
+const MEMBER: &str = concat!("MATCH (m:Member {id: $id}) RETURN ", fields!());
+
+const MEMBER_BY_HANDLE: &str = concat!(
+    "MATCH (m:Member {handleKey: $key}) RETURN ",
+    fields!(),
+    " ORDER BY id LIMIT 1"
+);
+
+const DELETE_MEMBER: &str = "MATCH (m:Member {id: $id}) WITH m, m.id AS id DETACH DELETE m
+     RETURN count(id) AS n";
+
+const REQUEST: &str = "MATCH (a:Member {id: $a}), (b:Member {id: $b})
+     MERGE (a)-[r:REQUESTED]->(b) ON CREATE SET r.at = $now";
+
+const DECLINE: &str = "MATCH (f:Member {id: $from})-[r:REQUESTED]->(m:Member {id: $member})
+     DELETE r RETURN count(*) AS n";
+
+const REMOVE: &str = "MATCH (a:Member {id: $a})-[r:CONNECTED|REQUESTED]-(b:Member {id: $b})
+     WITH r, CASE type(r) WHEN 'CONNECTED' THEN 1 ELSE 0 END AS edge
+     DELETE r RETURN count(*) AS n, sum(edge) AS edges";
+
+const PENDING: &str = concat!(
+    "MATCH (m:Member)-[r:REQUESTED]->(:Member {id: $id})
+     RETURN ",
+    fields!(),
+    ", r.at AS at ORDER BY at, id"
+);
+
+const CONNECTIONS: &str = concat!(
+    "MATCH (:Member {id: $id})-[:CONNECTED]-(m:Member)
+     WHERE $after IS NULL OR m.id > $after
+     RETURN DISTINCT ",
+    fields!(),
+    " ORDER BY id LIMIT $limit"
+);
+
+const CONNECTION_COUNT: &str = "MATCH (m:Member {id: $id})
+     OPTIONAL MATCH (m)-[:CONNECTED]-(o:Member)
+     RETURN count(DISTINCT m) AS found, count(DISTINCT o) AS n";
+
+const MUTUALS: &str = concat!(
+    "MATCH (a:Member {id: $a})-[:CONNECTED]-(m:Member)-[:CONNECTED]-(b:Member {id: $b})
+     WHERE m <> a AND m <> b
+     RETURN DISTINCT ",
+    fields!(),
+    " ORDER BY id LIMIT $limit"
+);
+
+const SUGGESTIONS: &str = concat!(
+    "MATCH (me:Member {id: $id})-[:CONNECTED]-(f:Member)-[:CONNECTED]-(m:Member)
+     WHERE m <> me AND NOT (me)-[:CONNECTED]-(m) AND NOT (me)-[:REQUESTED]-(m)
+     WITH m, count(DISTINCT f) AS mutuals
+     RETURN ",
+    fields!(),
+    ", mutuals
+     ORDER BY mutuals DESC, id ASC LIMIT $limit"
+);
+
+const PING: &str = "RETURN 1 AS one";
+
+/// Schema statements: Neo4j's form, then Memgraph's.
+const SCHEMA: [(&str, &str); 2] = [
+    (
+        "CREATE CONSTRAINT member_id IF NOT EXISTS FOR (m:Member) REQUIRE m.id IS UNIQUE",
+        "CREATE CONSTRAINT ON (m:Member) ASSERT m.id IS UNIQUE",
+    ),
+    (
+        "CREATE INDEX member_handle IF NOT EXISTS FOR (m:Member) ON (m.handleKey)",
+        "CREATE INDEX ON :Member(handleKey)",
+    ),
+];
+
+/// Every statement this store sends to Neo4j (for the statement-level tests).
+pub const NEO4J_STATEMENTS: &[&str] = &[
+    SCHEMA[0].0,
+    SCHEMA[1].0,
+    UPSERT,
+    MEMBER,
+    MEMBER_BY_HANDLE,
+    DELETE_MEMBER,
+    STATE_BETWEEN,
+    CONNECT,
+    REQUEST,
+    DECLINE,
+    REMOVE,
+    PENDING,
+    CONNECTIONS,
+    CONNECTION_COUNT,
+    MUTUALS,
+    PATH_NEO4J,
+    SUGGESTIONS,
+    PING,
+];
+
+/// The statements sent only when the server turns out to be Memgraph (its own dialect).
+pub const MEMGRAPH_STATEMENTS: &[&str] = &[SCHEMA[0].1, SCHEMA[1].1, PATH_MEMGRAPH];
 
 const UPSERT: &str = "MERGE (m:Member {id: $id})
      SET m.handle = $handle, m.handleKey = $handleKey, m.displayName = $displayName,
@@ -107,16 +213,7 @@ impl Neo4jGraphStore {
             memgraph_paths: AtomicBool::new(false),
         };
         store.ping().await?;
-        for (neo4j, memgraph) in [
-            (
-                "CREATE CONSTRAINT member_id IF NOT EXISTS FOR (m:Member) REQUIRE m.id IS UNIQUE",
-                "CREATE CONSTRAINT ON (m:Member) ASSERT m.id IS UNIQUE",
-            ),
-            (
-                "CREATE INDEX member_handle IF NOT EXISTS FOR (m:Member) ON (m.handleKey)",
-                "CREATE INDEX ON :Member(handleKey)",
-            ),
-        ] {
+        for (neo4j, memgraph) in SCHEMA {
             if store.graph.run(query(neo4j)).await.is_err() {
                 if let Err(e) = store.graph.run(query(memgraph)).await {
                     tracing::warn!(error = %e, "could not create a graph constraint or index");
@@ -220,15 +317,12 @@ impl GraphStore for Neo4jGraphStore {
     }
 
     async fn member(&self, id: &str) -> Result<Option<MemberRecord>, StoreError> {
-        let q = query(&format!("MATCH (m:Member {{id: $id}}) RETURN {FIELDS}")).param("id", id);
+        let q = query(MEMBER).param("id", id);
         Ok(self.members(q).await?.into_iter().next())
     }
 
     async fn member_by_handle(&self, handle: &str) -> Result<Option<MemberRecord>, StoreError> {
-        let q = query(&format!(
-            "MATCH (m:Member {{handleKey: $key}}) RETURN {FIELDS} ORDER BY id LIMIT 1"
-        ))
-        .param("key", handle.to_lowercase());
+        let q = query(MEMBER_BY_HANDLE).param("key", handle.to_lowercase());
         Ok(self.members(q).await?.into_iter().next())
     }
 
@@ -244,15 +338,7 @@ impl GraphStore for Neo4jGraphStore {
     }
 
     async fn delete_member(&self, id: &str) -> Result<bool, StoreError> {
-        let rows = self
-            .rows(
-                query(
-                    "MATCH (m:Member {id: $id}) WITH m, m.id AS id DETACH DELETE m
-                     RETURN count(id) AS n",
-                )
-                .param("id", id),
-            )
-            .await?;
+        let rows = self.rows(query(DELETE_MEMBER).param("id", id)).await?;
         let n: i64 = match rows.first() {
             Some(row) => row.get("n").map_err(graph_error)?,
             None => 0,
@@ -281,13 +367,10 @@ impl GraphStore for Neo4jGraphStore {
             return Ok(RequestOutcome::AlreadyRequested);
         }
         txn.run(
-            query(
-                "MATCH (a:Member {id: $a}), (b:Member {id: $b})
-                 MERGE (a)-[r:REQUESTED]->(b) ON CREATE SET r.at = $now",
-            )
-            .param("a", from)
-            .param("b", to)
-            .param("now", Utc::now().timestamp_micros()),
+            query(REQUEST)
+                .param("a", from)
+                .param("b", to)
+                .param("now", Utc::now().timestamp_micros()),
         )
         .await
         .map_err(graph_error)?;
@@ -323,14 +406,7 @@ impl GraphStore for Neo4jGraphStore {
         self.require(member).await?;
         self.require(from).await?;
         let rows = self
-            .rows(
-                query(
-                    "MATCH (f:Member {id: $from})-[r:REQUESTED]->(m:Member {id: $member})
-                     DELETE r RETURN count(*) AS n",
-                )
-                .param("from", from)
-                .param("member", member),
-            )
+            .rows(query(DECLINE).param("from", from).param("member", member))
             .await?;
         let n: i64 = match rows.first() {
             Some(row) => row.get("n").map_err(graph_error)?,
@@ -343,15 +419,7 @@ impl GraphStore for Neo4jGraphStore {
         self.require(member).await?;
         self.require(other).await?;
         let rows = self
-            .rows(
-                query(
-                    "MATCH (a:Member {id: $a})-[r:CONNECTED|REQUESTED]-(b:Member {id: $b})
-                     WITH r, CASE type(r) WHEN 'CONNECTED' THEN 1 ELSE 0 END AS edge
-                     DELETE r RETURN count(*) AS n, sum(edge) AS edges",
-                )
-                .param("a", member)
-                .param("b", other),
-            )
+            .rows(query(REMOVE).param("a", member).param("b", other))
             .await?;
         let (n, edges): (i64, i64) = match rows.first() {
             Some(row) => (
@@ -368,11 +436,7 @@ impl GraphStore for Neo4jGraphStore {
 
     async fn pending_requests(&self, member: &str) -> Result<Vec<MemberRecord>, StoreError> {
         self.require(member).await?;
-        let q = query(&format!(
-            "MATCH (m:Member)-[r:REQUESTED]->(:Member {{id: $id}})
-             RETURN {FIELDS}, r.at AS at ORDER BY at, id"
-        ))
-        .param("id", member);
+        let q = query(PENDING).param("id", member);
         self.members(q).await
     }
 
@@ -384,14 +448,10 @@ impl GraphStore for Neo4jGraphStore {
     ) -> Result<ConnectionsPage, StoreError> {
         let total_count = self.connection_count(member).await?;
         let first = first.min(MAX_PAGE);
-        let q = query(&format!(
-            "MATCH (:Member {{id: $id}})-[:CONNECTED]-(m:Member)
-             WHERE $after IS NULL OR m.id > $after
-             RETURN DISTINCT {FIELDS} ORDER BY id LIMIT $limit"
-        ))
-        .param("id", member)
-        .param("after", after.map(str::to_owned))
-        .param("limit", first as i64 + 1);
+        let q = query(CONNECTIONS)
+            .param("id", member)
+            .param("after", after.map(str::to_owned))
+            .param("limit", first as i64 + 1);
         let mut members = self.members(q).await?;
         let has_next_page = members.len() > first;
         members.truncate(first);
@@ -404,14 +464,7 @@ impl GraphStore for Neo4jGraphStore {
 
     async fn connection_count(&self, member: &str) -> Result<usize, StoreError> {
         let rows = self
-            .rows(
-                query(
-                    "MATCH (m:Member {id: $id})
-                     OPTIONAL MATCH (m)-[:CONNECTED]-(o:Member)
-                     RETURN count(DISTINCT m) AS found, count(DISTINCT o) AS n",
-                )
-                .param("id", member),
-            )
+            .rows(query(CONNECTION_COUNT).param("id", member))
             .await?;
         let row = rows
             .first()
@@ -432,14 +485,10 @@ impl GraphStore for Neo4jGraphStore {
     ) -> Result<Vec<MemberRecord>, StoreError> {
         self.require(a).await?;
         self.require(b).await?;
-        let q = query(&format!(
-            "MATCH (a:Member {{id: $a}})-[:CONNECTED]-(m:Member)-[:CONNECTED]-(b:Member {{id: $b}})
-             WHERE m <> a AND m <> b
-             RETURN DISTINCT {FIELDS} ORDER BY id LIMIT $limit"
-        ))
-        .param("a", a)
-        .param("b", b)
-        .param("limit", limit(limit_to));
+        let q = query(MUTUALS)
+            .param("a", a)
+            .param("b", b)
+            .param("limit", limit(limit_to));
         self.members(q).await
     }
 
@@ -483,17 +532,9 @@ impl GraphStore for Neo4jGraphStore {
         limit_to: usize,
     ) -> Result<Vec<Suggestion>, StoreError> {
         self.require(member).await?;
-        let q = query(
-            "MATCH (me:Member {id: $id})-[:CONNECTED]-(f:Member)-[:CONNECTED]-(m:Member)
-             WHERE m <> me AND NOT (me)-[:CONNECTED]-(m) AND NOT (me)-[:REQUESTED]-(m)
-             WITH m, count(DISTINCT f) AS mutuals
-             RETURN m.id AS id, m.handle AS handle, m.displayName AS displayName,
-                    m.headline AS headline, m.location AS location, m.joinedAt AS joinedAt,
-                    mutuals
-             ORDER BY mutuals DESC, id ASC LIMIT $limit",
-        )
-        .param("id", member)
-        .param("limit", limit(limit_to));
+        let q = query(SUGGESTIONS)
+            .param("id", member)
+            .param("limit", limit(limit_to));
         self.rows(q)
             .await?
             .iter()
@@ -508,6 +549,6 @@ impl GraphStore for Neo4jGraphStore {
     }
 
     async fn ping(&self) -> Result<(), StoreError> {
-        self.rows(query("RETURN 1 AS one")).await.map(|_| ())
+        self.rows(query(PING)).await.map(|_| ())
     }
 }
