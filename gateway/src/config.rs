@@ -14,6 +14,9 @@ pub struct GatewayConfig {
     pub subgraph_url_overrides: HashMap<String, String>,
     /// Default subgraph request timeout (a subgraph's own `timeout` replaces it).
     pub subgraph_timeout: Duration,
+    /// Default time a subgraph has to start answering (response head); a frozen subgraph is
+    /// found out this soon instead of after the whole `subgraph_timeout`.
+    pub subgraph_first_byte_timeout: Duration,
     /// Default circuit breaker for every subgraph.
     pub circuit_breaker: BreakerSettings,
     /// Default cap on in-flight requests to one subgraph; fetches over it fail at once.
@@ -47,8 +50,11 @@ pub struct GatewayConfig {
     pub propagate_headers: Vec<String>,
     /// Progressive-override labels treated as enabled for every request.
     pub override_labels: Vec<String>,
-    /// How many planned operations the plan cache keeps.
+    /// Most planned operations the plan cache keeps.
     pub plan_cache_size: usize,
+    /// Memory budget of the plan cache: each operation is charged for its text, parsed and
+    /// validated documents and plan; the least recently used go when the total is over.
+    pub plan_cache_bytes: usize,
     /// Whether subscriptions are served (graphql-transport-ws over WebSocket on `/graphql`).
     pub subscriptions: bool,
     /// Most active operations one WebSocket connection may run at once.
@@ -65,6 +71,7 @@ impl Default for GatewayConfig {
         Self {
             subgraph_url_overrides: HashMap::new(),
             subgraph_timeout: Duration::from_secs(30),
+            subgraph_first_byte_timeout: Duration::from_secs(5),
             circuit_breaker: BreakerSettings::default(),
             subgraph_max_inflight: 256,
             subgraph_overrides: HashMap::new(),
@@ -81,7 +88,8 @@ impl Default for GatewayConfig {
             dedupe: true,
             propagate_headers: vec!["authorization".to_owned()],
             override_labels: Vec::new(),
-            plan_cache_size: 1024,
+            plan_cache_size: 4096,
+            plan_cache_bytes: 64 * 1024 * 1024,
             subscriptions: true,
             max_subscriptions_per_connection: 100,
             subscription_init_timeout: Duration::from_secs(10),
@@ -116,6 +124,8 @@ impl Default for BreakerSettings {
 pub struct SubgraphOverrides {
     /// Request timeout.
     pub timeout: Option<Duration>,
+    /// Time to the response head.
+    pub first_byte_timeout: Option<Duration>,
     /// Whether the circuit breaker is on.
     pub circuit_breaker: Option<bool>,
     /// Consecutive failures that open the circuit.
@@ -131,6 +141,8 @@ pub struct SubgraphOverrides {
 pub struct SubgraphPolicy {
     /// Request timeout.
     pub timeout: Duration,
+    /// Time to the response head (capped by `timeout`).
+    pub first_byte_timeout: Duration,
     /// Circuit breaker.
     pub breaker: BreakerSettings,
     /// Most in-flight requests; fetches over it fail at once.
@@ -174,6 +186,7 @@ struct FileConfig {
     listen: Option<SocketAddr>,
     subgraph_timeout_ms: Option<u64>,
     subgraph_timeout: Option<FileDuration>,
+    subgraph_first_byte_timeout: Option<FileDuration>,
     subgraph_max_inflight: Option<usize>,
     circuit_breaker: Option<bool>,
     breaker_failure_threshold: Option<u32>,
@@ -191,6 +204,7 @@ struct FileConfig {
     propagate_headers: Option<Vec<String>>,
     override_labels: Option<Vec<String>>,
     plan_cache_size: Option<usize>,
+    plan_cache_bytes: Option<FileBytes>,
     subscriptions: Option<bool>,
     max_subscriptions_per_connection: Option<usize>,
     subscription_init_timeout: Option<FileDuration>,
@@ -204,6 +218,7 @@ struct FileConfig {
 struct FileSubgraph {
     url: Option<String>,
     timeout: Option<FileDuration>,
+    first_byte_timeout: Option<FileDuration>,
     circuit_breaker: Option<bool>,
     breaker_failure_threshold: Option<u32>,
     breaker_cool_down: Option<FileDuration>,
@@ -229,6 +244,55 @@ impl<'de> Deserialize<'de> for FileDuration {
                 .map_err(serde::de::Error::custom),
         }
     }
+}
+
+/// A size in the config file: bytes, or text with a unit.
+#[derive(Debug, Clone, Copy)]
+struct FileBytes(usize);
+
+impl<'de> Deserialize<'de> for FileBytes {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        #[derive(Deserialize)]
+        #[serde(untagged)]
+        enum Raw {
+            Bytes(usize),
+            Text(String),
+        }
+        match Raw::deserialize(deserializer)? {
+            Raw::Bytes(n) => Ok(FileBytes(n)),
+            Raw::Text(text) => parse_bytes(&text)
+                .map(FileBytes)
+                .map_err(serde::de::Error::custom),
+        }
+    }
+}
+
+/// Parses `"64MiB"`, `"512 KB"`, `"1GiB"` or a bare number of bytes (KB/MB/GB are powers of
+/// 1000, KiB/MiB/GiB of 1024).
+pub(crate) fn parse_bytes(text: &str) -> Result<usize, String> {
+    let text = text.trim();
+    let split = text
+        .find(|c: char| !(c.is_ascii_digit() || c == '.'))
+        .unwrap_or(text.len());
+    let (number, unit) = text.split_at(split);
+    let value: f64 = number
+        .parse()
+        .map_err(|_| format!("expected a size like \"64MiB\" or \"500000\", got {text:?}"))?;
+    let scale: f64 = match unit.trim().to_ascii_lowercase().as_str() {
+        "" | "b" => 1.0,
+        "kb" => 1e3,
+        "mb" => 1e6,
+        "gb" => 1e9,
+        "kib" => 1024.0,
+        "mib" => 1024.0 * 1024.0,
+        "gib" => 1024.0 * 1024.0 * 1024.0,
+        other => {
+            return Err(format!(
+                "unknown size unit {other:?} in {text:?} (use B, KB, MB, GB, KiB, MiB or GiB)"
+            ))
+        }
+    };
+    Ok((value * scale) as usize)
 }
 
 /// Parses `"250ms"`, `"2s"`, `"1.5s"`, `"1m"` or a bare number of milliseconds.
@@ -286,6 +350,9 @@ impl GatewayConfig {
         if let Some(v) = file.subgraph_timeout {
             self.subgraph_timeout = v.0;
         }
+        if let Some(v) = file.subgraph_first_byte_timeout {
+            self.subgraph_first_byte_timeout = v.0;
+        }
         set(&mut self.subgraph_max_inflight, file.subgraph_max_inflight);
         set(&mut self.circuit_breaker.enabled, file.circuit_breaker);
         set(
@@ -306,6 +373,9 @@ impl GatewayConfig {
         set(&mut self.graphiql, file.graphiql);
         set(&mut self.dedupe, file.dedupe);
         set(&mut self.plan_cache_size, file.plan_cache_size);
+        if let Some(v) = file.plan_cache_bytes {
+            self.plan_cache_bytes = v.0;
+        }
         set(&mut self.subscriptions, file.subscriptions);
         set(
             &mut self.max_subscriptions_per_connection,
@@ -324,6 +394,7 @@ impl GatewayConfig {
         for (name, sub) in file.subgraphs {
             let overrides = SubgraphOverrides {
                 timeout: sub.timeout.map(|d| d.0),
+                first_byte_timeout: sub.first_byte_timeout.map(|d| d.0),
                 circuit_breaker: sub.circuit_breaker,
                 breaker_failure_threshold: sub.breaker_failure_threshold,
                 breaker_cool_down: sub.breaker_cool_down.map(|d| d.0),
@@ -363,6 +434,13 @@ impl GatewayConfig {
                             message,
                         })?
                 }
+                "SUBGRAPH_FIRST_BYTE_TIMEOUT" => {
+                    self.subgraph_first_byte_timeout =
+                        parse_duration(&value).map_err(|message| ConfigError::Env {
+                            name: name.clone(),
+                            message,
+                        })?
+                }
                 "SUBGRAPH_MAX_INFLIGHT" => self.subgraph_max_inflight = parse_env(&name, &value)?,
                 "CIRCUIT_BREAKER" => self.circuit_breaker.enabled = parse_bool(&name, &value)?,
                 "BREAKER_FAILURE_THRESHOLD" => {
@@ -386,6 +464,13 @@ impl GatewayConfig {
                 "GRAPHIQL" => self.graphiql = parse_bool(&name, &value)?,
                 "DEDUPE" => self.dedupe = parse_bool(&name, &value)?,
                 "PLAN_CACHE_SIZE" => self.plan_cache_size = parse_env(&name, &value)?,
+                "PLAN_CACHE_BYTES" => {
+                    self.plan_cache_bytes =
+                        parse_bytes(&value).map_err(|message| ConfigError::Env {
+                            name: name.clone(),
+                            message,
+                        })?
+                }
                 "SUBSCRIPTIONS" => self.subscriptions = parse_bool(&name, &value)?,
                 "MAX_SUBSCRIPTIONS_PER_CONNECTION" => {
                     self.max_subscriptions_per_connection = parse_env(&name, &value)?
@@ -424,8 +509,13 @@ impl GatewayConfig {
             .get(subgraph)
             .cloned()
             .unwrap_or_default();
+        let timeout = overrides.timeout.unwrap_or(self.subgraph_timeout);
         SubgraphPolicy {
-            timeout: overrides.timeout.unwrap_or(self.subgraph_timeout),
+            timeout,
+            first_byte_timeout: overrides
+                .first_byte_timeout
+                .unwrap_or(self.subgraph_first_byte_timeout)
+                .min(timeout),
             breaker: BreakerSettings {
                 enabled: overrides
                     .circuit_breaker
@@ -630,6 +720,27 @@ mod tests {
             .apply_env([("SWITCHYARD_SUBGRAPH_TIMEOUT".to_owned(), "x".to_owned())])
             .unwrap_err();
         assert!(err.to_string().contains("SWITCHYARD_SUBGRAPH_TIMEOUT"));
+    }
+
+    #[test]
+    fn sizes_parse_with_units() {
+        assert_eq!(parse_bytes("64MiB"), Ok(64 << 20));
+        assert_eq!(parse_bytes("512 KB"), Ok(512_000));
+        assert_eq!(parse_bytes("1.5GiB"), Ok(3 << 29));
+        assert_eq!(parse_bytes("4096"), Ok(4096));
+        assert!(parse_bytes("lots").is_err());
+        assert!(parse_bytes("3 TB")
+            .unwrap_err()
+            .contains("unknown size unit"));
+        let mut config = GatewayConfig::default();
+        config.apply_toml("plan_cache_bytes = \"8MiB\"").unwrap();
+        assert_eq!(config.plan_cache_bytes, 8 << 20);
+        config.apply_toml("plan_cache_bytes = 1000").unwrap();
+        assert_eq!(config.plan_cache_bytes, 1000);
+        config
+            .apply_env([("SWITCHYARD_PLAN_CACHE_BYTES".to_owned(), "2MB".to_owned())])
+            .unwrap();
+        assert_eq!(config.plan_cache_bytes, 2_000_000);
     }
 
     #[test]

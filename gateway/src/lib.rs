@@ -12,6 +12,7 @@ mod http;
 pub mod introspection;
 mod limits;
 mod operation;
+mod plan_cache;
 pub mod subscription;
 
 use std::sync::Arc;
@@ -107,6 +108,9 @@ pub enum ResponseStatus {
     MutationOverGet,
 }
 
+/// Why an operation could not be prepared, and how to report it.
+type PrepareError = (GraphQLErrors, ResponseStatus);
+
 /// A serialized GraphQL response and its classification.
 #[derive(Debug, Clone)]
 pub struct GraphQLResponse {
@@ -145,11 +149,13 @@ struct Inner {
     config: GatewayConfig,
     planner: Arc<dyn OperationPlanner>,
     executor: execute::Executor,
-    cache: operation::OperationCache,
+    cache: plan_cache::PlanCache<PrepareError>,
+    /// Bounds how many operations are planned at once (on blocking threads): a flood of
+    /// distinct operations queues here instead of planning them all in parallel.
+    planning: tokio::sync::Semaphore,
     limits: OperationLimits,
     cost_model: CostModel,
     plan_options: PlanOptions,
-    labels_key: String,
     propagate: Vec<HeaderName>,
     /// Subgraph name -> URL (overrides applied), for subscriptions' WebSocket connections.
     subgraph_urls: std::collections::HashMap<String, String>,
@@ -221,7 +227,6 @@ impl Gateway {
         let mut labels: Vec<String> = config.override_labels.clone();
         labels.sort();
         labels.dedup();
-        let labels_key = labels.join(",");
         let plan_options = PlanOptions {
             enabled_override_labels: labels.into_iter().collect(),
         };
@@ -239,14 +244,16 @@ impl Gateway {
         };
         Ok(Gateway {
             inner: Arc::new(Inner {
-                cache: operation::OperationCache::new(config.plan_cache_size),
+                cache: plan_cache::PlanCache::new(config.plan_cache_bytes, config.plan_cache_size),
+                planning: tokio::sync::Semaphore::new(
+                    std::thread::available_parallelism().map_or(1, |n| n.get()),
+                ),
                 config,
                 planner,
                 executor,
                 limits,
                 cost_model,
                 plan_options,
-                labels_key,
                 propagate,
                 subgraph_urls,
             }),
@@ -284,6 +291,11 @@ impl Gateway {
         self.inner.cache.len()
     }
 
+    /// What the cached operations weigh (the figure held under `plan_cache_bytes`).
+    pub fn cached_bytes(&self) -> usize {
+        self.inner.cache.bytes()
+    }
+
     /// Validates, plans (both cached) and runs one request, forwarding the configured headers
     /// from `headers` to subgraphs.
     pub async fn execute(&self, request: GraphQLRequest, headers: &HeaderMap) -> GraphQLResponse {
@@ -303,7 +315,7 @@ impl Gateway {
             );
         };
         let operation_name = request.operation_name.as_deref();
-        let prepared = match self.prepare(query, operation_name) {
+        let prepared = match self.prepare_shared(query, operation_name).await {
             Ok(prepared) => prepared,
             Err((errors, status)) => return GraphQLResponse::errors(status, &errors.0),
         };
@@ -379,20 +391,79 @@ impl Gateway {
         self.inner.limits.check_cost(cost.value)
     }
 
-    /// The cached prepared operation, or validate + check limits + plan + cache it.
+    /// The cached prepared operation, or validate + check limits + plan + cache it, on this
+    /// thread (for synchronous callers: `plan`, subscriptions).
     fn prepare(
         &self,
         query: &str,
         operation_name: Option<&str>,
-    ) -> Result<Arc<PreparedOperation>, (GraphQLErrors, ResponseStatus)> {
+    ) -> Result<Arc<PreparedOperation>, PrepareError> {
         let inner = &*self.inner;
-        let key = operation::OperationCache::key(query, operation_name, &inner.labels_key);
-        if let Some(hit) = inner.cache.get(&key) {
+        if let Some(hit) = inner.cache.get(query, operation_name) {
             return Ok(hit);
         }
         let prepared = Arc::new(self.prepare_uncached(query, operation_name)?);
-        inner.cache.insert(key, Arc::clone(&prepared));
+        inner.cache.insert(query, operation_name, &prepared);
         Ok(prepared)
+    }
+
+    /// Like [`Gateway::prepare`] for requests: a miss is planned on a blocking thread (at most
+    /// one per CPU at a time), and concurrent misses of one operation wait for a single run.
+    async fn prepare_shared(
+        &self,
+        query: &str,
+        operation_name: Option<&str>,
+    ) -> Result<Arc<PreparedOperation>, PrepareError> {
+        let (hash, flight) = match self.inner.cache.lookup(query, operation_name) {
+            plan_cache::Lookup::Hit(prepared) => return Ok(prepared),
+            plan_cache::Lookup::Miss { hash, flight } => (hash, flight),
+        };
+        let mut leader = false;
+        let result = flight
+            .get_or_init(|| {
+                leader = true;
+                self.prepare_on_blocking_thread(query, operation_name)
+            })
+            .await
+            .clone();
+        if leader {
+            self.inner
+                .cache
+                .land(hash, &flight, query, operation_name, &result);
+        }
+        result
+    }
+
+    async fn prepare_on_blocking_thread(
+        &self,
+        query: &str,
+        operation_name: Option<&str>,
+    ) -> Result<Arc<PreparedOperation>, PrepareError> {
+        let _permit = self
+            .inner
+            .planning
+            .acquire()
+            .await
+            .expect("the planning semaphore is never closed");
+        let gateway = self.clone();
+        let query = query.to_owned();
+        let operation_name = operation_name.map(str::to_owned);
+        tokio::task::spawn_blocking(move || {
+            gateway
+                .prepare_uncached(&query, operation_name.as_deref())
+                .map(Arc::new)
+        })
+        .await
+        .unwrap_or_else(|err| {
+            tracing::error!(error = %err, "planning an operation panicked");
+            Err((
+                GraphQLErrors::single(GraphQLError::new(
+                    "The gateway failed while planning this operation.",
+                    QUERY_PLANNING_FAILED,
+                )),
+                ResponseStatus::PlanningFailed,
+            ))
+        })
     }
 
     /// Parse, check the expanded shape (before validation, whose field-merging rules would
@@ -402,7 +473,7 @@ impl Gateway {
         &self,
         query: &str,
         operation_name: Option<&str>,
-    ) -> Result<PreparedOperation, (GraphQLErrors, ResponseStatus)> {
+    ) -> Result<PreparedOperation, PrepareError> {
         let inner = &*self.inner;
         let request_error = |errors| (errors, ResponseStatus::RequestError);
         let ast = operation::parse(query).map_err(request_error)?;

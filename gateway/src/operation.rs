@@ -1,8 +1,9 @@
-//! Client operations made ready to run: parsed, validated, checked against limits, planned and
-//! cached together, so the hot path never re-parses, re-validates or re-plans.
+//! Client operations made ready to run: parsed, validated, checked against limits and planned,
+//! then cached together (`plan_cache.rs`), so the hot path never re-parses, re-validates or
+//! re-plans.
 
-use std::collections::{HashMap, HashSet, VecDeque};
-use std::sync::{Arc, Mutex};
+use std::collections::HashSet;
+use std::sync::Arc;
 
 use apollo_compiler::ast::{self, OperationType, Value as AstValue};
 use apollo_compiler::executable::{Operation, Selection, SelectionSet};
@@ -320,71 +321,5 @@ fn collect_root<'d>(
                 }
             }
         }
-    }
-}
-
-/// Bounded cache of prepared operations, keyed by operation text + name + override labels.
-pub(crate) struct OperationCache {
-    capacity: usize,
-    inner: Mutex<CacheInner>,
-}
-
-#[derive(Default)]
-struct CacheInner {
-    map: HashMap<Arc<str>, Arc<PreparedOperation>>,
-    order: VecDeque<Arc<str>>,
-}
-
-impl OperationCache {
-    pub(crate) fn new(capacity: usize) -> Self {
-        Self {
-            capacity: capacity.max(1),
-            inner: Mutex::new(CacheInner::default()),
-        }
-    }
-
-    /// The cache key: the pieces joined with a separator that cannot occur in a name.
-    pub(crate) fn key(query: &str, operation_name: Option<&str>, labels: &str) -> String {
-        let mut key = String::with_capacity(
-            query.len() + labels.len() + 2 + operation_name.map_or(0, str::len),
-        );
-        key.push_str(labels);
-        key.push('\u{1}');
-        key.push_str(operation_name.unwrap_or(""));
-        key.push('\u{1}');
-        key.push_str(query);
-        key
-    }
-
-    pub(crate) fn get(&self, key: &str) -> Option<Arc<PreparedOperation>> {
-        self.inner
-            .lock()
-            .expect("cache lock poisoned")
-            .map
-            .get(key)
-            .cloned()
-    }
-
-    /// Inserts, evicting the oldest entry when full (FIFO keeps the hot path a single lookup).
-    pub(crate) fn insert(&self, key: String, value: Arc<PreparedOperation>) {
-        let mut inner = self.inner.lock().expect("cache lock poisoned");
-        let key: Arc<str> = Arc::from(key);
-        if inner.map.contains_key(&key) {
-            return;
-        }
-        while inner.map.len() >= self.capacity {
-            match inner.order.pop_front() {
-                Some(old) => {
-                    inner.map.remove(&old);
-                }
-                None => break,
-            }
-        }
-        inner.order.push_back(Arc::clone(&key));
-        inner.map.insert(key, value);
-    }
-
-    pub(crate) fn len(&self) -> usize {
-        self.inner.lock().expect("cache lock poisoned").map.len()
     }
 }

@@ -354,3 +354,166 @@ fn url_encode(s: &str) -> String {
         })
         .collect()
 }
+
+/// A gateway over the test subgraphs whose planner counts how often it plans each operation
+/// (and takes `plan_time` doing it, so concurrent misses overlap).
+async fn counting_gateway(
+    subgraphs: &Subgraphs,
+    config: GatewayConfig,
+    plan_time: Duration,
+) -> (
+    switchyard_gateway::Gateway,
+    std::sync::Arc<std::sync::Mutex<std::collections::HashMap<String, usize>>>,
+) {
+    let counts: std::sync::Arc<std::sync::Mutex<std::collections::HashMap<String, usize>>> =
+        Default::default();
+    let stub = common::stub_planner();
+    let seen = counts.clone();
+    let planner = move |document: &apollo_compiler::validation::Valid<
+        apollo_compiler::ExecutableDocument,
+    >,
+                        name: Option<&str>,
+                        options: &switchyard_gateway::planner::PlanOptions| {
+        let text = document
+            .sources
+            .values()
+            .next()
+            .unwrap()
+            .source_text()
+            .to_owned();
+        *seen.lock().unwrap().entry(text).or_default() += 1;
+        std::thread::sleep(plan_time);
+        stub(document, name, options)
+    };
+    let schema =
+        apollo_compiler::Schema::parse_and_validate(common::API_SCHEMA, "api.graphql").unwrap();
+    let gateway = switchyard_gateway::Gateway::from_parts(
+        schema,
+        subgraphs.list(),
+        std::sync::Arc::new(planner),
+        config,
+    )
+    .unwrap();
+    (gateway, counts)
+}
+
+async fn execute(gateway: &switchyard_gateway::Gateway, query: &str) -> Value {
+    gateway
+        .execute(
+            switchyard_gateway::GraphQLRequest {
+                query: Some(query.to_owned()),
+                ..Default::default()
+            },
+            &http::HeaderMap::new(),
+        )
+        .await
+        .json()
+}
+
+/// A valid operation of about `size` bytes, made distinct by `n` (the padding is a comment).
+fn padded(n: usize, size: usize) -> String {
+    let head = format!("# operation {n}\n");
+    let pad = "#".repeat(size.saturating_sub(head.len() + 20)) + "\n";
+    format!("{head}{pad}{{ me {{ id }} }}")
+}
+
+#[tokio::test]
+async fn the_plan_cache_stays_within_its_byte_budget() {
+    let subgraphs = Subgraphs::start(Duration::ZERO).await;
+    let budget = 1 << 20;
+    let config = GatewayConfig {
+        plan_cache_bytes: budget,
+        ..GatewayConfig::default()
+    };
+    let (gateway, counts) = counting_gateway(&subgraphs, config, Duration::ZERO).await;
+    let hot = "query Hot { me { id name } }";
+    assert_eq!(execute(&gateway, hot).await["data"]["me"]["id"], "u1");
+    // 200 distinct 10 KB operations: 2 MB of text, ~12 times the budget once weighed.
+    for n in 0..200 {
+        let body = execute(&gateway, &padded(n, 10_000)).await;
+        assert_eq!(body["data"]["me"]["id"], "u1", "{body}");
+        assert!(
+            gateway.cached_bytes() <= budget,
+            "{} > {budget}",
+            gateway.cached_bytes()
+        );
+        // The operation clients keep sending survives the flood.
+        if n % 5 == 0 {
+            execute(&gateway, hot).await;
+        }
+    }
+    assert!(
+        gateway.cached_operations() < 50,
+        "{}",
+        gateway.cached_operations()
+    );
+    assert!(gateway.cached_bytes() > budget / 2, "the budget is used");
+    assert_eq!(
+        counts.lock().unwrap()[hot],
+        1,
+        "the hot operation was planned once"
+    );
+
+    // An operation weighing more than the whole budget still runs; it is just not kept.
+    let huge = padded(1000, 2 * budget);
+    let before = gateway.cached_operations();
+    let body = execute(&gateway, &huge).await;
+    assert_eq!(body["data"]["me"]["id"], "u1");
+    assert!(gateway.cached_operations() <= before);
+    assert!(gateway.cached_bytes() <= budget);
+}
+
+#[tokio::test]
+async fn concurrent_misses_plan_an_operation_once() {
+    let subgraphs = Subgraphs::start(Duration::ZERO).await;
+    let (gateway, counts) = counting_gateway(
+        &subgraphs,
+        GatewayConfig::default(),
+        Duration::from_millis(200),
+    )
+    .await;
+    let query = "query Once { me { id } }";
+    let requests = (0..32).map(|_| {
+        let gateway = gateway.clone();
+        tokio::spawn(async move { execute(&gateway, query).await })
+    });
+    for body in futures::future::join_all(requests).await {
+        assert_eq!(body.unwrap()["data"]["me"]["id"], "u1");
+    }
+    assert_eq!(counts.lock().unwrap()[query], 1);
+    assert_eq!(gateway.cached_operations(), 1);
+
+    // Failures are shared too, and not cached: a later request plans again.
+    let bad = "query Bad { me { id } topProducts(first: \"x\") { upc } }";
+    let requests = (0..8).map(|_| {
+        let gateway = gateway.clone();
+        tokio::spawn(async move { execute(&gateway, bad).await })
+    });
+    for body in futures::future::join_all(requests).await {
+        let body = body.unwrap();
+        assert_eq!(
+            body["errors"][0]["extensions"]["code"], "GRAPHQL_VALIDATION_FAILED",
+            "{body}"
+        );
+    }
+    assert_eq!(gateway.cached_operations(), 1);
+
+    // The same text under another operation name is another entry.
+    let two = "query A { me { id } } query B { me { name } }";
+    for name in ["A", "B", "A"] {
+        let body = gateway
+            .execute(
+                switchyard_gateway::GraphQLRequest {
+                    query: Some(two.to_owned()),
+                    operation_name: Some(name.to_owned()),
+                    ..Default::default()
+                },
+                &http::HeaderMap::new(),
+            )
+            .await
+            .json();
+        assert!(body["data"]["me"].is_object(), "{body}");
+    }
+    assert_eq!(counts.lock().unwrap()[two], 2);
+    assert_eq!(gateway.cached_operations(), 3);
+}

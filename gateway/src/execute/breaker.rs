@@ -72,10 +72,18 @@ impl CircuitBreaker {
     }
 
     /// Reports how a request that was let through ended.
+    #[cfg(test)]
     pub(crate) fn record(&self, success: bool, now: Instant) {
+        self.record_many(success, 1, now)
+    }
+
+    /// Reports how a request ended that `requests` client requests were waiting for (collapsed
+    /// onto one fetch): a failure counts once per waiting request.
+    pub(crate) fn record_many(&self, success: bool, requests: usize, now: Instant) {
         if !self.settings.enabled {
             return;
         }
+        let requests = u32::try_from(requests.max(1)).unwrap_or(u32::MAX);
         let mut state = self.state.lock().expect("breaker lock poisoned");
         match (*state, success) {
             (State::Closed { failures }, true) => {
@@ -84,7 +92,7 @@ impl CircuitBreaker {
                 }
             }
             (State::Closed { failures }, false) => {
-                let failures = failures + 1;
+                let failures = failures.saturating_add(requests);
                 if failures >= self.settings.failure_threshold.max(1) {
                     *state = State::Open {
                         until: now + self.settings.cool_down,
@@ -233,6 +241,28 @@ mod tests {
         b.record(false, t);
         b.record(false, t + Duration::from_millis(900)); // ignored: already open
         assert_eq!(b.admit(t + Duration::from_millis(1000)), Admission::Probe);
+    }
+
+    #[test]
+    fn a_failure_many_requests_waited_for_counts_for_each() {
+        let b = breaker(5, 1000);
+        let t = Instant::now();
+        b.record_many(false, 3, t);
+        assert!(!b.is_open());
+        b.record_many(false, 2, t);
+        assert!(b.is_open(), "five waiting requests failed");
+        let b = breaker(5, 1000);
+        b.record_many(false, 40, t);
+        assert!(
+            b.is_open(),
+            "one collapsed fetch that forty requests waited for"
+        );
+        // A success shared by many still just closes / resets.
+        let b = breaker(2, 1000);
+        b.record_many(false, 1, t);
+        b.record_many(true, 10, t);
+        b.record_many(false, 1, t);
+        assert!(!b.is_open());
     }
 
     #[test]

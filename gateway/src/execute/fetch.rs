@@ -100,6 +100,10 @@ impl Service {
 
 type HttpClient = Client<HttpConnector, Full<Bytes>>;
 
+/// The client's address as forwarded to subgraphs. It is left out of the collapsing key: it does
+/// not change a query's answer, and keeping it would stop collapsing across clients.
+const CLIENT_ADDRESS: HeaderName = HeaderName::from_static("x-forwarded-for");
+
 /// Identity of a subgraph request for collapsing: same subgraph, body and forwarded headers.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
 struct InflightKey {
@@ -108,7 +112,9 @@ struct InflightKey {
     headers: Vec<(HeaderName, HeaderValue)>,
 }
 
-type InflightMap = HashMap<InflightKey, Shared<BoxFuture<'static, FetchResult>>>;
+/// A request in flight, and how many requests wait for it (each counts toward the breaker).
+type InflightMap =
+    HashMap<InflightKey, (Shared<BoxFuture<'static, FetchResult>>, Arc<AtomicUsize>)>;
 
 /// Sends requests to subgraphs over pooled HTTP/1.1 connections.
 pub(crate) struct SubgraphClient {
@@ -156,28 +162,44 @@ impl SubgraphClient {
         let service_state = &self.services[service];
         if !collapse {
             let slot = service_state.admit()?;
-            return send(self.http.clone(), uri.clone(), body, headers.to_vec(), slot).await;
+            let waiters = Arc::new(AtomicUsize::new(1));
+            return send(
+                self.http.clone(),
+                uri.clone(),
+                body,
+                headers.to_vec(),
+                slot,
+                waiters,
+            )
+            .await;
         }
         let key = InflightKey {
             service,
             body,
-            headers: headers.to_vec(),
+            headers: headers
+                .iter()
+                .filter(|(name, _)| name != CLIENT_ADDRESS)
+                .cloned()
+                .collect(),
         };
         let shared = {
             let mut map = self.inflight.lock().expect("inflight map poisoned");
-            if let Some(existing) = map.get(&key) {
+            if let Some((existing, waiters)) = map.get(&key) {
+                waiters.fetch_add(1, Ordering::AcqRel);
                 existing.clone()
             } else {
                 // Joining a request already in flight costs the subgraph nothing, so only a
                 // new request asks the breaker and takes a slot.
                 let slot = service_state.admit()?;
+                let waiters = Arc::new(AtomicUsize::new(1));
                 let inflight = Arc::clone(&self.inflight);
                 let request = send(
                     self.http.clone(),
                     uri.clone(),
                     key.body.clone(),
-                    key.headers.clone(),
+                    headers.to_vec(),
                     slot,
+                    Arc::clone(&waiters),
                 );
                 let map_key = key.clone();
                 // The entry removes itself when the request completes, so only requests that
@@ -192,7 +214,7 @@ impl SubgraphClient {
                 }
                 .boxed()
                 .shared();
-                map.insert(key, fut.clone());
+                map.insert(key, (fut.clone(), waiters));
                 fut
             }
         };
@@ -200,16 +222,20 @@ impl SubgraphClient {
     }
 }
 
-/// Sends one request holding `slot`, and tells the subgraph's breaker how it went.
+/// Sends one request holding `slot`, and tells the subgraph's breaker how it went — once for
+/// every request that waited for it (`waiters`): a frozen subgraph that fails forty collapsed
+/// requests has failed forty times, not once, so the circuit opens within one timeout.
 async fn send(
     http: HttpClient,
     uri: Uri,
     body: Bytes,
     headers: Vec<(HeaderName, HeaderValue)>,
     slot: Slot,
+    waiters: Arc<AtomicUsize>,
 ) -> FetchResult {
     let service = &slot.0;
-    let timeout = service.policy.timeout;
+    let policy = service.policy;
+    let started = tokio::time::Instant::now();
     let mut builder = Request::post(uri)
         .header(CONTENT_TYPE, "application/json")
         .header(ACCEPT, "application/json");
@@ -220,10 +246,20 @@ async fn send(
         .body(Full::new(body))
         .map_err(|err| FetchError::Failed(Arc::from(err.to_string())))?;
     let exchange = async {
-        let response = http
-            .request(request)
-            .await
-            .map_err(|err| Arc::<str>::from(describe_client_error(&err)))?;
+        // The response head must arrive within the first-byte timeout: a stopped or wedged
+        // subgraph still accepts connections (the kernel does), so only silence tells.
+        let first_byte = policy.first_byte_timeout.min(policy.timeout);
+        let response = match tokio::time::timeout(first_byte, http.request(request)).await {
+            Ok(response) => {
+                response.map_err(|err| Arc::<str>::from(describe_client_error(&err)))?
+            }
+            Err(_) => {
+                return Err(Arc::<str>::from(format!(
+                    "timed out after {} ms waiting for the response to start (first-byte timeout)",
+                    first_byte.as_millis()
+                )))
+            }
+        };
         let status = response.status();
         // The subgraph is unhealthy on a 5xx even when it sends a GraphQL body with it.
         let healthy = !status.is_server_error();
@@ -239,18 +275,22 @@ async fn send(
         }
         Ok((bytes, healthy))
     };
-    let (result, healthy) = match tokio::time::timeout(timeout, exchange).await {
+    let (result, healthy) = match tokio::time::timeout_at(started + policy.timeout, exchange).await
+    {
         Ok(Ok((bytes, healthy))) => (Ok(bytes), healthy),
         Ok(Err(reason)) => (Err(FetchError::Failed(reason)), false),
         Err(_) => (
             Err(FetchError::Failed(Arc::from(format!(
                 "request timed out after {} ms",
-                timeout.as_millis()
+                policy.timeout.as_millis()
             )))),
             false,
         ),
     };
-    service.breaker.record(healthy, Instant::now());
+    let outcomes = waiters.load(Ordering::Acquire).max(1);
+    service
+        .breaker
+        .record_many(healthy, outcomes, Instant::now());
     let bytes = result?;
     let response = super::json::parse_response(&bytes).map_err(|err| {
         FetchError::Failed(Arc::from(format!("invalid JSON in the response: {err}")))
