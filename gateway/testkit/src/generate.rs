@@ -14,9 +14,11 @@
 //! nullability differs per subgraph, and fields named `code` in several entities whose type
 //! differs per subgraph), value types shared by several subgraphs, interfaces (with an extra
 //! shared field) and unions with different member sets per subgraph, entity fields returning
-//! them, `@requires` (plain and with a field argument), `@provides`, `@override`,
+//! them, value types whose fields are spread over subgraphs, an enum with an `@inaccessible`
+//! value, `@requires` (plain and with a field argument), `@provides`, `@override`,
 //! `@inaccessible`, `@interfaceObject`, lists and nullability. Operations use aliases, inline and
-//! named fragments, abstract selections and `@skip`/`@include`.
+//! named fragments, abstract selections (also interface conditions inside unions) and
+//! `@skip`/`@include`. [`Shape::expected_for`] answers edited operations, for minimizing.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::fmt::Write as _;
@@ -75,6 +77,112 @@ pub struct Shape {
     pub expected: Vec<Value>,
     /// Which generator features this shape uses (for reports).
     pub features: BTreeSet<&'static str>,
+    /// The world the fixtures were cut from (answers edited operations, see [`Shape::expected_for`]).
+    world: World,
+}
+
+impl Shape {
+    /// The response a correct gateway gives for `operation` over this shape's unchanged subgraphs
+    /// and fixtures, for operations made of what the generator uses (fields, aliases, `(mode:)`,
+    /// inline and named fragments, `@skip`/`@include` with literal arguments); `None` otherwise.
+    /// Lets a minimizer edit a generated operation and still know the right answer.
+    pub fn expected_for(&self, operation: &str) -> Option<Value> {
+        use apollo_compiler::ast::{Definition, Document};
+        let document = Document::parse(operation, "operation.graphql").ok()?;
+        let mut fragments = BTreeMap::new();
+        let mut operations = Vec::new();
+        for definition in &document.definitions {
+            match definition {
+                Definition::OperationDefinition(op) => operations.push(op),
+                Definition::FragmentDefinition(f) => {
+                    fragments.insert(f.name.to_string(), f.clone());
+                }
+                _ => return None,
+            }
+        }
+        let [op] = operations.as_slice() else {
+            return None;
+        };
+        let selections = convert_selections(&op.selection_set, &fragments, 0)?;
+        Some(evaluate_roots(&self.world, &selections))
+    }
+}
+
+type Fragments = BTreeMap<String, apollo_compiler::Node<apollo_compiler::ast::FragmentDefinition>>;
+
+/// Parsed selections as [`Sel`]s; `None` for anything the generator never produces.
+fn convert_selections(
+    selections: &[apollo_compiler::ast::Selection],
+    fragments: &Fragments,
+    depth: usize,
+) -> Option<Vec<Sel>> {
+    use apollo_compiler::ast::Selection;
+    if depth > 32 {
+        return None;
+    }
+    let mut out = Vec::new();
+    for selection in selections {
+        match selection {
+            Selection::Field(f) => {
+                let mut mode = None;
+                for argument in &f.arguments {
+                    if argument.name != "mode" {
+                        return None;
+                    }
+                    mode = match argument.value.as_str()? {
+                        "UP" => Some("UP"),
+                        "DOWN" => Some("DOWN"),
+                        _ => return None,
+                    };
+                }
+                let sub = if f.selection_set.is_empty() {
+                    None
+                } else {
+                    Some(convert_selections(&f.selection_set, fragments, depth + 1)?)
+                };
+                out.push(Sel::Field {
+                    alias: f.alias.as_ref().map(|a| a.to_string()),
+                    name: f.name.to_string(),
+                    mode,
+                    directive: excluded_marker(&f.directives)?,
+                    sub,
+                });
+            }
+            Selection::InlineFragment(f) => out.push(Sel::Inline {
+                on: f.type_condition.as_ref()?.to_string(),
+                directive: excluded_marker(&f.directives)?,
+                sub: convert_selections(&f.selection_set, fragments, depth + 1)?,
+            }),
+            Selection::FragmentSpread(spread) => {
+                let name = spread.fragment_name.to_string();
+                let fragment = fragments.get(&name)?;
+                if excluded(excluded_marker(&spread.directives)?) {
+                    continue;
+                }
+                out.push(Sel::Spread {
+                    name,
+                    on: fragment.type_condition.to_string(),
+                    sub: convert_selections(&fragment.selection_set, fragments, depth + 1)?,
+                });
+            }
+        }
+    }
+    Some(out)
+}
+
+/// `@skip`/`@include` with literal arguments as the generator's directive marker (`""` when the
+/// selection stays); `None` for other directives or variables.
+fn excluded_marker(directives: &apollo_compiler::ast::DirectiveList) -> Option<&'static str> {
+    let mut out = false;
+    for d in directives.iter() {
+        let value = d.specified_argument_by_name("if")?.to_bool()?;
+        match d.name.as_str() {
+            "skip" => out |= value,
+            "include" => out |= !value,
+            _ => return None,
+        }
+    }
+    Some(if out { " @skip(if: true)" } else { "" })
 }
 
 /// Limits for [`generate`].
@@ -88,6 +196,21 @@ pub struct Options {
     pub operations: usize,
     /// Deepest selection nesting in operations.
     pub max_depth: usize,
+    /// Features not to generate, by the names in [`FEATURES_THAT_CAN_BE_DISABLED`] (e.g. to keep
+    /// a known, still open bug out of a run).
+    pub disabled: BTreeSet<String>,
+}
+
+/// Feature names [`Options::disabled`] accepts.
+pub const FEATURES_THAT_CAN_BE_DISABLED: [&str; 2] =
+    [INACCESSIBLE_ENUM, INTERFACE_CONDITION_IN_UNION];
+const INACCESSIBLE_ENUM: &str = "enum with an @inaccessible value";
+const INTERFACE_CONDITION_IN_UNION: &str = "interface condition in a union selection";
+
+impl Options {
+    fn allows(&self, feature: &str) -> bool {
+        !self.disabled.contains(feature)
+    }
 }
 
 impl Default for Options {
@@ -97,6 +220,7 @@ impl Default for Options {
             max_entities: 3,
             operations: 6,
             max_depth: 3,
+            disabled: BTreeSet::new(),
         }
     }
 }
@@ -127,6 +251,8 @@ enum Target {
     Entity(usize),
     /// A list of an interface (`true`) or union (`false`), by index.
     Abstract(bool, usize),
+    /// The enum `K0` (values `A`, `B` and the `@inaccessible` `C`).
+    Enum,
 }
 
 /// How a field is declared in one subgraph.
@@ -181,8 +307,11 @@ struct Entity {
 #[derive(Debug, Clone)]
 struct ValueType {
     name: String,
-    /// Field name, scalar, and per declaring subgraph whether it is non-null there.
+    /// Field name and scalar.
     fields: Vec<(String, Scalar)>,
+    /// Per subgraph using the type, the fields it declares (indices into `fields`): together the
+    /// resolvers of every field of this type cover all fields, so each is reachable.
+    declared: BTreeMap<usize, BTreeSet<usize>>,
 }
 
 #[derive(Debug, Clone)]
@@ -259,6 +388,7 @@ pub fn generate(seed: u64, options: &Options) -> Shape {
         operations,
         expected,
         features: world.features.clone(),
+        world,
     }
 }
 
@@ -269,7 +399,7 @@ fn build_world(rng: &mut Rng, options: &Options) -> World {
     let subgraphs: Vec<String> = (0..n_sub).map(|i| format!("s{i}")).collect();
     let mut features = BTreeSet::new();
     let n_values = rng.range(0, 2);
-    let values: Vec<ValueType> = (0..n_values)
+    let mut values: Vec<ValueType> = (0..n_values)
         .map(|v| ValueType {
             name: format!("V{v}"),
             fields: (0..rng.range(1, 3))
@@ -278,6 +408,7 @@ fn build_world(rng: &mut Rng, options: &Options) -> World {
                     (format!("v{v}f{f}"), s)
                 })
                 .collect(),
+            declared: BTreeMap::new(),
         })
         .collect();
     let n_ent = rng.range(1, options.max_entities.max(1));
@@ -303,8 +434,9 @@ fn build_world(rng: &mut Rng, options: &Options) -> World {
     for e in 0..n_ent {
         let n_fields = rng.range(2, 5);
         for f in 0..n_fields {
-            let target = match rng.below(10) {
+            let target = match rng.below(11) {
                 0..=5 => Target::Scalar([Scalar::Str, Scalar::Int, Scalar::Bool][rng.below(3)]),
+                10 if options.allows(INACCESSIBLE_ENUM) => Target::Enum,
                 6 | 7 if !values.is_empty() => Target::Value(rng.below(values.len())),
                 _ => Target::Entity(rng.below(n_ent)),
             };
@@ -344,6 +476,13 @@ fn build_world(rng: &mut Rng, options: &Options) -> World {
                     resolvers[0] = (to, Role::Override { from: home });
                     features.insert("@override");
                 }
+            }
+            if target == Target::Enum {
+                // Nullable everywhere: the inaccessible value becomes null without propagating.
+                for (_, role) in &mut resolvers {
+                    *role = Role::Plain { non_null: false };
+                }
+                features.insert(INACCESSIBLE_ENUM);
             }
             if resolvers.len() == 1 && overridden_in.is_none() && rng.chance(10) {
                 resolvers[0].1 = Role::Inaccessible;
@@ -531,6 +670,36 @@ fn build_world(rng: &mut Rng, options: &Options) -> World {
                 overridden_in: None,
                 list_nullable: rng.chance(50),
             });
+        }
+    }
+    // Value types: each subgraph declares a subset of the fields; the resolvers of every field of
+    // that type together declare all of them.
+    for (v, vt) in values.iter_mut().enumerate() {
+        let n = vt.fields.len();
+        for ent in &entities {
+            for f in ent.fields.iter().filter(|f| f.target == Target::Value(v)) {
+                let mut covered = BTreeSet::new();
+                for (s, _) in &f.resolvers {
+                    let set = vt.declared.entry(*s).or_insert_with(|| {
+                        let subset: BTreeSet<usize> = (0..n).filter(|_| rng.chance(60)).collect();
+                        if subset.is_empty() {
+                            BTreeSet::from([rng.below(n)])
+                        } else {
+                            subset
+                        }
+                    });
+                    covered.extend(set.iter().copied());
+                }
+                let first = f.resolvers[0].0;
+                for k in 0..n {
+                    if !covered.contains(&k) {
+                        vt.declared.entry(first).or_default().insert(k);
+                    }
+                }
+            }
+        }
+        if vt.declared.values().any(|d| d.len() < n) {
+            features.insert("value type fields spread over subgraphs");
         }
     }
     // Some non-owner subgraphs know an entity with two keys by `sku` only.
@@ -735,8 +904,18 @@ fn field_value(w: &World, e: usize, i: usize, f: &Field) -> Value {
                 .map(|(m, k)| key_object(&w.entities[m], k, true))
                 .collect(),
         ),
+        Target::Enum => {
+            let h = f.name.bytes().fold(i as u64 + 3, |a, b| {
+                a.wrapping_mul(31).wrapping_add(b as u64)
+            });
+            json!(ENUM_VALUES[(h % 3) as usize])
+        }
     }
 }
+
+/// The values of enum `K0`; the last one is `@inaccessible` (a correct gateway answers null and
+/// an error when a subgraph returns it).
+const ENUM_VALUES: [&str; 3] = ["A", "B", "C"];
 
 /// The items of an abstract-typed field for instance `i`: one instance of each member that every
 /// resolving subgraph knows (shareable copies must return the same data).
@@ -818,6 +997,7 @@ fn type_ref(w: &World, f: &Field, non_null: bool) -> String {
     match &f.target {
         Target::Scalar(s) => format!("{}{}", s.name(), if non_null { "!" } else { "" }),
         Target::Value(v) => format!("{}{}", w.values[*v].name, if non_null { "!" } else { "" }),
+        Target::Enum => format!("K0{}", if non_null { "!" } else { "" }),
         Target::Entity(t) => format!(
             "[{}{}]{}",
             w.entities[*t].name,
@@ -879,6 +1059,26 @@ fn subgraph_sdl(w: &World, s: usize) -> String {
     if !root_fields.is_empty() {
         let _ = writeln!(out, "type Query {{\n{}\n}}\n", root_fields.join("\n"));
     }
+    // The enum, where a field of it is resolved; its last value is hidden by the first such subgraph.
+    let enum_subgraphs: BTreeSet<usize> = w
+        .entities
+        .iter()
+        .flat_map(|e| e.fields.iter())
+        .filter(|f| f.target == Target::Enum)
+        .flat_map(|f| f.resolvers.iter().map(|(r, _)| *r))
+        .collect();
+    if enum_subgraphs.contains(&s) {
+        let hidden = if enum_subgraphs.first() == Some(&s) {
+            " @inaccessible"
+        } else {
+            ""
+        };
+        let _ = writeln!(
+            out,
+            "enum K0 {{\n  {}\n  {}\n  {}{hidden}\n}}\n",
+            ENUM_VALUES[0], ENUM_VALUES[1], ENUM_VALUES[2]
+        );
+    }
     // Value types used here.
     let mut values_here = BTreeSet::new();
     for ent in &w.entities {
@@ -892,10 +1092,12 @@ fn subgraph_sdl(w: &World, s: usize) -> String {
     }
     for v in values_here {
         let vt = &w.values[v];
+        let declared = vt.declared.get(&s).cloned().unwrap_or_default();
         let fields: Vec<String> = vt
             .fields
             .iter()
             .enumerate()
+            .filter(|(k, _)| declared.contains(k))
             .map(|(k, (n, sc))| {
                 // Nullability differs per subgraph on purpose (same response name, different types).
                 let non_null = (s + k).is_multiple_of(2);
@@ -1296,6 +1498,7 @@ struct Ctx<'a> {
     w: &'a World,
     rng: &'a mut Rng,
     max_depth: usize,
+    interface_conditions: bool,
     fragments: Vec<String>,
     alias_counter: usize,
 }
@@ -1324,6 +1527,20 @@ fn alias(ctx: &mut Ctx, name: &str) -> Option<String> {
     }
 }
 
+/// A non-empty subset of a value type's fields.
+fn value_fields(ctx: &mut Ctx, v: usize) -> Vec<Sel> {
+    let fields = &ctx.w.values[v].fields;
+    let mut out: Vec<Sel> = fields
+        .iter()
+        .filter(|_| ctx.rng.chance(70))
+        .map(|(n, _)| Sel::leaf(n))
+        .collect();
+    if out.is_empty() {
+        out.push(Sel::leaf(&fields[ctx.rng.below(fields.len())].0));
+    }
+    out
+}
+
 fn entity_selection(ctx: &mut Ctx, e: usize, depth: usize) -> Vec<Sel> {
     let w = ctx.w;
     let ent = &w.entities[e];
@@ -1349,14 +1566,8 @@ fn entity_selection(ctx: &mut Ctx, e: usize, depth: usize) -> Vec<Sel> {
         let alias = alias(ctx, &f.name);
         let directive = directive(ctx);
         let sub = match &f.target {
-            Target::Scalar(_) => None,
-            Target::Value(v) => Some(
-                w.values[*v]
-                    .fields
-                    .iter()
-                    .map(|(n, _)| Sel::leaf(n))
-                    .collect(),
-            ),
+            Target::Scalar(_) | Target::Enum => None,
+            Target::Value(v) => Some(value_fields(ctx, *v)),
             Target::Entity(t) if depth < ctx.max_depth => {
                 Some(entity_selection(ctx, *t, depth + 1))
             }
@@ -1457,6 +1668,26 @@ fn abstract_selection(
             });
         }
     }
+    // An interface condition inside a union selection: members that implement it (in any
+    // subgraph) match, whatever the subgraph serving the union knows.
+    if let (false, Some(i)) = (with_id, ctx.w.interfaces.first()) {
+        let implementations: BTreeSet<usize> = i.members.values().flatten().copied().collect();
+        if ctx.interface_conditions
+            && members.iter().any(|m| implementations.contains(m))
+            && ctx.rng.chance(40)
+        {
+            let mut sub = vec![Sel::leaf("id")];
+            if let Some(field) = &i.field {
+                sub.push(Sel::leaf(field));
+            }
+            let directive = directive(ctx);
+            parts.push(Sel::Inline {
+                on: i.name.clone(),
+                directive,
+                sub,
+            });
+        }
+    }
     if parts.is_empty() {
         parts.push(Sel::leaf("__typename"));
     }
@@ -1469,6 +1700,7 @@ fn operation(w: &World, rng: &mut Rng, options: &Options) -> (String, Value) {
         w,
         rng,
         max_depth: options.max_depth,
+        interface_conditions: options.allows(INTERFACE_CONDITION_IN_UNION),
         fragments: Vec::new(),
         alias_counter: 0,
     };
@@ -1524,9 +1756,35 @@ fn operation(w: &World, rng: &mut Rng, options: &Options) -> (String, Value) {
         op.push('\n');
         op.push_str(f);
     }
+    let expected = evaluate_roots(w, &selections);
+    (op, expected)
+}
+
+/// The response for root selections over the world.
+fn evaluate_roots(w: &World, selections: &[Sel]) -> Value {
+    let mut groups = Vec::new();
+    collect_fields(selections, &|on| on == "Query", &mut groups);
     let mut data = Map::new();
-    for (r, alias, sub) in &fields {
-        let root = &w.roots[*r];
+    let mut errors = false;
+    for (key, group) in groups {
+        let Some(Sel::Field { name, .. }) = group.first() else {
+            continue;
+        };
+        if name == "__typename" {
+            data.insert(key, json!("Query"));
+            continue;
+        }
+        let Some(root) = w.roots.iter().find(|r| &r.name == name) else {
+            data.insert(key, Value::Null);
+            continue;
+        };
+        let subs: Vec<&[Sel]> = group
+            .iter()
+            .filter_map(|s| match s {
+                Sel::Field { sub: Some(sub), .. } => Some(sub.as_slice()),
+                _ => None,
+            })
+            .collect();
         let items: Vec<(usize, usize)> = match &root.kind {
             RootKind::Entities { entity, .. } => (0..w.entities[*entity].instances)
                 .map(|i| (*entity, i))
@@ -1545,14 +1803,16 @@ fn operation(w: &World, rng: &mut Rng, options: &Options) -> (String, Value) {
         };
         let value = items
             .into_iter()
-            .map(|(e, i)| evaluate_entity(w, e, i, &[sub.as_slice()]))
+            .map(|(e, i)| evaluate_entity(w, e, i, &subs, &mut errors))
             .collect();
-        data.insert(
-            alias.clone().unwrap_or_else(|| root.name.clone()),
-            Value::Array(value),
-        );
+        data.insert(key, Value::Array(value));
     }
-    (op, json!({ "data": data }))
+    let mut expected = json!({ "data": data });
+    if errors {
+        expected["errors"] =
+            json!([{"message": "a subgraph returned an enum value that is @inaccessible"}]);
+    }
+    expected
 }
 
 fn instances_of(w: &World, members: Option<&Vec<usize>>) -> Vec<(usize, usize)> {
@@ -1568,7 +1828,7 @@ fn instances_of(w: &World, members: Option<&Vec<usize>>) -> Vec<(usize, usize)> 
 /// applied.
 fn collect_fields<'a>(
     selections: &'a [Sel],
-    typename: &str,
+    applies: &dyn Fn(&str) -> bool,
     out: &mut Vec<(String, Vec<&'a Sel>)>,
 ) {
     for s in selections {
@@ -1589,13 +1849,13 @@ fn collect_fields<'a>(
                 }
             }
             Sel::Inline { on, directive, sub } => {
-                if !excluded(directive) && on == typename {
-                    collect_fields(sub, typename, out);
+                if !excluded(directive) && applies(on) {
+                    collect_fields(sub, applies, out);
                 }
             }
             Sel::Spread { on, sub, .. } => {
-                if on == typename {
-                    collect_fields(sub, typename, out);
+                if applies(on) {
+                    collect_fields(sub, applies, out);
                 }
             }
         }
@@ -1604,11 +1864,23 @@ fn collect_fields<'a>(
 
 /// The response object for instance `i` of entity `e` under `selections` (several selection
 /// sets when one response key is selected more than once).
-fn evaluate_entity(w: &World, e: usize, i: usize, selections: &[&[Sel]]) -> Value {
+fn evaluate_entity(
+    w: &World,
+    e: usize,
+    i: usize,
+    selections: &[&[Sel]],
+    errors: &mut bool,
+) -> Value {
     let ent = &w.entities[e];
     let mut groups = Vec::new();
     for s in selections {
-        collect_fields(s, &ent.name, &mut groups);
+        let applies = |on: &str| {
+            on == ent.name
+                || w.interfaces
+                    .iter()
+                    .any(|a| a.name == on && a.members.values().flatten().any(|m| *m == e))
+        };
+        collect_fields(s, &applies, &mut groups);
     }
     let mut out = Map::new();
     for (key, group) in groups {
@@ -1631,10 +1903,15 @@ fn evaluate_entity(w: &World, e: usize, i: usize, selections: &[&[Sel]]) -> Valu
             match (&f.target, mode) {
                 (Target::Scalar(_), Some(mode)) => argument_value(&v, mode),
                 (Target::Scalar(_), None) => v,
+                (Target::Enum, _) if v == json!(ENUM_VALUES[2]) => {
+                    *errors = true;
+                    Value::Null
+                }
+                (Target::Enum, _) => v,
                 (Target::Value(_), _) => {
                     let mut keys = Vec::new();
                     for sub in &subs {
-                        collect_fields(sub, "", &mut keys);
+                        collect_fields(sub, &|_| false, &mut keys);
                     }
                     Value::Object(
                         keys.into_iter()
@@ -1650,14 +1927,16 @@ fn evaluate_entity(w: &World, e: usize, i: usize, selections: &[&[Sel]]) -> Valu
                     let n = v.as_array().map_or(0, Vec::len);
                     Value::Array(
                         (0..n)
-                            .map(|k| evaluate_entity(w, *t, (i + k) % target.instances, &subs))
+                            .map(|k| {
+                                evaluate_entity(w, *t, (i + k) % target.instances, &subs, errors)
+                            })
                             .collect(),
                     )
                 }
                 (Target::Abstract(..), _) => Value::Array(
                     abstract_items(w, f, i)
                         .into_iter()
-                        .map(|(m, k)| evaluate_entity(w, m, k, &subs))
+                        .map(|(m, k)| evaluate_entity(w, m, k, &subs, errors))
                         .collect(),
                 ),
             }
@@ -1697,6 +1976,27 @@ mod tests {
             (a.subgraphs, a.operations),
             (c.subgraphs, c.operations),
             "different seeds should give different shapes"
+        );
+    }
+
+    #[test]
+    fn expected_for_reparses_every_generated_operation() {
+        for seed in 0..60 {
+            let shape = generate(seed, &Options::default());
+            for (op, expected) in shape.operations.iter().zip(&shape.expected) {
+                assert_eq!(
+                    shape.expected_for(op).as_ref(),
+                    Some(expected),
+                    "seed {seed}: {op}"
+                );
+            }
+        }
+        let shape = generate(1, &Options::default());
+        assert!(shape
+            .expected_for("query Q($x: Boolean!) { a @skip(if: $x) }")
+            .is_none());
+        assert!(
+            shape.expected_for("{ __typename }") == Some(json!({"data": {"__typename": "Query"}}))
         );
     }
 

@@ -8,17 +8,26 @@ use std::time::Instant;
 use apollo_compiler::ast::{Definition, Document, Selection};
 use serde_json::Value;
 
+use switchyard_testkit::generate::Shape;
+
 use crate::compare::Outcome;
 use crate::scenario::{ask, operation_is_valid, Runner, Scenario};
+use crate::targets::Target;
 
-/// Minimizes `scenario`, whose outcome is `target`, until `deadline`.
+/// Minimizes `scenario`, whose outcome is `target`, until `deadline`. With `world` (the shape the
+/// scenario came from) the reference is the world's answer instead of Hive Router's, which is
+/// only known for the unedited schema: then only the operation is minimized.
 pub async fn minimize(
     runner: &mut Runner,
     scenario: &Scenario,
     target: Outcome,
     deadline: Instant,
+    world: Option<&Shape>,
 ) -> Scenario {
-    let mut best = minimize_operation(runner, scenario.clone(), target, deadline).await;
+    let mut best = minimize_operation(runner, scenario.clone(), target, deadline, world).await;
+    if world.is_some() {
+        return best;
+    }
     let mut improved = true;
     while improved && Instant::now() < deadline {
         improved = false;
@@ -45,7 +54,7 @@ pub async fn minimize(
             }
         }
     }
-    minimize_operation(runner, best, target, deadline).await
+    minimize_operation(runner, best, target, deadline, None).await
 }
 
 /// Operation-only minimization: one session, no restarts.
@@ -54,6 +63,7 @@ async fn minimize_operation(
     mut best: Scenario,
     target: Outcome,
     deadline: Instant,
+    world: Option<&Shape>,
 ) -> Scenario {
     let Ok(composition) = runner.compose(&best.subgraphs).await else {
         return best;
@@ -74,7 +84,16 @@ async fn minimize_operation(
             return best;
         };
         let same = operation_is_valid(&supergraph, candidate)
-            && ask(&mut session, candidate).await.outcome == Some(target);
+            && match world {
+                Some(shape) => match shape.expected_for(candidate) {
+                    Some(expected) => {
+                        let ours = session.run(Target::Ours, candidate).await;
+                        ours.is_some_and(|o| Outcome::of(&o, &expected) == target)
+                    }
+                    None => false,
+                },
+                None => ask(&mut session, candidate).await.outcome == Some(target),
+            };
         if same {
             best.operation = candidate.clone();
         } else {
