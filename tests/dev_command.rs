@@ -11,11 +11,17 @@ use switchyard::client::GraphQLClient;
 
 /// Starts `switchyard dev` and returns it with the lines it printed up to "Ctrl-C stops".
 fn start_dev(data_dir: &std::path::Path) -> (Child, Vec<String>) {
+    start_dev_with(data_dir, &[])
+}
+
+/// [`start_dev`] with extra environment (service settings such as `PROFILE_GRAPH_URL`).
+fn start_dev_with(data_dir: &std::path::Path, env: &[(&str, &str)]) -> (Child, Vec<String>) {
     let mut child = Command::new(env!("CARGO_BIN_EXE_switchyard"))
         .args(["dev", "--listen", "127.0.0.1:0", "--data-dir"])
         .arg(data_dir)
         .env("RUST_LOG", "warn")
         .env_remove("REDIS_URL")
+        .envs(env.iter().copied())
         .stdout(Stdio::piped())
         .spawn()
         .expect("switchyard starts");
@@ -111,6 +117,42 @@ async fn switchyard_dev_seeds_answers_stops_and_reuses_its_data() {
 }
 
 /// Reads the seed record, if there is one yet: `(members recorded, complete)`.
+/// `switchyard dev` with profile on FalkorDB (`PROFILE_GRAPH_URL`): the same headline answer
+/// through the gateway, kept in the graph server across a restart.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn switchyard_dev_runs_profile_on_falkordb() {
+    let Some(falkordb) = switchyard_profile::testing::falkordb_url().await else {
+        return;
+    };
+    let graph = switchyard_profile::testing::test_graph_name();
+    let env = [
+        ("PROFILE_GRAPH_URL", falkordb.as_str()),
+        ("PROFILE_GRAPH_NAME", graph.as_str()),
+    ];
+    let dir = tempfile::tempdir().unwrap();
+    let (child, lines) = start_dev_with(dir.path(), &env);
+    let url = line_after(&lines, "GraphiQL:").to_owned();
+    let query = line_after(&lines, "Try:").to_owned();
+    let first = ask(&url, &query).await;
+    assert_eq!(first["connectionDegree"]["degree"], "SECOND", "{first}");
+    let path: Vec<&str> = first["connectionDegree"]["path"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|m| m["handle"].as_str().unwrap())
+        .collect();
+    assert_eq!(path, ["amit", "priya", "amrita"]);
+    stop(child);
+    // The graph is in FalkorDB, not under the data dir: remove profile's files, and the
+    // restarted stack still answers from the graph server.
+    std::fs::remove_dir_all(dir.path().join("profile")).unwrap();
+    let (child, lines) = start_dev_with(dir.path(), &env);
+    let url = line_after(&lines, "GraphiQL:").to_owned();
+    assert_eq!(ask(&url, &query).await, first);
+    stop(child);
+    switchyard_profile::testing::delete_graph(&falkordb, &graph).await;
+}
+
 fn seed_progress(data_dir: &std::path::Path) -> Option<(usize, bool)> {
     let text = std::fs::read_to_string(data_dir.join("seed.json")).ok()?;
     let record: Value = serde_json::from_str(&text).ok()?;

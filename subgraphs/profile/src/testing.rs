@@ -35,6 +35,19 @@ pub async fn falkordb_url() -> Option<String> {
     }
 }
 
+/// Deletes a test's graph (panics if FalkorDB does not answer).
+pub async fn delete_graph(url: &str, graph: &str) {
+    let info = url.try_into().expect("a FalkorDB URL");
+    let deleted: futures::future::BoxFuture<'_, falkordb::FalkorResult<()>> = Box::pin(async {
+        let client = FalkorClientBuilder::new_async()
+            .with_connection_info(info)
+            .build()
+            .await?;
+        client.select_graph(graph).delete().await
+    });
+    deleted.await.expect("deleting the test graph");
+}
+
 /// A fresh graph name for one test: the prefix and a UUID v7 (which says when it was made).
 pub fn test_graph_name() -> String {
     format!("{TEST_GRAPH_PREFIX}{}", uuid::Uuid::now_v7().simple())
