@@ -9,12 +9,20 @@
 //! Prints build time, memory, and p50/p90/p99/max over `PROFILE_BENCH_PAIRS` (default 10,000)
 //! uniformly random pairs, then lets criterion measure the mean. Under `cargo test` (no
 //! `--bench` flag) it runs on a tiny graph, so it never costs a test run minutes.
+//!
+//! Then the FalkorDB variant, when FalkorDB answers (`SWITCHYARD_TEST_FALKORDB_URL`, default the
+//! one `scripts/ci-services.sh` starts; required under CI): a smaller graph of the same shape
+//! (`PROFILE_BENCH_FALKOR_MEMBERS`, default 100,000; `PROFILE_BENCH_FALKOR_EDGES`, default
+//! 1,000,000 drawn), imported into a throwaway graph, and `GraphStore::degree` over
+//! `PROFILE_BENCH_FALKOR_PAIRS` (default 2,000) random pairs on FalkorDB and on the embedded
+//! index of the very same graph, in the same run, with the p50/p99 ratio.
 
 use std::hint::black_box;
 use std::time::{Duration, Instant};
 
 use criterion::Criterion;
 use switchyard_profile::store::synthetic::{SocialGraphSpec, SplitMix64};
+use switchyard_profile::store::GraphStore;
 use switchyard_profile::store::{AdjacencyIndex, Degree};
 
 fn env_or(name: &str, default: u64) -> u64 {
@@ -103,6 +111,8 @@ fn main() {
         by_degree[0], by_degree[1], by_degree[2], by_degree[3]
     );
 
+    falkordb_variant(bench_mode);
+
     let mut criterion = Criterion::default()
         .sample_size(if bench_mode { 50 } else { 10 })
         .configure_from_args();
@@ -120,3 +130,106 @@ fn bench(c: &mut Criterion, index: &AdjacencyIndex, sample: &[(u32, u32)]) {
         })
     });
 }
+
+/// p50 and p99 of `times` (sorted here).
+fn p50_p99(times: &mut [Duration]) -> (Duration, Duration) {
+    times.sort_unstable();
+    (percentile(times, 0.50), percentile(times, 0.99))
+}
+
+#[cfg(feature = "falkordb")]
+fn falkordb_variant(bench_mode: bool) {
+    use switchyard_profile::store::{FalkorConfig, FalkorGraphStore, MemberRecord};
+    use switchyard_profile::testing;
+
+    let (members, edges, pairs) = if bench_mode {
+        (
+            env_or("PROFILE_BENCH_FALKOR_MEMBERS", 100_000) as u32,
+            env_or("PROFILE_BENCH_FALKOR_EDGES", 1_000_000),
+            env_or("PROFILE_BENCH_FALKOR_PAIRS", 2_000) as usize,
+        )
+    } else {
+        (2_000, 10_000, 50)
+    };
+    let runtime = tokio::runtime::Runtime::new().unwrap();
+    runtime.block_on(async {
+        let Some(url) = testing::falkordb_url().await else {
+            return;
+        };
+        let index = SocialGraphSpec::new(members, edges).build_index();
+        let id = |v: u32| format!("m{v:07}");
+        let records: Vec<MemberRecord> = (0..members)
+            .map(|v| MemberRecord {
+                id: id(v),
+                handle: id(v),
+                display_name: id(v),
+                headline: None,
+                location: None,
+                joined_at: chrono::DateTime::from_timestamp_micros(0).unwrap(),
+            })
+            .collect();
+        let mut connections = Vec::with_capacity(index.edge_count());
+        for v in 0..members {
+            for &u in index.neighbours(v) {
+                if u > v {
+                    connections.push((id(v), id(u)));
+                }
+            }
+        }
+        let pool = switchyard_subgraph_kit::db::connect("sqlite::memory:", 1)
+            .await
+            .unwrap();
+        switchyard_subgraph_kit::events::outbox::migrate(&pool)
+            .await
+            .unwrap();
+        let config = FalkorConfig {
+            url: url.clone(),
+            graph: testing::test_graph_name(),
+        };
+        let store = FalkorGraphStore::connect(&config, pool).await.unwrap();
+        let started = Instant::now();
+        store.import(&records, &connections).await.unwrap();
+        println!(
+            "FalkorDB: {} members, {} connections (of {} drawn), imported in {:.1?}",
+            members,
+            connections.len(),
+            edges,
+            started.elapsed()
+        );
+
+        let mut rng = SplitMix64::new(11);
+        let sample: Vec<(u32, u32)> = (0..pairs)
+            .map(|_| loop {
+                let s = rng.below(members);
+                let t = rng.below(members);
+                if s != t {
+                    break (s, t);
+                }
+            })
+            .collect();
+        // Interleaved, pair by pair, so both see the same machine load.
+        let (mut falkor, mut embedded) = (Vec::new(), Vec::new());
+        for &(s, t) in &sample {
+            let started = Instant::now();
+            let remote = store.degree(&id(s), &id(t)).await.unwrap();
+            falkor.push(started.elapsed());
+            let started = Instant::now();
+            let local = index.shortest_path(s, t);
+            embedded.push(started.elapsed());
+            let local = Degree::of_path(local.as_ref().map_or(0, Vec::len));
+            assert_eq!(remote.degree, local, "both stores agree on {s}-{t}");
+        }
+        let (f50, f99) = p50_p99(&mut falkor);
+        let (e50, e99) = p50_p99(&mut embedded);
+        println!(
+            "connectionDegree over {} pairs: FalkorDB p50 {f50:.1?} p99 {f99:.1?}; embedded index p50 {e50:.1?} p99 {e99:.1?}; FalkorDB/embedded p50 {:.0}x, p99 {:.0}x",
+            sample.len(),
+            f50.as_secs_f64() / e50.as_secs_f64().max(1e-9),
+            f99.as_secs_f64() / e99.as_secs_f64().max(1e-9),
+        );
+        store.delete_graph().await.unwrap();
+    });
+}
+
+#[cfg(not(feature = "falkordb"))]
+fn falkordb_variant(_bench_mode: bool) {}

@@ -214,6 +214,18 @@ const PENDING_EVENTS: &str = "MATCH (e:ProfileOutbox) WHERE e.occurredAt <= $cut
 
 const DELETE_EVENTS: &str = "MATCH (e:ProfileOutbox) WHERE e.id IN $ids DELETE e";
 
+const IMPORT_MEMBERS: &str = "UNWIND $members AS m
+     CREATE (:Member {id: m[0], handle: m[1], handleKey: m[2], displayName: m[3],
+                      joinedAt: m[4]})";
+
+const IMPORT_CONNECTIONS: &str = "UNWIND $pairs AS p
+     MATCH (a:Member {id: p[0]}), (b:Member {id: p[1]})
+     CREATE (a)-[:CONNECTED {since: $now}]->(b), (b)-[:CONNECTED {since: $now}]->(a)";
+
+/// Rows per import statement: big enough to amortise a round trip, small enough to keep one
+/// statement's text (and the server's main thread) short.
+const IMPORT_BATCH: usize = 5_000;
+
 /// Indexes the statements above look members and events up by. FalkorDB answers "already
 /// indexed" for an index that exists, which is success here.
 const INDEXES: [&str; 3] = [
@@ -241,6 +253,8 @@ pub const STATEMENTS: &[&str] = &[
     SUGGESTIONS,
     PENDING_EVENTS,
     DELETE_EVENTS,
+    IMPORT_MEMBERS,
+    IMPORT_CONNECTIONS,
     INDEXES[0],
     INDEXES[1],
     INDEXES[2],
@@ -469,6 +483,44 @@ impl FalkorGraphStore {
         let deleted: BoxFuture<'_, falkordb::FalkorResult<()>> =
             Box::pin(async move { graph.delete().await });
         deleted.await.map_err(graph_error)
+    }
+
+    /// Loads members and connections into an empty graph in batches, with no events and no
+    /// checks (a migration from another store, or a benchmark's graph). Each connection once.
+    pub async fn import(
+        &self,
+        members: &[MemberRecord],
+        connections: &[(String, String)],
+    ) -> Result<(), StoreError> {
+        for batch in members.chunks(IMPORT_BATCH) {
+            let rows = batch
+                .iter()
+                .map(|m| {
+                    FalkorValue::Array(vec![
+                        string(&m.id),
+                        string(&m.handle),
+                        FalkorValue::String(m.handle.to_lowercase()),
+                        string(&m.display_name),
+                        FalkorValue::I64(m.joined_at.timestamp_micros()),
+                    ])
+                })
+                .collect();
+            self.write(IMPORT_MEMBERS, vec![("members", FalkorValue::Array(rows))])
+                .await?;
+        }
+        let now = FalkorValue::I64(Utc::now().timestamp_micros());
+        for batch in connections.chunks(IMPORT_BATCH) {
+            let pairs = batch
+                .iter()
+                .map(|(a, b)| FalkorValue::Array(vec![string(a), string(b)]))
+                .collect();
+            self.write(
+                IMPORT_CONNECTIONS,
+                vec![("pairs", FalkorValue::Array(pairs)), ("now", now.clone())],
+            )
+            .await?;
+        }
+        Ok(())
     }
 
     /// Events committed to the graph and not yet handed over to the SQL outbox.
