@@ -2,7 +2,7 @@
 # Writes deploy/env/*.env (git-ignored; the names of the committed *.env.example files) with
 # fresh random passwords and keys that agree with each other: the role password in postgres.env
 # is the one in that service's DATABASE_URL, and so on. All files are written together, so if any
-# exists the script stops unless --force is given. PostgreSQL and Neo4j take their passwords only
+# exists the script stops unless --force is given. PostgreSQL and FalkorDB take their passwords only
 # when their volumes are first created: after --force, recreate those volumes (losing their data)
 # or change the passwords inside the servers to match.
 #
@@ -23,10 +23,10 @@ key() { head -c 32 /dev/urandom | base64 -w0; }
 kid="k$(date -u +%Y%m%d)"
 declare -A pw=(
     [superuser]=$(password) [auth]=$(password) [content]=$(password) [chat]=$(password)
-    [analytics]=$(password) [profile]=$(password) [neo4j]=$(password) [redis]=$(password)
+    [analytics]=$(password) [profile]=$(password) [falkordb]=$(password) [redis]=$(password)
 )
 
-files=(postgres neo4j redis bus auth profile content chat analytics)
+files=(postgres falkordb redis bus auth profile content chat analytics)
 if [[ $force == false ]]; then
     for name in "${files[@]}"; do
         if [[ -e "$dir/$name.env" ]]; then
@@ -48,7 +48,8 @@ PROFILE_DB_PASSWORD=${pw[profile]}
 CONTENT_DB_PASSWORD=${pw[content]}
 CHAT_DB_PASSWORD=${pw[chat]}
 ANALYTICS_DB_PASSWORD=${pw[analytics]}"
-write neo4j "NEO4J_AUTH=neo4j/${pw[neo4j]}"
+write falkordb "REDIS_ARGS=--requirepass ${pw[falkordb]} --appendonly yes --appendfsync always
+FALKORDB_PASSWORD=${pw[falkordb]}"
 write redis "REDIS_PASSWORD=${pw[redis]}"
 write bus "REDIS_URL=redis://:${pw[redis]}@redis:6379"
 write auth "DATABASE_URL=postgres://auth:${pw[auth]}@postgres:5432/auth
@@ -56,9 +57,7 @@ AUTH_JWT_SIGNING_KEYS=${kid}:$(key)
 AUTH_DATA_KEYS=${kid}:$(key)
 AUTH_HASH_KEY=$(key)"
 write profile "DATABASE_URL=postgres://profile:${pw[profile]}@postgres:5432/profile
-NEO4J_URI=bolt://neo4j:7687
-NEO4J_USER=neo4j
-NEO4J_PASSWORD=${pw[neo4j]}"
+PROFILE_GRAPH_URL=falkor://:${pw[falkordb]}@falkordb:6379"
 write content "DATABASE_URL=postgres://content:${pw[content]}@postgres:5432/content"
 write chat "DATABASE_URL=postgres://chat:${pw[chat]}@postgres:5432/chat
 CHAT_DATA_KEYS=${kid}:$(key)

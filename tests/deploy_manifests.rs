@@ -567,7 +567,7 @@ fn compose_services_are_healthy_ordered_and_only_the_gateway_is_exposed() {
                 format!("compose service {name} runs switchyard-{subgraph}; name it {subgraph} (the supergraph routes by that host name)")
             });
             // Stores in the service's URLs must be compose services it waits for.
-            for var in ["DATABASE_URL", "REDIS_URL", "NEO4J_URI"] {
+            for var in ["DATABASE_URL", "REDIS_URL", "NEO4J_URI", "PROFILE_GRAPH_URL"] {
                 let Some(value) = service.env.get(var) else {
                     continue;
                 };
@@ -897,14 +897,20 @@ fn generated_secrets_fill_every_example_and_agree_with_each_other() {
         redis.and_then(|u| u.password) == get("redis", "REDIS_PASSWORD"),
         || "bus.env's REDIS_URL password differs from redis.env's REDIS_PASSWORD".into(),
     );
-    let neo4j = get("neo4j", "NEO4J_AUTH");
+    let graph = get("profile", "PROFILE_GRAPH_URL").and_then(|u| parse_url(&u));
+    let graph_password = graph.and_then(|u| u.password);
     problems.check(
-        neo4j
-            .as_deref()
-            .and_then(|a| a.split_once('/'))
-            .map(|(_, p)| p.to_owned())
-            == get("profile", "NEO4J_PASSWORD"),
-        || "profile.env's NEO4J_PASSWORD differs from neo4j.env's NEO4J_AUTH".into(),
+        graph_password.is_some() && graph_password == get("falkordb", "FALKORDB_PASSWORD"),
+        || "profile.env's PROFILE_GRAPH_URL password differs from falkordb.env's".into(),
+    );
+    problems.check(
+        get("falkordb", "REDIS_ARGS").is_some_and(|args| {
+            args.contains(&format!(
+                "--requirepass {}",
+                get("falkordb", "FALKORDB_PASSWORD").unwrap_or_default()
+            ))
+        }),
+        || "falkordb.env's REDIS_ARGS does not require FALKORDB_PASSWORD".into(),
     );
     // Key material: "kid:base64 of 32 bytes" lists and a base64 hash key.
     for (file, key) in [
