@@ -567,7 +567,12 @@ fn compose_services_are_healthy_ordered_and_only_the_gateway_is_exposed() {
                 format!("compose service {name} runs switchyard-{subgraph}; name it {subgraph} (the supergraph routes by that host name)")
             });
             // Stores in the service's URLs must be compose services it waits for.
-            for var in ["DATABASE_URL", "REDIS_URL", "NEO4J_URI", "PROFILE_GRAPH_URL"] {
+            for var in [
+                "DATABASE_URL",
+                "REDIS_URL",
+                "NEO4J_URI",
+                "PROFILE_GRAPH_URL",
+            ] {
                 let Some(value) = service.env.get(var) else {
                     continue;
                 };

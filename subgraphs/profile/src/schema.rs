@@ -413,6 +413,14 @@ fn check_self(me: &Caller, other: &ID) -> async_graphql::Result<()> {
 /// Trims a text field and checks its length; empty means "clear".
 fn clean(value: &str, field: &str, max: usize) -> async_graphql::Result<Option<String>> {
     let value = value.trim();
+    // No store can keep a NUL (PostgreSQL text and FalkorDB strings reject it); other control
+    // characters only ever garble a profile.
+    if value
+        .chars()
+        .any(|c| c.is_control() && c != '\n' && c != '\t')
+    {
+        return Err(bad_input(format!("`{field}` contains a control character")));
+    }
     if value.chars().count() > max {
         return Err(bad_input(format!(
             "`{field}` is longer than {max} characters"

@@ -442,6 +442,19 @@ async fn errors_carry_codes() {
         .await,
         "BAD_USER_INPUT"
     );
+    // Text no store can keep is refused as bad input, in every text field.
+    for field in ["displayName", "headline", "location"] {
+        assert_eq!(
+            app.error_code(
+                Some(ann),
+                &format!("mutation($v: String!) {{ updateProfile({field}: $v) {{ id }} }}"),
+                json!({"v": "Ann\u{0}Evil"})
+            )
+            .await,
+            "BAD_USER_INPUT",
+            "{field}"
+        );
+    }
     // A forged token is rejected, not treated as anonymous.
     let forged = JwtSigner::generate("test-key").sign(&Claims::new(
         ann.as_str(),
