@@ -18,7 +18,8 @@
 //! value, `@requires` (plain and with a field argument), `@provides`, `@override`,
 //! `@inaccessible`, `@interfaceObject`, lists and nullability. Operations use aliases, inline and
 //! named fragments, abstract selections (also interface conditions inside unions) and
-//! `@skip`/`@include`. [`Shape::expected_for`] answers edited operations, for minimizing.
+//! `@skip`/`@include`. Some nullable fields are field errors for one instance (the world expects
+//! null there and an error at that path). [`Shape::expected_for`] answers edited operations.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::fmt::Write as _;
@@ -202,10 +203,14 @@ pub struct Options {
 }
 
 /// Feature names [`Options::disabled`] accepts.
-pub const FEATURES_THAT_CAN_BE_DISABLED: [&str; 2] =
-    [INACCESSIBLE_ENUM, INTERFACE_CONDITION_IN_UNION];
+pub const FEATURES_THAT_CAN_BE_DISABLED: [&str; 3] = [
+    INACCESSIBLE_ENUM,
+    INTERFACE_CONDITION_IN_UNION,
+    FIELD_ERRORS,
+];
 const INACCESSIBLE_ENUM: &str = "enum with an @inaccessible value";
 const INTERFACE_CONDITION_IN_UNION: &str = "interface condition in a union selection";
+const FIELD_ERRORS: &str = "field errors";
 
 impl Options {
     fn allows(&self, feature: &str) -> bool {
@@ -276,6 +281,9 @@ struct Field {
     overridden_in: Option<usize>,
     /// Only for entity-list fields: whether the list itself is nullable.
     list_nullable: bool,
+    /// An instance whose value is a field error in every resolving subgraph (nullable fields
+    /// only, so a correct gateway answers null there plus an error).
+    error_instance: Option<usize>,
 }
 
 #[derive(Debug, Clone)]
@@ -371,7 +379,10 @@ struct World {
 /// Generates the shape for `seed`.
 pub fn generate(seed: u64, options: &Options) -> Shape {
     let mut rng = Rng::new(seed);
-    let world = build_world(&mut rng, options);
+    let mut world = build_world(&mut rng, options);
+    if options.allows(FIELD_ERRORS) {
+        add_error_cells(&mut world, &mut rng);
+    }
     let subgraphs = (0..world.subgraphs.len())
         .map(|s| (world.subgraphs[s].clone(), subgraph_sdl(&world, s)))
         .collect();
@@ -522,6 +533,7 @@ fn build_world(rng: &mut Rng, options: &Options) -> World {
                 resolvers,
                 overridden_in,
                 list_nullable,
+                error_instance: None,
             });
         }
         // @requires on a plain scalar field resolved by exactly one subgraph.
@@ -669,6 +681,7 @@ fn build_world(rng: &mut Rng, options: &Options) -> World {
                 resolvers,
                 overridden_in: None,
                 list_nullable: rng.chance(50),
+                error_instance: None,
             });
         }
     }
@@ -844,6 +857,36 @@ fn build_world(rng: &mut Rng, options: &Options) -> World {
         roots,
         interface_object,
         features,
+    }
+}
+
+/// Makes one instance of some nullable scalar fields a field error everywhere the field is
+/// resolved. Fields a `@requires` or `@provides` uses are left alone: what a gateway sends for
+/// an errored required field, or whether it trusts a provided one, depends on its plan.
+fn add_error_cells(w: &mut World, rng: &mut Rng) {
+    let roots = w.roots.clone();
+    for (e, ent) in w.entities.iter_mut().enumerate() {
+        for index in 0..ent.fields.len() {
+            let f = &ent.fields[index];
+            let nullable_everywhere = f.resolvers.iter().all(|(_, role)| match role {
+                Role::Plain { non_null } => !non_null,
+                Role::Override { .. } | Role::Inaccessible => true,
+            });
+            let required = ent.requires.iter().any(|r| r.on == index);
+            let provided = roots.iter().any(|r| {
+                matches!(r.kind, RootKind::Entities { entity, provides: Some(p) } if entity == e && p == index)
+            });
+            if matches!(f.target, Target::Scalar(_))
+                && nullable_everywhere
+                && !required
+                && !provided
+                && rng.chance(20)
+            {
+                let instance = rng.below(ent.instances);
+                ent.fields[index].error_instance = Some(instance);
+                w.features.insert(FIELD_ERRORS);
+            }
+        }
     }
 }
 
@@ -1298,12 +1341,20 @@ fn fixture(w: &World, s: usize) -> Value {
             };
             for f in &ent.fields {
                 if f.resolvers.iter().any(|(r, _)| *r == s) {
-                    let v = field_value(w, e, i, f);
+                    let v = if f.error_instance == Some(i) {
+                        json!({"$error": format!("error in {}.{} of {}", ent.name, f.name, id_of(ent, i))})
+                    } else {
+                        field_value(w, e, i, f)
+                    };
                     if with_arguments(f, s, w, e).is_some() {
                         for arg in ["UP", "DOWN"] {
                             obj.insert(
                                 format!("{}({{\"mode\":\"{arg}\"}})", f.name),
-                                argument_value(&v, arg),
+                                if f.error_instance == Some(i) {
+                                    v.clone()
+                                } else {
+                                    argument_value(&v, arg)
+                                },
                             );
                         }
                     } else {
@@ -1765,7 +1816,7 @@ fn evaluate_roots(w: &World, selections: &[Sel]) -> Value {
     let mut groups = Vec::new();
     collect_fields(selections, &|on| on == "Query", &mut groups);
     let mut data = Map::new();
-    let mut errors = false;
+    let mut errors = Vec::new();
     for (key, group) in groups {
         let Some(Sel::Field { name, .. }) = group.first() else {
             continue;
@@ -1803,14 +1854,24 @@ fn evaluate_roots(w: &World, selections: &[Sel]) -> Value {
         };
         let value = items
             .into_iter()
-            .map(|(e, i)| evaluate_entity(w, e, i, &subs, &mut errors))
+            .enumerate()
+            .map(|(n, (e, i))| {
+                let path = vec![json!(key), json!(n)];
+                evaluate_entity(w, e, i, &subs, &mut errors, &path)
+            })
             .collect();
         data.insert(key, Value::Array(value));
     }
     let mut expected = json!({ "data": data });
-    if errors {
-        expected["errors"] =
-            json!([{"message": "a subgraph returned an enum value that is @inaccessible"}]);
+    if !errors.is_empty() {
+        // One error per null the world expects: a subgraph field error, or an @inaccessible enum
+        // value, at that response path.
+        expected["errors"] = Value::Array(
+            errors
+                .into_iter()
+                .map(|path| json!({"message": "expected error", "path": path}))
+                .collect(),
+        );
     }
     expected
 }
@@ -1869,7 +1930,8 @@ fn evaluate_entity(
     e: usize,
     i: usize,
     selections: &[&[Sel]],
-    errors: &mut bool,
+    errors: &mut Vec<Value>,
+    path: &[Value],
 ) -> Value {
     let ent = &w.entities[e];
     let mut groups = Vec::new();
@@ -1894,6 +1956,8 @@ fn evaluate_entity(
                 _ => None,
             })
             .collect();
+        let mut here = path.to_vec();
+        here.push(json!(key));
         let value = if name == "id" {
             json!(id_of(ent, i))
         } else if name == "__typename" {
@@ -1901,10 +1965,14 @@ fn evaluate_entity(
         } else if let Some(f) = ent.fields.iter().find(|f| &f.name == name) {
             let v = field_value(w, e, i, f);
             match (&f.target, mode) {
+                (Target::Scalar(_), _) if f.error_instance == Some(i) => {
+                    errors.push(Value::Array(here.clone()));
+                    Value::Null
+                }
                 (Target::Scalar(_), Some(mode)) => argument_value(&v, mode),
                 (Target::Scalar(_), None) => v,
                 (Target::Enum, _) if v == json!(ENUM_VALUES[2]) => {
-                    *errors = true;
+                    errors.push(Value::Array(here.clone()));
                     Value::Null
                 }
                 (Target::Enum, _) => v,
@@ -1928,7 +1996,10 @@ fn evaluate_entity(
                     Value::Array(
                         (0..n)
                             .map(|k| {
-                                evaluate_entity(w, *t, (i + k) % target.instances, &subs, errors)
+                                let mut item = here.clone();
+                                item.push(json!(k));
+                                let t_i = (i + k) % target.instances;
+                                evaluate_entity(w, *t, t_i, &subs, errors, &item)
                             })
                             .collect(),
                     )
@@ -1936,7 +2007,12 @@ fn evaluate_entity(
                 (Target::Abstract(..), _) => Value::Array(
                     abstract_items(w, f, i)
                         .into_iter()
-                        .map(|(m, k)| evaluate_entity(w, m, k, &subs, errors))
+                        .enumerate()
+                        .map(|(n, (m, k))| {
+                            let mut item = here.clone();
+                            item.push(json!(n));
+                            evaluate_entity(w, m, k, &subs, errors, &item)
+                        })
                         .collect(),
                 ),
             }

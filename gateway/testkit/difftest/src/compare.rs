@@ -1,5 +1,5 @@
-//! Comparing two gateways' responses: `data` exactly, errors only as present or absent (error
-//! messages are each gateway's own wording).
+//! Comparing two gateways' responses: `data` exactly, errors as present or absent and, when both
+//! have some, by the set of their `path`s (error messages are each gateway's own wording).
 
 use serde_json::Value;
 use switchyard_testkit::compare::ordered_eq;
@@ -25,6 +25,8 @@ pub struct Outcome {
     pub ours_errors: bool,
     /// The reference's response has errors (or was no GraphQL response at all).
     pub reference_errors: bool,
+    /// Both have errors, at different sets of paths.
+    pub error_paths_differ: bool,
 }
 
 impl Outcome {
@@ -40,16 +42,23 @@ impl Outcome {
         } else {
             DataCmp::Differs
         };
+        let ours_errors = has_errors(ours);
+        let reference_errors = has_errors(reference);
         Outcome {
             data,
-            ours_errors: has_errors(ours),
-            reference_errors: has_errors(reference),
+            ours_errors,
+            reference_errors,
+            error_paths_differ: ours_errors
+                && reference_errors
+                && error_paths(ours) != error_paths(reference),
         }
     }
 
     /// Whether the gateways disagree.
     pub fn disagrees(&self) -> bool {
-        self.data != DataCmp::Equal || self.ours_errors != self.reference_errors
+        self.data != DataCmp::Equal
+            || self.ours_errors != self.reference_errors
+            || self.error_paths_differ
     }
 
     /// Both answered the same way, with errors: with a consistent generated world no error is
@@ -68,6 +77,7 @@ impl Outcome {
         let errors = match (self.ours_errors, self.reference_errors) {
             (true, false) => "; errors only from Switchyard",
             (false, true) => "; errors only from the reference",
+            (true, true) if self.error_paths_differ => "; both have errors, at different paths",
             (true, true) => "; both have errors",
             (false, false) => "",
         };
@@ -83,9 +93,24 @@ impl Outcome {
             (DataCmp::Differs, _, _) => "data",
             (DataCmp::Equal, true, false) => "ours-errors",
             (DataCmp::Equal, false, true) => "ref-errors",
+            (DataCmp::Equal, true, true) if self.error_paths_differ => "error-paths",
             (DataCmp::Equal, _, _) => "same",
         }
     }
+}
+
+/// The `path`s of a response's errors, as a set (order and duplicates are each gateway's own).
+pub fn error_paths(response: &Value) -> std::collections::BTreeSet<String> {
+    response
+        .get("errors")
+        .and_then(Value::as_array)
+        .into_iter()
+        .flatten()
+        .map(|e| {
+            e.get("path")
+                .map_or_else(|| "-".to_string(), Value::to_string)
+        })
+        .collect()
 }
 
 /// Whether a response carries errors (a transport failure counts as one).
@@ -116,6 +141,13 @@ mod tests {
         assert_eq!(outcome.tag(), "ours-errors");
         let both = Outcome::of(&with_error, &with_error);
         assert!(both.both_error() && !both.disagrees());
+        let elsewhere =
+            json!({"data": {"x": 1, "y": 2}, "errors": [{"message": "b", "path": ["y"]}]});
+        let there = json!({"data": {"x": 1, "y": 2}, "errors": [{"message": "a", "path": ["x"]}, {"message": "c", "path": ["x"]}]});
+        assert_eq!(Outcome::of(&elsewhere, &there).tag(), "error-paths");
+        let same_place =
+            json!({"data": {"x": 1, "y": 2}, "errors": [{"message": "z", "path": ["x"]}]});
+        assert!(!Outcome::of(&there, &same_place).disagrees());
         let hang = json!({"transport_error": "timeout"});
         assert_eq!(Outcome::of(&hang, &a).tag(), "data-ours-errors");
     }

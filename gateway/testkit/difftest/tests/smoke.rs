@@ -1,6 +1,7 @@
 //! Smoke run of the generator without a reference router: every shape of a fixed seed range
 //! composes with Switchyard's composer, and Switchyard answers every generated operation with
-//! exactly the response computed from the generated world (no errors: the world is consistent).
+//! exactly the response computed from the generated world (data, and errors at the same paths:
+//! the world has field errors only where its fixtures say so).
 //! Features that still hit open bugs are left out: issue #12 F2 (`@inaccessible` enum values
 //! reach the client) and F11 (interface conditions inside union selections); remove them from
 //! `KNOWN_OPEN` once fixed.
@@ -32,7 +33,7 @@ async fn generated_shapes_compose_and_match_the_world() {
         };
         for ((operation, answers), expected) in answers.iter().zip(&shape.expected) {
             let outcome = Outcome::of(&answers.ours, expected);
-            if outcome.disagrees() || outcome.ours_errors {
+            if outcome.disagrees() {
                 failures.push(format!(
                     "seed {seed} ({}): {operation}\n  Switchyard: {}\n  world:      {expected}",
                     outcome.label(),
