@@ -6,6 +6,7 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use serde::Deserialize;
+use switchyard_guard::{ConnectionLimits, RequestLimits};
 
 /// Gateway settings (from the config file, with environment overrides applied by [`GatewayConfig::load`]).
 #[derive(Debug, Clone)]
@@ -55,6 +56,19 @@ pub struct GatewayConfig {
     /// Memory budget of the plan cache: each operation is charged for its text, parsed and
     /// validated documents and plan; the least recently used go when the total is over.
     pub plan_cache_bytes: usize,
+    /// Time a client has to send a complete request head (from connect, or from the first
+    /// byte of a later request on a kept-alive connection).
+    pub header_read_timeout: Duration,
+    /// How long a kept-alive client connection may sit idle between requests.
+    pub idle_timeout: Duration,
+    /// Most client connections open at once; when full, the longest-idle or half-open one is
+    /// closed for a newcomer (kept under 3/4 of the process's file-descriptor limit).
+    pub max_connections: usize,
+    /// Deadline for a whole request, body included, to its response (408 / 504 past it).
+    pub request_timeout: Duration,
+    /// Take the client address from the last `X-Forwarded-For` entry (behind a load balancer
+    /// that sets it) instead of the connection's peer address.
+    pub trust_forwarded_for: bool,
     /// Whether subscriptions are served (graphql-transport-ws over WebSocket on `/graphql`).
     pub subscriptions: bool,
     /// Most active operations one WebSocket connection may run at once.
@@ -76,11 +90,11 @@ impl Default for GatewayConfig {
             subgraph_max_inflight: 256,
             subgraph_overrides: HashMap::new(),
             listen: SocketAddr::from(([127, 0, 0, 1], 4000)),
-            max_body_bytes: 2 * 1024 * 1024,
-            max_depth: 64,
-            max_aliases: 256,
-            max_root_fields: 64,
-            max_fields: 2000,
+            max_body_bytes: RequestLimits::GATEWAY.max_body_bytes,
+            max_depth: RequestLimits::GATEWAY.max_depth,
+            max_aliases: RequestLimits::GATEWAY.max_aliases,
+            max_root_fields: RequestLimits::GATEWAY.max_root_fields,
+            max_fields: RequestLimits::GATEWAY.max_fields,
             max_cost: 50_000,
             default_list_size: 10,
             introspection: true,
@@ -90,6 +104,11 @@ impl Default for GatewayConfig {
             override_labels: Vec::new(),
             plan_cache_size: 4096,
             plan_cache_bytes: 64 * 1024 * 1024,
+            header_read_timeout: ConnectionLimits::default().header_read_timeout,
+            idle_timeout: ConnectionLimits::default().idle_timeout,
+            max_connections: ConnectionLimits::default().max_connections,
+            request_timeout: ConnectionLimits::default().request_timeout,
+            trust_forwarded_for: false,
             subscriptions: true,
             max_subscriptions_per_connection: 100,
             subscription_init_timeout: Duration::from_secs(10),
@@ -205,6 +224,11 @@ struct FileConfig {
     override_labels: Option<Vec<String>>,
     plan_cache_size: Option<usize>,
     plan_cache_bytes: Option<FileBytes>,
+    header_read_timeout: Option<FileDuration>,
+    idle_timeout: Option<FileDuration>,
+    max_connections: Option<usize>,
+    request_timeout: Option<FileDuration>,
+    trust_forwarded_for: Option<bool>,
     subscriptions: Option<bool>,
     max_subscriptions_per_connection: Option<usize>,
     subscription_init_timeout: Option<FileDuration>,
@@ -376,6 +400,17 @@ impl GatewayConfig {
         if let Some(v) = file.plan_cache_bytes {
             self.plan_cache_bytes = v.0;
         }
+        if let Some(v) = file.header_read_timeout {
+            self.header_read_timeout = v.0;
+        }
+        if let Some(v) = file.idle_timeout {
+            self.idle_timeout = v.0;
+        }
+        set(&mut self.max_connections, file.max_connections);
+        if let Some(v) = file.request_timeout {
+            self.request_timeout = v.0;
+        }
+        set(&mut self.trust_forwarded_for, file.trust_forwarded_for);
         set(&mut self.subscriptions, file.subscriptions);
         set(
             &mut self.max_subscriptions_per_connection,
@@ -471,6 +506,11 @@ impl GatewayConfig {
                             message,
                         })?
                 }
+                "HEADER_READ_TIMEOUT" => self.header_read_timeout = env_duration(&name, &value)?,
+                "IDLE_TIMEOUT" => self.idle_timeout = env_duration(&name, &value)?,
+                "MAX_CONNECTIONS" => self.max_connections = parse_env(&name, &value)?,
+                "REQUEST_TIMEOUT" => self.request_timeout = env_duration(&name, &value)?,
+                "TRUST_FORWARDED_FOR" => self.trust_forwarded_for = parse_bool(&name, &value)?,
                 "SUBSCRIPTIONS" => self.subscriptions = parse_bool(&name, &value)?,
                 "MAX_SUBSCRIPTIONS_PER_CONNECTION" => {
                     self.max_subscriptions_per_connection = parse_env(&name, &value)?
@@ -535,6 +575,27 @@ impl GatewayConfig {
         }
     }
 
+    /// The connection hygiene settings for the HTTP server.
+    pub fn connection_limits(&self) -> ConnectionLimits {
+        ConnectionLimits {
+            header_read_timeout: self.header_read_timeout,
+            idle_timeout: self.idle_timeout,
+            max_connections: self.max_connections.max(1),
+            request_timeout: self.request_timeout,
+        }
+    }
+
+    /// The request limits, for checking subgraphs against them.
+    pub fn request_limits(&self) -> RequestLimits {
+        RequestLimits {
+            max_body_bytes: self.max_body_bytes,
+            max_depth: self.max_depth,
+            max_aliases: self.max_aliases,
+            max_fields: self.max_fields,
+            max_root_fields: self.max_root_fields,
+        }
+    }
+
     /// The override URL for `subgraph`, if one is configured.
     pub fn url_override(&self, subgraph: &str) -> Option<&str> {
         if let Some(url) = self.subgraph_url_overrides.get(subgraph) {
@@ -565,6 +626,13 @@ where
             name: name.to_owned(),
             message: err.to_string(),
         })
+}
+
+fn env_duration(name: &str, value: &str) -> Result<Duration, ConfigError> {
+    parse_duration(value).map_err(|message| ConfigError::Env {
+        name: name.to_owned(),
+        message,
+    })
 }
 
 fn parse_bool(name: &str, value: &str) -> Result<bool, ConfigError> {

@@ -230,11 +230,16 @@ impl Gateway {
         let plan_options = PlanOptions {
             enabled_override_labels: labels.into_iter().collect(),
         };
-        let propagate = config
+        let mut propagate: Vec<HeaderName> = config
             .propagate_headers
             .iter()
             .filter_map(|h| HeaderName::from_bytes(h.as_bytes()).ok())
             .collect();
+        // The client's address (set by the HTTP layer) always goes along: the auth service
+        // throttles log-ins per client address.
+        if !propagate.contains(&http::X_FORWARDED_FOR) {
+            propagate.push(http::X_FORWARDED_FOR);
+        }
         let limits = OperationLimits {
             max_depth: config.max_depth,
             max_aliases: config.max_aliases,
@@ -526,13 +531,14 @@ impl Gateway {
     }
 }
 
-/// Serves `gateway` on `listener` until `shutdown` resolves, then drains in-flight requests.
+/// Serves `gateway` on `listener` until `shutdown` resolves, then drains in-flight requests;
+/// with the connection hygiene of [`switchyard_guard::serve`] (header-read and idle timeouts,
+/// the connection cap, the request deadline) as configured.
 pub async fn serve(
     listener: tokio::net::TcpListener,
     gateway: Gateway,
     shutdown: impl std::future::Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
-    axum::serve(listener, gateway.router())
-        .with_graceful_shutdown(shutdown)
-        .await
+    let limits = gateway.config().connection_limits();
+    switchyard_guard::serve(listener, gateway.router(), limits, shutdown).await
 }

@@ -517,3 +517,96 @@ async fn concurrent_misses_plan_an_operation_once() {
     assert_eq!(counts.lock().unwrap()[two], 2);
     assert_eq!(gateway.cached_operations(), 3);
 }
+
+async fn post_with(base: &str, query: &str, headers: &[(&str, &str)]) -> StatusCode {
+    let client: Client<_, Full<Bytes>> = Client::builder(TokioExecutor::new()).build_http();
+    let mut request = Request::builder()
+        .method(Method::POST)
+        .uri(format!("{base}/graphql"))
+        .header("content-type", "application/json");
+    for (name, value) in headers {
+        request = request.header(*name, *value);
+    }
+    let body = serde_json::to_vec(&json!({ "query": query })).unwrap();
+    let response = client
+        .request(request.body(Full::new(Bytes::from(body))).unwrap())
+        .await
+        .unwrap();
+    response.status()
+}
+
+#[tokio::test]
+async fn subgraphs_get_the_client_address_and_clients_cannot_forge_it() {
+    let subgraphs = Subgraphs::start(Duration::ZERO).await;
+    let (_gateway, base) = start_gateway(subgraphs.list(), GatewayConfig::default()).await;
+    let status = post_with(
+        &base,
+        "mutation { addReview(upc: \"1\", body: \"x\") { id } }",
+        &[("x-forwarded-for", "203.0.113.9")],
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK);
+    let seen = &subgraphs.reviews.headers()[0];
+    assert_eq!(
+        seen.get_all("x-forwarded-for").iter().collect::<Vec<_>>(),
+        ["127.0.0.1"],
+        "the peer address replaces what the client claimed"
+    );
+
+    // Behind a load balancer that appends the real address, the last entry is the client.
+    let config = GatewayConfig {
+        trust_forwarded_for: true,
+        ..GatewayConfig::default()
+    };
+    let (_gateway, base) = start_gateway(subgraphs.list(), config).await;
+    post_with(
+        &base,
+        "mutation { addReview(upc: \"1\", body: \"y\") { id } }",
+        &[("x-forwarded-for", "10.0.0.1, 198.51.100.7")],
+    )
+    .await;
+    let seen = subgraphs.reviews.headers();
+    assert_eq!(
+        seen.last().unwrap().get("x-forwarded-for").unwrap(),
+        "198.51.100.7"
+    );
+}
+
+#[tokio::test]
+async fn the_gateway_serves_a_fresh_client_while_half_open_connections_fill_its_cap() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let subgraphs = Subgraphs::start(Duration::ZERO).await;
+    let config = GatewayConfig {
+        max_connections: 32,
+        ..GatewayConfig::default()
+    };
+    let (_gateway, base) = start_gateway(subgraphs.list(), config).await;
+    let addr = base.trim_start_matches("http://").to_owned();
+    let mut held = Vec::new();
+    for _ in 0..200 {
+        let mut stream = tokio::net::TcpStream::connect(&addr).await.unwrap();
+        stream
+            .write_all(b"POST /graphql HTTP/1.1\r\nHost: x\r\n")
+            .await
+            .unwrap();
+        held.push(stream);
+    }
+    let (status, body) = post(&base, json!({ "query": "{ me { id } }" })).await;
+    assert_eq!(
+        (status, body),
+        (StatusCode::OK, json!({"data": {"me": {"id": "u1"}}}))
+    );
+    let mut closed = 0;
+    for stream in held.iter_mut() {
+        let mut buf = [0u8; 16];
+        if let Ok(Ok(0) | Err(_)) =
+            tokio::time::timeout(Duration::from_millis(20), stream.read(&mut buf)).await
+        {
+            closed += 1;
+        }
+    }
+    assert!(
+        closed >= 200 - 32,
+        "{closed} of the half-open connections were closed"
+    );
+}

@@ -14,12 +14,19 @@ use axum::http::header::{ACCEPT, ALLOW, CACHE_CONTROL, CONTENT_LENGTH, CONTENT_T
 use axum::http::{HeaderMap, HeaderValue, StatusCode, Uri};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
+use axum::Extension;
 use axum::Router;
 use bytes::Bytes;
 use serde::Deserialize;
 use tracing::Instrument;
 
+use switchyard_guard::ClientAddr;
+
 use crate::error::{GraphQLError, BAD_REQUEST, PAYLOAD_TOO_LARGE};
+
+/// The header that carries the client's address to subgraphs.
+pub(crate) const X_FORWARDED_FOR: http::HeaderName =
+    http::HeaderName::from_static("x-forwarded-for");
 use crate::{Gateway, GraphQLRequest, GraphQLResponse, ResponseStatus};
 
 const GRAPHQL_RESPONSE_JSON: &str = "application/graphql-response+json";
@@ -121,7 +128,40 @@ fn to_http(response: GraphQLResponse, media: Media) -> Response {
     json_response(status, media.content_type(), response.body)
 }
 
-async fn graphql_post(State(gateway): State<Gateway>, headers: HeaderMap, body: Body) -> Response {
+/// The client's address as subgraphs see it (`X-Forwarded-For`, one address): the connection's
+/// peer, or with `trust_forwarded_for` the last address the load balancer appended. Whatever
+/// the client itself put in the header is replaced, so it cannot pose as someone else to the
+/// auth service's per-address log-in throttling.
+fn set_client_address(gateway: &Gateway, peer: Option<ClientAddr>, headers: &mut HeaderMap) {
+    let forwarded = gateway
+        .config()
+        .trust_forwarded_for
+        .then(|| {
+            headers
+                .get_all(X_FORWARDED_FOR)
+                .iter()
+                .filter_map(|v| v.to_str().ok())
+                .flat_map(|v| v.split(','))
+                .next_back()
+                .and_then(|last| last.trim().parse::<std::net::IpAddr>().ok())
+        })
+        .flatten();
+    let client = forwarded.or(peer.map(|ClientAddr(addr)| addr.ip()));
+    headers.remove(X_FORWARDED_FOR);
+    if let Some(ip) = client {
+        if let Ok(value) = HeaderValue::from_str(&ip.to_string()) {
+            headers.insert(X_FORWARDED_FOR, value);
+        }
+    }
+}
+
+async fn graphql_post(
+    State(gateway): State<Gateway>,
+    peer: Option<Extension<ClientAddr>>,
+    mut headers: HeaderMap,
+    body: Body,
+) -> Response {
+    set_client_address(&gateway, peer.map(|Extension(p)| p), &mut headers);
     let media = Media::negotiate(&headers);
     let content_type = headers
         .get(CONTENT_TYPE)
@@ -251,6 +291,8 @@ fn accepts_html(headers: &HeaderMap) -> bool {
 
 async fn graphql_get(State(gateway): State<Gateway>, request: axum::extract::Request) -> Response {
     let (mut parts, _body) = request.into_parts();
+    let peer = parts.extensions.get::<ClientAddr>().copied();
+    set_client_address(&gateway, peer, &mut parts.headers);
     if crate::subscription::is_upgrade(&parts.headers) {
         return websocket(gateway, &mut parts).await;
     }
