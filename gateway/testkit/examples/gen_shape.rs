@@ -1,4 +1,4 @@
-//! Prints generated shapes as JSON lines (`{"seed", "subgraphs", "fixtures", "operations", "expected", "features"}`)
+//! Prints generated shapes as JSON lines (`{"seed", "subgraphs", "fixtures", "operations", "variables", "expected", "features"}`)
 //! for seeds `FROM..TO`, so other tools (e.g. an outside composer) can check them.
 //! Usage: cargo run -p switchyard-testkit --example gen_shape -- FROM [TO]
 
@@ -18,6 +18,7 @@ fn main() {
             "subgraphs": shape.subgraphs,
             "fixtures": shape.fixtures,
             "operations": shape.operations,
+            "variables": shape.variables,
             "expected": shape.expected,
             "features": shape.features,
         });

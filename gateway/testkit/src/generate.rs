@@ -18,7 +18,7 @@
 //! value, `@requires` (plain and with a field argument), `@provides`, `@override`,
 //! `@inaccessible`, `@interfaceObject`, lists and nullability. Operations use aliases, inline and
 //! named fragments, abstract selections (also interface conditions inside unions) and
-//! `@skip`/`@include`. Some nullable fields are field errors for one instance (the world expects
+//! `@skip`/`@include` (literal or through variables, as are some `(mode:)` arguments). Some nullable fields are field errors for one instance (the world expects
 //! null there and an error at that path). [`Shape::expected_for`] answers edited operations.
 
 use std::collections::{BTreeMap, BTreeSet};
@@ -73,6 +73,8 @@ pub struct Shape {
     pub fixtures: BTreeMap<String, Value>,
     /// Client operations over the composed API schema.
     pub operations: Vec<String>,
+    /// Per operation, its variables (a JSON object, `{}` when it declares none).
+    pub variables: Vec<Value>,
     /// Per operation, the response a correct gateway returns (computed from the world the
     /// fixtures were cut from, independently of any gateway).
     pub expected: Vec<Value>,
@@ -87,7 +89,7 @@ impl Shape {
     /// and fixtures, for operations made of what the generator uses (fields, aliases, `(mode:)`,
     /// inline and named fragments, `@skip`/`@include` with literal arguments); `None` otherwise.
     /// Lets a minimizer edit a generated operation and still know the right answer.
-    pub fn expected_for(&self, operation: &str) -> Option<Value> {
+    pub fn expected_for(&self, operation: &str, variables: &Value) -> Option<Value> {
         use apollo_compiler::ast::{Definition, Document};
         let document = Document::parse(operation, "operation.graphql").ok()?;
         let mut fragments = BTreeMap::new();
@@ -104,7 +106,7 @@ impl Shape {
         let [op] = operations.as_slice() else {
             return None;
         };
-        let selections = convert_selections(&op.selection_set, &fragments, 0)?;
+        let selections = convert_selections(&op.selection_set, &fragments, variables, 0)?;
         Some(evaluate_roots(&self.world, &selections))
     }
 }
@@ -115,6 +117,7 @@ type Fragments = BTreeMap<String, apollo_compiler::Node<apollo_compiler::ast::Fr
 fn convert_selections(
     selections: &[apollo_compiler::ast::Selection],
     fragments: &Fragments,
+    variables: &Value,
     depth: usize,
 ) -> Option<Vec<Sel>> {
     use apollo_compiler::ast::Selection;
@@ -130,40 +133,60 @@ fn convert_selections(
                     if argument.name != "mode" {
                         return None;
                     }
-                    mode = match argument.value.as_str()? {
-                        "UP" => Some("UP"),
-                        "DOWN" => Some("DOWN"),
+                    let value = match argument.value.as_ref() {
+                        apollo_compiler::ast::Value::Variable(v) => {
+                            variables.get(v.as_str())?.as_str()?
+                        }
+                        other => other.as_str()?,
+                    };
+                    let value = match value {
+                        "UP" => "UP",
+                        "DOWN" => "DOWN",
                         _ => return None,
                     };
+                    mode = Some(Mode {
+                        value,
+                        text: argument.value.to_string(),
+                    });
                 }
                 let sub = if f.selection_set.is_empty() {
                     None
                 } else {
-                    Some(convert_selections(&f.selection_set, fragments, depth + 1)?)
+                    Some(convert_selections(
+                        &f.selection_set,
+                        fragments,
+                        variables,
+                        depth + 1,
+                    )?)
                 };
                 out.push(Sel::Field {
                     alias: f.alias.as_ref().map(|a| a.to_string()),
                     name: f.name.to_string(),
                     mode,
-                    directive: excluded_marker(&f.directives)?,
+                    directive: excluded_marker(&f.directives, variables)?,
                     sub,
                 });
             }
             Selection::InlineFragment(f) => out.push(Sel::Inline {
                 on: f.type_condition.as_ref()?.to_string(),
-                directive: excluded_marker(&f.directives)?,
-                sub: convert_selections(&f.selection_set, fragments, depth + 1)?,
+                directive: excluded_marker(&f.directives, variables)?,
+                sub: convert_selections(&f.selection_set, fragments, variables, depth + 1)?,
             }),
             Selection::FragmentSpread(spread) => {
                 let name = spread.fragment_name.to_string();
                 let fragment = fragments.get(&name)?;
-                if excluded(excluded_marker(&spread.directives)?) {
+                if excluded(&excluded_marker(&spread.directives, variables)?) {
                     continue;
                 }
                 out.push(Sel::Spread {
                     name,
                     on: fragment.type_condition.to_string(),
-                    sub: convert_selections(&fragment.selection_set, fragments, depth + 1)?,
+                    sub: convert_selections(
+                        &fragment.selection_set,
+                        fragments,
+                        variables,
+                        depth + 1,
+                    )?,
                 });
             }
         }
@@ -171,19 +194,28 @@ fn convert_selections(
     Some(out)
 }
 
-/// `@skip`/`@include` with literal arguments as the generator's directive marker (`""` when the
-/// selection stays); `None` for other directives or variables.
-fn excluded_marker(directives: &apollo_compiler::ast::DirectiveList) -> Option<&'static str> {
+/// `@skip`/`@include` (literal or variable arguments) as a [`Dir`]; `None` for other directives
+/// or unknown variables.
+fn excluded_marker(
+    directives: &apollo_compiler::ast::DirectiveList,
+    variables: &Value,
+) -> Option<Dir> {
     let mut out = false;
     for d in directives.iter() {
-        let value = d.specified_argument_by_name("if")?.to_bool()?;
+        let value = match d.specified_argument_by_name("if")?.as_ref() {
+            apollo_compiler::ast::Value::Variable(v) => variables.get(v.as_str())?.as_bool()?,
+            other => other.to_bool()?,
+        };
         match d.name.as_str() {
             "skip" => out |= value,
             "include" => out |= !value,
             _ => return None,
         }
     }
-    Some(if out { " @skip(if: true)" } else { "" })
+    Some(Dir {
+        text: String::new(),
+        excluded: out,
+    })
 }
 
 /// Limits for [`generate`].
@@ -203,14 +235,16 @@ pub struct Options {
 }
 
 /// Feature names [`Options::disabled`] accepts.
-pub const FEATURES_THAT_CAN_BE_DISABLED: [&str; 3] = [
+pub const FEATURES_THAT_CAN_BE_DISABLED: [&str; 4] = [
     INACCESSIBLE_ENUM,
     INTERFACE_CONDITION_IN_UNION,
     FIELD_ERRORS,
+    VARIABLES,
 ];
 const INACCESSIBLE_ENUM: &str = "enum with an @inaccessible value";
 const INTERFACE_CONDITION_IN_UNION: &str = "interface condition in a union selection";
 const FIELD_ERRORS: &str = "field errors";
+const VARIABLES: &str = "variables";
 
 impl Options {
     fn allows(&self, feature: &str) -> bool {
@@ -389,14 +423,21 @@ pub fn generate(seed: u64, options: &Options) -> Shape {
     let fixtures = (0..world.subgraphs.len())
         .map(|s| (world.subgraphs[s].clone(), fixture(&world, s)))
         .collect();
-    let (operations, expected) = (0..options.operations)
-        .map(|_| operation(&world, &mut rng, options))
-        .unzip();
+    let mut operations = Vec::new();
+    let mut variables = Vec::new();
+    let mut expected = Vec::new();
+    for _ in 0..options.operations {
+        let (op, vars, exp) = operation(&world, &mut rng, options);
+        operations.push(op);
+        variables.push(vars);
+        expected.push(exp);
+    }
     Shape {
         seed,
         subgraphs,
         fixtures,
         operations,
+        variables,
         expected,
         features: world.features.clone(),
         world,
@@ -1482,14 +1523,14 @@ enum Sel {
     Field {
         alias: Option<String>,
         name: String,
-        mode: Option<&'static str>,
-        directive: &'static str,
+        mode: Option<Mode>,
+        directive: Dir,
         sub: Option<Vec<Sel>>,
     },
     /// `... on <on><directive> { sub }`.
     Inline {
         on: String,
-        directive: &'static str,
+        directive: Dir,
         sub: Vec<Sel>,
     },
     /// `...<name>`, a named fragment on `on`.
@@ -1500,13 +1541,27 @@ enum Sel {
     },
 }
 
+/// A `@skip`/`@include` as written (literal or variable) and whether it leaves the selection out.
+#[derive(Debug, Clone, Default, PartialEq)]
+struct Dir {
+    text: String,
+    excluded: bool,
+}
+
+/// A `(mode:)` argument: its value and how it is written (literal or variable).
+#[derive(Debug, Clone, PartialEq)]
+struct Mode {
+    value: &'static str,
+    text: String,
+}
+
 impl Sel {
     fn leaf(name: &str) -> Sel {
         Sel::Field {
             alias: None,
             name: name.to_string(),
             mode: None,
-            directive: "",
+            directive: Dir::default(),
             sub: None,
         }
     }
@@ -1528,16 +1583,16 @@ fn render(selections: &[Sel]) -> String {
                     None => name.clone(),
                 };
                 if let Some(mode) = mode {
-                    let _ = write!(out, "(mode: \"{mode}\")");
+                    let _ = write!(out, "(mode: {})", mode.text);
                 }
-                out.push_str(directive);
+                out.push_str(&directive.text);
                 if let Some(sub) = sub {
                     let _ = write!(out, " {{ {} }}", render(sub));
                 }
                 out
             }
             Sel::Inline { on, directive, sub } => {
-                format!("... on {on}{directive} {{ {} }}", render(sub))
+                format!("... on {on}{} {{ {} }}", directive.text, render(sub))
             }
             Sel::Spread { name, .. } => format!("...{name}"),
         })
@@ -1550,23 +1605,53 @@ struct Ctx<'a> {
     rng: &'a mut Rng,
     max_depth: usize,
     interface_conditions: bool,
+    use_variables: bool,
     fragments: Vec<String>,
     alias_counter: usize,
+    /// Declared variables: name, type, value.
+    variables: Vec<(String, &'static str, Value)>,
 }
 
-fn directive(ctx: &mut Ctx) -> &'static str {
-    match ctx.rng.below(12) {
-        0 => " @skip(if: true)",
-        1 => " @skip(if: false)",
-        2 => " @include(if: true)",
-        3 => " @include(if: false)",
-        _ => "",
+impl Ctx<'_> {
+    /// A variable holding `value` (sometimes), else `None` for a literal.
+    fn variable(&mut self, ty: &'static str, value: Value) -> Option<String> {
+        if !self.use_variables || !self.rng.chance(35) {
+            return None;
+        }
+        let name = format!("v{}", self.variables.len());
+        self.variables.push((name.clone(), ty, value));
+        Some(format!("${name}"))
     }
 }
 
-/// Whether a generated directive leaves the selection out.
-fn excluded(directive: &str) -> bool {
-    directive == " @skip(if: true)" || directive == " @include(if: false)"
+fn directive(ctx: &mut Ctx) -> Dir {
+    let (name, value) = match ctx.rng.below(12) {
+        0 => ("skip", true),
+        1 => ("skip", false),
+        2 => ("include", true),
+        3 => ("include", false),
+        _ => return Dir::default(),
+    };
+    let argument = ctx
+        .variable("Boolean!", json!(value))
+        .unwrap_or_else(|| value.to_string());
+    Dir {
+        text: format!(" @{name}(if: {argument})"),
+        excluded: (name == "skip") == value,
+    }
+}
+
+/// Whether a directive leaves the selection out.
+fn excluded(directive: &Dir) -> bool {
+    directive.excluded
+}
+
+fn mode(ctx: &mut Ctx) -> Mode {
+    let value = ["UP", "DOWN"][ctx.rng.below(2)];
+    let text = ctx
+        .variable("String!", json!(value))
+        .unwrap_or_else(|| format!("\"{value}\""));
+    Mode { value, text }
 }
 
 fn alias(ctx: &mut Ctx, name: &str) -> Option<String> {
@@ -1613,7 +1698,7 @@ fn entity_selection(ctx: &mut Ctx, e: usize, depth: usize) -> Vec<Sel> {
             .requires
             .iter()
             .any(|r| r.on == i && r.argument.is_some())
-            .then(|| ["UP", "DOWN"][ctx.rng.below(2)]);
+            .then(|| mode(ctx));
         let alias = alias(ctx, &f.name);
         let directive = directive(ctx);
         let sub = match &f.target {
@@ -1745,13 +1830,15 @@ fn abstract_selection(
     parts
 }
 
-/// One generated operation and the response a correct gateway gives for it.
-fn operation(w: &World, rng: &mut Rng, options: &Options) -> (String, Value) {
+/// One generated operation, its variables, and the response a correct gateway gives for it.
+fn operation(w: &World, rng: &mut Rng, options: &Options) -> (String, Value, Value) {
     let mut ctx = Ctx {
         w,
         rng,
         max_depth: options.max_depth,
         interface_conditions: options.allows(INTERFACE_CONDITION_IN_UNION),
+        use_variables: options.allows(VARIABLES),
+        variables: Vec::new(),
         fragments: Vec::new(),
         alias_counter: 0,
     };
@@ -1798,17 +1885,46 @@ fn operation(w: &World, rng: &mut Rng, options: &Options) -> (String, Value) {
             alias: alias.clone(),
             name: w.roots[*r].name.clone(),
             mode: None,
-            directive: "",
+            directive: Dir::default(),
             sub: Some(sub.clone()),
         })
         .collect();
-    let mut op = format!("query Q {{ {} }}", render(&selections));
+    // Variables drawn for selections that were dropped afterwards (too deep) are not declared.
+    let mut body = render(&selections);
+    for f in &ctx.fragments {
+        body.push_str(f);
+    }
+    ctx.variables.retain(|(name, _, _)| {
+        let token = format!("${name}");
+        body.match_indices(&token).any(|(at, _)| {
+            !body[at + token.len()..]
+                .chars()
+                .next()
+                .is_some_and(|c| c.is_ascii_alphanumeric() || c == '_')
+        })
+    });
+    let header = if ctx.variables.is_empty() {
+        String::new()
+    } else {
+        let defs: Vec<String> = ctx
+            .variables
+            .iter()
+            .map(|(name, ty, _)| format!("${name}: {ty}"))
+            .collect();
+        format!("({})", defs.join(", "))
+    };
+    let mut op = format!("query Q{header} {{ {} }}", render(&selections));
     for f in &ctx.fragments {
         op.push('\n');
         op.push_str(f);
     }
+    let variables: Map<String, Value> = ctx
+        .variables
+        .iter()
+        .map(|(name, _, value)| (name.clone(), value.clone()))
+        .collect();
     let expected = evaluate_roots(w, &selections);
-    (op, expected)
+    (op, Value::Object(variables), expected)
 }
 
 /// The response for root selections over the world.
@@ -1969,7 +2085,7 @@ fn evaluate_entity(
                     errors.push(Value::Array(here.clone()));
                     Value::Null
                 }
-                (Target::Scalar(_), Some(mode)) => argument_value(&v, mode),
+                (Target::Scalar(_), Some(mode)) => argument_value(&v, mode.value),
                 (Target::Scalar(_), None) => v,
                 (Target::Enum, _) if v == json!(ENUM_VALUES[2]) => {
                     errors.push(Value::Array(here.clone()));
@@ -2057,22 +2173,36 @@ mod tests {
 
     #[test]
     fn expected_for_reparses_every_generated_operation() {
+        let mut with_variables = 0;
         for seed in 0..60 {
             let shape = generate(seed, &Options::default());
-            for (op, expected) in shape.operations.iter().zip(&shape.expected) {
+            for ((op, variables), expected) in shape
+                .operations
+                .iter()
+                .zip(&shape.variables)
+                .zip(&shape.expected)
+            {
                 assert_eq!(
-                    shape.expected_for(op).as_ref(),
+                    shape.expected_for(op, variables).as_ref(),
                     Some(expected),
-                    "seed {seed}: {op}"
+                    "seed {seed}: {op} {variables}"
                 );
+                if variables.as_object().is_some_and(|v| !v.is_empty()) {
+                    with_variables += 1;
+                }
             }
         }
+        assert!(
+            with_variables > 20,
+            "{with_variables} operations use variables"
+        );
         let shape = generate(1, &Options::default());
         assert!(shape
-            .expected_for("query Q($x: Boolean!) { a @skip(if: $x) }")
+            .expected_for("query Q($x: Boolean!) { a @skip(if: $x) }", &json!({}))
             .is_none());
         assert!(
-            shape.expected_for("{ __typename }") == Some(json!({"data": {"__typename": "Query"}}))
+            shape.expected_for("{ __typename }", &json!({}))
+                == Some(json!({"data": {"__typename": "Query"}}))
         );
     }
 

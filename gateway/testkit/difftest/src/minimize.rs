@@ -83,27 +83,54 @@ async fn minimize_operation(
         let Some(candidate) = candidates.get(index) else {
             return best;
         };
+        let variables = defined_variables(candidate, &best.variables);
         let same = operation_is_valid(&supergraph, candidate)
             && match world {
-                Some(shape) => match shape.expected_for(candidate) {
+                Some(shape) => match shape.expected_for(candidate, &variables) {
                     Some(expected) => {
-                        let ours = session.run(Target::Ours, candidate).await;
+                        let ours = session.run(Target::Ours, candidate, &variables).await;
                         ours.is_some_and(|o| Outcome::of(&o, &expected) == target)
                     }
                     None => false,
                 },
-                None => ask(&mut session, candidate).await.outcome == Some(target),
+                None => ask(&mut session, candidate, &variables).await.outcome == Some(target),
             };
         if same {
             best.operation = candidate.clone();
+            best.variables = variables;
         } else {
             index += 1;
         }
     }
 }
 
+/// `variables` restricted to the ones `operation` declares (minimizing drops the others).
+pub fn defined_variables(operation: &str, variables: &Value) -> Value {
+    let Ok(document) = Document::parse(operation, "operation.graphql") else {
+        return variables.clone();
+    };
+    let declared: BTreeSet<String> = document
+        .definitions
+        .iter()
+        .filter_map(|d| match d {
+            Definition::OperationDefinition(op) => Some(op),
+            _ => None,
+        })
+        .flat_map(|op| op.variables.iter().map(|v| v.name.to_string()))
+        .collect();
+    match variables {
+        Value::Object(map) => Value::Object(
+            map.iter()
+                .filter(|(k, _)| declared.contains(k.as_str()))
+                .map(|(k, v)| (k.clone(), v.clone()))
+                .collect(),
+        ),
+        other => other.clone(),
+    }
+}
+
 /// Every operation one edit smaller: a selection removed, an alias removed, a selection's
-/// directives removed. Unused fragments are dropped; order is outermost first.
+/// directives removed. Unused fragments and variables are dropped; order is outermost first.
 pub fn operation_edits(operation: &str) -> Vec<String> {
     let Ok(document) = Document::parse(operation, "operation.graphql") else {
         return Vec::new();
@@ -224,6 +251,38 @@ fn edit_in(selections: &mut Vec<Selection>, path: &[usize], edit: Edit) -> bool 
 }
 
 fn drop_unused_fragments(document: &mut Document) {
+    drop_unused_fragment_definitions(document);
+    // Variables are used only in arguments and directives of selections.
+    let text = document.to_string();
+    for definition in &mut document.definitions {
+        if let Definition::OperationDefinition(op) = definition {
+            // Every declaration is itself one occurrence.
+            let counts: Vec<usize> = op
+                .variables
+                .iter()
+                .map(|v| {
+                    let name = format!("${}", v.name);
+                    text.match_indices(&name)
+                        .filter(|(at, _)| !is_name_char(text[at + name.len()..].chars().next()))
+                        .count()
+                })
+                .collect();
+            let op = op.make_mut();
+            let mut index = 0;
+            op.variables.retain(|_| {
+                let keep = counts[index] > 1;
+                index += 1;
+                keep
+            });
+        }
+    }
+}
+
+fn is_name_char(c: Option<char>) -> bool {
+    c.is_some_and(|c| c.is_ascii_alphanumeric() || c == '_')
+}
+
+fn drop_unused_fragment_definitions(document: &mut Document) {
     loop {
         let mut used = BTreeSet::new();
         for definition in &document.definitions {
@@ -521,6 +580,36 @@ mod tests {
     }
 
     #[test]
+    fn unused_variables_are_dropped_with_their_selection() {
+        let edits = operation_edits(
+            "query Q($a: Boolean!, $b: Boolean!) { x @skip(if: $a) y @include(if: $b) }",
+        );
+        let flat: Vec<String> = edits
+            .iter()
+            .map(|e| e.split_whitespace().collect::<Vec<_>>().join(" "))
+            .collect();
+        assert!(
+            flat.contains(&"query Q($b: Boolean!) { y @include(if: $b) }".to_string()),
+            "{flat:#?}"
+        );
+        assert!(
+            flat.contains(&"query Q($a: Boolean!) { x @skip(if: $a) }".to_string()),
+            "{flat:#?}"
+        );
+        assert!(
+            flat.contains(&"query Q($b: Boolean!) { x y @include(if: $b) }".to_string()),
+            "{flat:#?}"
+        );
+        assert_eq!(
+            defined_variables(
+                "query Q($b: Boolean!) { y @include(if: $b) }",
+                &json!({"a": true, "b": false})
+            ),
+            json!({"b": false})
+        );
+    }
+
+    #[test]
     fn schema_edits_keep_fixtures_loadable() {
         let scenario = Scenario {
             seed: 0,
@@ -536,6 +625,7 @@ mod tests {
             .into_iter()
             .collect(),
             operation: "{ all { id } }".into(),
+            variables: json!({}),
         };
         let edits = schema_edits(&scenario);
         assert!(edits.contains(&SchemaEdit::Subgraph(1)));

@@ -75,6 +75,9 @@ pub fn case_text(finding: &Finding) -> String {
         );
     }
     let _ = writeln!(out, "=== operation\n{}", s.operation.trim_end());
+    if s.variables.as_object().is_some_and(|v| !v.is_empty()) {
+        let _ = writeln!(out, "=== variables\n{}", s.variables);
+    }
     let _ = writeln!(
         out,
         "=== response\n{}",
@@ -118,6 +121,9 @@ pub fn note_text(finding: &Finding) -> String {
         serde_json::to_string(&s.fixtures).unwrap_or_default()
     );
     let _ = writeln!(out, "Operation:\n```graphql\n{}\n```", s.operation.trim());
+    if s.variables.as_object().is_some_and(|v| !v.is_empty()) {
+        let _ = writeln!(out, "Variables: `{}`", s.variables);
+    }
     let _ = writeln!(out, "Switchyard:\n```json\n{}\n```", finding.ours);
     let _ = writeln!(
         out,
@@ -150,7 +156,8 @@ mod tests {
             fixtures: [("a".to_string(), json!({"Query": {"x": 1}}))]
                 .into_iter()
                 .collect(),
-            operation: "query Q { x }".into(),
+            operation: "query Q($v: Boolean!) { x @skip(if: $v) }".into(),
+            variables: json!({"v": false}),
         };
         let reference = json!({"data": {"x": null}, "errors": [{"message": "m", "path": ["x"]}, {"message": "n"}]});
         let finding = Finding {
@@ -165,7 +172,8 @@ mod tests {
             features: vec![],
         };
         let case = Case::parse(&case_text(&finding)).unwrap();
-        assert_eq!(case.operation, "query Q { x }");
+        assert_eq!(case.operation, "query Q($v: Boolean!) { x @skip(if: $v) }");
+        assert_eq!(case.variables, json!({"v": false}));
         assert_eq!(case.fixtures["a"], json!({"Query": {"x": 1}}));
         assert_eq!(
             case.response,

@@ -212,11 +212,12 @@ async fn run_seed(
     let mut pending = Vec::new();
     for (op, operation) in shape.operations.iter().enumerate() {
         summary.operations += 1;
-        let answers = ask(&mut session, operation).await;
+        let variables = &shape.variables[op];
+        let answers = ask(&mut session, operation, variables).await;
         let expected = &shape.expected[op];
         if options.verbose {
             println!(
-                "seed {seed} op {op}: {operation}\n  Switchyard:  {}",
+                "seed {seed} op {op}: {operation} {variables}\n  Switchyard:  {}",
                 answers.ours
             );
             if let Some(reference) = &answers.reference {
@@ -236,7 +237,9 @@ async fn run_seed(
             }),
             None => summary.agreed += 1,
             Some(outcome) if outcome.disagrees() => {
-                let on_apollo = session.run(Target::OursOnApollo, operation).await;
+                let on_apollo = session
+                    .run(Target::OursOnApollo, operation, variables)
+                    .await;
                 pending.push(Pending {
                     op,
                     operation: operation.clone(),
@@ -277,6 +280,7 @@ async fn run_seed(
             subgraphs: shape.subgraphs.clone(),
             fixtures: shape.fixtures.clone(),
             operation: p.operation.clone(),
+            variables: shape.variables[p.op].clone(),
         };
         let expected = &shape.expected[p.op];
         let has_reference = runner.hive_bin.is_some();
@@ -297,7 +301,7 @@ async fn run_seed(
             (scenario, composition, answers.ours, reference)
         } else {
             let minimized = minimize(runner, &original, p.outcome, deadline, Some(&shape)).await;
-            let Some(world) = shape.expected_for(&minimized.operation) else {
+            let Some(world) = shape.expected_for(&minimized.operation, &minimized.variables) else {
                 continue;
             };
             let Some((composition, answers)) = runner.evaluate(&minimized).await else {
@@ -407,7 +411,7 @@ pub fn fingerprint(
         "resolvable: false",
         "(mode:",
     ];
-    const OPERATION_MARKERS: [&str; 5] = ["...", "@skip", "@include", "__typename", "(mode:"];
+    const OPERATION_MARKERS: [&str; 6] = ["...", "@skip", "@include", "__typename", "(mode:", "$"];
     let mut markers = BTreeSet::new();
     for (_, sdl) in &scenario.subgraphs {
         let body: String = sdl
@@ -576,8 +580,11 @@ pub async fn switchyard_answers(
     let composition = runner.compose(&shape.subgraphs).await?;
     let mut session = runner.session(&composition, &shape.fixtures).await?;
     let mut out = Vec::new();
-    for operation in &shape.operations {
-        out.push((operation.clone(), ask(&mut session, operation).await));
+    for (operation, variables) in shape.operations.iter().zip(&shape.variables) {
+        out.push((
+            operation.clone(),
+            ask(&mut session, operation, variables).await,
+        ));
     }
     Ok(out)
 }

@@ -25,6 +25,8 @@ pub struct Scenario {
     pub fixtures: BTreeMap<String, Value>,
     /// The client operation.
     pub operation: String,
+    /// Its variables (a JSON object).
+    pub variables: Value,
 }
 
 /// Both composers' results for one set of subgraphs.
@@ -115,18 +117,18 @@ impl Runner {
             return None;
         }
         let mut session = self.session(&composition, &scenario.fixtures).await.ok()?;
-        let answers = ask(&mut session, &scenario.operation).await;
+        let answers = ask(&mut session, &scenario.operation, &scenario.variables).await;
         Some((composition, answers))
     }
 }
 
 /// Sends `operation` to Switchyard and the reference and compares.
-pub async fn ask(session: &mut Session, operation: &str) -> Answers {
+pub async fn ask(session: &mut Session, operation: &str, variables: &Value) -> Answers {
     let ours = session
-        .run(Target::Ours, operation)
+        .run(Target::Ours, operation, variables)
         .await
         .unwrap_or(Value::Null);
-    let reference = session.run(Target::Hive, operation).await;
+    let reference = session.run(Target::Hive, operation, variables).await;
     let outcome = reference.as_ref().map(|r| Outcome::of(&ours, r));
     Answers {
         ours,

@@ -19,8 +19,8 @@ pub const REQUEST_TIMEOUT: Duration = Duration::from_secs(20);
 
 /// Sends one operation; transport failures and timeouts come back as a JSON object with a
 /// `transport_error` key (never a GraphQL response), so they show up as disagreements.
-pub async fn query(url: &str, operation: &str) -> Value {
-    let body = json!({ "query": operation, "variables": {} });
+pub async fn query(url: &str, operation: &str, variables: &Value) -> Value {
+    let body = json!({ "query": operation, "variables": variables });
     match tokio::time::timeout(REQUEST_TIMEOUT, post_json(url, &body, &BTreeMap::new())).await {
         Ok(Ok(response)) if response.body.is_object() => response.body,
         Ok(Ok(response)) => json!({
@@ -224,7 +224,12 @@ impl Session {
     }
 
     /// Sends `operation` to one gateway; `None` when that gateway is not part of the session.
-    pub async fn run(&mut self, target: Target, operation: &str) -> Option<Value> {
+    pub async fn run(
+        &mut self,
+        target: Target,
+        operation: &str,
+        variables: &Value,
+    ) -> Option<Value> {
         let url = match target {
             Target::Ours => self.ours.url.clone(),
             Target::Hive => self.hive.as_ref()?.url.clone(),
@@ -239,6 +244,6 @@ impl Session {
                 self.ours_on_apollo.as_ref()?.url.clone()
             }
         };
-        Some(query(&url, operation).await)
+        Some(query(&url, operation, variables).await)
     }
 }
