@@ -18,7 +18,8 @@
 //! value, `@requires` (plain and with a field argument), `@provides`, `@override`,
 //! `@inaccessible`, `@interfaceObject`, lists and nullability. Operations use aliases, inline and
 //! named fragments, abstract selections (also interface conditions inside unions) and
-//! `@skip`/`@include` (literal or through variables, as are some `(mode:)` arguments). Some nullable fields are field errors for one instance (the world expects
+//! `@skip`/`@include` (literal or through variables, as are some `(mode:)` arguments; also on
+//! fragment spreads). Some nullable fields are field errors for one instance (the world expects
 //! null there and an error at that path). [`Shape::expected_for`] answers edited operations.
 
 use std::collections::{BTreeMap, BTreeSet};
@@ -175,12 +176,10 @@ fn convert_selections(
             Selection::FragmentSpread(spread) => {
                 let name = spread.fragment_name.to_string();
                 let fragment = fragments.get(&name)?;
-                if excluded(&excluded_marker(&spread.directives, variables)?) {
-                    continue;
-                }
                 out.push(Sel::Spread {
                     name,
                     on: fragment.type_condition.to_string(),
+                    directive: excluded_marker(&spread.directives, variables)?,
                     sub: convert_selections(
                         &fragment.selection_set,
                         fragments,
@@ -1533,10 +1532,11 @@ enum Sel {
         directive: Dir,
         sub: Vec<Sel>,
     },
-    /// `...<name>`, a named fragment on `on`.
+    /// `...<name><directive>`, a named fragment on `on`.
     Spread {
         name: String,
         on: String,
+        directive: Dir,
         sub: Vec<Sel>,
     },
 }
@@ -1594,7 +1594,9 @@ fn render(selections: &[Sel]) -> String {
             Sel::Inline { on, directive, sub } => {
                 format!("... on {on}{} {{ {} }}", directive.text, render(sub))
             }
-            Sel::Spread { name, .. } => format!("...{name}"),
+            Sel::Spread {
+                name, directive, ..
+            } => format!("...{name}{}", directive.text),
         })
         .collect();
     parts.join(" ")
@@ -1757,9 +1759,11 @@ fn entity_selection(ctx: &mut Ctx, e: usize, depth: usize) -> Vec<Sel> {
             ent.name,
             render(&parts)
         ));
+        let directive = directive(ctx);
         return vec![Sel::Spread {
             name,
             on: ent.name.clone(),
+            directive,
             sub: parts,
         }];
     }
@@ -2030,8 +2034,10 @@ fn collect_fields<'a>(
                     collect_fields(sub, applies, out);
                 }
             }
-            Sel::Spread { on, sub, .. } => {
-                if applies(on) {
+            Sel::Spread {
+                on, sub, directive, ..
+            } => {
+                if !excluded(directive) && applies(on) {
                     collect_fields(sub, applies, out);
                 }
             }

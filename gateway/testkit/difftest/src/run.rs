@@ -398,6 +398,14 @@ pub fn fingerprint(
     {
         return "issue #12 F2: @inaccessible enum value returned instead of null".into();
     }
+    if !diffs.is_empty()
+        && diffs
+            .iter()
+            .all(|(a, b)| a.is_null() && has_empty_object(b))
+    {
+        return "D4: an object whose selected fields are all skipped through a variable becomes null"
+            .into();
+    }
     const SCHEMA_MARKERS: [&str; 11] = [
         "@shareable",
         "@external",
@@ -439,6 +447,15 @@ pub fn fingerprint(
         scenario.subgraphs.len(),
         markers.into_iter().collect::<Vec<_>>().join(" ")
     )
+}
+
+/// Whether `value` is or contains `{}`.
+fn has_empty_object(value: &Value) -> bool {
+    match value {
+        Value::Object(map) => map.is_empty() || map.values().any(has_empty_object),
+        Value::Array(items) => items.iter().any(has_empty_object),
+        _ => false,
+    }
 }
 
 /// The differing leaves of two JSON values (ours, reference), where both have the same shape
