@@ -14,9 +14,13 @@ use crate::compare::Outcome;
 use crate::scenario::{ask, operation_is_valid, Runner, Scenario};
 use crate::targets::Target;
 
-/// Minimizes `scenario`, whose outcome is `target`, until `deadline`. With `world` (the shape the
-/// scenario came from) the reference is the world's answer instead of Hive Router's, which is
-/// only known for the unedited schema: then only the operation is minimized.
+/// Minimizes `scenario`, whose outcome is `target`, until `deadline`.
+///
+/// With `world` (the shape the scenario came from) the reference is the world's answer instead
+/// of Hive Router's. The operation is minimized first; the world's answer for that operation is
+/// then the expected answer while the schema shrinks, which holds for edits that leave the data
+/// of what is still selected alone (subgraphs, definitions, fields, directives — not entity
+/// instances or union/interface members, which change what lists hold).
 pub async fn minimize(
     runner: &mut Runner,
     scenario: &Scenario,
@@ -25,9 +29,13 @@ pub async fn minimize(
     world: Option<&Shape>,
 ) -> Scenario {
     let mut best = minimize_operation(runner, scenario.clone(), target, deadline, world).await;
-    if world.is_some() {
-        return best;
-    }
+    let fixed_expected = match world {
+        Some(shape) => match shape.expected_for(&best.operation, &best.variables) {
+            Some(expected) => Some(expected),
+            None => return best,
+        },
+        None => None,
+    };
     let mut improved = true;
     while improved && Instant::now() < deadline {
         improved = false;
@@ -38,13 +46,22 @@ pub async fn minimize(
             }
             let edits = schema_edits(&best);
             let Some(edit) = edits.get(index) else { break };
-            let Some(candidate) = apply_schema_edit(&best, edit) else {
+            let keeps_data = !matches!(edit, SchemaEdit::Instance(_) | SchemaEdit::Member(..));
+            let candidate = if fixed_expected.is_some() && !keeps_data {
+                None
+            } else {
+                apply_schema_edit(&best, edit)
+            };
+            let Some(candidate) = candidate else {
                 index += 1;
                 continue;
             };
-            let same = match runner.evaluate(&candidate).await {
-                Some((_, answers)) => answers.outcome == Some(target),
-                None => false,
+            let same = match (runner.evaluate(&candidate).await, &fixed_expected) {
+                (Some((_, answers)), Some(expected)) => {
+                    Outcome::of(&answers.ours, expected) == target
+                }
+                (Some((_, answers)), None) => answers.outcome == Some(target),
+                (None, _) => false,
             };
             if same {
                 best = candidate;
@@ -53,6 +70,10 @@ pub async fn minimize(
                 index += 1;
             }
         }
+    }
+    if world.is_some() {
+        // A smaller operation's world answer is not known for the edited schema.
+        return best;
     }
     minimize_operation(runner, best, target, deadline, None).await
 }
@@ -520,20 +541,41 @@ pub fn prune_fixtures(scenario: &mut Scenario) {
         let Ok(document) = Document::parse(sdl.as_str(), "subgraph.graphql") else {
             continue;
         };
-        let types: BTreeSet<String> = document
-            .definitions
-            .iter()
-            .filter_map(|d| match d {
-                Definition::ObjectTypeDefinition(t) => Some(t.name.to_string()),
-                Definition::InterfaceTypeDefinition(t) => Some(t.name.to_string()),
-                Definition::ObjectTypeExtension(t) => Some(t.name.to_string()),
-                Definition::InterfaceTypeExtension(t) => Some(t.name.to_string()),
-                _ => None,
-            })
-            .collect();
-        fixture.retain(|key, _| key == "entities" || types.contains(key));
+        // Type name -> its field names in this subgraph.
+        let mut types: std::collections::BTreeMap<String, BTreeSet<String>> = Default::default();
+        for d in &document.definitions {
+            let (name, fields) = match d {
+                Definition::ObjectTypeDefinition(t) => (&t.name, &t.fields),
+                Definition::InterfaceTypeDefinition(t) => (&t.name, &t.fields),
+                Definition::ObjectTypeExtension(t) => (&t.name, &t.fields),
+                Definition::InterfaceTypeExtension(t) => (&t.name, &t.fields),
+                _ => continue,
+            };
+            types
+                .entry(name.to_string())
+                .or_default()
+                .extend(fields.iter().map(|f| f.name.to_string()));
+        }
+        fixture.retain(|key, _| key == "entities" || types.contains_key(key));
+        for (root, value) in fixture.iter_mut() {
+            if let (Some(fields), Some(map)) = (types.get(root), value.as_object_mut()) {
+                map.retain(|k, _| fields.contains(k.split('(').next().unwrap_or(k)));
+            }
+        }
         if let Some(entities) = fixture.get_mut("entities").and_then(Value::as_object_mut) {
-            entities.retain(|t, _| types.contains(t));
+            entities.retain(|t, _| types.contains_key(t));
+            // Values of fields the type no longer has here are never read: drop them.
+            for (t, list) in entities.iter_mut() {
+                let fields = &types[t];
+                for entry in list.as_array_mut().into_iter().flatten() {
+                    if let Some(entry) = entry.as_object_mut() {
+                        entry.retain(|k, _| {
+                            let field = k.split('(').next().unwrap_or(k);
+                            k == "__typename" || fields.contains(field)
+                        });
+                    }
+                }
+            }
         }
         if fixture
             .get("entities")

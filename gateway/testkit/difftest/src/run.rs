@@ -301,6 +301,7 @@ async fn run_seed(
             (scenario, composition, answers.ours, reference)
         } else {
             let minimized = minimize(runner, &original, p.outcome, deadline, Some(&shape)).await;
+            // Schema edits keep the world's answer for the (already minimized) operation.
             let Some(world) = shape.expected_for(&minimized.operation, &minimized.variables) else {
                 continue;
             };
@@ -333,7 +334,7 @@ async fn run_seed(
         if has_reference {
             notes.push(world_note(&p, expected));
         } else {
-            notes.push("Reference: the generated world (no Hive Router in this run); the case expects the world's answer; only the operation was minimized.".into());
+            notes.push("Reference: the generated world (no Hive Router in this run); the case expects the world's answer for the operation (schema minimized only by edits that keep that answer).".into());
         }
         if let Some(on_apollo) = &p.on_apollo {
             let ours_original = Outcome::of(on_apollo, &reference);
