@@ -29,6 +29,10 @@ use crate::TestkitError;
 pub struct FixtureSubgraph {
     name: String,
     schema: Schema,
+    /// The same schema for apollo-compiler: requests are validated against it first, because
+    /// async-graphql accepts some operations the spec (and graphql-js subgraphs) reject, e.g.
+    /// same-named fields of different nullability in sibling fragments.
+    strict: Arc<apollo_compiler::validation::Valid<apollo_compiler::Schema>>,
     data: Arc<DataSource>,
 }
 
@@ -58,9 +62,11 @@ impl FixtureSubgraph {
         check_fixture(&model, &fixture)?;
         let data = Arc::new(DataSource { model, fixture });
         let schema = build_schema(&data)?;
+        let strict = Arc::new(strict_schema(&schema.sdl()));
         Ok(Self {
             name: data.model.name.clone(),
             schema,
+            strict,
             data,
         })
     }
@@ -89,6 +95,20 @@ impl FixtureSubgraph {
     /// Executes one GraphQL request body (`{"query", "variables", "operationName"}`) and returns
     /// the spec-shaped JSON response.
     pub async fn execute_json(&self, body: &Value) -> Value {
+        if let Some(query) = body.get("query").and_then(Value::as_str) {
+            if let Err(e) = apollo_compiler::ExecutableDocument::parse_and_validate(
+                &self.strict,
+                query,
+                "operation.graphql",
+            ) {
+                let errors: Vec<Value> = e
+                    .errors
+                    .iter()
+                    .map(|d| json!({"message": d.error.to_string()}))
+                    .collect();
+                return json!({ "errors": errors });
+            }
+        }
         let mut body = body.clone();
         self.data.fill_missing_variables(&mut body);
         let request: async_graphql::Request = match serde_json::from_value(body) {
@@ -173,6 +193,13 @@ impl FixtureSubgraph {
             task,
         })
     }
+}
+
+/// async-graphql's printed SDL as an apollo-compiler schema. Federation directives it prints
+/// without definitions are not needed to validate operations, so a partial schema is fine.
+fn strict_schema(sdl: &str) -> apollo_compiler::validation::Valid<apollo_compiler::Schema> {
+    let schema = apollo_compiler::Schema::parse(sdl, "subgraph.graphql").unwrap_or_else(|e| e.partial);
+    apollo_compiler::validation::Valid::assume_valid(schema)
 }
 
 /// Rejects fixture keys that can never be read, so a typo fails loudly instead of reading as null.
@@ -569,6 +596,18 @@ impl DataSource {
                     .and_then(|(_, entry)| read(&entry))
             })
             .unwrap_or(Value::Null);
+        // `{"$echo": "f"}` answers what the object carries under `f` (the representation the
+        // gateway sent, for `_entities`): a resolver computing from its `@requires` inputs.
+        let value = match value.as_object().and_then(|o| o.get("$echo")) {
+            Some(Value::String(key)) => node
+                .representation
+                .as_ref()
+                .unwrap_or(&node.data)
+                .get(key)
+                .cloned()
+                .unwrap_or(Value::Null),
+            _ => value,
+        };
         let context = ConvertContext {
             fixups,
             pos,

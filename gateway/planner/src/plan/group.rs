@@ -211,6 +211,19 @@ impl Group {
         });
     }
 
+    /// Whether `selections` can join this group's representation for `ty`: a field name the
+    /// representation already carries must come from the same response key (the same value).
+    pub fn rep_fits(&self, ty: &str, selections: &[RequiresSelection]) -> bool {
+        let existing = self.reps.iter().find_map(|r| match r {
+            RequiresSelection::InlineFragment {
+                type_condition: Some(t),
+                selections,
+            } if t == ty => Some(selections),
+            _ => None,
+        });
+        existing.is_none_or(|existing| requires_fit(existing, selections))
+    }
+
     /// Merges `selections` into the representation for objects of type `ty`.
     pub fn add_rep(&mut self, ty: &str, selections: Vec<RequiresSelection>) {
         let pos = self.reps.iter().position(|r| {
@@ -337,6 +350,34 @@ fn absorb(into: &mut Group, other: Group) {
     }
     into.deps.extend(other.deps);
     into.vars.extend(other.vars);
+}
+
+/// Whether two representation selections agree on every field name they share.
+fn requires_fit(a: &[RequiresSelection], b: &[RequiresSelection]) -> bool {
+    b.iter().all(|sel| match sel {
+        RequiresSelection::Field {
+            name,
+            response_key,
+            selections,
+        } => a.iter().all(|other| match other {
+            RequiresSelection::Field {
+                name: n,
+                response_key: k,
+                selections: sub,
+            } if n == name => k == response_key && requires_fit(sub, selections),
+            _ => true,
+        }),
+        RequiresSelection::InlineFragment {
+            type_condition,
+            selections,
+        } => a.iter().all(|other| match other {
+            RequiresSelection::InlineFragment {
+                type_condition: t,
+                selections: sub,
+            } if t == type_condition => requires_fit(sub, selections),
+            _ => true,
+        }),
+    })
 }
 
 /// Merges requirement selections, de-duplicating by (name, response key) / type condition.

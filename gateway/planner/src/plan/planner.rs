@@ -99,6 +99,11 @@ impl QueryPlanner {
             gate: Vec::new(),
             touched: Vec::new(),
             input: false,
+            trail: Vec::new(),
+            entering: None,
+            restrict: None,
+            providing: Vec::new(),
+            evaluations: 0,
         };
         let node = if kind == OperationKind::Mutation {
             // Each root field in order; consecutive fields of one subgraph share a fetch.
@@ -281,9 +286,46 @@ struct Walk<'a> {
     touched: Vec<usize>,
     /// Whether the walk plans inputs (keys, `@requires` fields) rather than client fields.
     input: bool,
+    /// The objects being walked, outermost first: where an entity jump can start when the
+    /// object at hand cannot be left for the subgraph that has a field.
+    trail: Vec<Frame>,
+    /// The field whose value the next walked object is (set by `emit_field`).
+    entering: Option<Arc<NField>>,
+    /// The concrete types the next walked abstract position is planned for, when fewer than
+    /// its subgraph's own ([`Self::restricted_types`]; set by `emit_field`).
+    restrict: Option<Vec<Name>>,
+    /// Requirements being provided, innermost last, as (subgraph, field set, object path):
+    /// providing the same fields at the same object from the same subgraph again is a cycle.
+    providing: Vec<(usize, usize, Vec<PathElement>)>,
+    /// Candidates tried so far; past [`MAX_EVALUATIONS`] the first that works is kept.
+    evaluations: usize,
 }
 
+/// An object on the walk's trail (see [`Walk::trail`]).
+#[derive(Clone)]
+struct Frame {
+    g: usize,
+    obj_loc: Loc,
+    path: Vec<PathElement>,
+    ty: Name,
+    provided: Vec<NSel>,
+    conds: Vec<Cond>,
+    client: Vec<NSel>,
+    /// The field of the enclosing object whose value this object is.
+    via: Option<Arc<NField>>,
+}
+
+/// Relative cost of the plan built so far: fetches, then the longest chain of fetches that
+/// wait for one another.
+type Cost = (usize, usize);
+
+/// Bound on the candidates compared per operation. Each choice between candidates plans every
+/// candidate to the end of its subtree, so nested choices multiply; past the bound a choice
+/// keeps the first candidate that plans, which is still correct, only possibly not cheapest.
+const MAX_EVALUATIONS: usize = 256;
+
 /// A chosen entity jump.
+#[derive(Clone)]
 struct Jump<'a> {
     graph: usize,
     /// Type the target subgraph resolves: the object type, or an `@interfaceObject` interface.
@@ -298,6 +340,93 @@ struct Jump<'a> {
 }
 
 impl<'a> Walk<'a> {
+    /// Plans with each candidate in turn from the same starting state and keeps the cheapest
+    /// that plans ([`Cost`]); candidates that fail are discarded. Fails only when every
+    /// candidate fails, with the first candidate's error. A candidate that adds no fetch cannot
+    /// be beaten, so the search stops there.
+    fn choose<C>(
+        &mut self,
+        candidates: &[C],
+        mut run: impl FnMut(&mut Self, &C) -> Result<(), PlanError>,
+    ) -> Result<(), PlanError> {
+        if let [only] = candidates {
+            return run(self, only);
+        }
+        let saved = self.groups.clone();
+        let touched = self.touched.len();
+        let mut best: Option<(Cost, Vec<Group>, Vec<usize>)> = None;
+        let mut error = None;
+        for (i, candidate) in candidates.iter().enumerate() {
+            if i > 0 {
+                self.groups.clone_from(&saved);
+                self.touched.truncate(touched);
+            }
+            self.evaluations += 1;
+            match run(self, candidate) {
+                Ok(()) => {
+                    let unbeatable = self.groups.len() == saved.len();
+                    let cost = self.cost();
+                    if best.as_ref().is_none_or(|(b, _, _)| cost < *b) {
+                        let tail = self.touched.split_off(touched);
+                        best = Some((cost, std::mem::take(&mut self.groups), tail));
+                    }
+                    if unbeatable || self.evaluations > MAX_EVALUATIONS {
+                        break;
+                    }
+                }
+                Err(e) => {
+                    error.get_or_insert(e);
+                }
+            }
+        }
+        self.touched.truncate(touched);
+        match best {
+            Some((_, groups, tail)) => {
+                self.groups = groups;
+                self.touched.extend(tail);
+                Ok(())
+            }
+            None => {
+                self.groups = saved;
+                Err(error.unwrap_or_else(|| PlanError::Unsatisfiable("no candidate".into())))
+            }
+        }
+    }
+
+    /// See [`Cost`].
+    fn cost(&self) -> Cost {
+        let n = self.groups.len();
+        let mut chain = vec![0usize; n];
+        // Dependencies point at groups created earlier, so one pass in creation order settles
+        // every chain; a later-created dependency (possible after merges) only makes the
+        // figure an estimate, which is all the comparison needs.
+        for i in 0..n {
+            chain[i] = 1 + self.groups[i]
+                .deps
+                .iter()
+                .filter(|&&d| d < i)
+                .map(|&d| chain[d])
+                .max()
+                .unwrap_or(0);
+        }
+        (n, chain.into_iter().max().unwrap_or(0))
+    }
+
+    /// Runs `f` and rolls every group back if it fails, so the caller can try another way.
+    fn attempt(
+        &mut self,
+        f: impl FnOnce(&mut Self) -> Result<(), PlanError>,
+    ) -> Result<(), PlanError> {
+        let saved = self.groups.clone();
+        let touched = self.touched.len();
+        let result = f(self);
+        if result.is_err() {
+            self.groups = saved;
+            self.touched.truncate(touched);
+        }
+        result
+    }
+
     fn touch(&mut self, g: usize) {
         if self.touched.last() != Some(&g) {
             self.touched.push(g);
@@ -403,28 +532,82 @@ impl<'a> Walk<'a> {
             .all(|c| self.all_local(graph, c, sels, provided))
     }
 
-    /// Whether a fragment on `cond` may be written inside a selection on `parent` in `graph`.
-    fn fragment_ok(&self, graph: usize, cond: &str, parent: &str) -> bool {
-        if cond == parent {
-            return true;
+    /// The concrete types an object at a position of type `ty` may have in `graph`.
+    fn position_types(&self, graph: usize, ty: &str) -> Vec<Name> {
+        if self.sg.is_abstract(ty) {
+            self.sg.possible_types_in(graph, ty).to_vec()
+        } else {
+            Name::new(ty).map(|n| vec![n]).unwrap_or_default()
         }
-        if self.sg.type_in_graph(graph, cond).is_none() {
-            return false;
+    }
+
+    /// Of the concrete types `at`, those a fragment on `cond` applies to, by the supergraph's
+    /// rules (what the client means).
+    fn condition_targets(&self, cond: &str, at: &[Name]) -> Vec<Name> {
+        at.iter()
+            .filter(|t| self.sg.applies(cond, t))
+            .cloned()
+            .collect()
+    }
+
+    /// The type `parent.field` has in `graph`: the subgraph may declare a narrower one than
+    /// the supergraph (`@join__field(type:)`), e.g. `Book` where the supergraph has a union.
+    fn sub_type(&self, graph: usize, parent: &str, field: &NField) -> Name {
+        self.sg
+            .field_type_in(graph, parent, &field.name)
+            .map(|t| t.trim_matches(|c| c == '[' || c == ']' || c == '!'))
+            .filter(|t| *t != field.ty.as_str() && self.sg.is_composite(t))
+            .and_then(|t| Name::new(t).ok())
+            .unwrap_or_else(|| field.ty.clone())
+    }
+
+    /// For an abstract-typed field that several subgraphs resolve (a shareable path), the
+    /// concrete types to plan for in `graph` when they are fewer than `graph`'s own: only the
+    /// types every one of those subgraphs can return (the reference routers' rule: the plan
+    /// relies only on what any subgraph serving the path would return). `None` when all of
+    /// `graph`'s types qualify.
+    fn restricted_types(
+        &self,
+        graph: usize,
+        parent: &str,
+        field: &NField,
+        sub: &Name,
+    ) -> Option<Vec<Name>> {
+        if !self.sg.is_abstract(sub) {
+            return None;
         }
-        let expand = |t: &str| -> Vec<Name> {
-            if self.sg.is_abstract(t) {
-                self.sg.possible_types_in(graph, t).to_vec()
-            } else {
-                Name::new(t).map(|n| vec![n]).unwrap_or_default()
-            }
-        };
-        let a = expand(cond);
-        let b = expand(parent);
-        a.iter().any(|x| b.contains(x))
+        let labels = &self.opts.enabled_override_labels;
+        let serving: Vec<usize> = (0..self.sg.subgraphs().len())
+            .filter(|&h| {
+                matches!(
+                    self.sg.field_availability(h, parent, &field.name, labels),
+                    FieldAvailability::Yes
+                )
+            })
+            .collect();
+        if serving.len() < 2 || !serving.contains(&graph) {
+            return None;
+        }
+        let own = self.position_types(graph, sub);
+        let common: Vec<Name> = own
+            .iter()
+            .filter(|t| {
+                serving.iter().all(|&h| {
+                    let other = self.sub_type(h, parent, field);
+                    self.position_types(h, &other).contains(t)
+                })
+            })
+            .cloned()
+            .collect();
+        (common.len() != own.len()).then_some(common)
     }
 
     /// Copies `sels` into group `g` as they are (the caller checked they are all local).
-    fn emit_local(&mut self, g: usize, loc: &Loc, parent: &str, sels: &[NSel]) {
+    /// `at`: the concrete types objects here may have when fewer than the subgraph's own
+    /// ([`Self::restricted_types`]). A fragment on an abstract type that would select other
+    /// objects in the subgraph than in the supergraph (the subgraph lacks an implementation or
+    /// member) is written as one fragment per concrete type it means.
+    fn emit_local(&mut self, g: usize, loc: &Loc, parent: &str, at: Option<&[Name]>, sels: &[NSel]) {
         let graph = self.service(g);
         for sel in sels {
             match sel {
@@ -447,13 +630,38 @@ impl<'a> Walk<'a> {
                                 .sel
                                 .add_field(&floc, None, "__typename", "", "", false);
                         }
-                        self.emit_local(g, &floc, &f.ty, &f.children);
+                        let sub = self.sub_type(graph, parent, f);
+                        let restricted = self.restricted_types(graph, parent, f, &sub);
+                        self.emit_local(g, &floc, &sub, restricted.as_deref(), &f.children);
                     }
                 }
                 NSel::Frag(frag) => {
-                    if let Some(cond) = &frag.cond {
-                        if !self.fragment_ok(graph, cond, parent) {
+                    let mut inner_at = None;
+                    if let Some(cond) = frag.cond.as_deref().filter(|c| *c != parent) {
+                        let own = self.position_types(graph, parent);
+                        let targets = self.condition_targets(cond, at.unwrap_or(&own));
+                        if targets.is_empty() {
                             continue;
+                        }
+                        let natural: Vec<Name> = if self.sg.type_in_graph(graph, cond).is_none() {
+                            Vec::new()
+                        } else {
+                            let members = self.position_types(graph, cond);
+                            own.iter().filter(|t| members.contains(t)).cloned().collect()
+                        };
+                        if natural != targets {
+                            for t in &targets {
+                                let c = (t.as_str() != parent).then_some(t.as_str());
+                                let floc = self.groups[g].sel.add_inline(loc, c, &frag.directives);
+                                self.groups[g]
+                                    .vars
+                                    .extend(frag.vars.iter().map(|v| v.to_string()));
+                                self.emit_local(g, &floc, t, None, &frag.children);
+                            }
+                            continue;
+                        }
+                        if self.sg.is_abstract(cond) {
+                            inner_at = Some(targets);
                         }
                     }
                     let cond = frag.cond.as_deref().filter(|c| *c != parent);
@@ -462,14 +670,15 @@ impl<'a> Walk<'a> {
                         .vars
                         .extend(frag.vars.iter().map(|v| v.to_string()));
                     let inner = cond.unwrap_or(parent).to_string();
-                    self.emit_local(g, &floc, &inner, &frag.children);
+                    let inner_at = inner_at.as_deref().or(if cond.is_none() { at } else { None });
+                    self.emit_local(g, &floc, &inner, inner_at, &frag.children);
                 }
             }
         }
     }
 
-    /// Picks the subgraph for a root field: the requested one if it can, else the one that
-    /// resolves most of the field's selection by itself, else declaration order.
+    /// Picks the subgraph for a root field: the requested one if it can, else the best of
+    /// [`Self::root_candidates`].
     fn choose_root_graph(
         &self,
         root: &Name,
@@ -477,8 +686,32 @@ impl<'a> Walk<'a> {
         prefer: Option<usize>,
         exclude: &[usize],
     ) -> Result<usize, PlanError> {
+        let candidates = self.root_candidates(root, field, exclude);
+        if let Some(p) = prefer {
+            if candidates.contains(&p) {
+                return Ok(p);
+            }
+        }
+        candidates.first().copied().ok_or_else(|| {
+            PlanError::Unsatisfiable(format!("no subgraph resolves `{root}.{}`", field.name))
+        })
+    }
+
+    /// The subgraphs that resolve a root field, most promising first: the one that resolves
+    /// most of the field's selection by itself, then one already fetched from, then
+    /// declaration order.
+    fn root_candidates(&self, root: &Name, field: &NField, exclude: &[usize]) -> Vec<usize> {
         let labels = &self.opts.enabled_override_labels;
-        let candidates: Vec<usize> = (0..self.sg.subgraphs().len())
+        let existing: Vec<usize> = self
+            .groups
+            .iter()
+            .filter(|g| !g.entity)
+            .map(|g| g.service)
+            .collect();
+        let mut scored: Vec<((usize, bool, std::cmp::Reverse<usize>), usize)> = (0..self
+            .sg
+            .subgraphs()
+            .len())
             .filter(|g| !exclude.contains(g))
             .filter(|&g| {
                 matches!(
@@ -486,31 +719,17 @@ impl<'a> Walk<'a> {
                     FieldAvailability::Yes
                 )
             })
-            .collect();
-        if let Some(p) = prefer {
-            if candidates.contains(&p) {
-                return Ok(p);
-            }
-        }
-        let existing: Vec<usize> = self
-            .groups
-            .iter()
-            .filter(|g| !g.entity)
-            .map(|g| g.service)
-            .collect();
-        candidates
-            .iter()
-            .copied()
-            .max_by_key(|&g| {
-                (
+            .map(|g| {
+                let score = (
                     self.coverage(g, &field.ty, &field.children),
                     existing.contains(&g),
                     std::cmp::Reverse(g),
-                )
+                );
+                (score, g)
             })
-            .ok_or_else(|| {
-                PlanError::Unsatisfiable(format!("no subgraph resolves `{root}.{}`", field.name))
-            })
+            .collect();
+        scored.sort_by(|a, b| b.0.cmp(&a.0));
+        scored.into_iter().map(|(_, g)| g).collect()
     }
 
     /// How many fields of `sels` (recursively) `graph` resolves without leaving.
@@ -559,16 +778,37 @@ impl<'a> Walk<'a> {
         conds: &[Cond],
         graph: Option<usize>,
     ) -> Result<(), PlanError> {
-        let first = match graph {
-            Some(g) => g,
-            None => self.choose_root_graph(root, field, None, &[])?,
-        };
+        if let Some(graph) = graph {
+            return self.plan_root_field_in(graph, root, field, conds, true);
+        }
+        let candidates = self.root_candidates(root, field, &[]);
+        if candidates.is_empty() {
+            return Err(PlanError::Unsatisfiable(format!(
+                "no subgraph resolves `{root}.{}`",
+                field.name
+            )));
+        }
+        self.choose(&candidates, |s, &first| {
+            s.plan_root_field_in(first, root, field, conds, false)
+        })
+    }
+
+    /// Plans a root field starting in subgraph `first`; `fixed` forbids splitting it across
+    /// subgraphs (mutations).
+    fn plan_root_field_in(
+        &mut self,
+        first: usize,
+        root: &Name,
+        field: &Arc<NField>,
+        conds: &[Cond],
+        fixed: bool,
+    ) -> Result<(), PlanError> {
         let object = self.sg.is_composite(&field.ty) && !self.sg.is_abstract(&field.ty);
         // Lists are not split: merging two subgraphs' lists item by item would trust both to
         // return the same items in the same order.
         let splittable = self.is_value_type(&field.ty) || field.list_depth == 0;
         let provided = self.sg.provides(first, root, &field.name).unwrap_or(&[]);
-        if graph.is_some()
+        if fixed
             || !object
             || !splittable
             || self.all_local(first, &field.ty, &field.children, provided)
@@ -655,15 +895,19 @@ impl<'a> Walk<'a> {
                 child_prov.extend(p.iter().cloned());
             }
             let child_path = field_path(path, field);
+            let sub = self.sub_type(graph, parent, field);
+            if sub != field.ty && self.sg.is_abstract(&field.ty) && !self.sg.is_abstract(&sub) {
+                // An abstract position the subgraph types as one object type: the response
+                // still needs `__typename` to match the client's fragments.
+                self.groups[g]
+                    .sel
+                    .add_field(&floc, None, "__typename", "", "", false);
+            }
             self.push_gate(&field.gate);
-            let result = self.walk_composite(
-                g,
-                &floc,
-                &child_path,
-                &field.ty,
-                &field.children,
-                &child_prov,
-            );
+            self.entering = Some(Arc::new(field.clone()));
+            self.restrict = self.restricted_types(graph, parent, field, &sub);
+            let result =
+                self.walk_composite(g, &floc, &child_path, &sub, &field.children, &child_prov);
             self.pop_gate(&field.gate);
             result?;
         }
@@ -680,24 +924,28 @@ impl<'a> Walk<'a> {
         provided: &[NSel],
     ) -> Result<(), PlanError> {
         let graph = self.service(g);
+        let via = self.entering.take();
+        let restrict = self.restrict.take();
         if !self.sg.is_abstract(ty)
             || self
                 .sg
                 .type_in_graph(graph, ty)
                 .is_some_and(|t| t.interface_object)
         {
+            self.entering = via;
             return self.walk_object(g, loc, loc, path, ty, sels, provided, &[], sels);
         }
         self.groups[g]
             .sel
             .add_field(loc, None, "__typename", "", "", false);
         if self.all_local_abstract(graph, ty, sels, provided) {
-            self.emit_local(g, loc, ty, sels);
+            self.emit_local(g, loc, ty, restrict.as_deref(), sels);
             return Ok(());
         }
         // Keep at the interface level what every possible type resolves here; split the rest
         // into `... on Type` per possible type.
-        let possible = self.sg.possible_types_in(graph, ty);
+        let possible = restrict.unwrap_or_else(|| self.sg.possible_types_in(graph, ty).to_vec());
+        let possible = &possible[..];
         self.touch(g);
         let mut rest: Vec<NSel> = Vec::new();
         for sel in sels {
@@ -725,15 +973,15 @@ impl<'a> Walk<'a> {
                 }
                 NSel::Frag(frag) => {
                     let cond = frag.cond.as_deref().unwrap_or(ty.as_str());
-                    if !self.fragment_ok(graph, cond, ty) {
+                    let targets = self.condition_targets(cond, possible);
+                    if targets.is_empty() {
                         continue;
                     }
-                    let local = possible
+                    let local = targets
                         .iter()
-                        .filter(|c| self.sg.applies(cond, c))
                         .all(|c| self.all_local(graph, c, &frag.children, provided));
                     if local {
-                        self.emit_local(g, loc, ty, std::slice::from_ref(sel));
+                        self.emit_local(g, loc, ty, Some(possible), std::slice::from_ref(sel));
                     } else {
                         rest.push(sel.clone());
                     }
@@ -752,6 +1000,7 @@ impl<'a> Walk<'a> {
             }
             let cloc = self.groups[g].sel.add_inline(loc, Some(c), "");
             let cpath = path_with(path, PathElement::TypeCondition(vec![c.to_string()]));
+            self.entering = via.clone();
             self.walk_object(g, &cloc, &cloc, &cpath, c, &rest, provided, &[], sels)?;
         }
         Ok(())
@@ -763,6 +1012,40 @@ impl<'a> Walk<'a> {
     /// avoid response-key collisions for fields the planner adds.
     #[allow(clippy::too_many_arguments)]
     fn walk_object(
+        &mut self,
+        g: usize,
+        loc: &Loc,
+        obj_loc: &Loc,
+        path: &[PathElement],
+        ty: &Name,
+        sels: &[NSel],
+        provided: &[NSel],
+        conds: &[Cond],
+        client: &[NSel],
+    ) -> Result<(), PlanError> {
+        // A walk of the same object (a fragment's wrapper, an input walk) keeps the field the
+        // object came from; a new object takes the field `emit_field` just entered.
+        let via = match self.trail.last() {
+            Some(top) if top.path == path => top.via.clone(),
+            _ => self.entering.take(),
+        };
+        self.trail.push(Frame {
+            g,
+            obj_loc: obj_loc.clone(),
+            path: path.to_vec(),
+            ty: ty.clone(),
+            provided: provided.to_vec(),
+            conds: conds.to_vec(),
+            client: client.to_vec(),
+            via,
+        });
+        let result = self.walk_object_inner(g, loc, obj_loc, path, ty, sels, provided, conds, client);
+        self.trail.pop();
+        result
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    fn walk_object_inner(
         &mut self,
         g: usize,
         loc: &Loc,
@@ -841,6 +1124,15 @@ impl<'a> Walk<'a> {
                 }
                 if !rest.is_empty() {
                     nonlocal.push(with_children(&f, rest));
+                }
+                continue;
+            }
+            if self.sg.is_composite(&f.ty) && self.sg.served_elsewhere(graph, ty, &f.name) {
+                // Another subgraph has the field too: if its sub-selection cannot be planned
+                // from here, fetching it there may work.
+                let emitted = self.attempt(|s| s.emit_field(g, loc, ty, &f, prov, path));
+                if emitted.is_err() {
+                    nonlocal.push(f);
                 }
                 continue;
             }
@@ -982,11 +1274,14 @@ impl<'a> Walk<'a> {
     ) {
         for sel in sels {
             match sel {
+                // Only `__typename` and type-specific fragments need the concrete type; other
+                // fields this subgraph lacks take the cheapest jump, which may be another
+                // `@interfaceObject` subgraph rather than the one that knows the types.
                 NSel::Field(f) => {
-                    if f.name != "__typename" && self.local(graph, ty, f, provided).0 {
-                        local.push(sel.clone());
-                    } else {
+                    if f.name == "__typename" {
                         rest.push(sel.clone());
+                    } else {
+                        local.push(sel.clone());
                     }
                 }
                 NSel::Frag(frag) => {
@@ -1040,7 +1335,11 @@ impl<'a> Walk<'a> {
         fallback
     }
 
-    /// Routes fields group `g` cannot resolve to other subgraphs, fewest jumps first.
+    /// Routes fields group `g` cannot resolve to other subgraphs. Every way to reach a
+    /// subgraph that has some of them (subgraph, entity type, key) is a candidate; each is
+    /// planned together with what it leaves for further jumps, and the cheapest that plans is
+    /// kept. When none plans, the fields are reached from an enclosing entity instead
+    /// ([`Self::ancestor_jump`]).
     #[allow(clippy::too_many_arguments)]
     fn jump_all(
         &mut self,
@@ -1048,100 +1347,171 @@ impl<'a> Walk<'a> {
         obj_loc: &Loc,
         path: &[PathElement],
         ty: &Name,
-        mut remaining: Vec<Arc<NField>>,
+        remaining: Vec<Arc<NField>>,
         provided: &[NSel],
         conds: &[Cond],
         client: &[NSel],
     ) -> Result<(), PlanError> {
+        if remaining.is_empty() {
+            return Ok(());
+        }
         let from = self.service(g);
+        let candidates = self.jump_candidates(from, ty, &remaining, provided);
+        let direct = if candidates.is_empty() {
+            Err(PlanError::Unsatisfiable(format!(
+                "no subgraph can resolve `{ty}.{}` from subgraph `{}`",
+                remaining[0].name,
+                self.sg.subgraphs()[from].name
+            )))
+        } else {
+            self.choose(&candidates, |s, (jump, taken)| {
+                // Served fields leave `remaining`; what they leave of a shared value object
+                // stays.
+                let mut rest = remaining.clone();
+                for (i, left) in taken.iter().rev() {
+                    match left {
+                        Some(left) => rest[*i] = left.clone(),
+                        None => {
+                            rest.remove(*i);
+                        }
+                    }
+                }
+                s.jump(g, obj_loc, path, ty, jump.clone(), conds, client)?;
+                s.jump_all(g, obj_loc, path, ty, rest, provided, conds, client)
+            })
+        };
+        match direct {
+            Ok(()) => Ok(()),
+            Err(error) => self
+                .attempt(|s| s.ancestor_jump(&remaining))
+                .map_err(|_| error),
+        }
+    }
+
+    /// The entity jumps that take some of `remaining` from subgraph `from` at an object of
+    /// type `ty`, best first: most fields served, key available without a further jump, most
+    /// of the sub-selection resolved there, earlier subgraphs first.
+    fn jump_candidates(
+        &self,
+        from: usize,
+        ty: &Name,
+        remaining: &[Arc<NField>],
+        provided: &[NSel],
+    ) -> Vec<(Jump<'a>, Taken)> {
         let sg = self.sg;
         let labels = &self.opts.enabled_override_labels;
-        while !remaining.is_empty() {
-            let mut best: Option<(JumpScore, Jump<'a>, Taken)> = None;
-            for graph in 0..sg.subgraphs().len() {
-                for entity in self.entity_types(graph, ty) {
-                    // (index in `remaining`, what this subgraph fetches of it, what is left)
-                    let mut served: Vec<(usize, Arc<NField>, Option<Arc<NField>>)> = Vec::new();
-                    for (i, f) in remaining.iter().enumerate() {
-                        match sg.field_availability(graph, &entity, &f.name, labels) {
-                            FieldAvailability::Yes if graph != from => {}
-                            FieldAvailability::Requires(_) => {}
-                            _ => continue,
-                        }
-                        if self.is_value_type(&f.ty)
-                            && !self.all_local(graph, &f.ty, &f.children, &[])
-                        {
-                            let (here, rest) = self.split_value(graph, &f.ty, &f.children);
-                            let Some(here) = here else { continue };
-                            let rest = (!rest.is_empty()).then(|| with_children(f, rest));
-                            served.push((i, with_children(f, here), rest));
-                        } else {
-                            served.push((i, f.clone(), None));
-                        }
+        let mut scored: Vec<((JumpScore, usize), Jump<'a>, Taken)> = Vec::new();
+        for graph in 0..sg.subgraphs().len() {
+            for entity in self.entity_types(graph, ty) {
+                // (index in `remaining`, what this subgraph fetches of it, what is left)
+                let mut served: Vec<(usize, Arc<NField>, Option<Arc<NField>>)> = Vec::new();
+                for (i, f) in remaining.iter().enumerate() {
+                    match sg.field_availability(graph, &entity, &f.name, labels) {
+                        FieldAvailability::Yes if graph != from => {}
+                        FieldAvailability::Requires(_) => {}
+                        _ => continue,
                     }
-                    if served.is_empty() {
-                        continue;
-                    }
-                    let Some(info) = sg.type_in_graph(graph, &entity) else {
-                        continue;
-                    };
-                    let keys: Vec<&'a KeyDef> = info.keys.iter().filter(|k| k.resolvable).collect();
-                    let direct = keys
-                        .iter()
-                        .find(|k| self.all_local(from, ty, &k.fields, provided))
-                        .copied();
-                    let Some(key) = direct.or(keys.first().copied()) else {
-                        continue;
-                    };
-                    let depth: usize = served
-                        .iter()
-                        .map(|(_, f, _)| self.coverage(graph, &f.ty, &f.children))
-                        .sum();
-                    let score = (
-                        served.len(),
-                        direct.is_some(),
-                        depth,
-                        std::cmp::Reverse(graph),
-                    );
-                    if best.as_ref().is_none_or(|(s, _, _)| score > *s) {
-                        best = Some((
-                            score,
-                            Jump {
-                                graph,
-                                entity: entity.clone(),
-                                key,
-                                fields: served.iter().map(|(_, f, _)| f.clone()).collect(),
-                                abstract_sels: None,
-                                provided: provided.to_vec(),
-                            },
-                            served
-                                .into_iter()
-                                .map(|(i, _, rest)| (i, rest))
-                                .collect::<Vec<_>>(),
-                        ));
+                    if self.is_value_type(&f.ty) && !self.all_local(graph, &f.ty, &f.children, &[])
+                    {
+                        let (here, rest) = self.split_value(graph, &f.ty, &f.children);
+                        let Some(here) = here else { continue };
+                        let rest = (!rest.is_empty()).then(|| with_children(f, rest));
+                        served.push((i, with_children(f, here), rest));
+                    } else {
+                        served.push((i, f.clone(), None));
                     }
                 }
-            }
-            let Some((_, jump, taken)) = best else {
-                let f = &remaining[0];
-                return Err(PlanError::Unsatisfiable(format!(
-                    "no subgraph can resolve `{ty}.{}` from subgraph `{}`",
-                    f.name,
-                    sg.subgraphs()[from].name
-                )));
-            };
-            // Served fields leave `remaining`; what they leave of a shared value object stays.
-            for (i, rest) in taken.into_iter().rev() {
-                match rest {
-                    Some(rest) => remaining[i] = rest,
-                    None => {
-                        remaining.remove(i);
-                    }
+                if served.is_empty() {
+                    continue;
+                }
+                let Some(info) = sg.type_in_graph(graph, &entity) else {
+                    continue;
+                };
+                let depth: usize = served
+                    .iter()
+                    .map(|(_, f, _)| self.coverage(graph, &f.ty, &f.children))
+                    .sum();
+                let taken: Taken = served.iter().map(|(i, _, rest)| (*i, rest.clone())).collect();
+                let fields: Vec<Arc<NField>> = served.iter().map(|(_, f, _)| f.clone()).collect();
+                for (k, key) in info.keys.iter().filter(|k| k.resolvable).enumerate() {
+                    let direct = self.all_local(from, ty, &key.fields, provided);
+                    let score = (served.len(), direct, depth, std::cmp::Reverse(graph));
+                    scored.push((
+                        (score, usize::MAX - k),
+                        Jump {
+                            graph,
+                            entity: entity.clone(),
+                            key,
+                            fields: fields.clone(),
+                            abstract_sels: None,
+                            provided: provided.to_vec(),
+                        },
+                        taken.clone(),
+                    ));
                 }
             }
-            self.jump(g, obj_loc, path, ty, jump, conds, client)?;
         }
-        Ok(())
+        scored.sort_by(|a, b| b.0.cmp(&a.0));
+        scored.into_iter().map(|(_, j, t)| (j, t)).collect()
+    }
+
+    /// Reaches `remaining` (fields of the object at the top of the trail that no subgraph
+    /// entered at that object resolves) from the nearest enclosing object: the fields on the
+    /// way down are selected again, in a subgraph that can be entered at that object and
+    /// resolves the whole way (`_entities(Product) { category { details } }` when `Category`
+    /// has no key where `details` lives). Planned like any jump from there, which in turn
+    /// looks further out if it must.
+    fn ancestor_jump(&mut self, remaining: &[Arc<NField>]) -> Result<(), PlanError> {
+        let fail = || {
+            PlanError::Unsatisfiable(format!(
+                "no enclosing entity leads to `{}`",
+                remaining.first().map(|f| f.name.as_str()).unwrap_or_default()
+            ))
+        };
+        let Some(mut child) = self.trail.len().checked_sub(1) else {
+            return Err(fail());
+        };
+        let mut sels: Vec<NSel> = remaining.iter().map(|f| NSel::Field(f.clone())).collect();
+        // The enclosing object: the nearest frame with another path (frames of one object
+        // share a path).
+        let parent = loop {
+            let Some(p) = child.checked_sub(1) else {
+                return Err(fail());
+            };
+            if self.trail[p].path != self.trail[child].path {
+                break p;
+            }
+            child = p;
+        };
+        let below = &self.trail[child];
+        let Some(via) = below.via.clone() else {
+            return Err(fail());
+        };
+        if below.ty != via.ty {
+            sels = vec![NSel::Frag(Arc::new(NFrag {
+                cond: Some(below.ty.clone()),
+                directives: String::new(),
+                vars: Vec::new(),
+                gate: Vec::new(),
+                children: sels,
+            }))];
+        }
+        let wrapped = with_children(&via, sels);
+        let frame = self.trail[parent].clone();
+        // Plan from the enclosing object as if the walk were there.
+        let rest = self.trail.split_off(parent + 1);
+        let result = self.jump_all(
+            frame.g,
+            &frame.obj_loc,
+            &frame.path,
+            &frame.ty,
+            vec![wrapped],
+            &frame.provided,
+            &frame.conds,
+            &frame.client,
+        );
+        self.trail.extend(rest);
+        result
     }
 
     /// The types an entity fetch to `graph` may use for objects of type `ty`: `ty` itself when
@@ -1188,6 +1558,15 @@ impl<'a> Walk<'a> {
         occupants_of_client(Some((self.sg, ty)), client, true, &mut occupied);
         occupants_of_tree(self.groups[g].sel.node(obj_loc), &mut occupied);
         let renamed = alias_requirements(sels, &occupied);
+        // Providing these fields here again, further down, means they need themselves.
+        let marker = (self.service(g), sels.as_ptr() as usize, path.to_vec());
+        if self.providing.contains(&marker) {
+            return Err(PlanError::Unsatisfiable(format!(
+                "the fields `{ty}` needs from subgraph `{}` depend on themselves",
+                self.sg.subgraphs()[marker.0].name
+            )));
+        }
+        self.providing.push(marker);
         let start = self.touched.len();
         // Inputs of another fetch: at an `@interfaceObject` position they need no concrete
         // type, so no jump for `__typename` is planned for them.
@@ -1207,6 +1586,7 @@ impl<'a> Walk<'a> {
             &scope,
         );
         self.input = outer;
+        self.providing.pop();
         result?;
         let touched = self.touched[start..].iter().copied().collect();
         Ok((renamed, touched))
@@ -1229,9 +1609,59 @@ impl<'a> Walk<'a> {
                 "entity jumps for `{ty}` nest too deep (a key or @requires cycle?)"
             )));
         }
-        let result = self.jump_inner(g, obj_loc, path, ty, jump, conds, client);
+        // Fields whose `@requires` select one field with different arguments cannot share a
+        // representation (it has one value per field name): each set that can goes in its own
+        // fetch.
+        let mut result = Ok(());
+        for fields in self.compatible_requirement_sets(&jump) {
+            let part = Jump {
+                fields,
+                ..jump.clone()
+            };
+            result = self.jump_inner(g, obj_loc, path, ty, part, conds, client);
+            if result.is_err() {
+                break;
+            }
+        }
         self.depth -= 1;
         result
+    }
+
+    /// Splits a jump's fields into sets whose `@requires` never select the same field name
+    /// with different arguments; one set when nothing conflicts (the usual case).
+    fn compatible_requirement_sets(&self, jump: &Jump<'a>) -> Vec<Vec<Arc<NField>>> {
+        let requirement = |f: &NField| match self.sg.field_availability(
+            jump.graph,
+            &jump.entity,
+            &f.name,
+            &self.opts.enabled_override_labels,
+        ) {
+            FieldAvailability::Requires(req) => req,
+            _ => &[],
+        };
+        let mut sets: Vec<(Vec<Arc<NField>>, Vec<&NField>)> = Vec::new();
+        for f in &jump.fields {
+            let req: Vec<&NField> = top_fields(requirement(f));
+            let fits = |taken: &Vec<&NField>| {
+                !req.iter().any(|r| {
+                    taken
+                        .iter()
+                        .any(|t| t.name == r.name && (t.args != r.args || t.children.len() != r.children.len()))
+                })
+            };
+            match sets.iter_mut().find(|(_, taken)| fits(taken)) {
+                Some((fields, taken)) => {
+                    fields.push(f.clone());
+                    taken.extend(req);
+                }
+                None => sets.push((vec![f.clone()], req)),
+            }
+        }
+        if sets.is_empty() {
+            // An interface-object jump with only abstract selections.
+            return vec![Vec::new()];
+        }
+        sets.into_iter().map(|(fields, _)| fields).collect()
     }
 
     #[allow(clippy::too_many_arguments)]
@@ -1281,7 +1711,7 @@ impl<'a> Walk<'a> {
                 rep.extend(to_requires(sg, &req_sels));
             }
         }
-        let e = self.entity_group(jump.graph, path, &deps);
+        let e = self.entity_group(jump.graph, path, &deps, ty, &rep);
         let group = &mut self.groups[e];
         group.add_rep(ty, rep);
         if jump.entity != *ty {
@@ -1346,6 +1776,8 @@ impl<'a> Walk<'a> {
         graph: usize,
         path: &[PathElement],
         deps: &BTreeSet<usize>,
+        ty: &str,
+        rep: &[RequiresSelection],
     ) -> usize {
         // Objects split per type at this level share one fetch: the representation's
         // `... on Type` fragments pick the objects, so trailing type conditions are dropped.
@@ -1360,6 +1792,7 @@ impl<'a> Walk<'a> {
             grp.entity
                 && grp.service == graph
                 && grp.path_key == key
+                && grp.rep_fits(ty, rep)
                 && !deps.iter().any(|&d| self.depends_on(d, i))
         });
         let idx = found.unwrap_or_else(|| {
@@ -1507,6 +1940,18 @@ fn alias_requirements(sels: &[NSel], occupied: &[Occupant<'_>]) -> Vec<NSel> {
 /// Whether an occupant selects the same thing as `f` (so `f` may share its key).
 fn same_as(o: &Occupant<'_>, f: &NField) -> bool {
     o.name == f.name.as_str() && o.args == f.args
+}
+
+/// The fields of a field set at its top level, through fragments.
+fn top_fields(sels: &[NSel]) -> Vec<&NField> {
+    let mut out = Vec::new();
+    for sel in sels {
+        match sel {
+            NSel::Field(f) => out.push(&**f),
+            NSel::Frag(frag) => out.extend(top_fields(&frag.children)),
+        }
+    }
+    out
 }
 
 /// Converts planned requirement selections into representation selections.

@@ -78,6 +78,10 @@ pub(crate) struct FieldInGraph {
     pub override_from: Option<String>,
     pub override_label: Option<String>,
     pub used_overridden: bool,
+    /// The field's type in this subgraph when it differs from the supergraph's
+    /// (`@join__field(type:)`), e.g. `ID!` where the supergraph says `ID`, or an object type
+    /// where the supergraph has an interface or union.
+    pub ty: Option<String>,
 }
 
 /// Ownership of one field.
@@ -358,6 +362,36 @@ impl Supergraph {
         }
     }
 
+    /// The type `ty.field` has in `graph`, printed (`[ID!]`), when the subgraph declares one
+    /// that differs from the supergraph's.
+    pub(crate) fn field_type_in(&self, graph: usize, ty: &str, field: &str) -> Option<&str> {
+        let meta = self.types.get(ty)?.fields.get(field)?;
+        meta.entries
+            .iter()
+            .find(|e| e.graph == graph)?
+            .ty
+            .as_deref()
+    }
+
+    /// Whether a subgraph other than `graph` resolves `ty.field` itself (not only as
+    /// `@external`): an alternative source when planning it in `graph` fails.
+    pub(crate) fn served_elsewhere(&self, graph: usize, ty: &str, field: &str) -> bool {
+        let Some(meta) = self.types.get(ty) else {
+            return false;
+        };
+        let Some(fmeta) = meta.fields.get(field) else {
+            return false;
+        };
+        if !fmeta.declared {
+            return meta
+                .in_graph
+                .iter()
+                .enumerate()
+                .any(|(g, t)| g != graph && t.is_some());
+        }
+        fmeta.entries.iter().any(|e| e.graph != graph && !e.external)
+    }
+
     /// `@provides` of `ty.field` in `graph`.
     pub(crate) fn provides(&self, graph: usize, ty: &str, field: &str) -> Option<&[NSel]> {
         let meta = self.types.get(ty)?.fields.get(field)?;
@@ -555,6 +589,9 @@ impl Reader<'_> {
                         used_overridden: bool_arg(dir, "usedOverridden").unwrap_or(false),
                         override_from: string_arg(dir, "override").map(str::to_string),
                         override_label: string_arg(dir, "overrideLabel").map(str::to_string),
+                        ty: string_arg(dir, "type")
+                            .filter(|t| *t != def.ty.to_string())
+                            .map(str::to_string),
                         ..FieldInGraph::default()
                     };
                     if let Some(label) = &entry.override_label {
