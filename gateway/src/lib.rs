@@ -123,7 +123,14 @@ pub struct GraphQLResponse {
 impl GraphQLResponse {
     fn errors(status: ResponseStatus, errors: &[GraphQLError]) -> Self {
         let mut body = Vec::with_capacity(128);
-        body.extend_from_slice(b"{\"errors\":");
+        // A valid operation that cannot be planned is answered like one whose execution
+        // failed at the root (`data: null`), as the reference routers do; other request
+        // errors happen before execution and carry no `data`.
+        if status == ResponseStatus::PlanningFailed {
+            body.extend_from_slice(b"{\"data\":null,\"errors\":");
+        } else {
+            body.extend_from_slice(b"{\"errors\":");
+        }
         serde_json::to_writer(&mut body, &*error::capped(errors))
             .expect("serializing errors cannot fail");
         body.push(b'}');

@@ -42,6 +42,12 @@ fn sections(text: &str) -> BTreeMap<String, String> {
 }
 
 /// Counts the fetches per subgraph that run with the given variables.
+/// Whether the case's plan snapshot records a planning error.
+fn expects_planning_error(cases: &std::path::Path, name: &str) -> bool {
+    let snapshot = cases.join("../snapshots").join(format!("{name}.snap"));
+    std::fs::read_to_string(snapshot).is_ok_and(|text| text.contains("\nplanning fails: "))
+}
+
 fn count_fetches(node: &PlanNode, vars: &serde_json::Value, out: &mut BTreeMap<String, u64>) {
     match node {
         PlanNode::Sequence { nodes } | PlanNode::Parallel { nodes } => {
@@ -157,7 +163,9 @@ fn every_federation_case_plans() {
                     }
                 }
             }
-            Err(e) => failures.push(format!("{name}: {e}")),
+            // Cases about unsatisfiable operations snapshot the planning error instead.
+            Err(e) if !expects_planning_error(&dir, &name) => failures.push(format!("{name}: {e}")),
+            Err(_) => {}
         }
     }
     for e in &extra_fetches {

@@ -496,13 +496,26 @@ impl<'a> Run<'a> {
                         all.push(merge::subgraph_error(error, &fetch.service_name));
                     }
                 }
+                // Aliased conflicting fields get their client keys back first; that needs a
+                // private copy of a shared response.
+                let owned = match (owned, &shared) {
+                    (Some(data), _) if !fetch.output_rewrites.is_empty() => {
+                        Some(self.rewritten(fetch, data))
+                    }
+                    (None, Some(shared)) if !fetch.output_rewrites.is_empty() => shared
+                        .response
+                        .data
+                        .clone()
+                        .map(|data| self.rewritten(fetch, data)),
+                    (owned, _) => owned,
+                };
                 let mut root = self.data.lock().expect("data lock poisoned");
                 match (
                     owned,
                     shared.as_ref().and_then(|s| s.response.data.as_ref()),
                 ) {
                     (Some(data @ Data::Object(_)), _) => merge::deep_merge(&mut root, data),
-                    (_, Some(data @ Data::Object(_))) => merge::deep_merge_ref(&mut root, data),
+                    (None, Some(data @ Data::Object(_))) => merge::deep_merge_ref(&mut root, data),
                     _ => {}
                 }
             }
@@ -519,6 +532,15 @@ impl<'a> Run<'a> {
                 }
             }
         }
+    }
+
+    /// `data` with the fetch's output rewrites applied.
+    fn rewritten(&self, fetch: &PreparedFetch, mut data: Data) -> Data {
+        let schema: &Schema = &self.executor.schema;
+        for rewrite in &fetch.output_rewrites {
+            merge::apply_rewrite(&mut data, rewrite, schema);
+        }
+        data
     }
 
     async fn entity_fetch(&self, fetch: &PreparedFetch, path: &[PathElement]) {

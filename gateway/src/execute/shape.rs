@@ -38,6 +38,7 @@ pub(crate) fn write_response(
         plans: Vec::new(),
         depth: 0,
         object_types: Vec::new(),
+        enum_types: Vec::new(),
     };
     shaper.out.extend_from_slice(b"{\"data\":");
     let op = &operation.operation;
@@ -86,6 +87,8 @@ struct Shaper<'a> {
     /// Declared type names already looked up, with whether each is an object type: a response
     /// has thousands of objects but a handful of types, and the schema lookup hashes the name.
     object_types: Vec<(&'a str, bool)>,
+    /// Leaf type names already looked up, with the enum's definition when the type is one.
+    enum_types: Vec<(&'a str, Option<&'a apollo_compiler::schema::EnumType>)>,
 }
 
 type Collected<'a> = Vec<(&'a str, &'a Node<Field>)>;
@@ -255,14 +258,28 @@ impl<'a> Shaper<'a> {
             }
             Type::Named(name) | Type::NonNullNamed(name) => {
                 if group[0].selection_set.selections.is_empty() {
+                    if let Some(enum_type) = self.enum_type(name.as_str()) {
+                        // A value the API schema does not have (`@inaccessible`, or one only a
+                        // subgraph knows) must not reach the client.
+                        let known = value
+                            .as_str()
+                            .is_some_and(|v| enum_type.values.contains_key(v));
+                        if !known {
+                            return self.invalid_leaf(ty, group[0], name.as_str());
+                        }
+                    }
                     super::json::write_value(&mut self.out, value);
                     return Ok(());
                 }
                 let Data::Object(object) = value else {
                     return self.null(ty, group[0], parent_type);
                 };
-                let concrete = self.concrete_type(name.as_str(), object);
-                self.write_object(object, concrete, Sets::Fields(group))
+                match self.concrete_type(name.as_str(), object) {
+                    Some(concrete) => self.write_object(object, concrete, Sets::Fields(group)),
+                    // An object of a type the API schema hides (`@inaccessible`) cannot be
+                    // shown, not even as its interface: it is null, like a missing one.
+                    None => self.null(ty, group[0], parent_type),
+                }
             }
         }
     }
@@ -313,7 +330,39 @@ impl<'a> Shaper<'a> {
             .collect()
     }
 
-    fn concrete_type(&mut self, declared: &'a str, object: &'a DataMap) -> &'a str {
+    /// An enum value the client's schema does not have: null, with an error saying why.
+    fn invalid_leaf(&mut self, ty: &Type, field: &Field, enum_name: &str) -> Result<(), Bubble> {
+        self.errors.push(GraphQLError {
+            message: format!(
+                "Invalid value for enum {enum_name} at field {}: the subgraph returned a value the schema does not define.",
+                field.name
+            ),
+            locations: Vec::new(),
+            path: Some(self.client_path()),
+            extensions: Map::new(),
+        });
+        if ty.is_non_null() {
+            return Err(Bubble);
+        }
+        self.out.extend_from_slice(b"null");
+        Ok(())
+    }
+
+    /// The enum definition of leaf type `name`, if it is an enum (looked up once per type).
+    fn enum_type(&mut self, name: &'a str) -> Option<&'a apollo_compiler::schema::EnumType> {
+        if let Some((_, found)) = self.enum_types.iter().find(|(n, _)| std::ptr::eq(*n, name)) {
+            return *found;
+        }
+        let schema: &'a Schema = self.schema;
+        let found = schema.get_enum(name).map(|e| &**e);
+        self.enum_types.push((name, found));
+        found
+    }
+
+    /// The type to shape `object` as: the declared one when it is an object type, else the
+    /// object's `__typename` (the declared type if the subgraph sent none); `None` when the
+    /// `__typename` names no type of the API schema.
+    fn concrete_type(&mut self, declared: &'a str, object: &'a DataMap) -> Option<&'a str> {
         let cached = self
             .object_types
             .iter()
@@ -328,11 +377,12 @@ impl<'a> Shaper<'a> {
             }
         };
         if is_object {
-            return declared;
+            return Some(declared);
         }
         match object.get("__typename").and_then(Data::as_str) {
-            Some(typename) if self.schema.types.contains_key(typename) => typename,
-            _ => declared,
+            // An `@interfaceObject` subgraph names the interface itself: shaped as such.
+            Some(typename) => self.schema.types.contains_key(typename).then_some(typename),
+            None => Some(declared),
         }
     }
 

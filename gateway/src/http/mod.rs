@@ -108,7 +108,8 @@ fn error_response(status: StatusCode, media: Media, message: &str, code: &str) -
 
 fn to_http(response: GraphQLResponse, media: Media) -> Response {
     let status = match (response.status, media) {
-        (ResponseStatus::Executed, _) => StatusCode::OK,
+        // A planning failure answers `data: null`: GraphQL over HTTP recommends 200 then.
+        (ResponseStatus::Executed | ResponseStatus::PlanningFailed, _) => StatusCode::OK,
         (ResponseStatus::MutationOverGet, _) => {
             let mut r = json_response(
                 StatusCode::METHOD_NOT_ALLOWED,
@@ -121,9 +122,6 @@ fn to_http(response: GraphQLResponse, media: Media) -> Response {
         }
         (_, Media::Json) => StatusCode::OK,
         (ResponseStatus::RequestError, Media::GraphQLResponseJson) => StatusCode::BAD_REQUEST,
-        (ResponseStatus::PlanningFailed, Media::GraphQLResponseJson) => {
-            StatusCode::INTERNAL_SERVER_ERROR
-        }
     };
     json_response(status, media.content_type(), response.body)
 }

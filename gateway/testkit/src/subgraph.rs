@@ -198,7 +198,8 @@ impl FixtureSubgraph {
 /// async-graphql's printed SDL as an apollo-compiler schema. Federation directives it prints
 /// without definitions are not needed to validate operations, so a partial schema is fine.
 fn strict_schema(sdl: &str) -> apollo_compiler::validation::Valid<apollo_compiler::Schema> {
-    let schema = apollo_compiler::Schema::parse(sdl, "subgraph.graphql").unwrap_or_else(|e| e.partial);
+    let schema =
+        apollo_compiler::Schema::parse(sdl, "subgraph.graphql").unwrap_or_else(|e| e.partial);
     apollo_compiler::validation::Valid::assume_valid(schema)
 }
 

@@ -4,7 +4,7 @@ use std::fmt::{self, Write as _};
 
 use apollo_compiler::ast::{Definition, Document, Selection};
 
-use super::{FetchNode, PathElement, PlanNode, QueryPlan, RequiresSelection};
+use super::{FetchNode, PathElement, PlanNode, QueryPlan, RequiresSelection, ValueRewrite};
 
 /// Prints a response path: keys joined by `.`, `@` for list items, `|[A,B]` for type conditions.
 pub fn path_string(path: &[PathElement]) -> String {
@@ -118,6 +118,12 @@ fn write_fetch(out: &mut String, fetch: &FetchNode, level: usize) {
     write_selections(out, &body, level + 2);
     indent(out, level + 1);
     out.push_str("}\n");
+    for rewrite in &fetch.output_rewrites {
+        if let ValueRewrite::RenameKey { path, rename_to } = rewrite {
+            indent(out, level + 1);
+            let _ = writeln!(out, "rename \"{}\" to \"{rename_to}\"", path_string(path));
+        }
+    }
     indent(out, level);
     out.push_str("},\n");
 }

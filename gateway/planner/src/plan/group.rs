@@ -43,7 +43,7 @@ impl Item {
 }
 
 impl SelTree {
-    fn node_mut(&mut self, loc: &[usize]) -> &mut SelTree {
+    pub(crate) fn node_mut(&mut self, loc: &[usize]) -> &mut SelTree {
         let mut cur = self;
         for &i in loc {
             cur = cur.items[i].children_mut();
@@ -176,6 +176,9 @@ pub(crate) struct Group {
     /// Representation selection: one `InlineFragment` per entity type.
     pub reps: Vec<RequiresSelection>,
     pub input_rewrites: Vec<ValueRewrite>,
+    /// Renames that restore client keys after conflicting fields were aliased
+    /// (`conflict::alias_conflicts`).
+    pub output_rewrites: Vec<ValueRewrite>,
     /// Groups that must have run (and merged) before this one.
     pub deps: BTreeSet<usize>,
     /// Client variables the selection uses.
@@ -196,6 +199,7 @@ impl Group {
             sel: SelTree::default(),
             reps: Vec::new(),
             input_rewrites: Vec::new(),
+            output_rewrites: Vec::new(),
             deps: BTreeSet::new(),
             vars: BTreeSet::new(),
             gate: None,

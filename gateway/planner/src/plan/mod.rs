@@ -36,11 +36,57 @@
 //!   objects whose `__typename` is `T`. `@interfaceObject` jumps use this to set `__typename` to
 //!   the interface name in representations (the returned entities carry no `__typename`, so the
 //!   concrete one already in the merged data is kept).
+//! - `output_rewrites` apply to root fetches' data as well as to each returned entity, before
+//!   merging. Fields that one subgraph selection set would select under one response name with
+//!   different types (`A.id: ID!` and `B.id: ID` in sibling fragments: valid for the client,
+//!   rejected by the subgraph's `FieldsInSetCanMerge`) are aliased `_sy_<key>_<n>` and renamed
+//!   back by `RenameKey` rewrites (`conflict.rs`); `switchyard plan` prints them as `rename`.
+//! - A valid operation that cannot be planned is a `PlanError` naming the field; the gateway
+//!   answers it with `data: null` and a `QUERY_PLANNING_FAILED` error. Fields are never dropped
+//!   silently.
+//!
+//! # How the planner searches
+//!
+//! The walk is greedy where nothing can go wrong and searches where something can. At each
+//! choice it lists the candidates, plans each one to the end of its subtree from the same
+//! starting state (groups are cloned and restored), discards those that fail, and keeps the
+//! cheapest of the rest: fewest fetches, then the shortest chain of fetches that wait for each
+//! other (`Walk::choose`). A candidate that adds no fetch cannot be beaten and ends the search;
+//! past a budget of evaluations per operation the first candidate that plans is kept (nested
+//! choices multiply). Planning fails only when every candidate of a choice fails, and then with
+//! the error of the first one, which names the field. The choices:
+//! - the subgraph of a root field, among those that resolve it (most of the selection resolved
+//!   locally first);
+//! - each entity jump for fields the current subgraph lacks: (subgraph, entity type, key), the
+//!   rest of the fields planned after it, so a sequence of jumps is compared as a whole;
+//! - a field the current subgraph has but whose sub-selection it cannot complete: when another
+//!   subgraph also has the field, the local attempt is rolled back and the field is jumped for;
+//! - when no subgraph can be entered at the object itself (a value type, a type whose key lives
+//!   elsewhere), the jump starts at the nearest enclosing object some subgraph can be entered at
+//!   and re-selects the fields on the way down (`Walk::ancestor_jump`), further out if needed.
+//!
+//! Loops cannot run away: providing the same fields at the same object from the same subgraph
+//! while already doing so fails that candidate at once, and entity jumps nest at most
+//! `MAX_JUMP_DEPTH` deep.
+//!
+//! # Which types an abstract position is planned for
+//!
+//! - The subgraph's own field type counts (`@join__field(type:)`): where the supergraph says
+//!   `Media` but the subgraph says `Book`, fragments on other types are dropped and `... on Book`
+//!   is flattened, with `__typename` still fetched for the client's fragments.
+//! - Fragment conditions mean what they mean in the supergraph. Where an abstract condition would
+//!   select other objects in the subgraph (it lacks an `@join__implements` or a union member), the
+//!   fragment is sent as one `... on T` per concrete type it means.
+//! - On a shareable path (a field that several subgraphs resolve), only the concrete types that
+//!   every one of those subgraphs can return are fetched, as Apollo Router and Hive Router do: a
+//!   plan may be served by any of them, so it relies only on what all of them know. Objects of
+//!   the other types keep `__typename` and nothing else.
 
 use std::collections::HashSet;
 
 use serde::Serialize;
 
+mod conflict;
 mod display;
 mod group;
 mod planner;

@@ -125,7 +125,8 @@ impl QueryPlanner {
                 }
                 let mut groups = std::mem::take(&mut planner.groups);
                 super::group::merge_sibling_groups(&mut groups);
-                if let Some(node) = build_node(sg, groups, kind, &var_decls, &mut namer) {
+                if let Some(node) = build_node(sg, groups, kind, &root_type, &var_decls, &mut namer)
+                {
                     nodes.push(node);
                 }
             }
@@ -136,7 +137,7 @@ impl QueryPlanner {
             }
             let mut groups = std::mem::take(&mut planner.groups);
             super::group::merge_sibling_groups(&mut groups);
-            build_node(sg, groups, kind, &var_decls, &mut namer)
+            build_node(sg, groups, kind, &root_type, &var_decls, &mut namer)
         };
         Ok(QueryPlan { node })
     }
@@ -147,6 +148,10 @@ type Cond = (String, Vec<Name>, Vec<(Name, bool)>);
 
 /// A root field and the directive wrappers of the fragments it sits in.
 type RootField = (Arc<NField>, Vec<Cond>);
+
+/// How promising a root subgraph is: fields of the selection it resolves itself, whether the
+/// plan already fetches from it, then earlier subgraphs first.
+type RootScore = (usize, bool, std::cmp::Reverse<usize>);
 
 /// How good an entity jump is: fields served, key directly available, sub-selection the
 /// target resolves by itself, then earlier subgraphs first.
@@ -607,7 +612,14 @@ impl<'a> Walk<'a> {
     /// ([`Self::restricted_types`]). A fragment on an abstract type that would select other
     /// objects in the subgraph than in the supergraph (the subgraph lacks an implementation or
     /// member) is written as one fragment per concrete type it means.
-    fn emit_local(&mut self, g: usize, loc: &Loc, parent: &str, at: Option<&[Name]>, sels: &[NSel]) {
+    fn emit_local(
+        &mut self,
+        g: usize,
+        loc: &Loc,
+        parent: &str,
+        at: Option<&[Name]>,
+        sels: &[NSel],
+    ) {
         let graph = self.service(g);
         for sel in sels {
             match sel {
@@ -647,7 +659,10 @@ impl<'a> Walk<'a> {
                             Vec::new()
                         } else {
                             let members = self.position_types(graph, cond);
-                            own.iter().filter(|t| members.contains(t)).cloned().collect()
+                            own.iter()
+                                .filter(|t| members.contains(t))
+                                .cloned()
+                                .collect()
                         };
                         if natural != targets {
                             for t in &targets {
@@ -670,7 +685,9 @@ impl<'a> Walk<'a> {
                         .vars
                         .extend(frag.vars.iter().map(|v| v.to_string()));
                     let inner = cond.unwrap_or(parent).to_string();
-                    let inner_at = inner_at.as_deref().or(if cond.is_none() { at } else { None });
+                    let inner_at = inner_at
+                        .as_deref()
+                        .or(if cond.is_none() { at } else { None });
                     self.emit_local(g, &floc, &inner, inner_at, &frag.children);
                 }
             }
@@ -708,10 +725,7 @@ impl<'a> Walk<'a> {
             .filter(|g| !g.entity)
             .map(|g| g.service)
             .collect();
-        let mut scored: Vec<((usize, bool, std::cmp::Reverse<usize>), usize)> = (0..self
-            .sg
-            .subgraphs()
-            .len())
+        let mut scored: Vec<(RootScore, usize)> = (0..self.sg.subgraphs().len())
             .filter(|g| !exclude.contains(g))
             .filter(|&g| {
                 matches!(
@@ -728,7 +742,7 @@ impl<'a> Walk<'a> {
                 (score, g)
             })
             .collect();
-        scored.sort_by(|a, b| b.0.cmp(&a.0));
+        scored.sort_by_key(|s| std::cmp::Reverse(s.0));
         scored.into_iter().map(|(_, g)| g).collect()
     }
 
@@ -991,6 +1005,19 @@ impl<'a> Walk<'a> {
         if rest.is_empty() {
             return Ok(());
         }
+        if possible.is_empty() {
+            // No object this subgraph can return here has the fields: dropping them would
+            // answer without them, so this way of planning them fails.
+            let mut fields = Vec::new();
+            flatten_all(self.sg, ty, &rest, &mut fields);
+            if let Some(f) = fields.iter().find(|f| f.name != "__typename") {
+                return Err(PlanError::Unsatisfiable(format!(
+                    "no subgraph can resolve `{ty}.{}`: subgraph `{}` has no type implementing `{ty}`",
+                    f.name,
+                    self.sg.subgraphs()[graph].name
+                )));
+            }
+        }
         for c in possible {
             let mut fields = Vec::new();
             flatten_all(self.sg, c, &rest, &mut fields);
@@ -1039,7 +1066,8 @@ impl<'a> Walk<'a> {
             client: client.to_vec(),
             via,
         });
-        let result = self.walk_object_inner(g, loc, obj_loc, path, ty, sels, provided, conds, client);
+        let result =
+            self.walk_object_inner(g, loc, obj_loc, path, ty, sels, provided, conds, client);
         self.trail.pop();
         result
     }
@@ -1073,7 +1101,7 @@ impl<'a> Walk<'a> {
             // that has the interface as an entity.
             let mut local = Vec::new();
             let mut rest = Vec::new();
-            self.split_interface_object(graph, ty, sels, provided, &mut local, &mut rest);
+            self.split_interface_object(ty, sels, &mut local, &mut rest);
             if !rest.is_empty() {
                 if let Some(jump) = self.interface_entity_jump(graph, ty, rest) {
                     self.jump(g, obj_loc, path, ty, jump, conds, client)?;
@@ -1261,14 +1289,13 @@ impl<'a> Walk<'a> {
         (Some(local), rest)
     }
 
-    /// Splits a selection at an `@interfaceObject` position into what the subgraph resolves
-    /// itself and what needs the concrete type.
+    /// Splits a selection at an `@interfaceObject` position into what is planned from here
+    /// (the subgraph's own fields, and jumps for fields it lacks) and what needs the concrete
+    /// type (`__typename`, fragments on other types).
     fn split_interface_object(
         &self,
-        graph: usize,
         ty: &str,
         sels: &[NSel],
-        provided: &[NSel],
         local: &mut Vec<NSel>,
         rest: &mut Vec<NSel>,
     ) {
@@ -1287,14 +1314,7 @@ impl<'a> Walk<'a> {
                 NSel::Frag(frag) => {
                     let same = frag.cond.as_deref().is_none_or(|c| c == ty);
                     if same && frag.directives.is_empty() {
-                        self.split_interface_object(
-                            graph,
-                            ty,
-                            &frag.children,
-                            provided,
-                            local,
-                            rest,
-                        );
+                        self.split_interface_object(ty, &frag.children, local, rest);
                     } else {
                         rest.push(sel.clone());
                     }
@@ -1431,7 +1451,10 @@ impl<'a> Walk<'a> {
                     .iter()
                     .map(|(_, f, _)| self.coverage(graph, &f.ty, &f.children))
                     .sum();
-                let taken: Taken = served.iter().map(|(i, _, rest)| (*i, rest.clone())).collect();
+                let taken: Taken = served
+                    .iter()
+                    .map(|(i, _, rest)| (*i, rest.clone()))
+                    .collect();
                 let fields: Vec<Arc<NField>> = served.iter().map(|(_, f, _)| f.clone()).collect();
                 for (k, key) in info.keys.iter().filter(|k| k.resolvable).enumerate() {
                     let direct = self.all_local(from, ty, &key.fields, provided);
@@ -1451,7 +1474,7 @@ impl<'a> Walk<'a> {
                 }
             }
         }
-        scored.sort_by(|a, b| b.0.cmp(&a.0));
+        scored.sort_by_key(|s| std::cmp::Reverse(s.0));
         scored.into_iter().map(|(_, j, t)| (j, t)).collect()
     }
 
@@ -1465,7 +1488,10 @@ impl<'a> Walk<'a> {
         let fail = || {
             PlanError::Unsatisfiable(format!(
                 "no enclosing entity leads to `{}`",
-                remaining.first().map(|f| f.name.as_str()).unwrap_or_default()
+                remaining
+                    .first()
+                    .map(|f| f.name.as_str())
+                    .unwrap_or_default()
             ))
         };
         let Some(mut child) = self.trail.len().checked_sub(1) else {
@@ -1644,9 +1670,10 @@ impl<'a> Walk<'a> {
             let req: Vec<&NField> = top_fields(requirement(f));
             let fits = |taken: &Vec<&NField>| {
                 !req.iter().any(|r| {
-                    taken
-                        .iter()
-                        .any(|t| t.name == r.name && (t.args != r.args || t.children.len() != r.children.len()))
+                    taken.iter().any(|t| {
+                        t.name == r.name
+                            && (t.args != r.args || t.children.len() != r.children.len())
+                    })
                 })
             };
             match sets.iter_mut().find(|(_, taken)| fits(taken)) {
@@ -2023,11 +2050,17 @@ fn parallel(mut nodes: Vec<PlanNode>) -> Option<PlanNode> {
 /// group waits for at most one other (after transitive reduction), else stages.
 fn build_node(
     sg: &Supergraph,
-    groups: Vec<Group>,
+    mut groups: Vec<Group>,
     kind: OperationKind,
+    root_type: &str,
     var_decls: &[(String, String)],
     namer: &mut Namer,
 ) -> Option<PlanNode> {
+    for group in &mut groups {
+        let root = if group.entity { "_Entity" } else { root_type };
+        group.output_rewrites =
+            super::conflict::alias_conflicts(sg, group.service, root, &mut group.sel);
+    }
     let n = groups.len();
     // Transitive reduction: drop a dependency already implied by another.
     let mut reach: Vec<BTreeSet<usize>> = vec![BTreeSet::new(); n];
@@ -2207,7 +2240,7 @@ fn fetch_node(
         variable_usages,
         requires: group.entity.then(|| group.reps.clone()),
         input_rewrites: group.input_rewrites.clone(),
-        output_rewrites: Vec::new(),
+        output_rewrites: group.output_rewrites.clone(),
     }));
     let mut node = if group.entity {
         PlanNode::Flatten(FlattenNode {

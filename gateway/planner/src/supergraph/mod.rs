@@ -389,7 +389,10 @@ impl Supergraph {
                 .enumerate()
                 .any(|(g, t)| g != graph && t.is_some());
         }
-        fmeta.entries.iter().any(|e| e.graph != graph && !e.external)
+        fmeta
+            .entries
+            .iter()
+            .any(|e| e.graph != graph && !e.external)
     }
 
     /// `@provides` of `ty.field` in `graph`.
