@@ -40,6 +40,12 @@ pub(crate) fn alias_conflicts(
     root: &str,
     tree: &mut SelTree,
 ) -> Vec<ValueRewrite> {
+    // The client's operation is valid against the supergraph, and fields the planner adds are
+    // aliased where they collide, so only a field whose type in this subgraph differs from the
+    // supergraph's can conflict; and only where some merged set repeats a key.
+    if !sg.has_own_field_types(graph) || !repeats_a_key(tree) {
+        return Vec::new();
+    }
     let mut fixes = Vec::new();
     let mut rewrites = Vec::new();
     {
@@ -58,6 +64,49 @@ pub(crate) fn alias_conflicts(
         }
     }
     rewrites
+}
+
+/// Whether some merged set of `tree` (a selection set with the inline fragments in it) uses
+/// a response key other than `__typename` more than once, looking into every field's
+/// sub-selection too.
+fn repeats_a_key(tree: &SelTree) -> bool {
+    fn keys<'t>(tree: &'t SelTree, out: &mut Vec<&'t str>) -> bool {
+        for item in &tree.items {
+            match item {
+                Item::Field { alias, name, .. } => {
+                    let key = alias.as_deref().unwrap_or(name);
+                    if key == "__typename" {
+                        continue;
+                    }
+                    if out.contains(&key) {
+                        return true;
+                    }
+                    out.push(key);
+                }
+                Item::Inline { children, .. } => {
+                    if keys(children, out) {
+                        return true;
+                    }
+                }
+            }
+        }
+        false
+    }
+    fn fields<'t>(tree: &'t SelTree, out: &mut Vec<&'t SelTree>) {
+        for item in &tree.items {
+            match item {
+                Item::Field { children, .. } => out.push(children),
+                Item::Inline { children, .. } => fields(children, out),
+            }
+        }
+    }
+    let mut seen = Vec::new();
+    if keys(tree, &mut seen) {
+        return true;
+    }
+    let mut below = Vec::new();
+    fields(tree, &mut below);
+    below.into_iter().any(repeats_a_key)
 }
 
 /// Collects the fields of the merged set `tree` (items under `at`), whose type is `parent`.

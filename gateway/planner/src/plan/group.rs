@@ -162,6 +162,50 @@ impl SelTree {
     }
 }
 
+/// The fetches being planned, each shared copy-on-write: a snapshot (to roll a candidate
+/// back) copies pointers, and a group is copied only when a candidate first changes it.
+#[derive(Debug, Clone, Default)]
+pub(crate) struct Groups(Vec<std::rc::Rc<Group>>);
+
+impl Groups {
+    pub fn len(&self) -> usize {
+        self.0.len()
+    }
+
+    pub fn push(&mut self, group: Group) {
+        self.0.push(std::rc::Rc::new(group));
+    }
+
+    pub fn clear(&mut self) {
+        self.0.clear();
+    }
+
+    pub fn iter(&self) -> impl Iterator<Item = &Group> {
+        self.0.iter().map(|g| &**g)
+    }
+
+    /// The groups, owned (copied where a snapshot still shares them).
+    pub fn into_vec(self) -> Vec<Group> {
+        self.0
+            .into_iter()
+            .map(|g| std::rc::Rc::try_unwrap(g).unwrap_or_else(|shared| (*shared).clone()))
+            .collect()
+    }
+}
+
+impl std::ops::Index<usize> for Groups {
+    type Output = Group;
+    fn index(&self, i: usize) -> &Group {
+        &self.0[i]
+    }
+}
+
+impl std::ops::IndexMut<usize> for Groups {
+    fn index_mut(&mut self, i: usize) -> &mut Group {
+        std::rc::Rc::make_mut(&mut self.0[i])
+    }
+}
+
 /// A fetch being planned.
 #[derive(Debug, Clone)]
 pub(crate) struct Group {

@@ -47,23 +47,30 @@
 //!
 //! # How the planner searches
 //!
-//! The walk is greedy where nothing can go wrong and searches where something can. At each
-//! choice it lists the candidates, plans each one to the end of its subtree from the same
-//! starting state (groups are cloned and restored), discards those that fail, and keeps the
-//! cheapest of the rest: fewest fetches, then the shortest chain of fetches that wait for each
-//! other (`Walk::choose`). A candidate that adds no fetch cannot be beaten and ends the search;
-//! past a budget of evaluations per operation the first candidate that plans is kept (nested
-//! choices multiply). Planning fails only when every candidate of a choice fails, and then with
-//! the error of the first one, which names the field. The choices:
+//! The walk is greedy where nothing can go wrong and searches where something can. Where it
+//! has a choice it lists the candidates best-first by a cheap estimate, plans them from the
+//! same starting state (the fetch groups are shared copy-on-write, so a snapshot is cheap) and
+//! rolls back those that fail (`Walk::choose`). Planning fails only when every candidate of a
+//! choice fails, and then with an error that names the field. The choices:
 //! - the subgraph of a root field, among those that resolve it (most of the selection resolved
-//!   locally first);
-//! - each entity jump for fields the current subgraph lacks: (subgraph, entity type, key), the
-//!   rest of the fields planned after it, so a sequence of jumps is compared as a whole;
-//! - a field the current subgraph has but whose sub-selection it cannot complete: when another
-//!   subgraph also has the field, the local attempt is rolled back and the field is jumped for;
-//! - when no subgraph can be entered at the object itself (a value type, a type whose key lives
-//!   elsewhere), the jump starts at the nearest enclosing object some subgraph can be entered at
-//!   and re-selects the fields on the way down (`Walk::ancestor_jump`), further out if needed.
+//!   locally first, `@provides` counted): the subgraph decides the whole subtree, so the
+//!   candidates are compared and the cheapest kept — fewest fetches, the earlier candidate on
+//!   ties. A candidate is cut off as soon as it reaches the fetch count of the best so far,
+//!   and the comparison ends early when one adds no fetch (or one, and no candidate left could
+//!   reuse an existing fetch). Past a budget of evaluations per operation the first candidate
+//!   that plans is kept;
+//! - each entity jump for fields the current subgraph lacks: (subgraph, entity type, key),
+//!   ordered by fields served, key available without a further jump, how much of the
+//!   sub-selection the target resolves; the first that plans, together with the jumps for what
+//!   it leaves, is kept. Only one key is tried when some key is available directly.
+//!
+//! What a walk cannot plan from where it is comes back as `Unplanned`: the selections left,
+//! relative to the object being walked. Each field wraps what its sub-selection left, and the
+//! enclosing object's walk tries to reach the wrapped field by an entity jump from there. So a
+//! field no subgraph can be entered for directly (a value type, a type whose key lives
+//! elsewhere) is fetched through the nearest enclosing entity that can be entered, by
+//! selecting the path to it again (`_entities(Product) { category { details } }`); only at the
+//! root does what is left become a planning error.
 //!
 //! Loops cannot run away: providing the same fields at the same object from the same subgraph
 //! while already doing so fails that candidate at once, and entity jumps nest at most

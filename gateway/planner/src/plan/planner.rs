@@ -16,7 +16,7 @@ use apollo_compiler::executable::OperationType;
 use apollo_compiler::validation::Valid;
 use apollo_compiler::{ExecutableDocument, Name};
 
-use super::group::{Group, Loc};
+use super::group::{Group, Groups};
 use super::{
     ConditionNode, FetchNode, FlattenNode, OperationKind, PathElement, PlanError, PlanNode,
     PlanOptions, QueryPlan, RequiresSelection, ValueRewrite,
@@ -94,16 +94,15 @@ impl QueryPlanner {
         let mut planner = Walk {
             sg,
             opts: options,
-            groups: Vec::new(),
+            groups: Groups::default(),
             depth: 0,
             gate: Vec::new(),
             touched: Vec::new(),
             input: false,
-            trail: Vec::new(),
-            entering: None,
             restrict: None,
             providing: Vec::new(),
             evaluations: 0,
+            limit: None,
         };
         let node = if kind == OperationKind::Mutation {
             // Each root field in order; consecutive fields of one subgraph share a fetch.
@@ -121,9 +120,11 @@ impl QueryPlanner {
                 planner.groups.clear();
                 planner.touched.clear();
                 for (field, conds) in &fields {
-                    planner.plan_root_field(&root_type, field, conds, Some(graph))?;
+                    planner
+                        .plan_root_field(&root_type, field, conds, Some(graph))
+                        .map_err(|u| u.reason)?;
                 }
-                let mut groups = std::mem::take(&mut planner.groups);
+                let mut groups = std::mem::take(&mut planner.groups).into_vec();
                 super::group::merge_sibling_groups(&mut groups);
                 if let Some(node) = build_node(sg, groups, kind, &root_type, &var_decls, &mut namer)
                 {
@@ -133,9 +134,11 @@ impl QueryPlanner {
             sequence(nodes)
         } else {
             for (field, conds) in &roots {
-                planner.plan_root_field(&root_type, field, conds, None)?;
+                planner
+                    .plan_root_field(&root_type, field, conds, None)
+                    .map_err(|u| u.reason)?;
             }
-            let mut groups = std::mem::take(&mut planner.groups);
+            let mut groups = std::mem::take(&mut planner.groups).into_vec();
             super::group::merge_sibling_groups(&mut groups);
             build_node(sg, groups, kind, &root_type, &var_decls, &mut namer)
         };
@@ -282,7 +285,7 @@ fn field_path(path: &[PathElement], field: &NField) -> Vec<PathElement> {
 struct Walk<'a> {
     sg: &'a Supergraph,
     opts: &'a PlanOptions,
-    groups: Vec<Group>,
+    groups: Groups,
     depth: usize,
     /// `@skip` / `@include` conditions of the selections being walked.
     gate: Vec<(Name, bool)>,
@@ -291,34 +294,93 @@ struct Walk<'a> {
     touched: Vec<usize>,
     /// Whether the walk plans inputs (keys, `@requires` fields) rather than client fields.
     input: bool,
-    /// The objects being walked, outermost first: where an entity jump can start when the
-    /// object at hand cannot be left for the subgraph that has a field.
-    trail: Vec<Frame>,
-    /// The field whose value the next walked object is (set by `emit_field`).
-    entering: Option<Arc<NField>>,
     /// The concrete types the next walked abstract position is planned for, when fewer than
     /// its subgraph's own ([`Self::restricted_types`]; set by `emit_field`).
     restrict: Option<Vec<Name>>,
-    /// Requirements being provided, innermost last, as (subgraph, field set, object path):
+    /// Requirements being provided, innermost last, as (subgraph, field set, object path
+    /// address and length):
     /// providing the same fields at the same object from the same subgraph again is a cycle.
-    providing: Vec<(usize, usize, Vec<PathElement>)>,
+    providing: Vec<(usize, usize, usize, usize)>,
     /// Candidates tried so far; past [`MAX_EVALUATIONS`] the first that works is kept.
     evaluations: usize,
+    /// While comparing candidates: the fetch count at which the one being planned is no
+    /// longer cheaper than the best found.
+    limit: Option<usize>,
 }
 
-/// An object on the walk's trail (see [`Walk::trail`]).
-#[derive(Clone)]
-struct Frame {
-    g: usize,
-    obj_loc: Loc,
-    path: Vec<PathElement>,
-    ty: Name,
-    provided: Vec<NSel>,
-    conds: Vec<Cond>,
-    client: Vec<NSel>,
-    /// The field of the enclosing object whose value this object is.
-    via: Option<Arc<NField>>,
+/// Why part of a selection could not be planned the way the walk went.
+///
+/// `sels` is what is left, relative to the object the returning function was planning: a walk
+/// plans everything else at its object and returns the rest, `emit_field` wraps it in the field
+/// (`category { details }`), and the enclosing object's walk then tries to reach that with an
+/// entity jump from there, so a field no subgraph can be entered for directly is fetched
+/// through the nearest enclosing entity that can be (`_entities(Product) { category { details }
+/// }`). Empty `sels`: nothing an enclosing object could fetch instead; `reason` says why.
+struct Unplanned {
+    sels: Vec<NSel>,
+    reason: PlanError,
 }
+
+impl From<PlanError> for Unplanned {
+    fn from(reason: PlanError) -> Self {
+        Self {
+            sels: Vec::new(),
+            reason,
+        }
+    }
+}
+
+/// The result of planning part of an operation.
+type Planned = Result<(), Unplanned>;
+
+/// Takes what a field's planning left into `nonlocal`, for a jump from the current object;
+/// passes on a failure nothing at this object could retry.
+fn defer(
+    result: Planned,
+    nonlocal: &mut Vec<Arc<NField>>,
+    reason: &mut Option<PlanError>,
+) -> Planned {
+    match result {
+        Ok(()) => Ok(()),
+        Err(u) if u.sels.is_empty() => Err(u),
+        Err(u) => {
+            let rest = as_fields(u.sels, nonlocal);
+            debug_assert!(rest.is_empty(), "a field's remainder is that field");
+            reason.get_or_insert(u.reason);
+            Ok(())
+        }
+    }
+}
+
+/// Moves the fields of `sels` into `out`; returns the other selections.
+fn as_fields(sels: Vec<NSel>, out: &mut Vec<Arc<NField>>) -> Vec<NSel> {
+    let mut rest = Vec::new();
+    for sel in sels {
+        match sel {
+            NSel::Field(f) => out.push(f),
+            other => rest.push(other),
+        }
+    }
+    rest
+}
+
+/// An object being planned: group `g` fetches it at `obj_loc`, at response path `path`.
+#[derive(Clone, Copy)]
+struct At<'x> {
+    g: usize,
+    obj_loc: &'x [usize],
+    path: &'x [PathElement],
+    ty: &'x Name,
+    /// What a `@provides` makes resolvable at the object in `g`'s subgraph.
+    provided: &'x [NSel],
+    /// The directive wrappers (fragments with `@skip`/`@include`) the walk is inside.
+    conds: &'x [Cond],
+    /// The client's selection at the object: its response keys are taken.
+    client: &'x [NSel],
+}
+
+/// Whether a candidate could add to fetches that already exist (see `Walk::choose`).
+type Reuses<'f, W, C> = &'f dyn Fn(&W, &C) -> bool;
 
 /// Relative cost of the plan built so far: fetches, then the longest chain of fetches that
 /// wait for one another.
@@ -340,26 +402,30 @@ struct Jump<'a> {
     /// For a jump out of an `@interfaceObject` subgraph: a selection planned in the target at
     /// the interface as an abstract type (the target knows the concrete types).
     abstract_sels: Option<Vec<NSel>>,
-    /// What a `@provides` makes resolvable at the object in the source subgraph.
-    provided: Vec<NSel>,
 }
 
 impl<'a> Walk<'a> {
-    /// Plans with each candidate in turn from the same starting state and keeps the cheapest
-    /// that plans ([`Cost`]); candidates that fail are discarded. Fails only when every
-    /// candidate fails, with the first candidate's error. A candidate that adds no fetch cannot
-    /// be beaten, so the search stops there.
+    /// Plans with each candidate in turn from the same starting state, rolling back those that
+    /// fail; fails only when every candidate fails, with the first candidate's error.
+    ///
+    /// With `reuses: None` the first candidate that plans is kept (candidates come best-first
+    /// by a cheap estimate). With `Some(reuses)` the cheapest that plans is kept ([`Cost`]:
+    /// fewest fetches, earlier candidates on ties): a candidate stops as soon as it has added
+    /// as many fetches as the best so far, and the search stops at one that adds none, or adds
+    /// one while no candidate left could add to an existing fetch (`reuses`).
     fn choose<C>(
         &mut self,
         candidates: &[C],
-        mut run: impl FnMut(&mut Self, &C) -> Result<(), PlanError>,
-    ) -> Result<(), PlanError> {
+        reuses: Option<Reuses<'_, Self, C>>,
+        mut run: impl FnMut(&mut Self, &C) -> Planned,
+    ) -> Planned {
         if let [only] = candidates {
             return run(self, only);
         }
         let saved = self.groups.clone();
         let touched = self.touched.len();
-        let mut best: Option<(Cost, Vec<Group>, Vec<usize>)> = None;
+        let outer_limit = self.limit;
+        let mut best: Option<(Cost, Groups, Vec<usize>)> = None;
         let mut error = None;
         for (i, candidate) in candidates.iter().enumerate() {
             if i > 0 {
@@ -367,13 +433,23 @@ impl<'a> Walk<'a> {
                 self.touched.truncate(touched);
             }
             self.evaluations += 1;
-            match run(self, candidate) {
+            let result = run(self, candidate);
+            self.limit = outer_limit;
+            match result {
                 Ok(()) => {
-                    let unbeatable = self.groups.len() == saved.len();
+                    let Some(reuses) = reuses else {
+                        return Ok(());
+                    };
+                    let added = self.groups.len() - saved.len();
+                    let unbeatable = added == 0
+                        || (added == 1 && !candidates[i + 1..].iter().any(|c| reuses(self, c)));
                     let cost = self.cost();
                     if best.as_ref().is_none_or(|(b, _, _)| cost < *b) {
                         let tail = self.touched.split_off(touched);
                         best = Some((cost, std::mem::take(&mut self.groups), tail));
+                        // Later candidates are cut off once they are no cheaper.
+                        let cap = saved.len() + added;
+                        self.limit = Some(outer_limit.map_or(cap, |l| l.min(cap)));
                     }
                     if unbeatable || self.evaluations > MAX_EVALUATIONS {
                         break;
@@ -384,6 +460,7 @@ impl<'a> Walk<'a> {
                 }
             }
         }
+        self.limit = outer_limit;
         self.touched.truncate(touched);
         match best {
             Some((_, groups, tail)) => {
@@ -393,8 +470,18 @@ impl<'a> Walk<'a> {
             }
             None => {
                 self.groups = saved;
-                Err(error.unwrap_or_else(|| PlanError::Unsatisfiable("no candidate".into())))
+                Err(error.unwrap_or_else(|| PlanError::Unsatisfiable("no candidate".into()).into()))
             }
+        }
+    }
+
+    /// Fails a candidate that has grown to the size of a cheaper one already found.
+    fn within_limit(&self) -> Planned {
+        match self.limit {
+            Some(limit) if self.groups.len() >= limit => {
+                Err(PlanError::Unsatisfiable("a cheaper plan was found".into()).into())
+            }
+            _ => Ok(()),
         }
     }
 
@@ -415,21 +502,6 @@ impl<'a> Walk<'a> {
                 .unwrap_or(0);
         }
         (n, chain.into_iter().max().unwrap_or(0))
-    }
-
-    /// Runs `f` and rolls every group back if it fails, so the caller can try another way.
-    fn attempt(
-        &mut self,
-        f: impl FnOnce(&mut Self) -> Result<(), PlanError>,
-    ) -> Result<(), PlanError> {
-        let saved = self.groups.clone();
-        let touched = self.touched.len();
-        let result = f(self);
-        if result.is_err() {
-            self.groups = saved;
-            self.touched.truncate(touched);
-        }
-        result
     }
 
     fn touch(&mut self, g: usize) {
@@ -558,6 +630,9 @@ impl<'a> Walk<'a> {
     /// The type `parent.field` has in `graph`: the subgraph may declare a narrower one than
     /// the supergraph (`@join__field(type:)`), e.g. `Book` where the supergraph has a union.
     fn sub_type(&self, graph: usize, parent: &str, field: &NField) -> Name {
+        if !self.sg.has_own_field_types(graph) {
+            return field.ty.clone();
+        }
         self.sg
             .field_type_in(graph, parent, &field.name)
             .map(|t| t.trim_matches(|c| c == '[' || c == ']' || c == '!'))
@@ -615,7 +690,7 @@ impl<'a> Walk<'a> {
     fn emit_local(
         &mut self,
         g: usize,
-        loc: &Loc,
+        loc: &[usize],
         parent: &str,
         at: Option<&[Name]>,
         sels: &[NSel],
@@ -734,8 +809,9 @@ impl<'a> Walk<'a> {
                 )
             })
             .map(|g| {
+                let provided = self.sg.provides(g, root, &field.name).unwrap_or(&[]);
                 let score = (
-                    self.coverage(g, &field.ty, &field.children),
+                    self.coverage(g, &field.ty, &field.children, provided),
                     existing.contains(&g),
                     std::cmp::Reverse(g),
                 );
@@ -746,8 +822,9 @@ impl<'a> Walk<'a> {
         scored.into_iter().map(|(_, g)| g).collect()
     }
 
-    /// How many fields of `sels` (recursively) `graph` resolves without leaving.
-    fn coverage(&self, graph: usize, ty: &str, sels: &[NSel]) -> usize {
+    /// How many fields of `sels` (recursively) `graph` resolves without leaving, counting what
+    /// a `@provides` (`provided`) makes available.
+    fn coverage(&self, graph: usize, ty: &str, sels: &[NSel], provided: &[NSel]) -> usize {
         if !self.sg.is_composite(ty) {
             return 0;
         }
@@ -764,9 +841,17 @@ impl<'a> Walk<'a> {
                 if f.name == "__typename" {
                     continue;
                 }
-                let (local, _) = self.local(graph, t, &f, &[]);
-                if local {
-                    total += 1 + self.coverage(graph, &f.ty, &f.children);
+                let (local, prov) = self.local(graph, t, &f, provided);
+                if !local {
+                    continue;
+                }
+                total += 1;
+                if !f.children.is_empty() {
+                    let mut below = prov.unwrap_or_default();
+                    if let Some(p) = self.sg.provides(graph, t, &f.name) {
+                        below.extend(p.iter().cloned());
+                    }
+                    total += self.coverage(graph, &f.ty, &f.children, &below);
                 }
             }
         }
@@ -791,7 +876,7 @@ impl<'a> Walk<'a> {
         field: &Arc<NField>,
         conds: &[Cond],
         graph: Option<usize>,
-    ) -> Result<(), PlanError> {
+    ) -> Planned {
         if let Some(graph) = graph {
             return self.plan_root_field_in(graph, root, field, conds, true);
         }
@@ -800,9 +885,13 @@ impl<'a> Walk<'a> {
             return Err(PlanError::Unsatisfiable(format!(
                 "no subgraph resolves `{root}.{}`",
                 field.name
-            )));
+            ))
+            .into());
         }
-        self.choose(&candidates, |s, &first| {
+        // Which subgraph a root field comes from decides the whole subtree: compare them.
+        let reuses =
+            |s: &Self, &graph: &usize| s.groups.iter().any(|g| !g.entity && g.service == graph);
+        self.choose(&candidates, Some(&reuses), |s, &first| {
             s.plan_root_field_in(first, root, field, conds, false)
         })
     }
@@ -816,7 +905,7 @@ impl<'a> Walk<'a> {
         field: &Arc<NField>,
         conds: &[Cond],
         fixed: bool,
-    ) -> Result<(), PlanError> {
+    ) -> Planned {
         let object = self.sg.is_composite(&field.ty) && !self.sg.is_abstract(&field.ty);
         // Lists are not split: merging two subgraphs' lists item by item would trust both to
         // return the same items in the same order.
@@ -862,8 +951,9 @@ impl<'a> Walk<'a> {
         root: &Name,
         field: &NField,
         conds: &[Cond],
-    ) -> Result<(), PlanError> {
+    ) -> Planned {
         let g = self.root_group(graph);
+        self.within_limit()?;
         let mut loc = Vec::new();
         let mut gate: Vec<(Name, bool)> = Vec::new();
         for (dirs, vars, g_) in conds {
@@ -883,12 +973,12 @@ impl<'a> Walk<'a> {
     fn emit_field(
         &mut self,
         g: usize,
-        loc: &Loc,
+        loc: &[usize],
         parent: &str,
         field: &NField,
         provided: Option<Vec<NSel>>,
         path: &[PathElement],
-    ) -> Result<(), PlanError> {
+    ) -> Planned {
         let graph = self.service(g);
         let composite = self.sg.is_composite(&field.ty);
         let floc = self.groups[g].sel.add_field(
@@ -918,12 +1008,18 @@ impl<'a> Walk<'a> {
                     .add_field(&floc, None, "__typename", "", "", false);
             }
             self.push_gate(&field.gate);
-            self.entering = Some(Arc::new(field.clone()));
             self.restrict = self.restricted_types(graph, parent, field, &sub);
             let result =
                 self.walk_composite(g, &floc, &child_path, &sub, &field.children, &child_prov);
             self.pop_gate(&field.gate);
-            result?;
+            if let Err(mut unplanned) = result {
+                // What the sub-selection left is left of this field, at the parent object.
+                if !unplanned.sels.is_empty() {
+                    let rest = std::mem::take(&mut unplanned.sels);
+                    unplanned.sels = vec![NSel::Field(with_children(field, rest))];
+                }
+                return Err(unplanned);
+            }
         }
         Ok(())
     }
@@ -931,14 +1027,13 @@ impl<'a> Walk<'a> {
     fn walk_composite(
         &mut self,
         g: usize,
-        loc: &Loc,
+        loc: &[usize],
         path: &[PathElement],
         ty: &Name,
         sels: &[NSel],
         provided: &[NSel],
-    ) -> Result<(), PlanError> {
+    ) -> Planned {
         let graph = self.service(g);
-        let via = self.entering.take();
         let restrict = self.restrict.take();
         if !self.sg.is_abstract(ty)
             || self
@@ -946,7 +1041,6 @@ impl<'a> Walk<'a> {
                 .type_in_graph(graph, ty)
                 .is_some_and(|t| t.interface_object)
         {
-            self.entering = via;
             return self.walk_object(g, loc, loc, path, ty, sels, provided, &[], sels);
         }
         self.groups[g]
@@ -962,6 +1056,8 @@ impl<'a> Walk<'a> {
         let possible = &possible[..];
         self.touch(g);
         let mut rest: Vec<NSel> = Vec::new();
+        let mut unplanned: Vec<NSel> = Vec::new();
+        let mut reason = None;
         for sel in sels {
             match sel {
                 NSel::Field(f) => {
@@ -980,7 +1076,13 @@ impl<'a> Walk<'a> {
                     let everywhere =
                         on_iface && possible.iter().all(|c| self.local(graph, c, f, provided).0);
                     if everywhere {
-                        self.emit_field(g, loc, ty, f, prov, path)?;
+                        if let Err(u) = self.emit_field(g, loc, ty, f, prov, path) {
+                            if u.sels.is_empty() {
+                                return Err(u);
+                            }
+                            unplanned.extend(u.sels);
+                            reason.get_or_insert(u.reason);
+                        }
                     } else {
                         rest.push(sel.clone());
                     }
@@ -1003,7 +1105,13 @@ impl<'a> Walk<'a> {
             }
         }
         if rest.is_empty() {
-            return Ok(());
+            return match reason {
+                Some(reason) => Err(Unplanned {
+                    sels: unplanned,
+                    reason,
+                }),
+                None => Ok(()),
+            };
         }
         if possible.is_empty() {
             // No object this subgraph can return here has the fields: dropping them would
@@ -1011,11 +1119,14 @@ impl<'a> Walk<'a> {
             let mut fields = Vec::new();
             flatten_all(self.sg, ty, &rest, &mut fields);
             if let Some(f) = fields.iter().find(|f| f.name != "__typename") {
-                return Err(PlanError::Unsatisfiable(format!(
-                    "no subgraph can resolve `{ty}.{}`: subgraph `{}` has no type implementing `{ty}`",
-                    f.name,
-                    self.sg.subgraphs()[graph].name
-                )));
+                return Err(Unplanned {
+                    sels: rest,
+                    reason: PlanError::Unsatisfiable(format!(
+                        "no subgraph can resolve `{ty}.{}`: subgraph `{}` has no type implementing `{ty}`",
+                        f.name,
+                        self.sg.subgraphs()[graph].name
+                    )),
+                });
             }
         }
         for c in possible {
@@ -1027,10 +1138,28 @@ impl<'a> Walk<'a> {
             }
             let cloc = self.groups[g].sel.add_inline(loc, Some(c), "");
             let cpath = path_with(path, PathElement::TypeCondition(vec![c.to_string()]));
-            self.entering = via.clone();
-            self.walk_object(g, &cloc, &cloc, &cpath, c, &rest, provided, &[], sels)?;
+            if let Err(u) = self.walk_object(g, &cloc, &cloc, &cpath, c, &rest, provided, &[], sels)
+            {
+                if u.sels.is_empty() {
+                    return Err(u);
+                }
+                unplanned.push(NSel::Frag(Arc::new(NFrag {
+                    cond: Some(c.clone()),
+                    directives: String::new(),
+                    vars: Vec::new(),
+                    gate: Vec::new(),
+                    children: u.sels,
+                })));
+                reason.get_or_insert(u.reason);
+            }
         }
-        Ok(())
+        match reason {
+            Some(reason) => Err(Unplanned {
+                sels: unplanned,
+                reason,
+            }),
+            None => Ok(()),
+        }
     }
 
     /// Plans `sels` at an object of type `ty` whose data group `g` fetches at `obj_loc`.
@@ -1041,52 +1170,42 @@ impl<'a> Walk<'a> {
     fn walk_object(
         &mut self,
         g: usize,
-        loc: &Loc,
-        obj_loc: &Loc,
+        loc: &[usize],
+        obj_loc: &[usize],
         path: &[PathElement],
         ty: &Name,
         sels: &[NSel],
         provided: &[NSel],
         conds: &[Cond],
         client: &[NSel],
-    ) -> Result<(), PlanError> {
-        // A walk of the same object (a fragment's wrapper, an input walk) keeps the field the
-        // object came from; a new object takes the field `emit_field` just entered.
-        let via = match self.trail.last() {
-            Some(top) if top.path == path => top.via.clone(),
-            _ => self.entering.take(),
-        };
-        self.trail.push(Frame {
-            g,
-            obj_loc: obj_loc.clone(),
-            path: path.to_vec(),
-            ty: ty.clone(),
-            provided: provided.to_vec(),
-            conds: conds.to_vec(),
-            client: client.to_vec(),
-            via,
-        });
-        let result =
-            self.walk_object_inner(g, loc, obj_loc, path, ty, sels, provided, conds, client);
-        self.trail.pop();
-        result
+    ) -> Planned {
+        self.walk_object_inner(g, loc, obj_loc, path, ty, sels, provided, conds, client)
     }
 
     #[allow(clippy::too_many_arguments)]
     fn walk_object_inner(
         &mut self,
         g: usize,
-        loc: &Loc,
-        obj_loc: &Loc,
+        loc: &[usize],
+        obj_loc: &[usize],
         path: &[PathElement],
         ty: &Name,
         sels: &[NSel],
         provided: &[NSel],
         conds: &[Cond],
         client: &[NSel],
-    ) -> Result<(), PlanError> {
+    ) -> Planned {
         let graph = self.service(g);
         self.touch(g);
+        let at = At {
+            g,
+            obj_loc,
+            path,
+            ty,
+            provided,
+            conds,
+            client,
+        };
         let mut sels = sels;
         let here;
         if !self.input
@@ -1103,9 +1222,24 @@ impl<'a> Walk<'a> {
             let mut rest = Vec::new();
             self.split_interface_object(ty, sels, &mut local, &mut rest);
             if !rest.is_empty() {
-                if let Some(jump) = self.interface_entity_jump(graph, ty, rest) {
-                    self.jump(g, obj_loc, path, ty, jump, conds, client)?;
-                    here = local;
+                if let Some(mut jump) = self.interface_entity_jump(graph, ty, rest) {
+                    // Fields this subgraph lacks that the subgraph reached anyway has ride along
+                    // in the same fetch; the others take their own cheapest jump.
+                    let labels = &self.opts.enabled_override_labels;
+                    let (along, stay): (Vec<NSel>, Vec<NSel>) =
+                        local.into_iter().partition(|sel| {
+                            matches!(sel, NSel::Field(f)
+                            if !self.local(graph, ty, f, provided).0
+                                && matches!(
+                                    self.sg.field_availability(jump.graph, ty, &f.name, labels),
+                                    FieldAvailability::Yes
+                                ))
+                        });
+                    if let Some(sels) = jump.abstract_sels.as_mut() {
+                        sels.extend(along);
+                    }
+                    self.jump(at, jump)?;
+                    here = stay;
                     sels = &here;
                 }
             }
@@ -1114,6 +1248,8 @@ impl<'a> Walk<'a> {
         let mut wrapped = Vec::new();
         flatten(self.sg, ty, sels, &mut fields, &mut wrapped);
         let mut nonlocal: Vec<Arc<NField>> = Vec::new();
+        let mut unplanned: Vec<NSel> = Vec::new();
+        let mut reason = None;
         for f in fields {
             if f.name == "__typename" {
                 self.groups[g].sel.add_field(
@@ -1148,23 +1284,18 @@ impl<'a> Walk<'a> {
                 // A value object several subgraphs share: each fetches its own fields of it.
                 let (here, rest) = self.split_value(graph, &f.ty, &f.children);
                 if let Some(here) = here {
-                    self.emit_field(g, loc, ty, &with_children(&f, here), prov, path)?;
+                    let result = self.emit_field(g, loc, ty, &with_children(&f, here), prov, path);
+                    defer(result, &mut nonlocal, &mut reason)?;
                 }
                 if !rest.is_empty() {
                     nonlocal.push(with_children(&f, rest));
                 }
                 continue;
             }
-            if self.sg.is_composite(&f.ty) && self.sg.served_elsewhere(graph, ty, &f.name) {
-                // Another subgraph has the field too: if its sub-selection cannot be planned
-                // from here, fetching it there may work.
-                let emitted = self.attempt(|s| s.emit_field(g, loc, ty, &f, prov, path));
-                if emitted.is_err() {
-                    nonlocal.push(f);
-                }
-                continue;
-            }
-            self.emit_field(g, loc, ty, &f, prov, path)?;
+            // What the field's sub-selection cannot get from here (no subgraph can be entered
+            // at the objects below) is fetched again through this object.
+            let result = self.emit_field(g, loc, ty, &f, prov, path);
+            defer(result, &mut nonlocal, &mut reason)?;
         }
         for frag in wrapped {
             let wloc = self.groups[g].sel.add_inline(loc, None, &frag.directives);
@@ -1190,12 +1321,30 @@ impl<'a> Walk<'a> {
                 client,
             );
             self.pop_gate(&frag.gate);
-            result?;
+            if let Err(u) = result {
+                if u.sels.is_empty() {
+                    return Err(u);
+                }
+                unplanned.push(frag_with_children(&frag, u.sels));
+                reason.get_or_insert(u.reason);
+            }
         }
         if !nonlocal.is_empty() {
-            self.jump_all(g, obj_loc, path, ty, nonlocal, provided, conds, client)?;
+            if let Err(u) = self.jump_all(at, nonlocal) {
+                if u.sels.is_empty() {
+                    return Err(u);
+                }
+                unplanned.extend(u.sels);
+                reason = Some(u.reason);
+            }
         }
-        Ok(())
+        match reason {
+            Some(reason) if !unplanned.is_empty() => Err(Unplanned {
+                sels: unplanned,
+                reason,
+            }),
+            _ => Ok(()),
+        }
     }
 
     /// Whether `ty` is an object type no subgraph can be entered into by key: its fields can
@@ -1344,7 +1493,6 @@ impl<'a> Walk<'a> {
                     key,
                     fields: Vec::new(),
                     abstract_sels: Some(sels.clone()),
-                    provided: Vec::new(),
                 };
                 if self.all_local(from, ty, &key.fields, &[]) {
                     return Some(jump);
@@ -1358,54 +1506,54 @@ impl<'a> Walk<'a> {
     /// Routes fields group `g` cannot resolve to other subgraphs. Every way to reach a
     /// subgraph that has some of them (subgraph, entity type, key) is a candidate; each is
     /// planned together with what it leaves for further jumps, and the cheapest that plans is
-    /// kept. When none plans, the fields are reached from an enclosing entity instead
-    /// ([`Self::ancestor_jump`]).
-    #[allow(clippy::too_many_arguments)]
-    fn jump_all(
-        &mut self,
-        g: usize,
-        obj_loc: &Loc,
-        path: &[PathElement],
-        ty: &Name,
-        remaining: Vec<Arc<NField>>,
-        provided: &[NSel],
-        conds: &[Cond],
-        client: &[NSel],
-    ) -> Result<(), PlanError> {
+    /// kept. When none plans, the fields are returned as [`Unplanned`], for the enclosing
+    /// object to reach.
+    fn jump_all(&mut self, at: At<'_>, remaining: Vec<Arc<NField>>) -> Planned {
+        let At {
+            g, ty, provided, ..
+        } = at;
         if remaining.is_empty() {
             return Ok(());
         }
         let from = self.service(g);
-        let candidates = self.jump_candidates(from, ty, &remaining, provided);
-        let direct = if candidates.is_empty() {
-            Err(PlanError::Unsatisfiable(format!(
+        let mut candidates = self.jump_candidates(from, ty, &remaining, provided);
+        // Served fields leave `remaining`; what they leave of a shared value object stays.
+        let rest_after = |taken: &Taken| {
+            let mut rest = remaining.clone();
+            for (i, left) in taken.iter().rev() {
+                match left {
+                    Some(left) => rest[*i] = left.clone(),
+                    None => {
+                        rest.remove(*i);
+                    }
+                }
+            }
+            rest
+        };
+        let direct = match candidates.len() {
+            0 => Err(PlanError::Unsatisfiable(format!(
                 "no subgraph can resolve `{ty}.{}` from subgraph `{}`",
                 remaining[0].name,
                 self.sg.subgraphs()[from].name
-            )))
-        } else {
-            self.choose(&candidates, |s, (jump, taken)| {
-                // Served fields leave `remaining`; what they leave of a shared value object
-                // stays.
-                let mut rest = remaining.clone();
-                for (i, left) in taken.iter().rev() {
-                    match left {
-                        Some(left) => rest[*i] = left.clone(),
-                        None => {
-                            rest.remove(*i);
-                        }
-                    }
-                }
-                s.jump(g, obj_loc, path, ty, jump.clone(), conds, client)?;
-                s.jump_all(g, obj_loc, path, ty, rest, provided, conds, client)
-            })
+            ))
+            .into()),
+            1 => {
+                let (jump, taken) = candidates.pop().expect("one candidate");
+                let rest = rest_after(&taken);
+                self.jump(at, jump).and_then(|()| self.jump_all(at, rest))
+            }
+            // Jumps are tried best-first by their estimate; the first that plans is kept.
+            _ => self.choose(&candidates, None, |s, (jump, taken)| {
+                s.jump(at, jump.clone())?;
+                s.jump_all(at, rest_after(taken))
+            }),
         };
-        match direct {
-            Ok(()) => Ok(()),
-            Err(error) => self
-                .attempt(|s| s.ancestor_jump(&remaining))
-                .map_err(|_| error),
-        }
+        // Whatever went wrong, these fields are what is left at this object: the enclosing
+        // object may reach them.
+        direct.map_err(|u| Unplanned {
+            sels: remaining.into_iter().map(NSel::Field).collect(),
+            reason: u.reason,
+        })
     }
 
     /// The entity jumps that take some of `remaining` from subgraph `from` at an object of
@@ -1449,95 +1597,53 @@ impl<'a> Walk<'a> {
                 };
                 let depth: usize = served
                     .iter()
-                    .map(|(_, f, _)| self.coverage(graph, &f.ty, &f.children))
+                    .map(|(_, f, _)| self.coverage(graph, &f.ty, &f.children, &[]))
                     .sum();
                 let taken: Taken = served
                     .iter()
                     .map(|(i, _, rest)| (*i, rest.clone()))
                     .collect();
-                let fields: Vec<Arc<NField>> = served.iter().map(|(_, f, _)| f.clone()).collect();
-                for (k, key) in info.keys.iter().filter(|k| k.resolvable).enumerate() {
-                    let direct = self.all_local(from, ty, &key.fields, provided);
-                    let score = (served.len(), direct, depth, std::cmp::Reverse(graph));
+                let fields: Vec<Arc<NField>> = served.into_iter().map(|(_, f, _)| f).collect();
+                // A key available here costs no jump to provide: when one is, it is the only
+                // key worth trying; otherwise every key is a candidate.
+                let mut keys = info.keys.iter().filter(|k| k.resolvable).enumerate();
+                let direct = keys
+                    .clone()
+                    .find(|(_, k)| self.all_local(from, ty, &k.fields, provided));
+                let score = (
+                    fields.len(),
+                    direct.is_some(),
+                    depth,
+                    std::cmp::Reverse(graph),
+                );
+                let jump = |key: &'a KeyDef, fields: Vec<Arc<NField>>| Jump {
+                    graph,
+                    entity: entity.clone(),
+                    key,
+                    fields,
+                    abstract_sels: None,
+                };
+                if let Some((k, key)) = direct {
+                    scored.push(((score, usize::MAX - k), jump(key, fields), taken));
+                    continue;
+                }
+                let first = keys.next();
+                for (k, key) in keys {
                     scored.push((
                         (score, usize::MAX - k),
-                        Jump {
-                            graph,
-                            entity: entity.clone(),
-                            key,
-                            fields: fields.clone(),
-                            abstract_sels: None,
-                            provided: provided.to_vec(),
-                        },
+                        jump(key, fields.clone()),
                         taken.clone(),
                     ));
                 }
+                if let Some((k, key)) = first {
+                    scored.push(((score, usize::MAX - k), jump(key, fields), taken));
+                }
             }
         }
-        scored.sort_by_key(|s| std::cmp::Reverse(s.0));
+        if scored.len() > 1 {
+            scored.sort_by_key(|s| std::cmp::Reverse(s.0));
+        }
         scored.into_iter().map(|(_, j, t)| (j, t)).collect()
-    }
-
-    /// Reaches `remaining` (fields of the object at the top of the trail that no subgraph
-    /// entered at that object resolves) from the nearest enclosing object: the fields on the
-    /// way down are selected again, in a subgraph that can be entered at that object and
-    /// resolves the whole way (`_entities(Product) { category { details } }` when `Category`
-    /// has no key where `details` lives). Planned like any jump from there, which in turn
-    /// looks further out if it must.
-    fn ancestor_jump(&mut self, remaining: &[Arc<NField>]) -> Result<(), PlanError> {
-        let fail = || {
-            PlanError::Unsatisfiable(format!(
-                "no enclosing entity leads to `{}`",
-                remaining
-                    .first()
-                    .map(|f| f.name.as_str())
-                    .unwrap_or_default()
-            ))
-        };
-        let Some(mut child) = self.trail.len().checked_sub(1) else {
-            return Err(fail());
-        };
-        let mut sels: Vec<NSel> = remaining.iter().map(|f| NSel::Field(f.clone())).collect();
-        // The enclosing object: the nearest frame with another path (frames of one object
-        // share a path).
-        let parent = loop {
-            let Some(p) = child.checked_sub(1) else {
-                return Err(fail());
-            };
-            if self.trail[p].path != self.trail[child].path {
-                break p;
-            }
-            child = p;
-        };
-        let below = &self.trail[child];
-        let Some(via) = below.via.clone() else {
-            return Err(fail());
-        };
-        if below.ty != via.ty {
-            sels = vec![NSel::Frag(Arc::new(NFrag {
-                cond: Some(below.ty.clone()),
-                directives: String::new(),
-                vars: Vec::new(),
-                gate: Vec::new(),
-                children: sels,
-            }))];
-        }
-        let wrapped = with_children(&via, sels);
-        let frame = self.trail[parent].clone();
-        // Plan from the enclosing object as if the walk were there.
-        let rest = self.trail.split_off(parent + 1);
-        let result = self.jump_all(
-            frame.g,
-            &frame.obj_loc,
-            &frame.path,
-            &frame.ty,
-            vec![wrapped],
-            &frame.provided,
-            &frame.conds,
-            &frame.client,
-        );
-        self.trail.extend(rest);
-        result
     }
 
     /// The types an entity fetch to `graph` may use for objects of type `ty`: `ty` itself when
@@ -1567,17 +1673,20 @@ impl<'a> Walk<'a> {
     /// Makes `sels` (key or `@requires` fields) available in the merged data at the object,
     /// aliasing top-level fields whose name a client field uses for something else. Returns
     /// the (possibly aliased) selections and the groups that fetch them.
-    #[allow(clippy::too_many_arguments)]
     fn provide(
         &mut self,
-        g: usize,
-        obj_loc: &Loc,
-        path: &[PathElement],
-        ty: &Name,
+        at: At<'_>,
         sels: &[NSel],
-        provided: &[NSel],
-        client: &[NSel],
-    ) -> Result<(Vec<NSel>, BTreeSet<usize>), PlanError> {
+    ) -> Result<(Vec<NSel>, BTreeSet<usize>), Unplanned> {
+        let At {
+            g,
+            obj_loc,
+            path,
+            ty,
+            provided,
+            client,
+            ..
+        } = at;
         // Every response key at this object is in scope, whatever type condition or
         // directive wraps it: the client's and what the fetch already selects there.
         let mut occupied = Vec::new();
@@ -1585,12 +1694,19 @@ impl<'a> Walk<'a> {
         occupants_of_tree(self.groups[g].sel.node(obj_loc), &mut occupied);
         let renamed = alias_requirements(sels, &occupied);
         // Providing these fields here again, further down, means they need themselves.
-        let marker = (self.service(g), sels.as_ptr() as usize, path.to_vec());
+        // (The path is passed down by reference unchanged while the walk stays at the object.)
+        let marker = (
+            self.service(g),
+            sels.as_ptr() as usize,
+            path.as_ptr() as usize,
+            path.len(),
+        );
         if self.providing.contains(&marker) {
             return Err(PlanError::Unsatisfiable(format!(
                 "the fields `{ty}` needs from subgraph `{}` depend on themselves",
                 self.sg.subgraphs()[marker.0].name
-            )));
+            ))
+            .into());
         }
         self.providing.push(marker);
         let start = self.touched.len();
@@ -1618,23 +1734,15 @@ impl<'a> Walk<'a> {
         Ok((renamed, touched))
     }
 
-    #[allow(clippy::too_many_arguments)]
-    fn jump(
-        &mut self,
-        g: usize,
-        obj_loc: &Loc,
-        path: &[PathElement],
-        ty: &Name,
-        jump: Jump<'a>,
-        conds: &[Cond],
-        client: &[NSel],
-    ) -> Result<(), PlanError> {
-        self.depth += 1;
-        if self.depth > MAX_JUMP_DEPTH {
+    fn jump(&mut self, at: At<'_>, jump: Jump<'a>) -> Planned {
+        let ty = at.ty;
+        if self.depth >= MAX_JUMP_DEPTH {
             return Err(PlanError::Unsatisfiable(format!(
                 "entity jumps for `{ty}` nest too deep (a key or @requires cycle?)"
-            )));
+            ))
+            .into());
         }
+        self.depth += 1;
         // Fields whose `@requires` select one field with different arguments cannot share a
         // representation (it has one value per field name): each set that can goes in its own
         // fetch.
@@ -1644,7 +1752,7 @@ impl<'a> Walk<'a> {
                 fields,
                 ..jump.clone()
             };
-            result = self.jump_inner(g, obj_loc, path, ty, part, conds, client);
+            result = self.jump_inner(at, part);
             if result.is_err() {
                 break;
             }
@@ -1691,17 +1799,15 @@ impl<'a> Walk<'a> {
         sets.into_iter().map(|(fields, _)| fields).collect()
     }
 
-    #[allow(clippy::too_many_arguments)]
-    fn jump_inner(
-        &mut self,
-        g: usize,
-        obj_loc: &Loc,
-        path: &[PathElement],
-        ty: &Name,
-        jump: Jump<'a>,
-        conds: &[Cond],
-        client: &[NSel],
-    ) -> Result<(), PlanError> {
+    fn jump_inner(&mut self, at: At<'_>, jump: Jump<'a>) -> Planned {
+        let At {
+            g,
+            obj_loc,
+            path,
+            ty,
+            conds,
+            ..
+        } = at;
         let sg = self.sg;
         self.groups[g]
             .sel
@@ -1709,15 +1815,7 @@ impl<'a> Walk<'a> {
         let gate = self.gate.clone();
         self.groups[g].contribute(&gate);
         let mut deps = BTreeSet::from([g]);
-        let (key_sels, touched) = self.provide(
-            g,
-            obj_loc,
-            path,
-            ty,
-            &jump.key.fields,
-            &jump.provided,
-            client,
-        )?;
+        let (key_sels, touched) = self.provide(at, &jump.key.fields)?;
         deps.extend(touched);
         let mut rep = vec![RequiresSelection::Field {
             name: "__typename".into(),
@@ -1732,13 +1830,13 @@ impl<'a> Walk<'a> {
                 &f.name,
                 &self.opts.enabled_override_labels,
             ) {
-                let (req_sels, touched) =
-                    self.provide(g, obj_loc, path, ty, req, &jump.provided, client)?;
+                let (req_sels, touched) = self.provide(at, req)?;
                 deps.extend(touched);
                 rep.extend(to_requires(sg, &req_sels));
             }
         }
         let e = self.entity_group(jump.graph, path, &deps, ty, &rep);
+        self.within_limit()?;
         let group = &mut self.groups[e];
         group.add_rep(ty, rep);
         if jump.entity != *ty {
@@ -1806,13 +1904,7 @@ impl<'a> Walk<'a> {
         ty: &str,
         rep: &[RequiresSelection],
     ) -> usize {
-        // Objects split per type at this level share one fetch: the representation's
-        // `... on Type` fragments pick the objects, so trailing type conditions are dropped.
-        let mut end = path.len();
-        while end > 0 && matches!(path[end - 1], PathElement::TypeCondition(_)) {
-            end -= 1;
-        }
-        let path = &path[..end];
+        let path = entity_path(path);
         let key = super::display::path_string(path);
         let found = (0..self.groups.len()).find(|&i| {
             let grp = &self.groups[i];
@@ -1829,6 +1921,17 @@ impl<'a> Walk<'a> {
         self.groups[idx].deps.extend(deps.iter().copied());
         idx
     }
+}
+
+/// Where an entity fetch for objects at `path` merges: objects split per type at this level
+/// share one fetch (the representation's `... on Type` fragments pick the objects), so
+/// trailing type conditions are dropped.
+fn entity_path(path: &[PathElement]) -> &[PathElement] {
+    let mut end = path.len();
+    while end > 0 && matches!(path[end - 1], PathElement::TypeCondition(_)) {
+        end -= 1;
+    }
+    &path[..end]
 }
 
 /// A response key already used at an object (by the client or by the fetch being built), with

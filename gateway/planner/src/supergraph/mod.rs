@@ -131,6 +131,9 @@ pub struct Supergraph {
     types: FastMap<Name, TypeMeta>,
     /// Type name -> definition order; keeps plans deterministic.
     type_order: FastMap<Name, usize>,
+    /// Per subgraph: whether it declares some field with a type other than the supergraph's
+    /// (`@join__field(type:)`), the only way its fetches can hold conflicting fields.
+    own_field_types: Vec<bool>,
 }
 
 impl Supergraph {
@@ -170,6 +173,14 @@ impl Supergraph {
                 percent: parse_percent(label),
             })
             .collect();
+        let mut own_field_types = vec![false; subgraphs.len()];
+        for meta in types.values() {
+            for field in meta.fields.values() {
+                for entry in field.entries.iter().filter(|e| e.ty.is_some()) {
+                    own_field_types[entry.graph] = true;
+                }
+            }
+        }
         let mut supergraph = Self {
             api_schema,
             schema,
@@ -177,6 +188,7 @@ impl Supergraph {
             override_labels,
             types,
             type_order,
+            own_field_types,
         };
         let abstract_types: Vec<Name> = supergraph
             .types
@@ -373,26 +385,9 @@ impl Supergraph {
             .as_deref()
     }
 
-    /// Whether a subgraph other than `graph` resolves `ty.field` itself (not only as
-    /// `@external`): an alternative source when planning it in `graph` fails.
-    pub(crate) fn served_elsewhere(&self, graph: usize, ty: &str, field: &str) -> bool {
-        let Some(meta) = self.types.get(ty) else {
-            return false;
-        };
-        let Some(fmeta) = meta.fields.get(field) else {
-            return false;
-        };
-        if !fmeta.declared {
-            return meta
-                .in_graph
-                .iter()
-                .enumerate()
-                .any(|(g, t)| g != graph && t.is_some());
-        }
-        fmeta
-            .entries
-            .iter()
-            .any(|e| e.graph != graph && !e.external)
+    /// Whether `graph` declares any field with a type of its own (see [`Self::field_type_in`]).
+    pub(crate) fn has_own_field_types(&self, graph: usize) -> bool {
+        self.own_field_types.get(graph).copied().unwrap_or(false)
     }
 
     /// `@provides` of `ty.field` in `graph`.
