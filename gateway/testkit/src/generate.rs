@@ -1608,6 +1608,8 @@ struct Ctx<'a> {
     max_depth: usize,
     interface_conditions: bool,
     use_variables: bool,
+    /// Mode of each unaliased `(mode:)` field so far in this operation.
+    sticky_modes: BTreeMap<String, Mode>,
     fragments: Vec<String>,
     alias_counter: usize,
     /// Declared variables: name, type, value.
@@ -1696,12 +1698,24 @@ fn entity_selection(ctx: &mut Ctx, e: usize, depth: usize) -> Vec<Sel> {
         if !ctx.rng.chance(60) {
             continue;
         }
-        let mode = ent
+        let takes_mode = ent
             .requires
             .iter()
-            .any(|r| r.on == i && r.argument.is_some())
-            .then(|| mode(ctx));
+            .any(|r| r.on == i && r.argument.is_some());
         let alias = alias(ctx, &f.name);
+        // One response key may not carry two different arguments: an unaliased field keeps the
+        // mode it first got in this operation.
+        let mode = takes_mode.then(|| match &alias {
+            Some(_) => mode(ctx),
+            None => match ctx.sticky_modes.get(&f.name) {
+                Some(m) => m.clone(),
+                None => {
+                    let m = mode(ctx);
+                    ctx.sticky_modes.insert(f.name.clone(), m.clone());
+                    m
+                }
+            },
+        });
         let directive = directive(ctx);
         let sub = match &f.target {
             Target::Scalar(_) | Target::Enum => None,
@@ -1728,6 +1742,22 @@ fn entity_selection(ctx: &mut Ctx, e: usize, depth: usize) -> Vec<Sel> {
             }
             Target::Entity(_) | Target::Abstract(..) => continue,
         };
+        // The same field with the other argument value under another alias (the subgraph must
+        // be asked for both, each reaching the client under its own key).
+        if let (Some(m), true) = (&mode, ctx.rng.chance(30)) {
+            let other = if m.value == "UP" { "DOWN" } else { "UP" };
+            ctx.alias_counter += 1;
+            parts.push(Sel::Field {
+                alias: Some(format!("a{}_{}", ctx.alias_counter, f.name)),
+                name: f.name.clone(),
+                mode: Some(Mode {
+                    value: other,
+                    text: format!("\"{other}\""),
+                }),
+                directive: Dir::default(),
+                sub: None,
+            });
+        }
         parts.push(Sel::Field {
             alias,
             name: f.name.clone(),
@@ -1751,6 +1781,17 @@ fn entity_selection(ctx: &mut Ctx, e: usize, depth: usize) -> Vec<Sel> {
     }
     if parts.is_empty() {
         parts.push(Sel::leaf("id"));
+    }
+    // An inline fragment on the type itself: its fields merge with the ones above by response key
+    // (same fields with other sub-selections, or new ones).
+    if depth < ctx.max_depth && ctx.rng.chance(15) {
+        let sub = entity_selection(ctx, e, depth + 1);
+        let directive = directive(ctx);
+        parts.push(Sel::Inline {
+            on: ent.name.clone(),
+            directive,
+            sub,
+        });
     }
     if ctx.rng.chance(15) {
         let name = format!("F{}", ctx.fragments.len());
@@ -1842,6 +1883,7 @@ fn operation(w: &World, rng: &mut Rng, options: &Options) -> (String, Value, Val
         max_depth: options.max_depth,
         interface_conditions: options.allows(INTERFACE_CONDITION_IN_UNION),
         use_variables: options.allows(VARIABLES),
+        sticky_modes: BTreeMap::new(),
         variables: Vec::new(),
         fragments: Vec::new(),
         alias_counter: 0,
@@ -1883,7 +1925,7 @@ fn operation(w: &World, rng: &mut Rng, options: &Options) -> (String, Value, Val
         };
         fields.push((r, alias, sub));
     }
-    let selections: Vec<Sel> = fields
+    let mut selections: Vec<Sel> = fields
         .iter()
         .map(|(r, alias, sub)| Sel::Field {
             alias: alias.clone(),
@@ -1893,6 +1935,16 @@ fn operation(w: &World, rng: &mut Rng, options: &Options) -> (String, Value, Val
             sub: Some(sub.clone()),
         })
         .collect();
+    if ctx.rng.chance(10) {
+        let alias = alias(&mut ctx, "__typename");
+        selections.push(Sel::Field {
+            alias,
+            name: "__typename".into(),
+            mode: None,
+            directive: Dir::default(),
+            sub: None,
+        });
+    }
     // Variables drawn for selections that were dropped afterwards (too deep) are not declared.
     let mut body = render(&selections);
     for f in &ctx.fragments {
