@@ -93,3 +93,30 @@ impl GraphQLClient {
         self.send(query, variables).await?.data()
     }
 }
+
+/// A plain `GET url` with an `Accept` header: status, content type and body text (for the
+/// monitoring endpoints: `/metrics`, `/status`).
+pub async fn get(url: &str, accept: &str) -> Result<(u16, String, String)> {
+    let http: Client<HttpConnector, Full<Bytes>> =
+        Client::builder(TokioExecutor::new()).build(HttpConnector::new());
+    let request = http::Request::get(url)
+        .header(http::header::ACCEPT, accept)
+        .body(Full::new(Bytes::new()))?;
+    let response = http
+        .request(request)
+        .await
+        .with_context(|| format!("GET {url}"))?;
+    let status = response.status().as_u16();
+    let content_type = response
+        .headers()
+        .get(http::header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or_default()
+        .to_owned();
+    let bytes = response.into_body().collect().await?.to_bytes();
+    Ok((
+        status,
+        content_type,
+        String::from_utf8_lossy(&bytes).into_owned(),
+    ))
+}

@@ -58,8 +58,19 @@ pub async fn run(args: DemoArgs) -> Result<()> {
         .await
         .with_context(|| format!("listening on {} (is another stack running?)", args.listen))?;
     let addr = listener.local_addr()?;
+    let metrics_listen = gateway.config().metrics_listen;
     println!("Switchyard is up.");
     println!("  GraphiQL:  http://{addr}/graphql");
+    if let Some(metrics_addr) = metrics_listen {
+        let metrics = crate::bind_metrics(metrics_addr).await?;
+        let metrics_addr = metrics.local_addr()?;
+        println!("  Status:    http://{metrics_addr}/status (metrics: /metrics)");
+        tokio::spawn(switchyard_gateway::serve_metrics(
+            metrics,
+            gateway.clone(),
+            crate::shutdown_signal(),
+        ));
+    }
     println!("  Try:       curl -s http://{addr}/graphql -H 'content-type: application/json' \\");
     println!("               -d '{{\"query\":\"{SAMPLE_QUERY}\"}}'");
     println!("Ctrl-C stops everything.");

@@ -31,6 +31,10 @@ pub struct DevArgs {
     /// Redis for the event bus (default: the in-process bus).
     #[arg(long, env = "REDIS_URL")]
     pub redis_url: Option<String>,
+    /// Address of the gateway's metrics listener (`/metrics`, `/status`), or `off` (overrides
+    /// the config file and `SWITCHYARD_METRICS_LISTEN`).
+    #[arg(long)]
+    pub metrics_listen: Option<String>,
 }
 
 impl Default for DevArgs {
@@ -50,6 +54,10 @@ impl Default for DevArgs {
 pub async fn run(args: DevArgs) -> Result<()> {
     let mut options = StackOptions::embedded(&args.data_dir, args.listen);
     options.gateway = GatewayConfig::load(args.config.as_deref())?;
+    if let Some(metrics_listen) = &args.metrics_listen {
+        options.gateway.metrics_listen = switchyard_gateway::parse_optional_addr(metrics_listen)
+            .map_err(|e| anyhow::anyhow!("--metrics-listen: {e}"))?;
+    }
     options.redis_url = args.redis_url.clone();
     let stack = Stack::start(options).await?;
     let client = GraphQLClient::new(stack.graphql_url());
@@ -66,6 +74,9 @@ pub async fn run(args: DevArgs) -> Result<()> {
 
     println!("Switchyard is up (data in {}).", args.data_dir.display());
     println!("  GraphiQL:  {}", stack.graphql_url());
+    if let Some(addr) = stack.gateway_metrics_addr() {
+        println!("  Status:    http://{addr}/status (metrics: http://{addr}/metrics)");
+    }
     for name in SERVICES {
         println!(
             "  {name:<10} {} (direct, for debugging; clients go through the gateway)",

@@ -61,6 +61,10 @@ struct GatewayArgs {
     /// Gateway config file (TOML).
     #[arg(long, env = "SWITCHYARD_CONFIG")]
     config: Option<PathBuf>,
+    /// Address of the metrics listener (`/metrics`, `/status`), or `off` (overrides the config
+    /// file and `SWITCHYARD_METRICS_LISTEN`).
+    #[arg(long)]
+    metrics_listen: Option<String>,
 }
 
 #[derive(Debug, clap::Args)]
@@ -141,7 +145,12 @@ async fn run_gateway(args: GatewayArgs) -> Result<()> {
     if let Some(listen) = args.listen {
         config.listen = listen;
     }
+    if let Some(metrics_listen) = &args.metrics_listen {
+        config.metrics_listen = switchyard_gateway::parse_optional_addr(metrics_listen)
+            .map_err(|e| anyhow::anyhow!("--metrics-listen: {e}"))?;
+    }
     let listen = config.listen;
+    let metrics_listen = config.metrics_listen;
     let gateway = Gateway::from_supergraph_sdl(&sdl, config)
         .with_context(|| format!("loading supergraph {}", args.supergraph.display()))?;
     let listener = tokio::net::TcpListener::bind(listen)
@@ -151,8 +160,28 @@ async fn run_gateway(args: GatewayArgs) -> Result<()> {
         "gateway listening on http://{}/graphql",
         listener.local_addr()?
     );
+    if let Some(addr) = metrics_listen {
+        let metrics = bind_metrics(addr).await?;
+        let addr = metrics.local_addr()?;
+        tracing::info!("metrics on http://{addr}/metrics, status on http://{addr}/status");
+        tokio::spawn(switchyard_gateway::serve_metrics(
+            metrics,
+            gateway.clone(),
+            shutdown_signal(),
+        ));
+    }
     switchyard_gateway::serve(listener, gateway, shutdown_signal()).await?;
     Ok(())
+}
+
+/// Binds the metrics listener, saying how to move or turn it off when the port is taken.
+pub(crate) async fn bind_metrics(addr: SocketAddr) -> Result<tokio::net::TcpListener> {
+    tokio::net::TcpListener::bind(addr).await.with_context(|| {
+        format!(
+            "metrics listener on {addr} (set metrics_listen / SWITCHYARD_METRICS_LISTEN to another \
+             address, or to `off`)"
+        )
+    })
 }
 
 fn run_plan(args: PlanArgs) -> Result<()> {

@@ -37,12 +37,16 @@ pub struct StackOptions {
 }
 
 impl StackOptions {
-    /// Embedded defaults: everything under `data_dir`, gateway on `gateway_listen`.
+    /// Embedded defaults: everything under `data_dir`, gateway on `gateway_listen`, its
+    /// metrics listener on a free loopback port.
     pub fn embedded(data_dir: impl Into<PathBuf>, gateway_listen: SocketAddr) -> Self {
         Self {
             data_dir: data_dir.into(),
             gateway_listen,
-            gateway: GatewayConfig::default(),
+            gateway: GatewayConfig {
+                metrics_listen: Some(SocketAddr::from(([127, 0, 0, 1], 0))),
+                ..GatewayConfig::default()
+            },
             database_urls: BTreeMap::new(),
             redis_url: None,
         }
@@ -62,6 +66,7 @@ pub struct Stack {
     bus: EventBus,
     services: BTreeMap<&'static str, RunningService>,
     gateway_addr: SocketAddr,
+    gateway_metrics_addr: Option<SocketAddr>,
     gateway_stop: CancellationToken,
     gateway_task: JoinHandle<std::io::Result<()>>,
     supergraph: String,
@@ -130,6 +135,21 @@ impl Stack {
             })?;
         let gateway_addr = listener.local_addr()?;
         let gateway_stop = CancellationToken::new();
+        let mut gateway_metrics_addr = None;
+        if let Some(addr) = gateway.config().metrics_listen {
+            let metrics = TcpListener::bind(addr).await.with_context(|| {
+                format!(
+                    "gateway metrics listener on {addr} (set metrics_listen / \
+                     SWITCHYARD_METRICS_LISTEN to another address, or to `off`)"
+                )
+            })?;
+            gateway_metrics_addr = Some(metrics.local_addr()?);
+            tokio::spawn(switchyard_gateway::serve_metrics(
+                metrics,
+                gateway.clone(),
+                gateway_stop.clone().cancelled_owned(),
+            ));
+        }
         let gateway_task = tokio::spawn(switchyard_gateway::serve(
             listener,
             gateway,
@@ -140,6 +160,7 @@ impl Stack {
             bus,
             services: std::mem::take(&mut stack_services.0),
             gateway_addr,
+            gateway_metrics_addr,
             gateway_stop,
             gateway_task,
             supergraph,
@@ -149,6 +170,11 @@ impl Stack {
     /// The gateway's GraphQL endpoint.
     pub fn graphql_url(&self) -> String {
         format!("http://{}/graphql", self.gateway_addr)
+    }
+
+    /// The gateway's metrics listener (`/metrics`, `/status`), when it has one.
+    pub fn gateway_metrics_addr(&self) -> Option<SocketAddr> {
+        self.gateway_metrics_addr
     }
 
     /// The gateway's address.
@@ -299,6 +325,11 @@ async fn start_service(
         ($krate:ident $(, $jwks:ident)?) => {{
             let mut config = $krate::Config::load(None)?;
             config.listen = listen;
+            // Metrics listeners on free loopback ports (each service's `/status` says which),
+            // unless the environment names an address or `off`.
+            if std::env::var(format!("{}_METRICS_LISTEN", name.to_ascii_uppercase())).is_err() {
+                config.metrics_listen = Some(SocketAddr::from(([127, 0, 0, 1], 0)));
+            }
             config.data_dir = data_dir;
             if database_url.is_some() {
                 config.database_url = database_url;

@@ -17,7 +17,14 @@ fn start_dev(data_dir: &std::path::Path) -> (Child, Vec<String>) {
 /// [`start_dev`] with extra environment (service settings such as `PROFILE_GRAPH_URL`).
 fn start_dev_with(data_dir: &std::path::Path, env: &[(&str, &str)]) -> (Child, Vec<String>) {
     let mut child = Command::new(env!("CARGO_BIN_EXE_switchyard"))
-        .args(["dev", "--listen", "127.0.0.1:0", "--data-dir"])
+        .args([
+            "dev",
+            "--listen",
+            "127.0.0.1:0",
+            "--metrics-listen",
+            "127.0.0.1:0",
+            "--data-dir",
+        ])
         .arg(data_dir)
         .env("RUST_LOG", "warn")
         .env_remove("REDIS_URL")

@@ -26,6 +26,9 @@ pub struct GatewayConfig {
     pub subgraph_overrides: HashMap<String, SubgraphOverrides>,
     /// Address the HTTP server listens on.
     pub listen: SocketAddr,
+    /// Address of the metrics listener (`/metrics`, `/status`), apart from the public port;
+    /// `None` serves no metrics.
+    pub metrics_listen: Option<SocketAddr>,
     /// Largest accepted request body; bigger bodies get 413.
     pub max_body_bytes: usize,
     /// Deepest field nesting an operation may have (fragments expanded).
@@ -90,6 +93,7 @@ impl Default for GatewayConfig {
             subgraph_max_inflight: 256,
             subgraph_overrides: HashMap::new(),
             listen: SocketAddr::from(([127, 0, 0, 1], 4000)),
+            metrics_listen: Some(SocketAddr::from(([127, 0, 0, 1], 9400))),
             max_body_bytes: RequestLimits::GATEWAY.max_body_bytes,
             max_depth: RequestLimits::GATEWAY.max_depth,
             max_aliases: RequestLimits::GATEWAY.max_aliases,
@@ -203,6 +207,7 @@ pub enum ConfigError {
 #[serde(deny_unknown_fields)]
 struct FileConfig {
     listen: Option<SocketAddr>,
+    metrics_listen: Option<String>,
     subgraph_timeout_ms: Option<u64>,
     subgraph_timeout: Option<FileDuration>,
     subgraph_first_byte_timeout: Option<FileDuration>,
@@ -319,6 +324,21 @@ pub(crate) fn parse_bytes(text: &str) -> Result<usize, String> {
     Ok((value * scale) as usize)
 }
 
+/// Parses a listen address, or `off` (also `none`, `false`, empty) for none.
+pub fn parse_optional_addr(text: &str) -> Result<Option<SocketAddr>, String> {
+    let text = text.trim();
+    if text.is_empty()
+        || ["off", "none", "false"]
+            .iter()
+            .any(|w| text.eq_ignore_ascii_case(w))
+    {
+        return Ok(None);
+    }
+    text.parse().map(Some).map_err(|_| {
+        format!("expected an address like \"127.0.0.1:9400\" or \"off\", got {text:?}")
+    })
+}
+
 /// Parses `"250ms"`, `"2s"`, `"1.5s"`, `"1m"` or a bare number of milliseconds.
 pub(crate) fn parse_duration(text: &str) -> Result<Duration, String> {
     let text = text.trim();
@@ -367,6 +387,9 @@ impl GatewayConfig {
         let file: FileConfig = toml::from_str(text)?;
         if let Some(v) = file.listen {
             self.listen = v;
+        }
+        if let Some(v) = file.metrics_listen {
+            self.metrics_listen = parse_optional_addr(&v).map_err(serde::de::Error::custom)?;
         }
         if let Some(v) = file.subgraph_timeout_ms {
             self.subgraph_timeout = Duration::from_millis(v);
@@ -459,6 +482,13 @@ impl GatewayConfig {
             };
             match key {
                 "LISTEN" => self.listen = parse_env(&name, &value)?,
+                "METRICS_LISTEN" => {
+                    self.metrics_listen =
+                        parse_optional_addr(&value).map_err(|message| ConfigError::Env {
+                            name: name.clone(),
+                            message,
+                        })?
+                }
                 "SUBGRAPH_TIMEOUT_MS" => {
                     self.subgraph_timeout = Duration::from_millis(parse_env(&name, &value)?)
                 }
@@ -703,6 +733,32 @@ mod tests {
         assert!(!config.dedupe);
         assert_eq!(config.max_depth, 7);
         assert_eq!(config.url_override("user-accounts"), Some("http://a"));
+    }
+
+    #[test]
+    fn metrics_listener_is_separate_by_default_and_can_be_moved_or_turned_off() {
+        let mut config = GatewayConfig::default();
+        assert_eq!(
+            config.metrics_listen,
+            Some("127.0.0.1:9400".parse().unwrap())
+        );
+        assert_ne!(config.metrics_listen, Some(config.listen));
+        config
+            .apply_toml(r#"metrics_listen = "0.0.0.0:9500""#)
+            .unwrap();
+        assert_eq!(config.metrics_listen, Some("0.0.0.0:9500".parse().unwrap()));
+        config
+            .apply_env([("SWITCHYARD_METRICS_LISTEN".to_owned(), "off".to_owned())])
+            .unwrap();
+        assert_eq!(config.metrics_listen, None);
+        let err = config
+            .apply_env([("SWITCHYARD_METRICS_LISTEN".to_owned(), "9400".to_owned())])
+            .unwrap_err();
+        assert!(
+            err.to_string().contains("SWITCHYARD_METRICS_LISTEN"),
+            "{err}"
+        );
+        assert!(config.apply_toml(r#"metrics_listen = "nope""#).is_err());
     }
 
     #[test]

@@ -11,8 +11,11 @@ pub mod execute;
 mod http;
 pub mod introspection;
 mod limits;
+mod metrics;
+mod monitor;
 mod operation;
 mod plan_cache;
+pub mod status;
 pub mod subscription;
 
 use std::sync::Arc;
@@ -26,7 +29,10 @@ use serde_json::{Map, Value};
 use switchyard_planner::{PlanError, PlanOptions, QueryPlan, QueryPlanner, Supergraph};
 use tracing::Instrument;
 
-pub use config::{BreakerSettings, ConfigError, GatewayConfig, SubgraphOverrides, SubgraphPolicy};
+pub use config::{
+    parse_optional_addr, BreakerSettings, ConfigError, GatewayConfig, SubgraphOverrides,
+    SubgraphPolicy,
+};
 pub use error::{
     GatewayError, GraphQLError, GraphQLErrors, Location, PathSegment, BAD_REQUEST, BAD_USER_INPUT,
     GRAPHQL_PARSE_FAILED, GRAPHQL_VALIDATION_FAILED, INTROSPECTION_DISABLED, MAX_ALIASES_EXCEEDED,
@@ -166,6 +172,7 @@ struct Inner {
     propagate: Vec<HeaderName>,
     /// Subgraph name -> URL (overrides applied), for subscriptions' WebSocket connections.
     subgraph_urls: std::collections::HashMap<String, String>,
+    metrics: metrics::GatewayMetrics,
 }
 
 impl std::fmt::Debug for Gateway {
@@ -218,6 +225,7 @@ impl Gateway {
             })
             .collect();
         let subgraph_urls = subgraphs.iter().cloned().collect();
+        let registry = switchyard_telemetry::metrics::MetricsRegistry::new();
         let executor = execute::Executor::new(
             Arc::new(api_schema),
             &subgraphs,
@@ -229,8 +237,16 @@ impl Gateway {
                     .iter()
                     .map(|(name, _)| (name.clone(), config.subgraph_policy(name)))
                     .collect(),
+                metrics: registry.clone(),
             },
         )?;
+        let metrics = metrics::GatewayMetrics::new(registry);
+        metrics
+            .plan_cache_capacity
+            .set(i64::try_from(config.plan_cache_size).unwrap_or(i64::MAX));
+        metrics
+            .plan_cache_budget
+            .set(i64::try_from(config.plan_cache_bytes).unwrap_or(i64::MAX));
         let mut labels: Vec<String> = config.override_labels.clone();
         labels.sort();
         labels.dedup();
@@ -268,6 +284,7 @@ impl Gateway {
                 plan_options,
                 propagate,
                 subgraph_urls,
+                metrics,
             }),
         })
     }
@@ -314,26 +331,94 @@ impl Gateway {
         self.run(request, headers, false).await
     }
 
+    /// Everything the gateway measures, in the Prometheus text format (what `/metrics` on the
+    /// metrics listener serves).
+    pub fn metrics_text(&self) -> String {
+        let inner = &*self.inner;
+        let m = &inner.metrics;
+        m.plan_cache_entries
+            .set(i64::try_from(inner.cache.len()).unwrap_or(i64::MAX));
+        m.plan_cache_bytes
+            .set(i64::try_from(inner.cache.bytes()).unwrap_or(i64::MAX));
+        for subgraph in inner.executor.subgraph_states() {
+            m.circuit_state
+                .with_label_values(&[subgraph.name])
+                .set(subgraph.circuit.code());
+            m.inflight
+                .with_label_values(&[subgraph.name])
+                .set(i64::try_from(subgraph.inflight).unwrap_or(i64::MAX));
+        }
+        m.registry.encode()
+    }
+
+    /// The routes of the metrics listener (keep it off the public port): `/metrics`
+    /// (Prometheus), `/status` (HTML for browsers, JSON otherwise) and `/status.json`.
+    pub fn metrics_router(&self) -> axum::Router {
+        monitor::router(self.clone())
+    }
+
+    /// The platform's state as the status view shows it: every subgraph (asking each for its
+    /// `/status`), breakers, latency and errors over the last minutes.
+    pub async fn platform_status(&self) -> status::PlatformStatus {
+        status::platform_status(self).await
+    }
+
+    pub(crate) fn metrics(&self) -> &metrics::GatewayMetrics {
+        &self.inner.metrics
+    }
+
     pub(crate) async fn run(
         &self,
         request: GraphQLRequest,
         headers: &HeaderMap,
         via_get: bool,
     ) -> GraphQLResponse {
+        let started = std::time::Instant::now();
+        let (response, operation, outcome) = self.run_measured(request, headers, via_get).await;
+        let handles = operation.as_ref().map(|prepared| {
+            &**prepared.metrics.get_or_init(|| {
+                self.inner
+                    .metrics
+                    .operation(prepared.operation().name.as_ref().map(|n| n.as_str()))
+            })
+        });
+        self.inner.metrics.record_request(handles, outcome, started);
+        response
+    }
+
+    async fn run_measured(
+        &self,
+        request: GraphQLRequest,
+        headers: &HeaderMap,
+        via_get: bool,
+    ) -> (
+        GraphQLResponse,
+        Option<Arc<PreparedOperation>>,
+        metrics::Outcome,
+    ) {
+        use metrics::Outcome;
         let Some(query) = request.query.as_deref() else {
-            return GraphQLResponse::errors(
+            let response = GraphQLResponse::errors(
                 ResponseStatus::RequestError,
                 &[GraphQLError::new("Missing query", BAD_REQUEST)],
             );
+            return (response, None, Outcome::RequestError);
         };
         let operation_name = request.operation_name.as_deref();
         let prepared = match self.prepare_shared(query, operation_name).await {
             Ok(prepared) => prepared,
-            Err((errors, status)) => return GraphQLResponse::errors(status, &errors.0),
+            Err((errors, status)) => {
+                let outcome = if status == ResponseStatus::PlanningFailed {
+                    Outcome::PlanningFailed
+                } else {
+                    Outcome::RequestError
+                };
+                return (GraphQLResponse::errors(status, &errors.0), None, outcome);
+            }
         };
         if prepared.operation().operation_type == apollo_compiler::ast::OperationType::Subscription
         {
-            return GraphQLResponse::errors(
+            let response = GraphQLResponse::errors(
                 ResponseStatus::RequestError,
                 &[GraphQLError::new(
                     "Subscriptions need a streaming transport: open a WebSocket to /graphql with \
@@ -342,38 +427,50 @@ impl Gateway {
                     BAD_REQUEST,
                 )],
             );
+            return (response, Some(prepared), Outcome::RequestError);
         }
         if via_get && prepared.is_mutation() {
-            return GraphQLResponse::errors(
+            let response = GraphQLResponse::errors(
                 ResponseStatus::MutationOverGet,
                 &[GraphQLError::new(
                     "Mutations cannot be sent over GET; use POST.",
                     BAD_REQUEST,
                 )],
             );
+            return (response, Some(prepared), Outcome::RequestError);
         }
         let variables = match prepared.coerce_variables(request.variables) {
             Ok(variables) => variables,
-            Err(errors) => return GraphQLResponse::errors(ResponseStatus::RequestError, &errors.0),
+            Err(errors) => {
+                let response = GraphQLResponse::errors(ResponseStatus::RequestError, &errors.0);
+                return (response, Some(prepared), Outcome::RequestError);
+            }
         };
         if let Err(errors) = self.check_variable_cost(&prepared, &variables) {
-            return GraphQLResponse::errors(ResponseStatus::RequestError, &errors.0);
+            let response = GraphQLResponse::errors(ResponseStatus::RequestError, &errors.0);
+            return (response, Some(prepared), Outcome::RequestError);
         }
         let forwarded = self.forwarded_headers(headers);
         let span = tracing::info_span!(
             "execute",
             operation = prepared.operation().name.as_ref().map(|n| n.as_str())
         );
-        let body = self
+        let (body, errors) = self
             .inner
             .executor
-            .execute(&prepared, &variables, &forwarded)
+            .execute_counting_errors(&prepared, &variables, &forwarded)
             .instrument(span)
             .await;
-        GraphQLResponse {
+        let outcome = if errors == 0 {
+            Outcome::Ok
+        } else {
+            Outcome::FieldErrors
+        };
+        let response = GraphQLResponse {
             body: Bytes::from(body),
             status: ResponseStatus::Executed,
-        }
+        };
+        (response, Some(prepared), outcome)
     }
 
     fn forwarded_headers(&self, headers: &HeaderMap) -> Vec<(HeaderName, HeaderValue)> {
@@ -412,8 +509,10 @@ impl Gateway {
     ) -> Result<Arc<PreparedOperation>, PrepareError> {
         let inner = &*self.inner;
         if let Some(hit) = inner.cache.get(query, operation_name) {
+            inner.metrics.plan_cache_hits.inc();
             return Ok(hit);
         }
+        inner.metrics.plan_cache_misses.inc();
         let prepared = Arc::new(self.prepare_uncached(query, operation_name)?);
         inner.cache.insert(query, operation_name, &prepared);
         Ok(prepared)
@@ -548,4 +647,15 @@ pub async fn serve(
 ) -> std::io::Result<()> {
     let limits = gateway.config().connection_limits();
     switchyard_guard::serve(listener, gateway.router(), limits, shutdown).await
+}
+
+/// Serves the metrics routes ([`Gateway::metrics_router`]) on `listener` until `shutdown`.
+pub async fn serve_metrics(
+    listener: tokio::net::TcpListener,
+    gateway: Gateway,
+    shutdown: impl std::future::Future<Output = ()> + Send + 'static,
+) -> std::io::Result<()> {
+    axum::serve(listener, gateway.metrics_router())
+        .with_graceful_shutdown(shutdown)
+        .await
 }

@@ -30,6 +30,8 @@ pub struct PreparedOperation {
     /// Size of the last response written for this operation, to size the next one's buffer
     /// in one allocation (responses to one operation tend to be alike in size).
     pub(crate) response_size: std::sync::atomic::AtomicUsize,
+    /// This operation's metric handles, resolved on its first run.
+    pub(crate) metrics: std::sync::OnceLock<Arc<crate::metrics::OperationMetrics>>,
     /// The API schema, for checking variable values.
     schema: Arc<Valid<Schema>>,
 }
@@ -65,6 +67,7 @@ impl PreparedOperation {
                 uses_variables: false,
             },
             response_size: std::sync::atomic::AtomicUsize::new(0),
+            metrics: std::sync::OnceLock::new(),
             schema: Arc::clone(executor.schema()),
         })
     }

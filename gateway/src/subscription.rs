@@ -141,6 +141,7 @@ pub(crate) fn offers_protocol(headers: &HeaderMap) -> bool {
 
 /// Runs the protocol on an upgraded client socket until either side closes it.
 pub(crate) async fn serve(gateway: Gateway, socket: WebSocket, headers: HeaderMap) {
+    let _connected = GaugeGuard::new(&gateway.metrics().websocket_connections);
     let (mut sink, mut stream) = socket.split();
     // Bounded, so a client that stops reading slows its upstream subscriptions down instead of
     // growing the gateway's memory.
@@ -382,6 +383,23 @@ fn parse_client_message(text: &str) -> Result<ClientMessage, String> {
 }
 
 /// Runs one client operation to its end (or until `cancelled` resolves), reporting to `delivery`.
+/// Holds one unit of a gauge (a connection, a subscription) until dropped, however the task
+/// that holds it ends.
+struct GaugeGuard(switchyard_telemetry::prometheus::IntGauge);
+
+impl GaugeGuard {
+    fn new(gauge: &switchyard_telemetry::prometheus::IntGauge) -> Self {
+        gauge.inc();
+        GaugeGuard(gauge.clone())
+    }
+}
+
+impl Drop for GaugeGuard {
+    fn drop(&mut self) {
+        self.0.dec();
+    }
+}
+
 async fn run_operation<D: Delivery>(
     gateway: &Gateway,
     delivery: &D,
@@ -405,6 +423,8 @@ async fn run_operation<D: Delivery>(
         Ok(variables) => variables,
         Err(errors) => return delivery.error(&errors.0).await,
     };
+    gateway.metrics().subscriptions.inc();
+    let _active = GaugeGuard::new(&gateway.metrics().active_subscriptions);
     let Some((root, rest)) = split_plan(prepared.plan()) else {
         let error = GraphQLError::new(
             "This subscription cannot be served: its root field must come from one subgraph.",

@@ -22,6 +22,37 @@ enum State {
     HalfOpen { since: Instant },
 }
 
+/// Where a breaker is, as monitoring reports it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum CircuitState {
+    /// Requests flow.
+    Closed,
+    /// A probe is out (or due): the subgraph is being tested.
+    HalfOpen,
+    /// Requests fail fast.
+    Open,
+}
+
+impl CircuitState {
+    /// The gauge value: 0 closed, 1 half-open, 2 open.
+    pub(crate) fn code(self) -> i64 {
+        match self {
+            CircuitState::Closed => 0,
+            CircuitState::HalfOpen => 1,
+            CircuitState::Open => 2,
+        }
+    }
+
+    /// Plain words for the status view.
+    pub(crate) fn as_str(self) -> &'static str {
+        match self {
+            CircuitState::Closed => "closed",
+            CircuitState::HalfOpen => "half-open",
+            CircuitState::Open => "open",
+        }
+    }
+}
+
 /// What the breaker says about a request about to be sent.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum Admission {
@@ -68,6 +99,16 @@ impl CircuitBreaker {
                 tracing::info!(service = %self.service, "circuit half-open: sending one probe request");
                 Admission::Probe
             }
+        }
+    }
+
+    /// Where the breaker is at `now` (an open circuit whose cool-down has passed counts as
+    /// half-open: the next request will be the probe).
+    pub(crate) fn state(&self, now: Instant) -> CircuitState {
+        match *self.state.lock().expect("breaker lock poisoned") {
+            State::Closed { .. } => CircuitState::Closed,
+            State::Open { until } if now < until => CircuitState::Open,
+            State::Open { .. } | State::HalfOpen { .. } => CircuitState::HalfOpen,
         }
     }
 

@@ -15,6 +15,7 @@ use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::client::legacy::Client;
 use hyper_util::rt::TokioExecutor;
 
+pub(crate) use super::breaker::CircuitState;
 use super::breaker::{describe_open, Admission, CircuitBreaker};
 use crate::config::SubgraphPolicy;
 
@@ -67,6 +68,8 @@ struct Service {
     policy: SubgraphPolicy,
     breaker: CircuitBreaker,
     inflight: AtomicUsize,
+    /// Counts requests that joined one already in flight (metrics).
+    collapsed: switchyard_telemetry::prometheus::IntCounter,
 }
 
 /// A taken in-flight slot; dropping it frees the slot (also when the request is cancelled).
@@ -124,8 +127,12 @@ pub(crate) struct SubgraphClient {
 }
 
 impl SubgraphClient {
-    /// A client for `(name, policy)` subgraphs, indexed as given.
-    pub(crate) fn new(policies: &[(String, SubgraphPolicy)]) -> Self {
+    /// A client for `(name, policy)` subgraphs, indexed as given, counting collapsed fetches
+    /// in `collapsed` (same indexes).
+    pub(crate) fn new(
+        policies: &[(String, SubgraphPolicy)],
+        collapsed: &[switchyard_telemetry::prometheus::IntCounter],
+    ) -> Self {
         let mut connector = HttpConnector::new();
         connector.set_nodelay(true);
         connector.set_keepalive(Some(Duration::from_secs(60)));
@@ -134,11 +141,13 @@ impl SubgraphClient {
             .build(connector);
         let services = policies
             .iter()
-            .map(|(name, policy)| {
+            .zip(collapsed)
+            .map(|((name, policy), collapsed)| {
                 Arc::new(Service {
                     policy: *policy,
                     breaker: CircuitBreaker::new(name, policy.breaker),
                     inflight: AtomicUsize::new(0),
+                    collapsed: collapsed.clone(),
                 })
             })
             .collect();
@@ -147,6 +156,16 @@ impl SubgraphClient {
             services,
             inflight: Arc::new(Mutex::new(HashMap::new())),
         }
+    }
+
+    /// Where subgraph `service`'s circuit breaker is now.
+    pub(crate) fn circuit(&self, service: usize) -> CircuitState {
+        self.services[service].breaker.state(Instant::now())
+    }
+
+    /// Requests to subgraph `service` in flight now.
+    pub(crate) fn inflight(&self, service: usize) -> usize {
+        self.services[service].inflight.load(Ordering::Relaxed)
     }
 
     /// POSTs `body` to `uri`; when `collapse` is set, shares the response with every identical
@@ -186,6 +205,7 @@ impl SubgraphClient {
             let mut map = self.inflight.lock().expect("inflight map poisoned");
             if let Some((existing, waiters)) = map.get(&key) {
                 waiters.fetch_add(1, Ordering::AcqRel);
+                service_state.collapsed.inc();
                 existing.clone()
             } else {
                 // Joining a request already in flight costs the subgraph nothing, so only a

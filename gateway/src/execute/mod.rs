@@ -29,8 +29,10 @@ use tracing::Instrument;
 use crate::config::{GatewayConfig, SubgraphPolicy};
 use crate::error::{GatewayError, GraphQLError, PathSegment};
 use crate::introspection::{IntrospectionOptions, SchemaIntrospection};
+use crate::metrics::{FetchOutcome, SubgraphMetrics};
 use crate::operation::PreparedOperation;
 use data::{Map as DataMap, Value as Data};
+pub(crate) use fetch::CircuitState;
 use fetch::{FetchError, Fetched, SubgraphClient};
 
 pub(crate) use merge::introspection_error;
@@ -48,6 +50,8 @@ pub struct ExecutorOptions {
     pub dedupe: bool,
     /// Whether `__schema` / `__type` are answered.
     pub introspection: bool,
+    /// Where the per-subgraph series are registered.
+    pub metrics: switchyard_telemetry::metrics::MetricsRegistry,
 }
 
 impl Default for ExecutorOptions {
@@ -57,8 +61,18 @@ impl Default for ExecutorOptions {
             subgraph_policies: HashMap::new(),
             dedupe: true,
             introspection: true,
+            metrics: switchyard_telemetry::metrics::MetricsRegistry::new(),
         }
     }
+}
+
+/// One subgraph as monitoring sees it.
+pub(crate) struct SubgraphState<'a> {
+    pub(crate) name: &'a str,
+    pub(crate) url: &'a Uri,
+    pub(crate) metrics: &'a SubgraphMetrics,
+    pub(crate) circuit: fetch::CircuitState,
+    pub(crate) inflight: usize,
 }
 
 /// One subgraph the executor can send requests to.
@@ -75,6 +89,8 @@ pub struct Executor {
     client: SubgraphClient,
     dedupe: bool,
     introspection: SchemaIntrospection,
+    /// Per subgraph, indexed like `endpoints`.
+    subgraph_metrics: Vec<Arc<SubgraphMetrics>>,
 }
 
 impl std::fmt::Debug for Executor {
@@ -165,13 +181,20 @@ impl Executor {
                 ..IntrospectionOptions::default()
             },
         );
+        let names: Vec<String> = subgraphs.iter().map(|(name, _)| name.clone()).collect();
+        let subgraph_metrics = crate::metrics::subgraph_metrics(&options.metrics, &names);
+        let collapsed: Vec<_> = subgraph_metrics
+            .iter()
+            .map(|m| m.collapsed.clone())
+            .collect();
         Ok(Self {
             introspection,
             schema,
             endpoints,
             by_name,
-            client: SubgraphClient::new(&policies),
+            client: SubgraphClient::new(&policies, &collapsed),
             dedupe: options.dedupe,
+            subgraph_metrics,
         })
     }
 
@@ -252,6 +275,19 @@ impl Executor {
         variables: &Map<String, Value>,
         headers: &[(HeaderName, HeaderValue)],
     ) -> Vec<u8> {
+        self.execute_counting_errors(operation, variables, headers)
+            .await
+            .0
+    }
+
+    /// Like [`Executor::execute`], also saying how many errors the response carries (for the
+    /// request metrics' outcome).
+    pub(crate) async fn execute_counting_errors(
+        &self,
+        operation: &PreparedOperation,
+        variables: &Map<String, Value>,
+        headers: &[(HeaderName, HeaderValue)],
+    ) -> (Vec<u8>, usize) {
         let run = Run {
             executor: self,
             data: Mutex::new(Data::Object(DataMap::new())),
@@ -278,11 +314,28 @@ impl Executor {
         // like what the subgraphs sent.
         let last = operation.response_size.load(Ordering::Relaxed);
         let capacity = last.max(bytes_in.into_inner()).clamp(1024, 8 << 20);
+        let error_count = errors.len();
         let response = write_response(&self.schema, operation, variables, &data, errors, capacity);
         operation
             .response_size
             .store(response.len() + response.len() / 8, Ordering::Relaxed);
-        response
+        (response, error_count)
+    }
+
+    /// Subgraph names with their metrics and live state, for `/metrics` and the status view.
+    pub(crate) fn subgraph_states(&self) -> Vec<SubgraphState<'_>> {
+        let mut names: Vec<(&String, &usize)> = self.by_name.iter().collect();
+        names.sort();
+        names
+            .into_iter()
+            .map(|(name, &index)| SubgraphState {
+                name,
+                url: &self.endpoints[index].uri,
+                metrics: &self.subgraph_metrics[index],
+                circuit: self.client.circuit(index),
+                inflight: self.client.inflight(index),
+            })
+            .collect()
     }
 }
 
@@ -450,7 +503,8 @@ impl<'a> Run<'a> {
             ))));
         };
         let endpoint = &self.executor.endpoints[service];
-        let fetched = self
+        let started = std::time::Instant::now();
+        let result = self
             .executor
             .client
             .fetch(
@@ -460,7 +514,15 @@ impl<'a> Run<'a> {
                 self.headers,
                 fetch.collapsible,
             )
-            .await?;
+            .await;
+        let outcome = match &result {
+            Ok(_) => FetchOutcome::Ok,
+            Err(FetchError::Failed(_)) => FetchOutcome::Failed,
+            Err(FetchError::CircuitOpen(_)) => FetchOutcome::CircuitOpen,
+            Err(FetchError::Overloaded(_)) => FetchOutcome::Overloaded,
+        };
+        self.executor.subgraph_metrics[service].record(started, outcome);
+        let fetched = result?;
         self.bytes_in.fetch_add(fetched.bytes, Ordering::Relaxed);
         Ok(fetched)
     }

@@ -12,6 +12,11 @@ use switchyard_subgraph_kit::ConfigLoader;
 pub struct Config {
     /// Address to serve `/graphql`, `/health` and `/ready` on.
     pub listen: SocketAddr,
+    /// Address of the metrics listener (`/metrics`, `/status`), apart from the GraphQL port;
+    /// `None` / `off` (the default for a lone service; `switchyard dev` picks a free port)
+    /// serves no metrics listener.
+    #[serde(deserialize_with = "switchyard_subgraph_kit::metrics::deserialize_listen")]
+    pub metrics_listen: Option<SocketAddr>,
     /// Where embedded stores live (`analytics.db` when no `database_url` is set).
     pub data_dir: PathBuf,
     /// `postgres://…` to use PostgreSQL; `None` uses SQLite under `data_dir`.
@@ -31,6 +36,7 @@ impl Default for Config {
     fn default() -> Self {
         Config {
             listen: SocketAddr::from(([127, 0, 0, 1], 4105)),
+            metrics_listen: None,
             data_dir: PathBuf::from("data/analytics"),
             database_url: None,
             redis_url: None,

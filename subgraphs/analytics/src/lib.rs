@@ -21,7 +21,7 @@ use std::time::Duration;
 use anyhow::Context as _;
 use switchyard_subgraph_kit::events::outbox;
 use switchyard_subgraph_kit::server::{self, ReadinessCheck};
-use switchyard_subgraph_kit::{db, EventBus, EventConsumer};
+use switchyard_subgraph_kit::{db, EventBus, EventConsumer, ServiceMetrics};
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 
@@ -103,17 +103,31 @@ impl Service {
             .subscribe_as(CONSUMER_GROUP, &member)
             .await
             .context("joining the analytics consumer group")?;
-        let consumer_task = tokio::spawn(consumer(&self.store).run(subscription, shutdown.clone()));
+        let metrics = ServiceMetrics::new("analytics");
+        metrics.watch_database(self.store.pool().clone());
+        metrics.watch_consumer(self.bus.clone(), CONSUMER_GROUP);
+        let metrics_task =
+            server::serve_metrics(self.config.metrics_listen, &metrics, shutdown.clone())
+                .await
+                .context("starting the analytics metrics listener")?;
+        let consumer_task = tokio::spawn(
+            consumer(&self.store)
+                .metrics(&metrics)
+                .run(subscription, shutdown.clone()),
+        );
         let prune_task = tokio::spawn(prune_processed(self.store.clone(), shutdown.clone()));
 
         let readiness: Vec<Arc<dyn ReadinessCheck>> = vec![
             Arc::new(self.store.pool().clone()),
             Arc::new(self.bus.clone()),
         ];
-        let router = server::router(self.schema.clone(), Arc::new(readiness));
+        let router = server::service_router(self.schema.clone(), Arc::new(readiness), &metrics);
         let served = server::serve(listener, router, shutdown.clone().cancelled_owned()).await;
         // Whatever ended serving, stop the background tasks too.
         shutdown.cancel();
+        if let Some(task) = metrics_task {
+            task.await.context("metrics listener task")?;
+        }
         consumer_task.await.context("event consumer task")?;
         prune_task.await.context("pruning task")?;
         self.store.pool().close().await;

@@ -17,6 +17,11 @@ use switchyard_subgraph_kit::ConfigLoader;
 pub struct Config {
     /// Where to listen (standalone default 127.0.0.1:4101).
     pub listen: SocketAddr,
+    /// Address of the metrics listener (`/metrics`, `/status`), apart from the GraphQL port;
+    /// `None` / `off` (the default for a lone service; `switchyard dev` picks a free port)
+    /// serves no metrics listener.
+    #[serde(deserialize_with = "switchyard_subgraph_kit::metrics::deserialize_listen")]
+    pub metrics_listen: Option<SocketAddr>,
     /// Embedded stores and generated secrets live here.
     pub data_dir: PathBuf,
     /// `None` → SQLite at `<data_dir>/auth.db`; `postgres://…` → PostgreSQL.
@@ -41,6 +46,7 @@ impl Default for Config {
     fn default() -> Self {
         Config {
             listen: SocketAddr::from(([127, 0, 0, 1], 4101)),
+            metrics_listen: None,
             data_dir: PathBuf::from("data/auth"),
             database_url: None,
             redis_url: None,

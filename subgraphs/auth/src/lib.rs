@@ -20,12 +20,13 @@ pub mod store;
 use std::sync::Arc;
 use std::time::Duration;
 
+use anyhow::Context as _;
 use axum::routing::get;
 use axum::Json;
 use sqlx::AnyPool;
 use switchyard_subgraph_kit::crypto::FieldCipher;
 use switchyard_subgraph_kit::events::OutboxRelay;
-use switchyard_subgraph_kit::{db, server, EventBus};
+use switchyard_subgraph_kit::{db, server, EventBus, ServiceMetrics};
 use tokio_util::sync::CancellationToken;
 
 pub use config::Config;
@@ -46,6 +47,8 @@ pub struct Service {
     relay: OutboxRelay,
     core: AuthCore,
     schema: AuthSchema,
+    bus: EventBus,
+    metrics_listen: Option<std::net::SocketAddr>,
 }
 
 impl Service {
@@ -55,9 +58,9 @@ impl Service {
         let pool = open_pool(&config).await?;
         let cipher = FieldCipher::load("AUTH", &config.data_dir)?;
         let keys = SigningKeys::load(&config.data_dir, |name| std::env::var(name).ok())?;
-        let relay = OutboxRelay::new(pool.clone(), bus).poll_interval(Duration::from_millis(
-            config.outbox_poll_interval_ms.max(10),
-        ));
+        let relay = OutboxRelay::new(pool.clone(), bus.clone()).poll_interval(
+            Duration::from_millis(config.outbox_poll_interval_ms.max(10)),
+        );
         let core = AuthCore::new(
             pool.clone(),
             cipher,
@@ -76,6 +79,8 @@ impl Service {
             relay,
             core,
             schema,
+            bus,
+            metrics_listen: config.metrics_listen,
         })
     }
 
@@ -101,24 +106,38 @@ impl Service {
         listener: tokio::net::TcpListener,
         shutdown: CancellationToken,
     ) -> anyhow::Result<()> {
-        let relay_task = self.relay.spawn(shutdown.clone());
+        let metrics = ServiceMetrics::new("auth");
+        metrics.watch_database(self.pool.clone());
+        metrics.watch_outbox(self.pool.clone());
+        metrics.watch_event_bus(self.bus.clone());
+        let metrics_task = server::serve_metrics(self.metrics_listen, &metrics, shutdown.clone())
+            .await
+            .context("starting the auth metrics listener")?;
+        let relay_task = self.relay.clone().metrics(&metrics).spawn(shutdown.clone());
         let prune_task = tokio::spawn(prune_refresh_tokens(self.pool.clone(), shutdown.clone()));
         let jwks = Arc::new(self.jwks());
-        let router = server::router(self.schema.clone(), Arc::new(self.pool.clone())).route(
-            "/.well-known/jwks.json",
-            get(move || {
-                let jwks = jwks.clone();
-                async move {
-                    (
-                        [(axum::http::header::CACHE_CONTROL, "public, max-age=300")],
-                        Json((*jwks).clone()),
-                    )
-                }
-            }),
-        );
-        server::serve(listener, router, shutdown.clone().cancelled_owned()).await?;
+        let router =
+            server::service_router(self.schema.clone(), Arc::new(self.pool.clone()), &metrics)
+                .route(
+                    "/.well-known/jwks.json",
+                    get(move || {
+                        let jwks = jwks.clone();
+                        async move {
+                            (
+                                [(axum::http::header::CACHE_CONTROL, "public, max-age=300")],
+                                Json((*jwks).clone()),
+                            )
+                        }
+                    }),
+                );
+        let served = server::serve(listener, router, shutdown.clone().cancelled_owned()).await;
+        shutdown.cancel();
         relay_task.await?;
         prune_task.await?;
+        if let Some(task) = metrics_task {
+            task.await?;
+        }
+        served?;
         // Events committed by the last requests would otherwise wait for the next start.
         if let Err(e) = tokio::time::timeout(Duration::from_secs(5), self.relay.relay_once()).await
         {

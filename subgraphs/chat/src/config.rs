@@ -13,6 +13,11 @@ use switchyard_subgraph_kit::ConfigLoader;
 pub struct Config {
     /// Address to serve `/graphql`, `/health` and `/ready` on.
     pub listen: SocketAddr,
+    /// Address of the metrics listener (`/metrics`, `/status`), apart from the GraphQL port;
+    /// `None` / `off` (the default for a lone service; `switchyard dev` picks a free port)
+    /// serves no metrics listener.
+    #[serde(deserialize_with = "switchyard_subgraph_kit::metrics::deserialize_listen")]
+    pub metrics_listen: Option<SocketAddr>,
     /// Where embedded stores live: `chat.db` (SQLite) and `secrets/` (generated data keys).
     pub data_dir: PathBuf,
     /// `postgres://…` selects PostgreSQL; unset means SQLite in `data_dir`.
@@ -30,6 +35,7 @@ impl Default for Config {
     fn default() -> Self {
         Config {
             listen: SocketAddr::from(([127, 0, 0, 1], 4104)),
+            metrics_listen: None,
             data_dir: PathBuf::from("data/chat"),
             database_url: None,
             redis_url: None,

@@ -21,7 +21,7 @@ use switchyard_subgraph_kit::auth::JwtVerifier;
 use switchyard_subgraph_kit::crypto::FieldCipher;
 use switchyard_subgraph_kit::events::{EventConsumer, OutboxRelay};
 use switchyard_subgraph_kit::server::{self, ReadinessCheck};
-use switchyard_subgraph_kit::{db, EventBus};
+use switchyard_subgraph_kit::{db, EventBus, ServiceMetrics};
 use tokio_util::sync::CancellationToken;
 
 pub use config::Config;
@@ -39,6 +39,7 @@ pub struct Service {
     schema: ChatSchema,
     state: ChatState,
     bus: EventBus,
+    metrics_listen: Option<std::net::SocketAddr>,
 }
 
 impl Service {
@@ -79,7 +80,12 @@ impl Service {
             shutdown: CancellationToken::new(),
         };
         let schema = build_schema(Some(state.clone()), Some(verifier));
-        Ok(Service { schema, state, bus })
+        Ok(Service {
+            schema,
+            state,
+            bus,
+            metrics_listen: config.metrics_listen,
+        })
     }
 
     /// The executable schema (to run operations in-process).
@@ -105,13 +111,26 @@ impl Service {
             .subscribe(consumers::CONSUMER_GROUP)
             .await
             .context("cannot subscribe to the event bus")?;
+        let metrics = ServiceMetrics::new("chat");
+        metrics.watch_database(self.state.store.pool().clone());
+        metrics.watch_outbox(self.state.store.pool().clone());
+        metrics.watch_consumer(self.bus.clone(), consumers::CONSUMER_GROUP);
+        let metrics_task = server::serve_metrics(self.metrics_listen, &metrics, shutdown.clone())
+            .await
+            .context("starting the chat metrics listener")?;
         let consumer = EventConsumer::new(
             self.state.store.pool().clone(),
             consumers::CONSUMER_GROUP,
             consumers::ChatEvents,
-        );
+        )
+        .metrics(&metrics);
         let consumer = tokio::spawn(consumer.run(subscription, shutdown.clone()));
-        let relay = self.state.relay.spawn(shutdown.clone());
+        let relay = self
+            .state
+            .relay
+            .clone()
+            .metrics(&metrics)
+            .spawn(shutdown.clone());
         let subscriptions = self.state.shutdown.clone();
         let stop = shutdown.clone();
         tokio::spawn(async move {
@@ -122,10 +141,15 @@ impl Service {
             Arc::new(self.state.store.pool().clone()),
             Arc::new(self.bus.clone()),
         ];
-        let router = server::router(self.schema, Arc::new(checks));
-        server::serve(listener, router, shutdown.clone().cancelled_owned()).await?;
+        let router = server::service_router(self.schema, Arc::new(checks), &metrics);
+        let served = server::serve(listener, router, shutdown.clone().cancelled_owned()).await;
+        shutdown.cancel();
         relay.await?;
         consumer.await?;
+        if let Some(task) = metrics_task {
+            task.await?;
+        }
+        served?;
         Ok(())
     }
 }

@@ -22,7 +22,7 @@ use std::sync::Arc;
 use anyhow::Context as _;
 use switchyard_subgraph_kit::auth::JwtVerifier;
 use switchyard_subgraph_kit::server::{self, ReadinessCheck};
-use switchyard_subgraph_kit::{EventBus, EventConsumer, OutboxRelay};
+use switchyard_subgraph_kit::{EventBus, EventConsumer, OutboxRelay, ServiceMetrics};
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 
@@ -44,6 +44,7 @@ pub struct Service {
     bus: EventBus,
     relay: OutboxRelay,
     schema: ContentSchema,
+    metrics_listen: Option<std::net::SocketAddr>,
 }
 
 impl Service {
@@ -94,6 +95,7 @@ impl Service {
             bus,
             relay,
             schema,
+            metrics_listen: config.metrics_listen,
         })
     }
 
@@ -124,7 +126,15 @@ impl Service {
         listener: TcpListener,
         shutdown: CancellationToken,
     ) -> anyhow::Result<()> {
-        let relay = self.relay.spawn(shutdown.clone());
+        let metrics = ServiceMetrics::new("content");
+        metrics.watch_database(self.store.pool().clone());
+        metrics.watch_outbox(self.store.pool().clone());
+        metrics.watch_consumer(self.bus.clone(), consumer::GROUP);
+        watch_search_index(&metrics, self.store.clone(), self.index.clone());
+        let metrics_task = server::serve_metrics(self.metrics_listen, &metrics, shutdown.clone())
+            .await
+            .context("starting the content metrics listener")?;
+        let relay = self.relay.clone().metrics(&metrics).spawn(shutdown.clone());
         let indexer = tokio::spawn(self.indexer().run(shutdown.clone()));
         let subscription = self.bus.subscribe(consumer::GROUP).await?;
         let consumer = tokio::spawn(
@@ -133,19 +143,75 @@ impl Service {
                 consumer::GROUP,
                 consumer::ContentEvents,
             )
+            .metrics(&metrics)
             .run(subscription, shutdown.clone()),
         );
         let readiness: Vec<Arc<dyn ReadinessCheck>> = vec![
             Arc::new(self.store.pool().clone()),
             Arc::new(self.bus.clone()),
         ];
-        let router = server::router(self.schema.clone(), Arc::new(readiness));
+        let router = server::service_router(self.schema.clone(), Arc::new(readiness), &metrics);
         let served = server::serve(listener, router, shutdown.clone().cancelled_owned()).await;
         // The server also stops on its own errors: stop the background work either way.
         shutdown.cancel();
         let _ = tokio::join!(relay, indexer, consumer);
+        if let Some(task) = metrics_task {
+            let _ = task.await;
+        }
         served.context("content server failed")
     }
+}
+
+/// Rows waiting in the index queue before the search index is reported degraded.
+pub const INDEX_QUEUE_DEGRADED: i64 = 1_000;
+
+/// The search index's gauges and status line: changes waiting in the index queue, documents
+/// indexed.
+fn watch_search_index(metrics: &ServiceMetrics, store: Store, index: Arc<SearchIndex>) {
+    use switchyard_subgraph_kit::{Check, Level};
+    let queue = metrics.registry().gauge(
+        "switchyard_search_index_queue_depth",
+        "Post changes committed to the database but not yet applied to the search index.",
+    );
+    let documents = metrics.registry().gauge(
+        "switchyard_search_index_documents",
+        "Documents in the search index.",
+    );
+    metrics.add_probe_fn(move || {
+        let (store, index, queue, documents) = (
+            store.clone(),
+            index.clone(),
+            queue.clone(),
+            documents.clone(),
+        );
+        async move {
+            let docs = index.document_count();
+            documents.set(i64::try_from(docs).unwrap_or(i64::MAX));
+            match store.index_backlog().await {
+                Ok(depth) => {
+                    queue.set(depth);
+                    let status = if depth >= INDEX_QUEUE_DEGRADED {
+                        Level::Degraded
+                    } else {
+                        Level::Ok
+                    };
+                    let detail = if depth == 0 {
+                        format!("up to date, {docs} documents")
+                    } else {
+                        format!("{depth} changes waiting, {docs} documents")
+                    };
+                    vec![Check::new("search index", status, detail)
+                        .value("queue", depth as f64)
+                        .value("documents", docs as f64)]
+                }
+                Err(e) => vec![Check::new(
+                    "search index",
+                    Level::Down,
+                    format!("cannot read the index queue: {e}"),
+                )],
+            }
+        }
+    });
 }
 
 /// Opens the store and the index for `config` (shared by the service and `reindex`).

@@ -402,6 +402,11 @@ impl SearchIndex {
         self.commit(&mut writer, position)
     }
 
+    /// How many documents the index holds (as of the last reload).
+    pub fn document_count(&self) -> u64 {
+        self.reader.searcher().num_docs()
+    }
+
     /// The queue position recorded by the last commit, if any.
     pub fn applied_position(&self) -> Result<Option<i64>, SearchError> {
         let metas = self.index.load_metas()?;

@@ -8,6 +8,8 @@
 //!   and graceful shutdown.
 //! - [`config`]: typed config from defaults + file + environment.
 //! - [`telemetry`]: tracing init with `RUST_LOG` filters and optional JSON.
+//! - [`metrics`]: each service's Prometheus series and `/status` report (database, outbox
+//!   backlog, consumer lag, the store's own gauges), served apart from the GraphQL port.
 //! - [`schema`]: the federation SDL for `--print-schema` and the shared CLI flags.
 //! - [`db`]: SQLite/PostgreSQL pools behind `sqlx::Any`.
 //! - [`auth`]: who is calling — access-token (JWT EdDSA) verification against the auth
@@ -100,6 +102,7 @@ pub mod config;
 pub mod crypto;
 pub mod db;
 pub mod events;
+pub mod metrics;
 pub mod pagination;
 pub mod schema;
 pub mod server;
@@ -108,11 +111,13 @@ pub mod testing;
 
 pub use config::{ConfigError, ConfigLoader};
 pub use events::{
-    process_event, Delivery, Event, EventBus, EventConsumer, EventError, EventHandler, OutboxRelay,
-    Processed, Subscription,
+    process_event, Delivery, Event, EventBus, EventConsumer, EventError, EventHandler, GroupLag,
+    OutboxRelay, Processed, Subscription,
 };
+pub use metrics::{Check, Level, ServiceMetrics, StatusReport};
 pub use schema::{federation_sdl, SubgraphArgs};
 pub use server::{
-    router, serve, shutdown_on_signal, shutdown_signal, AlwaysReady, NotReady, ReadinessCheck,
+    router, serve, service_router, shutdown_on_signal, shutdown_signal, AlwaysReady, NotReady,
+    ReadinessCheck,
 };
 pub use telemetry::init_tracing;

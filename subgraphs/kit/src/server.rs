@@ -37,6 +37,7 @@ use tokio_util::sync::CancellationToken;
 
 use crate::auth::BearerToken;
 use crate::events::EventBus;
+use crate::metrics::{Level, ServiceMetrics};
 
 /// Why a service is not ready.
 #[derive(Debug, Clone, thiserror::Error)]
@@ -93,21 +94,109 @@ impl ReadinessCheck for Vec<Arc<dyn ReadinessCheck>> {
     }
 }
 
-/// The subgraph router: `/graphql`, `/health`, `/ready`. Add service-specific routes or layers
+/// The subgraph router: `/graphql`, `/health`, `/ready`, `/status`, measuring into a fresh
+/// [`ServiceMetrics`] that nothing serves. Services use [`service_router`] so their metrics are
+/// seen.
+pub fn router<E: Executor>(executor: E, readiness: Arc<dyn ReadinessCheck>) -> Router {
+    service_router(executor, readiness, &ServiceMetrics::new("subgraph"))
+}
+
+/// The subgraph router: `/graphql`, `/health`, `/ready`, and `/status` (the service's
+/// [`StatusReport`] as JSON, what the gateway's status view shows; 503 when a check is down).
+/// GraphQL requests are counted and timed in `metrics`. Add service-specific routes or layers
 /// to the returned router as needed.
 ///
 /// Every GraphQL request carries the caller's [`BearerToken`] in its data when one was sent: from
 /// the `Authorization: Bearer …` header (POST, GET, and the WebSocket upgrade request), or from
 /// the WebSocket `connection_init` payload (`Authorization`/`authorization` key), which wins
 /// because browsers cannot set headers on WebSocket upgrades.
-pub fn router<E: Executor>(executor: E, readiness: Arc<dyn ReadinessCheck>) -> Router {
+pub fn service_router<E: Executor>(
+    executor: E,
+    readiness: Arc<dyn ReadinessCheck>,
+    metrics: &ServiceMetrics,
+) -> Router {
+    let state = GraphqlState {
+        executor,
+        metrics: metrics.clone(),
+    };
     Router::new()
         .route(
             "/graphql",
-            get(graphql::<E>).post(graphql::<E>).with_state(executor),
+            get(graphql::<E>).post(graphql::<E>).with_state(state),
         )
         .route("/health", get(|| async { "ok" }))
         .route("/ready", get(ready).with_state(readiness))
+        .route("/status", get(status).with_state(metrics.clone()))
+}
+
+#[derive(Clone)]
+struct GraphqlState<E> {
+    executor: E,
+    metrics: ServiceMetrics,
+}
+
+async fn status(State(metrics): State<ServiceMetrics>) -> Response {
+    let report = metrics.report().await;
+    let code = if report.status == Level::Down {
+        StatusCode::SERVICE_UNAVAILABLE
+    } else {
+        StatusCode::OK
+    };
+    (code, axum::Json(report)).into_response()
+}
+
+async fn scrape(State(metrics): State<ServiceMetrics>) -> Response {
+    (
+        [(
+            header::CONTENT_TYPE,
+            switchyard_telemetry::metrics::TEXT_CONTENT_TYPE,
+        )],
+        metrics.scrape().await,
+    )
+        .into_response()
+}
+
+/// The metrics listener's routes: `/metrics` (Prometheus text) and `/status`.
+pub fn metrics_router(metrics: &ServiceMetrics) -> Router {
+    Router::new()
+        .route("/metrics", get(scrape))
+        .route("/status", get(status))
+        .with_state(metrics.clone())
+}
+
+/// Binds `addr` (when set) and serves [`metrics_router`] there until `shutdown`; the bound
+/// address is recorded in `metrics` for the status report. Returns the serving task.
+pub async fn serve_metrics(
+    addr: Option<SocketAddr>,
+    metrics: &ServiceMetrics,
+    shutdown: CancellationToken,
+) -> std::io::Result<Option<tokio::task::JoinHandle<()>>> {
+    let Some(addr) = addr else {
+        return Ok(None);
+    };
+    let listener = TcpListener::bind(addr).await.map_err(|e| {
+        std::io::Error::new(
+            e.kind(),
+            format!(
+                "metrics listener on {addr}: {e} (set metrics_listen to another address, or `off`)"
+            ),
+        )
+    })?;
+    let bound = listener.local_addr()?;
+    metrics.set_metrics_address(bound);
+    tracing::info!(
+        service = metrics.service(),
+        "metrics on http://{bound}/metrics"
+    );
+    let router = metrics_router(metrics);
+    Ok(Some(tokio::spawn(async move {
+        let served = axum::serve(listener, router)
+            .with_graceful_shutdown(shutdown.cancelled_owned())
+            .await;
+        if let Err(e) = served {
+            tracing::warn!(error = %e, "metrics listener failed");
+        }
+    })))
 }
 
 fn bearer_from_headers(headers: &HeaderMap) -> Option<BearerToken> {
@@ -117,7 +206,8 @@ fn bearer_from_headers(headers: &HeaderMap) -> Option<BearerToken> {
         .and_then(BearerToken::from_header_value)
 }
 
-async fn graphql<E: Executor>(State(executor): State<E>, request: Request) -> Response {
+async fn graphql<E: Executor>(State(state): State<GraphqlState<E>>, request: Request) -> Response {
+    let executor = state.executor;
     let wants_websocket = request
         .headers()
         .get(header::UPGRADE)
@@ -161,7 +251,10 @@ async fn graphql<E: Executor>(State(executor): State<E>, request: Request) -> Re
     if let Some(token) = token {
         batch = batch.data(token);
     }
-    GraphQLResponse(executor.execute_batch(batch).await).into_response()
+    let started = std::time::Instant::now();
+    let response = executor.execute_batch(batch).await;
+    state.metrics.record_request(started, !response.is_ok());
+    GraphQLResponse(response).into_response()
 }
 
 async fn websocket<E: Executor>(

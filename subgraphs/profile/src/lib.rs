@@ -27,7 +27,7 @@ use sqlx::AnyPool;
 use switchyard_subgraph_kit::auth::JwtVerifier;
 use switchyard_subgraph_kit::events::outbox;
 use switchyard_subgraph_kit::server::{self, NotReady, ReadinessCheck};
-use switchyard_subgraph_kit::{db, EventBus, EventConsumer, OutboxRelay};
+use switchyard_subgraph_kit::{db, EventBus, EventConsumer, OutboxRelay, ServiceMetrics};
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 
@@ -195,10 +195,20 @@ impl Service {
             .subscribe_as(CONSUMER_GROUP, &member)
             .await
             .context("joining the profile consumer group")?;
+        let metrics = ServiceMetrics::new("profile");
+        metrics.watch_database(self.pool.clone());
+        metrics.watch_outbox(self.pool.clone());
+        metrics.watch_consumer(self.bus.clone(), CONSUMER_GROUP);
+        let metrics_task =
+            server::serve_metrics(self.config.metrics_listen, &metrics, shutdown.clone())
+                .await
+                .context("starting the profile metrics listener")?;
         let consumer_task = tokio::spawn(
-            consumer(self.pool.clone(), self.store.clone()).run(subscription, shutdown.clone()),
+            consumer(self.pool.clone(), self.store.clone())
+                .metrics(&metrics)
+                .run(subscription, shutdown.clone()),
         );
-        let relay_task = self.relay.spawn(shutdown.clone());
+        let relay_task = self.relay.clone().metrics(&metrics).spawn(shutdown.clone());
         let prune_task = tokio::spawn(prune(self.pool.clone(), shutdown.clone()));
         let hand_over_task = tokio::spawn(hand_over_events(
             self.store.clone(),
@@ -210,9 +220,12 @@ impl Service {
             Arc::new(StoreReady(self.store.clone())),
             Arc::new(self.bus.clone()),
         ];
-        let router = server::router(self.schema.clone(), Arc::new(readiness));
+        let router = server::service_router(self.schema.clone(), Arc::new(readiness), &metrics);
         let served = server::serve(listener, router, shutdown.clone().cancelled_owned()).await;
         shutdown.cancel();
+        if let Some(task) = metrics_task {
+            task.await.context("metrics listener task")?;
+        }
         consumer_task.await.context("event consumer task")?;
         relay_task.await.context("outbox relay task")?;
         prune_task.await.context("pruning task")?;

@@ -76,6 +76,7 @@ pub struct EventConsumer<H> {
     batch_size: usize,
     wait: Duration,
     retry_backoff: Duration,
+    metrics: Option<crate::metrics::ConsumerMetrics>,
 }
 
 impl<H: EventHandler> EventConsumer<H> {
@@ -88,7 +89,14 @@ impl<H: EventHandler> EventConsumer<H> {
             batch_size: 64,
             wait: Duration::from_secs(1),
             retry_backoff: Duration::from_millis(500),
+            metrics: None,
         }
+    }
+
+    /// Counts handled, duplicate and failed events in `metrics` (under this consumer's group).
+    pub fn metrics(mut self, metrics: &crate::metrics::ServiceMetrics) -> Self {
+        self.metrics = Some(metrics.consumer(&self.group));
+        self
     }
 
     /// Sets the maximum batch size.
@@ -121,7 +129,15 @@ impl<H: EventHandler> EventConsumer<H> {
         let batch = subscription.next_batch(self.batch_size, self.wait).await?;
         let mut handled = 0;
         for delivery in &batch {
-            match process_event(&self.pool, &self.group, &delivery.event, &self.handler).await {
+            let result =
+                process_event(&self.pool, &self.group, &delivery.event, &self.handler).await;
+            if let Some(metrics) = &self.metrics {
+                match &result {
+                    Ok(outcome) => metrics.record(Some(*outcome == Processed::Handled), false),
+                    Err(e) => metrics.record(None, matches!(e, EventError::Database(_))),
+                }
+            }
+            match result {
                 Ok(outcome) => {
                     subscription.ack(delivery).await?;
                     if outcome == Processed::Handled {

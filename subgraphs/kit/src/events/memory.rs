@@ -95,6 +95,18 @@ impl InProcessBus {
         self.shared.notify.notify_waiters();
     }
 
+    /// How far `group` is behind: events not yet handed to it, and events handed out but not
+    /// acknowledged. `None` when the group has never subscribed.
+    pub fn group_lag(&self, group: &str) -> Option<super::GroupLag> {
+        let state = self.shared.lock();
+        let g = state.groups.get(group)?;
+        let end = state.base + state.events.len() as u64;
+        Some(super::GroupLag {
+            lag: end.saturating_sub(g.cursor) + g.redeliver.len() as u64,
+            pending: g.pending.len() as u64,
+        })
+    }
+
     /// Joins `group` as a new member.
     ///
     /// A group that does not exist yet starts at the oldest retained event, so events relayed

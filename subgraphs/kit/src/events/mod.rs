@@ -206,6 +206,14 @@ impl EventBus {
         }
     }
 
+    /// How far `group` is behind; `None` when the group does not exist (yet).
+    pub async fn group_lag(&self, group: &str) -> Result<Option<GroupLag>, EventError> {
+        match self {
+            EventBus::InProcess(bus) => Ok(bus.group_lag(group)),
+            EventBus::Redis(bus) => bus.group_lag(group).await,
+        }
+    }
+
     /// Whether the bus can be reached (for `/ready`).
     pub async fn ping(&self) -> Result<(), EventError> {
         match self {
@@ -213,6 +221,15 @@ impl EventBus {
             EventBus::Redis(bus) => bus.ping().await,
         }
     }
+}
+
+/// How far a consumer group is behind the bus.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct GroupLag {
+    /// Events published but not yet handed to any member of the group.
+    pub lag: u64,
+    /// Events handed to a member and not yet acknowledged.
+    pub pending: u64,
 }
 
 /// A consumer group membership: pull batches, acknowledge what was processed.

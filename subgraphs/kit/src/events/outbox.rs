@@ -176,6 +176,7 @@ pub struct OutboxRelay {
     poll_interval: Duration,
     replay_window: Duration,
     wake: Arc<Notify>,
+    metrics: Option<crate::metrics::OutboxMetrics>,
 }
 
 /// How far back [`OutboxRelay::run`] republishes on an in-process bus at start (see
@@ -197,6 +198,7 @@ impl OutboxRelay {
             poll_interval: Duration::from_millis(500),
             replay_window,
             wake: Arc::new(Notify::new()),
+            metrics: None,
         }
     }
 
@@ -245,6 +247,12 @@ impl OutboxRelay {
             self.bus.publish_batch(&events).await?;
             replayed += events.len();
         }
+    }
+
+    /// Counts published events and failed passes in `metrics`.
+    pub fn metrics(mut self, metrics: &crate::metrics::ServiceMetrics) -> Self {
+        self.metrics = Some(metrics.outbox());
+        self
     }
 
     /// Sets how many rows one pass reads (1..=1000; each is a bind parameter when marking).
@@ -324,8 +332,16 @@ impl OutboxRelay {
         }
         loop {
             let full_batch = match self.relay_once().await {
-                Ok(n) => n == self.batch_size,
+                Ok(n) => {
+                    if let Some(metrics) = &self.metrics {
+                        metrics.published(n);
+                    }
+                    n == self.batch_size
+                }
                 Err(e) => {
+                    if let Some(metrics) = &self.metrics {
+                        metrics.failed(matches!(e, EventError::Database(_)));
+                    }
                     tracing::warn!(error = %e, "outbox relay pass failed; retrying");
                     false
                 }

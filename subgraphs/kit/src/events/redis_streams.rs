@@ -189,6 +189,40 @@ impl RedisBus {
         Ok(subscription)
     }
 
+    /// How far `group` is behind (`XINFO GROUPS`): entries not yet delivered to it (Redis 7's
+    /// `lag`; when Redis cannot tell, entries-added minus entries-read is not knowable either
+    /// and it is reported as 0) and entries delivered but not acknowledged. `None` when the
+    /// group or the stream does not exist.
+    pub async fn group_lag(&self, group: &str) -> Result<Option<super::GroupLag>, EventError> {
+        let mut cmd = redis::cmd("XINFO");
+        cmd.arg("GROUPS").arg(self.stream());
+        let groups: Vec<std::collections::HashMap<String, redis::Value>> = match self
+            .query(&cmd)
+            .await
+        {
+            Ok(groups) => groups,
+            // No such key: nothing was ever published or subscribed.
+            Err(EventError::Redis(e)) if e.to_string().contains("no such key") => return Ok(None),
+            Err(e) => return Err(e),
+        };
+        let number = |info: &std::collections::HashMap<String, redis::Value>, key: &str| {
+            info.get(key)
+                .and_then(|v| redis::from_redis_value_ref::<Option<i64>>(v).ok().flatten())
+                .map_or(0, |n| u64::try_from(n).unwrap_or(0))
+        };
+        Ok(groups
+            .iter()
+            .find(|info| {
+                info.get("name")
+                    .and_then(|v| redis::from_redis_value_ref::<String>(v).ok())
+                    .is_some_and(|name| name == group)
+            })
+            .map(|info| super::GroupLag {
+                lag: number(info, "lag"),
+                pending: number(info, "pending"),
+            }))
+    }
+
     /// `PING`.
     pub async fn ping(&self) -> Result<(), EventError> {
         let _: String = self.query(&redis::cmd("PING")).await?;
