@@ -526,8 +526,14 @@ impl Gateway {
         operation_name: Option<&str>,
     ) -> Result<Arc<PreparedOperation>, PrepareError> {
         let (hash, flight) = match self.inner.cache.lookup(query, operation_name) {
-            plan_cache::Lookup::Hit(prepared) => return Ok(prepared),
-            plan_cache::Lookup::Miss { hash, flight } => (hash, flight),
+            plan_cache::Lookup::Hit(prepared) => {
+                self.inner.metrics.plan_cache_hits.inc();
+                return Ok(prepared);
+            }
+            plan_cache::Lookup::Miss { hash, flight } => {
+                self.inner.metrics.plan_cache_misses.inc();
+                (hash, flight)
+            }
         };
         let mut leader = false;
         let result = flight
