@@ -12,7 +12,8 @@
 //! Features drawn per shape: entities with one or two keys (some subgraphs know an entity by its
 //! second key only), fields spread over subgraphs (including `@shareable` copies whose
 //! nullability differs per subgraph, and fields named `code` in several entities whose type
-//! differs per subgraph), value types shared by several subgraphs, interfaces (with an extra
+//! differs per subgraph), value types shared by several subgraphs (some with a field referring to
+//! an entity), interfaces (with an extra
 //! shared field) and unions with different member sets per subgraph, entity fields returning
 //! them, value types whose fields are spread over subgraphs, an enum with an `@inaccessible`
 //! value, `@requires` (plain and with a field argument), `@provides`, `@override`,
@@ -350,9 +351,19 @@ struct ValueType {
     name: String,
     /// Field name and scalar.
     fields: Vec<(String, Scalar)>,
-    /// Per subgraph using the type, the fields it declares (indices into `fields`): together the
-    /// resolvers of every field of this type cover all fields, so each is reachable.
+    /// Per subgraph using the type, the fields it declares (indices into `fields`, and
+    /// `fields.len()` for `reference`): together the resolvers of every field of this type cover
+    /// all fields, so each is reachable.
     declared: BTreeMap<usize, BTreeSet<usize>>,
+    /// A field `v<n>ref` referring to an entity (index into `World::entities`): entity jumps
+    /// from inside a value type.
+    reference: Option<usize>,
+}
+
+impl ValueType {
+    fn reference_name(&self) -> String {
+        format!("{}ref", self.name.to_lowercase())
+    }
 }
 
 #[derive(Debug, Clone)]
@@ -460,9 +471,16 @@ fn build_world(rng: &mut Rng, options: &Options) -> World {
                 })
                 .collect(),
             declared: BTreeMap::new(),
+            reference: None,
         })
         .collect();
     let n_ent = rng.range(1, options.max_entities.max(1));
+    for vt in &mut values {
+        if rng.chance(50) {
+            vt.reference = Some(rng.below(n_ent));
+            features.insert("value type referring to an entity");
+        }
+    }
     let mut entities: Vec<Entity> = (0..n_ent)
         .map(|e| {
             let owner = rng.below(n_sub);
@@ -728,7 +746,7 @@ fn build_world(rng: &mut Rng, options: &Options) -> World {
     // Value types: each subgraph declares a subset of the fields; the resolvers of every field of
     // that type together declare all of them.
     for (v, vt) in values.iter_mut().enumerate() {
-        let n = vt.fields.len();
+        let n = vt.fields.len() + usize::from(vt.reference.is_some());
         for ent in &entities {
             for f in ent.fields.iter().filter(|f| f.target == Target::Value(v)) {
                 let mut covered = BTreeSet::new();
@@ -753,6 +771,16 @@ fn build_world(rng: &mut Rng, options: &Options) -> World {
         }
         if vt.declared.values().any(|d| d.len() < n) {
             features.insert("value type fields spread over subgraphs");
+        }
+    }
+    // A subgraph declaring a value type's entity reference declares that entity (as a stub at least).
+    for vt in &values {
+        if let Some(t) = vt.reference {
+            for (s, declared) in &vt.declared {
+                if declared.contains(&vt.fields.len()) {
+                    entities[t].declared_in.insert(*s);
+                }
+            }
         }
     }
     // Some non-owner subgraphs know an entity with two keys by `sku` only.
@@ -969,6 +997,13 @@ fn field_value(w: &World, e: usize, i: usize, f: &Field) -> Value {
             let mut m = Map::new();
             for (name, s) in &vt.fields {
                 m.insert(name.clone(), scalar_value(*s, &ent.name, i, name));
+            }
+            if let Some(t) = vt.reference {
+                let target = &w.entities[t];
+                m.insert(
+                    vt.reference_name(),
+                    key_object(target, i % target.instances, false),
+                );
             }
             Value::Object(m)
         }
@@ -1187,6 +1222,10 @@ fn subgraph_sdl(w: &World, s: usize) -> String {
                 format!("  {n}: {}{}", sc.name(), if non_null { "!" } else { "" })
             })
             .collect();
+        let mut fields = fields;
+        if let (Some(t), true) = (vt.reference, declared.contains(&vt.fields.len())) {
+            fields.push(format!("  {}: {}", vt.reference_name(), w.entities[t].name));
+        }
         let _ = writeln!(
             out,
             "type {} @shareable {{\n{}\n}}\n",
@@ -1668,13 +1707,26 @@ fn alias(ctx: &mut Ctx, name: &str) -> Option<String> {
 }
 
 /// A non-empty subset of a value type's fields.
-fn value_fields(ctx: &mut Ctx, v: usize) -> Vec<Sel> {
-    let fields = &ctx.w.values[v].fields;
+fn value_fields(ctx: &mut Ctx, v: usize, depth: usize) -> Vec<Sel> {
+    let vt = &ctx.w.values[v];
+    let fields = &vt.fields;
     let mut out: Vec<Sel> = fields
         .iter()
         .filter(|_| ctx.rng.chance(70))
         .map(|(n, _)| Sel::leaf(n))
         .collect();
+    if let Some(t) = vt.reference {
+        if depth < ctx.max_depth && ctx.rng.chance(60) {
+            let sub = entity_selection(ctx, t, depth + 1);
+            out.push(Sel::Field {
+                alias: None,
+                name: vt.reference_name(),
+                mode: None,
+                directive: Dir::default(),
+                sub: Some(sub),
+            });
+        }
+    }
     if out.is_empty() {
         out.push(Sel::leaf(&fields[ctx.rng.below(fields.len())].0));
     }
@@ -1719,7 +1771,7 @@ fn entity_selection(ctx: &mut Ctx, e: usize, depth: usize) -> Vec<Sel> {
         let directive = directive(ctx);
         let sub = match &f.target {
             Target::Scalar(_) | Target::Enum => None,
-            Target::Value(v) => Some(value_fields(ctx, *v)),
+            Target::Value(v) => Some(value_fields(ctx, *v, depth)),
             Target::Entity(t) if depth < ctx.max_depth => {
                 Some(entity_selection(ctx, *t, depth + 1))
             }
@@ -2150,19 +2202,37 @@ fn evaluate_entity(
                     Value::Null
                 }
                 (Target::Enum, _) => v,
-                (Target::Value(_), _) => {
+                (Target::Value(vi), _) => {
+                    let vt = &w.values[*vi];
                     let mut keys = Vec::new();
                     for sub in &subs {
                         collect_fields(sub, &|_| false, &mut keys);
                     }
-                    Value::Object(
-                        keys.into_iter()
-                            .map(|(k, _)| {
-                                let field_value = v.get(&k).cloned().unwrap_or(Value::Null);
-                                (k, field_value)
-                            })
-                            .collect(),
-                    )
+                    let mut object = Map::new();
+                    for (k, group) in keys {
+                        let Some(Sel::Field { name, .. }) = group.first() else {
+                            continue;
+                        };
+                        let value = match vt.reference {
+                            Some(t) if *name == vt.reference_name() => {
+                                let target = &w.entities[t];
+                                let ref_subs: Vec<&[Sel]> = group
+                                    .iter()
+                                    .filter_map(|s| match s {
+                                        Sel::Field { sub: Some(sub), .. } => Some(sub.as_slice()),
+                                        _ => None,
+                                    })
+                                    .collect();
+                                let mut item = here.clone();
+                                item.push(json!(k));
+                                let t_i = i % target.instances;
+                                evaluate_entity(w, t, t_i, &ref_subs, errors, &item)
+                            }
+                            _ => v.get(name.as_str()).cloned().unwrap_or(Value::Null),
+                        };
+                        object.insert(k, value);
+                    }
+                    Value::Object(object)
                 }
                 (Target::Entity(t), _) => {
                     let target = &w.entities[*t];

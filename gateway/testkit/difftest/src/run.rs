@@ -450,11 +450,12 @@ pub fn fingerprint(
     )
 }
 
-/// Whether `value` is or contains `{}`.
+/// Whether `value` is or contains `{}` or `[]` (what is left of a selection whose fields are
+/// all skipped).
 fn has_empty_object(value: &Value) -> bool {
     match value {
         Value::Object(map) => map.is_empty() || map.values().any(has_empty_object),
-        Value::Array(items) => items.iter().any(has_empty_object),
+        Value::Array(items) => items.is_empty() || items.iter().any(has_empty_object),
         _ => false,
     }
 }
