@@ -6,9 +6,14 @@
 //! - `replay`: a caching proxy in front of each subgraph answers repeated requests with the bytes
 //!   the subgraph sent the first time, so the measurement is dominated by the gateway's own work
 //!   (request building, pooling, parsing, merging, response shaping).
+//! - `replay_tls`, `replay_tls_h2`, `replay_h2c`: the same replay proxies served over TLS
+//!   (HTTP/1.1, or HTTP/2 by ALPN; a CA made for the run) or HTTP/2 cleartext, to measure what
+//!   the transport costs per fetch (both ends of TLS run in this process).
 
 #[path = "../tests/common/mod.rs"]
 mod common;
+#[path = "../tests/common/tls.rs"]
+mod tls;
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
@@ -56,7 +61,16 @@ async fn replay(
     ([("content-type", "application/json")], bytes)
 }
 
-async fn replay_proxy(upstream: String) -> String {
+/// How the gateway reaches the replay proxies.
+#[derive(Clone, Copy, PartialEq)]
+enum Transport {
+    Plain,
+    Tls,
+    TlsH2,
+    H2c,
+}
+
+async fn replay_proxy(upstream: String, tls: Option<Arc<rustls::ServerConfig>>) -> String {
     let state = Replay {
         upstream,
         cache: Arc::default(),
@@ -65,23 +79,38 @@ async fn replay_proxy(upstream: String) -> String {
     let router = Router::new()
         .route("/graphql", post(replay))
         .with_state(state);
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let addr = listener.local_addr().unwrap();
-    tokio::spawn(async move { axum::serve(listener, router).await.unwrap() });
-    format!("http://{addr}/graphql")
+    let scheme = if tls.is_some() { "https" } else { "http" };
+    let addr = tls::serve(router, tls).await;
+    format!("{scheme}://127.0.0.1:{}/graphql", addr.port())
 }
 
-fn gateway(rt: &tokio::runtime::Runtime, replayed: bool, dedupe: bool) -> Gateway {
+fn gateway(
+    rt: &tokio::runtime::Runtime,
+    replayed: bool,
+    dedupe: bool,
+    transport: Transport,
+) -> Gateway {
     rt.block_on(async {
         let subgraphs = common::Subgraphs::start_with(Duration::ZERO, 100).await;
         let mut list = subgraphs.list();
+        let ca = tls::TestCa::new("bench");
+        let server_tls = match transport {
+            Transport::Tls => Some(tls::server_config(&ca.server(), &[b"http/1.1"], None)),
+            Transport::TlsH2 => Some(tls::server_config(&ca.server(), &[b"h2"], None)),
+            Transport::Plain | Transport::H2c => None,
+        };
         if replayed {
             for (_, url) in &mut list {
-                *url = replay_proxy(url.clone()).await;
+                *url = replay_proxy(url.clone(), server_tls.clone()).await;
             }
         }
         let config = GatewayConfig {
             dedupe,
+            subgraph_tls_ca_file: Some(ca.ca_file()),
+            subgraph_http2: match transport {
+                Transport::H2c => switchyard_gateway::Http2Mode::Always,
+                _ => switchyard_gateway::Http2Mode::Auto,
+            },
             ..GatewayConfig::default()
         };
         let (gateway, _) = common::start_gateway(list, config).await;
@@ -102,17 +131,20 @@ fn bench(c: &mut Criterion) {
         ..GraphQLRequest::default()
     };
     let mut group = c.benchmark_group("execute_4_subgraphs");
-    for (name, replayed, dedupe) in [
-        ("live", false, true),
-        ("replay", true, true),
-        ("replay_no_dedupe", true, false),
+    for (name, replayed, dedupe, transport) in [
+        ("live", false, true, Transport::Plain),
+        ("replay", true, true, Transport::Plain),
+        ("replay_no_dedupe", true, false, Transport::Plain),
+        ("replay_tls", true, true, Transport::Tls),
+        ("replay_tls_h2", true, true, Transport::TlsH2),
+        ("replay_h2c", true, true, Transport::H2c),
     ] {
-        // `EXECUTION_BENCH_ONLY=replay` runs one variant (e.g. under a profiler).
+        // `EXECUTION_BENCH_ONLY=replay` runs one variant (e.g. under a profiler); commas list several.
         let only = std::env::var("EXECUTION_BENCH_ONLY").unwrap_or_default();
-        if !only.is_empty() && only != name {
+        if !only.is_empty() && !only.split(',').any(|o| o == name) {
             continue;
         }
-        let gw = gateway(&rt, replayed, dedupe);
+        let gw = gateway(&rt, replayed, dedupe, transport);
         let response = rt.block_on(gw.execute(request.clone(), &headers));
         let json = response.json();
         // Product 2's null `inStock` is the one expected error (it nulls that list item).

@@ -8,6 +8,9 @@ use std::time::Duration;
 use serde::Deserialize;
 use switchyard_guard::{ConnectionLimits, RequestLimits};
 
+pub use crate::execute::transport::{Http2Mode, SubgraphTransport};
+use crate::headers::{FileHeaderRules, HeaderRules, RequestHeaderRule, ResponseHeaderRule};
+
 /// Gateway settings (from the config file, with environment overrides applied by [`GatewayConfig::load`]).
 #[derive(Debug, Clone)]
 pub struct GatewayConfig {
@@ -52,6 +55,22 @@ pub struct GatewayConfig {
     pub dedupe: bool,
     /// Client request headers (lower-case names) forwarded to every subgraph.
     pub propagate_headers: Vec<String>,
+    /// Header rules for every subgraph (`[headers]`), run after `propagate_headers` and
+    /// before a subgraph's own rules.
+    pub headers: HeaderRules,
+    /// Default PEM bundle of extra CAs trusted for `https://` subgraphs (besides the bundled web
+    /// PKI roots and the system store).
+    pub subgraph_tls_ca_file: Option<PathBuf>,
+    /// Default client certificate chain (PEM) for subgraphs that require mTLS.
+    pub subgraph_tls_client_cert_file: Option<PathBuf>,
+    /// Private key (PEM) of `subgraph_tls_client_cert_file`.
+    pub subgraph_tls_client_key_file: Option<PathBuf>,
+    /// Default HTTP/2 use towards subgraphs.
+    pub subgraph_http2: Http2Mode,
+    /// How long an unused pooled subgraph connection is kept open.
+    pub subgraph_pool_idle_timeout: Duration,
+    /// Most idle pooled connections kept per subgraph host.
+    pub subgraph_pool_max_idle: usize,
     /// Progressive-override labels treated as enabled for every request.
     pub override_labels: Vec<String>,
     /// Most planned operations the plan cache keeps.
@@ -105,6 +124,13 @@ impl Default for GatewayConfig {
             graphiql: true,
             dedupe: true,
             propagate_headers: vec!["authorization".to_owned()],
+            headers: HeaderRules::default(),
+            subgraph_tls_ca_file: None,
+            subgraph_tls_client_cert_file: None,
+            subgraph_tls_client_key_file: None,
+            subgraph_http2: Http2Mode::Auto,
+            subgraph_pool_idle_timeout: Duration::from_secs(90),
+            subgraph_pool_max_idle: 256,
             override_labels: Vec::new(),
             plan_cache_size: 4096,
             plan_cache_bytes: 64 * 1024 * 1024,
@@ -157,6 +183,20 @@ pub struct SubgraphOverrides {
     pub breaker_cool_down: Option<Duration>,
     /// Most in-flight requests.
     pub max_inflight: Option<usize>,
+    /// Extra CA bundle (replaces `subgraph_tls_ca_file`).
+    pub tls_ca_file: Option<PathBuf>,
+    /// Client certificate chain for mTLS.
+    pub tls_client_cert_file: Option<PathBuf>,
+    /// Its private key.
+    pub tls_client_key_file: Option<PathBuf>,
+    /// HTTP/2 use.
+    pub http2: Option<Http2Mode>,
+    /// Idle pooled connection lifetime.
+    pub pool_idle_timeout: Option<Duration>,
+    /// Most idle pooled connections.
+    pub pool_max_idle: Option<usize>,
+    /// Header rules run after the ones for all subgraphs.
+    pub headers: Option<HeaderRules>,
 }
 
 /// The resilience settings in force for one subgraph (defaults with its overrides applied).
@@ -226,6 +266,13 @@ struct FileConfig {
     graphiql: Option<bool>,
     dedupe: Option<bool>,
     propagate_headers: Option<Vec<String>>,
+    headers: Option<FileHeaderRules>,
+    subgraph_tls_ca_file: Option<PathBuf>,
+    subgraph_tls_client_cert_file: Option<PathBuf>,
+    subgraph_tls_client_key_file: Option<PathBuf>,
+    subgraph_http2: Option<String>,
+    subgraph_pool_idle_timeout: Option<FileDuration>,
+    subgraph_pool_max_idle: Option<usize>,
     override_labels: Option<Vec<String>>,
     plan_cache_size: Option<usize>,
     plan_cache_bytes: Option<FileBytes>,
@@ -252,6 +299,13 @@ struct FileSubgraph {
     breaker_failure_threshold: Option<u32>,
     breaker_cool_down: Option<FileDuration>,
     max_inflight: Option<usize>,
+    tls_ca_file: Option<PathBuf>,
+    tls_client_cert_file: Option<PathBuf>,
+    tls_client_key_file: Option<PathBuf>,
+    http2: Option<String>,
+    pool_idle_timeout: Option<FileDuration>,
+    pool_max_idle: Option<usize>,
+    headers: Option<FileHeaderRules>,
 }
 
 /// A duration in the config file: milliseconds, or text with a unit.
@@ -449,7 +503,39 @@ impl GatewayConfig {
             self.propagate_headers = v.into_iter().map(|h| h.to_ascii_lowercase()).collect();
         }
         set(&mut self.override_labels, file.override_labels);
+        let env = |var: &str| std::env::var(var).ok();
+        if let Some(rules) = file.headers {
+            self.headers = rules
+                .compile(&env)
+                .map_err(|err| serde::de::Error::custom(format!("[headers]: {err}")))?;
+        }
+        if file.subgraph_tls_ca_file.is_some() {
+            self.subgraph_tls_ca_file = file.subgraph_tls_ca_file;
+        }
+        if file.subgraph_tls_client_cert_file.is_some() {
+            self.subgraph_tls_client_cert_file = file.subgraph_tls_client_cert_file;
+        }
+        if file.subgraph_tls_client_key_file.is_some() {
+            self.subgraph_tls_client_key_file = file.subgraph_tls_client_key_file;
+        }
+        if let Some(v) = file.subgraph_http2 {
+            self.subgraph_http2 = v.parse().map_err(serde::de::Error::custom)?;
+        }
+        if let Some(v) = file.subgraph_pool_idle_timeout {
+            self.subgraph_pool_idle_timeout = v.0;
+        }
+        set(
+            &mut self.subgraph_pool_max_idle,
+            file.subgraph_pool_max_idle,
+        );
         for (name, sub) in file.subgraphs {
+            let headers = sub
+                .headers
+                .map(|rules| rules.compile(&env))
+                .transpose()
+                .map_err(|err| {
+                    serde::de::Error::custom(format!("[subgraphs.{name}.headers]: {err}"))
+                })?;
             let overrides = SubgraphOverrides {
                 timeout: sub.timeout.map(|d| d.0),
                 first_byte_timeout: sub.first_byte_timeout.map(|d| d.0),
@@ -457,6 +543,17 @@ impl GatewayConfig {
                 breaker_failure_threshold: sub.breaker_failure_threshold,
                 breaker_cool_down: sub.breaker_cool_down.map(|d| d.0),
                 max_inflight: sub.max_inflight,
+                tls_ca_file: sub.tls_ca_file,
+                tls_client_cert_file: sub.tls_client_cert_file,
+                tls_client_key_file: sub.tls_client_key_file,
+                http2: sub
+                    .http2
+                    .map(|v| v.parse())
+                    .transpose()
+                    .map_err(serde::de::Error::custom)?,
+                pool_idle_timeout: sub.pool_idle_timeout.map(|d| d.0),
+                pool_max_idle: sub.pool_max_idle,
+                headers,
             };
             if overrides != SubgraphOverrides::default() {
                 self.subgraph_overrides.insert(name.clone(), overrides);
@@ -560,6 +657,18 @@ impl GatewayConfig {
                         })?
                 }
                 "PROPAGATE_HEADERS" => self.propagate_headers = parse_list(&value, true),
+                "SUBGRAPH_TLS_CA_FILE" => self.subgraph_tls_ca_file = env_path(&value),
+                "SUBGRAPH_TLS_CLIENT_CERT_FILE" => {
+                    self.subgraph_tls_client_cert_file = env_path(&value)
+                }
+                "SUBGRAPH_TLS_CLIENT_KEY_FILE" => {
+                    self.subgraph_tls_client_key_file = env_path(&value)
+                }
+                "SUBGRAPH_HTTP2" => self.subgraph_http2 = parse_env(&name, &value)?,
+                "SUBGRAPH_POOL_IDLE_TIMEOUT" => {
+                    self.subgraph_pool_idle_timeout = env_duration(&name, &value)?
+                }
+                "SUBGRAPH_POOL_MAX_IDLE" => self.subgraph_pool_max_idle = parse_env(&name, &value)?,
                 "OVERRIDE_LABELS" => self.override_labels = parse_list(&value, false),
                 _ => {
                     if let Some(subgraph) = key.strip_prefix("SUBGRAPH_URL_") {
@@ -603,6 +712,68 @@ impl GatewayConfig {
                 .unwrap_or(self.subgraph_max_inflight)
                 .max(1),
         }
+    }
+
+    /// TLS, HTTP/2 and pool settings in force for `subgraph`.
+    pub fn subgraph_transport(&self, subgraph: &str) -> SubgraphTransport {
+        let own = self.subgraph_overrides.get(subgraph);
+        let pick = |own: Option<&PathBuf>, default: &Option<PathBuf>| {
+            own.cloned().or_else(|| default.clone())
+        };
+        // A subgraph's own client certificate comes with its own key: never mix the two.
+        let (cert, key) = match own {
+            Some(o) if o.tls_client_cert_file.is_some() || o.tls_client_key_file.is_some() => (
+                o.tls_client_cert_file.clone(),
+                o.tls_client_key_file.clone(),
+            ),
+            _ => (
+                self.subgraph_tls_client_cert_file.clone(),
+                self.subgraph_tls_client_key_file.clone(),
+            ),
+        };
+        SubgraphTransport {
+            ca_file: pick(
+                own.and_then(|o| o.tls_ca_file.as_ref()),
+                &self.subgraph_tls_ca_file,
+            ),
+            client_cert_file: cert,
+            client_key_file: key,
+            http2: own.and_then(|o| o.http2).unwrap_or(self.subgraph_http2),
+            pool_idle_timeout: own
+                .and_then(|o| o.pool_idle_timeout)
+                .unwrap_or(self.subgraph_pool_idle_timeout),
+            pool_max_idle: own
+                .and_then(|o| o.pool_max_idle)
+                .unwrap_or(self.subgraph_pool_max_idle),
+        }
+    }
+
+    /// The request header rules for `subgraph`: `propagate_headers`, then `[headers]`, then the
+    /// subgraph's own.
+    pub fn request_header_rules(&self, subgraph: &str) -> Vec<RequestHeaderRule> {
+        let mut rules = crate::headers::propagate_list(&self.propagate_headers);
+        rules.extend(self.headers.request.iter().cloned());
+        if let Some(own) = self
+            .subgraph_overrides
+            .get(subgraph)
+            .and_then(|o| o.headers.as_ref())
+        {
+            rules.extend(own.request.iter().cloned());
+        }
+        rules
+    }
+
+    /// Which of `subgraph`'s response headers go back to the client.
+    pub fn response_header_rules(&self, subgraph: &str) -> Vec<ResponseHeaderRule> {
+        let mut rules = self.headers.response.clone();
+        if let Some(own) = self
+            .subgraph_overrides
+            .get(subgraph)
+            .and_then(|o| o.headers.as_ref())
+        {
+            rules.extend(own.response.iter().cloned());
+        }
+        rules
     }
 
     /// The connection hygiene settings for the HTTP server.
@@ -663,6 +834,11 @@ fn env_duration(name: &str, value: &str) -> Result<Duration, ConfigError> {
         name: name.to_owned(),
         message,
     })
+}
+
+fn env_path(value: &str) -> Option<PathBuf> {
+    let value = value.trim();
+    (!value.is_empty()).then(|| PathBuf::from(value))
 }
 
 fn parse_bool(name: &str, value: &str) -> Result<bool, ConfigError> {

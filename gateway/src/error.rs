@@ -189,4 +189,12 @@ pub enum GatewayError {
         /// What is wrong with it.
         message: String,
     },
+    /// A subgraph's TLS settings are unusable (unreadable CA bundle, certificate or key).
+    #[error("subgraph {subgraph}: TLS settings: {message}")]
+    SubgraphTls {
+        /// The subgraph.
+        subgraph: String,
+        /// What is wrong.
+        message: String,
+    },
 }

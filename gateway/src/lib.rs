@@ -8,6 +8,7 @@ pub use switchyard_planner as planner;
 mod config;
 mod error;
 pub mod execute;
+pub mod headers;
 mod http;
 pub mod introspection;
 mod limits;
@@ -30,8 +31,8 @@ use switchyard_planner::{PlanError, PlanOptions, QueryPlan, QueryPlanner, Superg
 use tracing::Instrument;
 
 pub use config::{
-    parse_optional_addr, BreakerSettings, ConfigError, GatewayConfig, SubgraphOverrides,
-    SubgraphPolicy,
+    parse_optional_addr, BreakerSettings, ConfigError, GatewayConfig, Http2Mode, SubgraphOverrides,
+    SubgraphPolicy, SubgraphTransport,
 };
 pub use error::{
     GatewayError, GraphQLError, GraphQLErrors, Location, PathSegment, BAD_REQUEST, BAD_USER_INPUT,
@@ -124,6 +125,8 @@ pub struct GraphQLResponse {
     pub body: Bytes,
     /// What happened.
     pub status: ResponseStatus,
+    /// Subgraph response headers the header rules pass back (e.g. a merged `Cache-Control`).
+    pub headers: HeaderMap,
 }
 
 impl GraphQLResponse {
@@ -143,6 +146,7 @@ impl GraphQLResponse {
         Self {
             body: Bytes::from(body),
             status,
+            headers: HeaderMap::new(),
         }
     }
 
@@ -169,7 +173,6 @@ struct Inner {
     limits: OperationLimits,
     cost_model: CostModel,
     plan_options: PlanOptions,
-    propagate: Vec<HeaderName>,
     /// Subgraph name -> URL (overrides applied), for subscriptions' WebSocket connections.
     subgraph_urls: std::collections::HashMap<String, String>,
     metrics: metrics::GatewayMetrics,
@@ -238,6 +241,20 @@ impl Gateway {
                     .map(|(name, _)| (name.clone(), config.subgraph_policy(name)))
                     .collect(),
                 metrics: registry.clone(),
+                subgraph_transports: subgraphs
+                    .iter()
+                    .map(|(name, _)| (name.clone(), config.subgraph_transport(name)))
+                    .collect(),
+                header_rules: subgraphs
+                    .iter()
+                    .map(|(name, _)| {
+                        let rules = (
+                            config.request_header_rules(name),
+                            config.response_header_rules(name),
+                        );
+                        (name.clone(), rules)
+                    })
+                    .collect(),
             },
         )?;
         let metrics = metrics::GatewayMetrics::new(registry);
@@ -253,16 +270,6 @@ impl Gateway {
         let plan_options = PlanOptions {
             enabled_override_labels: labels.into_iter().collect(),
         };
-        let mut propagate: Vec<HeaderName> = config
-            .propagate_headers
-            .iter()
-            .filter_map(|h| HeaderName::from_bytes(h.as_bytes()).ok())
-            .collect();
-        // The client's address (set by the HTTP layer) always goes along: the auth service
-        // throttles log-ins per client address.
-        if !propagate.contains(&http::X_FORWARDED_FOR) {
-            propagate.push(http::X_FORWARDED_FOR);
-        }
         let limits = OperationLimits {
             max_depth: config.max_depth,
             max_aliases: config.max_aliases,
@@ -282,7 +289,6 @@ impl Gateway {
                 limits,
                 cost_model,
                 plan_options,
-                propagate,
                 subgraph_urls,
                 metrics,
             }),
@@ -455,10 +461,14 @@ impl Gateway {
             "execute",
             operation = prepared.operation().name.as_ref().map(|n| n.as_str())
         );
-        let (body, errors) = self
+        let (body, errors, response_headers) = self
             .inner
             .executor
-            .execute_counting_errors(&prepared, &variables, &forwarded)
+            .execute_counting_errors(
+                &prepared,
+                &variables,
+                execute::Forwarded::PerGroup(&forwarded),
+            )
             .instrument(span)
             .await;
         let outcome = if errors == 0 {
@@ -469,18 +479,16 @@ impl Gateway {
         let response = GraphQLResponse {
             body: Bytes::from(body),
             status: ResponseStatus::Executed,
+            headers: response_headers,
         };
         (response, Some(prepared), outcome)
     }
 
-    fn forwarded_headers(&self, headers: &HeaderMap) -> Vec<(HeaderName, HeaderValue)> {
-        let mut out = Vec::new();
-        for name in &self.inner.propagate {
-            for value in headers.get_all(name) {
-                out.push((name.clone(), value.clone()));
-            }
-        }
-        out
+    /// The headers subgraphs get for a request with the client's `headers`, per header rule
+    /// group. The client's address (`x-forwarded-for`, set by the HTTP layer) always goes
+    /// along: the auth service throttles log-ins per client address.
+    fn forwarded_headers(&self, headers: &HeaderMap) -> Vec<Vec<(HeaderName, HeaderValue)>> {
+        self.inner.executor.forward(headers)
     }
 
     /// For an operation whose list sizes come from variables: its cost with these values.

@@ -449,7 +449,8 @@ async fn run_operation<D: Delivery>(
         .iter()
         .filter_map(|name| variables.get(name).map(|v| (name.clone(), v.clone())))
         .collect();
-    let mut upstream = match Upstream::open(gateway, service, &forwarded).await {
+    let to_service = gateway.inner.executor.forwarded_to(&forwarded, service);
+    let mut upstream = match Upstream::open(gateway, service, to_service).await {
         Ok(upstream) => upstream,
         Err(reason) => {
             return delivery.error(&[upstream_error(service, &reason)]).await;

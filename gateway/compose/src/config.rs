@@ -153,39 +153,111 @@ pub fn load_subgraphs(config_path: &Path) -> Result<Vec<SubgraphSource>, ConfigE
     config.resolve(base)
 }
 
-/// Fetches `{ _service { sdl } }` with a small blocking HTTP/1.1 client (plain `http://` only),
-/// so the CLI needs no async runtime for it.
+/// The environment variable naming a PEM bundle of extra CAs trusted for `https://`
+/// subgraphs (the gateway's `subgraph_tls_ca_file` setting reads the same variable).
+pub const TLS_CA_FILE_ENV: &str = "SWITCHYARD_SUBGRAPH_TLS_CA_FILE";
+
+/// TLS settings for introspecting `https://` subgraphs: the bundled Mozilla roots, the
+/// system store and the CAs in [`TLS_CA_FILE_ENV`]'s file (rustls with the ring provider).
+fn tls_config(ca_file: Option<&Path>) -> Result<std::sync::Arc<rustls::ClientConfig>, String> {
+    use rustls::pki_types::pem::PemObject;
+    use rustls::pki_types::CertificateDer;
+    let mut roots = rustls::RootCertStore::empty();
+    roots.extend(webpki_roots::TLS_SERVER_ROOTS.iter().cloned());
+    roots.add_parsable_certificates(rustls_native_certs::load_native_certs().certs);
+    if let Some(path) = ca_file {
+        let certs = CertificateDer::pem_file_iter(&path)
+            .and_then(|certs| certs.collect::<Result<Vec<_>, _>>())
+            .map_err(|err| format!("reading {} ({TLS_CA_FILE_ENV}): {err}", path.display()))?;
+        if certs.is_empty() {
+            return Err(format!(
+                "no PEM certificates in {} ({TLS_CA_FILE_ENV})",
+                path.display()
+            ));
+        }
+        for cert in certs {
+            roots.add(cert).map_err(|err| err.to_string())?;
+        }
+    }
+    let config = rustls::ClientConfig::builder_with_provider(std::sync::Arc::new(
+        rustls::crypto::ring::default_provider(),
+    ))
+    .with_safe_default_protocol_versions()
+    .map_err(|err| err.to_string())?
+    .with_root_certificates(roots)
+    .with_no_client_auth();
+    Ok(std::sync::Arc::new(config))
+}
+
+/// Fetches `{ _service { sdl } }` with a small blocking HTTP/1.1 client (`http://`, or
+/// `https://` over rustls trusting also the CAs in [`TLS_CA_FILE_ENV`]'s file), so the CLI
+/// needs no async runtime for it.
 pub fn fetch_sdl(
     subgraph: &str,
     url: &str,
     headers: &BTreeMap<String, String>,
+) -> Result<String, ConfigError> {
+    let ca_file = std::env::var_os(TLS_CA_FILE_ENV)
+        .filter(|p| !p.is_empty())
+        .map(PathBuf::from);
+    fetch_sdl_trusting(subgraph, url, headers, ca_file.as_deref())
+}
+
+/// [`fetch_sdl`] trusting the CAs in `ca_file` too (instead of reading the environment).
+pub fn fetch_sdl_trusting(
+    subgraph: &str,
+    url: &str,
+    headers: &BTreeMap<String, String>,
+    ca_file: Option<&Path>,
 ) -> Result<String, ConfigError> {
     let fail = |message: String| ConfigError::Fetch {
         subgraph: subgraph.to_string(),
         url: url.to_string(),
         message,
     };
-    let rest = url
-        .strip_prefix("http://")
-        .ok_or_else(|| fail("only http:// URLs are supported for introspection".into()))?;
+    let (rest, secure) = match (url.strip_prefix("http://"), url.strip_prefix("https://")) {
+        (Some(rest), _) => (rest, false),
+        (_, Some(rest)) => (rest, true),
+        _ => return Err(fail("expected an http:// or https:// URL".into())),
+    };
     let (authority, path) = match rest.find('/') {
         Some(i) => (&rest[..i], &rest[i..]),
         None => (rest, "/"),
     };
-    let host_port = if authority.contains(':') {
+    // `[::1]:4000`, `host:4000` or a bare host (default port of the scheme).
+    let has_port = authority.rsplit_once(':').is_some_and(|(host, port)| {
+        !port.is_empty() && (!host.contains(':') || host.ends_with(']'))
+    });
+    let host_port = if has_port {
         authority.to_string()
     } else {
-        format!("{authority}:80")
+        format!("{authority}:{}", if secure { 443 } else { 80 })
     };
+    let host = host_port
+        .rsplit_once(':')
+        .map_or(authority, |(host, _)| host)
+        .trim_start_matches('[')
+        .trim_end_matches(']')
+        .to_string();
     let addr = host_port
         .to_socket_addrs()
         .map_err(|e| fail(e.to_string()))?
         .next()
         .ok_or_else(|| fail("host did not resolve".into()))?;
     let timeout = Duration::from_secs(10);
-    let mut stream = TcpStream::connect_timeout(&addr, timeout).map_err(|e| fail(e.to_string()))?;
-    stream.set_read_timeout(Some(timeout)).ok();
-    stream.set_write_timeout(Some(timeout)).ok();
+    let tcp = TcpStream::connect_timeout(&addr, timeout).map_err(|e| fail(e.to_string()))?;
+    tcp.set_read_timeout(Some(timeout)).ok();
+    tcp.set_write_timeout(Some(timeout)).ok();
+    let mut stream: Box<dyn ReadWrite> = if secure {
+        let server_name = rustls::pki_types::ServerName::try_from(host)
+            .map_err(|e| fail(format!("invalid host name: {e}")))?;
+        let connection =
+            rustls::ClientConnection::new(tls_config(ca_file).map_err(fail)?, server_name)
+                .map_err(|e| fail(e.to_string()))?;
+        Box::new(rustls::StreamOwned::new(connection, tcp))
+    } else {
+        Box::new(tcp)
+    };
     let body = r#"{"query":"query SubgraphIntrospectQuery { _service { sdl } }"}"#;
     let mut req = format!(
         "POST {path} HTTP/1.1\r\nHost: {authority}\r\nContent-Type: application/json\r\nAccept: application/json\r\nContent-Length: {}\r\nConnection: close\r\n",
@@ -196,13 +268,26 @@ pub fn fetch_sdl(
     }
     req.push_str("\r\n");
     req.push_str(body);
-    stream
-        .write_all(req.as_bytes())
-        .map_err(|e| fail(e.to_string()))?;
+    // The TLS handshake happens on the first write: say how to fix an untrusted certificate.
+    let io_fail = |e: std::io::Error| {
+        let message = e.to_string();
+        if message.contains("UnknownIssuer") {
+            fail(format!(
+                "{message} (trust the subgraph's CA by naming a PEM bundle in {TLS_CA_FILE_ENV})"
+            ))
+        } else {
+            fail(message)
+        }
+    };
+    stream.write_all(req.as_bytes()).map_err(io_fail)?;
     let mut raw = Vec::new();
-    stream
-        .read_to_end(&mut raw)
-        .map_err(|e| fail(e.to_string()))?;
+    match stream.read_to_end(&mut raw) {
+        Ok(_) => {}
+        // Servers often close TLS without close_notify after `Connection: close`; the body is
+        // complete by then (its framing is checked below).
+        Err(e) if secure && e.kind() == std::io::ErrorKind::UnexpectedEof && !raw.is_empty() => {}
+        Err(e) => return Err(io_fail(e)),
+    }
     let split = raw
         .windows(4)
         .position(|w| w == b"\r\n\r\n")
@@ -226,6 +311,10 @@ pub fn fetch_sdl(
         .map(str::to_string)
         .ok_or_else(|| fail(format!("response has no data._service.sdl: {json}")))
 }
+
+/// A byte stream: a TCP connection or TLS over one.
+trait ReadWrite: Read + Write {}
+impl<T: Read + Write> ReadWrite for T {}
 
 fn dechunk(mut body: &[u8]) -> Option<Vec<u8>> {
     let mut out = Vec::new();
@@ -296,5 +385,83 @@ mod tests {
         assert!(req.starts_with("POST /graphql HTTP/1.1"));
         assert!(req.contains("x-token: t"));
         assert!(req.contains("_service { sdl }"));
+    }
+
+    #[test]
+    fn fetches_service_sdl_over_https_once_the_ca_is_trusted() {
+        use rustls::pki_types::{PrivateKeyDer, PrivatePkcs8KeyDer};
+        use std::sync::Arc;
+        let mut ca_params = rcgen::CertificateParams::new(Vec::<String>::new()).unwrap();
+        ca_params.is_ca = rcgen::IsCa::Ca(rcgen::BasicConstraints::Unconstrained);
+        let ca =
+            rcgen::CertifiedIssuer::self_signed(ca_params, rcgen::KeyPair::generate().unwrap())
+                .unwrap();
+        let key = rcgen::KeyPair::generate().unwrap();
+        let cert = rcgen::CertificateParams::new(vec!["127.0.0.1".to_owned()])
+            .unwrap()
+            .signed_by(&key, &ca)
+            .unwrap();
+        let server_config = Arc::new(
+            rustls::ServerConfig::builder_with_provider(Arc::new(
+                rustls::crypto::ring::default_provider(),
+            ))
+            .with_safe_default_protocol_versions()
+            .unwrap()
+            .with_no_client_auth()
+            .with_single_cert(
+                vec![cert.der().clone()],
+                PrivateKeyDer::Pkcs8(PrivatePkcs8KeyDer::from(key.serialize_der())),
+            )
+            .unwrap(),
+        );
+        let dir = std::env::temp_dir().join(format!("sy-compose-tls-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let ca_file = dir.join("ca.pem");
+        std::fs::write(&ca_file, ca.pem()).unwrap();
+
+        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        let port = listener.local_addr().unwrap().port();
+        let server = std::thread::spawn(move || {
+            let mut served = 0;
+            for socket in listener.incoming().take(2) {
+                let connection = rustls::ServerConnection::new(server_config.clone()).unwrap();
+                let mut tls = rustls::StreamOwned::new(connection, socket.unwrap());
+                let mut request = Vec::new();
+                let mut buf = [0u8; 4096];
+                let complete = loop {
+                    match tls.read(&mut buf) {
+                        Ok(0) | Err(_) => break false,
+                        Ok(n) => request.extend_from_slice(&buf[..n]),
+                    }
+                    if String::from_utf8_lossy(&request).contains("sdl } }\"}") {
+                        break true;
+                    }
+                };
+                if !complete {
+                    continue; // the untrusting client gave up during the handshake
+                }
+                let body = r#"{"data":{"_service":{"sdl":"type Query { secure: Int }"}}}"#;
+                write!(
+                    tls,
+                    "HTTP/1.1 200 OK\r\nContent-Length: {}\r\n\r\n{body}",
+                    body.len()
+                )
+                .unwrap();
+                tls.conn.send_close_notify();
+                tls.flush().unwrap();
+                served += 1;
+            }
+            served
+        });
+        let url = format!("https://127.0.0.1:{port}/graphql");
+        let err = fetch_sdl_trusting("s", &url, &BTreeMap::new(), None).unwrap_err();
+        let message = err.to_string();
+        assert!(message.contains("UnknownIssuer"), "{message}");
+        assert!(message.contains(TLS_CA_FILE_ENV), "{message}");
+        let sdl = fetch_sdl_trusting("s", &url, &BTreeMap::new(), Some(&ca_file)).unwrap();
+        assert_eq!(sdl, "type Query { secure: Int }");
+        assert_eq!(server.join().unwrap(), 1);
+        let err = fetch_sdl_trusting("s", "ftp://x/", &BTreeMap::new(), None).unwrap_err();
+        assert!(err.to_string().contains("http:// or https://"), "{err}");
     }
 }

@@ -1,23 +1,23 @@
-//! HTTP requests to subgraphs: a keep-alive connection pool, per-subgraph timeouts, circuit
-//! breakers and in-flight caps, and the collapsing of identical in-flight queries into one request.
+//! HTTP requests to subgraphs: keep-alive connection pools (HTTP/1.1 or HTTP/2, plain or TLS;
+//! see `transport.rs`), per-subgraph timeouts, circuit breakers and in-flight caps, and the
+//! collapsing of identical in-flight queries into one request.
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 use bytes::Bytes;
 use futures::future::{BoxFuture, FutureExt, Shared};
 use http::header::{HeaderName, HeaderValue, ACCEPT, CONTENT_TYPE};
 use http::{Request, Uri};
 use http_body_util::{BodyExt, Full};
-use hyper_util::client::legacy::connect::HttpConnector;
-use hyper_util::client::legacy::Client;
-use hyper_util::rt::TokioExecutor;
 
 pub(crate) use super::breaker::CircuitState;
 use super::breaker::{describe_open, Admission, CircuitBreaker};
+use super::transport::{self, HttpClient};
 use crate::config::SubgraphPolicy;
+use crate::headers::ResponseHeaderRule;
 
 /// What a subgraph request yields: the raw response body, or why there is none.
 /// A subgraph's parsed answer. Requests collapsed onto one fetch share it, so a response is
@@ -28,6 +28,8 @@ pub(crate) struct Fetched {
     pub(crate) response: super::json::Response,
     /// The body's size in bytes.
     pub(crate) bytes: usize,
+    /// The response headers the subgraph's header rules pass back to the client.
+    pub(crate) headers: Vec<(HeaderName, HeaderValue)>,
 }
 
 pub(crate) type FetchResult = Result<Arc<Fetched>, FetchError>;
@@ -66,6 +68,10 @@ impl FetchError {
 #[derive(Debug)]
 struct Service {
     policy: SubgraphPolicy,
+    /// The pooled client (shared by subgraphs with equal transport settings).
+    http: HttpClient,
+    /// Response headers passed back to the client.
+    response_rules: Vec<ResponseHeaderRule>,
     breaker: CircuitBreaker,
     inflight: AtomicUsize,
     /// Counts requests that joined one already in flight (metrics).
@@ -101,8 +107,6 @@ impl Service {
     }
 }
 
-type HttpClient = Client<HttpConnector, Full<Bytes>>;
-
 /// The client's address as forwarded to subgraphs. It is left out of the collapsing key: it does
 /// not change a query's answer, and keeping it would stop collapsing across clients.
 const CLIENT_ADDRESS: HeaderName = HeaderName::from_static("x-forwarded-for");
@@ -119,40 +123,34 @@ struct InflightKey {
 type InflightMap =
     HashMap<InflightKey, (Shared<BoxFuture<'static, FetchResult>>, Arc<AtomicUsize>)>;
 
-/// Sends requests to subgraphs over pooled HTTP/1.1 connections.
+/// Sends requests to subgraphs over pooled connections.
 pub(crate) struct SubgraphClient {
-    http: HttpClient,
     services: Vec<Arc<Service>>,
     inflight: Arc<Mutex<InflightMap>>,
 }
 
 impl SubgraphClient {
-    /// A client for `(name, policy)` subgraphs, indexed as given, counting collapsed fetches
-    /// in `collapsed` (same indexes).
+    /// A client for `(name, policy, http client, response header rules)` subgraphs, indexed
+    /// as given, counting collapsed fetches in `collapsed` (same indexes).
     pub(crate) fn new(
-        policies: &[(String, SubgraphPolicy)],
+        policies: Vec<(String, SubgraphPolicy, HttpClient, Vec<ResponseHeaderRule>)>,
         collapsed: &[switchyard_telemetry::prometheus::IntCounter],
     ) -> Self {
-        let mut connector = HttpConnector::new();
-        connector.set_nodelay(true);
-        connector.set_keepalive(Some(Duration::from_secs(60)));
-        let http = Client::builder(TokioExecutor::new())
-            .pool_idle_timeout(Duration::from_secs(90))
-            .build(connector);
         let services = policies
-            .iter()
+            .into_iter()
             .zip(collapsed)
-            .map(|((name, policy), collapsed)| {
+            .map(|((name, policy, http, response_rules), collapsed)| {
                 Arc::new(Service {
-                    policy: *policy,
-                    breaker: CircuitBreaker::new(name, policy.breaker),
+                    policy,
+                    http,
+                    response_rules,
+                    breaker: CircuitBreaker::new(&name, policy.breaker),
                     inflight: AtomicUsize::new(0),
                     collapsed: collapsed.clone(),
                 })
             })
             .collect();
         Self {
-            http,
             services,
             inflight: Arc::new(Mutex::new(HashMap::new())),
         }
@@ -161,6 +159,11 @@ impl SubgraphClient {
     /// Where subgraph `service`'s circuit breaker is now.
     pub(crate) fn circuit(&self, service: usize) -> CircuitState {
         self.services[service].breaker.state(Instant::now())
+    }
+
+    /// The response header rules of subgraph `service`.
+    pub(crate) fn response_rules(&self, service: usize) -> &[ResponseHeaderRule] {
+        &self.services[service].response_rules
     }
 
     /// Requests to subgraph `service` in flight now.
@@ -182,15 +185,7 @@ impl SubgraphClient {
         if !collapse {
             let slot = service_state.admit()?;
             let waiters = Arc::new(AtomicUsize::new(1));
-            return send(
-                self.http.clone(),
-                uri.clone(),
-                body,
-                headers.to_vec(),
-                slot,
-                waiters,
-            )
-            .await;
+            return send(uri.clone(), body, headers.to_vec(), slot, waiters).await;
         }
         let key = InflightKey {
             service,
@@ -214,7 +209,6 @@ impl SubgraphClient {
                 let waiters = Arc::new(AtomicUsize::new(1));
                 let inflight = Arc::clone(&self.inflight);
                 let request = send(
-                    self.http.clone(),
                     uri.clone(),
                     key.body.clone(),
                     headers.to_vec(),
@@ -246,7 +240,6 @@ impl SubgraphClient {
 /// every request that waited for it (`waiters`): a frozen subgraph that fails forty collapsed
 /// requests has failed forty times, not once, so the circuit opens within one timeout.
 async fn send(
-    http: HttpClient,
     uri: Uri,
     body: Bytes,
     headers: Vec<(HeaderName, HeaderValue)>,
@@ -255,6 +248,7 @@ async fn send(
 ) -> FetchResult {
     let service = &slot.0;
     let policy = service.policy;
+    let http = &service.http;
     let started = tokio::time::Instant::now();
     let mut builder = Request::post(uri)
         .header(CONTENT_TYPE, "application/json")
@@ -281,6 +275,7 @@ async fn send(
             }
         };
         let status = response.status();
+        let captured = crate::headers::capture(&service.response_rules, response.headers());
         // The subgraph is unhealthy on a 5xx even when it sends a GraphQL body with it.
         let healthy = !status.is_server_error();
         let bytes = response
@@ -293,11 +288,11 @@ async fn send(
         if !status.is_success() && !looks_like_json_object(&bytes) {
             return Err(Arc::<str>::from(format!("HTTP status {status}")));
         }
-        Ok((bytes, healthy))
+        Ok((bytes, healthy, captured))
     };
     let (result, healthy) = match tokio::time::timeout_at(started + policy.timeout, exchange).await
     {
-        Ok(Ok((bytes, healthy))) => (Ok(bytes), healthy),
+        Ok(Ok((bytes, healthy, captured))) => (Ok((bytes, captured)), healthy),
         Ok(Err(reason)) => (Err(FetchError::Failed(reason)), false),
         Err(_) => (
             Err(FetchError::Failed(Arc::from(format!(
@@ -311,13 +306,14 @@ async fn send(
     service
         .breaker
         .record_many(healthy, outcomes, Instant::now());
-    let bytes = result?;
+    let (bytes, headers) = result?;
     let response = super::json::parse_response(&bytes).map_err(|err| {
         FetchError::Failed(Arc::from(format!("invalid JSON in the response: {err}")))
     })?;
     Ok(Arc::new(Fetched {
         response,
         bytes: bytes.len(),
+        headers,
     }))
 }
 
@@ -329,6 +325,11 @@ fn describe_client_error(err: &hyper_util::client::legacy::Error) -> String {
         message.push_str(": ");
         message.push_str(&inner.to_string());
         source = inner.source();
+    }
+    if let Some(hint) = transport::hint(&message) {
+        message.push_str(" (");
+        message.push_str(hint);
+        message.push(')');
     }
     message
 }

@@ -8,6 +8,7 @@ mod fetch;
 mod json;
 mod merge;
 mod shape;
+pub(crate) mod transport;
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -26,8 +27,9 @@ use switchyard_planner::plan::{
 };
 use tracing::Instrument;
 
-use crate::config::{GatewayConfig, SubgraphPolicy};
+use crate::config::{GatewayConfig, SubgraphPolicy, SubgraphTransport};
 use crate::error::{GatewayError, GraphQLError, PathSegment};
+use crate::headers::{RequestHeaderRule, ResponseHeaderRule, ResponseHeaders};
 use crate::introspection::{IntrospectionOptions, SchemaIntrospection};
 use crate::metrics::{FetchOutcome, SubgraphMetrics};
 use crate::operation::PreparedOperation;
@@ -52,6 +54,12 @@ pub struct ExecutorOptions {
     pub introspection: bool,
     /// Where the per-subgraph series are registered.
     pub metrics: switchyard_telemetry::metrics::MetricsRegistry,
+    /// TLS, HTTP/2 and pool settings per subgraph name; a subgraph missing here gets the
+    /// defaults of [`GatewayConfig`].
+    pub subgraph_transports: HashMap<String, SubgraphTransport>,
+    /// Request and response header rules per subgraph name; a subgraph missing here gets the
+    /// defaults of [`GatewayConfig`] (the client's `Authorization` propagated).
+    pub header_rules: HashMap<String, (Vec<RequestHeaderRule>, Vec<ResponseHeaderRule>)>,
 }
 
 impl Default for ExecutorOptions {
@@ -62,6 +70,8 @@ impl Default for ExecutorOptions {
             dedupe: true,
             introspection: true,
             metrics: switchyard_telemetry::metrics::MetricsRegistry::new(),
+            subgraph_transports: HashMap::new(),
+            header_rules: HashMap::new(),
         }
     }
 }
@@ -91,6 +101,21 @@ pub struct Executor {
     introspection: SchemaIntrospection,
     /// Per subgraph, indexed like `endpoints`.
     subgraph_metrics: Vec<Arc<SubgraphMetrics>>,
+    /// Distinct request header rule lists; subgraphs with the same rules share one, so the
+    /// usual configuration computes one header list per request.
+    header_groups: Vec<Vec<RequestHeaderRule>>,
+    /// Per subgraph: its index into `header_groups`.
+    header_group_of: Vec<usize>,
+}
+
+/// The headers of one client request as each subgraph gets them: one list per distinct rule
+/// group (see [`Executor::forward`]), or one list for every subgraph.
+#[derive(Debug, Clone, Copy)]
+pub(crate) enum Forwarded<'a> {
+    /// The same headers to every subgraph.
+    Same(&'a [(HeaderName, HeaderValue)]),
+    /// Lists indexed by the executor's header groups.
+    PerGroup(&'a [Vec<(HeaderName, HeaderValue)>]),
 }
 
 impl std::fmt::Debug for Executor {
@@ -147,6 +172,11 @@ impl Executor {
         let mut endpoints = Vec::with_capacity(subgraphs.len());
         let mut policies = Vec::with_capacity(subgraphs.len());
         let mut by_name = HashMap::new();
+        let defaults = GatewayConfig::default();
+        // Subgraphs with equal transport settings share a client and so a connection pool.
+        let mut clients: Vec<(SubgraphTransport, transport::HttpClient)> = Vec::new();
+        let mut header_groups: Vec<Vec<RequestHeaderRule>> = Vec::new();
+        let mut header_group_of = Vec::with_capacity(subgraphs.len());
         for (name, url) in subgraphs {
             let uri: Uri =
                 url.parse()
@@ -155,11 +185,11 @@ impl Executor {
                         url: url.clone(),
                         message: err.to_string(),
                     })?;
-            if uri.scheme_str() != Some("http") {
+            if !matches!(uri.scheme_str(), Some("http" | "https")) || uri.host().is_none() {
                 return Err(GatewayError::SubgraphUrl {
                     subgraph: name.clone(),
                     url: url.clone(),
-                    message: "only http:// URLs are supported".into(),
+                    message: "expected an http:// or https:// URL with a host".into(),
                 });
             }
             by_name.insert(name.clone(), endpoints.len());
@@ -170,9 +200,42 @@ impl Executor {
                 .copied()
                 .unwrap_or(SubgraphPolicy {
                     timeout: options.subgraph_timeout,
-                    ..GatewayConfig::default().subgraph_policy(name)
+                    ..defaults.subgraph_policy(name)
                 });
-            policies.push((name.clone(), policy));
+            let wanted = options
+                .subgraph_transports
+                .get(name)
+                .cloned()
+                .unwrap_or_else(|| defaults.subgraph_transport(name));
+            let http = match clients.iter().find(|(t, _)| *t == wanted) {
+                Some((_, client)) => client.clone(),
+                None => {
+                    let client = transport::client(&wanted).map_err(|message| {
+                        GatewayError::SubgraphTls {
+                            subgraph: name.clone(),
+                            message,
+                        }
+                    })?;
+                    clients.push((wanted, client.clone()));
+                    client
+                }
+            };
+            let (request_rules, response_rules) =
+                options.header_rules.get(name).cloned().unwrap_or_else(|| {
+                    (
+                        defaults.request_header_rules(name),
+                        defaults.response_header_rules(name),
+                    )
+                });
+            let group = match header_groups.iter().position(|g| *g == request_rules) {
+                Some(group) => group,
+                None => {
+                    header_groups.push(request_rules);
+                    header_groups.len() - 1
+                }
+            };
+            header_group_of.push(group);
+            policies.push((name.clone(), policy, http, response_rules));
         }
         let introspection = SchemaIntrospection::new(
             &schema,
@@ -192,10 +255,46 @@ impl Executor {
             schema,
             endpoints,
             by_name,
-            client: SubgraphClient::new(&policies, &collapsed),
+            client: SubgraphClient::new(policies, &collapsed),
             dedupe: options.dedupe,
             subgraph_metrics,
+            header_groups,
+            header_group_of,
         })
+    }
+
+    /// The headers each subgraph gets for a client request with `client` headers, one list per
+    /// header group; pass them to the executor as [`Forwarded::PerGroup`].
+    pub(crate) fn forward(&self, client: &http::HeaderMap) -> Vec<Vec<(HeaderName, HeaderValue)>> {
+        self.header_groups
+            .iter()
+            .map(|rules| crate::headers::apply(rules, client))
+            .collect()
+    }
+
+    /// The headers subgraph `name` gets out of `forwarded` (for subscriptions' upstream sockets).
+    pub(crate) fn forwarded_to<'f>(
+        &self,
+        forwarded: &'f [Vec<(HeaderName, HeaderValue)>],
+        name: &str,
+    ) -> &'f [(HeaderName, HeaderValue)] {
+        self.by_name
+            .get(name)
+            .and_then(|&service| forwarded.get(self.header_group_of[service]))
+            .map_or(&[], Vec::as_slice)
+    }
+
+    fn headers_for<'f>(
+        &self,
+        forwarded: Forwarded<'f>,
+        service: usize,
+    ) -> &'f [(HeaderName, HeaderValue)] {
+        match forwarded {
+            Forwarded::Same(list) => list,
+            Forwarded::PerGroup(lists) => lists
+                .get(self.header_group_of[service])
+                .map_or(&[], Vec::as_slice),
+        }
     }
 
     /// The API schema responses are shaped against.
@@ -275,19 +374,19 @@ impl Executor {
         variables: &Map<String, Value>,
         headers: &[(HeaderName, HeaderValue)],
     ) -> Vec<u8> {
-        self.execute_counting_errors(operation, variables, headers)
+        self.execute_counting_errors(operation, variables, Forwarded::Same(headers))
             .await
             .0
     }
 
     /// Like [`Executor::execute`], also saying how many errors the response carries (for the
-    /// request metrics' outcome).
+    /// request metrics' outcome), and with the subgraph response headers passed back.
     pub(crate) async fn execute_counting_errors(
         &self,
         operation: &PreparedOperation,
         variables: &Map<String, Value>,
-        headers: &[(HeaderName, HeaderValue)],
-    ) -> (Vec<u8>, usize) {
+        headers: Forwarded<'_>,
+    ) -> (Vec<u8>, usize, http::HeaderMap) {
         let run = Run {
             executor: self,
             data: Mutex::new(Data::Object(DataMap::new())),
@@ -295,6 +394,7 @@ impl Executor {
             variables,
             headers,
             bytes_in: AtomicUsize::new(0),
+            response_headers: Mutex::new(ResponseHeaders::default()),
         };
         if let Some(node) = &operation.exec {
             run.node(node, &[]).await;
@@ -303,8 +403,13 @@ impl Executor {
             data,
             errors,
             bytes_in,
+            response_headers,
             ..
         } = run;
+        let response_headers = response_headers
+            .into_inner()
+            .expect("response headers lock poisoned")
+            .finish();
         let mut data = data.into_inner().expect("data lock poisoned");
         let mut errors = errors.into_inner().expect("errors lock poisoned");
         if operation.has_introspection {
@@ -319,7 +424,7 @@ impl Executor {
         operation
             .response_size
             .store(response.len() + response.len() / 8, Ordering::Relaxed);
-        (response, error_count)
+        (response, error_count, response_headers)
     }
 
     /// Subgraph names with their metrics and live state, for `/metrics` and the status view.
@@ -428,9 +533,11 @@ struct Run<'a> {
     data: Mutex<Data>,
     errors: Mutex<Vec<GraphQLError>>,
     variables: &'a Map<String, Value>,
-    headers: &'a [(HeaderName, HeaderValue)],
+    headers: Forwarded<'a>,
     /// Total size of the subgraph response bodies, to size the client response buffer.
     bytes_in: AtomicUsize,
+    /// Subgraph response headers passed back to the client.
+    response_headers: Mutex<ResponseHeaders>,
 }
 
 /// One object an entity fetch resolves: which representation it sent, and the list indexes
@@ -511,7 +618,7 @@ impl<'a> Run<'a> {
                 service,
                 &endpoint.uri,
                 Bytes::from(body),
-                self.headers,
+                self.executor.headers_for(self.headers, service),
                 fetch.collapsible,
             )
             .await;
@@ -522,6 +629,14 @@ impl<'a> Run<'a> {
             Err(FetchError::Overloaded(_)) => FetchOutcome::Overloaded,
         };
         self.executor.subgraph_metrics[service].record(started, outcome);
+        let rules = self.executor.client.response_rules(service);
+        if !rules.is_empty() {
+            let captured = result.as_ref().ok().map(|f| f.headers.as_slice());
+            self.response_headers
+                .lock()
+                .expect("response headers lock poisoned")
+                .add(rules, captured);
+        }
         let fetched = result?;
         self.bytes_in.fetch_add(fetched.bytes, Ordering::Relaxed);
         Ok(fetched)
@@ -806,7 +921,7 @@ impl Executor {
         &self,
         operation: &PreparedOperation,
         variables: &Map<String, Value>,
-        headers: &[(HeaderName, HeaderValue)],
+        headers: &[Vec<(HeaderName, HeaderValue)>],
         service: &str,
         data: Option<Value>,
         errors: Vec<Value>,
@@ -824,8 +939,9 @@ impl Executor {
             data: Mutex::new(root),
             errors: Mutex::new(errors),
             variables,
-            headers,
+            headers: Forwarded::PerGroup(headers),
             bytes_in: AtomicUsize::new(0),
+            response_headers: Mutex::new(ResponseHeaders::default()),
         };
         if let Some(node) = &operation.exec {
             run.node(node, &[]).await;

@@ -107,15 +107,30 @@ fn error_response(status: StatusCode, media: Media, message: &str, code: &str) -
 }
 
 fn to_http(response: GraphQLResponse, media: Media) -> Response {
-    let status = match (response.status, media) {
+    let GraphQLResponse {
+        body,
+        status,
+        headers: passed,
+    } = response;
+    let mut http = status_response(status, body, media);
+    if !passed.is_empty() {
+        // Headers passed back from subgraphs never replace the gateway's own.
+        let own: Vec<_> = http.headers().keys().cloned().collect();
+        for (name, value) in &passed {
+            if !own.contains(name) {
+                http.headers_mut().append(name.clone(), value.clone());
+            }
+        }
+    }
+    http
+}
+
+fn status_response(status: ResponseStatus, body: Bytes, media: Media) -> Response {
+    let status = match (status, media) {
         // A planning failure answers `data: null`: GraphQL over HTTP recommends 200 then.
         (ResponseStatus::Executed | ResponseStatus::PlanningFailed, _) => StatusCode::OK,
         (ResponseStatus::MutationOverGet, _) => {
-            let mut r = json_response(
-                StatusCode::METHOD_NOT_ALLOWED,
-                media.content_type(),
-                response.body,
-            );
+            let mut r = json_response(StatusCode::METHOD_NOT_ALLOWED, media.content_type(), body);
             r.headers_mut()
                 .insert(ALLOW, HeaderValue::from_static("POST"));
             return r;
@@ -123,7 +138,7 @@ fn to_http(response: GraphQLResponse, media: Media) -> Response {
         (_, Media::Json) => StatusCode::OK,
         (ResponseStatus::RequestError, Media::GraphQLResponseJson) => StatusCode::BAD_REQUEST,
     };
-    json_response(status, media.content_type(), response.body)
+    json_response(status, media.content_type(), body)
 }
 
 /// The client's address as subgraphs see it (`X-Forwarded-For`, one address): the connection's
