@@ -109,8 +109,10 @@ async fn a_server_offering_only_http1_is_reached_over_http1() {
     let ca = TestCa::new("h1");
     let tls = server_config(&ca.server(), &[b"http/1.1"], None);
     let (front, url) = start_front(&subgraphs.urls["products"], Some(tls), &[]).await;
-    let mut config = GatewayConfig::default();
-    config.subgraph_tls_ca_file = Some(ca.ca_file());
+    let config = GatewayConfig {
+        subgraph_tls_ca_file: Some(ca.ca_file()),
+        ..GatewayConfig::default()
+    };
     let (gateway, _) = start_gateway(with_products_at(&subgraphs, &url), config).await;
     assert_ok(&run(&gateway, BOTH).await);
     assert_eq!(front.versions(), [http::Version::HTTP_11]);

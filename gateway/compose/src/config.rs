@@ -166,7 +166,7 @@ fn tls_config(ca_file: Option<&Path>) -> Result<std::sync::Arc<rustls::ClientCon
     roots.extend(webpki_roots::TLS_SERVER_ROOTS.iter().cloned());
     roots.add_parsable_certificates(rustls_native_certs::load_native_certs().certs);
     if let Some(path) = ca_file {
-        let certs = CertificateDer::pem_file_iter(&path)
+        let certs = CertificateDer::pem_file_iter(path)
             .and_then(|certs| certs.collect::<Result<Vec<_>, _>>())
             .map_err(|err| format!("reading {} ({TLS_CA_FILE_ENV}): {err}", path.display()))?;
         if certs.is_empty() {
