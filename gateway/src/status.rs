@@ -15,13 +15,11 @@ use std::time::{Duration, Instant};
 use bytes::Bytes;
 use futures::future::join_all;
 use http::Uri;
-use http_body_util::{BodyExt, Empty};
-use hyper_util::client::legacy::connect::HttpConnector;
-use hyper_util::client::legacy::Client;
-use hyper_util::rt::TokioExecutor;
+use http_body_util::{BodyExt, Full};
 use serde::{Deserialize, Serialize};
 use switchyard_telemetry::window::WindowSummary;
 
+use crate::execute::transport::HttpClient;
 use crate::execute::CircuitState;
 use crate::Gateway;
 
@@ -200,13 +198,13 @@ fn status_uri(url: &Uri) -> Option<Uri> {
     Uri::from_parts(parts).ok()
 }
 
-async fn probe(client: &Client<HttpConnector, Empty<Bytes>>, url: &Uri) -> Probe {
+async fn probe(client: &HttpClient, url: &Uri) -> Probe {
     let Some(uri) = status_uri(url) else {
         return Probe::Unreachable("no usable URL".into());
     };
     let request = http::Request::get(uri)
         .header(http::header::ACCEPT, "application/json")
-        .body(Empty::new());
+        .body(Full::new(Bytes::new()));
     let Ok(request) = request else {
         return Probe::Unreachable("no usable URL".into());
     };
@@ -342,10 +340,10 @@ pub(crate) async fn platform_status(gateway: &Gateway) -> PlatformStatus {
     let now = Instant::now();
     let executor = &gateway.inner.executor;
     let metrics = gateway.metrics();
-    let client: Client<HttpConnector, Empty<Bytes>> =
-        Client::builder(TokioExecutor::new()).build(HttpConnector::new());
     let states = executor.subgraph_states();
-    let probes = join_all(states.iter().map(|s| probe(&client, s.url))).await;
+    // Each subgraph is asked through its own client: the same TLS trust, client certificate
+    // and pool as its GraphQL requests.
+    let probes = join_all(states.iter().map(|s| probe(s.http, s.url))).await;
     let mut subgraphs = Vec::with_capacity(states.len());
     for (state, probe) in states.iter().zip(probes) {
         let requests = Traffic::from(state.metrics.window.summary(now));

@@ -690,10 +690,24 @@ impl Upstream {
             }
         }
         let timeout = gateway.config().subgraph_policy(service).timeout;
+        // wss:// goes through the subgraph's own TLS settings (trusted CAs, client certificate).
+        let connector = match gateway.inner.executor.websocket_tls(service) {
+            Some(tls) if ws_url.starts_with("wss://") => {
+                Some(tokio_tungstenite::Connector::Rustls(tls))
+            }
+            _ => None,
+        };
         let handshake = async {
-            let (socket, _) = tokio_tungstenite::connect_async(request)
-                .await
-                .map_err(|err| format!("could not connect to {ws_url}: {err}"))?;
+            let (socket, _) =
+                tokio_tungstenite::connect_async_tls_with_config(request, None, false, connector)
+                    .await
+                    .map_err(|err| {
+                        let message = format!("could not connect to {ws_url}: {err}");
+                        match crate::execute::transport::hint(&message) {
+                            Some(hint) => format!("{message} ({hint})"),
+                            None => message,
+                        }
+                    })?;
             let mut upstream = Upstream { socket };
             upstream
                 .send(json!({"type": "connection_init", "payload": init_payload}))

@@ -26,6 +26,9 @@ use tokio_tungstenite::tungstenite::client::IntoClientRequest;
 use tokio_tungstenite::tungstenite::Message;
 use tokio_tungstenite::{MaybeTlsStream, WebSocketStream};
 
+#[path = "common/tls.rs"]
+mod tls;
+
 // ---- chat subgraph: owns Message and the subscription ----
 
 #[derive(Clone, Debug, SimpleObject)]
@@ -183,6 +186,13 @@ fn chat_schema(chat: Chat) -> ChatSchema {
 }
 
 async fn start_chat() -> (String, Chat, String) {
+    let (router, chat, sdl) = chat_router();
+    let addr = serve(router).await;
+    (format!("http://{addr}/graphql"), chat, sdl)
+}
+
+/// The chat subgraph's routes, its state and SDL.
+fn chat_router() -> (Router, Chat, String) {
     let chat = Chat {
         events: broadcast::channel(64).0,
         live: Arc::default(),
@@ -195,8 +205,7 @@ async fn start_chat() -> (String, Chat, String) {
     let router = Router::new()
         .route("/graphql", post(chat_post).get(chat_ws))
         .with_state((schema, chat.clone()));
-    let addr = serve(router).await;
-    (format!("http://{addr}/graphql"), chat, sdl)
+    (router, chat, sdl)
 }
 
 // ---- profile subgraph: owns Member.displayName ----
@@ -1016,4 +1025,56 @@ async fn quiet_connections_get_ping_frames_unless_keepalive_is_off() {
     assert!(pings_within(&stack, Duration::from_millis(650)).await >= 3);
     let stack = start_stack(|c| c.subscription_keepalive = Duration::ZERO, None).await;
     assert_eq!(pings_within(&stack, Duration::from_millis(400)).await, 0);
+}
+
+#[tokio::test]
+async fn subscriptions_reach_an_https_subgraph_over_wss_with_its_tls_settings() {
+    // A second chat subgraph, served only over TLS with a CA made for this test.
+    let ca = tls::TestCa::new("wss");
+    let (router, secure_chat, _) = chat_router();
+    let server = tls::server_config(&ca.server(), &[b"http/1.1"], None);
+    let addr = tls::serve(router, Some(server)).await;
+    let url = format!("https://127.0.0.1:{}/graphql", addr.port());
+    let countdown = json!({"id": "c", "type": "subscribe", "payload": {"query": "subscription { countdown(count: 2) }"}});
+
+    // Not trusted: the subscription fails with the reason.
+    let stack = start_stack(|_| {}, Some(url.clone())).await;
+    let mut client = connect(&stack.gateway_ws).await;
+    init(&mut client, json!({})).await;
+    send(&mut client, countdown.clone()).await;
+    let reply = recv(&mut client).await;
+    assert_eq!(reply["type"], "error", "{reply}");
+    let message = reply["payload"][0]["message"].as_str().unwrap();
+    assert!(message.contains("wss://127.0.0.1"), "{message}");
+    assert!(message.contains("UnknownIssuer"), "{message}");
+
+    // Trusted through the subgraph's own tls_ca_file: events flow over wss://.
+    let ca_file = ca.ca_file();
+    let stack = start_stack(
+        move |config| {
+            config
+                .apply_toml(&format!(
+                    "[subgraphs.chat]\ntls_ca_file = {:?}",
+                    ca_file.display().to_string()
+                ))
+                .unwrap();
+        },
+        Some(url),
+    )
+    .await;
+    let mut client = connect(&stack.gateway_ws).await;
+    init(&mut client, json!({"Authorization": "Bearer wss"})).await;
+    send(&mut client, countdown).await;
+    for n in [1, 0] {
+        assert_eq!(
+            recv(&mut client).await,
+            json!({"id": "c", "type": "next", "payload": {"data": {"countdown": n}}})
+        );
+    }
+    assert_eq!(
+        recv(&mut client).await,
+        json!({"id": "c", "type": "complete"})
+    );
+    let payloads = secure_chat.init_payloads.lock().unwrap().clone();
+    assert_eq!(payloads, [json!({"Authorization": "Bearer wss"})]);
 }

@@ -166,6 +166,11 @@ impl SubgraphClient {
         &self.services[service].response_rules
     }
 
+    /// The pooled client of subgraph `service`.
+    pub(crate) fn http(&self, service: usize) -> &HttpClient {
+        &self.services[service].http
+    }
+
     /// Requests to subgraph `service` in flight now.
     pub(crate) fn inflight(&self, service: usize) -> usize {
         self.services[service].inflight.load(Ordering::Relaxed)

@@ -83,6 +83,8 @@ pub(crate) struct SubgraphState<'a> {
     pub(crate) metrics: &'a SubgraphMetrics,
     pub(crate) circuit: fetch::CircuitState,
     pub(crate) inflight: usize,
+    /// The pooled client its requests go through.
+    pub(crate) http: &'a transport::HttpClient,
 }
 
 /// One subgraph the executor can send requests to.
@@ -106,6 +108,8 @@ pub struct Executor {
     header_groups: Vec<Vec<RequestHeaderRule>>,
     /// Per subgraph: its index into `header_groups`.
     header_group_of: Vec<usize>,
+    /// Per subgraph: TLS settings for WebSocket (`wss://`) subscriptions (HTTP/1.1 only).
+    websocket_tls: Vec<Arc<rustls::ClientConfig>>,
 }
 
 /// The headers of one client request as each subgraph gets them: one list per distinct rule
@@ -177,6 +181,7 @@ impl Executor {
         let mut clients: Vec<(SubgraphTransport, transport::HttpClient)> = Vec::new();
         let mut header_groups: Vec<Vec<RequestHeaderRule>> = Vec::new();
         let mut header_group_of = Vec::with_capacity(subgraphs.len());
+        let mut websocket_tls = Vec::with_capacity(subgraphs.len());
         for (name, url) in subgraphs {
             let uri: Uri =
                 url.parse()
@@ -207,15 +212,15 @@ impl Executor {
                 .get(name)
                 .cloned()
                 .unwrap_or_else(|| defaults.subgraph_transport(name));
+            let tls_error = |message| GatewayError::SubgraphTls {
+                subgraph: name.clone(),
+                message,
+            };
+            websocket_tls.push(Arc::new(transport::tls_config(&wanted).map_err(tls_error)?));
             let http = match clients.iter().find(|(t, _)| *t == wanted) {
                 Some((_, client)) => client.clone(),
                 None => {
-                    let client = transport::client(&wanted).map_err(|message| {
-                        GatewayError::SubgraphTls {
-                            subgraph: name.clone(),
-                            message,
-                        }
-                    })?;
+                    let client = transport::client(&wanted).map_err(tls_error)?;
                     clients.push((wanted, client.clone()));
                     client
                 }
@@ -260,7 +265,15 @@ impl Executor {
             subgraph_metrics,
             header_groups,
             header_group_of,
+            websocket_tls,
         })
+    }
+
+    /// TLS settings for a `wss://` connection to subgraph `name`.
+    pub(crate) fn websocket_tls(&self, name: &str) -> Option<Arc<rustls::ClientConfig>> {
+        self.by_name
+            .get(name)
+            .map(|&service| Arc::clone(&self.websocket_tls[service]))
     }
 
     /// The headers each subgraph gets for a client request with `client` headers, one list per
@@ -439,6 +452,7 @@ impl Executor {
                 metrics: &self.subgraph_metrics[index],
                 circuit: self.client.circuit(index),
                 inflight: self.client.inflight(index),
+                http: self.client.http(index),
             })
             .collect()
     }

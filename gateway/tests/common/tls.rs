@@ -250,12 +250,12 @@ pub async fn serve(router: Router, tls: Option<Arc<ServerConfig>>) -> SocketAddr
                             return;
                         };
                         let _ = builder
-                            .serve_connection(TokioIo::new(stream), service)
+                            .serve_connection_with_upgrades(TokioIo::new(stream), service)
                             .await;
                     }
                     None => {
                         let _ = builder
-                            .serve_connection(TokioIo::new(stream), service)
+                            .serve_connection_with_upgrades(TokioIo::new(stream), service)
                             .await;
                     }
                 }
