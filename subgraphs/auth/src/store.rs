@@ -8,6 +8,11 @@ use sqlx::{AnyPool, Row};
 use switchyard_subgraph_kit::events::outbox;
 
 const SCHEMA: &[&str] = &[
+    // One-off data steps already done in this database (see `announce_existing_accounts`).
+    "CREATE TABLE IF NOT EXISTS auth_data_steps (
+        name TEXT PRIMARY KEY,
+        done_at BIGINT NOT NULL
+    )",
     // Email and phone are stored only encrypted (key id beside each ciphertext, AAD = account id
     // and field), plus a keyed hash of the normalised email for login lookups and uniqueness.
     "CREATE TABLE IF NOT EXISTS auth_accounts (
@@ -52,7 +57,57 @@ pub async fn migrate(pool: &AnyPool) -> anyhow::Result<()> {
         sqlx::query(*statement).execute(pool).await?;
     }
     outbox::migrate(pool).await?;
+    let announced = announce_existing_accounts(pool).await?;
+    if announced > 0 {
+        tracing::info!(
+            accounts = announced,
+            "announced existing accounts to the services' member directories"
+        );
+    }
     Ok(())
+}
+
+/// Enqueues `account.created` again for every account, once per database (recorded in
+/// `auth_data_steps`, in the same transaction). Services check member ids against a record of
+/// members built from `account.created`; accounts that signed up before those records existed
+/// would otherwise be unknown to them. Consumers treat a repeated `account.created` as a no-op
+/// (profile keeps an existing member); the payload has no displayName (auth does not keep it)
+/// and says `reannounced: true`. Returns how many accounts were announced.
+pub async fn announce_existing_accounts(pool: &AnyPool) -> anyhow::Result<u64> {
+    const STEP: &str = "announce-accounts-to-member-directories";
+    let mut tx = switchyard_subgraph_kit::db::begin(pool).await?;
+    let claimed = sqlx::query(
+        "INSERT INTO auth_data_steps (name, done_at) VALUES ($1, $2) ON CONFLICT DO NOTHING",
+    )
+    .bind(STEP)
+    .bind(now_micros())
+    .execute(&mut *tx)
+    .await?
+    .rows_affected();
+    if claimed == 0 {
+        tx.rollback().await?;
+        return Ok(0);
+    }
+    let accounts = sqlx::query("SELECT id, handle FROM auth_accounts ORDER BY id")
+        .fetch_all(&mut *tx)
+        .await?;
+    for row in &accounts {
+        let id: String = row.try_get("id")?;
+        let handle: String = row.try_get("handle")?;
+        let event = switchyard_subgraph_kit::Event::new(
+            "account.created",
+            id.clone(),
+            serde_json::json!({
+                "accountId": id,
+                "memberId": id,
+                "handle": handle,
+                "reannounced": true,
+            }),
+        )?;
+        outbox::enqueue(&mut *tx, &event).await?;
+    }
+    tx.commit().await?;
+    Ok(accounts.len() as u64)
 }
 
 /// Microseconds since the epoch, the stored timestamp form.

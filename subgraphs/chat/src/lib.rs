@@ -21,7 +21,7 @@ use switchyard_subgraph_kit::auth::JwtVerifier;
 use switchyard_subgraph_kit::crypto::FieldCipher;
 use switchyard_subgraph_kit::events::{EventConsumer, OutboxRelay};
 use switchyard_subgraph_kit::server::{self, ReadinessCheck};
-use switchyard_subgraph_kit::{db, EventBus, ServiceMetrics};
+use switchyard_subgraph_kit::{db, EventBus, MemberDirectory, ServiceMetrics};
 use tokio_util::sync::CancellationToken;
 
 pub use config::Config;
@@ -65,6 +65,9 @@ impl Service {
         let cipher = FieldCipher::load("CHAT", &config.data_dir)
             .context("cannot load the chat data keys")?;
         let store = Store::open(pool.clone(), cipher).await?;
+        let members = MemberDirectory::open(pool.clone())
+            .await
+            .context("cannot open chat's member directory")?;
         let fanout: Arc<dyn Fanout> = match config.redis_url.as_deref().filter(|u| !u.is_empty()) {
             Some(url) => Arc::new(
                 RedisFanout::connect(url)
@@ -78,6 +81,7 @@ impl Service {
             fanout,
             relay: OutboxRelay::new(pool, bus.clone()),
             shutdown: CancellationToken::new(),
+            members,
         };
         let schema = build_schema(Some(state.clone()), Some(verifier));
         Ok(Service {
@@ -96,6 +100,11 @@ impl Service {
     /// The store.
     pub fn store(&self) -> &Store {
         &self.state.store
+    }
+
+    /// Which members chat knows to exist (kept by its event consumer).
+    pub fn members(&self) -> &MemberDirectory {
+        &self.state.members
     }
 
     /// Serves `/graphql` (POST, GET, WebSocket), `/health` and `/ready` on `listener` and runs
@@ -121,7 +130,7 @@ impl Service {
         let consumer = EventConsumer::new(
             self.state.store.pool().clone(),
             consumers::CONSUMER_GROUP,
-            consumers::ChatEvents,
+            self.state.members.track(consumers::ChatEvents),
         )
         .metrics(&metrics);
         let consumer = tokio::spawn(consumer.run(subscription, shutdown.clone()));

@@ -16,10 +16,13 @@ use futures::StreamExt;
 use switchyard_subgraph_kit::auth::{caller, JwtVerifier};
 use switchyard_subgraph_kit::events::OutboxRelay;
 use switchyard_subgraph_kit::pagination::{decode_cursor, encode_cursor, PageInfo};
+use switchyard_subgraph_kit::MemberDirectory;
 use tokio_util::sync::CancellationToken;
 
 use crate::fanout::Fanout;
-use crate::store::{ConversationRow, MessageRow, Store, StoreError, MAX_PAGE};
+use crate::store::{
+    parse_id, ConversationRow, MessageRow, Store, StoreError, MAX_MEMBERS, MAX_PAGE,
+};
 
 /// The executable chat schema.
 pub type ChatSchema = Schema<Query, Mutation, SubscriptionRoot>;
@@ -35,6 +38,9 @@ pub struct ChatState {
     pub relay: OutboxRelay,
     /// Cancelled when the service shuts down: open subscriptions complete.
     pub shutdown: CancellationToken,
+    /// Which members exist (from `account.*` events): conversation members are checked against
+    /// it, and deleted members' tokens refused.
+    pub members: MemberDirectory,
 }
 
 /// Builds the schema; `state` and `verifier` are absent only when printing the SDL.
@@ -45,7 +51,7 @@ pub fn build_schema(state: Option<ChatState>, verifier: Option<JwtVerifier>) -> 
         .enable_federation()
         .enable_subscription_in_federation();
     if let Some(state) = state {
-        builder = builder.data(state);
+        builder = builder.data(state.members.clone()).data(state);
     }
     if let Some(verifier) = verifier {
         builder = builder.data(verifier);
@@ -395,11 +401,25 @@ pub struct Mutation;
 #[Object]
 impl Mutation {
     /// Starts a conversation between the caller and `with`. A 1:1 conversation with someone
-    /// the caller already has one with returns the existing one.
+    /// the caller already has one with returns the existing one. `BAD_USER_INPUT` naming the
+    /// ids in `with` that are not members (never were, or deleted their account).
     async fn start_conversation(&self, ctx: &Context<'_>, with: Vec<ID>) -> Result<Conversation> {
         let me = caller(ctx).await?;
         let others: Vec<String> = with.into_iter().map(|id| id.0).collect();
-        let row = state(ctx)?
+        let state = state(ctx)?;
+        // A conversation with someone who is not a member would hold a reference nobody can
+        // resolve; chat checks against what it learned from auth's events, not auth's database.
+        // Ids the store would refuse anyway (malformed, too many) are left to its messages.
+        let mut referenced: Vec<String> = Vec::new();
+        for id in others.iter().filter_map(|id| parse_id("member", id).ok()) {
+            if id != me.member_id && !referenced.contains(&id) {
+                referenced.push(id);
+            }
+        }
+        if referenced.len() < MAX_MEMBERS {
+            state.members.require_existing(&referenced).await?;
+        }
+        let row = state
             .store
             .start_conversation(&me.member_id, &others)
             .await

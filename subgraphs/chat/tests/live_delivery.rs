@@ -20,7 +20,7 @@ const SUBSCRIBE: &str =
 #[tokio::test]
 async fn subscribers_in_process_get_new_messages() {
     let chat = Chat::sqlite().await;
-    let (ada, bob) = (member(), member());
+    let (ada, bob) = (chat.member().await, chat.member().await);
     let id = chat.start(&ada, &[&bob]).await;
     let request = async_graphql::Request::new(SUBSCRIBE)
         .variables(async_graphql::Variables::from_json(json!({ "c": id })))
@@ -56,8 +56,9 @@ async fn message_sent_is_emitted_through_the_outbox() {
         Service::open_with_verifier(common::config(temp.path(), None), bus.clone(), verifier())
             .await
             .unwrap();
-    let running = Running::start(service).await;
     let (ada, bob, cy) = (member(), member(), member());
+    common::announce(&service, &[&ada, &bob, &cy]).await;
+    let running = Running::start(service).await;
     let started = running
         .post(
             &ada,
@@ -186,9 +187,12 @@ async fn replicas_deliver_across_redis(config: Config) {
             .await
             .unwrap()
     };
-    let a = Running::start(open(config.clone()).await).await;
-    let b = Running::start(open(config).await).await;
     let (ada, bob, eve) = (member(), member(), member());
+    let first = open(config.clone()).await;
+    // One database: what replica A's consumer records, replica B reads.
+    common::announce(&first, &[&ada, &bob, &eve]).await;
+    let a = Running::start(first).await;
+    let b = Running::start(open(config).await).await;
     let started = a
         .post(
             &ada,
@@ -328,8 +332,9 @@ async fn a_deleted_account_leaves_its_conversations() {
         Service::open_with_verifier(common::config(temp.path(), None), bus.clone(), verifier())
             .await
             .unwrap();
-    let running = Running::start(service).await;
     let (ada, bob) = (member(), member());
+    common::announce(&service, &[&ada, &bob]).await;
+    let running = Running::start(service).await;
     let started = running
         .post(
             &ada,
@@ -368,8 +373,22 @@ async fn a_deleted_account_leaves_its_conversations() {
         );
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
+    // Bob's token is still unexpired, but chat has processed the deletion: refused outright.
     let refused = running.post(&bob, members, json!({ "id": id })).await;
-    assert_eq!(common::error_code(&refused), "FORBIDDEN", "{refused}");
+    assert_eq!(common::error_code(&refused), "UNAUTHENTICATED", "{refused}");
+    // And nobody can start a conversation with him any more.
+    let again = running
+        .post(
+            &ada,
+            "mutation($w: [ID!]!) { startConversation(with: $w) { id } }",
+            json!({ "w": [bob] }),
+        )
+        .await;
+    assert_eq!(common::error_code(&again), "BAD_USER_INPUT", "{again}");
+    assert_eq!(
+        again["errors"][0]["extensions"]["unknownMembers"],
+        json!([bob])
+    );
     running.stop().await;
 }
 
@@ -461,9 +480,11 @@ async fn measure_cross_replica_delivery_latency() {
             .await
             .unwrap()
     };
-    let a = Running::start(open(config.clone()).await).await;
-    let b = Running::start(open(config).await).await;
     let (ada, bob) = (member(), member());
+    let first = open(config.clone()).await;
+    common::announce(&first, &[&ada, &bob]).await;
+    let a = Running::start(first).await;
+    let b = Running::start(open(config).await).await;
     let started = a
         .post(
             &ada,

@@ -20,7 +20,11 @@ const CONVERSATION: &str = "query($id: ID!) {
 }";
 
 async fn members_chat_and_outsiders_are_refused(chat: &Chat) {
-    let (ada, bob, eve) = (member(), member(), member());
+    let (ada, bob, eve) = (
+        chat.member().await,
+        chat.member().await,
+        chat.member().await,
+    );
     let id = chat.start(&ada, &[&bob]).await;
     assert_eq!(
         chat.start(&bob, &[&ada]).await,
@@ -128,10 +132,40 @@ async fn members_chat_and_outsiders_are_refused(chat: &Chat) {
         )
         .await;
     assert_eq!(error_code(&alone), "BAD_USER_INPUT", "{alone}");
+
+    // Ids chat never heard of (no `account.created`) are refused by name, and nothing is
+    // stored: Bob's conversation list is unchanged.
+    let stranger = member();
+    let dangling = chat
+        .run(
+            Some(&ada),
+            "mutation($w: [ID!]!) { startConversation(with: $w) { id } }",
+            json!({ "w": [bob, stranger] }),
+        )
+        .await;
+    assert_eq!(error_code(&dangling), "BAD_USER_INPUT", "{dangling}");
+    assert_eq!(
+        dangling["errors"][0]["extensions"]["unknownMembers"],
+        json!([stranger]),
+        "{dangling}"
+    );
+    assert!(
+        dangling["errors"][0]["message"]
+            .as_str()
+            .unwrap()
+            .contains(&stranger),
+        "{dangling}"
+    );
+    let own = chat.data(&bob, list, json!({ "m": bob })).await;
+    assert_eq!(own["_entities"][0]["conversations"]["totalCount"], 1);
 }
 
 async fn unread_counts_and_mark_read(chat: &Chat) {
-    let (ada, bob, cy) = (member(), member(), member());
+    let (ada, bob, cy) = (
+        chat.member().await,
+        chat.member().await,
+        chat.member().await,
+    );
     let direct = chat.start(&ada, &[&bob]).await;
     let group = chat.start(&ada, &[&bob, &cy]).await;
     assert_ne!(direct, group, "a group is never the 1:1 conversation");
@@ -175,7 +209,7 @@ async fn unread_counts_and_mark_read(chat: &Chat) {
 }
 
 async fn latest_n_paging_with_before(chat: &Chat) {
-    let (ada, bob) = (member(), member());
+    let (ada, bob) = (chat.member().await, chat.member().await);
     let id = chat.start(&ada, &[&bob]).await;
     for i in 1..=25 {
         chat.send(if i % 2 == 0 { &bob } else { &ada }, &id, &format!("m{i}"))
@@ -247,10 +281,10 @@ async fn latest_n_paging_with_before(chat: &Chat) {
 }
 
 async fn conversations_page_by_activity(chat: &Chat) {
-    let ada = member();
+    let ada = chat.member().await;
     let mut ids = Vec::new();
     for _ in 0..5 {
-        ids.push(chat.start(&ada, &[&member()]).await);
+        ids.push(chat.start(&ada, &[&chat.member().await]).await);
     }
     // Activity moves the first conversation to the top.
     chat.send(&ada, &ids[0], "bump").await;
@@ -315,7 +349,7 @@ async fn postgres_store_scenarios() {
 #[tokio::test]
 async fn message_bodies_are_not_plaintext_in_the_sqlite_file() {
     let chat = Chat::sqlite().await;
-    let (ada, bob) = (member(), member());
+    let (ada, bob) = (chat.member().await, chat.member().await);
     let id = chat.start(&ada, &[&bob]).await;
     let secret = "the launch code is swordfish-7731";
     chat.send(&ada, &id, secret).await;

@@ -22,7 +22,9 @@ use std::sync::Arc;
 use anyhow::Context as _;
 use switchyard_subgraph_kit::auth::JwtVerifier;
 use switchyard_subgraph_kit::server::{self, ReadinessCheck};
-use switchyard_subgraph_kit::{EventBus, EventConsumer, OutboxRelay, ServiceMetrics};
+use switchyard_subgraph_kit::{
+    EventBus, EventConsumer, MemberDirectory, OutboxRelay, ServiceMetrics,
+};
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 
@@ -40,6 +42,7 @@ pub fn sdl() -> String {
 /// The content service: store, index, schema and bus, ready to serve.
 pub struct Service {
     store: Store,
+    members: MemberDirectory,
     index: Arc<SearchIndex>,
     bus: EventBus,
     relay: OutboxRelay,
@@ -82,7 +85,12 @@ impl Service {
         }
         let relay = OutboxRelay::new(store.pool().clone(), bus.clone());
         store.set_relay(relay.clone());
+        // Refuses deleted accounts' tokens (content stores no member ids but its callers').
+        let members = MemberDirectory::open(store.pool().clone())
+            .await
+            .context("cannot open content's member directory")?;
         let schema = graphql::schema_builder()
+            .data(members.clone())
             .data(ContentState {
                 store: store.clone(),
                 index: index.clone(),
@@ -91,6 +99,7 @@ impl Service {
             .finish();
         Ok(Service {
             store,
+            members,
             index,
             bus,
             relay,
@@ -107,6 +116,11 @@ impl Service {
     /// The store.
     pub fn store(&self) -> &Store {
         &self.store
+    }
+
+    /// Which members content knows to exist or to be deleted (kept by its event consumer).
+    pub fn members(&self) -> &MemberDirectory {
+        &self.members
     }
 
     /// The search index.
@@ -141,7 +155,7 @@ impl Service {
             EventConsumer::new(
                 self.store.pool().clone(),
                 consumer::GROUP,
-                consumer::ContentEvents,
+                self.members.track(consumer::ContentEvents),
             )
             .metrics(&metrics)
             .run(subscription, shutdown.clone()),

@@ -5,7 +5,9 @@
 //! the client's `Authorization: Bearer …` header; the kit router puts it into each GraphQL
 //! request's data as a [`BearerToken`] (from the HTTP header, or from the WebSocket
 //! `connection_init` payload). Resolvers call [`caller`] (required) or [`optional_caller`], which
-//! verify the token with the [`JwtVerifier`] the service put into its schema data.
+//! verify the token with the [`JwtVerifier`] the service put into its schema data, and refuse
+//! tokens of accounts the service's [`crate::members::MemberDirectory`] (when in the schema data)
+//! knows to be deleted.
 //!
 //! The verifier fetches the JWKS lazily and caches it; a token with a `kid` it does not know makes
 //! it refetch (the auth service rotated keys), at most once per 30 s so a flood of forged kids
@@ -161,6 +163,10 @@ pub enum AuthError {
     /// The key set could not be fetched or parsed.
     #[error("cannot load the token verification keys: {0}")]
     Jwks(String),
+    /// The token is valid but its account has been deleted (this service has processed
+    /// `account.deleted`; see [`crate::members`]).
+    #[error("the account of this access token has been deleted")]
+    AccountDeleted,
 }
 
 impl AuthError {
@@ -207,6 +213,13 @@ pub async fn optional_caller(ctx: &Context<'_>) -> async_graphql::Result<Option<
         }
         other => other.to_graphql(),
     })?;
+    // A token outlives its account by up to its lifetime: once this service has processed the
+    // deletion, the token stops working here.
+    if let Some(directory) = ctx.data_opt::<crate::members::MemberDirectory>() {
+        if directory.is_deleted(&claims.sub).await {
+            return Err(AuthError::AccountDeleted.to_graphql());
+        }
+    }
     Ok(Some(Caller {
         member_id: claims.sub,
         handle: claims.handle,

@@ -18,6 +18,8 @@
 //!   for lookups on encrypted columns).
 //! - [`pagination`]: the shared `PageInfo` type and opaque cursors.
 //! - [`testing`]: test support (throwaway PostgreSQL databases, Redis) shared by every crate's tests.
+//! - [`members`]: each service's own record of existing and deleted members (from auth's
+//!   events): refuses deleted accounts' tokens, validates member ids clients send.
 //! - [`events`]: the event bus with a transactional outbox and idempotent consumers — the only
 //!   way data moves between services besides federated entities.
 //!
@@ -102,6 +104,7 @@ pub mod config;
 pub mod crypto;
 pub mod db;
 pub mod events;
+pub mod members;
 pub mod metrics;
 pub mod pagination;
 pub mod schema;
@@ -114,6 +117,7 @@ pub use events::{
     process_event, Delivery, Event, EventBus, EventConsumer, EventError, EventHandler, GroupLag,
     OutboxRelay, Processed, Subscription,
 };
+pub use members::{MemberDirectory, MemberState};
 pub use metrics::{Check, Level, ServiceMetrics, StatusReport};
 pub use schema::{federation_sdl, SubgraphArgs};
 pub use server::{

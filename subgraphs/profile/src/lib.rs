@@ -27,7 +27,9 @@ use sqlx::AnyPool;
 use switchyard_subgraph_kit::auth::JwtVerifier;
 use switchyard_subgraph_kit::events::outbox;
 use switchyard_subgraph_kit::server::{self, NotReady, ReadinessCheck};
-use switchyard_subgraph_kit::{db, EventBus, EventConsumer, OutboxRelay, ServiceMetrics};
+use switchyard_subgraph_kit::{
+    db, EventBus, EventConsumer, EventHandler, MemberDirectory, OutboxRelay, ServiceMetrics,
+};
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 
@@ -50,7 +52,11 @@ pub fn sdl() -> String {
 
 /// A consumer applying account events to `store`, de-duplicating in `pool`.
 pub fn consumer(pool: AnyPool, store: Arc<dyn GraphStore>) -> EventConsumer<AccountEvents> {
-    EventConsumer::new(pool, CONSUMER_GROUP, AccountEvents::new(store))
+    consumer_with(pool, AccountEvents::new(store))
+}
+
+fn consumer_with<H: EventHandler>(pool: AnyPool, handler: H) -> EventConsumer<H> {
+    EventConsumer::new(pool, CONSUMER_GROUP, handler)
         .batch_size(64)
         .wait(Duration::from_millis(500))
 }
@@ -118,6 +124,7 @@ pub struct Service {
     config: Config,
     pool: AnyPool,
     store: Arc<dyn GraphStore>,
+    members: MemberDirectory,
     relay: OutboxRelay,
     schema: ProfileSchema,
     bus: EventBus,
@@ -155,10 +162,14 @@ impl Service {
             );
         }
         let relay = OutboxRelay::new(pool.clone(), bus.clone());
+        let members = MemberDirectory::open(pool.clone())
+            .await
+            .context("opening profile's member directory")?;
         let deps = ProfileDeps {
             store: store.clone(),
             views: ViewTracker::new(pool.clone(), Some(relay.clone())),
             relay: Some(relay.clone()),
+            members: Some(members.clone()),
         };
         let verifier = JwtVerifier::from_jwks_url(config.jwks_url.clone());
         let schema = build_schema(Some(deps), Some(verifier));
@@ -166,6 +177,7 @@ impl Service {
             config,
             pool,
             store,
+            members,
             relay,
             schema,
             bus,
@@ -204,9 +216,12 @@ impl Service {
                 .await
                 .context("starting the profile metrics listener")?;
         let consumer_task = tokio::spawn(
-            consumer(self.pool.clone(), self.store.clone())
-                .metrics(&metrics)
-                .run(subscription, shutdown.clone()),
+            consumer_with(
+                self.pool.clone(),
+                self.members.track(AccountEvents::new(self.store.clone())),
+            )
+            .metrics(&metrics)
+            .run(subscription, shutdown.clone()),
         );
         let relay_task = self.relay.clone().metrics(&metrics).spawn(shutdown.clone());
         let prune_task = tokio::spawn(prune(self.pool.clone(), shutdown.clone()));

@@ -10,7 +10,7 @@ use async_graphql::{
 use chrono::{DateTime, Utc};
 use switchyard_subgraph_kit::auth::{self, Caller, JwtVerifier};
 use switchyard_subgraph_kit::pagination::{decode_cursor, encode_cursor, PageInfo};
-use switchyard_subgraph_kit::OutboxRelay;
+use switchyard_subgraph_kit::{MemberDirectory, OutboxRelay};
 
 use crate::store::{
     Degree, GraphStore, MemberRecord, ProfileUpdate, RequestOutcome, StoreError, MAX_PAGE,
@@ -29,6 +29,8 @@ pub struct ProfileDeps {
     pub views: ViewTracker,
     /// Woken after a change that enqueued an event, so it moves in milliseconds.
     pub relay: Option<OutboxRelay>,
+    /// Which members were deleted (from `account.deleted`): their tokens are refused.
+    pub members: Option<MemberDirectory>,
 }
 
 /// Longest accepted display name, headline and location (characters).
@@ -40,6 +42,9 @@ const MAX_LOCATION: usize = 100;
 pub fn build_schema(deps: Option<ProfileDeps>, verifier: Option<JwtVerifier>) -> ProfileSchema {
     let mut builder = Schema::build(Query, Mutation, EmptySubscription).enable_federation();
     if let Some(deps) = deps {
+        if let Some(members) = &deps.members {
+            builder = builder.data(members.clone());
+        }
         builder = builder.data(deps);
     }
     if let Some(verifier) = verifier {
@@ -91,39 +96,89 @@ fn wake(deps: &ProfileDeps) {
     }
 }
 
-/// A member of the network.
-pub struct Member(pub MemberRecord);
+/// A member of the network, or the placeholder standing in for one that does not exist.
+pub struct Member {
+    record: MemberRecord,
+    placeholder: bool,
+}
+
+impl From<MemberRecord> for Member {
+    fn from(record: MemberRecord) -> Self {
+        Member {
+            record,
+            placeholder: false,
+        }
+    }
+}
+
+/// The handle of the placeholder member (never a real handle: those are `[a-z0-9_]`).
+pub const PLACEHOLDER_HANDLE: &str = "[deleted]";
+/// The display name of the placeholder member.
+pub const PLACEHOLDER_DISPLAY_NAME: &str = "Deleted member";
+
+impl Member {
+    /// What another service's reference to `id` resolves to when profile has no such member
+    /// (the account was deleted, or the id never was a member): a member with that id, the
+    /// placeholder handle and name and nothing else, so the list or object holding the
+    /// reference still answers (`Member.deleted` tells clients).
+    pub fn placeholder(id: String) -> Member {
+        Member {
+            record: MemberRecord {
+                id,
+                handle: PLACEHOLDER_HANDLE.to_owned(),
+                display_name: PLACEHOLDER_DISPLAY_NAME.to_owned(),
+                headline: None,
+                location: None,
+                joined_at: DateTime::<Utc>::UNIX_EPOCH,
+            },
+            placeholder: true,
+        }
+    }
+
+    /// The stored record (the placeholder's for a placeholder).
+    pub fn record(&self) -> &MemberRecord {
+        &self.record
+    }
+}
 
 #[Object]
 impl Member {
     /// Member id (the account id).
     async fn id(&self) -> ID {
-        ID(self.0.id.clone())
+        ID(self.record.id.clone())
     }
 
     /// Unique handle.
     async fn handle(&self) -> &str {
-        &self.0.handle
+        &self.record.handle
     }
 
     /// Name shown to others.
     async fn display_name(&self) -> &str {
-        &self.0.display_name
+        &self.record.display_name
     }
 
     /// One-line professional headline.
     async fn headline(&self) -> Option<&str> {
-        self.0.headline.as_deref()
+        self.record.headline.as_deref()
     }
 
     /// Free-text location.
     async fn location(&self) -> Option<&str> {
-        self.0.location.as_deref()
+        self.record.location.as_deref()
     }
 
-    /// When the member joined.
+    /// When the member joined (the Unix epoch for the placeholder).
     async fn joined_at(&self) -> DateTime<Utc> {
-        self.0.joined_at
+        self.record.joined_at
+    }
+
+    /// True for the placeholder that stands in for a member who no longer exists (deleted
+    /// account) or never did, where another service still refers to them (a post's author, a
+    /// conversation member, a message's sender): handle `[deleted]`, display name
+    /// `Deleted member`, no connections.
+    async fn deleted(&self) -> bool {
+        self.placeholder
     }
 
     /// The member's connections, ordered by member id.
@@ -134,6 +189,18 @@ impl Member {
         after: Option<String>,
     ) -> async_graphql::Result<MemberConnection> {
         let first = page_size(first, 20)?;
+        if self.placeholder {
+            return Ok(MemberConnection {
+                edges: Vec::new(),
+                page_info: PageInfo {
+                    has_next_page: false,
+                    has_previous_page: false,
+                    start_cursor: None,
+                    end_cursor: None,
+                },
+                total_count: 0,
+            });
+        }
         let after_id = match &after {
             Some(cursor) => Some(
                 decode_cursor(cursor).ok_or_else(|| bad_input("`after` is not a valid cursor"))?,
@@ -142,7 +209,7 @@ impl Member {
         };
         let page = deps(ctx)?
             .store
-            .connections(&self.0.id, first, after_id.as_deref())
+            .connections(&self.record.id, first, after_id.as_deref())
             .await
             .map_err(store_error)?;
         let edges: Vec<MemberEdge> = page
@@ -150,7 +217,7 @@ impl Member {
             .into_iter()
             .map(|m| MemberEdge {
                 cursor: encode_cursor(&m.id),
-                node: Member(m),
+                node: Member::from(m),
             })
             .collect();
         Ok(MemberConnection {
@@ -167,9 +234,12 @@ impl Member {
 
     /// How many connections the member has.
     async fn connection_count(&self, ctx: &Context<'_>) -> async_graphql::Result<i32> {
+        if self.placeholder {
+            return Ok(0);
+        }
         let n = deps(ctx)?
             .store
-            .connection_count(&self.0.id)
+            .connection_count(&self.record.id)
             .await
             .map_err(store_error)?;
         Ok(count(n))
@@ -183,12 +253,15 @@ impl Member {
         #[graphql(default = 20)] first: Option<i32>,
     ) -> async_graphql::Result<Vec<Member>> {
         let first = page_size(first, 20)?;
+        if self.placeholder {
+            return Ok(Vec::new());
+        }
         let members = deps(ctx)?
             .store
-            .mutual_connections(&self.0.id, &with, first)
+            .mutual_connections(&self.record.id, &with, first)
             .await
             .map_err(store_error)?;
-        Ok(members.into_iter().map(Member).collect())
+        Ok(members.into_iter().map(Member::from).collect())
     }
 }
 
@@ -291,7 +364,7 @@ impl Query {
         if let Some(viewer) = auth::optional_caller(ctx).await? {
             deps(ctx)?.views.viewed(&member.id, &viewer.member_id);
         }
-        Ok(Some(Member(member)))
+        Ok(Some(Member::from(member)))
     }
 }
 
@@ -334,7 +407,7 @@ impl Query {
             // A member deleted between the traversal and this read ends the path early
             // rather than returning one with a hole.
             match store.member(id).await.map_err(store_error)? {
-                Some(m) => path.push(Member(m)),
+                Some(m) => path.push(Member::from(m)),
                 None => return Err(store_error(StoreError::NotFound(id.clone()))),
             }
         }
@@ -360,7 +433,7 @@ impl Query {
         Ok(suggestions
             .into_iter()
             .map(|s| Suggestion {
-                member: Member(s.member),
+                member: Member::from(s.member),
                 mutual_count: count(s.mutual_count),
             })
             .collect())
@@ -377,10 +450,14 @@ impl Query {
             .pending_requests(&me.member_id)
             .await
             .map_err(store_error)?;
-        Ok(members.into_iter().map(Member).collect())
+        Ok(members.into_iter().map(Member::from).collect())
     }
 
-    /// Federation entity resolver for `Member` by id.
+    /// Federation entity resolver for `Member` by id. Other services only refer to members
+    /// they were told about, so an id profile does not have is one whose account was deleted
+    /// (or a reference stored before references were checked): it resolves to the
+    /// [`Member::placeholder`] rather than null, which would null the whole list or object
+    /// holding it (a conversation's members, a page of posts) for everyone.
     #[graphql(entity)]
     async fn find_member_by_id(
         &self,
@@ -388,7 +465,10 @@ impl Query {
         id: ID,
     ) -> async_graphql::Result<Option<Member>> {
         let found = deps(ctx)?.store.member(&id).await.map_err(store_error)?;
-        Query::read_member(ctx, found).await
+        match found {
+            Some(_) => Query::read_member(ctx, found).await,
+            None => Ok(Some(Member::placeholder(id.0))),
+        }
     }
 }
 
@@ -458,7 +538,7 @@ impl Mutation {
         };
         Ok(ConnectionRequestResult {
             status,
-            member: Member(existing(&deps.store, &to).await?),
+            member: Member::from(existing(&deps.store, &to).await?),
         })
     }
 
@@ -476,7 +556,7 @@ impl Mutation {
             .await
             .map_err(store_error)?;
         wake(deps);
-        Ok(Member(existing(&deps.store, &from).await?))
+        Ok(Member::from(existing(&deps.store, &from).await?))
     }
 
     /// Declines `from`'s pending request; false when there was none.
@@ -539,6 +619,6 @@ impl Mutation {
             .update_profile(&me.member_id, &update)
             .await
             .map_err(store_error)?;
-        Ok(Member(member))
+        Ok(Member::from(member))
     }
 }

@@ -40,6 +40,7 @@ impl App {
             store: store.clone(),
             views: ViewTracker::new(pool.clone(), None),
             relay: None,
+            members: None,
         };
         App {
             schema: build_schema(Some(deps), Some(verifier)),
@@ -506,6 +507,54 @@ async fn profile_views_emit_once_per_viewer_per_hour() {
     let fresh = ViewTracker::new(app.pool.clone(), None);
     assert!(!fresh.record(ann, ben).await.unwrap());
     assert!(fresh.record(ben, ann).await.unwrap());
+}
+
+#[tokio::test]
+async fn references_to_members_profile_lacks_resolve_to_the_placeholder() {
+    let app = App::new().await;
+    let ids = app.sign_up(&["ann"]).await;
+    let ann = &ids[0];
+    let ghost = uuid::Uuid::now_v7().to_string();
+    // One batch, as the gateway sends it: the known member and an unknown one, in order.
+    let data = app
+        .ok(
+            None,
+            "query($r: [_Any!]!) { _entities(representations: $r) { ... on Member {
+                id handle displayName deleted joinedAt connectionCount
+                connections { totalCount } mutualConnections(with: $r0) { id } } } }"
+                .replace("$r0", &format!("\"{ann}\""))
+                .as_str(),
+            json!({"r": [
+                {"__typename": "Member", "id": ann},
+                {"__typename": "Member", "id": ghost},
+            ]}),
+        )
+        .await;
+    let entities = data["_entities"].as_array().unwrap();
+    assert_eq!(entities[0]["handle"], "ann");
+    assert_eq!(entities[0]["deleted"], false);
+    assert_eq!(
+        entities[1],
+        json!({
+            "id": ghost,
+            "handle": "[deleted]",
+            "displayName": "Deleted member",
+            "deleted": true,
+            "joinedAt": "1970-01-01T00:00:00+00:00",
+            "connectionCount": 0,
+            "connections": { "totalCount": 0 },
+            "mutualConnections": [],
+        })
+    );
+    // Asked for directly, an unknown member is still null.
+    let direct = app
+        .ok(
+            None,
+            "query($id: ID!) { member(id: $id) { id } }",
+            json!({"id": ghost}),
+        )
+        .await;
+    assert!(direct["member"].is_null(), "{direct}");
 }
 
 #[test]

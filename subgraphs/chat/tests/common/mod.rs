@@ -42,6 +42,29 @@ pub fn member() -> String {
     uuid::Uuid::now_v7().to_string()
 }
 
+/// Tells `service` that `ids` are members, as auth's `account.created` does through its
+/// consumer (chat refuses conversations with ids it has not heard of).
+pub async fn announce(service: &Service, ids: &[&str]) {
+    for id in ids {
+        let event = switchyard_subgraph_kit::Event::new(
+            "account.created",
+            *id,
+            json!({ "accountId": id, "memberId": id, "handle": "tester" }),
+        )
+        .unwrap();
+        switchyard_subgraph_kit::process_event(
+            service.store().pool(),
+            switchyard_chat::consumers::CONSUMER_GROUP,
+            &event,
+            &service
+                .members()
+                .track(switchyard_chat::consumers::ChatEvents),
+        )
+        .await
+        .unwrap();
+    }
+}
+
 /// A throwaway PostgreSQL database.
 pub type PgDatabase = switchyard_subgraph_kit::testing::TestDatabase;
 
@@ -101,6 +124,13 @@ impl Chat {
             dir,
             _temp: Some(temp),
         }
+    }
+
+    /// A fresh member id that chat has been told about.
+    pub async fn member(&self) -> String {
+        let id = member();
+        announce(&self.service, &[&id]).await;
+        id
     }
 
     /// Runs an operation in-process as `member` (no token when `None`); the whole response.
