@@ -280,7 +280,11 @@ fn flatten_paths(node: &PlanNode, out: &mut Vec<String>) {
         PlanNode::Sequence { nodes } | PlanNode::Parallel { nodes } => {
             nodes.iter().for_each(|n| flatten_paths(n, out))
         }
-        PlanNode::Flatten(f) => out.push(switchyard_planner::plan::path_string(&f.path)),
+        PlanNode::Flatten(f) => out.extend(
+            std::iter::once(&f.path)
+                .chain(&f.other_paths)
+                .map(|p| switchyard_planner::plan::path_string(p)),
+        ),
         PlanNode::Condition(c) => {
             c.if_clause.iter().for_each(|n| flatten_paths(n, out));
             c.else_clause.iter().for_each(|n| flatten_paths(n, out));
@@ -321,14 +325,16 @@ fn different_selections_under_sibling_type_conditions_stay_apart() {
 }
 
 #[test]
-fn sibling_merge_keeps_other_paths_apart() {
-    // `related` and `sequel` are different response paths: two fetches, each merged
-    // across the two types.
+fn sibling_merge_then_identical_fetches_at_other_paths_share_one_request() {
+    // `related` and `sequel` are different response paths: each is first merged across the
+    // two types, then the two (same subgraph, selection and stage) become one request that
+    // serves both paths.
     let sdl = two_graphs(SIBLING_TYPES);
     let plan = plan(
         &sdl,
         "{ library { ... on Book { related { price } sequel { price } } ... on Movie { related { price } sequel { price } } } }",
     );
+    assert_eq!(all_fetches(&plan).len(), 2, "{plan}");
     let mut paths = Vec::new();
     flatten_paths(plan.node.as_ref().unwrap(), &mut paths);
     paths.sort();

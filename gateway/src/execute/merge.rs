@@ -905,6 +905,7 @@ mod tests {
     fn entity_errors_are_repathed_to_every_object() {
         let target = |representation| EntityTarget {
             representation,
+            path: 0,
             indexes: 0..0,
         };
         let targets = vec![target(0), target(1), target(0)];

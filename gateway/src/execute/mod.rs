@@ -138,7 +138,8 @@ pub(crate) enum ExecNode {
     Parallel(Vec<ExecNode>),
     Fetch(Box<PreparedFetch>),
     Flatten {
-        path: Vec<PathElement>,
+        /// The plan's `path` followed by its `other_paths`.
+        paths: Vec<Vec<PathElement>>,
         node: Box<ExecNode>,
     },
     Condition {
@@ -335,7 +336,10 @@ impl Executor {
             }
             PlanNode::Fetch(fetch) => ExecNode::Fetch(Box::new(self.prepare_fetch(fetch))),
             PlanNode::Flatten(flatten) => ExecNode::Flatten {
-                path: flatten.path.clone(),
+                paths: std::iter::once(&flatten.path)
+                    .chain(&flatten.other_paths)
+                    .cloned()
+                    .collect(),
                 node: Box::new(self.prepare_node(&flatten.node)),
             },
             PlanNode::Condition(cond) => ExecNode::Condition {
@@ -554,34 +558,36 @@ struct Run<'a> {
     response_headers: Mutex<ResponseHeaders>,
 }
 
-/// One object an entity fetch resolves: which representation it sent, and the list indexes
-/// (a range of a shared buffer) that lead to it along the `Flatten` path.
+/// One object an entity fetch resolves: which representation it sent, which of the `Flatten`
+/// node's paths it was found at, and the list indexes (a range of a shared buffer) that lead to
+/// it along that path.
 struct EntityTarget {
     representation: usize,
+    path: usize,
     indexes: std::ops::Range<usize>,
 }
 
 impl<'a> Run<'a> {
-    fn node<'s>(&'s self, node: &'s ExecNode, path: &'s [PathElement]) -> BoxFuture<'s, ()> {
+    fn node<'s>(&'s self, node: &'s ExecNode, paths: &'s [Vec<PathElement>]) -> BoxFuture<'s, ()> {
         async move {
             match node {
                 ExecNode::Sequence(nodes) => {
                     for n in nodes {
-                        self.node(n, path).await;
+                        self.node(n, paths).await;
                     }
                 }
                 ExecNode::Parallel(nodes) => {
-                    join_all(nodes.iter().map(|n| self.node(n, path))).await;
+                    join_all(nodes.iter().map(|n| self.node(n, paths))).await;
                 }
                 ExecNode::Fetch(fetch) => {
                     let span = tracing::info_span!("fetch", service = &*fetch.service_name);
                     if fetch.requires.is_some() {
-                        self.entity_fetch(fetch, path).instrument(span).await;
+                        self.entity_fetch(fetch, paths).instrument(span).await;
                     } else {
                         self.root_fetch(fetch).instrument(span).await;
                     }
                 }
-                ExecNode::Flatten { path, node } => self.node(node, path).await,
+                ExecNode::Flatten { paths, node } => self.node(node, paths).await,
                 ExecNode::Condition {
                     variable,
                     if_clause,
@@ -594,7 +600,7 @@ impl<'a> Run<'a> {
                         .unwrap_or(false);
                     let branch = if on { if_clause } else { else_clause };
                     if let Some(branch) = branch {
-                        self.node(branch, path).await;
+                        self.node(branch, paths).await;
                     }
                 }
             }
@@ -734,7 +740,7 @@ impl<'a> Run<'a> {
         data
     }
 
-    async fn entity_fetch(&self, fetch: &PreparedFetch, path: &[PathElement]) {
+    async fn entity_fetch(&self, fetch: &PreparedFetch, paths: &[Vec<PathElement>]) {
         let requires = fetch.requires.as_deref().unwrap_or_default();
         let schema: &Schema = &self.executor.schema;
         let mut targets = Vec::new();
@@ -750,56 +756,60 @@ impl<'a> Run<'a> {
             let mut seen: HashMap<u64, (usize, std::ops::Range<usize>), PassThroughHash> =
                 HashMap::default();
             let mut scratch = Vec::new();
-            merge::for_each_object(
-                &data,
-                path,
-                schema,
-                &mut Vec::new(),
-                &mut |object, indexes| {
-                    scratch.clear();
-                    if fetch.input_rewrites.is_empty() {
-                        if !merge::write_representation(object, requires, schema, &mut scratch) {
-                            return;
-                        }
-                    } else {
-                        let Some(mut representation) =
-                            merge::representation(object, requires, schema)
-                        else {
-                            return;
-                        };
-                        for rewrite in &fetch.input_rewrites {
-                            merge::apply_rewrite(&mut representation, rewrite, schema);
-                        }
-                        write_json(&mut scratch, &representation);
-                    }
-                    let hash = fast_hash(&scratch);
-                    let existing = seen
-                        .get(&hash)
-                        .filter(|(_, range)| body[range.clone()] == scratch[..])
-                        .map(|(index, _)| *index);
-                    let index = match existing {
-                        Some(index) => index,
-                        None => {
-                            if count > 0 {
-                                body.push(b',');
+            for (path_index, path) in paths.iter().enumerate() {
+                merge::for_each_object(
+                    &data,
+                    path,
+                    schema,
+                    &mut Vec::new(),
+                    &mut |object, indexes| {
+                        scratch.clear();
+                        if fetch.input_rewrites.is_empty() {
+                            if !merge::write_representation(object, requires, schema, &mut scratch)
+                            {
+                                return;
                             }
-                            let start = body.len();
-                            body.extend_from_slice(&scratch);
-                            // On a (vanishingly rare) hash collision the first entry keeps the slot;
-                            // the newcomer is simply not de-duplicated.
-                            seen.entry(hash).or_insert((count, start..body.len()));
-                            count += 1;
-                            count - 1
+                        } else {
+                            let Some(mut representation) =
+                                merge::representation(object, requires, schema)
+                            else {
+                                return;
+                            };
+                            for rewrite in &fetch.input_rewrites {
+                                merge::apply_rewrite(&mut representation, rewrite, schema);
+                            }
+                            write_json(&mut scratch, &representation);
                         }
-                    };
-                    let start = index_buffer.len();
-                    index_buffer.extend_from_slice(indexes);
-                    targets.push(EntityTarget {
-                        representation: index,
-                        indexes: start..index_buffer.len(),
-                    });
-                },
-            );
+                        let hash = fast_hash(&scratch);
+                        let existing = seen
+                            .get(&hash)
+                            .filter(|(_, range)| body[range.clone()] == scratch[..])
+                            .map(|(index, _)| *index);
+                        let index = match existing {
+                            Some(index) => index,
+                            None => {
+                                if count > 0 {
+                                    body.push(b',');
+                                }
+                                let start = body.len();
+                                body.extend_from_slice(&scratch);
+                                // On a (vanishingly rare) hash collision the first entry keeps the slot;
+                                // the newcomer is simply not de-duplicated.
+                                seen.entry(hash).or_insert((count, start..body.len()));
+                                count += 1;
+                                count - 1
+                            }
+                        };
+                        let start = index_buffer.len();
+                        index_buffer.extend_from_slice(indexes);
+                        targets.push(EntityTarget {
+                            representation: index,
+                            path: path_index,
+                            indexes: start..index_buffer.len(),
+                        });
+                    },
+                );
+            }
         }
         if count == 0 {
             return;
@@ -830,7 +840,13 @@ impl<'a> Run<'a> {
                 if let Some(errors) = errors {
                     let paths: Vec<Vec<PathSegment>> = targets
                         .iter()
-                        .map(|t| merge::client_path(&root, path, &index_buffer[t.indexes.clone()]))
+                        .map(|t| {
+                            merge::client_path(
+                                &root,
+                                &paths[t.path],
+                                &index_buffer[t.indexes.clone()],
+                            )
+                        })
                         .collect();
                     let mut all = self.errors.lock().expect("errors lock poisoned");
                     for error in errors {
@@ -865,39 +881,43 @@ impl<'a> Run<'a> {
                         *n += 1;
                     }
                 }
-                let located: Vec<(usize, &[u32])> = targets
-                    .iter()
-                    .map(|t| (t.representation, &index_buffer[t.indexes.clone()]))
-                    .collect();
-                merge::for_each_target_mut(
-                    &mut root,
-                    path,
-                    &located,
-                    &mut |representation, object| {
-                        if shared.is_some() {
-                            if let Some(entity @ Data::Object(_)) =
-                                shared_entities.get(representation)
-                            {
-                                merge::deep_merge_ref(object, entity);
+                // Targets were found path by path, each path's in walk order.
+                for (path_index, path) in paths.iter().enumerate() {
+                    let located: Vec<(usize, &[u32])> = targets
+                        .iter()
+                        .filter(|t| t.path == path_index)
+                        .map(|t| (t.representation, &index_buffer[t.indexes.clone()]))
+                        .collect();
+                    merge::for_each_target_mut(
+                        &mut root,
+                        path,
+                        &located,
+                        &mut |representation, object| {
+                            if shared.is_some() {
+                                if let Some(entity @ Data::Object(_)) =
+                                    shared_entities.get(representation)
+                                {
+                                    merge::deep_merge_ref(object, entity);
+                                }
+                                return;
                             }
-                            return;
-                        }
-                        let Some(slot) = entities.get_mut(representation) else {
-                            return;
-                        };
-                        if !slot.is_object() {
-                            return;
-                        }
-                        let remaining = &mut uses[representation];
-                        *remaining -= 1;
-                        // The last object that needs an entity takes it; earlier ones copy from it.
-                        if *remaining == 0 {
-                            merge::deep_merge(object, std::mem::take(slot));
-                        } else {
-                            merge::deep_merge_ref(object, slot);
-                        }
-                    },
-                );
+                            let Some(slot) = entities.get_mut(representation) else {
+                                return;
+                            };
+                            if !slot.is_object() {
+                                return;
+                            }
+                            let remaining = &mut uses[representation];
+                            *remaining -= 1;
+                            // The last object that needs an entity takes it; earlier ones copy from it.
+                            if *remaining == 0 {
+                                merge::deep_merge(object, std::mem::take(slot));
+                            } else {
+                                merge::deep_merge_ref(object, slot);
+                            }
+                        },
+                    );
+                }
             }
             Err(reason) => {
                 let root = self.data.lock().expect("data lock poisoned");
@@ -905,8 +925,11 @@ impl<'a> Run<'a> {
                 for target in &targets {
                     let indexes = &index_buffer[target.indexes.clone()];
                     all.push(
-                        Self::fetch_failed(fetch, &reason)
-                            .with_path(merge::client_path(&root, path, indexes)),
+                        Self::fetch_failed(fetch, &reason).with_path(merge::client_path(
+                            &root,
+                            &paths[target.path],
+                            indexes,
+                        )),
                     );
                 }
             }

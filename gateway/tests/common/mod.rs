@@ -550,6 +550,7 @@ pub fn entity_fetch(
             input_rewrites: vec![],
             output_rewrites: vec![],
         }))),
+        other_paths: vec![],
     })
 }
 

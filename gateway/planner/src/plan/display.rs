@@ -66,7 +66,15 @@ fn write_node(out: &mut String, node: &PlanNode, level: usize) {
         }
         PlanNode::Fetch(fetch) => write_fetch(out, fetch, level),
         PlanNode::Flatten(flatten) => {
-            let _ = writeln!(out, "Flatten(path: \"{}\") {{", path_string(&flatten.path));
+            if flatten.other_paths.is_empty() {
+                let _ = writeln!(out, "Flatten(path: \"{}\") {{", path_string(&flatten.path));
+            } else {
+                let paths: Vec<String> = std::iter::once(&flatten.path)
+                    .chain(&flatten.other_paths)
+                    .map(|p| format!("\"{}\"", path_string(p)))
+                    .collect();
+                let _ = writeln!(out, "Flatten(paths: [{}]) {{", paths.join(", "));
+            }
             write_node(out, &flatten.node, level + 1);
             indent(out, level);
             out.push_str("},\n");

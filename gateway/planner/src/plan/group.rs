@@ -216,6 +216,8 @@ pub(crate) struct Group {
     pub path: Vec<PathElement>,
     /// `path` printed; groups are merged by (service, path key).
     pub path_key: String,
+    /// Further merge paths this fetch serves (`merge_across_paths`), with the same selection.
+    pub other_paths: Vec<Vec<PathElement>>,
     pub sel: SelTree,
     /// Representation selection: one `InlineFragment` per entity type.
     pub reps: Vec<RequiresSelection>,
@@ -240,6 +242,7 @@ impl Group {
             entity,
             path,
             path_key,
+            other_paths: Vec::new(),
             sel: SelTree::default(),
             reps: Vec::new(),
             input_rewrites: Vec::new(),
@@ -306,26 +309,113 @@ pub(crate) fn merge_sibling_groups(groups: &mut Vec<Group>) {
                 && !waits_for(groups, i, j)
                 && !waits_for(groups, j, i)
             {
-                let other = groups.remove(j);
+                let other = remove_into(groups, i, j);
                 absorb(&mut groups[i], other);
-                for group in groups.iter_mut() {
-                    group.deps = group
-                        .deps
-                        .iter()
-                        .map(|&d| match d.cmp(&j) {
-                            std::cmp::Ordering::Equal => i,
-                            std::cmp::Ordering::Greater => d - 1,
-                            std::cmp::Ordering::Less => d,
-                        })
-                        .collect();
-                }
-                groups[i].deps.remove(&i);
             } else {
                 j += 1;
             }
         }
         i += 1;
     }
+}
+
+/// Merges entity fetches at different paths into one request: same subgraph, same selection,
+/// representations, rewrites and gate, at the same stage (so neither waits longer than it did).
+/// Only identical selections merge, so no object gets fields it did not ask for; the fetch
+/// keeps its first path and lists the others in `other_paths`.
+pub(crate) fn merge_across_paths(groups: &mut Vec<Group>) {
+    let mut printed: Vec<String> = groups
+        .iter()
+        .map(|g| {
+            let mut out = String::new();
+            g.sel.write(&mut out);
+            out
+        })
+        .collect();
+    let mut level = stages(groups);
+    let mut i = 0;
+    while i < groups.len() {
+        let mut j = i + 1;
+        while j < groups.len() {
+            let (a, b) = (&groups[i], &groups[j]);
+            let alike = a.entity
+                && b.entity
+                && a.service == b.service
+                && a.gate == b.gate
+                && level[i] == level[j]
+                && printed[i] == printed[j]
+                && same_requires(&a.reps, &b.reps)
+                && a.input_rewrites == b.input_rewrites
+                && a.output_rewrites == b.output_rewrites
+                && !waits_for(groups, i, j)
+                && !waits_for(groups, j, i);
+            if alike {
+                let other = remove_into(groups, i, j);
+                printed.remove(j);
+                level.remove(j);
+                let into = &mut groups[i];
+                for path in std::iter::once(other.path).chain(other.other_paths) {
+                    if path != into.path && !into.other_paths.contains(&path) {
+                        into.other_paths.push(path);
+                    }
+                }
+                into.deps.extend(other.deps);
+                into.deps.remove(&i);
+                into.vars.extend(other.vars);
+            } else {
+                j += 1;
+            }
+        }
+        i += 1;
+    }
+}
+
+/// Each group's stage: 0 for groups that wait for none, else one more than the latest stage
+/// they wait for.
+fn stages(groups: &[Group]) -> Vec<usize> {
+    fn stage(groups: &[Group], i: usize, memo: &mut [Option<usize>]) -> usize {
+        if let Some(s) = memo[i] {
+            return s;
+        }
+        // Marks the group as being visited: a cycle (never planned) cannot recurse forever.
+        memo[i] = Some(0);
+        let s = groups[i]
+            .deps
+            .iter()
+            .filter(|&&d| d != i)
+            .map(|&d| stage(groups, d, memo) + 1)
+            .max()
+            .unwrap_or(0);
+        memo[i] = Some(s);
+        s
+    }
+    let mut memo = vec![None; groups.len()];
+    (0..groups.len())
+        .map(|i| stage(groups, i, &mut memo))
+        .collect()
+}
+
+/// Whether two representation selections are the same, in any order.
+fn same_requires(a: &[RequiresSelection], b: &[RequiresSelection]) -> bool {
+    a.len() == b.len() && a.iter().all(|x| b.contains(x))
+}
+
+/// Removes group `j`, pointing whoever waited for it at `i` (`i < j`), and returns it.
+fn remove_into(groups: &mut Vec<Group>, i: usize, j: usize) -> Group {
+    let other = groups.remove(j);
+    for group in groups.iter_mut() {
+        group.deps = group
+            .deps
+            .iter()
+            .map(|&d| match d.cmp(&j) {
+                std::cmp::Ordering::Equal => i,
+                std::cmp::Ordering::Greater => d - 1,
+                std::cmp::Ordering::Less => d,
+            })
+            .collect();
+    }
+    groups[i].deps.remove(&i);
+    other
 }
 
 /// Whether two groups are entity fetches that [`merge_sibling_groups`] may merge.

@@ -32,6 +32,11 @@
 //!   level share one fetch (the path has no trailing type condition); identical fetches under
 //!   sibling type conditions higher up share one too, their path listing every type at that
 //!   step (`library.@|[Book,Movie].related.@`).
+//! - Entity fetches to one subgraph with the same selection, representations, rewrites and
+//!   conditions, at the same stage of the plan but under different paths (`a.@` and `b.@`:
+//!   two root fields reaching the same entity type) are one fetch: `FlattenNode::other_paths`
+//!   lists the further paths, the executor collects the objects of every path into one
+//!   representation list (each representation sent once) and routes each result back.
 //! - `ValueRewrite` paths may start with `TypeCondition([T])`: the rewrite applies only to
 //!   objects whose `__typename` is `T`. `@interfaceObject` jumps use this to set `__typename` to
 //!   the interface name in representations (the returned entities carry no `__typename`, so the
@@ -216,6 +221,10 @@ pub struct FlattenNode {
     pub path: Vec<PathElement>,
     /// The node to run (a `Fetch` with `requires`).
     pub node: Box<PlanNode>,
+    /// More paths the same fetch serves: the objects at `path` and at each of these are sent in
+    /// one request (one representation list) and each result goes back where it came from.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub other_paths: Vec<Vec<PathElement>>,
 }
 
 /// One step of a path into the merged data.

@@ -126,6 +126,7 @@ impl QueryPlanner {
                 }
                 let mut groups = std::mem::take(&mut planner.groups).into_vec();
                 super::group::merge_sibling_groups(&mut groups);
+                super::group::merge_across_paths(&mut groups);
                 if let Some(node) = build_node(sg, groups, kind, &root_type, &var_decls, &mut namer)
                 {
                     nodes.push(node);
@@ -140,6 +141,7 @@ impl QueryPlanner {
             }
             let mut groups = std::mem::take(&mut planner.groups).into_vec();
             super::group::merge_sibling_groups(&mut groups);
+            super::group::merge_across_paths(&mut groups);
             build_node(sg, groups, kind, &root_type, &var_decls, &mut namer)
         };
         Ok(QueryPlan { node })
@@ -2349,6 +2351,7 @@ fn fetch_node(
         PlanNode::Flatten(FlattenNode {
             path: group.path.clone(),
             node: Box::new(fetch),
+            other_paths: group.other_paths.clone(),
         })
     } else {
         fetch
