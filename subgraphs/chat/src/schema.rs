@@ -505,8 +505,17 @@ impl SubscriptionRoot {
                 )
             })?;
         let store = state.store.clone();
+        let members = state.members.clone();
+        let subscriber = me.member_id;
         let stream = receiver
             .take_until(state.shutdown.cancelled_owned())
+            // The token was checked when the subscription started; a subscriber whose account
+            // is deleted meanwhile gets nothing more (the check is in memory, per message).
+            .take_while(move |_| {
+                let members = members.clone();
+                let subscriber = subscriber.clone();
+                async move { !members.is_deleted(&subscriber).await }
+            })
             .filter_map(move |sealed| {
                 let opened = store.open_message(&sealed);
                 async move {

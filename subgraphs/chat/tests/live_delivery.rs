@@ -325,6 +325,45 @@ async fn replicas_deliver_across_redis(config: Config) {
 }
 
 #[tokio::test]
+async fn a_live_subscription_ends_when_its_account_is_deleted() {
+    let chat = Chat::sqlite().await;
+    let (ada, bob) = (chat.member().await, chat.member().await);
+    let id = chat.start(&ada, &[&bob]).await;
+    let request = async_graphql::Request::new(SUBSCRIBE)
+        .variables(async_graphql::Variables::from_json(json!({ "c": id })))
+        .data(BearerToken(token(&bob)));
+    let mut stream = chat.service.schema().execute_stream(request);
+    let first = tokio::spawn(async move {
+        let first = stream.next().await;
+        (first, stream)
+    });
+    while !first.is_finished() {
+        chat.send(&ada, &id, "before").await;
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let (first, mut stream) = first.await.unwrap();
+    let first = serde_json::to_value(first.expect("a message while bob exists")).unwrap();
+    assert_eq!(first["data"]["messageAdded"]["body"], "before", "{first}");
+
+    common::account_event(&chat.service, "account.deleted", &[&bob]).await;
+    chat.send(&ada, &id, "after").await;
+    let rest = tokio::time::timeout(Duration::from_secs(5), async {
+        let mut rest = Vec::new();
+        while let Some(response) = stream.next().await {
+            rest.push(serde_json::to_value(response).unwrap());
+        }
+        rest
+    })
+    .await
+    .expect("the subscription ends once bob's account is deleted");
+    assert!(
+        rest.iter()
+            .all(|r| r["data"]["messageAdded"]["body"] != "after"),
+        "{rest:?}"
+    );
+}
+
+#[tokio::test]
 async fn a_deleted_account_leaves_its_conversations() {
     let temp = tempfile::tempdir().unwrap();
     let bus = EventBus::in_process();

@@ -45,9 +45,15 @@ pub fn member() -> String {
 /// Tells `service` that `ids` are members, as auth's `account.created` does through its
 /// consumer (chat refuses conversations with ids it has not heard of).
 pub async fn announce(service: &Service, ids: &[&str]) {
+    account_event(service, "account.created", ids).await;
+}
+
+/// Delivers auth's `event_type` (`account.created` / `account.deleted`) for each of `ids`
+/// through chat's consumer path.
+pub async fn account_event(service: &Service, event_type: &str, ids: &[&str]) {
     for id in ids {
         let event = switchyard_subgraph_kit::Event::new(
-            "account.created",
+            event_type,
             *id,
             json!({ "accountId": id, "memberId": id, "handle": "tester" }),
         )
