@@ -600,3 +600,49 @@ async fn expired_refresh_tokens_are_pruned_with_their_families() {
     assert_eq!(rows("auth_refresh_tokens").await, 0);
     assert_eq!(rows("auth_refresh_families").await, 0);
 }
+
+#[tokio::test]
+async fn accounts_from_before_the_member_directories_are_announced_once() {
+    let (dir, service) = sqlite_service().await;
+    let r = sign_up(&service, "gus@example.com", "gus", "password1", None).await;
+    let id = r["data"]["signUp"]["account"]["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    // A new database has nothing to announce: only the sign-up's own event.
+    assert_eq!(
+        outbox::unpublished(service.pool(), 100)
+            .await
+            .unwrap()
+            .len(),
+        1
+    );
+    // A database from before the step: the account is announced again at the next start...
+    sqlx::query("DELETE FROM auth_data_steps")
+        .execute(service.pool())
+        .await
+        .unwrap();
+    drop(service);
+    let service = Service::open(config(dir.path()), EventBus::in_process())
+        .await
+        .unwrap();
+    let events = outbox::unpublished(service.pool(), 100).await.unwrap();
+    assert_eq!(events.len(), 2, "{events:?}");
+    assert_eq!(events[1].event_type, "account.created");
+    assert_eq!(
+        events[1].payload,
+        json!({"accountId": id, "memberId": id, "handle": "gus", "reannounced": true})
+    );
+    // ...and only once.
+    drop(service);
+    let service = Service::open(config(dir.path()), EventBus::in_process())
+        .await
+        .unwrap();
+    assert_eq!(
+        outbox::unpublished(service.pool(), 100)
+            .await
+            .unwrap()
+            .len(),
+        2
+    );
+}
