@@ -5,8 +5,10 @@
 //!   the house bucket layout for latency histograms.
 //! - [`window`]: a lock-free sliding window of request latencies and errors, for the status
 //!   view's "p50 / p99 / error rate over the last five minutes".
+//! - [`trace`]: W3C trace context, spans and their OTLP/HTTP export (off by default).
 
 pub mod metrics;
+pub mod trace;
 pub mod window;
 
 pub use prometheus;
