@@ -100,6 +100,12 @@ pub struct GatewayConfig {
     /// How often an idle-looking WebSocket gets a ping frame, so proxies and load balancers do
     /// not cut long-quiet subscriptions; zero turns pings off.
     pub subscription_keepalive: Duration,
+    /// OTLP/HTTP endpoint traces are exported to (`http://collector:4318`); `None` (the
+    /// default) turns tracing off: no span is made and no `traceparent` read or sent.
+    pub otlp_endpoint: Option<String>,
+    /// Share of new traces recorded (0.0–1.0); requests with a `traceparent` follow its
+    /// `sampled` flag.
+    pub trace_sample_ratio: f64,
 }
 
 impl Default for GatewayConfig {
@@ -143,6 +149,8 @@ impl Default for GatewayConfig {
             max_subscriptions_per_connection: 100,
             subscription_init_timeout: Duration::from_secs(10),
             subscription_keepalive: Duration::from_secs(15),
+            otlp_endpoint: None,
+            trace_sample_ratio: 1.0,
         }
     }
 }
@@ -285,6 +293,8 @@ struct FileConfig {
     max_subscriptions_per_connection: Option<usize>,
     subscription_init_timeout: Option<FileDuration>,
     subscription_keepalive: Option<FileDuration>,
+    otlp_endpoint: Option<String>,
+    trace_sample_ratio: Option<f64>,
     #[serde(default)]
     subgraphs: HashMap<String, FileSubgraph>,
 }
@@ -499,6 +509,12 @@ impl GatewayConfig {
         if let Some(v) = file.subscription_keepalive {
             self.subscription_keepalive = v.0;
         }
+        if let Some(v) = file.otlp_endpoint {
+            self.otlp_endpoint = Some(v).filter(|v| !v.trim().is_empty());
+        }
+        if let Some(v) = file.trace_sample_ratio {
+            self.trace_sample_ratio = check_ratio(v).map_err(serde::de::Error::custom)?;
+        }
         if let Some(v) = file.propagate_headers {
             self.propagate_headers = v.into_iter().map(|h| h.to_ascii_lowercase()).collect();
         }
@@ -573,7 +589,12 @@ impl GatewayConfig {
         &mut self,
         vars: impl IntoIterator<Item = (String, String)>,
     ) -> Result<(), ConfigError> {
+        let mut otel_endpoint = None;
         for (name, value) in vars {
+            if name == "OTEL_EXPORTER_OTLP_ENDPOINT" {
+                otel_endpoint = Some(value);
+                continue;
+            }
             let Some(key) = name.strip_prefix("SWITCHYARD_") else {
                 continue;
             };
@@ -670,6 +691,18 @@ impl GatewayConfig {
                 }
                 "SUBGRAPH_POOL_MAX_IDLE" => self.subgraph_pool_max_idle = parse_env(&name, &value)?,
                 "OVERRIDE_LABELS" => self.override_labels = parse_list(&value, false),
+                "OTLP_ENDPOINT" => {
+                    self.otlp_endpoint = Some(value).filter(|v| !v.trim().is_empty())
+                }
+                "TRACE_SAMPLE_RATIO" => {
+                    self.trace_sample_ratio =
+                        check_ratio(parse_env(&name, &value)?).map_err(|message| {
+                            ConfigError::Env {
+                                name: name.clone(),
+                                message,
+                            }
+                        })?
+                }
                 _ => {
                     if let Some(subgraph) = key.strip_prefix("SUBGRAPH_URL_") {
                         self.subgraph_url_overrides
@@ -677,6 +710,11 @@ impl GatewayConfig {
                     }
                 }
             }
+        }
+        // OpenTelemetry's own variable, so one setting can switch tracing on for every process;
+        // Switchyard's own setting (file or environment) wins.
+        if self.otlp_endpoint.is_none() {
+            self.otlp_endpoint = otel_endpoint.filter(|v| !v.trim().is_empty());
         }
         Ok(())
     }
@@ -836,6 +874,14 @@ fn env_duration(name: &str, value: &str) -> Result<Duration, ConfigError> {
     })
 }
 
+fn check_ratio(ratio: f64) -> Result<f64, String> {
+    if (0.0..=1.0).contains(&ratio) {
+        Ok(ratio)
+    } else {
+        Err(format!("a sample ratio is between 0 and 1, got {ratio}"))
+    }
+}
+
 fn env_path(value: &str) -> Option<PathBuf> {
     let value = value.trim();
     (!value.is_empty()).then(|| PathBuf::from(value))
@@ -909,6 +955,49 @@ mod tests {
         assert!(!config.dedupe);
         assert_eq!(config.max_depth, 7);
         assert_eq!(config.url_override("user-accounts"), Some("http://a"));
+    }
+
+    #[test]
+    fn tracing_is_off_by_default_and_switched_on_by_an_endpoint() {
+        let config = GatewayConfig::default();
+        assert_eq!(config.otlp_endpoint, None);
+        assert_eq!(config.trace_sample_ratio, 1.0);
+        let mut config = GatewayConfig::default();
+        config
+            .apply_toml("otlp_endpoint = \"http://collector:4318\"\ntrace_sample_ratio = 0.25")
+            .unwrap();
+        assert_eq!(
+            config.otlp_endpoint.as_deref(),
+            Some("http://collector:4318")
+        );
+        assert_eq!(config.trace_sample_ratio, 0.25);
+        assert!(config.apply_toml("trace_sample_ratio = 1.5").is_err());
+        // Switchyard's own variable beats OpenTelemetry's, which beats nothing.
+        let mut config = GatewayConfig::default();
+        config
+            .apply_env([
+                (
+                    "OTEL_EXPORTER_OTLP_ENDPOINT".to_owned(),
+                    "http://otel:4318".to_owned(),
+                ),
+                (
+                    "SWITCHYARD_OTLP_ENDPOINT".to_owned(),
+                    "http://mine:4318".to_owned(),
+                ),
+            ])
+            .unwrap();
+        assert_eq!(config.otlp_endpoint.as_deref(), Some("http://mine:4318"));
+        let mut config = GatewayConfig::default();
+        config
+            .apply_env([(
+                "OTEL_EXPORTER_OTLP_ENDPOINT".to_owned(),
+                "http://otel:4318".to_owned(),
+            )])
+            .unwrap();
+        assert_eq!(config.otlp_endpoint.as_deref(), Some("http://otel:4318"));
+        assert!(GatewayConfig::default()
+            .apply_env([("SWITCHYARD_TRACE_SAMPLE_RATIO".to_owned(), "-1".to_owned())])
+            .is_err());
     }
 
     #[test]

@@ -197,4 +197,7 @@ pub enum GatewayError {
         /// What is wrong.
         message: String,
     },
+    /// Tracing is switched on but cannot export (a bad `otlp_endpoint`).
+    #[error(transparent)]
+    Tracing(#[from] switchyard_telemetry::trace::TraceError),
 }

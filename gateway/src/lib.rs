@@ -229,6 +229,11 @@ impl Gateway {
             .collect();
         let subgraph_urls = subgraphs.iter().cloned().collect();
         let registry = switchyard_telemetry::metrics::MetricsRegistry::new();
+        let tracer = switchyard_telemetry::trace::Tracer::from_endpoint(
+            config.otlp_endpoint.as_deref(),
+            "switchyard-gateway",
+            config.trace_sample_ratio,
+        )?;
         let executor = execute::Executor::new(
             Arc::new(api_schema),
             &subgraphs,
@@ -255,6 +260,7 @@ impl Gateway {
                         (name.clone(), rules)
                     })
                     .collect(),
+                tracer,
             },
         )?;
         let metrics = metrics::GatewayMetrics::new(registry);
@@ -380,7 +386,21 @@ impl Gateway {
         via_get: bool,
     ) -> GraphQLResponse {
         let started = std::time::Instant::now();
-        let (response, operation, outcome) = self.run_measured(request, headers, via_get).await;
+        let tracer = self.inner.executor.tracer();
+        // Off, tracing costs this one branch: no header is read and no span made.
+        let mut span = if tracer.is_enabled() {
+            let parent = switchyard_telemetry::trace::TraceContext::from_headers(headers);
+            tracer.start(
+                "graphql",
+                switchyard_telemetry::trace::SpanKind::Server,
+                parent.as_ref(),
+            )
+        } else {
+            switchyard_telemetry::trace::Span::none()
+        };
+        let (response, operation, outcome) = self
+            .run_measured(request, headers, via_get, span.context())
+            .await;
         let handles = operation.as_ref().map(|prepared| {
             &**prepared.metrics.get_or_init(|| {
                 self.inner
@@ -389,6 +409,9 @@ impl Gateway {
             })
         });
         self.inner.metrics.record_request(handles, outcome, started);
+        if span.is_recording() {
+            trace_request(&mut span, operation.as_deref(), outcome);
+        }
         response
     }
 
@@ -397,6 +420,7 @@ impl Gateway {
         request: GraphQLRequest,
         headers: &HeaderMap,
         via_get: bool,
+        trace: Option<switchyard_telemetry::trace::TraceContext>,
     ) -> (
         GraphQLResponse,
         Option<Arc<PreparedOperation>>,
@@ -468,6 +492,7 @@ impl Gateway {
                 &prepared,
                 &variables,
                 execute::Forwarded::PerGroup(&forwarded),
+                trace,
             )
             .instrument(span)
             .await;
@@ -648,6 +673,38 @@ impl Gateway {
         PreparedOperation::new(&inner.executor, document, operation_name, plan)
             .map(|prepared| prepared.with_cost(cost))
             .map_err(request_error)
+    }
+}
+
+/// Names the request span after its operation (`query Me`, as OpenTelemetry's GraphQL
+/// conventions have it) and records how the request ended.
+fn trace_request(
+    span: &mut switchyard_telemetry::trace::Span,
+    operation: Option<&PreparedOperation>,
+    outcome: metrics::Outcome,
+) {
+    if let Some(prepared) = operation {
+        let operation = prepared.operation();
+        let kind = match operation.operation_type {
+            apollo_compiler::ast::OperationType::Query => "query",
+            apollo_compiler::ast::OperationType::Mutation => "mutation",
+            apollo_compiler::ast::OperationType::Subscription => "subscription",
+        };
+        span.set_attribute("graphql.operation.type", kind);
+        match &operation.name {
+            Some(name) => {
+                span.set_attribute("graphql.operation.name", name.to_string());
+                span.set_name(format!("{kind} {name}"));
+            }
+            None => span.set_name(kind),
+        }
+    }
+    span.set_attribute("switchyard.outcome", outcome.label());
+    match outcome {
+        metrics::Outcome::Ok | metrics::Outcome::FieldErrors => {}
+        metrics::Outcome::RequestError | metrics::Outcome::PlanningFailed => {
+            span.set_error(outcome.label())
+        }
     }
 }
 

@@ -38,6 +38,18 @@ pub(crate) enum Outcome {
     PlanningFailed,
 }
 
+impl Outcome {
+    /// The `outcome` label value (also recorded on the request's span).
+    pub(crate) fn label(self) -> &'static str {
+        match self {
+            Outcome::Ok => "ok",
+            Outcome::FieldErrors => "field_errors",
+            Outcome::RequestError => "request_error",
+            Outcome::PlanningFailed => "planning_failed",
+        }
+    }
+}
+
 /// One operation name's handles.
 #[derive(Debug)]
 pub(crate) struct OperationMetrics {

@@ -111,6 +111,9 @@ impl Service {
 /// not change a query's answer, and keeping it would stop collapsing across clients.
 const CLIENT_ADDRESS: HeaderName = HeaderName::from_static("x-forwarded-for");
 
+/// The W3C trace context header sent to subgraphs when tracing is on.
+const TRACEPARENT: HeaderName = HeaderName::from_static("traceparent");
+
 /// Identity of a subgraph request for collapsing: same subgraph, body and forwarded headers.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
 struct InflightKey {
@@ -177,7 +180,9 @@ impl SubgraphClient {
     }
 
     /// POSTs `body` to `uri`; when `collapse` is set, shares the response with every identical
-    /// request already in flight instead of sending another.
+    /// request already in flight instead of sending another. `traceparent` goes along with a
+    /// request that is sent, and is not part of what makes two requests identical. The flag
+    /// says whether this request joined one already in flight.
     pub(crate) async fn fetch(
         &self,
         service: usize,
@@ -185,12 +190,24 @@ impl SubgraphClient {
         body: Bytes,
         headers: &[(HeaderName, HeaderValue)],
         collapse: bool,
-    ) -> FetchResult {
+        traceparent: Option<HeaderValue>,
+    ) -> (FetchResult, bool) {
         let service_state = &self.services[service];
+        let outgoing = || {
+            let mut outgoing = headers.to_vec();
+            if let Some(value) = &traceparent {
+                outgoing.push((TRACEPARENT, value.clone()));
+            }
+            outgoing
+        };
         if !collapse {
-            let slot = service_state.admit()?;
+            let slot = match service_state.admit() {
+                Ok(slot) => slot,
+                Err(err) => return (Err(err), false),
+            };
             let waiters = Arc::new(AtomicUsize::new(1));
-            return send(uri.clone(), body, headers.to_vec(), slot, waiters).await;
+            let result = send(uri.clone(), body, outgoing(), slot, waiters).await;
+            return (result, false);
         }
         let key = InflightKey {
             service,
@@ -201,22 +218,25 @@ impl SubgraphClient {
                 .cloned()
                 .collect(),
         };
-        let shared = {
+        let (shared, joined) = {
             let mut map = self.inflight.lock().expect("inflight map poisoned");
             if let Some((existing, waiters)) = map.get(&key) {
                 waiters.fetch_add(1, Ordering::AcqRel);
                 service_state.collapsed.inc();
-                existing.clone()
+                (existing.clone(), true)
             } else {
                 // Joining a request already in flight costs the subgraph nothing, so only a
                 // new request asks the breaker and takes a slot.
-                let slot = service_state.admit()?;
+                let slot = match service_state.admit() {
+                    Ok(slot) => slot,
+                    Err(err) => return (Err(err), false),
+                };
                 let waiters = Arc::new(AtomicUsize::new(1));
                 let inflight = Arc::clone(&self.inflight);
                 let request = send(
                     uri.clone(),
                     key.body.clone(),
-                    headers.to_vec(),
+                    outgoing(),
                     slot,
                     Arc::clone(&waiters),
                 );
@@ -234,10 +254,10 @@ impl SubgraphClient {
                 .boxed()
                 .shared();
                 map.insert(key, (fut.clone(), waiters));
-                fut
+                (fut, false)
             }
         };
-        shared.await
+        (shared.await, joined)
     }
 }
 

@@ -25,6 +25,7 @@ use serde_json::{Map, Value};
 use switchyard_planner::plan::{
     FetchNode, OperationKind, PathElement, PlanNode, QueryPlan, RequiresSelection, ValueRewrite,
 };
+use switchyard_telemetry::trace::{Span, SpanKind, TraceContext, Tracer};
 use tracing::Instrument;
 
 use crate::config::{GatewayConfig, SubgraphPolicy, SubgraphTransport};
@@ -60,6 +61,8 @@ pub struct ExecutorOptions {
     /// Request and response header rules per subgraph name; a subgraph missing here gets the
     /// defaults of [`GatewayConfig`] (the client's `Authorization` propagated).
     pub header_rules: HashMap<String, (Vec<RequestHeaderRule>, Vec<ResponseHeaderRule>)>,
+    /// Spans per plan node and per subgraph fetch go here (off by default).
+    pub tracer: Tracer,
 }
 
 impl Default for ExecutorOptions {
@@ -72,6 +75,7 @@ impl Default for ExecutorOptions {
             metrics: switchyard_telemetry::metrics::MetricsRegistry::new(),
             subgraph_transports: HashMap::new(),
             header_rules: HashMap::new(),
+            tracer: Tracer::disabled(),
         }
     }
 }
@@ -110,6 +114,7 @@ pub struct Executor {
     header_group_of: Vec<usize>,
     /// Per subgraph: TLS settings for WebSocket (`wss://`) subscriptions (HTTP/1.1 only).
     websocket_tls: Vec<Arc<rustls::ClientConfig>>,
+    tracer: Tracer,
 }
 
 /// The headers of one client request as each subgraph gets them: one list per distinct rule
@@ -267,6 +272,7 @@ impl Executor {
             header_groups,
             header_group_of,
             websocket_tls,
+            tracer: options.tracer,
         })
     }
 
@@ -314,6 +320,11 @@ impl Executor {
     /// The API schema responses are shaped against.
     pub fn schema(&self) -> &Arc<Valid<Schema>> {
         &self.schema
+    }
+
+    /// Where this executor's spans go.
+    pub(crate) fn tracer(&self) -> &Tracer {
+        &self.tracer
     }
 
     /// The introspection resolver for the API schema.
@@ -391,18 +402,20 @@ impl Executor {
         variables: &Map<String, Value>,
         headers: &[(HeaderName, HeaderValue)],
     ) -> Vec<u8> {
-        self.execute_counting_errors(operation, variables, Forwarded::Same(headers))
+        self.execute_counting_errors(operation, variables, Forwarded::Same(headers), None)
             .await
             .0
     }
 
     /// Like [`Executor::execute`], also saying how many errors the response carries (for the
-    /// request metrics' outcome), and with the subgraph response headers passed back.
+    /// request metrics' outcome), and with the subgraph response headers passed back; plan-node
+    /// spans are children of `trace` (the request's span).
     pub(crate) async fn execute_counting_errors(
         &self,
         operation: &PreparedOperation,
         variables: &Map<String, Value>,
         headers: Forwarded<'_>,
+        trace: Option<TraceContext>,
     ) -> (Vec<u8>, usize, http::HeaderMap) {
         let run = Run {
             executor: self,
@@ -414,7 +427,7 @@ impl Executor {
             response_headers: Mutex::new(ResponseHeaders::default()),
         };
         if let Some(node) = &operation.exec {
-            run.node(node, &[]).await;
+            run.node(node, &[], trace).await;
         }
         let Run {
             data,
@@ -568,31 +581,61 @@ struct EntityTarget {
 }
 
 impl<'a> Run<'a> {
-    fn node<'s>(&'s self, node: &'s ExecNode, paths: &'s [Vec<PathElement>]) -> BoxFuture<'s, ()> {
+    /// A span for a plan node (inert when tracing is off; nothing is formatted then).
+    fn node_span(&self, parent: Option<TraceContext>, name: &'static str) -> Span {
+        match parent {
+            Some(parent) => self
+                .executor
+                .tracer
+                .start(name, SpanKind::Internal, Some(&parent)),
+            None => Span::none(),
+        }
+    }
+
+    fn node<'s>(
+        &'s self,
+        node: &'s ExecNode,
+        paths: &'s [Vec<PathElement>],
+        parent: Option<TraceContext>,
+    ) -> BoxFuture<'s, ()> {
         async move {
             match node {
                 ExecNode::Sequence(nodes) => {
+                    let span = self.node_span(parent, "Sequence");
                     for n in nodes {
-                        self.node(n, paths).await;
+                        self.node(n, paths, span.context()).await;
                     }
                 }
                 ExecNode::Parallel(nodes) => {
-                    join_all(nodes.iter().map(|n| self.node(n, paths))).await;
+                    let span = self.node_span(parent, "Parallel");
+                    let context = span.context();
+                    join_all(nodes.iter().map(|n| self.node(n, paths, context))).await;
                 }
                 ExecNode::Fetch(fetch) => {
-                    let span = tracing::info_span!("fetch", service = &*fetch.service_name);
+                    let mut span = self.node_span(parent, "Fetch");
+                    if span.is_recording() {
+                        span.set_attribute("subgraph.name", fetch.service_name.as_ref().to_owned());
+                    }
+                    let context = span.context();
+                    let log_span = tracing::info_span!("fetch", service = &*fetch.service_name);
                     if fetch.requires.is_some() {
-                        self.entity_fetch(fetch, paths).instrument(span).await;
+                        self.entity_fetch(fetch, paths, context)
+                            .instrument(log_span)
+                            .await;
                     } else {
-                        self.root_fetch(fetch).instrument(span).await;
+                        self.root_fetch(fetch, context).instrument(log_span).await;
                     }
                 }
-                ExecNode::Flatten { paths, node } => self.node(node, paths).await,
+                ExecNode::Flatten { paths, node } => {
+                    let span = self.node_span(parent, "Flatten");
+                    self.node(node, paths, span.context()).await
+                }
                 ExecNode::Condition {
                     variable,
                     if_clause,
                     else_clause,
                 } => {
+                    let span = self.node_span(parent, "Condition");
                     let on = self
                         .variables
                         .get(variable)
@@ -600,7 +643,7 @@ impl<'a> Run<'a> {
                         .unwrap_or(false);
                     let branch = if on { if_clause } else { else_clause };
                     if let Some(branch) = branch {
-                        self.node(branch, paths).await;
+                        self.node(branch, paths, span.context()).await;
                     }
                 }
             }
@@ -622,7 +665,12 @@ impl<'a> Run<'a> {
         }
     }
 
-    async fn send(&self, fetch: &PreparedFetch, body: Vec<u8>) -> Result<Arc<Fetched>, FetchError> {
+    async fn send(
+        &self,
+        fetch: &PreparedFetch,
+        body: Vec<u8>,
+        parent: Option<TraceContext>,
+    ) -> Result<Arc<Fetched>, FetchError> {
         let Some(service) = fetch.service else {
             return Err(FetchError::Failed(Arc::from(format!(
                 "unknown subgraph '{}'",
@@ -630,8 +678,18 @@ impl<'a> Run<'a> {
             ))));
         };
         let endpoint = &self.executor.endpoints[service];
+        // The subgraph continues the trace under this span (its context goes as `traceparent`).
+        let mut span = match &parent {
+            Some(parent) => self.executor.tracer.start(
+                format!("subgraph {}", fetch.service_name),
+                SpanKind::Client,
+                Some(parent),
+            ),
+            None => Span::none(),
+        };
+        let traceparent = span.context().map(|context| context.header_value());
         let started = std::time::Instant::now();
-        let result = self
+        let (result, joined) = self
             .executor
             .client
             .fetch(
@@ -640,8 +698,24 @@ impl<'a> Run<'a> {
                 Bytes::from(body),
                 self.executor.headers_for(self.headers, service),
                 fetch.collapsible,
+                traceparent,
             )
             .await;
+        if span.is_recording() {
+            span.set_attribute("subgraph.name", fetch.service_name.as_ref().to_owned());
+            span.set_attribute("url.full", endpoint.uri.to_string());
+            // A request collapsed onto one already in flight: the subgraph's spans hang under
+            // the request that was sent, not this one.
+            span.set_attribute("switchyard.collapsed", joined);
+            match &result {
+                Ok(fetched) => span.set_attribute(
+                    "http.response.body.size",
+                    i64::try_from(fetched.bytes).unwrap_or(i64::MAX),
+                ),
+                Err(reason) => span.set_error(reason.message().to_owned()),
+            }
+        }
+        drop(span);
         let outcome = match &result {
             Ok(_) => FetchOutcome::Ok,
             Err(FetchError::Failed(_)) => FetchOutcome::Failed,
@@ -674,13 +748,13 @@ impl<'a> Run<'a> {
         .with_extension("serviceName", &*fetch.service_name)
     }
 
-    async fn root_fetch(&self, fetch: &PreparedFetch) {
+    async fn root_fetch(&self, fetch: &PreparedFetch, trace: Option<TraceContext>) {
         let mut body = Vec::with_capacity(fetch.body_prefix.len() + 64);
         body.extend_from_slice(&fetch.body_prefix);
         body.push(b'{');
         self.write_variables(fetch, &mut body, true);
         body.extend_from_slice(b"}}");
-        match self.send(fetch, body).await {
+        match self.send(fetch, body, trace).await {
             Ok(fetched) => {
                 // Sole owner: move the values in. Shared with collapsed requests: copy them.
                 let (errors, owned, shared) = match Arc::try_unwrap(fetched) {
@@ -740,7 +814,12 @@ impl<'a> Run<'a> {
         data
     }
 
-    async fn entity_fetch(&self, fetch: &PreparedFetch, paths: &[Vec<PathElement>]) {
+    async fn entity_fetch(
+        &self,
+        fetch: &PreparedFetch,
+        paths: &[Vec<PathElement>],
+        trace: Option<TraceContext>,
+    ) {
         let requires = fetch.requires.as_deref().unwrap_or_default();
         let schema: &Schema = &self.executor.schema;
         let mut targets = Vec::new();
@@ -818,7 +897,7 @@ impl<'a> Run<'a> {
         self.write_variables(fetch, &mut body, false);
         body.extend_from_slice(b"}}");
 
-        match self.send(fetch, body).await {
+        match self.send(fetch, body, trace).await {
             Ok(fetched) => {
                 // Sole owner of the parsed response: entities can be moved into the objects.
                 // Shared with collapsed requests: they are copied (as they are for an entity
@@ -981,7 +1060,7 @@ impl Executor {
             response_headers: Mutex::new(ResponseHeaders::default()),
         };
         if let Some(node) = &operation.exec {
-            run.node(node, &[]).await;
+            run.node(node, &[], None).await;
         }
         let data = run.data.into_inner().expect("data lock poisoned");
         let errors = run.errors.into_inner().expect("errors lock poisoned");
