@@ -14,6 +14,8 @@ use serde_json::{json, Value};
 pub struct GraphQLClient {
     url: String,
     token: Option<String>,
+    /// Extra headers sent with every request (e.g. a `traceparent`).
+    headers: Vec<(http::HeaderName, http::HeaderValue)>,
     http: Client<HttpConnector, Full<Bytes>>,
 }
 
@@ -51,6 +53,7 @@ impl GraphQLClient {
         Self {
             url: url.into(),
             token: None,
+            headers: Vec::new(),
             http: Client::builder(TokioExecutor::new()).build_http(),
         }
     }
@@ -63,6 +66,13 @@ impl GraphQLClient {
         }
     }
 
+    /// The same client also sending `name: value` with every request.
+    pub fn with_header(&self, name: http::HeaderName, value: http::HeaderValue) -> Self {
+        let mut client = self.clone();
+        client.headers.push((name, value));
+        client
+    }
+
     /// Sends one operation and returns the response, whatever its errors.
     pub async fn send(&self, query: &str, variables: Value) -> Result<Response> {
         let body = serde_json::to_vec(&json!({ "query": query, "variables": variables }))?;
@@ -71,6 +81,9 @@ impl GraphQLClient {
             .header(http::header::ACCEPT, "application/graphql-response+json");
         if let Some(token) = &self.token {
             request = request.header(http::header::AUTHORIZATION, format!("Bearer {token}"));
+        }
+        for (name, value) in &self.headers {
+            request = request.header(name, value);
         }
         let response = self
             .http

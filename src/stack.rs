@@ -34,6 +34,9 @@ pub struct StackOptions {
     pub database_urls: BTreeMap<String, String>,
     /// Redis for the event bus; `None` uses the in-process bus.
     pub redis_url: Option<String>,
+    /// OTLP/HTTP endpoint every service exports traces to (the gateway's is in `gateway`);
+    /// `None` leaves each service's own setting (environment) in force.
+    pub otlp_endpoint: Option<String>,
 }
 
 impl StackOptions {
@@ -49,6 +52,7 @@ impl StackOptions {
             },
             database_urls: BTreeMap::new(),
             redis_url: None,
+            otlp_endpoint: None,
         }
     }
 }
@@ -336,6 +340,9 @@ async fn start_service(
             }
             if redis_url.is_some() {
                 config.redis_url = redis_url;
+            }
+            if options.otlp_endpoint.is_some() {
+                config.otlp_endpoint = options.otlp_endpoint.clone();
             }
             $(config.$jwks = jwks_url.to_owned();)?
             let service = $krate::Service::open(config, bus.clone()).await?;

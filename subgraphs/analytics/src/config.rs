@@ -17,6 +17,9 @@ pub struct Config {
     /// serves no metrics listener.
     #[serde(deserialize_with = "switchyard_subgraph_kit::metrics::deserialize_listen")]
     pub metrics_listen: Option<SocketAddr>,
+    /// OTLP/HTTP endpoint to export traces to (`http://collector:4318`); `None` (the default)
+    /// turns tracing off. `OTEL_EXPORTER_OTLP_ENDPOINT` sets it too.
+    pub otlp_endpoint: Option<String>,
     /// Where embedded stores live (`analytics.db` when no `database_url` is set).
     pub data_dir: PathBuf,
     /// `postgres://…` to use PostgreSQL; `None` uses SQLite under `data_dir`.
@@ -37,6 +40,7 @@ impl Default for Config {
         Config {
             listen: SocketAddr::from(([127, 0, 0, 1], 4105)),
             metrics_listen: None,
+            otlp_endpoint: None,
             data_dir: PathBuf::from("data/analytics"),
             database_url: None,
             redis_url: None,
@@ -72,6 +76,7 @@ impl Config {
 fn loader(file: Option<&Path>) -> ConfigLoader {
     ConfigLoader::new("ANALYTICS")
         .file(file)
+        .alias("OTEL_EXPORTER_OTLP_ENDPOINT", "otlp_endpoint")
         .alias("DATABASE_URL", "database_url")
         .alias("REDIS_URL", "redis_url")
         .alias("JWKS_URL", "jwks_url")

@@ -104,6 +104,9 @@ impl Service {
             .await
             .context("joining the analytics consumer group")?;
         let metrics = ServiceMetrics::new("analytics");
+        metrics
+            .trace_to(self.config.otlp_endpoint.as_deref())
+            .context("setting up tracing")?;
         metrics.watch_database(self.store.pool().clone());
         metrics.watch_consumer(self.bus.clone(), CONSUMER_GROUP);
         let metrics_task =

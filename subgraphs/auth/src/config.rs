@@ -22,6 +22,9 @@ pub struct Config {
     /// serves no metrics listener.
     #[serde(deserialize_with = "switchyard_subgraph_kit::metrics::deserialize_listen")]
     pub metrics_listen: Option<SocketAddr>,
+    /// OTLP/HTTP endpoint to export traces to (`http://collector:4318`); `None` (the default)
+    /// turns tracing off. `OTEL_EXPORTER_OTLP_ENDPOINT` sets it too.
+    pub otlp_endpoint: Option<String>,
     /// Embedded stores and generated secrets live here.
     pub data_dir: PathBuf,
     /// `None` → SQLite at `<data_dir>/auth.db`; `postgres://…` → PostgreSQL.
@@ -47,6 +50,7 @@ impl Default for Config {
         Config {
             listen: SocketAddr::from(([127, 0, 0, 1], 4101)),
             metrics_listen: None,
+            otlp_endpoint: None,
             data_dir: PathBuf::from("data/auth"),
             database_url: None,
             redis_url: None,
@@ -77,6 +81,7 @@ impl Config {
     fn loader(file: Option<&Path>) -> ConfigLoader {
         ConfigLoader::new("AUTH")
             .file(file)
+            .alias("OTEL_EXPORTER_OTLP_ENDPOINT", "otlp_endpoint")
             .alias("DATABASE_URL", "database_url")
             .alias("REDIS_URL", "redis_url")
     }

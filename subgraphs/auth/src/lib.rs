@@ -49,6 +49,7 @@ pub struct Service {
     schema: AuthSchema,
     bus: EventBus,
     metrics_listen: Option<std::net::SocketAddr>,
+    otlp_endpoint: Option<String>,
 }
 
 impl Service {
@@ -81,6 +82,7 @@ impl Service {
             schema,
             bus,
             metrics_listen: config.metrics_listen,
+            otlp_endpoint: config.otlp_endpoint.clone(),
         })
     }
 
@@ -107,6 +109,9 @@ impl Service {
         shutdown: CancellationToken,
     ) -> anyhow::Result<()> {
         let metrics = ServiceMetrics::new("auth");
+        metrics
+            .trace_to(self.otlp_endpoint.as_deref())
+            .context("setting up tracing")?;
         metrics.watch_database(self.pool.clone());
         metrics.watch_outbox(self.pool.clone());
         metrics.watch_event_bus(self.bus.clone());

@@ -18,6 +18,9 @@ pub struct Config {
     /// serves no metrics listener.
     #[serde(deserialize_with = "switchyard_subgraph_kit::metrics::deserialize_listen")]
     pub metrics_listen: Option<SocketAddr>,
+    /// OTLP/HTTP endpoint to export traces to (`http://collector:4318`); `None` (the default)
+    /// turns tracing off. `OTEL_EXPORTER_OTLP_ENDPOINT` sets it too.
+    pub otlp_endpoint: Option<String>,
     /// Where embedded stores live: `chat.db` (SQLite) and `secrets/` (generated data keys).
     pub data_dir: PathBuf,
     /// `postgres://…` selects PostgreSQL; unset means SQLite in `data_dir`.
@@ -36,6 +39,7 @@ impl Default for Config {
         Config {
             listen: SocketAddr::from(([127, 0, 0, 1], 4104)),
             metrics_listen: None,
+            otlp_endpoint: None,
             data_dir: PathBuf::from("data/chat"),
             database_url: None,
             redis_url: None,
@@ -55,6 +59,7 @@ impl Config {
     pub fn loader(file: Option<&Path>) -> ConfigLoader {
         ConfigLoader::new("CHAT")
             .file(file)
+            .alias("OTEL_EXPORTER_OTLP_ENDPOINT", "otlp_endpoint")
             .alias("DATABASE_URL", "database_url")
             .alias("REDIS_URL", "redis_url")
             .alias("JWKS_URL", "jwks_url")

@@ -40,6 +40,7 @@ pub struct Service {
     state: ChatState,
     bus: EventBus,
     metrics_listen: Option<std::net::SocketAddr>,
+    otlp_endpoint: Option<String>,
 }
 
 impl Service {
@@ -89,6 +90,7 @@ impl Service {
             state,
             bus,
             metrics_listen: config.metrics_listen,
+            otlp_endpoint: config.otlp_endpoint.clone(),
         })
     }
 
@@ -121,6 +123,9 @@ impl Service {
             .await
             .context("cannot subscribe to the event bus")?;
         let metrics = ServiceMetrics::new("chat");
+        metrics
+            .trace_to(self.otlp_endpoint.as_deref())
+            .context("setting up tracing")?;
         metrics.watch_database(self.state.store.pool().clone());
         metrics.watch_outbox(self.state.store.pool().clone());
         metrics.watch_consumer(self.bus.clone(), consumers::CONSUMER_GROUP);

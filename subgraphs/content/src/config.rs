@@ -18,6 +18,9 @@ pub struct Config {
     /// serves no metrics listener.
     #[serde(deserialize_with = "switchyard_subgraph_kit::metrics::deserialize_listen")]
     pub metrics_listen: Option<SocketAddr>,
+    /// OTLP/HTTP endpoint to export traces to (`http://collector:4318`); `None` (the default)
+    /// turns tracing off. `OTEL_EXPORTER_OTLP_ENDPOINT` sets it too.
+    pub otlp_endpoint: Option<String>,
     /// Where the embedded stores live: `content.db` (unless `database_url` is set) and
     /// `search/` (the full-text index, always local).
     pub data_dir: PathBuf,
@@ -36,6 +39,7 @@ impl Default for Config {
         Config {
             listen: SocketAddr::from(([127, 0, 0, 1], 4103)),
             metrics_listen: None,
+            otlp_endpoint: None,
             data_dir: PathBuf::from("data/content"),
             database_url: None,
             redis_url: None,
@@ -50,6 +54,7 @@ impl Config {
     pub fn load(file: Option<&Path>) -> anyhow::Result<Config> {
         Ok(ConfigLoader::new("CONTENT")
             .file(file)
+            .alias("OTEL_EXPORTER_OTLP_ENDPOINT", "otlp_endpoint")
             .alias("DATABASE_URL", "database_url")
             .alias("REDIS_URL", "redis_url")
             .alias("JWKS_URL", "jwks_url")

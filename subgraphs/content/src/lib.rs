@@ -48,6 +48,7 @@ pub struct Service {
     relay: OutboxRelay,
     schema: ContentSchema,
     metrics_listen: Option<std::net::SocketAddr>,
+    otlp_endpoint: Option<String>,
 }
 
 impl Service {
@@ -105,6 +106,7 @@ impl Service {
             relay,
             schema,
             metrics_listen: config.metrics_listen,
+            otlp_endpoint: config.otlp_endpoint.clone(),
         })
     }
 
@@ -141,6 +143,9 @@ impl Service {
         shutdown: CancellationToken,
     ) -> anyhow::Result<()> {
         let metrics = ServiceMetrics::new("content");
+        metrics
+            .trace_to(self.otlp_endpoint.as_deref())
+            .context("setting up tracing")?;
         metrics.watch_database(self.store.pool().clone());
         metrics.watch_outbox(self.store.pool().clone());
         metrics.watch_consumer(self.bus.clone(), consumer::GROUP);

@@ -21,6 +21,7 @@ use switchyard_telemetry::metrics::MetricsRegistry;
 use switchyard_telemetry::prometheus::{
     Gauge, Histogram, IntCounter, IntCounterVec, IntGauge, IntGaugeVec,
 };
+use switchyard_telemetry::trace::{TraceError, Tracer};
 use switchyard_telemetry::window::LatencyWindow;
 
 use crate::events::EventBus;
@@ -174,11 +175,16 @@ struct Inner {
     probes: Mutex<Vec<Arc<dyn StatusProbe>>>,
     metrics_address: OnceLock<SocketAddr>,
     started: Instant,
+    tracer: OnceLock<Tracer>,
 }
+
+/// What [`ServiceMetrics::tracer`] gives before tracing is set up.
+static TRACING_OFF: Tracer = Tracer::disabled();
 
 /// Handles a consumer bumps per event (resolved once per consumer group).
 #[derive(Debug, Clone)]
 pub struct ConsumerMetrics {
+    owner: ServiceMetrics,
     handled: IntCounter,
     duplicate: IntCounter,
     failed: IntCounter,
@@ -186,6 +192,11 @@ pub struct ConsumerMetrics {
 }
 
 impl ConsumerMetrics {
+    /// Where the consumer's spans go.
+    pub(crate) fn tracer(&self) -> &Tracer {
+        self.owner.tracer()
+    }
+
     /// One event processed: handled (`Some(true)`), skipped as a duplicate (`Some(false)`) or
     /// failed (`None`, with whether the failure was the database's).
     pub(crate) fn record(&self, outcome: Option<bool>, database_error: bool) {
@@ -205,12 +216,18 @@ impl ConsumerMetrics {
 /// Handles the outbox relay bumps per pass.
 #[derive(Debug, Clone)]
 pub struct OutboxMetrics {
+    owner: ServiceMetrics,
     published: IntCounter,
     failures: IntCounter,
     db_errors: IntCounter,
 }
 
 impl OutboxMetrics {
+    /// Where the relay's spans go.
+    pub(crate) fn tracer(&self) -> &Tracer {
+        self.owner.tracer()
+    }
+
     /// `n` events published.
     pub(crate) fn published(&self, n: usize) {
         self.published.inc_by(n as u64);
@@ -282,8 +299,29 @@ impl ServiceMetrics {
                 probes: Mutex::new(Vec::new()),
                 metrics_address: OnceLock::new(),
                 started: Instant::now(),
+                tracer: OnceLock::new(),
             }),
         }
+    }
+
+    /// Switches tracing on when `otlp_endpoint` is set: the service's GraphQL requests, outbox
+    /// relay and event consumers (those given these metrics) then export spans as
+    /// `switchyard-<service>`. Call before serving; a second call changes nothing.
+    pub fn trace_to(&self, otlp_endpoint: Option<&str>) -> Result<(), TraceError> {
+        let tracer = Tracer::from_endpoint(
+            otlp_endpoint,
+            &format!("switchyard-{}", self.inner.service),
+            1.0,
+        )?;
+        if tracer.is_enabled() {
+            let _ = self.inner.tracer.set(tracer);
+        }
+        Ok(())
+    }
+
+    /// Where this service's spans go (disabled unless [`ServiceMetrics::trace_to`] set one).
+    pub fn tracer(&self) -> &Tracer {
+        self.inner.tracer.get().unwrap_or(&TRACING_OFF)
     }
 
     /// The service's name.
@@ -313,6 +351,7 @@ impl ServiceMetrics {
     pub fn consumer(&self, group: &str) -> ConsumerMetrics {
         let events = &self.inner.events;
         ConsumerMetrics {
+            owner: self.clone(),
             handled: events.with_label_values(&[group, "handled"]),
             duplicate: events.with_label_values(&[group, "duplicate"]),
             failed: events.with_label_values(&[group, "failed"]),
@@ -323,6 +362,7 @@ impl ServiceMetrics {
     /// The handles the outbox relay bumps.
     pub fn outbox(&self) -> OutboxMetrics {
         OutboxMetrics {
+            owner: self.clone(),
             published: self.inner.outbox_published.clone(),
             failures: self.inner.outbox_failures.clone(),
             db_errors: self.inner.db_errors.clone(),

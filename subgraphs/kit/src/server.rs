@@ -35,6 +35,8 @@ use futures::StreamExt;
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 
+use switchyard_telemetry::trace::{self, Span, SpanKind, TraceContext};
+
 use crate::auth::BearerToken;
 use crate::events::EventBus;
 use crate::metrics::{Level, ServiceMetrics};
@@ -214,6 +216,12 @@ async fn graphql<E: Executor>(State(state): State<GraphqlState<E>>, request: Req
         .and_then(|v| v.to_str().ok())
         .is_some_and(|v| v.eq_ignore_ascii_case("websocket"));
     let token = bearer_from_headers(request.headers());
+    // `Some(parent)` when tracing is on (`parent`: the caller's position, if it sent one).
+    let traceparent = state
+        .metrics
+        .tracer()
+        .is_enabled()
+        .then(|| TraceContext::from_headers(request.headers()));
     if wants_websocket {
         return websocket(executor, request, token).await;
     }
@@ -252,7 +260,33 @@ async fn graphql<E: Executor>(State(state): State<GraphqlState<E>>, request: Req
         batch = batch.data(token);
     }
     let started = std::time::Instant::now();
-    let response = executor.execute_batch(batch).await;
+    let mut span = match traceparent {
+        Some(parent) => {
+            let name = match &batch {
+                async_graphql::BatchRequest::Single(request) => request
+                    .operation_name
+                    .clone()
+                    .map_or(std::borrow::Cow::Borrowed("graphql"), |name| {
+                        std::borrow::Cow::Owned(format!("graphql {name}"))
+                    }),
+                async_graphql::BatchRequest::Batch(_) => "graphql batch".into(),
+            };
+            state
+                .metrics
+                .tracer()
+                .start(name, SpanKind::Server, parent.as_ref())
+        }
+        None => Span::none(),
+    };
+    // Events the resolvers write to the outbox carry this span's context.
+    let response = match span.context() {
+        Some(context) => trace::scope(Some(context), executor.execute_batch(batch)).await,
+        None => executor.execute_batch(batch).await,
+    };
+    if !response.is_ok() {
+        span.set_error("the response carries errors");
+    }
+    drop(span);
     state.metrics.record_request(started, !response.is_ok());
     GraphQLResponse(response).into_response()
 }

@@ -208,6 +208,9 @@ impl Service {
             .await
             .context("joining the profile consumer group")?;
         let metrics = ServiceMetrics::new("profile");
+        metrics
+            .trace_to(self.config.otlp_endpoint.as_deref())
+            .context("setting up tracing")?;
         metrics.watch_database(self.pool.clone());
         metrics.watch_outbox(self.pool.clone());
         metrics.watch_consumer(self.bus.clone(), CONSUMER_GROUP);

@@ -129,8 +129,23 @@ impl<H: EventHandler> EventConsumer<H> {
         let batch = subscription.next_batch(self.batch_size, self.wait).await?;
         let mut handled = 0;
         for delivery in &batch {
-            let result =
-                process_event(&self.pool, &self.group, &delivery.event, &self.handler).await;
+            let mut span = self.span(&delivery.event);
+            let process = process_event(&self.pool, &self.group, &delivery.event, &self.handler);
+            // Events the handler raises continue this trace.
+            let result = match span.context() {
+                Some(context) => switchyard_telemetry::trace::scope(Some(context), process).await,
+                None => process.await,
+            };
+            if span.is_recording() {
+                match &result {
+                    Ok(outcome) => span.set_attribute(
+                        "switchyard.event.duplicate",
+                        *outcome == Processed::Duplicate,
+                    ),
+                    Err(e) => span.set_error(e.to_string()),
+                }
+            }
+            drop(span);
             if let Some(metrics) = &self.metrics {
                 match &result {
                     Ok(outcome) => metrics.record(Some(*outcome == Processed::Handled), false),
@@ -154,6 +169,27 @@ impl<H: EventHandler> EventConsumer<H> {
             }
         }
         Ok(handled)
+    }
+
+    /// A consumer span under the event's trace context (inert when tracing is off or the event
+    /// carries none: a trace is only continued here, never started).
+    fn span(&self, event: &Event) -> switchyard_telemetry::trace::Span {
+        let tracer = match &self.metrics {
+            Some(metrics) if metrics.tracer().is_enabled() => metrics.tracer(),
+            _ => return switchyard_telemetry::trace::Span::none(),
+        };
+        let Some(parent) = event.trace_context() else {
+            return switchyard_telemetry::trace::Span::none();
+        };
+        let mut span = tracer.start(
+            format!("{} process {}", self.group, event.event_type),
+            switchyard_telemetry::trace::SpanKind::Consumer,
+            Some(&parent),
+        );
+        span.set_attribute("messaging.operation.type", "process");
+        span.set_attribute("messaging.consumer.group.name", self.group.clone());
+        span.set_attribute("messaging.message.id", event.id.to_string());
+        span
     }
 
     /// Runs until `shutdown` is cancelled. Bus errors are logged and retried after a backoff.

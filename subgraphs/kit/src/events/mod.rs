@@ -78,10 +78,15 @@ pub struct Event {
     pub occurred_at: DateTime<Utc>,
     /// The event body.
     pub payload: serde_json::Value,
+    /// Where in a trace the event was raised (a W3C `traceparent` value), so its consumers
+    /// continue that trace; `None` when tracing was off. Stored in the outbox with the event.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub trace_parent: Option<String>,
 }
 
 impl Event {
-    /// A new event with a fresh id, occurring now.
+    /// A new event with a fresh id, occurring now, linked to the current trace position of the
+    /// task (the request or event being handled; see `switchyard_telemetry::trace::scope`).
     pub fn new(
         event_type: impl Into<String>,
         aggregate_id: impl Into<String>,
@@ -96,7 +101,16 @@ impl Event {
             aggregate_id: aggregate_id.into(),
             occurred_at,
             payload: serde_json::to_value(payload)?,
+            trace_parent: switchyard_telemetry::trace::current()
+                .map(|context| context.to_traceparent()),
         })
+    }
+
+    /// The trace position stored with the event, if it is well-formed.
+    pub fn trace_context(&self) -> Option<switchyard_telemetry::trace::TraceContext> {
+        self.trace_parent
+            .as_deref()
+            .and_then(|value| switchyard_telemetry::trace::TraceContext::parse(value.as_bytes()))
     }
 
     /// Decodes the payload into the type the consumer expects.

@@ -48,13 +48,34 @@ const SCHEMA: [&str; 3] = [
     )",
 ];
 
-/// Creates the outbox and de-duplication tables if missing (idempotent; run at startup).
+/// Creates the outbox and de-duplication tables if missing, and adds columns later versions
+/// need to tables made by earlier ones (idempotent; run at startup).
 pub async fn migrate(pool: &AnyPool) -> Result<(), EventError> {
     for statement in SCHEMA {
         sqlx::query(statement).execute(pool).await?;
     }
+    // The trace context of each event (a `traceparent` value; NULL when tracing was off).
+    let mut conn = pool.acquire().await?;
+    if conn.backend_name() == "PostgreSQL" {
+        // Replicas may migrate at once; IF NOT EXISTS makes the race harmless.
+        sqlx::query("ALTER TABLE switchyard_outbox ADD COLUMN IF NOT EXISTS trace_parent TEXT")
+            .execute(&mut *conn)
+            .await?;
+    } else if sqlx::query("SELECT trace_parent FROM switchyard_outbox WHERE 1 = 0")
+        .execute(&mut *conn)
+        .await
+        .is_err()
+    {
+        // SQLite has no ADD COLUMN IF NOT EXISTS; it has one writer, so check-then-add holds.
+        sqlx::query("ALTER TABLE switchyard_outbox ADD COLUMN trace_parent TEXT")
+            .execute(&mut *conn)
+            .await?;
+    }
     Ok(())
 }
+
+/// The columns an outbox row is read with ([`decode_row`]).
+const COLUMNS: &str = "id, event_type, aggregate_id, occurred_at, payload, trace_parent";
 
 /// Writes `event` to the outbox on `conn`: pass the transaction that makes the change.
 ///
@@ -70,14 +91,16 @@ where
     E: Executor<'c, Database = Any>,
 {
     sqlx::query(
-        "INSERT INTO switchyard_outbox (id, event_type, aggregate_id, occurred_at, payload)
-         VALUES ($1, $2, $3, $4, $5)",
+        "INSERT INTO switchyard_outbox
+             (id, event_type, aggregate_id, occurred_at, payload, trace_parent)
+         VALUES ($1, $2, $3, $4, $5, $6)",
     )
     .bind(event.id.to_string())
     .bind(event.event_type.clone())
     .bind(event.aggregate_id.clone())
     .bind(event.occurred_at.timestamp_micros())
     .bind(serde_json::to_string(&event.payload)?)
+    .bind(event.trace_parent.clone())
     .execute(conn)
     .await?;
     Ok(())
@@ -91,14 +114,16 @@ where
     E: Executor<'c, Database = Any>,
 {
     let done = sqlx::query(
-        "INSERT INTO switchyard_outbox (id, event_type, aggregate_id, occurred_at, payload)
-         VALUES ($1, $2, $3, $4, $5) ON CONFLICT (id) DO NOTHING",
+        "INSERT INTO switchyard_outbox
+             (id, event_type, aggregate_id, occurred_at, payload, trace_parent)
+         VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT (id) DO NOTHING",
     )
     .bind(event.id.to_string())
     .bind(event.event_type.clone())
     .bind(event.aggregate_id.clone())
     .bind(event.occurred_at.timestamp_micros())
     .bind(serde_json::to_string(&event.payload)?)
+    .bind(event.trace_parent.clone())
     .execute(conn)
     .await?;
     Ok(done.rows_affected() == 1)
@@ -106,10 +131,10 @@ where
 
 /// Outbox rows not yet published, oldest first.
 pub async fn unpublished(pool: &AnyPool, limit: usize) -> Result<Vec<Event>, EventError> {
-    let rows = sqlx::query(
-        "SELECT id, event_type, aggregate_id, occurred_at, payload FROM switchyard_outbox
-         WHERE published_at IS NULL ORDER BY id LIMIT $1",
-    )
+    let rows = sqlx::query(sqlx::AssertSqlSafe(format!(
+        "SELECT {COLUMNS} FROM switchyard_outbox
+         WHERE published_at IS NULL ORDER BY id LIMIT $1"
+    )))
     .bind(i64::try_from(limit).unwrap_or(i64::MAX))
     .fetch_all(pool)
     .await?;
@@ -129,6 +154,7 @@ fn decode_row(row: &AnyRow) -> Result<Event, EventError> {
             EventError::Malformed(format!("outbox occurred_at {micros} out of range"))
         })?,
         payload: serde_json::from_str(&payload)?,
+        trace_parent: row.try_get("trace_parent")?,
     })
 }
 
@@ -229,11 +255,11 @@ impl OutboxRelay {
         let mut after = String::new();
         let mut replayed = 0;
         loop {
-            let rows = sqlx::query(
-                "SELECT id, event_type, aggregate_id, occurred_at, payload FROM switchyard_outbox
+            let rows = sqlx::query(sqlx::AssertSqlSafe(format!(
+                "SELECT {COLUMNS} FROM switchyard_outbox
                  WHERE published_at IS NOT NULL AND published_at >= $1 AND id > $2
-                 ORDER BY id LIMIT $3",
-            )
+                 ORDER BY id LIMIT $3"
+            )))
             .bind(cutoff)
             .bind(after.clone())
             .bind(i64::try_from(self.batch_size).unwrap_or(i64::MAX))
@@ -293,19 +319,28 @@ impl OutboxRelay {
 
     async fn relay_batch(&self, conn: &mut AnyConnection, lock: &str) -> Result<usize, EventError> {
         let rows = sqlx::query(sqlx::AssertSqlSafe(format!(
-            "SELECT id, event_type, aggregate_id, occurred_at, payload FROM switchyard_outbox
+            "SELECT {COLUMNS} FROM switchyard_outbox
              WHERE published_at IS NULL ORDER BY id LIMIT $1{lock}"
         )))
         .bind(i64::try_from(self.batch_size).unwrap_or(i64::MAX))
         .fetch_all(&mut *conn)
         .await?;
-        let events = rows.iter().map(decode_row).collect::<Result<Vec<_>, _>>()?;
+        let mut events = rows.iter().map(decode_row).collect::<Result<Vec<_>, _>>()?;
         if events.is_empty() {
             return Ok(0);
         }
+        // A producer span per traced event, from when the change committed to when the bus took
+        // it (time spent in the outbox shows); consumers continue under it.
+        let spans = self.publish_spans(&mut events);
         // One bus round trip and one statement marking the batch (one commit, not one per
         // row). If publishing fails nothing is marked: the whole batch goes again next pass.
-        self.bus.publish_batch(&events).await?;
+        if let Err(e) = self.bus.publish_batch(&events).await {
+            for mut span in spans {
+                span.set_error(e.to_string());
+            }
+            return Err(e);
+        }
+        drop(spans);
         let placeholders: Vec<String> = (2..events.len() + 2).map(|i| format!("${i}")).collect();
         let mut mark = sqlx::query(sqlx::AssertSqlSafe(format!(
             "UPDATE switchyard_outbox SET published_at = $1 WHERE id IN ({})",
@@ -317,6 +352,36 @@ impl OutboxRelay {
         }
         mark.execute(&mut *conn).await?;
         Ok(events.len())
+    }
+
+    /// Starts a producer span for each event that carries a trace context and points the event
+    /// at it (only the published copy; the outbox row keeps the original).
+    fn publish_spans(&self, events: &mut [Event]) -> Vec<switchyard_telemetry::trace::Span> {
+        let Some(tracer) = self.metrics.as_ref().map(|m| m.tracer()) else {
+            return Vec::new();
+        };
+        if !tracer.is_enabled() {
+            return Vec::new();
+        }
+        let mut spans = Vec::new();
+        for event in events.iter_mut() {
+            let Some(parent) = event.trace_context() else {
+                continue;
+            };
+            let mut span = tracer.start(
+                format!("publish {}", event.event_type),
+                switchyard_telemetry::trace::SpanKind::Producer,
+                Some(&parent),
+            );
+            span.set_start(event.occurred_at.into());
+            span.set_attribute("messaging.operation.type", "send");
+            span.set_attribute("messaging.message.id", event.id.to_string());
+            if let Some(context) = span.context() {
+                event.trace_parent = Some(context.to_traceparent());
+            }
+            spans.push(span);
+        }
+        spans
     }
 
     /// Relays until `shutdown` is cancelled; errors are logged and retried after a poll interval.

@@ -685,6 +685,9 @@ impl FalkorGraphStore {
             occurred_at: DateTime::from_timestamp_micros(micros).unwrap_or_default(),
             payload: serde_json::from_str(&payload)
                 .map_err(switchyard_subgraph_kit::EventError::from)?,
+            // Recovered from the graph after a crash: the request's trace context was not kept
+            // on the outbox node.
+            trace_parent: None,
         })
     }
 }
