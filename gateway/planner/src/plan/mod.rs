@@ -68,6 +68,11 @@
 //!   ordered by fields served, key available without a further jump, how much of the
 //!   sub-selection the target resolves; the first that plans, together with the jumps for what
 //!   it leaves, is kept. Only one key is tried when some key is available directly.
+//!   A jump may plan only part of the fields it took (a field deep inside needs a subgraph the
+//!   target cannot reach from there): what it left goes back to the object the jump started
+//!   from and takes a jump of its own (`category { details }` from a, `category { id }` from
+//!   b). Only progress counts — a jump that leaves as much as it took has failed — so the
+//!   search ends. A candidate that fails, alone or among others, leaves nothing behind.
 //!
 //! What a walk cannot plan from where it is comes back as `Unplanned`: the selections left,
 //! relative to the object being walked. Each field wraps what its sub-selection left, and the
@@ -89,10 +94,13 @@
 //! - Fragment conditions mean what they mean in the supergraph. Where an abstract condition would
 //!   select other objects in the subgraph (it lacks an `@join__implements` or a union member), the
 //!   fragment is sent as one `... on T` per concrete type it means.
-//! - On a shareable path (a field that several subgraphs resolve), only the concrete types that
-//!   every one of those subgraphs can return are fetched, as Apollo Router and Hive Router do: a
-//!   plan may be served by any of them, so it relies only on what all of them know. Objects of
-//!   the other types keep `__typename` and nothing else.
+//! - On a shareable path (a field that several subgraphs could serve at that position), only
+//!   the concrete types that every one of those subgraphs can return are fetched, as Apollo
+//!   Router and Hive Router do: a plan may be served by any of them, so it relies only on what
+//!   all of them know. Objects of the other types keep `__typename` and nothing else. A
+//!   subgraph counts only if it can reach the position: it resolves every field from the root
+//!   or from an enclosing entity it can enter. A value type's field that another subgraph also
+//!   defines, but that nothing leads to there, does not narrow the types.
 
 use std::collections::HashSet;
 

@@ -100,6 +100,7 @@ impl QueryPlanner {
             touched: Vec::new(),
             input: false,
             restrict: None,
+            reach: (0..sg.subgraphs().len()).collect(),
             providing: Vec::new(),
             evaluations: 0,
             limit: None,
@@ -299,6 +300,11 @@ struct Walk<'a> {
     /// The concrete types the next walked abstract position is planned for, when fewer than
     /// its subgraph's own ([`Self::restricted_types`]; set by `emit_field`).
     restrict: Option<Vec<Name>>,
+    /// The subgraphs that could serve the object being walked at its position in the
+    /// operation: those that resolve every field on the way from the nearest enclosing entity
+    /// they can enter (or from the root). Decides which subgraphs share a path
+    /// ([`Self::restricted_types`]).
+    reach: Vec<usize>,
     /// Requirements being provided, innermost last, as (subgraph, field set, object path
     /// address and length):
     /// providing the same fields at the same object from the same subgraph again is a cycle.
@@ -352,6 +358,21 @@ fn defer(
             Ok(())
         }
     }
+}
+
+/// How many selections `sels` holds, nested ones included.
+fn sel_size(sels: &[NSel]) -> usize {
+    sels.iter()
+        .map(|sel| match sel {
+            NSel::Field(f) => 1 + sel_size(&f.children),
+            NSel::Frag(frag) => 1 + sel_size(&frag.children),
+        })
+        .sum()
+}
+
+/// [`sel_size`] of fields.
+fn fields_size(fields: &[Arc<NField>]) -> usize {
+    fields.iter().map(|f| 1 + sel_size(&f.children)).sum()
 }
 
 /// Moves the fields of `sels` into `out`; returns the other selections.
@@ -421,10 +442,17 @@ impl<'a> Walk<'a> {
         reuses: Option<Reuses<'_, Self, C>>,
         mut run: impl FnMut(&mut Self, &C) -> Planned,
     ) -> Planned {
-        if let [only] = candidates {
-            return run(self, only);
-        }
         let saved = self.groups.clone();
+        if let [only] = candidates {
+            // A failed candidate leaves nothing behind, so what is left can be planned anew.
+            let touched = self.touched.len();
+            let result = run(self, only);
+            if result.is_err() {
+                self.groups = saved;
+                self.touched.truncate(touched);
+            }
+            return result;
+        }
         let touched = self.touched.len();
         let outer_limit = self.limit;
         let mut best: Option<(Cost, Groups, Vec<usize>)> = None;
@@ -643,11 +671,32 @@ impl<'a> Walk<'a> {
             .unwrap_or_else(|| field.ty.clone())
     }
 
-    /// For an abstract-typed field that several subgraphs resolve (a shareable path), the
-    /// concrete types to plan for in `graph` when they are fewer than `graph`'s own: only the
-    /// types every one of those subgraphs can return (the reference routers' rule: the plan
-    /// relies only on what any subgraph serving the path would return). `None` when all of
-    /// `graph`'s types qualify.
+    /// The subgraphs that could serve `parent.field` at the current position: they resolve the
+    /// field and either reach the parent object the same way ([`Self::reach`]) or can enter it
+    /// (it is an entity with a resolvable key there).
+    fn field_reach(&self, parent: &str, field: &NField) -> Vec<usize> {
+        let labels = &self.opts.enabled_override_labels;
+        (0..self.sg.subgraphs().len())
+            .filter(|&h| {
+                matches!(
+                    self.sg.field_availability(h, parent, &field.name, labels),
+                    FieldAvailability::Yes
+                ) && (self.reach.contains(&h)
+                    || self
+                        .sg
+                        .type_in_graph(h, parent)
+                        .is_some_and(|t| t.keys.iter().any(|k| k.resolvable)))
+            })
+            .collect()
+    }
+
+    /// For an abstract-typed field that several subgraphs could serve at this position (a
+    /// shareable path: [`Self::reach`], set to the field's by the caller), the concrete types
+    /// to plan for in `graph` when they are fewer than `graph`'s own: only the types every one
+    /// of those subgraphs can return (the reference routers' rule: the plan relies only on
+    /// what any subgraph serving the path would return). `None` when all of `graph`'s types
+    /// qualify. A subgraph that defines the field but cannot reach this position (no root
+    /// field or enterable entity leads there) does not count.
     fn restricted_types(
         &self,
         graph: usize,
@@ -658,15 +707,7 @@ impl<'a> Walk<'a> {
         if !self.sg.is_abstract(sub) {
             return None;
         }
-        let labels = &self.opts.enabled_override_labels;
-        let serving: Vec<usize> = (0..self.sg.subgraphs().len())
-            .filter(|&h| {
-                matches!(
-                    self.sg.field_availability(h, parent, &field.name, labels),
-                    FieldAvailability::Yes
-                )
-            })
-            .collect();
+        let serving = &self.reach;
         if serving.len() < 2 || !serving.contains(&graph) {
             return None;
         }
@@ -720,8 +761,11 @@ impl<'a> Walk<'a> {
                                 .add_field(&floc, None, "__typename", "", "", false);
                         }
                         let sub = self.sub_type(graph, parent, f);
+                        let reach = self.field_reach(parent, f);
+                        let outer = std::mem::replace(&mut self.reach, reach);
                         let restricted = self.restricted_types(graph, parent, f, &sub);
                         self.emit_local(g, &floc, &sub, restricted.as_deref(), &f.children);
+                        self.reach = outer;
                     }
                 }
                 NSel::Frag(frag) => {
@@ -1010,9 +1054,12 @@ impl<'a> Walk<'a> {
                     .add_field(&floc, None, "__typename", "", "", false);
             }
             self.push_gate(&field.gate);
+            let reach = self.field_reach(parent, field);
+            let outer = std::mem::replace(&mut self.reach, reach);
             self.restrict = self.restricted_types(graph, parent, field, &sub);
             let result =
                 self.walk_composite(g, &floc, &child_path, &sub, &field.children, &child_prov);
+            self.reach = outer;
             self.pop_gate(&field.gate);
             if let Err(mut unplanned) = result {
                 // What the sub-selection left is left of this field, at the parent object.
@@ -1240,7 +1287,9 @@ impl<'a> Walk<'a> {
                     if let Some(sels) = jump.abstract_sels.as_mut() {
                         sels.extend(along);
                     }
-                    self.jump(at, jump)?;
+                    if let Some(left) = self.jump(at, jump)? {
+                        return Err(left);
+                    }
                     here = stay;
                     sels = &here;
                 }
@@ -1518,7 +1567,7 @@ impl<'a> Walk<'a> {
             return Ok(());
         }
         let from = self.service(g);
-        let mut candidates = self.jump_candidates(from, ty, &remaining, provided);
+        let candidates = self.jump_candidates(from, ty, &remaining, provided);
         // Served fields leave `remaining`; what they leave of a shared value object stays.
         let rest_after = |taken: &Taken| {
             let mut rest = remaining.clone();
@@ -1539,15 +1588,17 @@ impl<'a> Walk<'a> {
                 self.sg.subgraphs()[from].name
             ))
             .into()),
-            1 => {
-                let (jump, taken) = candidates.pop().expect("one candidate");
-                let rest = rest_after(&taken);
-                self.jump(at, jump).and_then(|()| self.jump_all(at, rest))
-            }
-            // Jumps are tried best-first by their estimate; the first that plans is kept.
+            // Jumps are tried best-first by their estimate; the first that plans is kept. A
+            // jump may plan only part of what it took (a field below needs a subgraph the
+            // target cannot reach): what it left joins the rest, for a jump from here.
             _ => self.choose(&candidates, None, |s, (jump, taken)| {
-                s.jump(at, jump.clone())?;
-                s.jump_all(at, rest_after(taken))
+                let left = s.jump(at, jump.clone())?;
+                let mut rest = rest_after(taken);
+                if let Some(left) = left {
+                    let other = as_fields(left.sels, &mut rest);
+                    debug_assert!(other.is_empty(), "a jump leaves fields");
+                }
+                s.jump_all(at, rest)
             }),
         };
         // Whatever went wrong, these fields are what is left at this object: the enclosing
@@ -1736,7 +1787,9 @@ impl<'a> Walk<'a> {
         Ok((renamed, touched))
     }
 
-    fn jump(&mut self, at: At<'_>, jump: Jump<'a>) -> Planned {
+    /// Plans `jump`; `Ok(Some(left))` when it planned only part of its fields, `left` being
+    /// the rest (always less than it took, so a search over jumps ends).
+    fn jump(&mut self, at: At<'_>, jump: Jump<'a>) -> Result<Option<Unplanned>, Unplanned> {
         let ty = at.ty;
         if self.depth >= MAX_JUMP_DEPTH {
             return Err(PlanError::Unsatisfiable(format!(
@@ -1748,15 +1801,22 @@ impl<'a> Walk<'a> {
         // Fields whose `@requires` select one field with different arguments cannot share a
         // representation (it has one value per field name): each set that can goes in its own
         // fetch.
-        let mut result = Ok(());
+        let mut result: Result<Option<Unplanned>, Unplanned> = Ok(None);
         for fields in self.compatible_requirement_sets(&jump) {
             let part = Jump {
                 fields,
                 ..jump.clone()
             };
-            result = self.jump_inner(at, part);
-            if result.is_err() {
-                break;
+            match self.jump_inner(at, part) {
+                Ok(None) => {}
+                Ok(Some(left)) => match &mut result {
+                    Ok(Some(all)) => all.sels.extend(left.sels),
+                    _ => result = Ok(Some(left)),
+                },
+                Err(e) => {
+                    result = Err(e);
+                    break;
+                }
             }
         }
         self.depth -= 1;
@@ -1801,7 +1861,7 @@ impl<'a> Walk<'a> {
         sets.into_iter().map(|(fields, _)| fields).collect()
     }
 
-    fn jump_inner(&mut self, at: At<'_>, jump: Jump<'a>) -> Planned {
+    fn jump_inner(&mut self, at: At<'_>, jump: Jump<'a>) -> Result<Option<Unplanned>, Unplanned> {
         let At {
             g,
             obj_loc,
@@ -1873,12 +1933,24 @@ impl<'a> Walk<'a> {
             self.groups[e].contribute(&gate);
             self.walk_composite(e, &eloc, path, ty, sels, &[])?;
         }
+        let mut left: Option<Unplanned> = None;
         for f in &jump.fields {
             let gate = self.gate_with(&f.gate);
             self.groups[e].contribute(&gate);
-            self.emit_field(e, &eloc, &jump.entity, f, None, path)?;
+            match self.emit_field(e, &eloc, &jump.entity, f, None, path) {
+                Ok(()) => {}
+                Err(u) if !u.sels.is_empty() => match &mut left {
+                    Some(all) => all.sels.extend(u.sels),
+                    None => left = Some(u),
+                },
+                Err(u) => return Err(u),
+            }
         }
-        Ok(())
+        match left {
+            // Only progress counts: a jump that planned nothing of what it took failed.
+            Some(left) if sel_size(&left.sels) >= fields_size(&jump.fields) => Err(left),
+            left => Ok(left),
+        }
     }
 
     /// Whether group `a` (transitively) waits for group `b`.
