@@ -6,6 +6,8 @@
 //! - `replay`: a caching proxy in front of each subgraph answers repeated requests with the bytes
 //!   the subgraph sent the first time, so the measurement is dominated by the gateway's own work
 //!   (request building, pooling, parsing, merging, response shaping).
+//! - `replay_traced`: `replay` with tracing exporting every span (OTLP/HTTP to a sink in this
+//!   process that reads and discards each batch), so the export thread's CPU is counted too.
 //! - `replay_tls`, `replay_tls_h2`, `replay_h2c`: the same replay proxies served over TLS
 //!   (HTTP/1.1, or HTTP/2 by ALPN; a CA made for the run) or HTTP/2 cleartext, to measure what
 //!   the transport costs per fetch (both ends of TLS run in this process).
@@ -84,13 +86,61 @@ async fn replay_proxy(upstream: String, tls: Option<Arc<rustls::ServerConfig>>) 
     format!("{scheme}://127.0.0.1:{}/graphql", addr.port())
 }
 
+/// An OTLP/HTTP endpoint that reads each request whole and answers 200, keeping nothing.
+async fn discarding_otlp_sink() -> String {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(async move {
+        while let Ok((mut stream, _)) = listener.accept().await {
+            tokio::spawn(async move {
+                let mut buffer = Vec::new();
+                let mut chunk = vec![0u8; 64 * 1024];
+                loop {
+                    let Some(end) = buffer.windows(4).position(|w| w == b"\r\n\r\n") else {
+                        match stream.read(&mut chunk).await {
+                            Ok(0) | Err(_) => return,
+                            Ok(n) => buffer.extend_from_slice(&chunk[..n]),
+                        }
+                        continue;
+                    };
+                    let head = String::from_utf8_lossy(&buffer[..end]).to_ascii_lowercase();
+                    let length: usize = head
+                        .lines()
+                        .find_map(|l| l.strip_prefix("content-length:"))
+                        .and_then(|v| v.trim().parse().ok())
+                        .unwrap_or(0);
+                    while buffer.len() < end + 4 + length {
+                        match stream.read(&mut chunk).await {
+                            Ok(0) | Err(_) => return,
+                            Ok(n) => buffer.extend_from_slice(&chunk[..n]),
+                        }
+                    }
+                    buffer.drain(..end + 4 + length);
+                    let reply = b"HTTP/1.1 200 OK\r\ncontent-length: 0\r\n\r\n";
+                    if stream.write_all(reply).await.is_err() {
+                        return;
+                    }
+                }
+            });
+        }
+    });
+    format!("http://{addr}")
+}
+
 fn gateway(
     rt: &tokio::runtime::Runtime,
     replayed: bool,
     dedupe: bool,
     transport: Transport,
+    traced: bool,
 ) -> Gateway {
     rt.block_on(async {
+        let otlp_endpoint = if traced {
+            Some(discarding_otlp_sink().await)
+        } else {
+            None
+        };
         let subgraphs = common::Subgraphs::start_with(Duration::ZERO, 100).await;
         let mut list = subgraphs.list();
         let ca = tls::TestCa::new("bench");
@@ -111,6 +161,7 @@ fn gateway(
                 Transport::H2c => switchyard_gateway::Http2Mode::Always,
                 _ => switchyard_gateway::Http2Mode::Auto,
             },
+            otlp_endpoint,
             ..GatewayConfig::default()
         };
         let (gateway, _) = common::start_gateway(list, config).await;
@@ -131,20 +182,21 @@ fn bench(c: &mut Criterion) {
         ..GraphQLRequest::default()
     };
     let mut group = c.benchmark_group("execute_4_subgraphs");
-    for (name, replayed, dedupe, transport) in [
-        ("live", false, true, Transport::Plain),
-        ("replay", true, true, Transport::Plain),
-        ("replay_no_dedupe", true, false, Transport::Plain),
-        ("replay_tls", true, true, Transport::Tls),
-        ("replay_tls_h2", true, true, Transport::TlsH2),
-        ("replay_h2c", true, true, Transport::H2c),
+    for (name, replayed, dedupe, transport, traced) in [
+        ("live", false, true, Transport::Plain, false),
+        ("replay", true, true, Transport::Plain, false),
+        ("replay_traced", true, true, Transport::Plain, true),
+        ("replay_no_dedupe", true, false, Transport::Plain, false),
+        ("replay_tls", true, true, Transport::Tls, false),
+        ("replay_tls_h2", true, true, Transport::TlsH2, false),
+        ("replay_h2c", true, true, Transport::H2c, false),
     ] {
         // `EXECUTION_BENCH_ONLY=replay` runs one variant (e.g. under a profiler); commas list several.
         let only = std::env::var("EXECUTION_BENCH_ONLY").unwrap_or_default();
         if !only.is_empty() && !only.split(',').any(|o| o == name) {
             continue;
         }
-        let gw = gateway(&rt, replayed, dedupe, transport);
+        let gw = gateway(&rt, replayed, dedupe, transport, traced);
         let response = rt.block_on(gw.execute(request.clone(), &headers));
         let json = response.json();
         // Product 2's null `inStock` is the one expected error (it nulls that list item).
