@@ -21,7 +21,9 @@ pub const MAX_FIRST: i32 = 100;
 
 /// Builds the schema; resolvers read the store from the schema data (`None` for SDL export).
 pub fn build_schema(store: Option<Store>) -> AnalyticsSchema {
-    let builder = Schema::build(Query, EmptyMutation, EmptySubscription).enable_federation();
+    let builder = switchyard_subgraph_kit::guards::apply(
+        Schema::build(Query, EmptyMutation, EmptySubscription).enable_federation(),
+    );
     match store {
         Some(store) => builder.data(store).finish(),
         None => builder.finish(),

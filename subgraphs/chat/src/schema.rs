@@ -47,9 +47,11 @@ pub struct ChatState {
 pub fn build_schema(state: Option<ChatState>, verifier: Option<JwtVerifier>) -> ChatSchema {
     // Subscriptions are left out of federation SDL by default (Apollo Server compatibility);
     // the gateway composes and routes them, so publish `messageAdded`.
-    let mut builder = Schema::build(Query, Mutation, SubscriptionRoot)
-        .enable_federation()
-        .enable_subscription_in_federation();
+    let mut builder = switchyard_subgraph_kit::guards::apply(
+        Schema::build(Query, Mutation, SubscriptionRoot)
+            .enable_federation()
+            .enable_subscription_in_federation(),
+    );
     if let Some(state) = state {
         builder = builder.data(state.members.clone()).data(state);
     }

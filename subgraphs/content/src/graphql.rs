@@ -38,7 +38,9 @@ pub struct ContentState {
 
 /// Builds the schema (without data: add a [`ContentState`] and a `JwtVerifier` to execute).
 pub fn schema_builder() -> async_graphql::SchemaBuilder<Query, Mutation, EmptySubscription> {
-    Schema::build(Query, Mutation, EmptySubscription).enable_federation()
+    switchyard_subgraph_kit::guards::apply(
+        Schema::build(Query, Mutation, EmptySubscription).enable_federation(),
+    )
 }
 
 fn coded(message: impl Into<String>, code: &'static str) -> async_graphql::Error {

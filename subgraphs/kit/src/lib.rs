@@ -5,7 +5,10 @@
 //! drift apart:
 //!
 //! - [`server`]: the axum router (`/graphql` incl. WebSocket subscriptions, `/health`, `/ready`)
-//!   and graceful shutdown.
+//!   and graceful shutdown, on the gateway's guarded server loop.
+//! - [`guards`]: the gateway's request limits in every service (body, depth, aliases, fields,
+//!   root fields with fragments expanded; no batching; no mutations over GET; introspection
+//!   settable), from `switchyard-guard`.
 //! - [`config`]: typed config from defaults + file + environment.
 //! - [`telemetry`]: tracing init with `RUST_LOG` filters and optional JSON.
 //! - [`metrics`]: each service's Prometheus series and `/status` report (database, outbox
@@ -104,6 +107,7 @@ pub mod config;
 pub mod crypto;
 pub mod db;
 pub mod events;
+pub mod guards;
 pub mod members;
 pub mod metrics;
 pub mod pagination;
@@ -121,7 +125,7 @@ pub use members::{MemberDirectory, MemberState};
 pub use metrics::{Check, Level, ServiceMetrics, StatusReport};
 pub use schema::{federation_sdl, SubgraphArgs};
 pub use server::{
-    router, serve, service_router, shutdown_on_signal, shutdown_signal, AlwaysReady, NotReady,
-    ReadinessCheck,
+    router, serve, service_router, shutdown_on_signal, shutdown_signal, AlwaysReady, ClientAddress,
+    NotReady, ReadinessCheck,
 };
 pub use telemetry::init_tracing;

@@ -8,10 +8,13 @@
 //! - `/ready`: readiness — the service's [`ReadinessCheck`] (typically: its store answers), so a
 //!   load balancer stops routing to an instance whose database is down.
 //!
-//! [`serve`] stops accepting on shutdown and lets in-flight requests finish.
+//! [`serve`] stops accepting on shutdown and lets in-flight requests finish. It is the gateway's
+//! server loop (`switchyard_guard::serve`): header-read and idle timeouts, a connection cap, a
+//! whole-request deadline. `/graphql` applies the request guards of [`crate::guards`]: a body
+//! limit, no JSON batching, no mutations over GET.
 
 use std::future::Future;
-use std::net::SocketAddr;
+use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -20,9 +23,7 @@ use async_graphql::http::{
 };
 use async_graphql::{Data, Executor};
 use async_graphql_axum::rejection::GraphQLRejection;
-use async_graphql_axum::{
-    GraphQLBatchRequest, GraphQLProtocol, GraphQLRequest, GraphQLResponse, GraphQLWebSocket,
-};
+use async_graphql_axum::{GraphQLProtocol, GraphQLRequest, GraphQLResponse, GraphQLWebSocket};
 use axum::body::Body;
 use axum::extract::ws::WebSocketUpgrade;
 use axum::extract::{FromRequest, FromRequestParts, Request, State};
@@ -39,6 +40,7 @@ use switchyard_telemetry::trace::{self, Span, SpanKind, TraceContext};
 
 use crate::auth::BearerToken;
 use crate::events::EventBus;
+use crate::guards::{self, Guards};
 use crate::metrics::{Level, ServiceMetrics};
 
 /// Why a service is not ready.
@@ -117,9 +119,21 @@ pub fn service_router<E: Executor>(
     readiness: Arc<dyn ReadinessCheck>,
     metrics: &ServiceMetrics,
 ) -> Router {
+    service_router_with(executor, readiness, metrics, Guards::current())
+}
+
+/// [`service_router`] with explicit request guards instead of this process's
+/// [`Guards::current`] (the schema's own guards come from [`crate::guards::apply`]).
+pub fn service_router_with<E: Executor>(
+    executor: E,
+    readiness: Arc<dyn ReadinessCheck>,
+    metrics: &ServiceMetrics,
+    guards: Guards,
+) -> Router {
     let state = GraphqlState {
         executor,
         metrics: metrics.clone(),
+        guards,
     };
     Router::new()
         .route(
@@ -135,6 +149,7 @@ pub fn service_router<E: Executor>(
 struct GraphqlState<E> {
     executor: E,
     metrics: ServiceMetrics,
+    guards: Guards,
 }
 
 async fn status(State(metrics): State<ServiceMetrics>) -> Response {
@@ -201,6 +216,40 @@ pub async fn serve_metrics(
     })))
 }
 
+/// Who is calling, by network address: what per-client throttling (e.g. of failed log-ins) keys
+/// on. In every GraphQL request's data when known.
+///
+/// Taken from the last `X-Forwarded-For` entry, which the gateway sets to the one address it
+/// saw (its peer, or what its trusted load balancer appended), else from the connection's peer.
+/// Subgraphs sit behind the gateway, so they trust that header; a caller that reaches a
+/// subgraph directly can pick any address, which is why nothing may rely on this alone.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct ClientAddress(pub IpAddr);
+
+fn client_address(request: &Request) -> Option<ClientAddress> {
+    let forwarded = request
+        .headers()
+        .get_all("x-forwarded-for")
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(','))
+        .next_back()
+        .and_then(|v| v.trim().parse::<IpAddr>().ok());
+    let peer = || {
+        request
+            .extensions()
+            .get::<switchyard_guard::ClientAddr>()
+            .map(|switchyard_guard::ClientAddr(addr)| addr.ip())
+            .or_else(|| {
+                request
+                    .extensions()
+                    .get::<axum::extract::ConnectInfo<SocketAddr>>()
+                    .map(|info| info.0.ip())
+            })
+    };
+    forwarded.or_else(peer).map(ClientAddress)
+}
+
 fn bearer_from_headers(headers: &HeaderMap) -> Option<BearerToken> {
     headers
         .get(header::AUTHORIZATION)
@@ -222,24 +271,57 @@ async fn graphql<E: Executor>(State(state): State<GraphqlState<E>>, request: Req
         .tracer()
         .is_enabled()
         .then(|| TraceContext::from_headers(request.headers()));
+    let client = client_address(&request);
     if wants_websocket {
-        return websocket(executor, request, token).await;
+        return websocket(executor, request, token, client).await;
     }
     let wants_multipart = request
         .headers()
         .get(header::ACCEPT)
         .and_then(|v| v.to_str().ok())
         .is_some_and(is_accept_multipart_mixed);
+    let is_get = request.method() == axum::http::Method::GET;
+    let request = match bounded_single(request, state.guards.limits.max_body_bytes).await {
+        Ok(request) => request,
+        Err(refused) => return refused,
+    };
+    let mut req = match GraphQLRequest::<GraphQLRejection>::from_request(request, &()).await {
+        Ok(req) => req.into_inner(),
+        Err(GraphQLRejection(e)) => {
+            return error_response(
+                StatusCode::BAD_REQUEST,
+                &format!("Invalid GraphQL request: {e}"),
+                guards::BAD_REQUEST,
+            )
+        }
+    };
+    if is_get {
+        // GET must not change anything (GraphQL over HTTP): a link or an image tag could
+        // otherwise make a signed-in browser act.
+        let name = req.operation_name.clone();
+        if req
+            .parsed_query()
+            .is_ok_and(|doc| guards::is_mutation(doc, name.as_deref()))
+        {
+            let mut response = error_response(
+                StatusCode::METHOD_NOT_ALLOWED,
+                "Mutations are not allowed over GET; use POST.",
+                guards::BAD_REQUEST,
+            );
+            response
+                .headers_mut()
+                .insert(header::ALLOW, axum::http::HeaderValue::from_static("POST"));
+            return response;
+        }
+    }
     if wants_multipart {
         // Incremental delivery (@defer/@stream) as multipart/mixed, like async-graphql-axum's
-        // own service; single requests only.
-        let req = match GraphQLRequest::<GraphQLRejection>::from_request(request, &()).await {
-            Ok(req) => req,
-            Err(rejection) => return rejection.into_response(),
-        };
-        let mut req = req.into_inner();
+        // own service.
         if let Some(token) = token {
             req = req.data(token);
+        }
+        if let Some(client) = client {
+            req = req.data(client);
         }
         let stream = executor.execute_stream(req, None);
         let body = Body::from_stream(
@@ -251,26 +333,21 @@ async fn graphql<E: Executor>(State(state): State<GraphqlState<E>>, request: Req
             .body(body)
             .unwrap_or_else(|_| StatusCode::INTERNAL_SERVER_ERROR.into_response());
     }
-    let batch = match GraphQLBatchRequest::<GraphQLRejection>::from_request(request, &()).await {
-        Ok(batch) => batch,
-        Err(rejection) => return rejection.into_response(),
-    };
-    let mut batch = batch.into_inner();
     if let Some(token) = token {
-        batch = batch.data(token);
+        req = req.data(token);
+    }
+    if let Some(client) = client {
+        req = req.data(client);
     }
     let started = std::time::Instant::now();
     let mut span = match traceparent {
         Some(parent) => {
-            let name = match &batch {
-                async_graphql::BatchRequest::Single(request) => request
-                    .operation_name
-                    .clone()
-                    .map_or(std::borrow::Cow::Borrowed("graphql"), |name| {
-                        std::borrow::Cow::Owned(format!("graphql {name}"))
-                    }),
-                async_graphql::BatchRequest::Batch(_) => "graphql batch".into(),
-            };
+            let name = req
+                .operation_name
+                .clone()
+                .map_or(std::borrow::Cow::Borrowed("graphql"), |name| {
+                    std::borrow::Cow::Owned(format!("graphql {name}"))
+                });
             state
                 .metrics
                 .tracer()
@@ -280,21 +357,65 @@ async fn graphql<E: Executor>(State(state): State<GraphqlState<E>>, request: Req
     };
     // Events the resolvers write to the outbox carry this span's context.
     let response = match span.context() {
-        Some(context) => trace::scope(Some(context), executor.execute_batch(batch)).await,
-        None => executor.execute_batch(batch).await,
+        Some(context) => trace::scope(Some(context), executor.execute(req)).await,
+        None => executor.execute(req).await,
     };
     if !response.is_ok() {
         span.set_error("the response carries errors");
     }
     drop(span);
     state.metrics.record_request(started, !response.is_ok());
-    GraphQLResponse(response).into_response()
+    GraphQLResponse::from(response).into_response()
+}
+
+/// A spec-shaped GraphQL error response (`{"errors":[…]}`) for a request refused before
+/// execution.
+fn error_response(status: StatusCode, message: &str, code: &str) -> Response {
+    let body = serde_json::json!({
+        "errors": [{ "message": message, "extensions": { "code": code } }]
+    });
+    (status, axum::Json(body)).into_response()
+}
+
+/// The request with its body read into memory, if it is within `max_body_bytes` and not a
+/// JSON batch (an array: one request could otherwise carry any number of operations, e.g.
+/// password guesses); else the refusal to send.
+async fn bounded_single(request: Request, max_body_bytes: usize) -> Result<Request, Response> {
+    let too_large = || {
+        error_response(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            &format!("Request body is larger than {max_body_bytes} bytes."),
+            guards::PAYLOAD_TOO_LARGE,
+        )
+    };
+    let declared = request
+        .headers()
+        .get(header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<u64>().ok());
+    if declared.is_some_and(|n| n > max_body_bytes as u64) {
+        return Err(too_large());
+    }
+    let (parts, body) = request.into_parts();
+    let bytes = axum::body::to_bytes(body, max_body_bytes)
+        .await
+        .map_err(|_| too_large())?;
+    if bytes.iter().find(|b| !b.is_ascii_whitespace()) == Some(&b'[') {
+        return Err(error_response(
+            StatusCode::BAD_REQUEST,
+            "Batched requests (a JSON array of operations) are not supported; send one \
+             operation per request.",
+            guards::BAD_REQUEST,
+        ));
+    }
+    Ok(Request::from_parts(parts, Body::from(bytes)))
 }
 
 async fn websocket<E: Executor>(
     executor: E,
     request: Request,
     header_token: Option<BearerToken>,
+    client: Option<ClientAddress>,
 ) -> Response {
     let (mut parts, _body) = request.into_parts();
     let protocol = match GraphQLProtocol::from_request_parts(&mut parts, &()).await {
@@ -313,6 +434,9 @@ async fn websocket<E: Executor>(
                     let mut data = Data::default();
                     if let Some(token) = bearer_from_init_payload(&payload).or(header_token) {
                         data.insert(token);
+                    }
+                    if let Some(client) = client {
+                        data.insert(client);
                     }
                     Ok(data)
                 })
@@ -353,9 +477,13 @@ pub async fn serve(
     if let Ok(addr) = listener.local_addr() {
         tracing::info!(%addr, "subgraph listening");
     }
-    axum::serve(listener, router)
-        .with_graceful_shutdown(shutdown)
-        .await
+    switchyard_guard::serve(
+        listener,
+        router,
+        switchyard_guard::ConnectionLimits::default(),
+        shutdown,
+    )
+    .await
 }
 
 /// A token cancelled on Ctrl-C or SIGTERM: hand clones to the server, the outbox relay and the

@@ -40,7 +40,9 @@ const MAX_LOCATION: usize = 100;
 
 /// Builds the schema; `deps` is `None` only for printing the SDL.
 pub fn build_schema(deps: Option<ProfileDeps>, verifier: Option<JwtVerifier>) -> ProfileSchema {
-    let mut builder = Schema::build(Query, Mutation, EmptySubscription).enable_federation();
+    let mut builder = switchyard_subgraph_kit::guards::apply(
+        Schema::build(Query, Mutation, EmptySubscription).enable_federation(),
+    );
     if let Some(deps) = deps {
         if let Some(members) = &deps.members {
             builder = builder.data(members.clone());
