@@ -2,15 +2,15 @@
 //!
 //! From `AUTH_JWT_SIGNING_KEYS` ("kid:base64-seed,kid2:…", the first signs, all are published in
 //! the JWKS so tokens signed before a rotation stay valid until they expire) or the file named by
-//! `AUTH_JWT_SIGNING_KEYS_FILE`; otherwise generated once into
-//! `<data_dir>/secrets/jwt_signing_keys` (mode 0600).
+//! `AUTH_JWT_SIGNING_KEYS_FILE`; otherwise generated once into `jwt_signing_keys` in the
+//! service's secrets directory (`secrets_dir`, default `<data_dir>/secrets/`; mode 0600).
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 
 use base64::engine::general_purpose::STANDARD;
 use base64::Engine;
 use switchyard_subgraph_kit::auth::JwtSigner;
-use switchyard_subgraph_kit::crypto::write_secret;
+use switchyard_subgraph_kit::crypto::{write_secret, SecretsDir};
 
 const FILE_NAME: &str = "jwt_signing_keys";
 
@@ -21,8 +21,11 @@ pub struct SigningKeys {
 }
 
 impl SigningKeys {
-    /// Loads keys from the environment, a file, or `<data_dir>/secrets/` (generated if missing).
-    pub fn load(data_dir: &Path, env: impl Fn(&str) -> Option<String>) -> anyhow::Result<Self> {
+    /// Loads keys from the environment, a file, or `secrets` (generated if missing).
+    pub fn load(
+        secrets: &SecretsDir,
+        env: impl Fn(&str) -> Option<String>,
+    ) -> anyhow::Result<Self> {
         let spec = if let Some(spec) = env("AUTH_JWT_SIGNING_KEYS").filter(|s| !s.trim().is_empty())
         {
             spec
@@ -32,7 +35,7 @@ impl SigningKeys {
             std::fs::read_to_string(file.trim())
                 .map_err(|e| anyhow::anyhow!("AUTH_JWT_SIGNING_KEYS_FILE {file}: {e}"))?
         } else {
-            let path = Self::local_path(data_dir);
+            let path = Self::local_path(secrets);
             match std::fs::read_to_string(&path) {
                 Ok(s) => s,
                 Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
@@ -72,8 +75,8 @@ impl SigningKeys {
 
     /// Generates a new signing key in front of the locally stored ones (embedded mode): it signs
     /// from the next start; the old keys stay published so issued tokens remain valid.
-    pub fn rotate_local(data_dir: &Path) -> anyhow::Result<String> {
-        let path = Self::local_path(data_dir);
+    pub fn rotate_local(secrets: &SecretsDir) -> anyhow::Result<String> {
+        let path = Self::local_path(secrets);
         let existing = std::fs::read_to_string(&path).unwrap_or_default();
         let entry = Self::new_entry();
         let kid = entry.split(':').next().unwrap_or_default().to_owned();
@@ -87,8 +90,8 @@ impl SigningKeys {
         Ok(kid)
     }
 
-    fn local_path(data_dir: &Path) -> PathBuf {
-        data_dir.join("secrets").join(FILE_NAME)
+    fn local_path(secrets: &SecretsDir) -> PathBuf {
+        secrets.join(FILE_NAME)
     }
 
     fn new_entry() -> String {
@@ -122,12 +125,13 @@ mod tests {
     fn generated_once_then_reused_and_rotated() {
         let dir = tempfile::tempdir().unwrap();
         let none = |_: &str| None;
-        let a = SigningKeys::load(dir.path(), none).unwrap();
-        let b = SigningKeys::load(dir.path(), none).unwrap();
+        let secrets = SecretsDir::new(None, dir.path());
+        let a = SigningKeys::load(&secrets, none).unwrap();
+        let b = SigningKeys::load(&secrets, none).unwrap();
         assert_eq!(a.active().kid(), b.active().kid());
         assert_eq!(a.active().seed(), b.active().seed());
-        let kid = SigningKeys::rotate_local(dir.path()).unwrap();
-        let c = SigningKeys::load(dir.path(), none).unwrap();
+        let kid = SigningKeys::rotate_local(&secrets).unwrap();
+        let c = SigningKeys::load(&secrets, none).unwrap();
         assert_eq!(c.active().kid(), kid);
         assert_eq!(c.all().len(), 2);
         assert_eq!(c.all()[1].kid(), a.active().kid());
@@ -137,7 +141,7 @@ mod tests {
     fn environment_wins_and_bad_specs_fail() {
         let dir = tempfile::tempdir().unwrap();
         let seed = STANDARD.encode([5u8; 32]);
-        let keys = SigningKeys::load(dir.path(), |n| {
+        let keys = SigningKeys::load(&SecretsDir::new(None, dir.path()), |n| {
             (n == "AUTH_JWT_SIGNING_KEYS").then(|| format!("main:{seed}"))
         })
         .unwrap();

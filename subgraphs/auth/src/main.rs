@@ -49,7 +49,7 @@ async fn main() -> anyhow::Result<()> {
             batch_size,
         }) => {
             if new_signing_key {
-                let kid = switchyard_auth::keys::SigningKeys::rotate_local(&config.data_dir)?;
+                let kid = switchyard_auth::keys::SigningKeys::rotate_local(&config.secrets_dir())?;
                 println!("new signing key {kid} (signs after the next start)");
             }
             let report = switchyard_auth::rotate_keys(&config, new_data_key, batch_size).await?;

@@ -21,8 +21,12 @@ pub struct Config {
     /// OTLP/HTTP endpoint to export traces to (`http://collector:4318`); `None` (the default)
     /// turns tracing off. `OTEL_EXPORTER_OTLP_ENDPOINT` sets it too.
     pub otlp_endpoint: Option<String>,
-    /// Where embedded stores live: `chat.db` (SQLite) and `secrets/` (generated data keys).
+    /// Where embedded stores live: `chat.db` (SQLite), and `secrets/` (generated data keys)
+    /// unless `secrets_dir` is set.
     pub data_dir: PathBuf,
+    /// Where generated data keys live; default `<data_dir>/secrets`. Set it to keep keys apart
+    /// from the ciphertext they protect.
+    pub secrets_dir: Option<PathBuf>,
     /// `postgres://…` selects PostgreSQL; unset means SQLite in `data_dir`.
     pub database_url: Option<String>,
     /// Redis for the event bus and for live-delivery fan-out across replicas; unset means
@@ -41,6 +45,7 @@ impl Default for Config {
             metrics_listen: None,
             otlp_endpoint: None,
             data_dir: PathBuf::from("data/chat"),
+            secrets_dir: None,
             database_url: None,
             redis_url: None,
             jwks_url: "http://127.0.0.1:4101/.well-known/jwks.json".to_owned(),
@@ -63,6 +68,14 @@ impl Config {
             .alias("DATABASE_URL", "database_url")
             .alias("REDIS_URL", "redis_url")
             .alias("JWKS_URL", "jwks_url")
+    }
+
+    /// Where generated data keys live.
+    pub fn secrets_dir(&self) -> switchyard_subgraph_kit::crypto::SecretsDir {
+        switchyard_subgraph_kit::crypto::SecretsDir::new(
+            self.secrets_dir.as_deref(),
+            &self.data_dir,
+        )
     }
 
     /// The database URL this config selects: the server URL, or the SQLite file in `data_dir`.

@@ -63,7 +63,7 @@ impl Service {
         let pool = db::connect(&config.effective_database_url(), config.max_connections)
             .await
             .context("cannot open the chat database")?;
-        let cipher = FieldCipher::load("CHAT", &config.data_dir)
+        let cipher = FieldCipher::load("CHAT", &config.secrets_dir())
             .context("cannot load the chat data keys")?;
         let store = Store::open(pool.clone(), cipher).await?;
         let members = MemberDirectory::open(pool.clone())

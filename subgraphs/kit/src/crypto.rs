@@ -14,7 +14,9 @@
 //!
 //! Keys come from the environment (`<PREFIX>_DATA_KEYS`, `<PREFIX>_HASH_KEY`) or files named by
 //! `<PREFIX>_DATA_KEYS_FILE` / `<PREFIX>_HASH_KEY_FILE`. With neither (embedded development), keys
-//! are generated once into `<data_dir>/secrets/` with mode 0600 and reused on later starts.
+//! are generated once into the service's [`SecretsDir`] (`<data_dir>/secrets/` unless set apart,
+//! e.g. on another volume than the ciphertext they protect) with mode 0600 and reused on later
+//! starts.
 
 use std::fmt;
 use std::path::{Path, PathBuf};
@@ -29,9 +31,35 @@ use sha2::Sha256;
 const NONCE_LEN: usize = 24;
 const KEY_LEN: usize = 32;
 
-/// File names used under `<data_dir>/secrets/` when keys are generated locally.
+/// File names used in the [`SecretsDir`] when keys are generated locally.
 const DATA_KEYS_FILE: &str = "data_keys";
 const HASH_KEY_FILE: &str = "hash_key";
+
+/// Where a service keeps secrets it generates itself (embedded development): its `secrets_dir`
+/// setting, else `<data_dir>/secrets`. A directory of its own (mode 0700), so keys can live
+/// apart from the data they protect — a copy of the data directory then holds no key.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SecretsDir(PathBuf);
+
+impl SecretsDir {
+    /// `configured` when set (and not blank), else `<data_dir>/secrets`.
+    pub fn new(configured: Option<&Path>, data_dir: &Path) -> SecretsDir {
+        match configured.filter(|p| !p.as_os_str().is_empty()) {
+            Some(dir) => SecretsDir(dir.to_path_buf()),
+            None => SecretsDir(data_dir.join("secrets")),
+        }
+    }
+
+    /// The directory.
+    pub fn path(&self) -> &Path {
+        &self.0
+    }
+
+    /// A file in it.
+    pub fn join(&self, name: &str) -> PathBuf {
+        self.0.join(name)
+    }
+}
 
 /// Why a key could not be loaded or a value not sealed/opened.
 #[derive(Debug, thiserror::Error)]
@@ -90,20 +118,19 @@ impl FieldCipher {
     /// Keys from env `<PREFIX>_DATA_KEYS` ("kid:base64-32-bytes,kid2:…", first = active) or the
     /// file named by `<PREFIX>_DATA_KEYS_FILE`; hash key from `<PREFIX>_HASH_KEY` /
     /// `<PREFIX>_HASH_KEY_FILE`. With neither set (embedded dev), generates keys once into
-    /// `<data_dir>/secrets/` (mode 0600) and reuses them.
-    pub fn load(prefix: &str, data_dir: &Path) -> Result<FieldCipher, CryptoError> {
-        Self::load_with(prefix, data_dir, |name| std::env::var(name).ok())
+    /// `secrets` (mode 0600) and reuses them.
+    pub fn load(prefix: &str, secrets: &SecretsDir) -> Result<FieldCipher, CryptoError> {
+        Self::load_with(prefix, secrets, |name| std::env::var(name).ok())
     }
 
     /// [`FieldCipher::load`] reading variables through `env` instead of the process environment
     /// (tests and tools that must not touch global state).
     pub fn load_with(
         prefix: &str,
-        data_dir: &Path,
+        secrets: &SecretsDir,
         env: impl Fn(&str) -> Option<String>,
     ) -> Result<FieldCipher, CryptoError> {
         let prefix = prefix.trim_end_matches('_').to_ascii_uppercase();
-        let secrets = data_dir.join("secrets");
         let keys_spec = match secret_from(&env, &format!("{prefix}_DATA_KEYS"))? {
             Some(spec) => spec,
             None => read_or_create(&secrets.join(DATA_KEYS_FILE), || {
@@ -217,11 +244,11 @@ impl FieldCipher {
     }
 }
 
-/// Adds a freshly generated key as the new active key of the locally generated keyring under
-/// `<data_dir>/secrets/` (embedded development; with env/file keys, operators edit the list
-/// instead). Returns the new key id. Old keys stay, so existing rows still decrypt.
-pub fn rotate_local_data_key(data_dir: &Path) -> Result<String, CryptoError> {
-    let path = data_dir.join("secrets").join(DATA_KEYS_FILE);
+/// Adds a freshly generated key as the new active key of the locally generated keyring in
+/// `secrets` (embedded development; with env/file keys, operators edit the list instead).
+/// Returns the new key id. Old keys stay, so existing rows still decrypt.
+pub fn rotate_local_data_key(secrets: &SecretsDir) -> Result<String, CryptoError> {
+    let path = secrets.join(DATA_KEYS_FILE);
     let existing = match std::fs::read_to_string(&path) {
         Ok(s) => s,
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => String::new(),
@@ -477,9 +504,11 @@ mod tests {
     fn embedded_keys_are_generated_once_with_owner_only_mode() {
         let dir = tempfile::tempdir().unwrap();
         let no_env = |_: &str| None;
-        let first = FieldCipher::load_with("AUTH", dir.path(), no_env).unwrap();
+        let secrets = SecretsDir::new(None, dir.path());
+        assert_eq!(secrets.path(), dir.path().join("secrets"));
+        let first = FieldCipher::load_with("AUTH", &secrets, no_env).unwrap();
         let sealed = first.encrypt(b"hello", b"r").unwrap();
-        let second = FieldCipher::load_with("AUTH", dir.path(), no_env).unwrap();
+        let second = FieldCipher::load_with("AUTH", &secrets, no_env).unwrap();
         assert_eq!(first.active_key_id(), second.active_key_id());
         assert_eq!(second.decrypt(&sealed, b"r").unwrap(), b"hello");
         assert_eq!(first.keyed_hash(b"v"), second.keyed_hash(b"v"));
@@ -499,8 +528,8 @@ mod tests {
                 assert_eq!(mode & 0o777, 0o600, "{f}");
             }
         }
-        let new_id = rotate_local_data_key(dir.path()).unwrap();
-        let third = FieldCipher::load_with("AUTH", dir.path(), no_env).unwrap();
+        let new_id = rotate_local_data_key(&secrets).unwrap();
+        let third = FieldCipher::load_with("AUTH", &secrets, no_env).unwrap();
         assert_eq!(third.active_key_id(), new_id);
         assert_eq!(third.decrypt(&sealed, b"r").unwrap(), b"hello");
     }
@@ -516,7 +545,8 @@ mod tests {
             "CHAT_HASH_KEY_FILE" => Some(file.display().to_string()),
             _ => None,
         };
-        let cipher = FieldCipher::load_with("CHAT", dir.path(), env).unwrap();
+        let cipher =
+            FieldCipher::load_with("CHAT", &SecretsDir::new(None, dir.path()), env).unwrap();
         assert_eq!(cipher.active_key_id(), "envkey");
         let expected = FieldCipher::from_keys(vec![("x".into(), key(3))], key(7)).unwrap();
         assert_eq!(cipher.keyed_hash(b"v"), expected.keyed_hash(b"v"));

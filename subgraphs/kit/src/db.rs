@@ -7,6 +7,10 @@
 //! writer, and a commit no longer waits for an fsync (measured: ~80 → thousands of outbox
 //! transactions per second). A power loss can drop the last commits, but never half of one, so a
 //! change and its outbox event still stand or fall together; an application crash loses nothing.
+//!
+//! SQLite files are the owner's only (0600): the database is created that way before SQLite
+//! opens it, an existing one is narrowed to it, and SQLite gives its `-wal` and `-shm` files the
+//! database file's mode. They hold personal data, keyed hashes and refresh-token hashes.
 
 use std::path::Path;
 
@@ -24,6 +28,9 @@ pub async fn connect(url: &str, max_connections: u32) -> Result<AnyPool, sqlx::E
     if !url.starts_with("sqlite:") {
         return options.connect(url).await;
     }
+    if let Some(path) = sqlite_path(url) {
+        make_private(&path).map_err(sqlx::Error::Io)?;
+    }
     // WAL is a property of the file; setting it needs an exclusive lock that busy_timeout does
     // not wait for, so set it once on a lone connection rather than racing from every pool one.
     let mut first = AnyConnection::connect(url).await?;
@@ -38,6 +45,52 @@ pub async fn connect(url: &str, max_connections: u32) -> Result<AnyPool, sqlx::E
         })
         .connect(url)
         .await
+}
+
+/// The file a `sqlite:` URL names, if it names one (not `:memory:`).
+fn sqlite_path(url: &str) -> Option<std::path::PathBuf> {
+    let rest = url
+        .strip_prefix("sqlite://")
+        .or_else(|| url.strip_prefix("sqlite:"))?;
+    let path = rest.split('?').next().unwrap_or_default();
+    (!path.is_empty() && !path.starts_with(":memory:")).then(|| std::path::PathBuf::from(path))
+}
+
+/// Creates the database file with mode 0600 if it is missing, and narrows an existing one (and
+/// its `-wal` / `-shm` files) to it, so nothing opened later widens it.
+fn make_private(path: &Path) -> std::io::Result<()> {
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt, PermissionsExt};
+        if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+            if !dir.exists() {
+                std::fs::DirBuilder::new()
+                    .recursive(true)
+                    .mode(0o700)
+                    .create(dir)?;
+            }
+        }
+        std::fs::OpenOptions::new()
+            .write(true)
+            .create(true)
+            .truncate(false)
+            .mode(0o600)
+            .open(path)?;
+        for suffix in ["", "-wal", "-shm"] {
+            let file = std::path::PathBuf::from(format!("{}{suffix}", path.display()));
+            match std::fs::metadata(&file) {
+                Ok(meta) if meta.permissions().mode() & 0o077 != 0 => {
+                    std::fs::set_permissions(&file, std::fs::Permissions::from_mode(0o600))?;
+                }
+                Ok(_) => {}
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+                Err(e) => return Err(e),
+            }
+        }
+    }
+    #[cfg(not(unix))]
+    let _ = path;
+    Ok(())
 }
 
 /// Begins a write transaction. On SQLite it is `BEGIN IMMEDIATE`: a default (deferred)
@@ -99,6 +152,45 @@ mod tests {
         assert_eq!(
             sqlite_url(Path::new("/tmp/x.db")),
             "sqlite:///tmp/x.db?mode=rwc"
+        );
+    }
+
+    #[cfg(unix)]
+    #[tokio::test]
+    async fn database_wal_and_shm_files_are_the_owners_only() {
+        use std::os::unix::fs::PermissionsExt;
+        let mode = |p: &Path| std::fs::metadata(p).unwrap().permissions().mode() & 0o777;
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("fresh").join("a.db");
+        let pool = connect(&sqlite_url(&path), 2).await.unwrap();
+        sqlx::query("CREATE TABLE t (n INTEGER)")
+            .execute(&pool)
+            .await
+            .unwrap();
+        for suffix in ["", "-wal", "-shm"] {
+            let file = dir.path().join(format!("fresh/a.db{suffix}"));
+            assert_eq!(mode(&file), 0o600, "{}", file.display());
+        }
+        assert_eq!(mode(&dir.path().join("fresh")), 0o700);
+        pool.close().await;
+
+        // A database an older version left world-readable is narrowed at the next start.
+        let old = dir.path().join("old.db");
+        std::fs::write(&old, b"").unwrap();
+        std::fs::set_permissions(&old, std::fs::Permissions::from_mode(0o644)).unwrap();
+        let pool = connect(&sqlite_url(&old), 2).await.unwrap();
+        sqlx::query("CREATE TABLE t (n INTEGER)")
+            .execute(&pool)
+            .await
+            .unwrap();
+        for suffix in ["", "-wal", "-shm"] {
+            let file = dir.path().join(format!("old.db{suffix}"));
+            assert_eq!(mode(&file), 0o600, "{}", file.display());
+        }
+        assert_eq!(sqlite_path("sqlite::memory:"), None);
+        assert_eq!(
+            sqlite_path("sqlite:///srv/a.db?mode=rwc"),
+            Some(std::path::PathBuf::from("/srv/a.db"))
         );
     }
 

@@ -20,7 +20,7 @@ use serde_json::{json, Value};
 use switchyard_subgraph_kit::auth::{
     self, caller, jwks, optional_caller, AuthError, Claims, JwtSigner, JwtVerifier,
 };
-use switchyard_subgraph_kit::crypto::{CryptoError, FieldCipher};
+use switchyard_subgraph_kit::crypto::{CryptoError, FieldCipher, SecretsDir};
 use switchyard_subgraph_kit::server::{self, AlwaysReady};
 use tokio_tungstenite::tungstenite::client::IntoClientRequest;
 use tokio_tungstenite::tungstenite::Message;
@@ -256,7 +256,7 @@ async fn router_carries_the_bearer_token_over_post_get_and_websocket() {
     let url = format!("http://{addr}/graphql");
     let ada = token(&signer, "ada");
 
-    // POST with a token; batches get it too.
+    // POST with a token; batches are refused (guards.rs), token or not.
     let body = post(&url, Some(&ada), json!({"query": "{ whoami myId }"})).await;
     assert_eq!(body, json!({"data": {"whoami": "ada", "myId": "id-ada"}}));
     let body = post(
@@ -265,10 +265,7 @@ async fn router_carries_the_bearer_token_over_post_get_and_websocket() {
         json!([{"query": "{ whoami }"}, {"query": "{ myId }"}]),
     )
     .await;
-    assert_eq!(
-        body,
-        json!([{"data": {"whoami": "ada"}}, {"data": {"myId": "id-ada"}}])
-    );
+    assert_eq!(body["errors"][0]["extensions"]["code"], "BAD_REQUEST");
 
     // Anonymous: optional is null, required is UNAUTHENTICATED.
     let body = post(&url, None, json!({"query": "{ whoami }"})).await;
@@ -385,7 +382,8 @@ fn field_cipher_rotation_and_aad_through_the_public_api() {
         "PROFILE_HASH_KEY" => Some(hash.clone()),
         _ => None,
     };
-    let old = FieldCipher::load_with("PROFILE", dir.path(), env_old).unwrap();
+    let old =
+        FieldCipher::load_with("PROFILE", &SecretsDir::new(None, dir.path()), env_old).unwrap();
     let sealed = old.encrypt(b"+1 555 0100", b"member-1").unwrap();
     assert_eq!(sealed.key_id, "old");
 
@@ -394,7 +392,8 @@ fn field_cipher_rotation_and_aad_through_the_public_api() {
         "PROFILE_HASH_KEY" => Some(hash.clone()),
         _ => None,
     };
-    let new = FieldCipher::load_with("PROFILE", dir.path(), env_new).unwrap();
+    let new =
+        FieldCipher::load_with("PROFILE", &SecretsDir::new(None, dir.path()), env_new).unwrap();
     assert_eq!(new.active_key_id(), "new");
     assert_eq!(new.decrypt(&sealed, b"member-1").unwrap(), b"+1 555 0100");
     assert!(matches!(
