@@ -25,8 +25,11 @@ pub struct Config {
     /// OTLP/HTTP endpoint to export traces to (`http://collector:4318`); `None` (the default)
     /// turns tracing off. `OTEL_EXPORTER_OTLP_ENDPOINT` sets it too.
     pub otlp_endpoint: Option<String>,
-    /// Embedded stores and generated secrets live here.
+    /// Embedded stores live here (and generated secrets, unless `secrets_dir` is set).
     pub data_dir: PathBuf,
+    /// Where generated secrets (data keys, hash key, JWT signing keys) live; default
+    /// `<data_dir>/secrets`. Set it to keep keys apart from the ciphertext they protect.
+    pub secrets_dir: Option<PathBuf>,
     /// `None` → SQLite at `<data_dir>/auth.db`; `postgres://…` → PostgreSQL.
     pub database_url: Option<String>,
     /// Redis for the event bus; `None` → in-process bus.
@@ -43,6 +46,25 @@ pub struct Config {
     pub max_connections: u32,
     /// How often the outbox relay polls when nobody wakes it (commits wake it at once).
     pub outbox_poll_interval_ms: u64,
+    /// Failed log-ins in a row per account (by email, registered or not) before each further
+    /// attempt blocks the account's log-ins for a growing time.
+    pub login_failures_per_account: u32,
+    /// Failed log-ins in a row per client address before blocking starts (higher: many people
+    /// can share one address).
+    pub login_failures_per_address: u32,
+    /// Sign-ups per client address before blocking starts.
+    pub sign_ups_per_address: u32,
+    /// The first block in milliseconds; each further attempt doubles it.
+    pub throttle_base_delay_ms: u64,
+    /// The longest block in seconds.
+    pub throttle_max_delay_secs: u64,
+    /// Quiet time in seconds after which a key's count starts afresh.
+    pub throttle_forget_after_secs: u64,
+    /// Password hashes (argon2, `argon2_memory_kib` each) running at once; 0: one per core.
+    pub max_concurrent_hashes: usize,
+    /// Password hashes waiting for a slot before more log-ins and sign-ups are refused with
+    /// `RATE_LIMITED`.
+    pub max_queued_hashes: usize,
 }
 
 impl Default for Config {
@@ -52,6 +74,7 @@ impl Default for Config {
             metrics_listen: None,
             otlp_endpoint: None,
             data_dir: PathBuf::from("data/auth"),
+            secrets_dir: None,
             database_url: None,
             redis_url: None,
             access_token_ttl_secs: 15 * 60,
@@ -60,6 +83,14 @@ impl Default for Config {
             argon2_iterations: 2,
             max_connections: 8,
             outbox_poll_interval_ms: 500,
+            login_failures_per_account: 5,
+            login_failures_per_address: 20,
+            sign_ups_per_address: 20,
+            throttle_base_delay_ms: 1000,
+            throttle_max_delay_secs: 900,
+            throttle_forget_after_secs: 900,
+            max_concurrent_hashes: 0,
+            max_queued_hashes: 64,
         }
     }
 }
@@ -92,6 +123,31 @@ impl Config {
             self.database_url.as_deref(),
             &self.data_dir,
             "auth.db",
+        )
+    }
+
+    /// The brute-force limits these settings describe.
+    pub fn limits(&self) -> crate::core::Limits {
+        let policy = |free| crate::throttle::ThrottlePolicy {
+            free,
+            base_delay: std::time::Duration::from_millis(self.throttle_base_delay_ms.max(1)),
+            max_delay: std::time::Duration::from_secs(self.throttle_max_delay_secs.max(1)),
+            forget_after: std::time::Duration::from_secs(self.throttle_forget_after_secs),
+        };
+        crate::core::Limits {
+            log_ins_per_account: policy(self.login_failures_per_account),
+            log_ins_per_address: policy(self.login_failures_per_address),
+            sign_ups_per_address: policy(self.sign_ups_per_address),
+            concurrent_hashes: self.max_concurrent_hashes,
+            queued_hashes: self.max_queued_hashes,
+        }
+    }
+
+    /// Where generated secrets live.
+    pub fn secrets_dir(&self) -> switchyard_subgraph_kit::crypto::SecretsDir {
+        switchyard_subgraph_kit::crypto::SecretsDir::new(
+            self.secrets_dir.as_deref(),
+            &self.data_dir,
         )
     }
 

@@ -1,10 +1,9 @@
 //! The auth use cases (sign up, log in, refresh, log out, delete, me), independent of GraphQL.
 
+use std::net::IpAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
-use argon2::password_hash::{PasswordHash, PasswordHasher, PasswordVerifier, SaltString};
-use argon2::{Algorithm, Argon2, Params, Version};
 use base64::engine::general_purpose::{STANDARD, URL_SAFE_NO_PAD};
 use base64::Engine;
 use chrono::{DateTime, Utc};
@@ -18,6 +17,7 @@ use tokio::sync::OnceCell;
 
 use crate::keys::SigningKeys;
 use crate::store::{self, from_micros, now_micros, StoredAccount};
+use crate::throttle::{address_key, Blocked, HashGate, HashSlot, Throttle, ThrottlePolicy};
 
 /// Why an auth operation failed; each maps to a GraphQL `extensions.code`.
 #[derive(Debug, thiserror::Error)]
@@ -37,6 +37,15 @@ pub enum AuthFailure {
     /// No valid access or refresh token (`UNAUTHENTICATED`).
     #[error("{0}")]
     Unauthenticated(String),
+    /// Too many attempts; try again after `retry_after_secs` (`RATE_LIMITED`, with
+    /// `extensions.retryAfter`).
+    #[error("{what}; try again in {retry_after_secs} s")]
+    RateLimited {
+        /// What was limited, for the message.
+        what: &'static str,
+        /// Whole seconds until an attempt can go through.
+        retry_after_secs: u64,
+    },
     /// A store or crypto failure (`INTERNAL_SERVER_ERROR`); details are logged, not returned.
     #[error("internal error")]
     Internal(#[from] anyhow::Error),
@@ -51,8 +60,33 @@ impl AuthFailure {
             AuthFailure::HandleTaken => "HANDLE_TAKEN",
             AuthFailure::InvalidCredentials => "INVALID_CREDENTIALS",
             AuthFailure::Unauthenticated(_) => "UNAUTHENTICATED",
+            AuthFailure::RateLimited { .. } => "RATE_LIMITED",
             AuthFailure::Internal(_) => "INTERNAL_SERVER_ERROR",
         }
+    }
+
+    /// Seconds to wait before trying again, for `RATE_LIMITED`.
+    pub fn retry_after_secs(&self) -> Option<u64> {
+        match self {
+            AuthFailure::RateLimited {
+                retry_after_secs, ..
+            } => Some(*retry_after_secs),
+            _ => None,
+        }
+    }
+}
+
+fn rate_limited(what: &'static str, blocked: Blocked) -> AuthFailure {
+    AuthFailure::RateLimited {
+        what,
+        retry_after_secs: blocked.retry_after_secs(),
+    }
+}
+
+fn hashes_busy() -> AuthFailure {
+    AuthFailure::RateLimited {
+        what: "too many sign-ins in progress",
+        retry_after_secs: 1,
     }
 }
 
@@ -112,6 +146,28 @@ pub struct HashCost {
     pub iterations: u32,
 }
 
+/// Brute-force limits: throttles on log-ins and sign-ups, and the password-hash gate. The
+/// defaults are [`crate::Config`]'s.
+#[derive(Debug, Clone, Copy)]
+pub struct Limits {
+    /// Failed log-ins per account (keyed by email, registered or not).
+    pub log_ins_per_account: ThrottlePolicy,
+    /// Failed log-ins per client address.
+    pub log_ins_per_address: ThrottlePolicy,
+    /// Sign-ups per client address.
+    pub sign_ups_per_address: ThrottlePolicy,
+    /// Password hashes running at once (0: one per core).
+    pub concurrent_hashes: usize,
+    /// Password hashes waiting for a slot before more are refused.
+    pub queued_hashes: usize,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        crate::Config::default().limits()
+    }
+}
+
 /// The auth service's state and operations.
 #[derive(Clone)]
 pub struct AuthCore {
@@ -129,6 +185,10 @@ struct Inner {
     /// A hash to verify against when the email is unknown, so both failures take equally long
     /// and response time does not reveal which emails are registered.
     dummy_hash: OnceCell<String>,
+    log_ins_per_account: Throttle,
+    log_ins_per_address: Throttle,
+    sign_ups_per_address: Throttle,
+    hashes: HashGate,
 }
 
 const MAX_PASSWORD_LEN: usize = 1024;
@@ -144,6 +204,7 @@ impl AuthCore {
         refresh_ttl: Duration,
         cost: HashCost,
     ) -> Self {
+        let limits = Limits::default();
         AuthCore {
             inner: Arc::new(Inner {
                 pool,
@@ -154,6 +215,32 @@ impl AuthCore {
                 refresh_ttl,
                 cost,
                 dummy_hash: OnceCell::new(),
+                log_ins_per_account: Throttle::new(limits.log_ins_per_account),
+                log_ins_per_address: Throttle::new(limits.log_ins_per_address),
+                sign_ups_per_address: Throttle::new(limits.sign_ups_per_address),
+                hashes: HashGate::new(limits.concurrent_hashes, limits.queued_hashes),
+            }),
+        }
+    }
+
+    /// The same operations under other brute-force `limits` (before any request is served:
+    /// attempts counted so far are not carried over).
+    pub fn with_limits(self, limits: Limits) -> Self {
+        let inner = &*self.inner;
+        AuthCore {
+            inner: Arc::new(Inner {
+                pool: inner.pool.clone(),
+                cipher: inner.cipher.clone(),
+                keys: inner.keys.clone(),
+                relay: inner.relay.clone(),
+                access_ttl: inner.access_ttl,
+                refresh_ttl: inner.refresh_ttl,
+                cost: inner.cost,
+                dummy_hash: OnceCell::new(),
+                log_ins_per_account: Throttle::new(limits.log_ins_per_account),
+                log_ins_per_address: Throttle::new(limits.log_ins_per_address),
+                sign_ups_per_address: Throttle::new(limits.sign_ups_per_address),
+                hashes: HashGate::new(limits.concurrent_hashes, limits.queued_hashes),
             }),
         }
     }
@@ -163,8 +250,29 @@ impl AuthCore {
         &self.inner.keys
     }
 
+    /// The most password hashes that ran at once so far.
+    pub fn peak_concurrent_hashes(&self) -> usize {
+        self.inner.hashes.peak()
+    }
+
+    /// A client address as logs show it: a keyed hash, so logs hold no address in clear but
+    /// one client's lines still group together.
+    fn client_tag(&self, key: &str) -> String {
+        let mut tag = self
+            .inner
+            .cipher
+            .keyed_hash(format!("client:{key}").as_bytes());
+        tag.truncate(16);
+        tag
+    }
+
     /// Creates an account, enqueues `account.created` in the same transaction, and signs in.
-    pub async fn sign_up(&self, input: SignUp) -> Result<Session, AuthFailure> {
+    /// `client` (when known) is throttled on sign-ups.
+    pub async fn sign_up(
+        &self,
+        input: SignUp,
+        client: Option<IpAddr>,
+    ) -> Result<Session, AuthFailure> {
         let email = normalise_email(&input.email)?;
         validate_handle(&input.handle)?;
         validate_password(&input.password)?;
@@ -179,6 +287,18 @@ impl AuthCore {
             Some(p) => Some(validate_phone(p)?),
         };
         let email_hash = self.inner.cipher.keyed_hash(email.as_bytes());
+        // Before the lookup that tells whether the email is taken, which makes sign-up a way to
+        // test emails, and before the expensive hash.
+        if let Some(client) = client.map(address_key) {
+            if let Err(blocked) = self.inner.sign_ups_per_address.attempt(&client) {
+                tracing::warn!(
+                    client = %self.client_tag(&client),
+                    retry_after_secs = blocked.retry_after_secs(),
+                    "sign-up throttled"
+                );
+                return Err(rate_limited("too many sign-ups from this address", blocked));
+            }
+        }
         // Cheap pre-checks before the expensive hash; the unique indexes decide races.
         self.check_free(&email_hash, &input.handle).await?;
         let password_hash = self.hash_password(input.password).await?;
@@ -246,23 +366,86 @@ impl AuthCore {
     }
 
     /// Signs in with email and password; a new refresh-token family per login.
-    pub async fn log_in(&self, email: &str, password: &str) -> Result<Session, AuthFailure> {
+    ///
+    /// Throttled per account and per `client` address (see [`crate::throttle`]): while either
+    /// is blocked the attempt is refused with `RATE_LIMITED` before the password is looked at.
+    /// Failed and refused attempts are logged with keyed hashes instead of email and address.
+    pub async fn log_in(
+        &self,
+        email: &str,
+        password: &str,
+        client: Option<IpAddr>,
+    ) -> Result<Session, AuthFailure> {
         // Malformed input cannot match an account: same answer as a wrong password.
         let email = normalise_email(email).map_err(|_| AuthFailure::InvalidCredentials)?;
         if password.len() > MAX_PASSWORD_LEN {
             return Err(AuthFailure::InvalidCredentials);
         }
         let hash = self.inner.cipher.keyed_hash(email.as_bytes());
-        let stored = store::account_by_email_hash(&self.inner.pool, &hash)
-            .await
-            .map_err(internal)?;
-        let Some(stored) = stored else {
-            let dummy = self.dummy_hash().await?;
-            let _ = verify_password(password.to_owned(), dummy).await;
+        let account_tag = &hash[..16];
+        let client = client.map(address_key);
+        let client_tag = client.as_deref().map(|c| self.client_tag(c));
+        let client_tag = client_tag.as_deref().unwrap_or("unknown");
+        // Counted before the password is checked, so concurrent and batched guesses are
+        // counted too; a success takes its count back.
+        if let Some(client) = &client {
+            if let Err(blocked) = self.inner.log_ins_per_address.attempt(client) {
+                tracing::warn!(
+                    account = account_tag,
+                    client = client_tag,
+                    retry_after_secs = blocked.retry_after_secs(),
+                    "log-in throttled: too many failures from this client"
+                );
+                return Err(rate_limited(
+                    "too many failed log-ins from this address",
+                    blocked,
+                ));
+            }
+        }
+        let attempts = match self.inner.log_ins_per_account.attempt(&hash) {
+            Ok(attempts) => attempts,
+            Err(blocked) => {
+                if let Some(client) = &client {
+                    self.inner.log_ins_per_address.refund(client);
+                }
+                tracing::warn!(
+                    account = account_tag,
+                    client = client_tag,
+                    retry_after_secs = blocked.retry_after_secs(),
+                    "log-in throttled: too many failures for this account"
+                );
+                return Err(rate_limited(
+                    "too many failed log-ins for this account",
+                    blocked,
+                ));
+            }
+        };
+        let refund = || {
+            self.inner.log_ins_per_account.refund(&hash);
+            if let Some(client) = &client {
+                self.inner.log_ins_per_address.refund(client);
+            }
+        };
+        let verified = match self.check_password(&hash, password).await {
+            Ok(verified) => verified,
+            Err(e) => {
+                // Not a guess that was checked: it must not count.
+                refund();
+                return Err(e);
+            }
+        };
+        let Some(stored) = verified else {
+            tracing::warn!(
+                account = account_tag,
+                client = client_tag,
+                attempts,
+                "log-in failed"
+            );
             return Err(AuthFailure::InvalidCredentials);
         };
-        if !verify_password(password.to_owned(), stored.password_hash.clone()).await? {
-            return Err(AuthFailure::InvalidCredentials);
+        self.inner.log_ins_per_account.forgive(&hash);
+        if let Some(client) = &client {
+            self.inner.log_ins_per_address.refund(client);
         }
         let account = self.open(&stored)?;
         let mut tx = switchyard_subgraph_kit::db::begin(&self.inner.pool)
@@ -271,6 +454,27 @@ impl AuthCore {
         let (refresh_token, _) = self.start_family(&mut tx, &account.id).await?;
         tx.commit().await.map_err(internal)?;
         Ok(self.session(account, refresh_token))
+    }
+
+    /// The account with this email hash if `password` is its password; `None` for a wrong
+    /// password or an unknown email, which take equally long.
+    async fn check_password(
+        &self,
+        email_hash: &str,
+        password: &str,
+    ) -> Result<Option<StoredAccount>, AuthFailure> {
+        let stored = store::account_by_email_hash(&self.inner.pool, email_hash)
+            .await
+            .map_err(internal)?;
+        let Some(stored) = stored else {
+            let dummy = self.dummy_hash().await?;
+            let _ = self.verify_password(password.to_owned(), dummy).await?;
+            return Ok(None);
+        };
+        let verified = self
+            .verify_password(password.to_owned(), stored.password_hash.clone())
+            .await?;
+        Ok(verified.then_some(stored))
     }
 
     /// Exchanges a refresh token for a new access token and a new refresh token (rotation). A
@@ -365,7 +569,9 @@ impl AuthCore {
             .map_err(internal)?
             .ok_or_else(|| AuthFailure::Unauthenticated("account no longer exists".into()))?;
         if password.len() > MAX_PASSWORD_LEN
-            || !verify_password(password.to_owned(), stored.password_hash.clone()).await?
+            || !self
+                .verify_password(password.to_owned(), stored.password_hash.clone())
+                .await?
         {
             return Err(AuthFailure::InvalidCredentials);
         }
@@ -551,20 +757,30 @@ impl AuthCore {
         self.revoke_family(family_id).await
     }
 
+    async fn hash_slot(&self) -> Result<HashSlot, AuthFailure> {
+        self.inner.hashes.slot().await.map_err(|_| {
+            tracing::warn!("password hash queue full; refusing");
+            hashes_busy()
+        })
+    }
+
+    /// Verifies on a blocking thread, holding a hash slot; the parameters come from the PHC
+    /// string itself.
+    async fn verify_password(&self, password: String, phc: String) -> Result<bool, AuthFailure> {
+        let mut slot = self.hash_slot().await?;
+        tokio::task::spawn_blocking(move || slot.verify(password.as_bytes(), &phc))
+            .await
+            .map_err(internal)?
+            .map_err(AuthFailure::Internal)
+    }
+
     async fn hash_password(&self, password: String) -> Result<String, AuthFailure> {
         let cost = self.inner.cost;
-        // Argon2 is deliberately slow and memory-hard: keep it off the async workers.
+        let mut slot = self.hash_slot().await?;
+        // Argon2 is deliberately slow and memory-hard: keep it off the async workers, and at
+        // most as many at once as the gate allows.
         tokio::task::spawn_blocking(move || {
-            let params = Params::new(cost.memory_kib, cost.iterations, 1, None)
-                .map_err(|e| anyhow::anyhow!("argon2 params: {e}"))?;
-            let argon = Argon2::new(Algorithm::Argon2id, Version::V0x13, params);
-            let mut salt = [0u8; 16];
-            getrandom::fill(&mut salt).map_err(|e| anyhow::anyhow!("randomness: {e}"))?;
-            let salt = SaltString::encode_b64(&salt).map_err(|e| anyhow::anyhow!("salt: {e}"))?;
-            let hash = argon
-                .hash_password(password.as_bytes(), &salt)
-                .map_err(|e| anyhow::anyhow!("argon2: {e}"))?;
-            Ok::<_, anyhow::Error>(hash.to_string())
+            slot.hash(password.as_bytes(), cost.memory_kib, cost.iterations)
         })
         .await
         .map_err(internal)?
@@ -584,22 +800,6 @@ fn reuse_error() -> AuthFailure {
     AuthFailure::Unauthenticated(
         "refresh token was already used; this session has been revoked, log in again".into(),
     )
-}
-
-/// Verifies on a blocking thread; the parameters come from the PHC string itself.
-async fn verify_password(password: String, phc: String) -> Result<bool, AuthFailure> {
-    tokio::task::spawn_blocking(move || {
-        let parsed =
-            PasswordHash::new(&phc).map_err(|e| anyhow::anyhow!("stored password hash: {e}"))?;
-        Ok::<_, anyhow::Error>(
-            Argon2::default()
-                .verify_password(password.as_bytes(), &parsed)
-                .is_ok(),
-        )
-    })
-    .await
-    .map_err(internal)?
-    .map_err(AuthFailure::Internal)
 }
 
 /// Associated data binding a ciphertext to its row and column.

@@ -4,7 +4,9 @@
 //! - `signUp` / `logIn` return a short-lived JWT access token (EdDSA, 15 min) and an opaque
 //!   refresh token (30 days, single use, rotated on every `refresh`; presenting a used one
 //!   revokes its whole family — theft detection).
-//! - Passwords are argon2id (PHC strings), hashed off the async workers.
+//! - Passwords are argon2id (PHC strings), hashed off the async workers, a bounded number at
+//!   once; failed log-ins are throttled per account and per client address, sign-ups per
+//!   address ([`throttle`]).
 //! - Email and phone are encrypted at rest with the kit's `FieldCipher` (AAD = account id and
 //!   field); logins find accounts by a keyed hash of the normalised email.
 //! - `GET /.well-known/jwks.json` publishes the token-signing public keys.
@@ -16,6 +18,7 @@ pub mod keys;
 pub mod rotate;
 pub mod schema;
 pub mod store;
+pub mod throttle;
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -57,8 +60,9 @@ impl Service {
     /// builds the schema. `bus` is the event bus to publish to (via outbox).
     pub async fn open(config: Config, bus: EventBus) -> anyhow::Result<Service> {
         let pool = open_pool(&config).await?;
-        let cipher = FieldCipher::load("AUTH", &config.data_dir)?;
-        let keys = SigningKeys::load(&config.data_dir, |name| std::env::var(name).ok())?;
+        let secrets = config.secrets_dir();
+        let cipher = FieldCipher::load("AUTH", &secrets)?;
+        let keys = SigningKeys::load(&secrets, |name| std::env::var(name).ok())?;
         let relay = OutboxRelay::new(pool.clone(), bus.clone()).poll_interval(
             Duration::from_millis(config.outbox_poll_interval_ms.max(10)),
         );
@@ -73,7 +77,8 @@ impl Service {
                 memory_kib: config.argon2_memory_kib,
                 iterations: config.argon2_iterations,
             },
-        );
+        )
+        .with_limits(config.limits());
         let schema = schema::build(Some(core.clone()));
         Ok(Service {
             pool,
@@ -94,6 +99,11 @@ impl Service {
     /// The database pool.
     pub fn pool(&self) -> &AnyPool {
         &self.pool
+    }
+
+    /// The most password hashes that ran at once so far (the hash gate's high-water mark).
+    pub fn peak_concurrent_hashes(&self) -> usize {
+        self.core.peak_concurrent_hashes()
     }
 
     /// The JWKS document served at `/.well-known/jwks.json`.
@@ -179,11 +189,11 @@ pub async fn rotate_keys(
                 && std::env::var_os("AUTH_DATA_KEYS_FILE").is_none(),
             "data keys come from AUTH_DATA_KEYS[_FILE]: put the new key first in that list instead"
         );
-        let id = switchyard_subgraph_kit::crypto::rotate_local_data_key(&config.data_dir)?;
+        let id = switchyard_subgraph_kit::crypto::rotate_local_data_key(&config.secrets_dir())?;
         tracing::info!(key = %id, "generated a new active data key");
     }
     let pool = open_pool(config).await?;
-    let cipher = FieldCipher::load("AUTH", &config.data_dir)?;
+    let cipher = FieldCipher::load("AUTH", &config.secrets_dir())?;
     let report = rotate::reencrypt(&pool, &cipher, batch_size).await;
     pool.close().await;
     report

@@ -5,6 +5,7 @@ use async_graphql::{
 };
 use chrono::{DateTime, Utc};
 use switchyard_subgraph_kit::auth::{caller, optional_caller};
+use switchyard_subgraph_kit::ClientAddress;
 
 use crate::core::{self, AuthCore, AuthFailure, SignUp};
 
@@ -13,7 +14,9 @@ pub type AuthSchema = Schema<Query, Mutation, EmptySubscription>;
 
 /// Builds the schema; without `core` (for `--print-schema`) resolvers have no store.
 pub fn build(core: Option<AuthCore>) -> AuthSchema {
-    let mut builder = Schema::build(Query, Mutation, EmptySubscription).enable_federation();
+    let mut builder = switchyard_subgraph_kit::guards::apply(
+        Schema::build(Query, Mutation, EmptySubscription).enable_federation(),
+    );
     if let Some(core) = core {
         let verifier = switchyard_subgraph_kit::auth::JwtVerifier::from_jwks_json(
             &switchyard_subgraph_kit::auth::jwks(core.keys().all()),
@@ -29,7 +32,18 @@ fn gql(e: AuthFailure) -> async_graphql::Error {
         tracing::error!(error = %format!("{inner:#}"), "auth operation failed");
     }
     let code = e.code();
-    async_graphql::Error::new(e.to_string()).extend_with(|_, ext| ext.set("code", code))
+    let retry_after = e.retry_after_secs();
+    async_graphql::Error::new(e.to_string()).extend_with(|_, ext| {
+        ext.set("code", code);
+        if let Some(secs) = retry_after {
+            ext.set("retryAfter", secs);
+        }
+    })
+}
+
+/// The caller's network address, as the kit found it (none for in-process calls).
+fn client_of(ctx: &Context<'_>) -> Option<std::net::IpAddr> {
+    ctx.data_opt::<ClientAddress>().map(|ClientAddress(ip)| *ip)
 }
 
 fn core_of<'a>(ctx: &Context<'a>) -> async_graphql::Result<&'a AuthCore> {
@@ -140,13 +154,16 @@ impl Mutation {
         #[graphql(default)] phone: Option<String>,
     ) -> async_graphql::Result<AuthPayload> {
         let session = core_of(ctx)?
-            .sign_up(SignUp {
-                email,
-                password,
-                handle,
-                display_name,
-                phone,
-            })
+            .sign_up(
+                SignUp {
+                    email,
+                    password,
+                    handle,
+                    display_name,
+                    phone,
+                },
+                client_of(ctx),
+            )
             .await
             .map_err(gql)?;
         Ok(session.into())
@@ -159,7 +176,10 @@ impl Mutation {
         email: String,
         password: String,
     ) -> async_graphql::Result<AuthPayload> {
-        let session = core_of(ctx)?.log_in(&email, &password).await.map_err(gql)?;
+        let session = core_of(ctx)?
+            .log_in(&email, &password, client_of(ctx))
+            .await
+            .map_err(gql)?;
         Ok(session.into())
     }
 

@@ -646,3 +646,36 @@ async fn accounts_from_before_the_member_directories_are_announced_once() {
         2
     );
 }
+
+#[cfg(unix)]
+#[tokio::test]
+async fn secrets_can_live_apart_from_the_data_and_files_are_the_owners_only() {
+    use std::os::unix::fs::PermissionsExt;
+    let mode = |p: &std::path::Path| std::fs::metadata(p).unwrap().permissions().mode() & 0o777;
+    let data = tempfile::tempdir().unwrap();
+    let secrets = tempfile::tempdir().unwrap();
+    let keys = secrets.path().join("auth-keys");
+    let config = Config {
+        secrets_dir: Some(keys.clone()),
+        ..common::config(data.path())
+    };
+    let service = Service::open(config.clone(), EventBus::in_process())
+        .await
+        .unwrap();
+    let up = sign_up(&service, "kim@example.com", "kim", "password1", None).await;
+    assert!(up.get("errors").is_none(), "{up}");
+    assert!(!data.path().join("secrets").exists());
+    assert_eq!(mode(&keys), 0o700);
+    for file in ["data_keys", "hash_key", "jwt_signing_keys"] {
+        assert_eq!(mode(&keys.join(file)), 0o600, "{file}");
+    }
+    for file in ["auth.db", "auth.db-wal", "auth.db-shm"] {
+        assert_eq!(mode(&data.path().join(file)), 0o600, "{file}");
+    }
+    // The same keys are found again at the next start.
+    service.pool().close().await;
+    drop(service);
+    let again = Service::open(config, EventBus::in_process()).await.unwrap();
+    let login = log_in(&again, "kim@example.com", "password1").await;
+    assert!(login.get("errors").is_none(), "{login}");
+}
