@@ -2,20 +2,15 @@
 //! composes with Switchyard's composer, and Switchyard answers every generated operation with
 //! exactly the response computed from the generated world (data, and errors at the same paths:
 //! the world has field errors only where its fixtures say so).
-//! Features that still hit open bugs are left out: issue #12 F2 (`@inaccessible` enum values
-//! reach the client), F11 (interface conditions inside union selections) and variables (an
-//! object whose selected fields are all skipped through a variable comes back null instead of
-//! `{}`); remove them from `KNOWN_OPEN` once fixed.
+//! Features that still hit open bugs are left out: variables (an object whose selected fields
+//! are all skipped through a variable comes back null instead of `{}`); remove them from
+//! `KNOWN_OPEN` once fixed.
 
 use switchyard_difftest::compare::Outcome;
 use switchyard_difftest::run::switchyard_answers;
 use switchyard_testkit::generate::{generate, Options};
 
-const KNOWN_OPEN: [&str; 3] = [
-    "enum with an @inaccessible value",
-    "interface condition in a union selection",
-    "variables",
-];
+const KNOWN_OPEN: [&str; 1] = ["variables"];
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn generated_shapes_compose_and_match_the_world() {
