@@ -19,20 +19,14 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::Context as _;
-use switchyard_subgraph_kit::events::outbox;
 use switchyard_subgraph_kit::server::{self, ReadinessCheck};
-use switchyard_subgraph_kit::{db, EventBus, EventConsumer, ServiceMetrics};
+use switchyard_subgraph_kit::{db, EventBus, EventConsumer, ServiceRunner};
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 
 pub use config::Config;
 pub use schema::{build_schema, AnalyticsSchema};
 pub use store::{AnalyticsHandler, Store, CONSUMER_GROUP};
-
-/// How long de-duplication records are kept: longer than any redelivery can take (the Redis
-/// claim timeout is 30 s; outages of days are covered too).
-const PROCESSED_RETENTION: Duration = Duration::from_secs(30 * 24 * 3600);
-const PRUNE_EVERY: Duration = Duration::from_secs(3600);
 
 /// The subgraph's federation SDL (what `--print-schema` prints); needs no store.
 pub fn sdl() -> String {
@@ -97,59 +91,26 @@ impl Service {
         listener: TcpListener,
         shutdown: CancellationToken,
     ) -> anyhow::Result<()> {
-        let member = self.config.effective_consumer_name();
-        let subscription = self
-            .bus
-            .subscribe_as(CONSUMER_GROUP, &member)
-            .await
-            .context("joining the analytics consumer group")?;
-        let metrics = ServiceMetrics::new("analytics");
-        metrics
+        let mut runner =
+            ServiceRunner::new("analytics", self.store.pool().clone(), self.bus.clone())
+                .consumer_name(self.config.consumer_name.as_deref());
+        runner
+            .metrics()
             .trace_to(self.config.otlp_endpoint.as_deref())
             .context("setting up tracing")?;
-        metrics.watch_database(self.store.pool().clone());
-        metrics.watch_consumer(self.bus.clone(), CONSUMER_GROUP);
-        let metrics_task =
-            server::serve_metrics(self.config.metrics_listen, &metrics, shutdown.clone())
-                .await
-                .context("starting the analytics metrics listener")?;
-        let consumer_task = tokio::spawn(
-            consumer(&self.store)
-                .metrics(&metrics)
-                .run(subscription, shutdown.clone()),
-        );
-        let prune_task = tokio::spawn(prune_processed(self.store.clone(), shutdown.clone()));
-
+        runner
+            .consumer(consumer(&self.store))
+            .await
+            .context("joining the analytics consumer group")?;
         let readiness: Vec<Arc<dyn ReadinessCheck>> = vec![
             Arc::new(self.store.pool().clone()),
             Arc::new(self.bus.clone()),
         ];
-        let router = server::service_router(self.schema.clone(), Arc::new(readiness), &metrics);
-        let served = server::serve(listener, router, shutdown.clone().cancelled_owned()).await;
-        // Whatever ended serving, stop the background tasks too.
-        shutdown.cancel();
-        if let Some(task) = metrics_task {
-            task.await.context("metrics listener task")?;
-        }
-        consumer_task.await.context("event consumer task")?;
-        prune_task.await.context("pruning task")?;
-        self.store.pool().close().await;
-        served.context("serving HTTP")?;
-        Ok(())
-    }
-}
-
-/// Drops old de-duplication records every hour so the table does not grow without bound.
-async fn prune_processed(store: Store, shutdown: CancellationToken) {
-    loop {
-        tokio::select! {
-            _ = shutdown.cancelled() => return,
-            _ = tokio::time::sleep(PRUNE_EVERY) => {}
-        }
-        match outbox::prune_processed(store.pool(), PROCESSED_RETENTION).await {
-            Ok(n) if n > 0 => tracing::info!(pruned = n, "pruned processed-event records"),
-            Ok(_) => {}
-            Err(e) => tracing::warn!(error = %e, "pruning processed-event records failed"),
-        }
+        let router =
+            server::service_router(self.schema.clone(), Arc::new(readiness), runner.metrics());
+        runner
+            .serve(listener, router, self.config.metrics_listen, shutdown)
+            .await
+            .context("serving the analytics service")
     }
 }

@@ -4,11 +4,9 @@ use clap::Parser;
 use switchyard_analytics::{Config, Service};
 use switchyard_subgraph_kit::{server, EventBus, SubgraphArgs};
 
+/// The Switchyard analytics subgraph.
 #[derive(Parser)]
-#[command(
-    name = "switchyard-analytics",
-    about = "The Switchyard analytics subgraph"
-)]
+#[command(name = "switchyard-analytics", version)]
 struct Cli {
     #[command(flatten)]
     common: SubgraphArgs,
@@ -21,7 +19,7 @@ async fn main() -> anyhow::Result<()> {
         print!("{}", switchyard_analytics::sdl());
         return Ok(());
     }
-    switchyard_subgraph_kit::init_tracing("info", cli.common.json_logs);
+    cli.common.init_tracing("info");
     let config = Config::load(cli.common.config.as_deref())?;
     let bus = EventBus::from_redis_url(config.redis_url.as_deref()).await?;
     let listen = config.listen;

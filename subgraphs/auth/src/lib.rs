@@ -29,7 +29,7 @@ use axum::Json;
 use sqlx::AnyPool;
 use switchyard_subgraph_kit::crypto::FieldCipher;
 use switchyard_subgraph_kit::events::OutboxRelay;
-use switchyard_subgraph_kit::{db, server, EventBus, ServiceMetrics};
+use switchyard_subgraph_kit::{db, server, EventBus, ServiceRunner};
 use tokio_util::sync::CancellationToken;
 
 pub use config::Config;
@@ -118,48 +118,38 @@ impl Service {
         listener: tokio::net::TcpListener,
         shutdown: CancellationToken,
     ) -> anyhow::Result<()> {
-        let metrics = ServiceMetrics::new("auth");
-        metrics
+        let mut runner = ServiceRunner::new("auth", self.pool.clone(), self.bus.clone());
+        runner
+            .metrics()
             .trace_to(self.otlp_endpoint.as_deref())
             .context("setting up tracing")?;
-        metrics.watch_database(self.pool.clone());
-        metrics.watch_outbox(self.pool.clone());
-        metrics.watch_event_bus(self.bus.clone());
-        let metrics_task = server::serve_metrics(self.metrics_listen, &metrics, shutdown.clone())
-            .await
-            .context("starting the auth metrics listener")?;
-        let relay_task = self.relay.clone().metrics(&metrics).spawn(shutdown.clone());
-        let prune_task = tokio::spawn(prune_refresh_tokens(self.pool.clone(), shutdown.clone()));
+        runner.relay(self.relay.clone());
+        let pool = self.pool.clone();
+        runner.task("refresh-token pruning", move |stop| {
+            prune_refresh_tokens(pool, stop)
+        });
         let jwks = Arc::new(self.jwks());
-        let router =
-            server::service_router(self.schema.clone(), Arc::new(self.pool.clone()), &metrics)
-                .route(
-                    "/.well-known/jwks.json",
-                    get(move || {
-                        let jwks = jwks.clone();
-                        async move {
-                            (
-                                [(axum::http::header::CACHE_CONTROL, "public, max-age=300")],
-                                Json((*jwks).clone()),
-                            )
-                        }
-                    }),
-                );
-        let served = server::serve(listener, router, shutdown.clone().cancelled_owned()).await;
-        shutdown.cancel();
-        relay_task.await?;
-        prune_task.await?;
-        if let Some(task) = metrics_task {
-            task.await?;
-        }
-        served?;
-        // Events committed by the last requests would otherwise wait for the next start.
-        if let Err(e) = tokio::time::timeout(Duration::from_secs(5), self.relay.relay_once()).await
-        {
-            tracing::warn!(error = %e, "final outbox relay pass timed out");
-        }
-        self.pool.close().await;
-        Ok(())
+        let router = server::service_router(
+            self.schema.clone(),
+            Arc::new(self.pool.clone()),
+            runner.metrics(),
+        )
+        .route(
+            "/.well-known/jwks.json",
+            get(move || {
+                let jwks = jwks.clone();
+                async move {
+                    (
+                        [(axum::http::header::CACHE_CONTROL, "public, max-age=300")],
+                        Json((*jwks).clone()),
+                    )
+                }
+            }),
+        );
+        runner
+            .serve(listener, router, self.metrics_listen, shutdown)
+            .await
+            .context("serving the auth service")
     }
 }
 

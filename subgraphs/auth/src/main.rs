@@ -4,11 +4,9 @@ use clap::{Parser, Subcommand};
 use switchyard_auth::{Config, Service};
 use switchyard_subgraph_kit::{server, EventBus, SubgraphArgs};
 
+/// The Switchyard auth subgraph service.
 #[derive(Parser)]
-#[command(
-    name = "switchyard-auth",
-    about = "The Switchyard auth subgraph service"
-)]
+#[command(name = "switchyard-auth", version)]
 struct Cli {
     #[command(flatten)]
     common: SubgraphArgs,
@@ -40,7 +38,7 @@ async fn main() -> anyhow::Result<()> {
         print!("{}", switchyard_auth::sdl());
         return Ok(());
     }
-    switchyard_subgraph_kit::init_tracing("info", cli.common.json_logs);
+    cli.common.init_tracing("info");
     let config = Config::load(cli.common.config.as_deref())?;
     match cli.command {
         Some(Command::RotateKeys {

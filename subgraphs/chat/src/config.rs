@@ -36,6 +36,9 @@ pub struct Config {
     pub jwks_url: String,
     /// Maximum database connections in the pool.
     pub max_connections: u32,
+    /// This instance's member name in the `chat` consumer group; keep it stable across
+    /// restarts so a restarted instance takes back what it held. Default: `chat-<hostname>`.
+    pub consumer_name: Option<String>,
 }
 
 impl Default for Config {
@@ -50,6 +53,7 @@ impl Default for Config {
             redis_url: None,
             jwks_url: "http://127.0.0.1:4101/.well-known/jwks.json".to_owned(),
             max_connections: 8,
+            consumer_name: None,
         }
     }
 }

@@ -21,7 +21,7 @@ use switchyard_subgraph_kit::auth::JwtVerifier;
 use switchyard_subgraph_kit::crypto::FieldCipher;
 use switchyard_subgraph_kit::events::{EventConsumer, OutboxRelay};
 use switchyard_subgraph_kit::server::{self, ReadinessCheck};
-use switchyard_subgraph_kit::{db, EventBus, MemberDirectory, ServiceMetrics};
+use switchyard_subgraph_kit::{db, EventBus, MemberDirectory, ServiceRunner};
 use tokio_util::sync::CancellationToken;
 
 pub use config::Config;
@@ -41,6 +41,7 @@ pub struct Service {
     bus: EventBus,
     metrics_listen: Option<std::net::SocketAddr>,
     otlp_endpoint: Option<String>,
+    consumer_name: Option<String>,
 }
 
 impl Service {
@@ -91,6 +92,7 @@ impl Service {
             bus,
             metrics_listen: config.metrics_listen,
             otlp_endpoint: config.otlp_endpoint.clone(),
+            consumer_name: config.consumer_name.clone(),
         })
     }
 
@@ -117,54 +119,34 @@ impl Service {
         listener: tokio::net::TcpListener,
         shutdown: CancellationToken,
     ) -> anyhow::Result<()> {
-        let subscription = self
-            .bus
-            .subscribe(consumers::CONSUMER_GROUP)
-            .await
-            .context("cannot subscribe to the event bus")?;
-        let metrics = ServiceMetrics::new("chat");
-        metrics
+        let pool = self.state.store.pool().clone();
+        let mut runner = ServiceRunner::new("chat", pool.clone(), self.bus.clone())
+            .consumer_name(self.consumer_name.as_deref());
+        runner
+            .metrics()
             .trace_to(self.otlp_endpoint.as_deref())
             .context("setting up tracing")?;
-        metrics.watch_database(self.state.store.pool().clone());
-        metrics.watch_outbox(self.state.store.pool().clone());
-        metrics.watch_consumer(self.bus.clone(), consumers::CONSUMER_GROUP);
-        let metrics_task = server::serve_metrics(self.metrics_listen, &metrics, shutdown.clone())
+        runner.relay(self.state.relay.clone());
+        runner
+            .consumer(EventConsumer::new(
+                pool.clone(),
+                consumers::CONSUMER_GROUP,
+                self.state.members.track(consumers::ChatEvents),
+            ))
             .await
-            .context("starting the chat metrics listener")?;
-        let consumer = EventConsumer::new(
-            self.state.store.pool().clone(),
-            consumers::CONSUMER_GROUP,
-            self.state.members.track(consumers::ChatEvents),
-        )
-        .metrics(&metrics);
-        let consumer = tokio::spawn(consumer.run(subscription, shutdown.clone()));
-        let relay = self
-            .state
-            .relay
-            .clone()
-            .metrics(&metrics)
-            .spawn(shutdown.clone());
+            .context("cannot subscribe to the event bus")?;
+        // Open subscriptions end with the service rather than hold its shutdown up.
         let subscriptions = self.state.shutdown.clone();
-        let stop = shutdown.clone();
-        tokio::spawn(async move {
+        runner.task("subscription shutdown", move |stop| async move {
             stop.cancelled().await;
             subscriptions.cancel();
         });
-        let checks: Vec<Arc<dyn ReadinessCheck>> = vec![
-            Arc::new(self.state.store.pool().clone()),
-            Arc::new(self.bus.clone()),
-        ];
-        let router = server::service_router(self.schema, Arc::new(checks), &metrics);
-        let served = server::serve(listener, router, shutdown.clone().cancelled_owned()).await;
-        shutdown.cancel();
-        relay.await?;
-        consumer.await?;
-        if let Some(task) = metrics_task {
-            task.await?;
-        }
-        served?;
-        Ok(())
+        let checks: Vec<Arc<dyn ReadinessCheck>> = vec![Arc::new(pool), Arc::new(self.bus.clone())];
+        let router = server::service_router(self.schema, Arc::new(checks), runner.metrics());
+        runner
+            .serve(listener, router, self.metrics_listen, shutdown)
+            .await
+            .context("serving the chat service")
     }
 }
 

@@ -19,7 +19,7 @@ async fn main() -> anyhow::Result<()> {
         print!("{}", sdl());
         return Ok(());
     }
-    switchyard_subgraph_kit::init_tracing("info", cli.common.json_logs);
+    cli.common.init_tracing("info");
     let config = Config::load(cli.common.config.as_deref())?;
     let bus = EventBus::from_redis_url(config.redis_url.as_deref()).await?;
     let listen = config.listen;

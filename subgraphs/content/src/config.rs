@@ -32,6 +32,9 @@ pub struct Config {
     pub jwks_url: String,
     /// Database pool size.
     pub max_connections: u32,
+    /// This instance's member name in the `content` consumer group; keep it stable across
+    /// restarts so a restarted instance takes back what it held. Default: `content-<hostname>`.
+    pub consumer_name: Option<String>,
 }
 
 impl Default for Config {
@@ -45,6 +48,7 @@ impl Default for Config {
             redis_url: None,
             jwks_url: "http://127.0.0.1:4101/.well-known/jwks.json".into(),
             max_connections: 8,
+            consumer_name: None,
         }
     }
 }

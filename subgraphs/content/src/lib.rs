@@ -23,7 +23,7 @@ use anyhow::Context as _;
 use switchyard_subgraph_kit::auth::JwtVerifier;
 use switchyard_subgraph_kit::server::{self, ReadinessCheck};
 use switchyard_subgraph_kit::{
-    EventBus, EventConsumer, MemberDirectory, OutboxRelay, ServiceMetrics,
+    EventBus, EventConsumer, MemberDirectory, OutboxRelay, ServiceMetrics, ServiceRunner,
 };
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
@@ -49,6 +49,7 @@ pub struct Service {
     schema: ContentSchema,
     metrics_listen: Option<std::net::SocketAddr>,
     otlp_endpoint: Option<String>,
+    consumer_name: Option<String>,
 }
 
 impl Service {
@@ -107,6 +108,7 @@ impl Service {
             schema,
             metrics_listen: config.metrics_listen,
             otlp_endpoint: config.otlp_endpoint.clone(),
+            consumer_name: config.consumer_name.clone(),
         })
     }
 
@@ -142,42 +144,34 @@ impl Service {
         listener: TcpListener,
         shutdown: CancellationToken,
     ) -> anyhow::Result<()> {
-        let metrics = ServiceMetrics::new("content");
-        metrics
+        let mut runner = ServiceRunner::new("content", self.store.pool().clone(), self.bus.clone())
+            .consumer_name(self.consumer_name.as_deref());
+        runner
+            .metrics()
             .trace_to(self.otlp_endpoint.as_deref())
             .context("setting up tracing")?;
-        metrics.watch_database(self.store.pool().clone());
-        metrics.watch_outbox(self.store.pool().clone());
-        metrics.watch_consumer(self.bus.clone(), consumer::GROUP);
-        watch_search_index(&metrics, self.store.clone(), self.index.clone());
-        let metrics_task = server::serve_metrics(self.metrics_listen, &metrics, shutdown.clone())
-            .await
-            .context("starting the content metrics listener")?;
-        let relay = self.relay.clone().metrics(&metrics).spawn(shutdown.clone());
-        let indexer = tokio::spawn(self.indexer().run(shutdown.clone()));
-        let subscription = self.bus.subscribe(consumer::GROUP).await?;
-        let consumer = tokio::spawn(
-            EventConsumer::new(
+        runner.relay(self.relay.clone());
+        runner
+            .consumer(EventConsumer::new(
                 self.store.pool().clone(),
                 consumer::GROUP,
                 self.members.track(consumer::ContentEvents),
-            )
-            .metrics(&metrics)
-            .run(subscription, shutdown.clone()),
-        );
+            ))
+            .await
+            .context("joining the content consumer group")?;
+        let indexer = self.indexer();
+        runner.task("search indexer", move |stop| indexer.run(stop));
+        watch_search_index(runner.metrics(), self.store.clone(), self.index.clone());
         let readiness: Vec<Arc<dyn ReadinessCheck>> = vec![
             Arc::new(self.store.pool().clone()),
             Arc::new(self.bus.clone()),
         ];
-        let router = server::service_router(self.schema.clone(), Arc::new(readiness), &metrics);
-        let served = server::serve(listener, router, shutdown.clone().cancelled_owned()).await;
-        // The server also stops on its own errors: stop the background work either way.
-        shutdown.cancel();
-        let _ = tokio::join!(relay, indexer, consumer);
-        if let Some(task) = metrics_task {
-            let _ = task.await;
-        }
-        served.context("content server failed")
+        let router =
+            server::service_router(self.schema.clone(), Arc::new(readiness), runner.metrics());
+        runner
+            .serve(listener, router, self.metrics_listen, shutdown)
+            .await
+            .context("content server failed")
     }
 }
 

@@ -4,11 +4,9 @@ use clap::{Parser, Subcommand};
 use switchyard_content::{open_stores, Config, Indexer, Service};
 use switchyard_subgraph_kit::{server, EventBus, SubgraphArgs};
 
+/// The Switchyard content subgraph (posts, comments, reactions, search).
 #[derive(Parser)]
-#[command(
-    version,
-    about = "The Switchyard content subgraph (posts, comments, reactions, search)"
-)]
+#[command(name = "switchyard-content", version)]
 struct Cli {
     #[command(flatten)]
     common: SubgraphArgs,
@@ -30,7 +28,7 @@ async fn main() -> anyhow::Result<()> {
         return Ok(());
     }
     // tantivy logs every commit at info; keep its warnings only unless RUST_LOG says otherwise.
-    switchyard_subgraph_kit::init_tracing("info,tantivy=warn", cli.common.json_logs);
+    cli.common.init_tracing("info,tantivy=warn");
     let config = Config::load(cli.common.config.as_deref())?;
     if let Some(Command::Reindex) = cli.command {
         let (store, index) = open_stores(&config).await?;

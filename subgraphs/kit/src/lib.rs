@@ -25,6 +25,8 @@
 //!   events): refuses deleted accounts' tokens, validates member ids clients send.
 //! - [`events`]: the event bus with a transactional outbox and idempotent consumers — the only
 //!   way data moves between services besides federated entities.
+//! - [`runner`]: a service's lifecycle — serving, outbox relay, consumers under a stable name,
+//!   pruning of the event tables, shutdown — which every service runs through.
 //!
 //! A service's `main`, end to end (compiled as a doctest so it stays true):
 //!
@@ -35,7 +37,7 @@
 //! use clap::Parser;
 //! use serde::{Deserialize, Serialize};
 //! use switchyard_subgraph_kit::events::{outbox, EventBus, OutboxRelay};
-//! use switchyard_subgraph_kit::{db, server, ConfigLoader, SubgraphArgs};
+//! use switchyard_subgraph_kit::{db, server, ConfigLoader, ServiceRunner, SubgraphArgs};
 //!
 //! #[derive(Serialize, Deserialize)]
 //! #[serde(default)]
@@ -80,7 +82,7 @@
 //!         print!("{}", switchyard_subgraph_kit::federation_sdl(&schema));
 //!         return Ok(());
 //!     }
-//!     switchyard_subgraph_kit::init_tracing("info", cli.common.json_logs);
+//!     cli.common.init_tracing("info");
 //!     let config: ProfileConfig = ConfigLoader::new("PROFILE")
 //!         .file(cli.common.config.as_ref())
 //!         .alias("DATABASE_URL", "database_url")
@@ -89,12 +91,11 @@
 //!     let pool = db::connect(&config.database_url, 8).await?;
 //!     outbox::migrate(&pool).await?;
 //!     let bus = EventBus::from_redis_url(config.redis_url.as_deref()).await?;
-//!     let shutdown = server::shutdown_on_signal();
-//!     let relay = OutboxRelay::new(pool.clone(), bus.clone()).spawn(shutdown.clone());
-//!     let router = server::router(schema, Arc::new(pool.clone()));
+//!     let mut runner = ServiceRunner::new("profile", pool.clone(), bus.clone());
+//!     runner.relay(OutboxRelay::new(pool.clone(), bus));
+//!     let router = server::service_router(schema, Arc::new(pool), runner.metrics());
 //!     let listener = server::bind(config.listen).await?;
-//!     server::serve(listener, router, shutdown.clone().cancelled_owned()).await?;
-//!     relay.await?;
+//!     runner.serve(listener, router, None, server::shutdown_on_signal()).await?;
 //!     Ok(())
 //! }
 //! ```
@@ -111,6 +112,7 @@ pub mod guards;
 pub mod members;
 pub mod metrics;
 pub mod pagination;
+pub mod runner;
 pub mod schema;
 pub mod server;
 pub mod telemetry;
@@ -123,6 +125,7 @@ pub use events::{
 };
 pub use members::{MemberDirectory, MemberState};
 pub use metrics::{Check, Level, ServiceMetrics, StatusReport};
+pub use runner::ServiceRunner;
 pub use schema::{federation_sdl, SubgraphArgs};
 pub use server::{
     router, serve, service_router, shutdown_on_signal, shutdown_signal, AlwaysReady, ClientAddress,

@@ -30,17 +30,31 @@ where
 }
 
 /// Flags every subgraph binary accepts; `#[command(flatten)]` it into the service's own CLI.
+///
+/// The log flags are the `switchyard` CLI's (`--log`, `--log-json`), so one convention holds
+/// for every binary; `--json-logs`, the services' old spelling, still works as a hidden alias.
 #[derive(Debug, Clone, Default, clap::Args)]
 pub struct SubgraphArgs {
-    /// Configuration file (TOML, YAML or JSON); environment variables override it.
-    #[arg(long, env = "SWITCHYARD_CONFIG")]
+    /// Configuration file (TOML, YAML or JSON); environment variables override it. Without it,
+    /// `<SERVICE>_CONFIG` (e.g. `AUTH_CONFIG`) names the file.
+    #[arg(long)]
     pub config: Option<PathBuf>,
     /// Print the subgraph's federation SDL and exit.
     #[arg(long)]
     pub print_schema: bool,
-    /// Log JSON lines instead of text.
+    /// Log filter (`RUST_LOG` syntax); the `RUST_LOG` variable wins when set.
     #[arg(long)]
-    pub json_logs: bool,
+    pub log: Option<String>,
+    /// Log JSON lines instead of text.
+    #[arg(long, alias = "json-logs")]
+    pub log_json: bool,
+}
+
+impl SubgraphArgs {
+    /// Installs logging as these flags ask: `--log`, else `default_filter`; `--log-json`.
+    pub fn init_tracing(&self, default_filter: &str) {
+        crate::init_tracing(self.log.as_deref().unwrap_or(default_filter), self.log_json);
+    }
 }
 
 #[cfg(test)]
@@ -91,6 +105,12 @@ mod tests {
         let cli = Cli::parse_from(["svc", "--print-schema", "--config", "svc.toml"]);
         assert!(cli.common.print_schema);
         assert_eq!(cli.common.config, Some(PathBuf::from("svc.toml")));
-        assert!(!cli.common.json_logs);
+        assert!(!cli.common.log_json);
+        assert_eq!(cli.common.log, None);
+        let cli = Cli::parse_from(["svc", "--log-json", "--log", "debug"]);
+        assert!(cli.common.log_json);
+        assert_eq!(cli.common.log.as_deref(), Some("debug"));
+        let cli = Cli::parse_from(["svc", "--json-logs"]);
+        assert!(cli.common.log_json, "the old spelling still works");
     }
 }

@@ -28,7 +28,7 @@ use switchyard_subgraph_kit::auth::JwtVerifier;
 use switchyard_subgraph_kit::events::outbox;
 use switchyard_subgraph_kit::server::{self, NotReady, ReadinessCheck};
 use switchyard_subgraph_kit::{
-    db, EventBus, EventConsumer, EventHandler, MemberDirectory, OutboxRelay, ServiceMetrics,
+    db, EventBus, EventConsumer, EventHandler, MemberDirectory, OutboxRelay, ServiceRunner,
 };
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
@@ -39,9 +39,6 @@ pub use schema::{build_schema, ProfileDeps, ProfileSchema};
 pub use store::{EmbeddedGraphStore, GraphStore, StoreError};
 pub use views::ViewTracker;
 
-/// How long outbox rows and de-duplication records are kept.
-const RETENTION: Duration = Duration::from_secs(30 * 24 * 3600);
-const PRUNE_EVERY: Duration = Duration::from_secs(3600);
 /// How often leftover graph-store events are handed to the outbox, and how old they must be.
 const HAND_OVER_EVERY: Duration = Duration::from_secs(5);
 
@@ -201,60 +198,35 @@ impl Service {
         listener: TcpListener,
         shutdown: CancellationToken,
     ) -> anyhow::Result<()> {
-        let member = self.config.effective_consumer_name();
-        let subscription = self
-            .bus
-            .subscribe_as(CONSUMER_GROUP, &member)
-            .await
-            .context("joining the profile consumer group")?;
-        let metrics = ServiceMetrics::new("profile");
-        metrics
+        let mut runner = ServiceRunner::new("profile", self.pool.clone(), self.bus.clone())
+            .consumer_name(self.config.consumer_name.as_deref());
+        runner
+            .metrics()
             .trace_to(self.config.otlp_endpoint.as_deref())
             .context("setting up tracing")?;
-        metrics.watch_database(self.pool.clone());
-        metrics.watch_outbox(self.pool.clone());
-        metrics.watch_consumer(self.bus.clone(), CONSUMER_GROUP);
-        let metrics_task =
-            server::serve_metrics(self.config.metrics_listen, &metrics, shutdown.clone())
-                .await
-                .context("starting the profile metrics listener")?;
-        let consumer_task = tokio::spawn(
-            consumer_with(
+        runner.relay(self.relay.clone());
+        runner
+            .consumer(consumer_with(
                 self.pool.clone(),
                 self.members.track(AccountEvents::new(self.store.clone())),
-            )
-            .metrics(&metrics)
-            .run(subscription, shutdown.clone()),
-        );
-        let relay_task = self.relay.clone().metrics(&metrics).spawn(shutdown.clone());
-        let prune_task = tokio::spawn(prune(self.pool.clone(), shutdown.clone()));
-        let hand_over_task = tokio::spawn(hand_over_events(
-            self.store.clone(),
-            self.relay.clone(),
-            shutdown.clone(),
-        ));
+            ))
+            .await
+            .context("joining the profile consumer group")?;
+        let (store, relay) = (self.store.clone(), self.relay.clone());
+        runner.task("graph event hand-over", move |stop| {
+            hand_over_events(store, relay, stop)
+        });
         let readiness: Vec<Arc<dyn ReadinessCheck>> = vec![
             Arc::new(self.pool.clone()),
             Arc::new(StoreReady(self.store.clone())),
             Arc::new(self.bus.clone()),
         ];
-        let router = server::service_router(self.schema.clone(), Arc::new(readiness), &metrics);
-        let served = server::serve(listener, router, shutdown.clone().cancelled_owned()).await;
-        shutdown.cancel();
-        if let Some(task) = metrics_task {
-            task.await.context("metrics listener task")?;
-        }
-        consumer_task.await.context("event consumer task")?;
-        relay_task.await.context("outbox relay task")?;
-        prune_task.await.context("pruning task")?;
-        hand_over_task.await.context("graph event hand-over task")?;
-        // One last pass so events committed while draining still leave.
-        if let Err(e) = self.relay.relay_once().await {
-            tracing::warn!(error = %e, "final outbox relay pass failed");
-        }
-        self.pool.close().await;
-        served.context("serving HTTP")?;
-        Ok(())
+        let router =
+            server::service_router(self.schema.clone(), Arc::new(readiness), runner.metrics());
+        runner
+            .serve(listener, router, self.config.metrics_listen, shutdown)
+            .await
+            .context("serving the profile service")
     }
 }
 
@@ -278,22 +250,6 @@ async fn hand_over_events(
                 relay.wake();
             }
             Err(e) => tracing::warn!(error = %e, "handing over graph-store events failed"),
-        }
-    }
-}
-
-/// Drops old published outbox rows and de-duplication records every hour.
-async fn prune(pool: AnyPool, shutdown: CancellationToken) {
-    loop {
-        tokio::select! {
-            _ = shutdown.cancelled() => return,
-            _ = tokio::time::sleep(PRUNE_EVERY) => {}
-        }
-        if let Err(e) = outbox::prune_published(&pool, RETENTION).await {
-            tracing::warn!(error = %e, "pruning the outbox failed");
-        }
-        if let Err(e) = outbox::prune_processed(&pool, RETENTION).await {
-            tracing::warn!(error = %e, "pruning processed-event records failed");
         }
     }
 }
