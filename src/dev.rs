@@ -72,7 +72,9 @@ pub async fn run(args: DevArgs) -> Result<()> {
         )
     };
 
-    println!("Switchyard is up (data in {}).", args.data_dir.display());
+    // The full path: "data in data" (the default, relative) said nothing about where.
+    let data_dir = std::fs::canonicalize(&args.data_dir).unwrap_or_else(|_| args.data_dir.clone());
+    println!("Switchyard is up. Data directory: {}", data_dir.display());
     println!("  GraphiQL:  {}", stack.graphql_url());
     if let Some(addr) = stack.gateway_metrics_addr() {
         println!("  Status:    http://{addr}/status (metrics: http://{addr}/metrics)");
@@ -94,6 +96,13 @@ pub async fn run(args: DevArgs) -> Result<()> {
             seed::MEMBERS.map(|m| m.0).join(", "),
             seed::seed_file(&args.data_dir).display()
         );
+        stack.gateway().set_graphiql_default_query(Some(format!(
+            "# How is Amit connected to Amrita? (demo data; run it with ▶ or Ctrl-Enter)\n\
+             {{\n  connectionDegree(from: \"{}\", to: \"{}\") {{\n    degree\n    \
+             path {{ handle displayName headline }}\n  }}\n}}\n",
+            seeded.id("amit"),
+            seeded.id("amrita")
+        )));
         println!("  Try:       {query}");
         println!(
             "  or:        curl -s {} -H 'content-type: application/json' -d '{}'",

@@ -27,8 +27,8 @@ struct Cli {
     /// Log filter (`RUST_LOG` syntax); the `RUST_LOG` variable wins when set.
     #[arg(long, global = true, default_value = "info,tantivy=warn")]
     log: String,
-    /// Log as JSON lines.
-    #[arg(long, global = true)]
+    /// Log as JSON lines (`--json-logs` works too).
+    #[arg(long, global = true, alias = "json-logs")]
     log_json: bool,
     #[command(subcommand)]
     command: Option<Command>,
@@ -91,7 +91,8 @@ struct PlanArgs {
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
-    init_tracing(&cli.log, cli.log_json);
+    // The services' logging, so every binary logs alike: stderr, colour only on a terminal.
+    switchyard_subgraph_kit::init_tracing(&cli.log, cli.log_json);
     let result = match cli.command.unwrap_or(Command::Dev(dev::DevArgs::default())) {
         Command::Dev(args) => runtime().and_then(|rt| rt.block_on(dev::run(args))),
         Command::Demo(args) => runtime().and_then(|rt| rt.block_on(demo::run(args))),
@@ -117,17 +118,6 @@ fn runtime() -> Result<tokio::runtime::Runtime> {
         .enable_all()
         .build()
         .context("starting the async runtime")
-}
-
-fn init_tracing(filter: &str, json: bool) {
-    use tracing_subscriber::EnvFilter;
-    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(filter));
-    let builder = tracing_subscriber::fmt().with_env_filter(filter);
-    if json {
-        builder.json().init();
-    } else {
-        builder.init();
-    }
 }
 
 fn read_file(path: &Path) -> Result<String> {
@@ -190,13 +180,14 @@ fn run_plan(args: PlanArgs) -> Result<()> {
     if let Some(vars) = &args.variables {
         serde_json::from_str::<serde_json::Value>(vars).context("--variables is not JSON")?;
     }
-    let supergraph = Arc::new(Supergraph::parse(&sdl)?);
-    let document = apollo_compiler::ExecutableDocument::parse_and_validate(
-        supergraph.api_schema(),
-        &query,
-        args.query.display().to_string(),
-    )
-    .map_err(|err| anyhow::anyhow!("{}", err.errors))?;
+    let supergraph = Arc::new(
+        Supergraph::parse(&sdl)
+            .with_context(|| format!("loading supergraph {}", args.supergraph.display()))?,
+    );
+    // The gateway's own parse and validation, so `plan` reports an operation's mistakes in the
+    // words (and with the locations) a client of the gateway would get.
+    let document = switchyard_gateway::parse_and_validate(supergraph.api_schema(), &query)
+        .with_context(|| format!("{} is not a valid operation", args.query.display()))?;
     let options = PlanOptions {
         enabled_override_labels: args.override_labels.into_iter().collect(),
     };

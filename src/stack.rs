@@ -68,6 +68,7 @@ struct RunningService {
 pub struct Stack {
     options: StackOptions,
     bus: EventBus,
+    gateway: Gateway,
     services: BTreeMap<&'static str, RunningService>,
     gateway_addr: SocketAddr,
     gateway_metrics_addr: Option<SocketAddr>,
@@ -81,6 +82,11 @@ impl Stack {
     pub async fn start(options: StackOptions) -> Result<Stack> {
         std::fs::create_dir_all(&options.data_dir)
             .with_context(|| format!("creating data directory {}", options.data_dir.display()))?;
+        // The gateway's port first: a second `switchyard dev` on the same address stops here,
+        // before its services open stores the first one holds (the search index's lock).
+        let gateway_listener = TcpListener::bind(options.gateway_listen)
+            .await
+            .map_err(|e| gateway_bind_error(options.gateway_listen, e))?;
         let bus = EventBus::from_redis_url(options.redis_url.as_deref())
             .await
             .context("connecting the event bus")?;
@@ -129,15 +135,7 @@ impl Stack {
         config.listen = options.gateway_listen;
         let gateway = Gateway::from_supergraph_sdl(&supergraph, config)
             .context("loading the composed supergraph")?;
-        let listener = TcpListener::bind(options.gateway_listen)
-            .await
-            .with_context(|| {
-                format!(
-                    "listening on {} (is another stack running?)",
-                    options.gateway_listen
-                )
-            })?;
-        let gateway_addr = listener.local_addr()?;
+        let gateway_addr = gateway_listener.local_addr()?;
         let gateway_stop = CancellationToken::new();
         let mut gateway_metrics_addr = None;
         if let Some(addr) = gateway.config().metrics_listen {
@@ -155,13 +153,14 @@ impl Stack {
             ));
         }
         let gateway_task = tokio::spawn(switchyard_gateway::serve(
-            listener,
-            gateway,
+            gateway_listener,
+            gateway.clone(),
             gateway_stop.clone().cancelled_owned(),
         ));
         Ok(Stack {
             options,
             bus,
+            gateway,
             services: std::mem::take(&mut stack_services.0),
             gateway_addr,
             gateway_metrics_addr,
@@ -179,6 +178,11 @@ impl Stack {
     /// The gateway's metrics listener (`/metrics`, `/status`), when it has one.
     pub fn gateway_metrics_addr(&self) -> Option<SocketAddr> {
         self.gateway_metrics_addr
+    }
+
+    /// The running gateway (shared: settings changed through it apply at once).
+    pub fn gateway(&self) -> &Gateway {
+        &self.gateway
     }
 
     /// The gateway's address.
@@ -288,6 +292,20 @@ fn abort_all(services: &mut BTreeMap<&'static str, RunningService>) {
         if let Some(task) = service.task.take() {
             task.abort();
         }
+    }
+}
+
+/// Why the gateway's address could not be bound, in the words a user needs: a taken port is
+/// almost always a Switchyard already running.
+fn gateway_bind_error(addr: SocketAddr, e: std::io::Error) -> anyhow::Error {
+    if e.kind() == std::io::ErrorKind::AddrInUse {
+        anyhow::anyhow!(
+            "{addr} is already in use: is Switchyard already running on :{}? Stop it, or pick \
+             another address with --listen",
+            addr.port()
+        )
+    } else {
+        anyhow::Error::new(e).context(format!("listening on {addr}"))
     }
 }
 

@@ -84,7 +84,7 @@ fn secret_variables(service: &str) -> Vec<String> {
 }
 
 /// Variables every program understands.
-const COMMON_VARIABLES: [&str; 2] = ["RUST_LOG", "SWITCHYARD_CONFIG"];
+const COMMON_VARIABLES: [&str; 1] = ["RUST_LOG"];
 
 fn root() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR"))
@@ -269,6 +269,7 @@ impl AcceptedNames {
         match program {
             Program::Gateway => {
                 let known = self.gateway.contains(name)
+                    || name == "SWITCHYARD_CONFIG"
                     || name
                         .strip_prefix("SWITCHYARD_SUBGRAPH_URL_")
                         .is_some_and(|s| !s.is_empty());
@@ -280,7 +281,10 @@ impl AcceptedNames {
                     .as_object()
                     .expect("Config serializes to an object");
                 let prefix = format!("{}_", service.to_ascii_uppercase());
-                if secret_variables(service).iter().any(|s| s == name) {
+                // The config file's name, read by the kit's loader rather than a field.
+                if secret_variables(service).iter().any(|s| s == name)
+                    || name == format!("{prefix}CONFIG")
+                {
                     return None;
                 }
                 if let Some((_, field)) = ALIASES.iter().find(|(alias, _)| *alias == name) {

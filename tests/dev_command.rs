@@ -117,10 +117,68 @@ async fn switchyard_dev_seeds_answers_stops_and_reuses_its_data() {
         query,
         "the second run reuses the seeded members"
     );
+    let data_dir = std::fs::canonicalize(dir.path()).unwrap();
+    assert_eq!(
+        line_after(&lines, "Switchyard is up. Data directory:"),
+        data_dir.display().to_string(),
+        "the banner names the data directory in full"
+    );
     let url = line_after(&lines, "GraphiQL:").to_owned();
     let again = ask(&url, &query).await;
     assert_eq!(again, first);
+
+    // GraphiQL opens with the example query (the same ids as the printed one).
+    let addr = url
+        .trim_start_matches("http://")
+        .trim_end_matches("/graphql")
+        .to_owned();
+    let page = http_get(&addr, "/graphql", "text/html").await;
+    let amit = &query[query.find("from: \"").unwrap() + 7..][..36];
+    assert!(
+        page.contains("connectionDegree(from: ") && page.contains(amit),
+        "GraphiQL page without the example query:\n{page}"
+    );
+
+    // A second `switchyard dev` on the same address says so, and leaves the first one alone.
+    let second = Command::new(env!("CARGO_BIN_EXE_switchyard"))
+        .args([
+            "dev",
+            "--listen",
+            &addr,
+            "--metrics-listen",
+            "off",
+            "--data-dir",
+        ])
+        .arg(dir.path())
+        .env("RUST_LOG", "warn")
+        .env_remove("REDIS_URL")
+        .output()
+        .expect("switchyard runs");
+    let stderr = String::from_utf8_lossy(&second.stderr);
+    assert!(!second.status.success(), "{stderr}");
+    assert!(
+        stderr.contains(&format!(
+            "is Switchyard already running on :{}?",
+            addr.rsplit(':').next().unwrap()
+        )),
+        "{stderr}"
+    );
+    assert!(!stderr.contains("LockBusy"), "{stderr}");
+    assert_eq!(ask(&url, &query).await, first, "the first one still serves");
     stop(child);
+}
+
+/// A GET over a fresh connection; the body as text.
+async fn http_get(addr: &str, path: &str, accept: &str) -> String {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let mut stream = tokio::net::TcpStream::connect(addr).await.unwrap();
+    let request = format!(
+        "GET {path} HTTP/1.1\r\nHost: {addr}\r\nAccept: {accept}\r\nConnection: close\r\n\r\n"
+    );
+    stream.write_all(request.as_bytes()).await.unwrap();
+    let mut response = Vec::new();
+    stream.read_to_end(&mut response).await.unwrap();
+    String::from_utf8_lossy(&response).into_owned()
 }
 
 /// Reads the seed record, if there is one yet: `(members recorded, complete)`.

@@ -176,6 +176,8 @@ struct Inner {
     /// Subgraph name -> URL (overrides applied), for subscriptions' WebSocket connections.
     subgraph_urls: std::collections::HashMap<String, String>,
     metrics: metrics::GatewayMetrics,
+    /// What GraphiQL opens with (set once an embedding program knows a useful example).
+    graphiql_query: std::sync::RwLock<Option<Arc<str>>>,
 }
 
 impl std::fmt::Debug for Gateway {
@@ -297,8 +299,29 @@ impl Gateway {
                 plan_options,
                 subgraph_urls,
                 metrics,
+                graphiql_query: std::sync::RwLock::new(None),
             }),
         })
+    }
+
+    /// Sets the operation GraphiQL opens with for browsers that have none of their own yet
+    /// (`switchyard dev` puts the platform's example query there); `None`: GraphiQL's own.
+    pub fn set_graphiql_default_query(&self, query: Option<String>) {
+        let mut slot = self
+            .inner
+            .graphiql_query
+            .write()
+            .unwrap_or_else(|e| e.into_inner());
+        *slot = query.map(Arc::from);
+    }
+
+    /// The operation GraphiQL opens with, if one was set.
+    pub fn graphiql_default_query(&self) -> Option<Arc<str>> {
+        self.inner
+            .graphiql_query
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone()
     }
 
     /// The settings this gateway runs with.

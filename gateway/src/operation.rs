@@ -253,7 +253,7 @@ fn diagnostics(list: &DiagnosticList, code: &str) -> GraphQLErrors {
         list.iter()
             .map(|diagnostic| {
                 let json = diagnostic.to_json();
-                let mut error = GraphQLError::new(json.message, code);
+                let mut error = GraphQLError::new(readable_tokens(&json.message), code);
                 error.locations = json
                     .locations
                     .iter()
@@ -266,6 +266,50 @@ fn diagnostics(list: &DiagnosticList, code: &str) -> GraphQLErrors {
             })
             .collect(),
     )
+}
+
+/// `message` with the parser's token names (`expected R_CURLY, got EOF`) replaced by what a
+/// person typed or left out (`expected }, got the end of the document`).
+fn readable_tokens(message: &str) -> String {
+    const TOKENS: [(&str, &str); 17] = [
+        ("L_CURLY", "{"),
+        ("R_CURLY", "}"),
+        ("L_PAREN", "("),
+        ("R_PAREN", ")"),
+        ("L_BRACK", "["),
+        ("R_BRACK", "]"),
+        ("COLON", ":"),
+        ("BANG", "!"),
+        ("DOLLAR", "$"),
+        ("AT", "@"),
+        ("EQ", "="),
+        ("PIPE", "|"),
+        ("AMP", "&"),
+        ("SPREAD", "..."),
+        ("COMMA", ","),
+        ("EOF", "the end of the document"),
+        ("IDENT", "a name"),
+    ];
+    let mut out = String::with_capacity(message.len());
+    let mut rest = message;
+    while let Some(start) = rest.find(|c: char| c.is_ascii_uppercase()) {
+        out.push_str(&rest[..start]);
+        let word = &rest[start..];
+        let end = word
+            .find(|c: char| !(c.is_ascii_uppercase() || c == '_'))
+            .unwrap_or(word.len());
+        let (token, after) = word.split_at(end);
+        // Only whole words: `EOF` but not the capitals of `Query` or `GRAPHQL_X` inside a name.
+        let before_ok = !out.ends_with(|c: char| c.is_alphanumeric() || c == '_');
+        let after_ok = !after.starts_with(|c: char| c.is_alphanumeric() || c == '_');
+        match TOKENS.iter().find(|(name, _)| *name == token) {
+            Some((_, text)) if before_ok && after_ok => out.push_str(text),
+            _ => out.push_str(token),
+        }
+        rest = after;
+    }
+    out.push_str(rest);
+    out
 }
 
 /// Checks the number of root fields (fragments entered, duplicates merged) of `operation`.
@@ -324,5 +368,31 @@ fn collect_root<'d>(
                 }
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn syntax_errors_name_the_characters_not_the_parser_tokens() {
+        assert_eq!(
+            readable_tokens("expected R_CURLY, got EOF"),
+            "expected }, got the end of the document"
+        );
+        assert_eq!(
+            readable_tokens("expected a Name, got L_PAREN"),
+            "expected a Name, got ("
+        );
+        // Names that merely contain the capitals stay as they are.
+        assert_eq!(
+            readable_tokens("Cannot query field `MY_EOF` on type `Query`"),
+            "Cannot query field `MY_EOF` on type `Query`"
+        );
+        let errors = parse("{ me { id }").unwrap_err();
+        let message = &errors.0[0].message;
+        assert!(!message.contains("R_CURLY"), "{message}");
+        assert!(message.contains('}'), "{message}");
     }
 }

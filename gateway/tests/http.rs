@@ -366,7 +366,7 @@ async fn depth_and_alias_limits() {
 #[tokio::test]
 async fn graphiql_health_and_ready() {
     let subgraphs = Subgraphs::start(Duration::ZERO).await;
-    let (_gateway, base) = start_gateway(subgraphs.list(), GatewayConfig::default()).await;
+    let (gateway, base) = start_gateway(subgraphs.list(), GatewayConfig::default()).await;
     let browser = [("accept", "text/html,application/xhtml+xml,*/*;q=0.8")];
     let page = send(Method::GET, &format!("{base}/graphql"), &browser, None).await;
     assert_eq!(page.status, StatusCode::OK);
@@ -389,6 +389,17 @@ async fn graphiql_health_and_ready() {
     );
     let ready = send(Method::GET, &format!("{base}/ready"), &[], None).await;
     assert_eq!(ready.status, StatusCode::OK);
+
+    let icon = send(Method::GET, &format!("{base}/favicon.ico"), &browser, None).await;
+    assert_eq!(icon.status, StatusCode::OK);
+    assert_eq!(icon.content_type(), "image/svg+xml");
+    assert!(String::from_utf8_lossy(&icon.body).starts_with("<svg"));
+
+    // An embedding program (`switchyard dev`) sets what GraphiQL opens with once it knows.
+    assert!(String::from_utf8_lossy(&page.body).contains("defaultQuery: undefined,"));
+    gateway.set_graphiql_default_query(Some("{ me { id } }".to_owned()));
+    let page = send(Method::GET, &format!("{base}/graphql"), &browser, None).await;
+    assert!(String::from_utf8_lossy(&page.body).contains(r#"defaultQuery: "{ me { id } }","#));
 
     let off = GatewayConfig {
         graphiql: false,

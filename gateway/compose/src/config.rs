@@ -15,12 +15,14 @@ use crate::subgraph::SubgraphSource;
 #[derive(Debug, thiserror::Error)]
 pub enum ConfigError {
     /// The config file could not be read.
-    #[error("cannot read {path}: {source}")]
+    // The reason is in the message and deliberately not a `source`: error reporters print the
+    // message and then its sources, which said "No such file or directory" twice.
+    #[error("cannot read {path}: {reason}")]
     Read {
         /// File that failed.
         path: PathBuf,
         /// Underlying error.
-        source: std::io::Error,
+        reason: std::io::Error,
     },
     /// The config is not valid YAML of the expected shape.
     #[error("invalid supergraph config {path}: {message}")]
@@ -98,9 +100,9 @@ impl SupergraphConfig {
 
     /// Reads and parses a config file.
     pub fn load(path: &Path) -> Result<Self, ConfigError> {
-        let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+        let text = std::fs::read_to_string(path).map_err(|reason| ConfigError::Read {
             path: path.to_path_buf(),
-            source,
+            reason,
         })?;
         Self::from_yaml(&text, path)
     }
@@ -120,9 +122,9 @@ impl SupergraphConfig {
                 .ok_or_else(|| bad("missing routing_url"))?;
             let (sdl, file) = if let Some(file) = &sub.schema.file {
                 let path = base_dir.join(file);
-                let sdl = std::fs::read_to_string(&path).map_err(|source| ConfigError::Read {
+                let sdl = std::fs::read_to_string(&path).map_err(|reason| ConfigError::Read {
                     path: path.clone(),
-                    source,
+                    reason,
                 })?;
                 (sdl, Some(path))
             } else if let Some(url) = &sub.schema.subgraph_url {

@@ -66,9 +66,11 @@ pub fn asset_names() -> impl Iterator<Item = &'static str> {
 
 /// The GraphiQL page, talking to the GraphQL endpoint at `endpoint` (a path such as `/graphql`
 /// or an absolute URL), and running subscriptions over graphql-transport-ws on the same URL
-/// when `subscriptions` is on. Loads only same-origin assets under [`ASSETS_PREFIX`].
-pub fn graphiql_html(endpoint: &str, subscriptions: bool) -> String {
+/// when `subscriptions` is on; it opens with `default_query` unless the browser kept one from
+/// an earlier visit. Loads only same-origin assets under [`ASSETS_PREFIX`].
+pub fn graphiql_html(endpoint: &str, subscriptions: bool, default_query: Option<&str>) -> String {
     let endpoint = js_string_literal(endpoint);
+    let default_query = default_query.map_or_else(|| "undefined".to_owned(), js_string_literal);
     let asset_url = |name: &str| format!("{ASSETS_PREFIX}{name}?v={GRAPHIQL_VERSION}");
     format!(
         r#"<!doctype html>
@@ -78,6 +80,7 @@ pub fn graphiql_html(endpoint: &str, subscriptions: bool) -> String {
 <meta name="viewport" content="width=device-width, initial-scale=1">
 <meta name="robots" content="noindex">
 <title>Switchyard GraphiQL</title>
+<link rel="icon" href="/favicon.ico" type="image/svg+xml">
 <style>
 html, body {{ height: 100%; margin: 0; overflow: hidden; }}
 #graphiql {{ height: 100vh; }}
@@ -104,6 +107,7 @@ html, body {{ height: 100%; margin: 0; overflow: hidden; }}
   var root = ReactDOM.createRoot(document.getElementById("graphiql"));
   root.render(React.createElement(GraphiQL, {{
     fetcher: fetcher,
+    defaultQuery: {default_query},
     defaultEditorToolsVisibility: true,
     shouldPersistHeaders: false,
     plugins: [GraphiQLPluginExplorer.explorerPlugin()]
@@ -151,7 +155,7 @@ mod tests {
 
     #[test]
     fn every_asset_the_page_references_is_bundled() {
-        let html = graphiql_html("/graphql", true);
+        let html = graphiql_html("/graphql", true, None);
         let mut referenced = 0;
         for name in asset_names() {
             let url = format!("{ASSETS_PREFIX}{name}?v={GRAPHIQL_VERSION}");
@@ -191,22 +195,34 @@ mod tests {
 
     #[test]
     fn subscriptions_use_the_same_path_over_websocket_only_when_enabled() {
-        assert!(graphiql_html("/graphql", true).contains("if (true) {"));
-        assert!(graphiql_html("/graphql", false).contains("if (false) {"));
-        assert!(graphiql_html("/graphql", true).contains("options.subscriptionUrl = ws.href;"));
+        assert!(graphiql_html("/graphql", true, None).contains("if (true) {"));
+        assert!(graphiql_html("/graphql", false, None).contains("if (false) {"));
+        assert!(
+            graphiql_html("/graphql", true, None).contains("options.subscriptionUrl = ws.href;")
+        );
     }
 
     #[test]
     fn endpoint_is_embedded_as_a_safe_script_string() {
-        let html = graphiql_html("/api/graphql", true);
+        let html = graphiql_html("/api/graphql", true, None);
         assert!(html.contains(r#"var options = { url: "/api/graphql" };"#));
-        let hostile = graphiql_html("/x\"</script><script>alert(1)</script>\\\n", true);
+        let hostile = graphiql_html("/x\"</script><script>alert(1)</script>\\\n", true, None);
         assert!(hostile.contains(
             r#"url: "/x\"\u003c/script\u003e\u003cscript\u003ealert(1)\u003c/script\u003e\\\u000a""#
         ));
         assert_eq!(
             hostile.matches("</script>").count(),
             html.matches("</script>").count()
+        );
+    }
+
+    #[test]
+    fn the_default_query_is_embedded_as_a_safe_script_string_when_given() {
+        assert!(graphiql_html("/graphql", true, None).contains("defaultQuery: undefined,"));
+        let html = graphiql_html("/graphql", true, Some("{ me { handle } }\n# </script>"));
+        assert!(
+            html.contains(r#"defaultQuery: "{ me { handle } }\u000a# \u003c/script\u003e","#),
+            "{html}"
         );
     }
 
@@ -362,7 +378,7 @@ mod tests {
                         ("GET", "/graphql") => (
                             "200 OK",
                             "text/html; charset=utf-8",
-                            super::graphiql_html("/graphql", true).into_bytes(),
+                            super::graphiql_html("/graphql", true, None).into_bytes(),
                         ),
                         ("POST", "/graphql") => (
                             "200 OK",

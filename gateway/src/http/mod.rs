@@ -38,7 +38,27 @@ pub(crate) fn router(gateway: Gateway) -> Router {
         .route("/health", get(health))
         .route("/ready", get(ready))
         .route("/graphiql/assets/{*path}", get(graphiql_asset))
+        .route("/favicon.ico", get(favicon))
         .with_state(gateway)
+}
+
+/// Browsers ask every origin for one; a 404 for it in every GraphiQL session is noise in logs
+/// and devtools. A small SVG (all current browsers take SVG icons).
+async fn favicon() -> Response {
+    const ICON: &str = concat!(
+        r##"<svg xmlns="http://www.w3.org/2000/svg" viewBox="0 0 16 16">"##,
+        r##"<rect width="16" height="16" rx="3" fill="#24527a"/>"##,
+        r##"<path d="M2 5h5l4 6h3M2 11h5l1.5-2.2M11 5h3" stroke="#fff" stroke-width="1.6" fill="none"/>"##,
+        "</svg>"
+    );
+    let mut response = Response::new(Body::from(ICON));
+    let headers = response.headers_mut();
+    headers.insert(CONTENT_TYPE, HeaderValue::from_static("image/svg+xml"));
+    headers.insert(
+        CACHE_CONTROL,
+        HeaderValue::from_static("public, max-age=86400"),
+    );
+    response
 }
 
 async fn health() -> Response {
@@ -413,7 +433,11 @@ fn graphiql(gateway: &Gateway) -> Response {
     if !gateway.config().graphiql {
         return (StatusCode::NOT_FOUND, "GraphiQL is disabled").into_response();
     }
-    let html = graphiql::graphiql_html("/graphql", gateway.config().subscriptions);
+    let html = graphiql::graphiql_html(
+        "/graphql",
+        gateway.config().subscriptions,
+        gateway.graphiql_default_query().as_deref(),
+    );
     let mut response = Response::new(Body::from(html));
     response.headers_mut().insert(
         CONTENT_TYPE,

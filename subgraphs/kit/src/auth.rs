@@ -101,6 +101,18 @@ impl BearerToken {
     }
 }
 
+/// In a request's data instead of a [`BearerToken`] when the client sent an `Authorization`
+/// value that is not `Bearer <token>` (a bare token, another scheme): the client meant to sign
+/// in, so asking for the caller is an `UNAUTHENTICATED` error rather than the anonymous view.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct NotBearer;
+
+/// What an `Authorization` value (header or WebSocket `connection_init` key) gives a request:
+/// the token, or [`NotBearer`] when the value is not `Bearer <token>`.
+pub fn authorization(value: &str) -> Result<BearerToken, NotBearer> {
+    BearerToken::from_header_value(value).ok_or(NotBearer)
+}
+
 /// The claims of a Switchyard access token.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Claims {
@@ -139,6 +151,9 @@ pub enum AuthError {
     /// No token was sent.
     #[error("authentication required: send `Authorization: Bearer <access token>`")]
     Missing,
+    /// An `Authorization` value was sent that is not `Bearer <token>`.
+    #[error("the Authorization header must be `Bearer <access token>`")]
+    NotBearer,
     /// The token is not a well-formed JWT of the expected shape.
     #[error("malformed access token: {0}")]
     Malformed(String),
@@ -199,6 +214,9 @@ pub async fn caller(ctx: &Context<'_>) -> async_graphql::Result<Caller> {
 /// bad token should learn so, not silently see the anonymous view).
 pub async fn optional_caller(ctx: &Context<'_>) -> async_graphql::Result<Option<Caller>> {
     let Some(BearerToken(token)) = ctx.data_opt::<BearerToken>() else {
+        if ctx.data_opt::<NotBearer>().is_some() {
+            return Err(AuthError::NotBearer.to_graphql());
+        }
         return Ok(None);
     };
     let verifier = ctx.data_opt::<JwtVerifier>().ok_or_else(|| {

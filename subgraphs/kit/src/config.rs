@@ -11,7 +11,8 @@
 //! may look numeric a `Some` default, or quote the value: `'"123"'`).
 //!
 //! Variables are `PREFIX_FIELD`, with `__` between nesting levels: for prefix `AUTH`,
-//! `AUTH_LISTEN` sets `listen` and `AUTH_DATABASE__URL` sets `database.url`. Conventional
+//! `AUTH_LISTEN` sets `listen` and `AUTH_DATABASE__URL` sets `database.url`; `AUTH_CONFIG` names
+//! the file when the program was given none. Conventional
 //! unprefixed names (`DATABASE_URL`, `REDIS_URL`) are mapped with [`ConfigLoader::alias`].
 
 use std::path::{Path, PathBuf};
@@ -81,7 +82,9 @@ impl ConfigLoader {
         }
     }
 
-    /// Reads this file (format by extension: `.toml`, `.yaml`/`.yml`, `.json`).
+    /// Reads this file (format by extension: `.toml`, `.yaml`/`.yml`, `.json`); without one,
+    /// the file `{prefix}_CONFIG` names, if set. (Each program has its own variable, so the
+    /// gateway's `SWITCHYARD_CONFIG` never reaches a service.)
     pub fn file(mut self, path: Option<impl AsRef<Path>>) -> Self {
         self.file = path.map(|p| p.as_ref().to_path_buf());
         self
@@ -108,13 +111,19 @@ impl ConfigLoader {
     {
         let mut tree =
             serde_json::to_value(T::default()).map_err(|e| ConfigError::Invalid(e.to_string()))?;
-        if let Some(path) = &self.file {
-            merge(&mut tree, read_file(path)?);
-        }
         let env = match &self.env {
             Some(vars) => vars.clone(),
             None => std::env::vars().collect(),
         };
+        let file_variable = format!("{}_CONFIG", self.prefix);
+        let file = self.file.clone().or_else(|| {
+            env.iter()
+                .find(|(k, v)| k.eq_ignore_ascii_case(&file_variable) && !v.trim().is_empty())
+                .map(|(_, v)| PathBuf::from(v.trim()))
+        });
+        if let Some(path) = &file {
+            merge(&mut tree, read_file(path)?);
+        }
         for (variable, field_path) in &self.aliases {
             if let Some((_, value)) = env.iter().find(|(k, _)| k == variable) {
                 let path: Vec<String> = field_path.split('.').map(str::to_owned).collect();
@@ -127,7 +136,8 @@ impl ConfigLoader {
             let Some(rest) = upper.strip_prefix(&wanted) else {
                 continue;
             };
-            if rest.is_empty() {
+            // `{PREFIX}_CONFIG` names the file (above), not a field.
+            if rest.is_empty() || rest == "CONFIG" {
                 continue;
             }
             let path: Vec<String> = rest.split("__").map(str::to_ascii_lowercase).collect();
@@ -318,6 +328,30 @@ mod tests {
             .load()
             .unwrap();
         assert_eq!(cfg.database.url, "postgres://prefixed");
+    }
+
+    #[test]
+    fn prefix_config_variable_names_the_file_unless_one_is_given() {
+        let dir = tempfile::tempdir().unwrap();
+        let from_env = dir.path().join("env.toml");
+        let given = dir.path().join("given.toml");
+        std::fs::write(&from_env, "listen = \"0.0.0.0:1\"\n").unwrap();
+        std::fs::write(&given, "listen = \"0.0.0.0:2\"\n").unwrap();
+        let env = vars(&[
+            ("AUTH_CONFIG", from_env.to_str().unwrap()),
+            ("SWITCHYARD_CONFIG", "/nonexistent/gateway.toml"),
+        ]);
+        let cfg: AuthConfig = ConfigLoader::new("AUTH")
+            .env_vars(env.clone())
+            .load()
+            .unwrap();
+        assert_eq!(cfg.listen, "0.0.0.0:1");
+        let cfg: AuthConfig = ConfigLoader::new("AUTH")
+            .file(Some(&given))
+            .env_vars(env)
+            .load()
+            .unwrap();
+        assert_eq!(cfg.listen, "0.0.0.0:2", "--config wins over AUTH_CONFIG");
     }
 
     #[test]

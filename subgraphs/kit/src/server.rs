@@ -38,7 +38,7 @@ use tokio_util::sync::CancellationToken;
 
 use switchyard_telemetry::trace::{self, Span, SpanKind, TraceContext};
 
-use crate::auth::BearerToken;
+use crate::auth::{authorization, BearerToken, NotBearer};
 use crate::events::EventBus;
 use crate::guards::{self, Guards};
 use crate::metrics::{Level, ServiceMetrics};
@@ -250,11 +250,11 @@ fn client_address(request: &Request) -> Option<ClientAddress> {
     forwarded.or_else(peer).map(ClientAddress)
 }
 
-fn bearer_from_headers(headers: &HeaderMap) -> Option<BearerToken> {
+/// The request's `Authorization` header: `None` without one.
+fn bearer_from_headers(headers: &HeaderMap) -> Option<Result<BearerToken, NotBearer>> {
     headers
         .get(header::AUTHORIZATION)
-        .and_then(|v| v.to_str().ok())
-        .and_then(BearerToken::from_header_value)
+        .map(|v| v.to_str().map_err(|_| NotBearer).and_then(authorization))
 }
 
 async fn graphql<E: Executor>(State(state): State<GraphqlState<E>>, request: Request) -> Response {
@@ -317,8 +317,10 @@ async fn graphql<E: Executor>(State(state): State<GraphqlState<E>>, request: Req
     if wants_multipart {
         // Incremental delivery (@defer/@stream) as multipart/mixed, like async-graphql-axum's
         // own service.
-        if let Some(token) = token {
-            req = req.data(token);
+        match token {
+            Some(Ok(token)) => req = req.data(token),
+            Some(Err(not_bearer)) => req = req.data(not_bearer),
+            None => {}
         }
         if let Some(client) = client {
             req = req.data(client);
@@ -333,8 +335,10 @@ async fn graphql<E: Executor>(State(state): State<GraphqlState<E>>, request: Req
             .body(body)
             .unwrap_or_else(|_| StatusCode::INTERNAL_SERVER_ERROR.into_response());
     }
-    if let Some(token) = token {
-        req = req.data(token);
+    match token {
+        Some(Ok(token)) => req = req.data(token),
+        Some(Err(not_bearer)) => req = req.data(not_bearer),
+        None => {}
     }
     if let Some(client) = client {
         req = req.data(client);
@@ -414,7 +418,7 @@ async fn bounded_single(request: Request, max_body_bytes: usize) -> Result<Reque
 async fn websocket<E: Executor>(
     executor: E,
     request: Request,
-    header_token: Option<BearerToken>,
+    header_token: Option<Result<BearerToken, NotBearer>>,
     client: Option<ClientAddress>,
 ) -> Response {
     let (mut parts, _body) = request.into_parts();
@@ -432,8 +436,10 @@ async fn websocket<E: Executor>(
             GraphQLWebSocket::new(socket, executor, protocol)
                 .on_connection_init(move |payload| async move {
                     let mut data = Data::default();
-                    if let Some(token) = bearer_from_init_payload(&payload).or(header_token) {
-                        data.insert(token);
+                    match bearer_from_init_payload(&payload).or(header_token) {
+                        Some(Ok(token)) => data.insert(token),
+                        Some(Err(not_bearer)) => data.insert(not_bearer),
+                        None => {}
                     }
                     if let Some(client) = client {
                         data.insert(client);
@@ -446,11 +452,11 @@ async fn websocket<E: Executor>(
 }
 
 /// The token from a `connection_init` payload: `{"Authorization": "Bearer …"}` (or lower-case key).
-fn bearer_from_init_payload(payload: &serde_json::Value) -> Option<BearerToken> {
+fn bearer_from_init_payload(payload: &serde_json::Value) -> Option<Result<BearerToken, NotBearer>> {
     ["Authorization", "authorization"]
         .iter()
         .find_map(|key| payload.get(*key).and_then(serde_json::Value::as_str))
-        .and_then(BearerToken::from_header_value)
+        .map(authorization)
 }
 
 async fn ready(State(check): State<Arc<dyn ReadinessCheck>>) -> Response {

@@ -212,10 +212,15 @@ impl Subs {
 }
 
 async fn post(url: &str, token: Option<&str>, body: Value) -> Value {
+    post_with_authorization(url, token.map(|t| format!("Bearer {t}")), body).await
+}
+
+/// POST with `authorization` set to exactly `value`.
+async fn post_with_authorization(url: &str, value: Option<String>, body: Value) -> Value {
     let client = Client::builder(TokioExecutor::new()).build_http::<Full<Bytes>>();
     let mut builder = http::Request::post(url).header("content-type", "application/json");
-    if let Some(t) = token {
-        builder = builder.header("authorization", format!("Bearer {t}"));
+    if let Some(value) = value {
+        builder = builder.header("authorization", value);
     }
     let response = client
         .request(
@@ -297,6 +302,22 @@ async fn router_carries_the_bearer_token_over_post_get_and_websocket() {
         .as_str()
         .unwrap()
         .contains("unknown key"));
+
+    // A token without `Bearer ` (or another scheme) is an error, not silently anonymous.
+    for value in [ada.clone(), format!("Basic {ada}"), "Bearer ".to_owned()] {
+        let body = post_with_authorization(&url, Some(value), json!({"query": "{ whoami }"})).await;
+        assert_eq!(body["errors"][0]["extensions"]["code"], "UNAUTHENTICATED");
+        assert!(
+            body["errors"][0]["message"]
+                .as_str()
+                .unwrap()
+                .contains("must be `Bearer <access token>`"),
+            "{body}"
+        );
+    }
+    let frames = subscribe(addr, json!({ "Authorization": ada }), None).await;
+    assert_eq!(frames.len(), 1);
+    assert_eq!(frames[0][0]["extensions"]["code"], "UNAUTHENTICATED");
 
     // GET, scheme in lower case.
     let body = get_query(&format!("{url}?query=%7Bwhoami%7D"), &ada).await;
