@@ -137,6 +137,12 @@ impl Ctx<'_> {
     }
 
     fn check(&mut self, ty: &str, sels: &[Selection], top: bool) {
+        self.check_under(ty, sels, top, false);
+    }
+
+    /// `external_parent`: a field on the path to `sels` is `@external` (what it selects comes
+    /// from elsewhere with it).
+    fn check_under(&mut self, ty: &str, sels: &[Selection], top: bool, external_parent: bool) {
         let sub = self.sub;
         let Some(t) = sub.types.get(ty) else {
             self.fail("INVALID_FIELDS", format!("unknown type \"{ty}\""));
@@ -156,7 +162,7 @@ impl Ctx<'_> {
                         );
                         continue;
                     }
-                    self.check(cond, selections, false);
+                    self.check_under(cond, selections, false, external_parent);
                 }
                 Selection::Field {
                     name,
@@ -228,16 +234,21 @@ impl Ctx<'_> {
                         continue;
                     }
                     // Requires/provides may only name fields this subgraph does not resolve itself;
-                    // nested fields inside a value type are not required to be external.
+                    // nested fields inside a value type are not required to be external. As in
+                    // Apollo's composer, only leaves are checked, and none under an external
+                    // field: `@provides(fields: "account { member { name } }")` passes through
+                    // fields the subgraph resolves to the external fields it provides.
                     if sub.fed2
                         && matches!(self.usage, Use::Requires | Use::Provides)
                         && !f.external
+                        && selections.is_empty()
+                        && !external_parent
                         && (top || t.is_entity())
                     {
                         self.fail("FIELDS_MISSING_EXTERNAL", format!("field \"{ty}.{name}\" should not be part of a {} since it is already provided by this subgraph (it is not marked @external)", self.usage.directive()));
                     }
                     if !selections.is_empty() {
-                        self.check(inner, selections, false);
+                        self.check_under(inner, selections, false, external_parent || f.external);
                     }
                 }
             }
