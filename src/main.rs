@@ -11,7 +11,7 @@ use std::sync::Arc;
 
 use anyhow::{Context, Result};
 use clap::{Parser, Subcommand};
-use switchyard_gateway::{Gateway, GatewayConfig};
+use switchyard_gateway::{Gateway, GatewayConfig, LiveGateway, ReloadSource};
 use switchyard_planner::{PlanOptions, QueryPlanner, Supergraph};
 
 // The gateway allocates and frees many small objects per request (parsed subgraph values,
@@ -65,6 +65,10 @@ struct GatewayArgs {
     /// file and `SWITCHYARD_METRICS_LISTEN`).
     #[arg(long)]
     metrics_listen: Option<String>,
+    /// Poll the supergraph and config files and reload when they change (as `watch = true`
+    /// in the config file); SIGHUP reloads with or without it.
+    #[arg(long)]
+    watch: bool,
 }
 
 #[derive(Debug, clap::Args)]
@@ -131,18 +135,38 @@ fn read_file(path: &Path) -> Result<String> {
 
 async fn run_gateway(args: GatewayArgs) -> Result<()> {
     let sdl = read_file(&args.supergraph)?;
+    let metrics_listen = match &args.metrics_listen {
+        Some(text) => Some(
+            switchyard_gateway::parse_optional_addr(text)
+                .map_err(|e| anyhow::anyhow!("--metrics-listen: {e}"))?,
+        ),
+        None => None,
+    };
+    let (listen, watch) = (args.listen, args.watch);
+    // The command line wins over the file, on every reload too.
+    let adjust = move |config: &mut GatewayConfig| {
+        if let Some(listen) = listen {
+            config.listen = listen;
+        }
+        if let Some(metrics_listen) = metrics_listen {
+            config.metrics_listen = metrics_listen;
+        }
+        config.watch |= watch;
+    };
     let mut config = GatewayConfig::load(args.config.as_deref())?;
-    if let Some(listen) = args.listen {
-        config.listen = listen;
-    }
-    if let Some(metrics_listen) = &args.metrics_listen {
-        config.metrics_listen = switchyard_gateway::parse_optional_addr(metrics_listen)
-            .map_err(|e| anyhow::anyhow!("--metrics-listen: {e}"))?;
-    }
+    adjust(&mut config);
+    let source = ReloadSource {
+        supergraph: args.supergraph.clone(),
+        config: args.config.clone(),
+        adjust: Arc::new(adjust),
+    };
     let listen = config.listen;
     let metrics_listen = config.metrics_listen;
+    let watch = config.watch.then_some(config.watch_interval);
     let gateway = Gateway::from_supergraph_sdl(&sdl, config)
         .with_context(|| format!("loading supergraph {}", args.supergraph.display()))?;
+    let live = LiveGateway::new(gateway);
+    live.mark_loaded(&source);
     let listener = tokio::net::TcpListener::bind(listen)
         .await
         .with_context(|| format!("listening on {listen}"))?;
@@ -154,14 +178,43 @@ async fn run_gateway(args: GatewayArgs) -> Result<()> {
         let metrics = bind_metrics(addr).await?;
         let addr = metrics.local_addr()?;
         tracing::info!("metrics on http://{addr}/metrics, status on http://{addr}/status");
-        tokio::spawn(switchyard_gateway::serve_metrics(
+        tokio::spawn(switchyard_gateway::serve_live_metrics(
             metrics,
-            gateway.clone(),
+            live.clone(),
             shutdown_signal(),
         ));
     }
-    switchyard_gateway::serve(listener, gateway, shutdown_signal()).await?;
+    if let Some(interval) = watch {
+        tracing::info!(
+            ?interval,
+            "watching {} for changes",
+            args.supergraph.display()
+        );
+        tokio::spawn(live.clone().watch(source.clone(), interval));
+    }
+    #[cfg(unix)]
+    {
+        let hangups = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup())
+            .context("listening for SIGHUP")?;
+        tokio::spawn(reload_on_hangup(hangups, live.clone(), source));
+    }
+    switchyard_gateway::serve_live(listener, live, shutdown_signal()).await?;
     Ok(())
+}
+
+/// Reloads the supergraph and config on every SIGHUP.
+#[cfg(unix)]
+async fn reload_on_hangup(
+    mut hangups: tokio::signal::unix::Signal,
+    live: LiveGateway,
+    source: ReloadSource,
+) {
+    while hangups.recv().await.is_some() {
+        tracing::info!("SIGHUP: reloading the supergraph and config");
+        let (live, source) = (live.clone(), source.clone());
+        // Parsing a supergraph and building its planner is CPU work.
+        let _ = tokio::task::spawn_blocking(move || live.reload_from(&source)).await;
+    }
 }
 
 /// Binds the metrics listener, saying how to move or turn it off when the port is taken.

@@ -106,6 +106,136 @@ pub struct GatewayConfig {
     /// Share of new traces recorded (0.0–1.0); requests with a `traceparent` follow its
     /// `sampled` flag.
     pub trace_sample_ratio: f64,
+    /// On SIGTERM/Ctrl-C: how long in-flight requests get to finish (WebSockets are closed
+    /// with 1001 at once) before the process exits anyway.
+    pub drain_timeout: Duration,
+    /// Poll the supergraph and config files and reload when they change (SIGHUP reloads
+    /// either way).
+    pub watch: bool,
+    /// How often `watch` looks at the files.
+    pub watch_interval: Duration,
+    /// Cross-origin requests from browsers: which origins may call the gateway.
+    pub cors: CorsSettings,
+}
+
+/// Which browser origins may call the gateway (CORS). Empty lists (the default) allow none:
+/// only same-origin pages (GraphiQL served by the gateway itself) can use it from a browser.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CorsSettings {
+    /// Exact origins (`https://app.example.com`); `*` alone allows any origin (never with
+    /// `allow_credentials`).
+    pub allow_origins: Vec<String>,
+    /// Origin patterns where `*` stands for one or more host-name characters
+    /// (`https://*.example.com`, `http://localhost:*`).
+    pub allow_origin_patterns: Vec<String>,
+    /// Whether browsers may send cookies and HTTP authentication (`Access-Control-Allow-Credentials`).
+    pub allow_credentials: bool,
+    /// Request headers a page may send besides the CORS-safelisted ones.
+    pub allow_headers: Vec<String>,
+    /// Response headers a page may read besides the CORS-safelisted ones.
+    pub expose_headers: Vec<String>,
+    /// How long a browser may cache a preflight answer.
+    pub max_age: Duration,
+}
+
+impl Default for CorsSettings {
+    fn default() -> Self {
+        Self {
+            allow_origins: Vec::new(),
+            allow_origin_patterns: Vec::new(),
+            allow_credentials: false,
+            // What GraphQL clients send: JSON bodies, bearer tokens, Apollo's client-awareness
+            // and CSRF-prevention headers, the GraphQL-over-HTTP accept header.
+            allow_headers: [
+                "content-type",
+                "authorization",
+                "accept",
+                "apollographql-client-name",
+                "apollographql-client-version",
+                "apollo-require-preflight",
+                "x-apollo-operation-name",
+            ]
+            .map(str::to_owned)
+            .to_vec(),
+            expose_headers: Vec::new(),
+            max_age: Duration::from_secs(600),
+        }
+    }
+}
+
+impl CorsSettings {
+    /// Whether any cross-origin caller is allowed at all.
+    pub fn enabled(&self) -> bool {
+        !self.allow_origins.is_empty() || !self.allow_origin_patterns.is_empty()
+    }
+
+    /// Whether `origin` (the `Origin` header's value) may call the gateway.
+    pub fn allows(&self, origin: &str) -> bool {
+        self.allow_origins
+            .iter()
+            .any(|o| o == "*" || o.eq_ignore_ascii_case(origin))
+            || self
+                .allow_origin_patterns
+                .iter()
+                .any(|p| origin_matches(p, origin))
+    }
+
+    /// Settings that cannot work together (checked when the config loads).
+    fn check(&self) -> Result<(), String> {
+        if self.allow_credentials && self.allow_origins.iter().any(|o| o == "*") {
+            return Err(
+                "cors.allow_credentials cannot be combined with allow_origins = [\"*\"] \
+                        (browsers refuse it); list the origins"
+                    .into(),
+            );
+        }
+        for name in self.allow_headers.iter().chain(&self.expose_headers) {
+            if http::HeaderName::from_bytes(name.as_bytes()).is_err() {
+                return Err(format!("cors: {name:?} is not a header name"));
+            }
+        }
+        for pattern in &self.allow_origin_patterns {
+            if !pattern.contains("://") {
+                return Err(format!(
+                    "cors.allow_origin_patterns: {pattern:?} needs a scheme, like \"https://*.example.com\""
+                ));
+            }
+        }
+        Ok(())
+    }
+}
+
+/// Whether `origin` matches `pattern`, where each `*` stands for one or more characters that
+/// can appear in a host name or port (letters, digits, `-`, `.`): a pattern can never match
+/// across the scheme, and `https://*.example.com` does not match `https://example.com.evil`.
+/// ASCII case is ignored. Dynamic programming over (pattern, origin) positions rather than a
+/// backtracking walk or a regex, so no origin a client sends can make it slow.
+pub(crate) fn origin_matches(pattern: &str, origin: &str) -> bool {
+    fn host_char(c: u8) -> bool {
+        c.is_ascii_alphanumeric() || c == b'-' || c == b'.'
+    }
+    let origin = origin.as_bytes();
+    // An origin is a scheme, a host name (at most 253 bytes) and a port.
+    if origin.len() > 300 {
+        return false;
+    }
+    // matched[j]: the pattern so far matches the first j bytes of the origin.
+    let mut matched = vec![false; origin.len() + 1];
+    matched[0] = true;
+    let mut next = vec![false; origin.len() + 1];
+    for &p in pattern.as_bytes() {
+        next[0] = false;
+        for j in 1..=origin.len() {
+            let c = origin[j - 1];
+            next[j] = if p == b'*' {
+                host_char(c) && (matched[j - 1] || next[j - 1])
+            } else {
+                matched[j - 1] && c.eq_ignore_ascii_case(&p)
+            };
+        }
+        std::mem::swap(&mut matched, &mut next);
+    }
+    matched[origin.len()]
 }
 
 impl Default for GatewayConfig {
@@ -151,6 +281,11 @@ impl Default for GatewayConfig {
             subscription_keepalive: Duration::from_secs(15),
             otlp_endpoint: None,
             trace_sample_ratio: 1.0,
+            // Under Kubernetes' default 30 s grace period, so the drain finishes before SIGKILL.
+            drain_timeout: Duration::from_secs(25),
+            watch: false,
+            watch_interval: Duration::from_secs(1),
+            cors: CorsSettings::default(),
         }
     }
 }
@@ -295,8 +430,23 @@ struct FileConfig {
     subscription_keepalive: Option<FileDuration>,
     otlp_endpoint: Option<String>,
     trace_sample_ratio: Option<f64>,
+    drain_timeout: Option<FileDuration>,
+    watch: Option<bool>,
+    watch_interval: Option<FileDuration>,
+    cors: Option<FileCors>,
     #[serde(default)]
     subgraphs: HashMap<String, FileSubgraph>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct FileCors {
+    allow_origins: Option<Vec<String>>,
+    allow_origin_patterns: Option<Vec<String>>,
+    allow_credentials: Option<bool>,
+    allow_headers: Option<Vec<String>>,
+    expose_headers: Option<Vec<String>>,
+    max_age: Option<FileDuration>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -515,6 +665,29 @@ impl GatewayConfig {
         if let Some(v) = file.trace_sample_ratio {
             self.trace_sample_ratio = check_ratio(v).map_err(serde::de::Error::custom)?;
         }
+        if let Some(v) = file.drain_timeout {
+            self.drain_timeout = v.0;
+        }
+        set(&mut self.watch, file.watch);
+        if let Some(v) = file.watch_interval {
+            self.watch_interval = v.0;
+        }
+        if let Some(cors) = file.cors {
+            let c = &mut self.cors;
+            set(&mut c.allow_origins, cors.allow_origins);
+            set(&mut c.allow_origin_patterns, cors.allow_origin_patterns);
+            set(&mut c.allow_credentials, cors.allow_credentials);
+            if let Some(v) = cors.allow_headers {
+                c.allow_headers = v.into_iter().map(|h| h.to_ascii_lowercase()).collect();
+            }
+            if let Some(v) = cors.expose_headers {
+                c.expose_headers = v.into_iter().map(|h| h.to_ascii_lowercase()).collect();
+            }
+            if let Some(v) = cors.max_age {
+                c.max_age = v.0;
+            }
+            c.check().map_err(serde::de::Error::custom)?;
+        }
         if let Some(v) = file.propagate_headers {
             self.propagate_headers = v.into_iter().map(|h| h.to_ascii_lowercase()).collect();
         }
@@ -677,6 +850,19 @@ impl GatewayConfig {
                             message,
                         })?
                 }
+                "DRAIN_TIMEOUT" => self.drain_timeout = env_duration(&name, &value)?,
+                "WATCH" => self.watch = parse_bool(&name, &value)?,
+                "WATCH_INTERVAL" => self.watch_interval = env_duration(&name, &value)?,
+                "CORS_ALLOW_ORIGINS" => self.cors.allow_origins = parse_list(&value, false),
+                "CORS_ALLOW_ORIGIN_PATTERNS" => {
+                    self.cors.allow_origin_patterns = parse_list(&value, false)
+                }
+                "CORS_ALLOW_CREDENTIALS" => {
+                    self.cors.allow_credentials = parse_bool(&name, &value)?
+                }
+                "CORS_ALLOW_HEADERS" => self.cors.allow_headers = parse_list(&value, true),
+                "CORS_EXPOSE_HEADERS" => self.cors.expose_headers = parse_list(&value, true),
+                "CORS_MAX_AGE" => self.cors.max_age = env_duration(&name, &value)?,
                 "PROPAGATE_HEADERS" => self.propagate_headers = parse_list(&value, true),
                 "SUBGRAPH_TLS_CA_FILE" => self.subgraph_tls_ca_file = env_path(&value),
                 "SUBGRAPH_TLS_CLIENT_CERT_FILE" => {
@@ -716,7 +902,10 @@ impl GatewayConfig {
         if self.otlp_endpoint.is_none() {
             self.otlp_endpoint = otel_endpoint.filter(|v| !v.trim().is_empty());
         }
-        Ok(())
+        self.cors.check().map_err(|message| ConfigError::Env {
+            name: "SWITCHYARD_CORS_*".to_owned(),
+            message,
+        })
     }
 
     /// The timeout, breaker and concurrency cap in force for `subgraph`.
@@ -1130,6 +1319,61 @@ mod tests {
             .apply_env([("SWITCHYARD_PLAN_CACHE_BYTES".to_owned(), "2MB".to_owned())])
             .unwrap();
         assert_eq!(config.plan_cache_bytes, 2_000_000);
+    }
+
+    #[test]
+    fn cors_origins_match_exactly_or_by_host_pattern() {
+        let mut config = GatewayConfig::default();
+        assert!(!config.cors.enabled());
+        config
+            .apply_toml(
+                r#"
+                [cors]
+                allow_origins = ["https://app.example.com"]
+                allow_origin_patterns = ["https://*.example.org", "http://localhost:*"]
+                allow_credentials = true
+                max_age = "1m"
+                "#,
+            )
+            .unwrap();
+        let cors = &config.cors;
+        assert!(cors.enabled());
+        assert_eq!(cors.max_age, Duration::from_secs(60));
+        assert!(cors.allows("https://app.example.com"));
+        assert!(cors.allows("HTTPS://APP.EXAMPLE.COM"));
+        assert!(!cors.allows("https://app.example.com.evil.net"));
+        assert!(!cors.allows("http://app.example.com"));
+        assert!(cors.allows("https://a.b.example.org"));
+        assert!(!cors.allows("https://example.org"));
+        assert!(!cors.allows("https://evil.net/.example.org"));
+        assert!(!cors.allows("https://evil.net?.example.org"));
+        assert!(cors.allows("http://localhost:5173"));
+        assert!(!cors.allows("http://localhost:"));
+        assert!(!cors.allows("http://localhost:80/x"));
+        // Linear however many stars and however long the origin.
+        let long = format!("https://{}.example.org", "a.".repeat(140));
+        let started = std::time::Instant::now();
+        assert!(!origin_matches("https://*.*.*.*.*.*.*.*x", &long));
+        assert!(started.elapsed() < Duration::from_millis(50));
+
+        let err = config
+            .apply_toml("[cors]\nallow_origins = [\"*\"]\nallow_credentials = true")
+            .unwrap_err();
+        assert!(err.to_string().contains("allow_credentials"), "{err}");
+        assert!(config
+            .apply_toml("[cors]\nallow_origin_patterns = [\"*.example.org\"]")
+            .is_err());
+        let mut env = GatewayConfig::default();
+        env.apply_env([
+            (
+                "SWITCHYARD_CORS_ALLOW_ORIGINS".to_owned(),
+                "https://a.test, https://b.test".to_owned(),
+            ),
+            ("SWITCHYARD_CORS_MAX_AGE".to_owned(), "5s".to_owned()),
+        ])
+        .unwrap();
+        assert_eq!(env.cors.allow_origins, ["https://a.test", "https://b.test"]);
+        assert_eq!(env.cors.max_age, Duration::from_secs(5));
     }
 
     #[test]

@@ -16,6 +16,7 @@ mod metrics;
 mod monitor;
 mod operation;
 mod plan_cache;
+pub mod reload;
 pub mod status;
 pub mod subscription;
 
@@ -31,8 +32,8 @@ use switchyard_planner::{PlanError, PlanOptions, QueryPlan, QueryPlanner, Superg
 use tracing::Instrument;
 
 pub use config::{
-    parse_optional_addr, BreakerSettings, ConfigError, GatewayConfig, Http2Mode, SubgraphOverrides,
-    SubgraphPolicy, SubgraphTransport,
+    parse_optional_addr, BreakerSettings, ConfigError, CorsSettings, GatewayConfig, Http2Mode,
+    SubgraphOverrides, SubgraphPolicy, SubgraphTransport,
 };
 pub use error::{
     GatewayError, GraphQLError, GraphQLErrors, Location, PathSegment, BAD_REQUEST, BAD_USER_INPUT,
@@ -44,6 +45,7 @@ pub use execute::{Executor, ExecutorOptions};
 pub use http::graphiql;
 pub use limits::{Cost, CostModel, OperationLimits, Shape};
 pub use operation::{parse_and_validate, PreparedOperation};
+pub use reload::{serve_live, LiveGateway, ReloadSource, ReloadStatus};
 
 /// Something that turns a validated operation into a query plan (the real planner, or a stub in
 /// tests).
@@ -175,9 +177,10 @@ struct Inner {
     plan_options: PlanOptions,
     /// Subgraph name -> URL (overrides applied), for subscriptions' WebSocket connections.
     subgraph_urls: std::collections::HashMap<String, String>,
-    metrics: metrics::GatewayMetrics,
     /// What GraphiQL opens with (set once an embedding program knows a useful example).
     graphiql_query: std::sync::RwLock<Option<Arc<str>>>,
+    /// What this gateway shares with the ones it replaces or is replaced by on reload.
+    shared: Arc<reload::Shared>,
 }
 
 impl std::fmt::Debug for Gateway {
@@ -191,6 +194,21 @@ impl std::fmt::Debug for Gateway {
 impl Gateway {
     /// Loads a Federation 2 supergraph and builds a gateway over its subgraphs.
     pub fn from_supergraph_sdl(sdl: &str, config: GatewayConfig) -> Result<Gateway, GatewayError> {
+        Self::from_sdl(sdl, config, None)
+    }
+
+    /// A gateway for a new supergraph and config that carries on this one's metrics, reload
+    /// record and drain signal: what hot reload builds before swapping it in. Nothing of this
+    /// gateway's plan cache is kept, since plans belong to the schema they were made for.
+    pub fn successor(&self, sdl: &str, config: GatewayConfig) -> Result<Gateway, GatewayError> {
+        Self::from_sdl(sdl, config, Some(Arc::clone(&self.inner.shared)))
+    }
+
+    fn from_sdl(
+        sdl: &str,
+        config: GatewayConfig,
+        shared: Option<Arc<reload::Shared>>,
+    ) -> Result<Gateway, GatewayError> {
         let supergraph = Arc::new(Supergraph::parse(sdl)?);
         let api_schema = supergraph.api_schema().clone();
         let subgraphs: Vec<(String, String)> = supergraph
@@ -200,7 +218,7 @@ impl Gateway {
             .collect();
         let cost_model = CostModel::from_supergraph(supergraph.schema(), config.default_list_size);
         let planner = Arc::new(QueryPlanner::new(supergraph));
-        Self::build(api_schema, subgraphs, planner, config, cost_model)
+        Self::build(api_schema, subgraphs, planner, config, cost_model, shared)
     }
 
     /// A gateway from its pieces: the API schema, `(name, url)` subgraphs (config URL overrides
@@ -212,7 +230,7 @@ impl Gateway {
         config: GatewayConfig,
     ) -> Result<Gateway, GatewayError> {
         let cost_model = CostModel::new(config.default_list_size);
-        Self::build(api_schema, subgraphs, planner, config, cost_model)
+        Self::build(api_schema, subgraphs, planner, config, cost_model, None)
     }
 
     fn build(
@@ -221,6 +239,7 @@ impl Gateway {
         planner: Arc<dyn OperationPlanner>,
         config: GatewayConfig,
         cost_model: CostModel,
+        shared: Option<Arc<reload::Shared>>,
     ) -> Result<Gateway, GatewayError> {
         let subgraphs: Vec<(String, String)> = subgraphs
             .into_iter()
@@ -230,13 +249,17 @@ impl Gateway {
             })
             .collect();
         let subgraph_urls = subgraphs.iter().cloned().collect();
-        let registry = switchyard_telemetry::metrics::MetricsRegistry::new();
+        let shared = shared.unwrap_or_else(|| {
+            let registry = switchyard_telemetry::metrics::MetricsRegistry::new();
+            Arc::new(reload::Shared::new(metrics::GatewayMetrics::new(registry)))
+        });
+        let registry = shared.metrics.registry.clone();
         let tracer = switchyard_telemetry::trace::Tracer::from_endpoint(
             config.otlp_endpoint.as_deref(),
             "switchyard-gateway",
             config.trace_sample_ratio,
         )?;
-        let executor = execute::Executor::new(
+        let executor = execute::Executor::with_metrics(
             Arc::new(api_schema),
             &subgraphs,
             ExecutorOptions {
@@ -247,7 +270,7 @@ impl Gateway {
                     .iter()
                     .map(|(name, _)| (name.clone(), config.subgraph_policy(name)))
                     .collect(),
-                metrics: registry.clone(),
+                metrics: registry,
                 subgraph_transports: subgraphs
                     .iter()
                     .map(|(name, _)| (name.clone(), config.subgraph_transport(name)))
@@ -264,8 +287,9 @@ impl Gateway {
                     .collect(),
                 tracer,
             },
+            &shared.metrics.subgraphs,
         )?;
-        let metrics = metrics::GatewayMetrics::new(registry);
+        let metrics = &shared.metrics;
         metrics
             .plan_cache_capacity
             .set(i64::try_from(config.plan_cache_size).unwrap_or(i64::MAX));
@@ -298,8 +322,8 @@ impl Gateway {
                 cost_model,
                 plan_options,
                 subgraph_urls,
-                metrics,
                 graphiql_query: std::sync::RwLock::new(None),
+                shared,
             }),
         })
     }
@@ -370,17 +394,16 @@ impl Gateway {
     /// metrics listener serves).
     pub fn metrics_text(&self) -> String {
         let inner = &*self.inner;
-        let m = &inner.metrics;
+        let m = &inner.shared.metrics;
         m.plan_cache_entries
             .set(i64::try_from(inner.cache.len()).unwrap_or(i64::MAX));
         m.plan_cache_bytes
             .set(i64::try_from(inner.cache.bytes()).unwrap_or(i64::MAX));
         for subgraph in inner.executor.subgraph_states() {
-            m.circuit_state
-                .with_label_values(&[subgraph.name])
-                .set(subgraph.circuit.code());
-            m.inflight
-                .with_label_values(&[subgraph.name])
+            subgraph.metrics.circuit_state.set(subgraph.circuit.code());
+            subgraph
+                .metrics
+                .inflight
                 .set(i64::try_from(subgraph.inflight).unwrap_or(i64::MAX));
         }
         m.registry.encode()
@@ -399,7 +422,7 @@ impl Gateway {
     }
 
     pub(crate) fn metrics(&self) -> &metrics::GatewayMetrics {
-        &self.inner.metrics
+        &self.inner.shared.metrics
     }
 
     pub(crate) async fn run(
@@ -427,11 +450,15 @@ impl Gateway {
         let handles = operation.as_ref().map(|prepared| {
             &**prepared.metrics.get_or_init(|| {
                 self.inner
+                    .shared
                     .metrics
                     .operation(prepared.operation().name.as_ref().map(|n| n.as_str()))
             })
         });
-        self.inner.metrics.record_request(handles, outcome, started);
+        self.inner
+            .shared
+            .metrics
+            .record_request(handles, outcome, started);
         if span.is_recording() {
             trace_request(&mut span, operation.as_deref(), outcome);
         }
@@ -565,10 +592,10 @@ impl Gateway {
     ) -> Result<Arc<PreparedOperation>, PrepareError> {
         let inner = &*self.inner;
         if let Some(hit) = inner.cache.get(query, operation_name) {
-            inner.metrics.plan_cache_hits.inc();
+            inner.shared.metrics.plan_cache_hits.inc();
             return Ok(hit);
         }
-        inner.metrics.plan_cache_misses.inc();
+        inner.shared.metrics.plan_cache_misses.inc();
         let prepared = Arc::new(self.prepare_uncached(query, operation_name)?);
         inner.cache.insert(query, operation_name, &prepared);
         Ok(prepared)
@@ -583,11 +610,11 @@ impl Gateway {
     ) -> Result<Arc<PreparedOperation>, PrepareError> {
         let (hash, flight) = match self.inner.cache.lookup(query, operation_name) {
             plan_cache::Lookup::Hit(prepared) => {
-                self.inner.metrics.plan_cache_hits.inc();
+                self.inner.shared.metrics.plan_cache_hits.inc();
                 return Ok(prepared);
             }
             plan_cache::Lookup::Miss { hash, flight } => {
-                self.inner.metrics.plan_cache_misses.inc();
+                self.inner.shared.metrics.plan_cache_misses.inc();
                 (hash, flight)
             }
         };
@@ -731,16 +758,15 @@ fn trace_request(
     }
 }
 
-/// Serves `gateway` on `listener` until `shutdown` resolves, then drains in-flight requests;
-/// with the connection hygiene of [`switchyard_guard::serve`] (header-read and idle timeouts,
-/// the connection cap, the request deadline) as configured.
+/// Serves `gateway` on `listener` until `shutdown` resolves, then drains (see
+/// [`reload::serve_live`]); with the connection hygiene of [`switchyard_guard::serve`]
+/// (header-read and idle timeouts, the connection cap, the request deadline) as configured.
 pub async fn serve(
     listener: tokio::net::TcpListener,
     gateway: Gateway,
     shutdown: impl std::future::Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
-    let limits = gateway.config().connection_limits();
-    switchyard_guard::serve(listener, gateway.router(), limits, shutdown).await
+    reload::serve_live(listener, LiveGateway::new(gateway), shutdown).await
 }
 
 /// Serves the metrics routes ([`Gateway::metrics_router`]) on `listener` until `shutdown`.
@@ -750,6 +776,17 @@ pub async fn serve_metrics(
     shutdown: impl std::future::Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
     axum::serve(listener, gateway.metrics_router())
+        .with_graceful_shutdown(shutdown)
+        .await
+}
+
+/// Serves the metrics routes of whichever gateway `live` holds on `listener` until `shutdown`.
+pub async fn serve_live_metrics(
+    listener: tokio::net::TcpListener,
+    live: LiveGateway,
+    shutdown: impl std::future::Future<Output = ()> + Send + 'static,
+) -> std::io::Result<()> {
+    axum::serve(listener, live.metrics_router())
         .with_graceful_shutdown(shutdown)
         .await
 }

@@ -69,6 +69,9 @@ pub(crate) struct SubgraphMetrics {
     overloaded: IntCounter,
     pub(crate) collapsed: IntCounter,
     duration: Histogram,
+    /// Breaker state and in-flight requests, set when `/metrics` is scraped.
+    pub(crate) circuit_state: IntGauge,
+    pub(crate) inflight: IntGauge,
     /// Sent requests (not fast failures) over the last minutes, for the status view.
     pub(crate) window: LatencyWindow,
 }
@@ -119,8 +122,8 @@ pub(crate) struct GatewayMetrics {
     pub(crate) websocket_connections: IntGauge,
     pub(crate) active_subscriptions: IntGauge,
     pub(crate) subscriptions: IntCounter,
-    pub(crate) circuit_state: IntGaugeVec,
-    pub(crate) inflight: IntGaugeVec,
+    /// The per-subgraph series (resolved by each executor, kept across reloads).
+    pub(crate) subgraphs: SubgraphFamilies,
     /// Every client request over the last minutes, for the status view.
     pub(crate) window: LatencyWindow,
     pub(crate) started: Instant,
@@ -189,16 +192,7 @@ impl GatewayMetrics {
                 "switchyard_gateway_subscriptions_total",
                 "Subscriptions started.",
             ),
-            circuit_state: registry.gauge_vec(
-                "switchyard_gateway_subgraph_circuit_state",
-                "Circuit breaker per subgraph: 0 closed, 1 half-open (probing), 2 open.",
-                &["subgraph"],
-            ),
-            inflight: registry.gauge_vec(
-                "switchyard_gateway_subgraph_inflight_requests",
-                "Requests to the subgraph in flight now.",
-                &["subgraph"],
-            ),
+            subgraphs: SubgraphFamilies::register(&registry),
             requests,
             duration,
             operations: Mutex::new(HashMap::new()),
@@ -273,40 +267,90 @@ fn operation_handles(
     }
 }
 
-/// The per-subgraph series, registered in the gateway's registry.
-pub(crate) fn subgraph_metrics(
-    registry: &MetricsRegistry,
-    names: &[String],
-) -> Vec<Arc<SubgraphMetrics>> {
-    let requests = registry.counter_vec(
-        "switchyard_gateway_subgraph_requests_total",
-        "Fetches from subgraphs by outcome: ok, failed (connect error, timeout, HTTP error, bad body), circuit_open and overloaded (failed fast, nothing sent).",
-        &["subgraph", "outcome"],
-    );
-    let duration = registry.latency_vec(
-        "switchyard_gateway_subgraph_request_duration_seconds",
-        "Time from sending a subgraph request to having its parsed response (requests that went out).",
-        &["subgraph"],
-    );
-    let collapsed = registry.counter_vec(
-        "switchyard_gateway_subgraph_collapsed_fetches_total",
-        "Subgraph fetches that joined an identical request already in flight instead of sending their own.",
-        &["subgraph"],
-    );
-    names
-        .iter()
-        .map(|name| {
-            Arc::new(SubgraphMetrics {
-                ok: requests.with_label_values(&[name, "ok"]),
-                failed: requests.with_label_values(&[name, "failed"]),
-                circuit_open: requests.with_label_values(&[name, "circuit_open"]),
-                overloaded: requests.with_label_values(&[name, "overloaded"]),
-                collapsed: collapsed.with_label_values(&[name]),
-                duration: duration.with_label_values(&[name]),
-                window: LatencyWindow::new(),
+/// The per-subgraph series. Registered once per registry and kept across supergraph reloads:
+/// a subgraph that stays keeps its counters and its status window, one that goes loses its
+/// series (so `/metrics` never reports a subgraph the gateway no longer calls).
+pub(crate) struct SubgraphFamilies {
+    requests: IntCounterVec,
+    duration: HistogramVec,
+    collapsed: IntCounterVec,
+    circuit_state: IntGaugeVec,
+    inflight: IntGaugeVec,
+    current: Mutex<HashMap<String, Arc<SubgraphMetrics>>>,
+}
+
+impl SubgraphFamilies {
+    /// Registers the per-subgraph families in `registry`.
+    pub(crate) fn register(registry: &MetricsRegistry) -> Self {
+        SubgraphFamilies {
+            requests: registry.counter_vec(
+                "switchyard_gateway_subgraph_requests_total",
+                "Fetches from subgraphs by outcome: ok, failed (connect error, timeout, HTTP error, bad body), circuit_open and overloaded (failed fast, nothing sent).",
+                &["subgraph", "outcome"],
+            ),
+            duration: registry.latency_vec(
+                "switchyard_gateway_subgraph_request_duration_seconds",
+                "Time from sending a subgraph request to having its parsed response (requests that went out).",
+                &["subgraph"],
+            ),
+            collapsed: registry.counter_vec(
+                "switchyard_gateway_subgraph_collapsed_fetches_total",
+                "Subgraph fetches that joined an identical request already in flight instead of sending their own.",
+                &["subgraph"],
+            ),
+            circuit_state: registry.gauge_vec(
+                "switchyard_gateway_subgraph_circuit_state",
+                "Circuit breaker per subgraph: 0 closed, 1 half-open (probing), 2 open.",
+                &["subgraph"],
+            ),
+            inflight: registry.gauge_vec(
+                "switchyard_gateway_subgraph_inflight_requests",
+                "Requests to the subgraph in flight now.",
+                &["subgraph"],
+            ),
+            current: Mutex::new(HashMap::new()),
+        }
+    }
+
+    /// The handles for `names` (in that order), reusing those of subgraphs seen before and
+    /// dropping the series of subgraphs not in `names` any more.
+    pub(crate) fn resolve(&self, names: &[String]) -> Vec<Arc<SubgraphMetrics>> {
+        let mut current = self.current.lock().expect("subgraph metrics lock poisoned");
+        let gone: Vec<String> = current
+            .keys()
+            .filter(|name| !names.contains(name))
+            .cloned()
+            .collect();
+        for name in gone {
+            current.remove(&name);
+            for outcome in ["ok", "failed", "circuit_open", "overloaded"] {
+                let _ = self.requests.remove_label_values(&[name.as_str(), outcome]);
+            }
+            let _ = self.duration.remove_label_values(&[name.as_str()]);
+            let _ = self.collapsed.remove_label_values(&[name.as_str()]);
+            let _ = self.circuit_state.remove_label_values(&[name.as_str()]);
+            let _ = self.inflight.remove_label_values(&[name.as_str()]);
+        }
+        names
+            .iter()
+            .map(|name| {
+                let handles = current.entry(name.clone()).or_insert_with(|| {
+                    Arc::new(SubgraphMetrics {
+                        ok: self.requests.with_label_values(&[name, "ok"]),
+                        failed: self.requests.with_label_values(&[name, "failed"]),
+                        circuit_open: self.requests.with_label_values(&[name, "circuit_open"]),
+                        overloaded: self.requests.with_label_values(&[name, "overloaded"]),
+                        collapsed: self.collapsed.with_label_values(&[name]),
+                        duration: self.duration.with_label_values(&[name]),
+                        circuit_state: self.circuit_state.with_label_values(&[name]),
+                        inflight: self.inflight.with_label_values(&[name]),
+                        window: LatencyWindow::new(),
+                    })
+                });
+                Arc::clone(handles)
             })
-        })
-        .collect()
+            .collect()
+    }
 }
 
 #[cfg(test)]

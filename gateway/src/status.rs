@@ -168,6 +168,8 @@ pub struct GatewayStatus {
     pub plan_cache_hit_ratio: Option<f64>,
     /// Subscriptions running now.
     pub active_subscriptions: i64,
+    /// Supergraph and config reloads, and why the latest was refused if it was.
+    pub reload: crate::ReloadStatus,
 }
 
 /// The whole view.
@@ -373,6 +375,7 @@ pub(crate) async fn platform_status(gateway: &Gateway) -> PlatformStatus {
         plan_cache_entries: gateway.inner.cache.len(),
         plan_cache_hit_ratio: (hits + misses > 0).then(|| hits as f64 / (hits + misses) as f64),
         active_subscriptions: metrics.active_subscriptions.get(),
+        reload: gateway.inner.shared.status(),
     };
     let status = subgraphs
         .iter()
@@ -447,6 +450,7 @@ header small { font-size: 15px; font-weight: 400; margin-left: auto; opacity: .9
 main { padding: 16px 28px; }
 .strip { display: flex; gap: 28px; flex-wrap: wrap; margin-bottom: 14px; color: #444; }
 .strip b { color: #1b1b1b; font-size: 18px; }
+.strip.degraded { background: var(--deg-bg); padding: 8px 12px; border-radius: 6px; }
 table { border-collapse: collapse; width: 100%; background: #fff; box-shadow: 0 1px 2px rgba(0,0,0,.08); }
 th { text-align: left; font-size: 13px; text-transform: uppercase; letter-spacing: .04em; color: #555; padding: 8px 12px; border-bottom: 2px solid #ddd; }
 td { padding: 10px 12px; border-bottom: 1px solid #eee; vertical-align: top; }
@@ -494,6 +498,21 @@ pub(crate) fn render_html(status: &PlatformStatus) -> String {
         hits = g.plan_cache_hit_ratio.map_or("–".to_owned(), percent),
         subs = g.active_subscriptions,
     );
+    if let Some(reason) = &g.reload.refused {
+        let _ = write!(
+            html,
+            "<div class=\"strip degraded\" id=\"reload\" data-status=\"refused\"><span>Reload \
+             refused; the previous supergraph keeps serving: <b>{}</b></span></div>",
+            escape(reason)
+        );
+    } else if g.reload.reloads > 0 {
+        let _ = write!(
+            html,
+            "<div class=\"strip\" id=\"reload\" data-status=\"ok\"><span>Reloaded \
+             <b>{}</b> times</span></div>",
+            g.reload.reloads
+        );
+    }
     html.push_str(
         "<table><thead><tr><th>Service</th><th>State</th><th>Breaker</th><th>p50</th>\
          <th>p99</th><th>Failed</th><th>Requests</th><th>Stores and events</th></tr></thead><tbody>",

@@ -49,6 +49,8 @@ pub const CLOSE_INIT_TIMEOUT: u16 = 4408;
 pub const CLOSE_DUPLICATE_ID: u16 = 4409;
 /// Close code: more than one `connection_init`.
 pub const CLOSE_TOO_MANY_INITS: u16 = 4429;
+/// Close code (RFC 6455 "going away"): the gateway is shutting down; reconnect elsewhere.
+pub const CLOSE_GOING_AWAY: u16 = 1001;
 
 /// Messages queued for one client before senders wait.
 const OUTGOING_BUFFER: usize = 64;
@@ -142,6 +144,8 @@ pub(crate) fn offers_protocol(headers: &HeaderMap) -> bool {
 /// Runs the protocol on an upgraded client socket until either side closes it.
 pub(crate) async fn serve(gateway: Gateway, socket: WebSocket, headers: HeaderMap) {
     let _connected = GaugeGuard::new(&gateway.metrics().websocket_connections);
+    let shared = std::sync::Arc::clone(&gateway.inner.shared);
+    let _counted = shared.websockets.start();
     let (mut sink, mut stream) = socket.split();
     // Bounded, so a client that stops reading slows its upstream subscriptions down instead of
     // growing the gateway's memory.
@@ -196,10 +200,19 @@ pub(crate) async fn serve(gateway: Gateway, socket: WebSocket, headers: HeaderMa
     };
 
     loop {
-        let next = if connection.is_none() {
-            match tokio::time::timeout_at(init_deadline, stream.next()).await {
-                Ok(next) => next,
-                Err(_) => {
+        let read = async {
+            if connection.is_none() {
+                tokio::time::timeout_at(init_deadline, stream.next())
+                    .await
+                    .ok()
+            } else {
+                Some(stream.next().await)
+            }
+        };
+        let next = tokio::select! {
+            read = read => match read {
+                Some(next) => next,
+                None => {
                     close(
                         CLOSE_INIT_TIMEOUT,
                         "Connection initialisation timeout".into(),
@@ -207,9 +220,11 @@ pub(crate) async fn serve(gateway: Gateway, socket: WebSocket, headers: HeaderMa
                     .await;
                     break;
                 }
+            },
+            () = shared.drain_started() => {
+                close(CLOSE_GOING_AWAY, "The gateway is shutting down".into()).await;
+                break;
             }
-        } else {
-            stream.next().await
         };
         let text = match next {
             Some(Ok(Message::Text(text))) => text,
@@ -868,9 +883,20 @@ pub(crate) fn over_http(
     tokio::spawn(async move {
         let closed = tx.clone();
         let delivery = MultipartDelivery { tx, headers };
-        // The client going away drops the response body, which closes the channel.
-        let cancelled = async move { closed.closed().await };
+        let shared = std::sync::Arc::clone(&gateway.inner.shared);
+        // The client going away drops the response body, which closes the channel; a drain
+        // ends the stream too, so the response (and its connection) can finish.
+        let drained = std::sync::atomic::AtomicBool::new(false);
+        let cancelled = async {
+            tokio::select! {
+                () = closed.closed() => {}
+                () = shared.drain_started() => drained.store(true, Ordering::Relaxed),
+            }
+        };
         run_operation(&gateway, &delivery, request, cancelled).await;
+        if drained.load(Ordering::Relaxed) {
+            delivery.complete().await;
+        }
     });
     let stream = futures::stream::unfold(rx, |mut rx| async move {
         rx.recv()

@@ -389,6 +389,10 @@ async fn graphiql_health_and_ready() {
     );
     let ready = send(Method::GET, &format!("{base}/ready"), &[], None).await;
     assert_eq!(ready.status, StatusCode::OK);
+    let ready = ready.json();
+    assert_eq!(ready["status"], "READY");
+    assert_eq!(ready["reload"]["reloads"], 0, "{ready}");
+    assert!(ready["reload"]["refused"].is_null(), "{ready}");
 
     let icon = send(Method::GET, &format!("{base}/favicon.ico"), &browser, None).await;
     assert_eq!(icon.status, StatusCode::OK);
@@ -684,4 +688,258 @@ async fn condition_nodes_skip_fetches() {
         json!({"data": {"__typename": "Query", "me": {"name": "Ada"}}})
     );
     assert_eq!(subgraphs.accounts.count(), 1);
+}
+
+#[tokio::test]
+async fn graphiql_is_served_with_a_strict_content_security_policy() {
+    let subgraphs = Subgraphs::start(Duration::ZERO).await;
+    let (_gateway, base) = start_gateway(subgraphs.list(), GatewayConfig::default()).await;
+    let browser = [("accept", "text/html")];
+    let page = send(Method::GET, &format!("{base}/graphql"), &browser, None).await;
+    assert_eq!(page.status, StatusCode::OK);
+    let header = |name: &str| {
+        page.headers
+            .get(name)
+            .unwrap_or_else(|| panic!("no {name} header"))
+            .to_str()
+            .unwrap()
+            .to_owned()
+    };
+    let csp = header("content-security-policy");
+    for directive in [
+        "default-src 'none'",
+        "script-src 'self';",
+        "connect-src 'self'",
+        "frame-ancestors 'none'",
+        "base-uri 'none'",
+    ] {
+        assert!(csp.contains(directive), "{directive} missing from {csp}");
+    }
+    assert!(!csp.contains("unsafe-eval"), "{csp}");
+    assert_eq!(header("x-frame-options"), "DENY");
+    assert_eq!(header("x-content-type-options"), "nosniff");
+    assert_eq!(header("referrer-policy"), "no-referrer");
+    let html = String::from_utf8_lossy(&page.body);
+    assert!(!html.contains("<script>"), "inline script in {html}");
+    assert!(!html.contains("<style"), "inline style in {html}");
+    let asset = send(
+        Method::GET,
+        &format!("{base}/graphiql/assets/switchyard-graphiql.js"),
+        &[],
+        None,
+    )
+    .await;
+    assert_eq!(asset.status, StatusCode::OK);
+    assert_eq!(
+        asset.headers.get("x-content-type-options").unwrap(),
+        "nosniff"
+    );
+}
+
+/// GraphiQL under its CSP in headless Chromium, against the real gateway: the page mounts,
+/// the console shows no error or CSP violation, and the page's introspection query reaches the
+/// gateway (so `connect-src` lets it through). Chromium comes from `scripts/ci-browser.sh`; a
+/// missing browser fails under `CI=true`.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn graphiql_works_offline_in_headless_chromium_under_its_csp() {
+    let Some(browser) = ["chromium", "chromium-browser", "google-chrome"]
+        .iter()
+        .map(|name| std::path::Path::new("/usr/bin").join(name))
+        .find(|path| path.exists())
+    else {
+        assert!(
+            std::env::var("CI").is_err(),
+            "CI=true needs Chromium for the GraphiQL test (scripts/ci-browser.sh)"
+        );
+        eprintln!("SKIPPED: Chromium is not installed (scripts/ci-browser.sh)");
+        return;
+    };
+    let subgraphs = Subgraphs::start(Duration::ZERO).await;
+    let (gateway, base) = start_gateway(subgraphs.list(), GatewayConfig::default()).await;
+    assert_eq!(gateway.cached_operations(), 0);
+    let profile = tempfile_dir();
+    let url = format!("{base}/graphql");
+    let output = tokio::task::spawn_blocking(move || {
+        std::process::Command::new(browser)
+            .args([
+                "--headless",
+                "--no-sandbox",
+                "--disable-gpu",
+                "--disable-quic",
+                "--no-first-run",
+                "--disable-background-networking",
+                "--disable-component-update",
+                "--disable-sync",
+                // Offline: nothing but loopback resolves.
+                "--host-resolver-rules=MAP * ~NOTFOUND, EXCLUDE 127.0.0.1",
+                "--virtual-time-budget=15000",
+                "--window-size=1280,800",
+                "--enable-logging=stderr",
+                "--dump-dom",
+            ])
+            .arg(format!("--user-data-dir={}", profile.display()))
+            .arg(url)
+            .output()
+            .expect("chromium runs")
+    })
+    .await
+    .unwrap();
+    let dom = String::from_utf8_lossy(&output.stdout);
+    let console = String::from_utf8_lossy(&output.stderr);
+    assert!(
+        dom.contains("graphiql-container") && !dom.contains("Loading GraphiQL"),
+        "GraphiQL did not mount:\n{dom}\n{console}"
+    );
+    assert!(
+        !console.contains("Content Security Policy") && !console.contains("Uncaught"),
+        "CSP violations or errors in the page:\n{console}"
+    );
+    assert!(
+        gateway.cached_operations() >= 1,
+        "GraphiQL's introspection query never reached the gateway:\n{console}"
+    );
+}
+
+/// A fresh directory for a browser profile.
+fn tempfile_dir() -> std::path::PathBuf {
+    let dir = std::env::temp_dir().join(format!(
+        "switchyard-graphiql-{}-{}",
+        std::process::id(),
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap()
+            .as_nanos()
+    ));
+    std::fs::create_dir_all(&dir).unwrap();
+    dir
+}
+
+fn cors_config() -> GatewayConfig {
+    let mut config = GatewayConfig::default();
+    config
+        .apply_toml(
+            r#"
+            [cors]
+            allow_origins = ["https://app.example.com"]
+            allow_origin_patterns = ["https://*.preview.example.com"]
+            allow_credentials = true
+            expose_headers = ["x-request-id"]
+            max_age = "10m"
+            "#,
+        )
+        .unwrap();
+    config
+}
+
+fn header<'r>(reply: &'r Reply, name: &str) -> Option<&'r str> {
+    reply.headers.get(name).map(|v| v.to_str().unwrap())
+}
+
+async fn preflight(base: &str, origin: &str, headers: &str) -> Reply {
+    send(
+        Method::OPTIONS,
+        &format!("{base}/graphql"),
+        &[
+            ("origin", origin),
+            ("access-control-request-method", "POST"),
+            ("access-control-request-headers", headers),
+        ],
+        None,
+    )
+    .await
+}
+
+#[tokio::test]
+async fn cors_preflights_admit_listed_and_matching_origins_only() {
+    let subgraphs = Subgraphs::start(Duration::ZERO).await;
+    let (_gateway, base) = start_gateway(subgraphs.list(), cors_config()).await;
+
+    for origin in [
+        "https://app.example.com",
+        "https://pr-42.preview.example.com",
+    ] {
+        let answer = preflight(&base, origin, "content-type,authorization").await;
+        assert!(answer.status.is_success(), "{origin}: {}", answer.status);
+        assert_eq!(header(&answer, "access-control-allow-origin"), Some(origin));
+        assert_eq!(
+            header(&answer, "access-control-allow-credentials"),
+            Some("true")
+        );
+        let methods = header(&answer, "access-control-allow-methods").unwrap();
+        assert!(
+            methods.contains("POST") && methods.contains("GET"),
+            "{methods}"
+        );
+        let allowed = header(&answer, "access-control-allow-headers").unwrap();
+        for name in ["content-type", "authorization", "apollographql-client-name"] {
+            assert!(allowed.contains(name), "{name} not in {allowed}");
+        }
+        assert_eq!(header(&answer, "access-control-max-age"), Some("600"));
+        let vary: Vec<&str> = answer
+            .headers
+            .get_all("vary")
+            .iter()
+            .map(|v| v.to_str().unwrap())
+            .collect();
+        assert!(vary.iter().any(|v| v.contains("origin")), "{vary:?}");
+        assert!(answer.body.is_empty());
+    }
+
+    // Not listed, not matching, or a look-alike: no CORS headers, so the browser refuses.
+    for origin in [
+        "https://evil.example.net",
+        "https://app.example.com.evil.net",
+        "https://preview.example.com",
+        "http://app.example.com",
+        "null",
+    ] {
+        let answer = preflight(&base, origin, "content-type").await;
+        assert_eq!(
+            header(&answer, "access-control-allow-origin"),
+            None,
+            "{origin} was admitted"
+        );
+        assert_eq!(header(&answer, "access-control-allow-credentials"), None);
+    }
+
+    // The actual request from an allowed origin carries the CORS answer and the data.
+    let reply = post(
+        &base,
+        json!({"query": "{ me { id } }"}),
+        &[("origin", "https://app.example.com")],
+    )
+    .await;
+    assert_eq!(reply.json(), json!({"data": {"me": {"id": "u1"}}}));
+    assert_eq!(
+        header(&reply, "access-control-allow-origin"),
+        Some("https://app.example.com")
+    );
+    assert_eq!(
+        header(&reply, "access-control-expose-headers"),
+        Some("x-request-id")
+    );
+    // From elsewhere it still runs (CORS is the browser's check), without the headers.
+    let other = post(
+        &base,
+        json!({"query": "{ me { id } }"}),
+        &[("origin", "https://evil.example.net")],
+    )
+    .await;
+    assert_eq!(header(&other, "access-control-allow-origin"), None);
+}
+
+#[tokio::test]
+async fn without_cors_settings_no_origin_is_admitted() {
+    let subgraphs = Subgraphs::start(Duration::ZERO).await;
+    let (_gateway, base) = start_gateway(subgraphs.list(), GatewayConfig::default()).await;
+    let answer = preflight(&base, "https://app.example.com", "content-type").await;
+    assert_eq!(answer.status, StatusCode::METHOD_NOT_ALLOWED);
+    assert_eq!(header(&answer, "access-control-allow-origin"), None);
+    let reply = post(
+        &base,
+        json!({"query": "{ me { id } }"}),
+        &[("origin", "https://app.example.com")],
+    )
+    .await;
+    assert_eq!(header(&reply, "access-control-allow-origin"), None);
 }

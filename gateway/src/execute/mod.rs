@@ -179,6 +179,18 @@ impl Executor {
         subgraphs: &[(String, String)],
         options: ExecutorOptions,
     ) -> Result<Self, GatewayError> {
+        let families = crate::metrics::SubgraphFamilies::register(&options.metrics);
+        Self::with_metrics(schema, subgraphs, options, &families)
+    }
+
+    /// Like [`Executor::new`], with the per-subgraph series taken from `families` (which a
+    /// reloaded gateway shares with the one it replaces) instead of registered anew.
+    pub(crate) fn with_metrics(
+        schema: Arc<Valid<Schema>>,
+        subgraphs: &[(String, String)],
+        options: ExecutorOptions,
+        families: &crate::metrics::SubgraphFamilies,
+    ) -> Result<Self, GatewayError> {
         let mut endpoints = Vec::with_capacity(subgraphs.len());
         let mut policies = Vec::with_capacity(subgraphs.len());
         let mut by_name = HashMap::new();
@@ -256,7 +268,7 @@ impl Executor {
             },
         );
         let names: Vec<String> = subgraphs.iter().map(|(name, _)| name.clone()).collect();
-        let subgraph_metrics = crate::metrics::subgraph_metrics(&options.metrics, &names);
+        let subgraph_metrics = families.resolve(&names);
         let collapsed: Vec<_> = subgraph_metrics
             .iter()
             .map(|m| m.collapsed.clone())

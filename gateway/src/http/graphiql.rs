@@ -42,7 +42,25 @@ const ASSETS: &[(&str, &str, &[u8])] = &[
         "text/css; charset=utf-8",
         include_bytes!("../../assets/graphiql/graphiql-plugin-explorer.css"),
     ),
+    (
+        "switchyard-graphiql.js",
+        "text/javascript; charset=utf-8",
+        include_bytes!("../../assets/graphiql/switchyard-graphiql.js"),
+    ),
+    (
+        "switchyard-graphiql.css",
+        "text/css; charset=utf-8",
+        include_bytes!("../../assets/graphiql/switchyard-graphiql.css"),
+    ),
 ];
+
+/// The page's Content-Security-Policy: scripts, styles, fonts and images from this origin
+/// only (no inline scripts, no `eval`), requests (HTTP and WebSocket) to this origin only, no
+/// framing, no plugins, no forms, no `<base>`. Inline styles stay allowed: GraphiQL's editor
+/// and React set `style` attributes, and a style cannot run code.
+pub const CONTENT_SECURITY_POLICY: &str = "default-src 'none'; script-src 'self'; \
+     style-src 'self' 'unsafe-inline'; img-src 'self' data:; font-src 'self' data:; \
+     connect-src 'self'; frame-ancestors 'none'; base-uri 'none'; form-action 'none'";
 
 /// A bundled asset by its path: either the bare file name (`graphiql.min.js`) or the full
 /// request path (`/graphiql/assets/graphiql.min.js`); a query string is ignored. Returns
@@ -67,10 +85,12 @@ pub fn asset_names() -> impl Iterator<Item = &'static str> {
 /// The GraphiQL page, talking to the GraphQL endpoint at `endpoint` (a path such as `/graphql`
 /// or an absolute URL), and running subscriptions over graphql-transport-ws on the same URL
 /// when `subscriptions` is on; it opens with `default_query` unless the browser kept one from
-/// an earlier visit. Loads only same-origin assets under [`ASSETS_PREFIX`].
+/// an earlier visit. Loads only same-origin assets under [`ASSETS_PREFIX`] and has no inline
+/// script or style, so it runs under [`CONTENT_SECURITY_POLICY`].
 pub fn graphiql_html(endpoint: &str, subscriptions: bool, default_query: Option<&str>) -> String {
-    let endpoint = js_string_literal(endpoint);
-    let default_query = default_query.map_or_else(|| "undefined".to_owned(), js_string_literal);
+    let default_query = default_query.map_or_else(String::new, |q| {
+        format!(" data-default-query=\"{}\"", html_attribute(q))
+    });
     let asset_url = |name: &str| format!("{ASSETS_PREFIX}{name}?v={GRAPHIQL_VERSION}");
     format!(
         r#"<!doctype html>
@@ -81,10 +101,7 @@ pub fn graphiql_html(endpoint: &str, subscriptions: bool, default_query: Option<
 <meta name="robots" content="noindex">
 <title>Switchyard GraphiQL</title>
 <link rel="icon" href="/favicon.ico" type="image/svg+xml">
-<style>
-html, body {{ height: 100%; margin: 0; overflow: hidden; }}
-#graphiql {{ height: 100vh; }}
-</style>
+<link rel="stylesheet" href="{page_css}">
 <link rel="stylesheet" href="{css}">
 <link rel="stylesheet" href="{explorer_css}">
 <script src="{react}"></script>
@@ -93,30 +110,14 @@ html, body {{ height: 100%; margin: 0; overflow: hidden; }}
 <script src="{explorer}"></script>
 </head>
 <body>
-<div id="graphiql">Loading GraphiQL…</div>
-<script>
-(function () {{
-  var options = {{ url: {endpoint} }};
-  if ({subscriptions}) {{
-    // Same path as queries; the gateway tells WebSocket upgrades apart by their headers.
-    var ws = new URL(options.url, window.location.href);
-    ws.protocol = ws.protocol === "https:" ? "wss:" : "ws:";
-    options.subscriptionUrl = ws.href;
-  }}
-  var fetcher = GraphiQL.createFetcher(options);
-  var root = ReactDOM.createRoot(document.getElementById("graphiql"));
-  root.render(React.createElement(GraphiQL, {{
-    fetcher: fetcher,
-    defaultQuery: {default_query},
-    defaultEditorToolsVisibility: true,
-    shouldPersistHeaders: false,
-    plugins: [GraphiQLPluginExplorer.explorerPlugin()]
-  }}));
-}})();
-</script>
+<div id="graphiql" data-endpoint="{endpoint}" data-subscriptions="{subscriptions}"{default_query}>Loading GraphiQL…</div>
+<script src="{page_js}"></script>
 </body>
 </html>
 "#,
+        endpoint = html_attribute(endpoint),
+        page_css = asset_url("switchyard-graphiql.css"),
+        page_js = asset_url("switchyard-graphiql.js"),
         css = asset_url("graphiql.min.css"),
         react = asset_url("react.production.min.js"),
         react_dom = asset_url("react-dom.production.min.js"),
@@ -127,25 +128,19 @@ html, body {{ height: 100%; margin: 0; overflow: hidden; }}
     )
 }
 
-/// `value` as a JavaScript string literal that is also safe inside an HTML `<script>` element:
-/// JSON-escaped, with `<`, `>` and `&` escaped so that `</script>` cannot close the element.
-fn js_string_literal(value: &str) -> String {
-    let mut out = String::with_capacity(value.len() + 2);
-    out.push('"');
+/// `value` escaped for a double-quoted HTML attribute.
+fn html_attribute(value: &str) -> String {
+    let mut out = String::with_capacity(value.len());
     for c in value.chars() {
         match c {
-            '"' => out.push_str("\\\""),
-            '\\' => out.push_str("\\\\"),
-            '<' => out.push_str("\\u003c"),
-            '>' => out.push_str("\\u003e"),
-            '&' => out.push_str("\\u0026"),
-            '\u{2028}' => out.push_str("\\u2028"),
-            '\u{2029}' => out.push_str("\\u2029"),
-            c if (c as u32) < 0x20 => out.push_str(&format!("\\u{:04x}", c as u32)),
+            '&' => out.push_str("&amp;"),
+            '"' => out.push_str("&quot;"),
+            '<' => out.push_str("&lt;"),
+            '>' => out.push_str("&gt;"),
+            '\'' => out.push_str("&#39;"),
             c => out.push(c),
         }
     }
-    out.push('"');
     out
 }
 
@@ -161,7 +156,7 @@ mod tests {
             let url = format!("{ASSETS_PREFIX}{name}?v={GRAPHIQL_VERSION}");
             assert!(html.contains(&url), "page does not load {url}");
             let (content_type, bytes) = asset(&url).expect("served by full URL");
-            assert!(bytes.len() > 500, "{name} is suspiciously small");
+            assert!(bytes.len() > 100, "{name} is suspiciously small");
             let expected = if name.ends_with(".css") {
                 "text/css; charset=utf-8"
             } else {
@@ -170,7 +165,11 @@ mod tests {
             assert_eq!(content_type, expected);
             referenced += 1;
         }
-        assert_eq!(referenced, 6);
+        assert_eq!(referenced, 8);
+        assert!(
+            !html.contains("<style") && !html.contains("<script>"),
+            "{html}"
+        );
         // Nothing is fetched from anywhere but this origin.
         assert!(
             !html.contains("http://") && !html.contains("https://"),
@@ -194,34 +193,33 @@ mod tests {
     }
 
     #[test]
-    fn subscriptions_use_the_same_path_over_websocket_only_when_enabled() {
-        assert!(graphiql_html("/graphql", true, None).contains("if (true) {"));
-        assert!(graphiql_html("/graphql", false, None).contains("if (false) {"));
-        assert!(
-            graphiql_html("/graphql", true, None).contains("options.subscriptionUrl = ws.href;")
-        );
+    fn settings_reach_the_start_up_script_as_data_attributes() {
+        assert!(graphiql_html("/graphql", true, None).contains(r#"data-subscriptions="true""#));
+        assert!(graphiql_html("/graphql", false, None).contains(r#"data-subscriptions="false""#));
+        let script = std::str::from_utf8(asset("switchyard-graphiql.js").unwrap().1).unwrap();
+        assert!(script.contains("options.subscriptionUrl = ws.href;"));
     }
 
     #[test]
-    fn endpoint_is_embedded_as_a_safe_script_string() {
+    fn endpoint_is_embedded_as_a_safe_attribute() {
         let html = graphiql_html("/api/graphql", true, None);
-        assert!(html.contains(r#"var options = { url: "/api/graphql" };"#));
-        let hostile = graphiql_html("/x\"</script><script>alert(1)</script>\\\n", true, None);
+        assert!(html.contains(r#"data-endpoint="/api/graphql""#));
+        let hostile = graphiql_html("/x\"></div><script>alert(1)</script>'", true, None);
         assert!(hostile.contains(
-            r#"url: "/x\"\u003c/script\u003e\u003cscript\u003ealert(1)\u003c/script\u003e\\\u000a""#
+            r#"data-endpoint="/x&quot;&gt;&lt;/div&gt;&lt;script&gt;alert(1)&lt;/script&gt;&#39;""#
         ));
         assert_eq!(
-            hostile.matches("</script>").count(),
-            html.matches("</script>").count()
+            hostile.matches("<script").count(),
+            html.matches("<script").count()
         );
     }
 
     #[test]
-    fn the_default_query_is_embedded_as_a_safe_script_string_when_given() {
-        assert!(graphiql_html("/graphql", true, None).contains("defaultQuery: undefined,"));
+    fn the_default_query_is_embedded_as_a_safe_attribute_when_given() {
+        assert!(!graphiql_html("/graphql", true, None).contains("data-default-query"));
         let html = graphiql_html("/graphql", true, Some("{ me { handle } }\n# </script>"));
         assert!(
-            html.contains(r#"defaultQuery: "{ me { handle } }\u000a# \u003c/script\u003e","#),
+            html.contains("data-default-query=\"{ me { handle } }\n# &lt;/script&gt;\""),
             "{html}"
         );
     }
@@ -265,8 +263,8 @@ mod tests {
         assert!(dom.contains("Explorer"), "explorer plugin missing:\n{dom}");
         let console = String::from_utf8_lossy(&output.stderr);
         assert!(
-            !console.contains("Uncaught"),
-            "JavaScript errors in the page:\n{console}"
+            !console.contains("Uncaught") && !console.contains("Content Security Policy"),
+            "JavaScript errors or CSP violations in the page:\n{console}"
         );
         if let Ok(path) = std::env::var("GRAPHIQL_DOM") {
             std::fs::write(path, dom.as_bytes()).expect("DOM dump is writable");
@@ -392,8 +390,10 @@ mod tests {
                         _ => ("405 Method Not Allowed", "text/plain", Vec::new()),
                     };
                 let head = format!(
-                    "HTTP/1.1 {status}\r\ncontent-type: {content_type}\r\ncontent-length: {}\r\n\r\n",
-                    payload.len()
+                    "HTTP/1.1 {status}\r\ncontent-type: {content_type}\r\ncontent-length: {}\r\n\
+                     content-security-policy: {}\r\n\r\n",
+                    payload.len(),
+                    super::CONTENT_SECURITY_POLICY,
                 );
                 if stream.write_all(head.as_bytes()).is_err() || stream.write_all(&payload).is_err()
                 {

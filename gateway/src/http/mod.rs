@@ -10,19 +10,24 @@ pub mod graphiql;
 use axum::body::Body;
 use axum::extract::ws::WebSocketUpgrade;
 use axum::extract::{FromRequestParts, Query, State};
-use axum::http::header::{ACCEPT, ALLOW, CACHE_CONTROL, CONTENT_LENGTH, CONTENT_TYPE};
-use axum::http::{HeaderMap, HeaderValue, StatusCode, Uri};
+use axum::http::header::{
+    ACCEPT, ALLOW, CACHE_CONTROL, CONTENT_LENGTH, CONTENT_SECURITY_POLICY, CONTENT_TYPE,
+    REFERRER_POLICY, X_CONTENT_TYPE_OPTIONS, X_FRAME_OPTIONS,
+};
+use axum::http::{HeaderMap, HeaderName, HeaderValue, Method, StatusCode, Uri};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use axum::Extension;
 use axum::Router;
 use bytes::Bytes;
 use serde::Deserialize;
+use tower_http::cors::{AllowOrigin, CorsLayer};
 use tracing::Instrument;
 
 use switchyard_guard::ClientAddr;
 
 use crate::error::{GraphQLError, BAD_REQUEST, PAYLOAD_TOO_LARGE};
+use crate::CorsSettings;
 
 /// The header that carries the client's address to subgraphs.
 pub(crate) const X_FORWARDED_FOR: http::HeaderName =
@@ -33,13 +38,57 @@ const GRAPHQL_RESPONSE_JSON: &str = "application/graphql-response+json";
 const APPLICATION_JSON: &str = "application/json";
 
 pub(crate) fn router(gateway: Gateway) -> Router {
-    Router::new()
+    let cors = cors_layer(&gateway.config().cors);
+    let router = Router::new()
         .route("/graphql", get(graphql_get).post(graphql_post))
         .route("/health", get(health))
         .route("/ready", get(ready))
         .route("/graphiql/assets/{*path}", get(graphiql_asset))
         .route("/favicon.ico", get(favicon))
-        .with_state(gateway)
+        .with_state(gateway);
+    match cors {
+        Some(cors) => router.layer(cors),
+        None => router,
+    }
+}
+
+/// The CORS layer for `settings`, or none when no origin is allowed (then browsers keep
+/// cross-origin pages out, and preflights get 405 like any unrouted method).
+fn cors_layer(settings: &CorsSettings) -> Option<CorsLayer> {
+    if !settings.enabled() {
+        return None;
+    }
+    let headers = |names: &[String]| -> Vec<HeaderName> {
+        names
+            .iter()
+            .filter_map(|h| HeaderName::from_bytes(h.as_bytes()).ok())
+            .collect()
+    };
+    let any_origin = settings.allow_origins.iter().any(|o| o == "*");
+    // Credentials with any origin would let every site act as the signed-in user; config
+    // loading refuses it, and a config built in code gets no credentials instead.
+    let credentials = settings.allow_credentials && !any_origin;
+    let origins = if any_origin {
+        AllowOrigin::any()
+    } else {
+        let settings = settings.clone();
+        AllowOrigin::predicate(move |origin: &HeaderValue, _| {
+            origin.to_str().is_ok_and(|o| settings.allows(o))
+        })
+    };
+    let mut layer = CorsLayer::new()
+        .allow_origin(origins)
+        .allow_methods([Method::GET, Method::POST])
+        .allow_credentials(credentials)
+        .max_age(settings.max_age);
+    // Empty lists would still send an empty header.
+    if !settings.allow_headers.is_empty() {
+        layer = layer.allow_headers(headers(&settings.allow_headers));
+    }
+    if !settings.expose_headers.is_empty() {
+        layer = layer.expose_headers(headers(&settings.expose_headers));
+    }
+    Some(layer)
 }
 
 /// Browsers ask every origin for one; a 404 for it in every GraphiQL session is noise in logs
@@ -69,13 +118,21 @@ async fn health() -> Response {
     )
 }
 
-/// A `Gateway` only exists once its supergraph is loaded, so serving this route means ready.
-async fn ready() -> Response {
-    json_response(
-        StatusCode::OK,
-        APPLICATION_JSON,
-        Bytes::from_static(br#"{"status":"READY"}"#),
-    )
+/// A `Gateway` only exists once its supergraph is loaded, so serving this route means ready
+/// until the drain starts (503, so load balancers stop sending). The body tells about reloads:
+/// a refused one (the previous schema still serving) shows its reason here.
+async fn ready(State(gateway): State<Gateway>) -> Response {
+    let draining = gateway.inner.shared.is_draining();
+    let body = serde_json::json!({
+        "status": if draining { "DRAINING" } else { "READY" },
+        "reload": gateway.inner.shared.status(),
+    });
+    let status = if draining {
+        StatusCode::SERVICE_UNAVAILABLE
+    } else {
+        StatusCode::OK
+    };
+    json_response(status, APPLICATION_JSON, Bytes::from(body.to_string()))
 }
 
 /// Which response media type the client gets.
@@ -439,10 +496,24 @@ fn graphiql(gateway: &Gateway) -> Response {
         gateway.graphiql_default_query().as_deref(),
     );
     let mut response = Response::new(Body::from(html));
-    response.headers_mut().insert(
+    let headers = response.headers_mut();
+    headers.insert(
         CONTENT_TYPE,
         HeaderValue::from_static("text/html; charset=utf-8"),
     );
+    headers.insert(
+        CONTENT_SECURITY_POLICY,
+        HeaderValue::from_static(graphiql::CONTENT_SECURITY_POLICY),
+    );
+    // Belt and braces for browsers older than CSP's frame-ancestors.
+    headers.insert(X_FRAME_OPTIONS, HeaderValue::from_static("DENY"));
+    headers.insert(X_CONTENT_TYPE_OPTIONS, HeaderValue::from_static("nosniff"));
+    headers.insert(REFERRER_POLICY, HeaderValue::from_static("no-referrer"));
+    headers.insert(
+        HeaderName::from_static("cross-origin-opener-policy"),
+        HeaderValue::from_static("same-origin"),
+    );
+    headers.insert(CACHE_CONTROL, HeaderValue::from_static("no-store"));
     response
 }
 
@@ -458,6 +529,7 @@ async fn graphiql_asset(State(gateway): State<Gateway>, uri: Uri) -> Response {
     let mut response = Response::new(Body::from(Bytes::from_static(bytes)));
     let headers = response.headers_mut();
     headers.insert(CONTENT_TYPE, HeaderValue::from_static(content_type));
+    headers.insert(X_CONTENT_TYPE_OPTIONS, HeaderValue::from_static("nosniff"));
     // Asset URLs carry the GraphiQL version, so a cached copy can never go stale.
     headers.insert(
         CACHE_CONTROL,
