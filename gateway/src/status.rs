@@ -698,6 +698,10 @@ mod tests {
                 plan_cache_entries: 0,
                 plan_cache_hit_ratio: None,
                 active_subscriptions: 0,
+                reload: crate::ReloadStatus {
+                    refused: Some("bad <supergraph>".into()),
+                    ..crate::ReloadStatus::default()
+                },
             },
             subgraphs: vec![SubgraphStatus {
                 name: "chat".into(),
@@ -715,5 +719,7 @@ mod tests {
         assert!(!html.contains("<script>"));
         assert!(html.contains("&lt;script&gt;alert(1)&lt;/script&gt;"));
         assert!(html.contains("id=\"subgraph-chat\" data-status=\"down\""));
+        assert!(html.contains("id=\"reload\" data-status=\"refused\""));
+        assert!(html.contains("bad &lt;supergraph&gt;"));
     }
 }
