@@ -77,6 +77,7 @@ async fn ticker() -> String {
     tokio::spawn(async move {
         while let Ok((stream, _)) = listener.accept().await {
             tokio::spawn(async move {
+                #[allow(clippy::result_large_err)] // tungstenite's callback signature
                 let answer = |_: &tokio_tungstenite::tungstenite::handshake::server::Request,
                               mut response: tokio_tungstenite::tungstenite::handshake::server::Response| {
                     response.headers_mut().insert(
@@ -452,7 +453,7 @@ async fn reloads_under_load_lose_no_request_and_keep_old_subscriptions() {
     for worker in workers {
         worker.await.unwrap();
     }
-    let failures = failures.lock().unwrap();
+    let failures = failures.lock().unwrap().clone();
     let sent = sent.load(Ordering::Relaxed);
     assert!(sent > 100, "only {sent} requests went out");
     assert!(
