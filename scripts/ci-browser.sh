@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
-# Headless Chromium for the status view's browser test (tests/monitoring.rs), from Debian's
-# packages. With CI=true that test fails when Chromium is missing, so CI installs it first.
+# Headless Chromium for the browser tests (the status view in tests/monitoring.rs, GraphiQL in
+# gateway/tests/http.rs), from Debian's packages. With CI=true those tests fail when Chromium is
+# missing, so CI installs it first.
 set -euo pipefail
 if command -v chromium >/dev/null 2>&1; then
   exit 0
