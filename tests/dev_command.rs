@@ -234,7 +234,15 @@ fn kill_during_seed(
     ready: impl Fn(Option<(usize, bool)>) -> bool,
 ) -> bool {
     let mut child = Command::new(env!("CARGO_BIN_EXE_switchyard"))
-        .args(["dev", "--listen", "127.0.0.1:0", "--data-dir"])
+        // A free metrics port too: the default 9400 may be taken by another run on this machine.
+        .args([
+            "dev",
+            "--listen",
+            "127.0.0.1:0",
+            "--metrics-listen",
+            "127.0.0.1:0",
+            "--data-dir",
+        ])
         .arg(data_dir)
         .env("RUST_LOG", "error")
         .env_remove("REDIS_URL")
