@@ -156,15 +156,17 @@ impl Process {
             .arg(config)
             .args(extra)
             .env_remove("RUST_LOG")
-            .stdout(Stdio::piped())
+            // Logs go to stderr.
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
             .spawn()
             .expect("switchyard starts");
-        let stdout = child.stdout.take().unwrap();
+        let stderr = child.stderr.take().unwrap();
         let log = Arc::new(Mutex::new(Vec::new()));
         let (tx, rx) = std::sync::mpsc::channel();
         let lines = Arc::clone(&log);
         std::thread::spawn(move || {
-            for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+            for line in BufReader::new(stderr).lines().map_while(Result::ok) {
                 lines.lock().unwrap().push(line.clone());
                 let _ = tx.send(line);
             }
