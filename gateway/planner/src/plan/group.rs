@@ -372,7 +372,7 @@ pub(crate) fn merge_across_paths(groups: &mut Vec<Group>) {
 
 /// Each group's stage: 0 for groups that wait for none, else one more than the latest stage
 /// they wait for.
-fn stages(groups: &[Group]) -> Vec<usize> {
+pub(crate) fn stages(groups: &[Group]) -> Vec<usize> {
     fn stage(groups: &[Group], i: usize, memo: &mut [Option<usize>]) -> usize {
         if let Some(s) = memo[i] {
             return s;

@@ -1228,22 +1228,6 @@ impl<'a> Walk<'a> {
         conds: &[Cond],
         client: &[NSel],
     ) -> Planned {
-        self.walk_object_inner(g, loc, obj_loc, path, ty, sels, provided, conds, client)
-    }
-
-    #[allow(clippy::too_many_arguments)]
-    fn walk_object_inner(
-        &mut self,
-        g: usize,
-        loc: &[usize],
-        obj_loc: &[usize],
-        path: &[PathElement],
-        ty: &Name,
-        sels: &[NSel],
-        provided: &[NSel],
-        conds: &[Cond],
-        client: &[NSel],
-    ) -> Planned {
         let graph = self.service(g);
         self.touch(g);
         let at = At {
@@ -2314,19 +2298,9 @@ fn build_node(
             .collect();
         return parallel(nodes);
     }
-    // Stages: a group runs once everything it waits for ran in an earlier stage.
-    let mut level = vec![0usize; n];
-    let mut changed = true;
-    while changed {
-        changed = false;
-        for i in 0..n {
-            let l = reduced[i].iter().map(|&d| level[d] + 1).max().unwrap_or(0);
-            if l != level[i] {
-                level[i] = l;
-                changed = true;
-            }
-        }
-    }
+    // Stages: a group runs once everything it waits for ran in an earlier stage (dropping
+    // dependencies implied by others does not change the longest chain to a group).
+    let level = super::group::stages(&groups);
     let max = level.iter().copied().max().unwrap_or(0);
     let stages: Vec<PlanNode> = (0..=max)
         .filter_map(|l| {
