@@ -38,11 +38,20 @@ async fn one_trace_runs_from_the_client_through_a_subgraph_and_an_event_to_its_c
         .unwrap();
     seed::wait_for_member(&t.client, &member).await.unwrap();
 
-    // Profile's consumer span is the last link; by the time it arrives the others have.
+    // Each process exports on its own schedule, so the gateway's batch may arrive after
+    // profile's: wait until every span the checks below look for is in.
+    let expected = [
+        ("switchyard-gateway", SERVER),
+        ("switchyard-auth", SERVER),
+        ("switchyard-auth", PRODUCER),
+        ("switchyard-profile", CONSUMER),
+    ];
     let spans = receiver
         .wait_for(Duration::from_secs(30), |spans| {
-            spans.iter().any(|s| {
-                s.trace_id == TRACE && s.service_name == "switchyard-profile" && s.kind == CONSUMER
+            expected.iter().all(|(service, kind)| {
+                spans
+                    .iter()
+                    .any(|s| s.trace_id == TRACE && s.service_name == *service && s.kind == *kind)
             })
         })
         .await;
