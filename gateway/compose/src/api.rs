@@ -399,120 +399,7 @@ pub fn diff(old: &ApiSchema, new: &ApiSchema) -> Vec<Change> {
             );
             continue;
         }
-        for (fname, of) in &o.fields {
-            let coord = format!("{name}.{fname}");
-            let Some(nf) = n.fields.get(fname) else {
-                change(
-                    &mut out,
-                    Severity::Breaking,
-                    "FIELD_REMOVED",
-                    coord.clone(),
-                    format!(
-                        "Field `{coord}` was removed{}",
-                        if of.deprecated.is_some() {
-                            " (it was deprecated)"
-                        } else {
-                            ""
-                        }
-                    ),
-                );
-                continue;
-            };
-            if nf.ty != of.ty {
-                let sev = if output_compatible(&of.ty, &nf.ty) {
-                    Severity::Safe
-                } else {
-                    Severity::Breaking
-                };
-                change(
-                    &mut out,
-                    sev,
-                    "FIELD_TYPE_CHANGED",
-                    coord.clone(),
-                    format!(
-                        "Field `{coord}` changed type from `{}` to `{}`",
-                        of.ty, nf.ty
-                    ),
-                );
-            }
-            match (&of.deprecated, &nf.deprecated) {
-                (None, Some(r)) => change(
-                    &mut out,
-                    Severity::Safe,
-                    "FIELD_DEPRECATED",
-                    coord.clone(),
-                    format!("Field `{coord}` was deprecated ({r})"),
-                ),
-                (Some(_), None) => change(
-                    &mut out,
-                    Severity::Safe,
-                    "FIELD_DEPRECATION_REMOVED",
-                    coord.clone(),
-                    format!("Field `{coord}` is no longer deprecated"),
-                ),
-                _ => {}
-            }
-            diff_inputs(&mut out, &coord, &of.args, &nf.args, true);
-        }
-        for fname in n.fields.keys().filter(|f| !o.fields.contains_key(*f)) {
-            let coord = format!("{name}.{fname}");
-            change(
-                &mut out,
-                Severity::Safe,
-                "FIELD_ADDED",
-                coord.clone(),
-                format!("Field `{coord}` was added"),
-            );
-        }
-        diff_inputs(&mut out, name, &o.input_fields, &n.input_fields, false);
-        for v in o.values.difference(&n.values) {
-            change(
-                &mut out,
-                Severity::Breaking,
-                "ENUM_VALUE_REMOVED",
-                format!("{name}.{v}"),
-                format!("Enum value `{name}.{v}` was removed"),
-            );
-        }
-        for v in n.values.difference(&o.values) {
-            change(&mut out, Severity::Dangerous, "ENUM_VALUE_ADDED", format!("{name}.{v}"), format!("Enum value `{name}.{v}` was added: clients switching over `{name}` may not handle it"));
-        }
-        for m in o.members.difference(&n.members) {
-            change(
-                &mut out,
-                Severity::Breaking,
-                "UNION_MEMBER_REMOVED",
-                name.clone(),
-                format!("`{m}` was removed from union `{name}`"),
-            );
-        }
-        for m in n.members.difference(&o.members) {
-            change(
-                &mut out,
-                Severity::Dangerous,
-                "UNION_MEMBER_ADDED",
-                name.clone(),
-                format!("`{m}` was added to union `{name}`"),
-            );
-        }
-        for i in o.implements.difference(&n.implements) {
-            change(
-                &mut out,
-                Severity::Breaking,
-                "INTERFACE_REMOVED",
-                name.clone(),
-                format!("`{name}` no longer implements `{i}`"),
-            );
-        }
-        for i in n.implements.difference(&o.implements) {
-            change(
-                &mut out,
-                Severity::Dangerous,
-                "INTERFACE_ADDED",
-                name.clone(),
-                format!("`{name}` now implements `{i}`"),
-            );
-        }
+        diff_type(&mut out, name, o, n);
     }
     for name in new.types.keys().filter(|n| !old.types.contains_key(*n)) {
         change(
@@ -545,6 +432,129 @@ pub fn diff(old: &ApiSchema, new: &ApiSchema) -> Vec<Change> {
         (a.severity, &a.coordinate, a.code).cmp(&(b.severity, &b.coordinate, b.code))
     });
     out
+}
+
+/// The changes within one type present (with the same kind) in both schemas.
+fn diff_type(out: &mut Vec<Change>, name: &str, o: &ApiType, n: &ApiType) {
+    diff_fields(out, name, o, n);
+    diff_inputs(out, name, &o.input_fields, &n.input_fields, false);
+    for v in o.values.difference(&n.values) {
+        change(
+            out,
+            Severity::Breaking,
+            "ENUM_VALUE_REMOVED",
+            format!("{name}.{v}"),
+            format!("Enum value `{name}.{v}` was removed"),
+        );
+    }
+    for v in n.values.difference(&o.values) {
+        change(out, Severity::Dangerous, "ENUM_VALUE_ADDED", format!("{name}.{v}"), format!("Enum value `{name}.{v}` was added: clients switching over `{name}` may not handle it"));
+    }
+    for m in o.members.difference(&n.members) {
+        change(
+            out,
+            Severity::Breaking,
+            "UNION_MEMBER_REMOVED",
+            name.to_string(),
+            format!("`{m}` was removed from union `{name}`"),
+        );
+    }
+    for m in n.members.difference(&o.members) {
+        change(
+            out,
+            Severity::Dangerous,
+            "UNION_MEMBER_ADDED",
+            name.to_string(),
+            format!("`{m}` was added to union `{name}`"),
+        );
+    }
+    for i in o.implements.difference(&n.implements) {
+        change(
+            out,
+            Severity::Breaking,
+            "INTERFACE_REMOVED",
+            name.to_string(),
+            format!("`{name}` no longer implements `{i}`"),
+        );
+    }
+    for i in n.implements.difference(&o.implements) {
+        change(
+            out,
+            Severity::Dangerous,
+            "INTERFACE_ADDED",
+            name.to_string(),
+            format!("`{name}` now implements `{i}`"),
+        );
+    }
+}
+
+/// Fields removed, added, retyped or (un)deprecated, and their arguments' changes.
+fn diff_fields(out: &mut Vec<Change>, name: &str, o: &ApiType, n: &ApiType) {
+    for (fname, of) in &o.fields {
+        let coord = format!("{name}.{fname}");
+        let Some(nf) = n.fields.get(fname) else {
+            change(
+                out,
+                Severity::Breaking,
+                "FIELD_REMOVED",
+                coord.clone(),
+                format!(
+                    "Field `{coord}` was removed{}",
+                    if of.deprecated.is_some() {
+                        " (it was deprecated)"
+                    } else {
+                        ""
+                    }
+                ),
+            );
+            continue;
+        };
+        if nf.ty != of.ty {
+            let sev = if output_compatible(&of.ty, &nf.ty) {
+                Severity::Safe
+            } else {
+                Severity::Breaking
+            };
+            change(
+                out,
+                sev,
+                "FIELD_TYPE_CHANGED",
+                coord.clone(),
+                format!(
+                    "Field `{coord}` changed type from `{}` to `{}`",
+                    of.ty, nf.ty
+                ),
+            );
+        }
+        match (&of.deprecated, &nf.deprecated) {
+            (None, Some(r)) => change(
+                out,
+                Severity::Safe,
+                "FIELD_DEPRECATED",
+                coord.clone(),
+                format!("Field `{coord}` was deprecated ({r})"),
+            ),
+            (Some(_), None) => change(
+                out,
+                Severity::Safe,
+                "FIELD_DEPRECATION_REMOVED",
+                coord.clone(),
+                format!("Field `{coord}` is no longer deprecated"),
+            ),
+            _ => {}
+        }
+        diff_inputs(out, &coord, &of.args, &nf.args, true);
+    }
+    for fname in n.fields.keys().filter(|f| !o.fields.contains_key(*f)) {
+        let coord = format!("{name}.{fname}");
+        change(
+            out,
+            Severity::Safe,
+            "FIELD_ADDED",
+            coord.clone(),
+            format!("Field `{coord}` was added"),
+        );
+    }
 }
 
 #[cfg(test)]

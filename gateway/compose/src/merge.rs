@@ -145,6 +145,17 @@ fn graph_enum_names(subs: &[Subgraph]) -> Vec<String> {
         .collect()
 }
 
+/// Which sources of a field hand it over to another subgraph (`@override`).
+#[derive(Default)]
+struct Overrides {
+    /// Overridden source -> the override's label (`None`: unconditional).
+    overridden: HashMap<usize, Option<String>>,
+    /// Overriding source -> the source it takes the field from.
+    overriders: HashMap<usize, usize>,
+    /// Two sources override each other (reported).
+    conflict: bool,
+}
+
 struct Merger<'a> {
     subs: &'a [Subgraph],
     errors: Vec<CompositionError>,
@@ -301,40 +312,12 @@ impl<'a> Merger<'a> {
         sources: &[(usize, &'a Field)],
     ) -> Option<MField> {
         let coord = format!("{ty_name}.{fname}");
-        // Override: which sources hand the field over to another subgraph.
-        let mut overridden: HashMap<usize, Option<String>> = HashMap::new();
-        let mut overriders: HashMap<usize, usize> = HashMap::new();
-        let mut conflict = false;
-        for (gi, f) in sources {
-            if let Some(from) = &f.override_from {
-                if let Some((fg, ff)) = sources.iter().find(|(g, _)| self.name(*g) == from) {
-                    if ff.override_from.is_some() {
-                        let msg = format!(
-                            "Field \"{coord}\" on subgraph \"{}\" is also marked with directive @override in subgraph \"{}\". Only one @override directive is allowed per field.",
-                            self.name(*fg), self.name(*gi)
-                        );
-                        self.err(
-                            "OVERRIDE_SOURCE_HAS_OVERRIDE",
-                            msg,
-                            Some(*gi),
-                            coord.clone(),
-                            f.line,
-                        );
-                        conflict = true;
-                        continue;
-                    }
-                    if *fg != *gi {
-                        overridden.insert(*fg, f.override_label.clone());
-                        overriders.insert(*gi, *fg);
-                    }
-                }
-            }
-        }
+        let ov = self.overrides(&coord, sources);
         let is_used = |gi: usize| self.used[gi].contains(&(ty_name.to_string(), fname.to_string()));
         let included: Vec<(usize, &Field)> = sources
             .iter()
             .copied()
-            .filter(|(gi, _)| match overridden.get(gi) {
+            .filter(|(gi, _)| match ov.overridden.get(gi) {
                 Some(None) => is_used(*gi),
                 _ => true,
             })
@@ -342,53 +325,125 @@ impl<'a> Merger<'a> {
         let active: Vec<(usize, &Field)> = sources
             .iter()
             .copied()
-            .filter(|(gi, f)| !f.external && !overridden.contains_key(gi))
+            .filter(|(gi, f)| !f.external && !ov.overridden.contains_key(gi))
             .collect();
-
-        if kind == Kind::Object && !conflict {
-            let resolving: Vec<(usize, &Field)> = sources
+        if kind == Kind::Object && !ov.conflict {
+            self.check_sharing(ty_name, fname, &coord, sources, &ov.overridden);
+        }
+        let (ty, typed) = self.merge_field_type(&coord, sources)?;
+        let arg_sources: Vec<(usize, &IndexMap<String, InputValue>)> =
+            if active.is_empty() { &typed } else { &active }
                 .iter()
-                .copied()
-                .filter(|(gi, f)| {
-                    !overridden.contains_key(gi)
-                        && (!f.external
-                            || self.provided[*gi]
-                                .contains(&(ty_name.to_string(), fname.to_string())))
-                })
+                .map(|(gi, f)| (*gi, &f.args))
                 .collect();
-            if resolving.len() > 1 {
-                let non_shareable: Vec<usize> = resolving
-                    .iter()
-                    .filter(|(gi, f)| {
-                        !f.shareable
-                            && !f.external
-                            && !self.keys[*gi].contains(&(ty_name.to_string(), fname.to_string()))
-                    })
-                    .map(|(gi, _)| *gi)
-                    .collect();
-                if let Some(&bad) = non_shareable.first() {
-                    let all: Vec<String> = resolving
-                        .iter()
-                        .map(|(g, _)| format!("\"{}\"", self.name(*g)))
-                        .collect();
-                    let bad_names: Vec<String> = non_shareable
-                        .iter()
-                        .map(|g| format!("\"{}\"", self.name(*g)))
-                        .collect();
-                    let msg = format!(
-                        "Non-shareable field \"{coord}\" is resolved from multiple subgraphs: it is resolved from subgraphs {} and defined as non-shareable in {} {}",
-                        join_and(&all),
-                        if bad_names.len() == 1 { "subgraph" } else { "subgraphs" },
-                        join_and(&bad_names)
-                    );
-                    let line = sources
-                        .iter()
-                        .find(|(g, _)| *g == bad)
-                        .and_then(|(_, f)| f.line);
-                    self.err("INVALID_FIELD_SHARING", msg, Some(bad), coord.clone(), line);
-                }
+        let args = self.intersect_inputs(&coord, &arg_sources, true);
+        let joins = self.field_joins(type_graphs, &included, &ty, &ov);
+        Some(MField {
+            name: fname.to_string(),
+            description: most_common(sources.iter().map(|(_, f)| f.description.as_ref())),
+            ty,
+            args,
+            joins,
+            meta: merge_meta(sources.iter().map(|(_, f)| &f.meta)),
+        })
+    }
+
+    /// Which sources hand the field over to another subgraph (`@override`).
+    fn overrides(&mut self, coord: &str, sources: &[(usize, &'a Field)]) -> Overrides {
+        let mut ov = Overrides::default();
+        for (gi, f) in sources {
+            let Some(from) = &f.override_from else {
+                continue;
+            };
+            let Some((fg, ff)) = sources.iter().find(|(g, _)| self.name(*g) == from) else {
+                continue;
+            };
+            if ff.override_from.is_some() {
+                let msg = format!(
+                    "Field \"{coord}\" on subgraph \"{}\" is also marked with directive @override in subgraph \"{}\". Only one @override directive is allowed per field.",
+                    self.name(*fg), self.name(*gi)
+                );
+                self.err(
+                    "OVERRIDE_SOURCE_HAS_OVERRIDE",
+                    msg,
+                    Some(*gi),
+                    coord.to_string(),
+                    f.line,
+                );
+                ov.conflict = true;
+                continue;
+            }
+            if *fg != *gi {
+                ov.overridden.insert(*fg, f.override_label.clone());
+                ov.overriders.insert(*gi, *fg);
             }
         }
+        ov
+    }
+
+    /// An object field resolved by several subgraphs must be shareable in each (keys and
+    /// `@external` fields aside).
+    fn check_sharing(
+        &mut self,
+        ty_name: &str,
+        fname: &str,
+        coord: &str,
+        sources: &[(usize, &'a Field)],
+        overridden: &HashMap<usize, Option<String>>,
+    ) {
+        let here = (ty_name.to_string(), fname.to_string());
+        let resolving: Vec<(usize, &Field)> = sources
+            .iter()
+            .copied()
+            .filter(|(gi, f)| {
+                !overridden.contains_key(gi) && (!f.external || self.provided[*gi].contains(&here))
+            })
+            .collect();
+        if resolving.len() <= 1 {
+            return;
+        }
+        let non_shareable: Vec<usize> = resolving
+            .iter()
+            .filter(|(gi, f)| !f.shareable && !f.external && !self.keys[*gi].contains(&here))
+            .map(|(gi, _)| *gi)
+            .collect();
+        let Some(&bad) = non_shareable.first() else {
+            return;
+        };
+        let all: Vec<String> = resolving
+            .iter()
+            .map(|(g, _)| format!("\"{}\"", self.name(*g)))
+            .collect();
+        let bad_names: Vec<String> = non_shareable
+            .iter()
+            .map(|g| format!("\"{}\"", self.name(*g)))
+            .collect();
+        let msg = format!(
+            "Non-shareable field \"{coord}\" is resolved from multiple subgraphs: it is resolved from subgraphs {} and defined as non-shareable in {} {}",
+            join_and(&all),
+            if bad_names.len() == 1 { "subgraph" } else { "subgraphs" },
+            join_and(&bad_names)
+        );
+        let line = sources
+            .iter()
+            .find(|(g, _)| *g == bad)
+            .and_then(|(_, f)| f.line);
+        self.err(
+            "INVALID_FIELD_SHARING",
+            msg,
+            Some(bad),
+            coord.to_string(),
+            line,
+        );
+    }
+
+    /// The field's merged output type and the sources that declare it (not `@external`);
+    /// `None` (reported) when every source is `@external`.
+    fn merge_field_type(
+        &mut self,
+        coord: &str,
+        sources: &[(usize, &'a Field)],
+    ) -> Option<(Type, Vec<(usize, &'a Field)>)> {
         if sources.iter().all(|(_, f)| f.external) {
             for (gi, f) in sources {
                 let msg = format!(
@@ -399,7 +454,7 @@ impl<'a> Merger<'a> {
                     "EXTERNAL_MISSING_ON_BASE",
                     msg,
                     Some(*gi),
-                    coord.clone(),
+                    coord.to_string(),
                     f.line,
                 );
             }
@@ -422,81 +477,91 @@ impl<'a> Merger<'a> {
                         "Type of field \"{coord}\" is incompatible across subgraphs: it has type \"{}\" in subgraph \"{}\" but type \"{}\" in subgraph \"{}\"",
                         f0.ty, self.name(g0), f.ty, self.name(*gi)
                     );
-                    self.err("FIELD_TYPE_MISMATCH", msg, Some(*gi), coord.clone(), f.line);
-                }
-            }
-        }
-        if !mismatch {
-            for (gi, f) in sources.iter().filter(|(_, f)| f.external) {
-                if merge_output(&ty, &f.ty).is_none() {
-                    let msg = format!(
-                        "Type of field \"{coord}\" is incompatible across subgraphs (where marked @external): it has type \"{}\" in subgraph \"{}\" but type \"{}\" in subgraph \"{}\"",
-                        ty, self.name(g0), f.ty, self.name(*gi)
-                    );
                     self.err(
-                        "EXTERNAL_TYPE_MISMATCH",
+                        "FIELD_TYPE_MISMATCH",
                         msg,
                         Some(*gi),
-                        coord.clone(),
+                        coord.to_string(),
                         f.line,
                     );
-                    let msg = format!(
-                        "Type of field \"{coord}\" is incompatible across subgraphs: it has type \"{}\" in subgraph \"{}\" but type \"{}\" in subgraph \"{}\"",
-                        ty, self.name(g0), f.ty, self.name(*gi)
-                    );
-                    self.err("FIELD_TYPE_MISMATCH", msg, Some(*gi), coord.clone(), f.line);
                 }
             }
         }
-        let arg_sources: Vec<(usize, &IndexMap<String, InputValue>)> =
-            if active.is_empty() { &typed } else { &active }
-                .iter()
-                .map(|(gi, f)| (*gi, &f.args))
-                .collect();
-        let args = self.intersect_inputs(&coord, &arg_sources, true);
+        if mismatch {
+            return Some((ty, typed));
+        }
+        for (gi, f) in sources.iter().filter(|(_, f)| f.external) {
+            if merge_output(&ty, &f.ty).is_none() {
+                let msg = format!(
+                    "Type of field \"{coord}\" is incompatible across subgraphs (where marked @external): it has type \"{}\" in subgraph \"{}\" but type \"{}\" in subgraph \"{}\"",
+                    ty, self.name(g0), f.ty, self.name(*gi)
+                );
+                self.err(
+                    "EXTERNAL_TYPE_MISMATCH",
+                    msg,
+                    Some(*gi),
+                    coord.to_string(),
+                    f.line,
+                );
+                let msg = format!(
+                    "Type of field \"{coord}\" is incompatible across subgraphs: it has type \"{}\" in subgraph \"{}\" but type \"{}\" in subgraph \"{}\"",
+                    ty, self.name(g0), f.ty, self.name(*gi)
+                );
+                self.err(
+                    "FIELD_TYPE_MISMATCH",
+                    msg,
+                    Some(*gi),
+                    coord.to_string(),
+                    f.line,
+                );
+            }
+        }
+        Some((ty, typed))
+    }
 
+    /// The field's `@join__field`s, one per included source; `None` when the field needs
+    /// none (every subgraph of the type resolves it the same plain way).
+    fn field_joins(
+        &self,
+        type_graphs: &[usize],
+        included: &[(usize, &Field)],
+        ty: &Type,
+        ov: &Overrides,
+    ) -> Option<Vec<JoinField>> {
         // Apollo records every subgraph's type once any of them differs from the merged one.
-        let all_same_type = included.iter().all(|(_, f)| f.ty == ty);
+        let all_same_type = included.iter().all(|(_, f)| f.ty == *ty);
         let special = |gi: usize, f: &Field| {
             f.external
                 || f.requires.is_some()
                 || f.provides.is_some()
                 || f.override_from
                     .as_ref()
-                    .is_some_and(|_| overriders.contains_key(&gi))
-                || overridden.contains_key(&gi)
-                || f.ty != ty
+                    .is_some_and(|_| ov.overriders.contains_key(&gi))
+                || ov.overridden.contains_key(&gi)
+                || f.ty != *ty
         };
         let needs_join =
             included.len() != type_graphs.len() || included.iter().any(|(gi, f)| special(*gi, f));
-        let joins = needs_join.then(|| {
+        needs_join.then(|| {
             included
                 .iter()
                 .map(|(gi, f)| {
-                    let ov = overridden.get(gi);
+                    let overridden = ov.overridden.get(gi);
                     JoinField {
                         graph: Some(*gi),
                         requires: f.requires.clone(),
                         provides: f.provides.clone(),
                         ty: (!all_same_type).then(|| f.ty.to_string()),
                         external: f.external,
-                        override_from: overriders.get(gi).map(|fg| self.name(*fg).to_string()),
-                        used_overridden: matches!(ov, Some(None)),
-                        override_label: match ov {
+                        override_from: ov.overriders.get(gi).map(|fg| self.name(*fg).to_string()),
+                        used_overridden: matches!(overridden, Some(None)),
+                        override_label: match overridden {
                             Some(Some(l)) => Some(l.clone()),
-                            _ => overriders.get(gi).and(f.override_label.clone()),
+                            _ => ov.overriders.get(gi).and(f.override_label.clone()),
                         },
                     }
                 })
                 .collect()
-        });
-        Some(MField {
-            name: fname.to_string(),
-            description: most_common(sources.iter().map(|(_, f)| f.description.as_ref())),
-            ty,
-            args,
-            joins,
-            meta: merge_meta(sources.iter().map(|(_, f)| &f.meta)),
         })
     }
 
@@ -561,8 +626,8 @@ impl<'a> Merger<'a> {
         } else {
             defs[0].1.kind
         };
-        if kind == Kind::Object && defs.iter().any(|(_, t)| t.interface_object) {
-            let (gi, t) = *defs.iter().find(|(_, t)| t.interface_object).unwrap();
+        let interface_object = defs.iter().find(|(_, t)| t.interface_object);
+        if let Some(&(gi, t)) = interface_object.filter(|_| kind == Kind::Object) {
             let msg = format!(
                 "Type \"{name}\" is declared with @interfaceObject in subgraph \"{}\" but no subgraph defines it as an interface: @interfaceObject stands in for an interface defined in another subgraph.",
                 self.name(gi)
@@ -835,8 +900,31 @@ fn post_merge(
     merged: &mut Merged,
     by_name: &IndexMap<&String, Vec<(usize, &TypeDef)>>,
 ) {
-    // Interface fields contributed by @interfaceObject subgraphs exist on every implementation,
-    // resolved through the interface; other missing interface fields are errors.
+    check_interface_fields(mg, merged, by_name);
+    check_inaccessible(mg, merged);
+    let has_query = merged
+        .types
+        .get("Query")
+        .is_some_and(|q| q.fields.values().any(|f| !f.meta.inaccessible));
+    if !has_query {
+        mg.err(
+            "NO_QUERIES",
+            "No queries found in any subgraph: a supergraph must have a query root type.".into(),
+            None,
+            "Query".into(),
+            None,
+        );
+    }
+}
+
+/// Interface fields contributed by `@interfaceObject` subgraphs exist on every implementation,
+/// resolved through the interface; other missing interface fields are errors. A subgraph with
+/// a resolvable interface key must know every implementation.
+fn check_interface_fields(
+    mg: &mut Merger<'_>,
+    merged: &mut Merged,
+    by_name: &IndexMap<&String, Vec<(usize, &TypeDef)>>,
+) {
     let interfaces: Vec<String> = merged
         .types
         .values()
@@ -865,12 +953,7 @@ fn post_merge(
                 if io_fields.contains(fname) {
                     let mut copy = f.clone();
                     copy.joins = Some(vec![JoinField::default()]);
-                    merged
-                        .types
-                        .get_mut(oname)
-                        .unwrap()
-                        .fields
-                        .insert(fname.clone(), copy);
+                    merged.types[oname].fields.insert(fname.clone(), copy);
                 } else {
                     let (ig, _) = defs
                         .iter()
@@ -928,8 +1011,10 @@ fn post_merge(
             }
         }
     }
+}
 
-    // Inaccessible elements must not be visible through accessible ones.
+/// Inaccessible elements must not be visible through accessible ones.
+fn check_inaccessible(mg: &mut Merger<'_>, merged: &Merged) {
     let inaccessible_type =
         |n: &str, merged: &Merged| merged.types.get(n).is_some_and(|t| t.meta.inaccessible);
     let mut errs = Vec::new();
@@ -1002,19 +1087,6 @@ fn post_merge(
     for (code, msg, coord) in errs {
         let (gi, line) = locate(mg.subs, &coord);
         mg.err(code, msg, gi, coord, line);
-    }
-    let has_query = merged
-        .types
-        .get("Query")
-        .is_some_and(|q| q.fields.values().any(|f| !f.meta.inaccessible));
-    if !has_query {
-        mg.err(
-            "NO_QUERIES",
-            "No queries found in any subgraph: a supergraph must have a query root type.".into(),
-            None,
-            "Query".into(),
-            None,
-        );
     }
 }
 

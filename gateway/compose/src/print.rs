@@ -233,6 +233,29 @@ pub fn join_version(m: &Merged) -> &'static str {
 pub fn print(m: &Merged) -> String {
     let mut out = String::new();
     let join = join_version(m);
+    let v5 = join == "v0.5";
+    print_schema(&mut out, m, join);
+    let mut directives = directive_definitions(m, v5);
+    directives.sort_by_key(|a| sort_key(&a.0));
+    for (_, d) in &directives {
+        out.push_str(d);
+        out.push_str("\n\n");
+    }
+    let mut blocks = type_blocks(m, v5);
+    blocks.sort_by_key(|a| sort_key(&a.0));
+    let n = blocks.len();
+    for (i, (_, b)) in blocks.into_iter().enumerate() {
+        out.push_str(&b);
+        out.push('\n');
+        if i + 1 < n {
+            out.push('\n');
+        }
+    }
+    out
+}
+
+/// The `schema` block: the spec links in use and the root operation types.
+fn print_schema(out: &mut String, m: &Merged, join: &str) {
     out.push_str("schema\n  @link(url: \"https://specs.apollo.dev/link/v1.0\")\n");
     let _ = writeln!(
         out,
@@ -270,7 +293,10 @@ pub fn print(m: &Merged) -> String {
         }
     }
     out.push_str("}\n\n");
+}
 
+/// Every directive definition the supergraph needs, as (sort name, definition).
+fn directive_definitions(m: &Merged, v5: bool) -> Vec<(String, String)> {
     let mut directives: Vec<(String, String)> = Vec::new();
     if m.uses_inaccessible {
         directives.push((
@@ -278,7 +304,6 @@ pub fn print(m: &Merged) -> String {
             format!("directive @inaccessible on {LOCATIONS_ALL}"),
         ));
     }
-    let v5 = join == "v0.5";
     if v5 {
         directives.push(("join__directive".into(), "directive @join__directive(graphs: [join__Graph!], name: String!, args: join__DirectiveArguments) repeatable on SCHEMA | OBJECT | INTERFACE | FIELD_DEFINITION".into()));
     }
@@ -343,12 +368,11 @@ pub fn print(m: &Merged) -> String {
         let _ = write!(s, " on {}", d.locations.join(" | "));
         directives.push((d.name.clone(), s));
     }
-    directives.sort_by_key(|a| sort_key(&a.0));
-    for (_, d) in &directives {
-        out.push_str(d);
-        out.push_str("\n\n");
-    }
+    directives
+}
 
+/// Every type definition, the join and link machinery's included, as (sort name, definition).
+fn type_blocks(m: &Merged, v5: bool) -> Vec<(String, String)> {
     let mut blocks: Vec<(String, String)> = Vec::new();
     if v5 {
         blocks.push(("join__ContextArgument".into(), "input join__ContextArgument {\n  name: String!\n  type: String!\n  context: String!\n  selection: join__FieldValue!\n}".into()));
@@ -385,16 +409,7 @@ pub fn print(m: &Merged) -> String {
     for t in m.types.values() {
         blocks.push((t.name.clone(), print_type(m, t)));
     }
-    blocks.sort_by_key(|a| sort_key(&a.0));
-    let n = blocks.len();
-    for (i, (_, b)) in blocks.into_iter().enumerate() {
-        out.push_str(&b);
-        out.push('\n');
-        if i + 1 < n {
-            out.push('\n');
-        }
-    }
-    out
+    blocks
 }
 
 fn print_type(m: &Merged, t: &MType) -> String {

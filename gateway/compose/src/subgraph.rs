@@ -301,34 +301,105 @@ fn description(d: &Option<Node<str>>) -> Option<String> {
 }
 
 /// Parses a subgraph SDL into the composition model; errors use Apollo codes.
+///
+/// Phases, each a function below: read the `@link`s (they decide what every directive name
+/// means), refuse unknown directives, read root-type renames, build the types, then the checks
+/// and Federation 1 upgrades that need every type.
 pub fn parse(src: &SubgraphSource) -> Result<Subgraph, Vec<CompositionError>> {
     let lines = Lines::new(&src.sdl);
+    let doc = parse_document(src)?;
+    let mut errors = Vec::new();
+    let links = read_links(src, &lines, &doc, &mut errors);
+    check_directives_known(src, &lines, &doc, &links, &mut errors);
+    if !errors.is_empty() {
+        return Err(errors);
+    }
+    let renames = root_renames(&doc);
+    check_root_clashes(src, &lines, &doc, &renames, &mut errors);
+    if !errors.is_empty() {
+        return Err(errors);
+    }
+    let fed2 = links.fed2;
+    let mut builder = TypesBuilder {
+        cx: Cx {
+            src,
+            lines,
+            links,
+            renames,
+        },
+        types: IndexMap::new(),
+        directives: Vec::new(),
+        errors,
+    };
+    for def in &doc.definitions {
+        builder.definition(def);
+    }
+    let TypesBuilder {
+        cx,
+        mut types,
+        directives,
+        mut errors,
+    } = builder;
+    finish_types(&mut types, fed2);
+    check_type_references(&cx, &types, &mut errors);
+    if !fed2 {
+        upgrade_fed1(&mut types);
+    }
+    if errors.is_empty() {
+        Ok(Subgraph {
+            name: src.name.clone(),
+            url: src.url.clone(),
+            file: src.file.clone(),
+            fed2,
+            types,
+            directives,
+        })
+    } else {
+        Err(errors)
+    }
+}
+
+/// An error located in this subgraph (and its file, when it came from one).
+fn subgraph_error(src: &SubgraphSource, code: &'static str, msg: String) -> CompositionError {
+    let mut e = CompositionError::new(code, msg).in_subgraph(&src.name);
+    e.file = src.file.clone();
+    e
+}
+
+fn parse_document(src: &SubgraphSource) -> Result<ast::Document, Vec<CompositionError>> {
     let path = src
         .file
         .as_ref()
         .map(|p| p.display().to_string())
         .unwrap_or_else(|| format!("{}.graphql", src.name));
-    let err = |code: &'static str, msg: String| {
-        let mut e = CompositionError::new(code, msg).in_subgraph(&src.name);
-        e.file = src.file.clone();
-        e
-    };
-    let doc = match ast::Document::parse(src.sdl.as_str(), &path) {
-        Ok(doc) => doc,
-        Err(with) => {
-            return Err(with
-                .errors
-                .iter()
-                .map(|d| {
-                    err("INVALID_GRAPHQL", d.error.to_string())
-                        .line(d.line_column_range().map(|r| r.start.line))
-                })
-                .collect());
-        }
-    };
-    let mut errors = Vec::new();
+    ast::Document::parse(src.sdl.as_str(), &path).map_err(|with| {
+        with.errors
+            .iter()
+            .map(|d| {
+                subgraph_error(src, "INVALID_GRAPHQL", d.error.to_string())
+                    .line(d.line_column_range().map(|r| r.start.line))
+            })
+            .collect()
+    })
+}
 
-    // Links first: they decide what every directive name means.
+/// What the subgraph's `@link`s to the federation spec decide.
+struct Links {
+    /// Uses Federation 2 (a valid `@link` to the federation spec).
+    fed2: bool,
+    names: Names,
+    /// Every local name a federation directive gets through a link, imported or namespaced.
+    link_locals: HashSet<String>,
+    /// `FieldSet` is the federation type (Fed 1, or imported), not one the subgraph owns.
+    fieldset_is_federation: bool,
+}
+
+fn read_links(
+    src: &SubgraphSource,
+    lines: &Lines,
+    doc: &ast::Document,
+    errors: &mut Vec<CompositionError>,
+) -> Links {
     let mut fed2 = false;
     let mut names = Names {
         local_to_canonical: HashMap::new(),
@@ -357,7 +428,8 @@ pub fn parse(src: &SubgraphSource) -> Result<Subgraph, Vec<CompositionError>> {
                     .is_ok_and(|m| m <= MAX_FEDERATION_MINOR);
             if !ok {
                 errors.push(
-                    err(
+                    subgraph_error(
+                        src,
                         "UNKNOWN_FEDERATION_LINK_VERSION",
                         format!("Invalid version v{version} for the federation feature in @link direction on schema"),
                     )
@@ -367,37 +439,7 @@ pub fn parse(src: &SubgraphSource) -> Result<Subgraph, Vec<CompositionError>> {
             }
             fed2 = true;
             let prefix = string_arg(d, "as").unwrap_or_else(|| "federation".into());
-            let mut imported: HashMap<String, String> = HashMap::new();
-            if let Some(list) = d
-                .specified_argument_by_name("import")
-                .and_then(|v| v.as_list())
-            {
-                for item in list {
-                    match item.as_ref() {
-                        Value::String(s) if s.as_str() == "FieldSet" => fieldset_imported = true,
-                        Value::String(s) => {
-                            imported.insert(
-                                s.trim_start_matches('@').into(),
-                                s.trim_start_matches('@').into(),
-                            );
-                        }
-                        Value::Object(fields) => {
-                            let get = |k: &str| {
-                                fields
-                                    .iter()
-                                    .find(|(n, _)| n == k)
-                                    .and_then(|(_, v)| v.as_str())
-                                    .map(|s| s.trim_start_matches('@').to_string())
-                            };
-                            if let Some(n) = get("name") {
-                                let alias = get("as").unwrap_or_else(|| n.clone());
-                                imported.insert(n, alias);
-                            }
-                        }
-                        _ => {}
-                    }
-                }
-            }
+            let imported = link_imports(d, &mut fieldset_imported);
             for canonical in FED_DIRECTIVES {
                 let local = imported
                     .get(*canonical)
@@ -408,7 +450,6 @@ pub fn parse(src: &SubgraphSource) -> Result<Subgraph, Vec<CompositionError>> {
             }
         }
     }
-    let fieldset_is_federation = !fed2 || fieldset_imported;
     if !fed2 {
         for canonical in FED_DIRECTIVES {
             names
@@ -416,8 +457,59 @@ pub fn parse(src: &SubgraphSource) -> Result<Subgraph, Vec<CompositionError>> {
                 .insert(canonical.to_string(), canonical);
         }
     }
+    Links {
+        fed2,
+        names,
+        link_locals,
+        fieldset_is_federation: !fed2 || fieldset_imported,
+    }
+}
 
-    // Every applied directive must be defined, built in, or a federation directive as linked.
+/// One `@link`'s `import:` list as canonical name -> local name (both without `@`).
+fn link_imports(link: &ast::Directive, fieldset_imported: &mut bool) -> HashMap<String, String> {
+    let mut imported: HashMap<String, String> = HashMap::new();
+    let Some(list) = link
+        .specified_argument_by_name("import")
+        .and_then(|v| v.as_list())
+    else {
+        return imported;
+    };
+    for item in list {
+        match item.as_ref() {
+            Value::String(s) if s.as_str() == "FieldSet" => *fieldset_imported = true,
+            Value::String(s) => {
+                imported.insert(
+                    s.trim_start_matches('@').into(),
+                    s.trim_start_matches('@').into(),
+                );
+            }
+            Value::Object(fields) => {
+                let get = |k: &str| {
+                    fields
+                        .iter()
+                        .find(|(n, _)| n == k)
+                        .and_then(|(_, v)| v.as_str())
+                        .map(|s| s.trim_start_matches('@').to_string())
+                };
+                if let Some(n) = get("name") {
+                    let alias = get("as").unwrap_or_else(|| n.clone());
+                    imported.insert(n, alias);
+                }
+            }
+            _ => {}
+        }
+    }
+    imported
+}
+
+/// Every applied directive must be defined, built in, or a federation directive as linked.
+fn check_directives_known(
+    src: &SubgraphSource,
+    lines: &Lines,
+    doc: &ast::Document,
+    links: &Links,
+    errors: &mut Vec<CompositionError>,
+) {
     let defined: HashSet<&str> = doc
         .definitions
         .iter()
@@ -426,80 +518,81 @@ pub fn parse(src: &SubgraphSource) -> Result<Subgraph, Vec<CompositionError>> {
             _ => None,
         })
         .collect();
-    let mut unknown_directive = |d: &Node<ast::Directive>| {
-        let n = d.name.as_str();
-        let builtin = matches!(
-            n,
-            "deprecated"
-                | "specifiedBy"
-                | "skip"
-                | "include"
-                | "oneOf"
-                | "defer"
-                | "stream"
-                | "link"
-        );
-        if builtin || defined.contains(n) || names.canonical(n).is_some() {
-            return;
-        }
-        let mut msg = format!("Unknown directive \"@{n}\".");
-        if fed2 && FED_DIRECTIVES.contains(&n) {
-            msg = format!("Unknown directive \"@{n}\". If you meant the \"@{n}\" federation directive, you should use fully-qualified name \"@federation__{n}\" or add \"@{n}\" to the `import` argument of the @link to the federation specification.");
-        }
-        errors.push(err("INVALID_GRAPHQL", msg).line(lines.of(d)));
-    };
     for def in &doc.definitions {
-        let mut all: Vec<&Node<ast::Directive>> = Vec::new();
-        match def {
-            Definition::SchemaDefinition(t) => all.extend(t.directives.iter()),
-            Definition::SchemaExtension(t) => all.extend(t.directives.iter()),
-            Definition::ScalarTypeDefinition(t) => all.extend(t.directives.iter()),
-            Definition::ScalarTypeExtension(t) => all.extend(t.directives.iter()),
-            Definition::ObjectTypeDefinition(t) => {
-                all.extend(t.directives.iter());
-                collect_field_directives(&t.fields, &mut all);
+        for d in applied_directives(def) {
+            let n = d.name.as_str();
+            let builtin = matches!(
+                n,
+                "deprecated"
+                    | "specifiedBy"
+                    | "skip"
+                    | "include"
+                    | "oneOf"
+                    | "defer"
+                    | "stream"
+                    | "link"
+            );
+            if builtin || defined.contains(n) || links.names.canonical(n).is_some() {
+                continue;
             }
-            Definition::ObjectTypeExtension(t) => {
-                all.extend(t.directives.iter());
-                collect_field_directives(&t.fields, &mut all);
+            let mut msg = format!("Unknown directive \"@{n}\".");
+            if links.fed2 && FED_DIRECTIVES.contains(&n) {
+                msg = format!("Unknown directive \"@{n}\". If you meant the \"@{n}\" federation directive, you should use fully-qualified name \"@federation__{n}\" or add \"@{n}\" to the `import` argument of the @link to the federation specification.");
             }
-            Definition::InterfaceTypeDefinition(t) => {
-                all.extend(t.directives.iter());
-                collect_field_directives(&t.fields, &mut all);
-            }
-            Definition::InterfaceTypeExtension(t) => {
-                all.extend(t.directives.iter());
-                collect_field_directives(&t.fields, &mut all);
-            }
-            Definition::UnionTypeDefinition(t) => all.extend(t.directives.iter()),
-            Definition::UnionTypeExtension(t) => all.extend(t.directives.iter()),
-            Definition::EnumTypeDefinition(t) => {
-                all.extend(t.directives.iter());
-                all.extend(t.values.iter().flat_map(|v| v.directives.iter()));
-            }
-            Definition::EnumTypeExtension(t) => {
-                all.extend(t.directives.iter());
-                all.extend(t.values.iter().flat_map(|v| v.directives.iter()));
-            }
-            Definition::InputObjectTypeDefinition(t) => {
-                all.extend(t.directives.iter());
-                all.extend(t.fields.iter().flat_map(|v| v.directives.iter()));
-            }
-            Definition::InputObjectTypeExtension(t) => {
-                all.extend(t.directives.iter());
-                all.extend(t.fields.iter().flat_map(|v| v.directives.iter()));
-            }
-            _ => {}
-        }
-        for d in all {
-            unknown_directive(d);
+            errors.push(subgraph_error(src, "INVALID_GRAPHQL", msg).line(lines.of(d)));
         }
     }
-    if !errors.is_empty() {
-        return Err(errors);
-    }
+}
 
-    // Root operation types may be renamed in the subgraph; the supergraph uses the defaults.
+/// Every directive applied in one definition: on it, its fields, arguments and values.
+fn applied_directives(def: &Definition) -> Vec<&Node<ast::Directive>> {
+    let mut all: Vec<&Node<ast::Directive>> = Vec::new();
+    match def {
+        Definition::SchemaDefinition(t) => all.extend(t.directives.iter()),
+        Definition::SchemaExtension(t) => all.extend(t.directives.iter()),
+        Definition::ScalarTypeDefinition(t) => all.extend(t.directives.iter()),
+        Definition::ScalarTypeExtension(t) => all.extend(t.directives.iter()),
+        Definition::ObjectTypeDefinition(t) => {
+            all.extend(t.directives.iter());
+            collect_field_directives(&t.fields, &mut all);
+        }
+        Definition::ObjectTypeExtension(t) => {
+            all.extend(t.directives.iter());
+            collect_field_directives(&t.fields, &mut all);
+        }
+        Definition::InterfaceTypeDefinition(t) => {
+            all.extend(t.directives.iter());
+            collect_field_directives(&t.fields, &mut all);
+        }
+        Definition::InterfaceTypeExtension(t) => {
+            all.extend(t.directives.iter());
+            collect_field_directives(&t.fields, &mut all);
+        }
+        Definition::UnionTypeDefinition(t) => all.extend(t.directives.iter()),
+        Definition::UnionTypeExtension(t) => all.extend(t.directives.iter()),
+        Definition::EnumTypeDefinition(t) => {
+            all.extend(t.directives.iter());
+            all.extend(t.values.iter().flat_map(|v| v.directives.iter()));
+        }
+        Definition::EnumTypeExtension(t) => {
+            all.extend(t.directives.iter());
+            all.extend(t.values.iter().flat_map(|v| v.directives.iter()));
+        }
+        Definition::InputObjectTypeDefinition(t) => {
+            all.extend(t.directives.iter());
+            all.extend(t.fields.iter().flat_map(|v| v.directives.iter()));
+        }
+        Definition::InputObjectTypeExtension(t) => {
+            all.extend(t.directives.iter());
+            all.extend(t.fields.iter().flat_map(|v| v.directives.iter()));
+        }
+        _ => {}
+    }
+    all
+}
+
+/// Root operation types may be renamed in the subgraph; the supergraph uses the defaults.
+fn root_renames(doc: &ast::Document) -> HashMap<String, String> {
     let mut renames: HashMap<String, String> = HashMap::new();
     for def in &doc.definitions {
         let ops = match def {
@@ -519,7 +612,18 @@ pub fn parse(src: &SubgraphSource) -> Result<Subgraph, Vec<CompositionError>> {
             }
         }
     }
-    for (from, to) in &renames {
+    renames
+}
+
+/// A renamed root may not leave another type holding its default name.
+fn check_root_clashes(
+    src: &SubgraphSource,
+    lines: &Lines,
+    doc: &ast::Document,
+    renames: &HashMap<String, String>,
+    errors: &mut Vec<CompositionError>,
+) {
+    for (from, to) in renames {
         let clash_def = doc
             .definitions
             .iter()
@@ -537,36 +641,55 @@ pub fn parse(src: &SubgraphSource) -> Result<Subgraph, Vec<CompositionError>> {
                 "Mutation" => "ROOT_MUTATION_USED",
                 _ => "ROOT_SUBSCRIPTION_USED",
             };
-            errors.push(err(
+            errors.push(subgraph_error(
+                src,
                 code,
                 format!("The schema has a type named \"{to}\" but it is not set as the {} root type (\"{from}\" is instead): this is not supported by federation. If a root type does not use its default name, there should be no other type with that default name.", to.to_lowercase()),
             ).at(to.clone()).line(clash_line));
         }
     }
-    if !errors.is_empty() {
-        return Err(errors);
-    }
-    let rename = |n: &str| renames.get(n).cloned().unwrap_or_else(|| n.to_string());
-    let rename_ty = |t: &Type| -> Type {
-        fn go(t: &Type, f: &dyn Fn(&str) -> String) -> Type {
-            match t {
-                Type::Named(n) => {
-                    Type::Named(apollo_compiler::Name::new(&f(n)).unwrap_or_else(|_| n.clone()))
-                }
-                Type::NonNullNamed(n) => Type::NonNullNamed(
-                    apollo_compiler::Name::new(&f(n)).unwrap_or_else(|_| n.clone()),
-                ),
-                Type::List(i) => Type::List(Box::new(go(i, f))),
-                Type::NonNullList(i) => Type::NonNullList(Box::new(go(i, f))),
-            }
-        }
-        go(t, &rename)
-    };
+}
 
-    let meta_of = |dirs: &DirectiveList| -> Meta {
+/// What building the model needs to read any definition: line numbers, directive names, renames.
+struct Cx<'a> {
+    src: &'a SubgraphSource,
+    lines: Lines,
+    links: Links,
+    renames: HashMap<String, String>,
+}
+
+impl Cx<'_> {
+    fn err(&self, code: &'static str, msg: String) -> CompositionError {
+        subgraph_error(self.src, code, msg)
+    }
+
+    fn canonical(&self, local: &str) -> Option<&'static str> {
+        self.links.names.canonical(local)
+    }
+
+    fn rename(&self, n: &str) -> String {
+        self.renames
+            .get(n)
+            .cloned()
+            .unwrap_or_else(|| n.to_string())
+    }
+
+    fn rename_ty(&self, t: &Type) -> Type {
+        let named = |n: &apollo_compiler::Name| {
+            apollo_compiler::Name::new(&self.rename(n)).unwrap_or_else(|_| n.clone())
+        };
+        match t {
+            Type::Named(n) => Type::Named(named(n)),
+            Type::NonNullNamed(n) => Type::NonNullNamed(named(n)),
+            Type::List(i) => Type::List(Box::new(self.rename_ty(i))),
+            Type::NonNullList(i) => Type::NonNullList(Box::new(self.rename_ty(i))),
+        }
+    }
+
+    fn meta_of(&self, dirs: &DirectiveList) -> Meta {
         let mut m = Meta::default();
         for d in dirs.iter() {
-            match names.canonical(&d.name) {
+            match self.canonical(&d.name) {
                 Some("inaccessible") => m.inaccessible = true,
                 Some("authenticated") => m.authenticated = true,
                 Some("requiresScopes") => {
@@ -591,50 +714,101 @@ pub fn parse(src: &SubgraphSource) -> Result<Subgraph, Vec<CompositionError>> {
             }
         }
         m
-    };
-    let input_value = |v: &Node<ast::InputValueDefinition>| InputValue {
-        name: v.name.to_string(),
-        description: description(&v.description),
-        ty: rename_ty(&v.ty),
-        default: v.default_value.as_ref().map(|d| d.to_string()),
-        meta: meta_of(&v.directives),
-        line: lines.of(v),
-    };
+    }
 
-    let mut types: IndexMap<String, TypeDef> = IndexMap::new();
-    let mut directives = Vec::new();
-    for def in &doc.definitions {
-        if let Definition::DirectiveDefinition(d) = def {
-            if names.canonical(&d.name).is_some()
-                || link_locals.contains(d.name.as_str())
-                || d.name == "link"
-                // Some servers print the spec's built-in directives into their SDL; a supergraph
-                // never re-declares them.
-                || matches!(
-                    d.name.as_str(),
-                    "skip" | "include" | "deprecated" | "specifiedBy" | "oneOf" | "defer" | "stream"
-                )
-            {
-                continue;
-            }
-            let locations: Vec<String> = d
-                .locations
-                .iter()
-                .map(|l| l.name().to_string())
-                .filter(|l| EXECUTABLE_LOCATIONS.contains(&l.as_str()))
-                .collect();
-            if !locations.is_empty() {
-                directives.push(DirectiveDef {
-                    name: d.name.to_string(),
-                    description: description(&d.description),
-                    args: d.arguments.iter().map(input_value).collect(),
-                    repeatable: d.repeatable,
-                    locations,
-                });
-            }
-            continue;
+    fn input_value(&self, v: &Node<ast::InputValueDefinition>) -> InputValue {
+        InputValue {
+            name: v.name.to_string(),
+            description: description(&v.description),
+            ty: self.rename_ty(&v.ty),
+            default: v.default_value.as_ref().map(|d| d.to_string()),
+            meta: self.meta_of(&v.directives),
+            line: self.lines.of(v),
         }
-        let (raw_name, kind, is_ext, dirs, line) = match def {
+    }
+
+    /// An executable directive definition worth merging; `None` for federation, link and
+    /// built-in directives and for type-system-only ones.
+    fn directive_def(&self, d: &ast::DirectiveDefinition) -> Option<DirectiveDef> {
+        if self.canonical(&d.name).is_some()
+            || self.links.link_locals.contains(d.name.as_str())
+            || d.name == "link"
+            // Some servers print the spec's built-in directives into their SDL; a supergraph
+            // never re-declares them.
+            || matches!(
+                d.name.as_str(),
+                "skip" | "include" | "deprecated" | "specifiedBy" | "oneOf" | "defer" | "stream"
+            )
+        {
+            return None;
+        }
+        let locations: Vec<String> = d
+            .locations
+            .iter()
+            .map(|l| l.name().to_string())
+            .filter(|l| EXECUTABLE_LOCATIONS.contains(&l.as_str()))
+            .collect();
+        (!locations.is_empty()).then(|| DirectiveDef {
+            name: d.name.to_string(),
+            description: description(&d.description),
+            args: d.arguments.iter().map(|a| self.input_value(a)).collect(),
+            repeatable: d.repeatable,
+            locations,
+        })
+    }
+
+    fn field(&self, f: &Node<ast::FieldDefinition>, block_shareable: bool) -> Field {
+        let mut field = Field {
+            name: f.name.to_string(),
+            description: description(&f.description),
+            ty: self.rename_ty(&f.ty),
+            args: f
+                .arguments
+                .iter()
+                .map(|a| (a.name.to_string(), self.input_value(a)))
+                .collect(),
+            external: false,
+            shareable: block_shareable,
+            shareable_explicit: false,
+            requires: None,
+            provides: None,
+            override_from: None,
+            override_label: None,
+            meta: self.meta_of(&f.directives),
+            line: self.lines.of(f),
+        };
+        for d in f.directives.iter() {
+            match self.canonical(&d.name) {
+                Some("external") => field.external = true,
+                Some("shareable") => {
+                    field.shareable = true;
+                    field.shareable_explicit = true;
+                }
+                Some("requires") => field.requires = string_arg(d, "fields"),
+                Some("provides") => field.provides = string_arg(d, "fields"),
+                Some("override") => {
+                    field.override_from = string_arg(d, "from");
+                    field.override_label = string_arg(d, "label");
+                }
+                _ => {}
+            }
+        }
+        field
+    }
+}
+
+/// The parts of a type definition or extension that every kind has.
+struct TypeHeader<'d> {
+    name: &'d apollo_compiler::Name,
+    kind: Kind,
+    is_ext: bool,
+    dirs: &'d DirectiveList,
+    line: Option<usize>,
+}
+
+impl<'d> TypeHeader<'d> {
+    fn of(def: &'d Definition, lines: &Lines) -> Option<Self> {
+        let (name, kind, is_ext, dirs, line) = match def {
             Definition::ScalarTypeDefinition(t) => {
                 (&t.name, Kind::Scalar, false, &t.directives, lines.of(t))
             }
@@ -671,94 +845,114 @@ pub fn parse(src: &SubgraphSource) -> Result<Subgraph, Vec<CompositionError>> {
             Definition::InputObjectTypeExtension(t) => {
                 (&t.name, Kind::Input, true, &t.directives, lines.of(t))
             }
-            _ => continue,
+            _ => return None,
         };
-        if is_federation_type(raw_name, fieldset_is_federation)
-            || (BUILTIN_SCALARS.contains(&raw_name.as_str()) && kind == Kind::Scalar)
-        {
-            continue;
-        }
-        let name = rename(raw_name);
-        let entry = types.entry(name.clone()).or_insert_with(|| TypeDef {
-            name: name.clone(),
+        Some(TypeHeader {
+            name,
             kind,
-            description: None,
+            is_ext,
+            dirs,
             line,
-            extension: false,
-            keys: Vec::new(),
-            interface_object: false,
-            meta: Meta::default(),
-            implements: Vec::new(),
-            fields: IndexMap::new(),
-            input_fields: IndexMap::new(),
-            members: Vec::new(),
-            values: IndexMap::new(),
-            specified_by: None,
-            has_definition: false,
-        });
-        if entry.kind != kind {
-            errors.push(
-                err(
-                    "INVALID_GRAPHQL",
-                    format!("Type \"{name}\" is defined or extended with different kinds"),
-                )
-                .at(name.clone())
-                .line(line),
-            );
-            continue;
+        })
+    }
+}
+
+fn empty_type(name: String, kind: Kind, line: Option<usize>, has_definition: bool) -> TypeDef {
+    TypeDef {
+        name,
+        kind,
+        description: None,
+        line,
+        extension: false,
+        keys: Vec::new(),
+        interface_object: false,
+        meta: Meta::default(),
+        implements: Vec::new(),
+        fields: IndexMap::new(),
+        input_fields: IndexMap::new(),
+        members: Vec::new(),
+        values: IndexMap::new(),
+        specified_by: None,
+        has_definition,
+    }
+}
+
+/// The types and directive definitions built so far, one definition at a time.
+struct TypesBuilder<'a> {
+    cx: Cx<'a>,
+    types: IndexMap<String, TypeDef>,
+    directives: Vec<DirectiveDef>,
+    errors: Vec<CompositionError>,
+}
+
+impl TypesBuilder<'_> {
+    fn definition(&mut self, def: &Definition) {
+        if let Definition::DirectiveDefinition(d) = def {
+            if let Some(d) = self.cx.directive_def(d) {
+                self.directives.push(d);
+            }
+            return;
         }
-        if !is_ext {
-            if entry.has_definition {
-                errors.push(
-                    err(
+        let Some(head) = TypeHeader::of(def, &self.cx.lines) else {
+            return;
+        };
+        if is_federation_type(head.name, self.cx.links.fieldset_is_federation)
+            || (BUILTIN_SCALARS.contains(&head.name.as_str()) && head.kind == Kind::Scalar)
+        {
+            return;
+        }
+        let name = self.cx.rename(head.name);
+        if !self.open_type(&name, &head) {
+            return;
+        }
+        let cx = &self.cx;
+        let entry = &mut self.types[&name];
+        let block_shareable = apply_type_directives(cx, entry, &head);
+        self.add_fields(&name, def, block_shareable);
+        let cx = &self.cx;
+        let entry = &mut self.types[&name];
+        add_members_values_inputs(cx, entry, def);
+    }
+
+    /// Finds or creates the type this definition adds to; `false` (with an error) when the
+    /// definition conflicts with what came before.
+    fn open_type(&mut self, name: &str, head: &TypeHeader) -> bool {
+        let entry = self
+            .types
+            .entry(name.to_string())
+            .or_insert_with(|| empty_type(name.to_string(), head.kind, head.line, false));
+        if entry.kind != head.kind {
+            self.errors.push(
+                self.cx
+                    .err(
                         "INVALID_GRAPHQL",
-                        format!("There can be only one type named \"{name}\"."),
+                        format!("Type \"{name}\" is defined or extended with different kinds"),
                     )
-                    .at(name.clone())
-                    .line(line),
+                    .at(name.to_string())
+                    .line(head.line),
+            );
+            return false;
+        }
+        if !head.is_ext {
+            if entry.has_definition {
+                self.errors.push(
+                    self.cx
+                        .err(
+                            "INVALID_GRAPHQL",
+                            format!("There can be only one type named \"{name}\"."),
+                        )
+                        .at(name.to_string())
+                        .line(head.line),
                 );
-                continue;
+                return false;
             }
             entry.has_definition = true;
-            entry.line = line;
+            entry.line = head.line;
         }
-        let mut block_shareable = false;
-        for d in dirs.iter() {
-            match names.canonical(&d.name) {
-                Some("key") => {
-                    let fields = string_arg(d, "fields").unwrap_or_default();
-                    let resolvable = d
-                        .specified_argument_by_name("resolvable")
-                        .and_then(|v| v.to_bool())
-                        .unwrap_or(true);
-                    entry.keys.push(Key {
-                        fields,
-                        extension: is_ext,
-                        resolvable,
-                        line: lines.of(d),
-                    });
-                }
-                Some("extends") => entry.extension = true,
-                Some("shareable") => block_shareable = true,
-                Some("interfaceObject") => entry.interface_object = true,
-                _ if d.name == "specifiedBy" => entry.specified_by = string_arg(d, "url"),
-                _ => {}
-            }
-        }
-        let m = meta_of(dirs);
-        entry.meta.inaccessible |= m.inaccessible;
-        entry.meta.authenticated |= m.authenticated;
-        if m.scopes.is_some() {
-            entry.meta.scopes = m.scopes;
-        }
-        if m.policies.is_some() {
-            entry.meta.policies = m.policies;
-        }
-        for t in m.tags {
-            if !entry.meta.tags.contains(&t) {
-                entry.meta.tags.push(t);
-            }
-        }
+        true
+    }
+
+    fn add_fields(&mut self, name: &str, def: &Definition, block_shareable: bool) {
         let (desc, fields, implements): (
             Option<&Node<str>>,
             &[Node<ast::FieldDefinition>],
@@ -778,11 +972,12 @@ pub fn parse(src: &SubgraphSource) -> Result<Subgraph, Vec<CompositionError>> {
             Definition::InputObjectTypeDefinition(t) => (t.description.as_ref(), &[], &[]),
             _ => (None, &[], &[]),
         };
+        let entry = &mut self.types[name];
         if let Some(d) = desc {
             entry.description = Some(d.to_string());
         }
         for i in implements {
-            let i = rename(i);
+            let i = self.cx.rename(i);
             if !entry.implements.contains(&i) {
                 entry.implements.push(i);
             }
@@ -791,89 +986,106 @@ pub fn parse(src: &SubgraphSource) -> Result<Subgraph, Vec<CompositionError>> {
             if name == "Query" && (f.name == "_entities" || f.name == "_service") {
                 continue;
             }
-            let mut field = Field {
-                name: f.name.to_string(),
-                description: description(&f.description),
-                ty: rename_ty(&f.ty),
-                args: f
-                    .arguments
-                    .iter()
-                    .map(|a| (a.name.to_string(), input_value(a)))
-                    .collect(),
-                external: false,
-                shareable: block_shareable,
-                shareable_explicit: false,
-                requires: None,
-                provides: None,
-                override_from: None,
-                override_label: None,
-                meta: meta_of(&f.directives),
-                line: lines.of(f),
-            };
-            for d in f.directives.iter() {
-                match names.canonical(&d.name) {
-                    Some("external") => field.external = true,
-                    Some("shareable") => {
-                        field.shareable = true;
-                        field.shareable_explicit = true;
-                    }
-                    Some("requires") => field.requires = string_arg(d, "fields"),
-                    Some("provides") => field.provides = string_arg(d, "fields"),
-                    Some("override") => {
-                        field.override_from = string_arg(d, "from");
-                        field.override_label = string_arg(d, "label");
-                    }
-                    _ => {}
-                }
-            }
+            let field = self.cx.field(f, block_shareable);
             if entry.fields.contains_key(&field.name) {
-                errors.push(
-                    err(
-                        "INVALID_GRAPHQL",
-                        format!("Field \"{name}.{}\" can only be defined once.", field.name),
-                    )
-                    .at(format!("{name}.{}", field.name))
-                    .line(field.line),
+                self.errors.push(
+                    self.cx
+                        .err(
+                            "INVALID_GRAPHQL",
+                            format!("Field \"{name}.{}\" can only be defined once.", field.name),
+                        )
+                        .at(format!("{name}.{}", field.name))
+                        .line(field.line),
                 );
                 continue;
             }
             entry.fields.insert(field.name.clone(), field);
         }
-        match def {
-            Definition::UnionTypeDefinition(t) => {
-                entry.members.extend(t.members.iter().map(|m| rename(m)))
+    }
+}
+
+/// Applies a type block's own directives (keys, `@extends`, `@interfaceObject`, metadata);
+/// returns whether the block is `@shareable` (which its fields inherit).
+fn apply_type_directives(cx: &Cx, entry: &mut TypeDef, head: &TypeHeader) -> bool {
+    let mut block_shareable = false;
+    for d in head.dirs.iter() {
+        match cx.canonical(&d.name) {
+            Some("key") => {
+                let fields = string_arg(d, "fields").unwrap_or_default();
+                let resolvable = d
+                    .specified_argument_by_name("resolvable")
+                    .and_then(|v| v.to_bool())
+                    .unwrap_or(true);
+                entry.keys.push(Key {
+                    fields,
+                    extension: head.is_ext,
+                    resolvable,
+                    line: cx.lines.of(d),
+                });
             }
-            Definition::UnionTypeExtension(t) => {
-                entry.members.extend(t.members.iter().map(|m| rename(m)))
-            }
+            Some("extends") => entry.extension = true,
+            Some("shareable") => block_shareable = true,
+            Some("interfaceObject") => entry.interface_object = true,
+            _ if d.name == "specifiedBy" => entry.specified_by = string_arg(d, "url"),
             _ => {}
         }
-        let (values, inputs): (
-            &[Node<ast::EnumValueDefinition>],
-            &[Node<ast::InputValueDefinition>],
-        ) = match def {
-            Definition::EnumTypeDefinition(t) => (&t.values, &[]),
-            Definition::EnumTypeExtension(t) => (&t.values, &[]),
-            Definition::InputObjectTypeDefinition(t) => (&[], &t.fields),
-            Definition::InputObjectTypeExtension(t) => (&[], &t.fields),
-            _ => (&[], &[]),
-        };
-        for v in values {
-            entry.values.insert(
-                v.value.to_string(),
-                EnumValue {
-                    name: v.value.to_string(),
-                    description: description(&v.description),
-                    meta: meta_of(&v.directives),
-                },
-            );
-        }
-        for v in inputs {
-            entry
-                .input_fields
-                .insert(v.name.to_string(), input_value(v));
+    }
+    let m = cx.meta_of(head.dirs);
+    entry.meta.inaccessible |= m.inaccessible;
+    entry.meta.authenticated |= m.authenticated;
+    if m.scopes.is_some() {
+        entry.meta.scopes = m.scopes;
+    }
+    if m.policies.is_some() {
+        entry.meta.policies = m.policies;
+    }
+    for t in m.tags {
+        if !entry.meta.tags.contains(&t) {
+            entry.meta.tags.push(t);
         }
     }
+    block_shareable
+}
+
+fn add_members_values_inputs(cx: &Cx, entry: &mut TypeDef, def: &Definition) {
+    match def {
+        Definition::UnionTypeDefinition(t) => {
+            entry.members.extend(t.members.iter().map(|m| cx.rename(m)))
+        }
+        Definition::UnionTypeExtension(t) => {
+            entry.members.extend(t.members.iter().map(|m| cx.rename(m)))
+        }
+        _ => {}
+    }
+    let (values, inputs): (
+        &[Node<ast::EnumValueDefinition>],
+        &[Node<ast::InputValueDefinition>],
+    ) = match def {
+        Definition::EnumTypeDefinition(t) => (&t.values, &[]),
+        Definition::EnumTypeExtension(t) => (&t.values, &[]),
+        Definition::InputObjectTypeDefinition(t) => (&[], &t.fields),
+        Definition::InputObjectTypeExtension(t) => (&[], &t.fields),
+        _ => (&[], &[]),
+    };
+    for v in values {
+        entry.values.insert(
+            v.value.to_string(),
+            EnumValue {
+                name: v.value.to_string(),
+                description: description(&v.description),
+                meta: cx.meta_of(&v.directives),
+            },
+        );
+    }
+    for v in inputs {
+        entry
+            .input_fields
+            .insert(v.name.to_string(), cx.input_value(v));
+    }
+}
+
+/// Key extension flags settled and the query root present.
+fn finish_types(types: &mut IndexMap<String, TypeDef>, fed2: bool) {
     for t in types.values_mut() {
         for k in &mut t.keys {
             // Fed 1 `extend type` is how entities were referenced, not a real extension: Apollo's
@@ -886,33 +1098,23 @@ pub fn parse(src: &SubgraphSource) -> Result<Subgraph, Vec<CompositionError>> {
     if !types.contains_key("Query") {
         types.insert(
             "Query".into(),
-            TypeDef {
-                name: "Query".into(),
-                kind: Kind::Object,
-                description: None,
-                line: None,
-                extension: false,
-                keys: Vec::new(),
-                interface_object: false,
-                meta: Meta::default(),
-                implements: Vec::new(),
-                fields: IndexMap::new(),
-                input_fields: IndexMap::new(),
-                members: Vec::new(),
-                values: IndexMap::new(),
-                specified_by: None,
-                has_definition: true,
-            },
+            empty_type("Query".into(), Kind::Object, None, true),
         );
     }
+}
 
-    // Unknown type references.
+/// Unknown type references.
+fn check_type_references(
+    cx: &Cx,
+    types: &IndexMap<String, TypeDef>,
+    errors: &mut Vec<CompositionError>,
+) {
     let known = |n: &str| BUILTIN_SCALARS.contains(&n) || types.contains_key(n);
     for t in types.values() {
         let mut check = |n: &str, coord: String, line: Option<usize>| {
             if !known(n) {
                 errors.push(
-                    err("INVALID_GRAPHQL", format!("Unknown type \"{n}\"."))
+                    cx.err("INVALID_GRAPHQL", format!("Unknown type \"{n}\"."))
                         .at(coord)
                         .line(line),
                 );
@@ -946,41 +1148,28 @@ pub fn parse(src: &SubgraphSource) -> Result<Subgraph, Vec<CompositionError>> {
             check(i, t.name.clone(), t.line);
         }
     }
+}
 
-    // Federation 1 semantics: key fields marked @external on extensions are really local, and
-    // every field may be shared (Apollo upgrades Fed 1 subgraphs the same way).
-    if !fed2 {
-        for t in types.values_mut() {
-            let key_fields: HashSet<String> = t
-                .keys
-                .iter()
-                .filter_map(|k| crate::fieldset::parse(&k.fields).ok())
-                .flat_map(|sels| {
-                    sels.into_iter().filter_map(|s| match s {
-                        crate::fieldset::Selection::Field { name, .. } => Some(name),
-                        _ => None,
-                    })
+/// Federation 1 semantics: key fields marked @external on extensions are really local, and
+/// every field may be shared (Apollo upgrades Fed 1 subgraphs the same way).
+fn upgrade_fed1(types: &mut IndexMap<String, TypeDef>) {
+    for t in types.values_mut() {
+        let key_fields: HashSet<String> = t
+            .keys
+            .iter()
+            .filter_map(|k| crate::fieldset::parse(&k.fields).ok())
+            .flat_map(|sels| {
+                sels.into_iter().filter_map(|s| match s {
+                    crate::fieldset::Selection::Field { name, .. } => Some(name),
+                    _ => None,
                 })
-                .collect();
-            for f in t.fields.values_mut() {
-                if f.external && key_fields.contains(&f.name) {
-                    f.external = false;
-                }
-                f.shareable = true;
+            })
+            .collect();
+        for f in t.fields.values_mut() {
+            if f.external && key_fields.contains(&f.name) {
+                f.external = false;
             }
+            f.shareable = true;
         }
-    }
-
-    if errors.is_empty() {
-        Ok(Subgraph {
-            name: src.name.clone(),
-            url: src.url.clone(),
-            file: src.file.clone(),
-            fed2,
-            types,
-            directives,
-        })
-    } else {
-        Err(errors)
     }
 }
