@@ -10,7 +10,6 @@
 //! It contributes `Member.stats`, `Post.stats` and `Query.trendingPosts` to the supergraph
 //! (see [`schema`]). Analytics publishes no events, so it runs no outbox relay.
 
-pub mod batch;
 pub mod config;
 pub mod schema;
 pub mod store;

@@ -19,7 +19,8 @@ use serde::Deserialize;
 use sqlx::{AnyConnection, AnyPool, Row};
 use switchyard_subgraph_kit::events::{outbox, BoxError, Event, EventError, EventHandler};
 
-use crate::batch::Batcher;
+use switchyard_subgraph_kit::batch::Batcher;
+use switchyard_subgraph_kit::db::Db;
 
 /// The consumer group analytics reads the bus in.
 pub const CONSUMER_GROUP: &str = "analytics";
@@ -180,7 +181,7 @@ const MAX_BATCH: usize = 500;
 /// The analytics database (cheap to clone).
 #[derive(Clone)]
 pub struct Store {
-    pool: AnyPool,
+    pool: Db,
     clock: Clock,
     members: Arc<Batcher<MemberWindow, MemberCounts>>,
     posts: Arc<Batcher<String, PostTotals>>,
@@ -201,7 +202,7 @@ fn placeholders(first: usize, n: usize) -> String {
 }
 
 async fn load_member_counts(
-    pool: AnyPool,
+    pool: Db,
     today: i64,
     keys: Vec<MemberWindow>,
 ) -> Result<HashMap<MemberWindow, MemberCounts>, sqlx::Error> {
@@ -241,7 +242,7 @@ async fn load_member_counts(
 }
 
 async fn load_post_totals(
-    pool: AnyPool,
+    pool: Db,
     posts: Vec<String>,
 ) -> Result<HashMap<String, PostTotals>, sqlx::Error> {
     let sql = format!(
@@ -281,10 +282,10 @@ impl Store {
         for statement in SCHEMA {
             sqlx::query(statement).execute(&pool).await?;
         }
-        Ok(Store::assemble(pool, Arc::new(Utc::now)))
+        Ok(Store::assemble(Db::new(pool), Arc::new(Utc::now)))
     }
 
-    fn assemble(pool: AnyPool, clock: Clock) -> Store {
+    fn assemble(pool: Db, clock: Clock) -> Store {
         let (member_pool, member_clock) = (pool.clone(), Arc::clone(&clock));
         let members = Batcher::new(MAX_BATCH, move |keys| {
             load_member_counts(member_pool.clone(), day_of(member_clock()), keys).boxed()
@@ -308,7 +309,12 @@ impl Store {
 
     /// The connection pool.
     pub fn pool(&self) -> &AnyPool {
-        &self.pool
+        self.pool.pool()
+    }
+
+    /// How many statements the store's reads have executed (see [`Db`]).
+    pub fn statements(&self) -> u64 {
+        self.pool.statements()
     }
 
     /// The current time by this store's clock.

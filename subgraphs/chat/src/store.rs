@@ -9,14 +9,24 @@
 //!
 //! Bodies are sealed with the service's [`FieldCipher`] (AAD = message id, so a ciphertext
 //! cannot be moved to another row); the key id is stored beside the ciphertext for rotation.
+//!
+//! What a page of conversations asks per item (the conversation and the caller's membership,
+//! its members, unread count, last message, a page of messages) is loaded through the kit's
+//! [`Batcher`]: the concurrent lookups of one list share one set-based statement (`IN (…)`;
+//! pages per conversation with `ROW_NUMBER() OVER (PARTITION BY …)`).
 
+use std::collections::HashMap;
 use std::sync::Arc;
 
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use sqlx::any::AnyRow;
+use futures::future::BoxFuture;
+use futures::FutureExt;
 use sqlx::{AnyPool, Row};
+use switchyard_subgraph_kit::batch::Batcher;
 use switchyard_subgraph_kit::crypto::{FieldCipher, Sealed};
+use switchyard_subgraph_kit::db::Db;
 use switchyard_subgraph_kit::events::{outbox, Event, EventError};
 use uuid::Uuid;
 
@@ -48,6 +58,9 @@ pub enum StoreError {
     /// The outbox refused the event.
     #[error("outbox error: {0}")]
     Event(#[from] EventError),
+    /// A batched load failed; every lookup in the batch shares its error.
+    #[error("{0}")]
+    Batch(Arc<StoreError>),
 }
 
 /// A conversation row.
@@ -162,8 +175,215 @@ struct MessageSent<'a> {
 /// The chat store.
 #[derive(Clone)]
 pub struct Store {
-    pool: AnyPool,
+    pool: Db,
     cipher: Arc<FieldCipher>,
+    loads: Arc<Loads>,
+}
+
+/// Distinct keys per batched statement (each is a bind parameter).
+const MAX_BATCH: usize = 500;
+
+/// The batched per-item reads (see the module comment).
+struct Loads {
+    /// (conversation, member) → the conversation and whether the member belongs to it.
+    conversations: Batcher<(String, String), (ConversationRow, bool), StoreError>,
+    /// Conversation → member ids in joining order.
+    members: Batcher<String, Vec<String>, StoreError>,
+    /// (conversation, member) → unread messages; absent when not a member.
+    unread: Batcher<(String, String), i64, StoreError>,
+    /// Conversation → its newest message.
+    last_messages: Batcher<String, SealedMessage, StoreError>,
+    /// (conversation, last, before) → up to `last + 1` messages before `before`, newest first.
+    message_pages: Batcher<(String, usize, i64), Vec<SealedMessage>, StoreError>,
+}
+
+type Load<K, V> = fn(Db, Vec<K>) -> BoxFuture<'static, Result<HashMap<K, V>, StoreError>>;
+
+impl Loads {
+    fn new(pool: &Db) -> Loads {
+        fn batcher<K, V>(pool: &Db, load: Load<K, V>) -> Batcher<K, V, StoreError>
+        where
+            K: Clone + Eq + std::hash::Hash + Send + Sync + 'static,
+            V: Clone + Send + Sync + 'static,
+        {
+            let pool = pool.clone();
+            Batcher::new(MAX_BATCH, move |keys| load(pool.clone(), keys))
+        }
+        Loads {
+            conversations: batcher(pool, |pool, keys| load_conversations(pool, keys).boxed()),
+            members: batcher(pool, |pool, ids| load_members(pool, ids).boxed()),
+            unread: batcher(pool, |pool, keys| load_unread(pool, keys).boxed()),
+            last_messages: batcher(pool, |pool, ids| load_last_messages(pool, ids).boxed()),
+            message_pages: batcher(pool, |pool, keys| load_message_pages(pool, keys).boxed()),
+        }
+    }
+}
+
+fn shared(e: Arc<StoreError>) -> StoreError {
+    StoreError::Batch(e)
+}
+
+/// `$first, $first+1, …` for `n` bind parameters.
+fn placeholders(first: usize, n: usize) -> String {
+    (first..first + n)
+        .map(|i| format!("${i}"))
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+/// Groups `keys` by `group`, keeping each group's distinct `item`s in first-seen order.
+fn grouped<K, G: Eq + std::hash::Hash + Clone, I: PartialEq>(
+    keys: &[K],
+    group: impl Fn(&K) -> G,
+    item: impl Fn(&K) -> I,
+) -> Vec<(G, Vec<I>)> {
+    let mut groups: Vec<(G, Vec<I>)> = Vec::new();
+    let mut index: HashMap<G, usize> = HashMap::new();
+    for key in keys {
+        let g = group(key);
+        let slot = *index.entry(g.clone()).or_insert_with(|| {
+            groups.push((g, Vec::new()));
+            groups.len() - 1
+        });
+        let it = item(key);
+        if !groups[slot].1.contains(&it) {
+            groups[slot].1.push(it);
+        }
+    }
+    groups
+}
+
+async fn load_conversations(
+    pool: Db,
+    keys: Vec<(String, String)>,
+) -> Result<HashMap<(String, String), (ConversationRow, bool)>, StoreError> {
+    let mut out = HashMap::new();
+    for (member, ids) in grouped(&keys, |(_, m)| m.clone(), |(c, _)| c.clone()) {
+        let sql = format!(
+            "SELECT c.id, c.created_at, c.last_seq, c.last_activity_at, m.member_id AS joined
+             FROM conversations c LEFT JOIN conversation_members m
+               ON m.conversation_id = c.id AND m.member_id = $1
+             WHERE c.id IN ({})",
+            placeholders(2, ids.len())
+        );
+        let mut query = sqlx::query(sqlx::AssertSqlSafe(sql)).bind(member.clone());
+        for id in ids {
+            query = query.bind(id);
+        }
+        for row in query.fetch_all(&pool).await? {
+            let conversation = conversation_from_row(&row)?;
+            let is_member = row.try_get::<Option<String>, _>("joined")?.is_some();
+            out.insert(
+                (conversation.id.clone(), member.clone()),
+                (conversation, is_member),
+            );
+        }
+    }
+    Ok(out)
+}
+
+async fn load_members(
+    pool: Db,
+    ids: Vec<String>,
+) -> Result<HashMap<String, Vec<String>>, StoreError> {
+    let sql = format!(
+        "SELECT conversation_id, member_id FROM conversation_members
+         WHERE conversation_id IN ({}) ORDER BY conversation_id, joined_at, member_id",
+        placeholders(1, ids.len())
+    );
+    let mut query = sqlx::query(sqlx::AssertSqlSafe(sql));
+    for id in ids {
+        query = query.bind(id);
+    }
+    let mut out: HashMap<String, Vec<String>> = HashMap::new();
+    for row in query.fetch_all(&pool).await? {
+        out.entry(row.try_get("conversation_id")?)
+            .or_default()
+            .push(row.try_get("member_id")?);
+    }
+    Ok(out)
+}
+
+async fn load_unread(
+    pool: Db,
+    keys: Vec<(String, String)>,
+) -> Result<HashMap<(String, String), i64>, StoreError> {
+    let mut out = HashMap::new();
+    for (member, ids) in grouped(&keys, |(_, m)| m.clone(), |(c, _)| c.clone()) {
+        let sql = format!(
+            "SELECT m.conversation_id, c.last_seq - m.last_read_seq FROM conversation_members m
+             JOIN conversations c ON c.id = m.conversation_id
+             WHERE m.member_id = $1 AND m.conversation_id IN ({})",
+            placeholders(2, ids.len())
+        );
+        let mut query = sqlx::query(sqlx::AssertSqlSafe(sql)).bind(member.clone());
+        for id in ids {
+            query = query.bind(id);
+        }
+        for row in query.fetch_all(&pool).await? {
+            let unread: i64 = row.try_get(1)?;
+            out.insert((row.try_get(0)?, member.clone()), unread.max(0));
+        }
+    }
+    Ok(out)
+}
+
+async fn load_last_messages(
+    pool: Db,
+    ids: Vec<String>,
+) -> Result<HashMap<String, SealedMessage>, StoreError> {
+    let sql = format!(
+        "SELECT m.id, m.conversation_id, m.seq, m.sender_id, m.body_key_id, m.body, m.sent_at
+         FROM conversations c JOIN messages m ON m.conversation_id = c.id AND m.seq = c.last_seq
+         WHERE c.id IN ({})",
+        placeholders(1, ids.len())
+    );
+    let mut query = sqlx::query(sqlx::AssertSqlSafe(sql));
+    for id in ids {
+        query = query.bind(id);
+    }
+    let mut out = HashMap::new();
+    for row in query.fetch_all(&pool).await? {
+        let message = sealed_from_row(&row)?;
+        out.insert(message.conversation_id.clone(), message);
+    }
+    Ok(out)
+}
+
+async fn load_message_pages(
+    pool: Db,
+    keys: Vec<(String, usize, i64)>,
+) -> Result<HashMap<(String, usize, i64), Vec<SealedMessage>>, StoreError> {
+    let mut out = HashMap::new();
+    for ((last, before), ids) in grouped(&keys, |(_, l, b)| (*l, *b), |(c, _, _)| c.clone()) {
+        let sql = format!(
+            "SELECT {MESSAGE_COLUMNS} FROM (
+                SELECT {MESSAGE_COLUMNS}, ROW_NUMBER() OVER (
+                    PARTITION BY conversation_id ORDER BY seq DESC) AS place
+                FROM messages WHERE conversation_id IN ({}) AND seq < $1
+             ) ranked WHERE place <= $2 ORDER BY conversation_id, seq DESC",
+            placeholders(3, ids.len())
+        );
+        let mut query = sqlx::query(sqlx::AssertSqlSafe(sql))
+            .bind(before)
+            .bind(i64::try_from(last + 1).unwrap_or(i64::MAX));
+        for id in &ids {
+            query = query.bind(id.clone());
+        }
+        let mut by_conversation: HashMap<String, Vec<SealedMessage>> = HashMap::new();
+        for row in query.fetch_all(&pool).await? {
+            let message = sealed_from_row(&row)?;
+            by_conversation
+                .entry(message.conversation_id.clone())
+                .or_default()
+                .push(message);
+        }
+        for id in ids {
+            let page = by_conversation.remove(&id).unwrap_or_default();
+            out.insert((id, last, before), page);
+        }
+    }
+    Ok(out)
 }
 
 fn now_micros() -> i64 {
@@ -257,7 +477,9 @@ impl Store {
                 .execute(&pool)
                 .await?;
         }
+        let pool = Db::new(pool);
         Ok(Store {
+            loads: Arc::new(Loads::new(&pool)),
             pool,
             cipher: Arc::new(cipher),
         })
@@ -265,7 +487,12 @@ impl Store {
 
     /// The connection pool (for readiness checks and the outbox relay).
     pub fn pool(&self) -> &AnyPool {
-        &self.pool
+        self.pool.pool()
+    }
+
+    /// How many statements the store has run outside transactions — every read (see [`Db`]).
+    pub fn statements(&self) -> u64 {
+        self.pool.statements()
     }
 
     /// Starts a conversation between `caller` and `others`. A 1:1 conversation with someone the
@@ -374,19 +601,17 @@ impl Store {
     }
 
     /// The conversation, for one of its members: `NotFound` or `Forbidden` otherwise.
+    /// Concurrent calls (the representations of one `_entities` request) share one statement.
     pub async fn conversation_for(
         &self,
         id: &str,
         member: &str,
     ) -> Result<ConversationRow, StoreError> {
-        let conversation = self
-            .conversation(&parse_id("conversation", id)?)
-            .await?
-            .ok_or(StoreError::NotFound)?;
-        if self.is_member(&conversation.id, member).await? {
-            Ok(conversation)
-        } else {
-            Err(StoreError::Forbidden)
+        let key = (parse_id("conversation", id)?, member.to_owned());
+        match self.loads.conversations.load_one(key).await.map_err(shared)? {
+            None => Err(StoreError::NotFound),
+            Some((conversation, true)) => Ok(conversation),
+            Some((_, false)) => Err(StoreError::Forbidden),
         }
     }
 
@@ -402,19 +627,16 @@ impl Store {
         Ok(row.is_some())
     }
 
-    /// The conversation's member ids, in the order they joined (then by id).
+    /// The conversation's member ids, in the order they joined (then by id). Concurrent calls
+    /// share one statement.
     pub async fn members(&self, conversation: &str) -> Result<Vec<String>, StoreError> {
-        let rows = sqlx::query(
-            "SELECT member_id FROM conversation_members WHERE conversation_id = $1
-             ORDER BY joined_at, member_id",
-        )
-        .bind(conversation.to_owned())
-        .fetch_all(&self.pool)
-        .await?;
-        Ok(rows
-            .iter()
-            .map(|r| r.try_get("member_id"))
-            .collect::<Result<_, _>>()?)
+        Ok(self
+            .loads
+            .members
+            .load_one(conversation.to_owned())
+            .await
+            .map_err(shared)?
+            .unwrap_or_default())
     }
 
     /// Stores a message from `sender` (who must be a member) and enqueues `message.sent` in the
@@ -544,20 +766,18 @@ impl Store {
     ) -> Result<MessagePage, StoreError> {
         let last = last.min(MAX_PAGE);
         let before = before.unwrap_or(i64::MAX);
-        let rows = sqlx::query(sqlx::AssertSqlSafe(format!(
-            "SELECT {MESSAGE_COLUMNS} FROM messages
-             WHERE conversation_id = $1 AND seq < $2 ORDER BY seq DESC LIMIT $3"
-        )))
-        .bind(conversation.id.clone())
-        .bind(before)
-        .bind(i64::try_from(last + 1).unwrap_or(i64::MAX))
-        .fetch_all(&self.pool)
-        .await?;
+        let rows = self
+            .loads
+            .message_pages
+            .load_one((conversation.id.clone(), last, before))
+            .await
+            .map_err(shared)?
+            .unwrap_or_default();
         let has_older = rows.len() > last;
         let mut messages = rows
             .iter()
             .take(last)
-            .map(|row| self.open_message(&sealed_from_row(row)?))
+            .map(|sealed| self.open_message(sealed))
             .collect::<Result<Vec<_>, _>>()?;
         messages.reverse();
         // Sequence numbers are dense, so anything at or past `before` that exists is newer.
@@ -570,34 +790,33 @@ impl Store {
         })
     }
 
-    /// The newest message, if any.
+    /// The newest message, if any. Concurrent calls share one statement.
     pub async fn last_message(
         &self,
         conversation: &ConversationRow,
     ) -> Result<Option<MessageRow>, StoreError> {
-        let page = self.messages(conversation, 1, None).await?;
-        Ok(page.messages.into_iter().next())
+        self.loads
+            .last_messages
+            .load_one(conversation.id.clone())
+            .await
+            .map_err(shared)?
+            .map(|sealed| self.open_message(&sealed))
+            .transpose()
     }
 
-    /// Messages in the conversation that `member` has not read.
+    /// Messages in the conversation that `member` has not read. Concurrent calls share one
+    /// statement per member.
     pub async fn unread_count(
         &self,
         conversation: &ConversationRow,
         member: &str,
     ) -> Result<i64, StoreError> {
-        let row = sqlx::query(
-            "SELECT c.last_seq - m.last_read_seq FROM conversation_members m
-             JOIN conversations c ON c.id = m.conversation_id
-             WHERE m.conversation_id = $1 AND m.member_id = $2",
-        )
-        .bind(conversation.id.clone())
-        .bind(member.to_owned())
-        .fetch_optional(&self.pool)
-        .await?;
-        match row {
-            Some(row) => Ok(row.try_get::<i64, _>(0)?.max(0)),
-            None => Err(StoreError::Forbidden),
-        }
+        self.loads
+            .unread
+            .load_one((conversation.id.clone(), member.to_owned()))
+            .await
+            .map_err(shared)?
+            .ok_or(StoreError::Forbidden)
     }
 
     /// Marks everything in the conversation read for `member`.

@@ -115,15 +115,11 @@ async fn visible_post(
     id: &str,
     viewer: Option<&str>,
 ) -> async_graphql::Result<Option<PostRecord>> {
-    let store = &state(ctx).store;
-    let Some(post) = store.post(id).await.map_err(store_error)? else {
-        return Ok(None);
-    };
-    Ok(store
-        .can_see(&post, viewer)
+    state(ctx)
+        .store
+        .readable_post(id, viewer)
         .await
-        .map_err(store_error)?
-        .then_some(post))
+        .map_err(store_error)
 }
 
 /// The root query type.
@@ -453,9 +449,8 @@ impl Member {
         let author = self.id.as_str();
         let include_connections = match &viewer {
             None => false,
-            Some(c) if c.member_id == author => true,
             Some(c) => store
-                .are_connected(&c.member_id, author)
+                .sees_connections_posts(&c.member_id, author)
                 .await
                 .map_err(store_error)?,
         };

@@ -8,13 +8,24 @@
 //!
 //! Reactions: one reaction per member per post. Reacting again with another kind replaces the
 //! earlier one (and emits `reaction.added` again); reacting with the same kind changes nothing.
+//!
+//! Reads that a list repeats per item (a post by id, a post's reactions or comments, an author's
+//! page of posts and its count, whether two members are connected) go through the kit's
+//! [`Batcher`]: the concurrent lookups of one `_entities` request or one page become one
+//! set-based statement (`IN (…)`, pages per key with `ROW_NUMBER() OVER (PARTITION BY …)`,
+//! which SQLite ≥ 3.25 and PostgreSQL both run), so a page of 20 costs a constant number of
+//! round trips instead of 20 × each field's.
 
+use std::collections::HashMap;
 use std::sync::{Arc, OnceLock};
 
 use chrono::{DateTime, Utc};
 use serde_json::json;
 use sqlx::any::AnyRow;
 use sqlx::{AnyConnection, AnyPool, Row};
+use futures::FutureExt;
+use switchyard_subgraph_kit::batch::Batcher;
+use switchyard_subgraph_kit::db::Db;
 use switchyard_subgraph_kit::events::outbox;
 use switchyard_subgraph_kit::{db, Event, EventError, OutboxRelay};
 use tokio::sync::Notify;
@@ -114,6 +125,9 @@ pub enum StoreError {
     /// A stored value is not what this code writes.
     #[error("corrupt content row: {0}")]
     Corrupt(String),
+    /// A batched load failed; every lookup in the batch shares its error.
+    #[error("{0}")]
+    Batch(Arc<StoreError>),
 }
 
 /// A post as stored.
@@ -149,7 +163,7 @@ pub struct CommentRecord {
 }
 
 /// A keyset position in a list ordered by (created_at, id).
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub struct ListPosition {
     /// Microseconds since the epoch.
     pub created_at: i64,
@@ -208,9 +222,403 @@ struct CommitHooks {
 /// The content database.
 #[derive(Clone)]
 pub struct Store {
-    pool: AnyPool,
+    pool: Db,
     postgres: bool,
     hooks: Arc<CommitHooks>,
+    loads: Arc<Loads>,
+}
+
+/// Distinct keys per batched statement (each is a bind parameter, at most twice).
+const MAX_BATCH: usize = 500;
+
+/// A page of a per-key list: which key, how many, after where.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+struct PageKey {
+    /// The author (posts) or the post (comments).
+    owner: String,
+    /// Posts: whether connections-only posts are included. Comments: always false.
+    include_connections: bool,
+    first: usize,
+    after: Option<ListPosition>,
+}
+
+/// Up to `first` items and whether more follow.
+type Page<T> = (Vec<T>, bool);
+/// A post's reaction counts per kind and the viewer's own reaction.
+pub type Reactions = (Vec<(ReactionKind, i64)>, Option<ReactionKind>);
+
+/// The batched per-item reads (see the module comment).
+struct Loads {
+    posts: Batcher<String, PostRecord, StoreError>,
+    /// (post, viewer) → the post, when the viewer may read it.
+    visible_posts: Batcher<(String, Option<String>), PostRecord, StoreError>,
+    /// (viewer, other) pairs that are connected.
+    connected: Batcher<(String, String), (), StoreError>,
+    /// (post, viewer) → reactions.
+    reactions: Batcher<(String, Option<String>), Reactions, StoreError>,
+    author_pages: Batcher<PageKey, Page<PostRecord>, StoreError>,
+    /// Author → (public posts, all posts).
+    author_counts: Batcher<String, (i64, i64), StoreError>,
+    comment_pages: Batcher<PageKey, Page<CommentRecord>, StoreError>,
+    comment_counts: Batcher<String, i64, StoreError>,
+}
+
+impl Loads {
+    fn new(pool: &Db) -> Loads {
+        fn batcher<K, V>(
+            pool: &Db,
+            load: fn(Db, Vec<K>) -> futures::future::BoxFuture<'static, Result<HashMap<K, V>, StoreError>>,
+        ) -> Batcher<K, V, StoreError>
+        where
+            K: Clone + Eq + std::hash::Hash + Send + Sync + 'static,
+            V: Clone + Send + Sync + 'static,
+        {
+            let pool = pool.clone();
+            Batcher::new(MAX_BATCH, move |keys| load(pool.clone(), keys))
+        }
+        Loads {
+            posts: batcher(pool, |pool, ids| load_posts(pool, ids).boxed()),
+            visible_posts: batcher(pool, |pool, keys| load_visible_posts(pool, keys).boxed()),
+            connected: batcher(pool, |pool, pairs| load_connected(pool, pairs).boxed()),
+            reactions: batcher(pool, |pool, keys| load_reactions(pool, keys).boxed()),
+            author_pages: batcher(pool, |pool, keys| load_author_pages(pool, keys).boxed()),
+            author_counts: batcher(pool, |pool, ids| load_author_counts(pool, ids).boxed()),
+            comment_pages: batcher(pool, |pool, keys| load_comment_pages(pool, keys).boxed()),
+            comment_counts: batcher(pool, |pool, ids| load_comment_counts(pool, ids).boxed()),
+        }
+    }
+}
+
+fn shared(e: Arc<StoreError>) -> StoreError {
+    StoreError::Batch(e)
+}
+
+/// `$first, $first+1, …` for `n` bind parameters.
+fn placeholders(first: usize, n: usize) -> String {
+    (first..first + n)
+        .map(|i| format!("${i}"))
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+/// Groups `keys` by `group`, keeping each group's distinct `item`s in first-seen order.
+fn grouped<K, G: Eq + std::hash::Hash + Clone, I: PartialEq>(
+    keys: &[K],
+    group: impl Fn(&K) -> G,
+    item: impl Fn(&K) -> I,
+) -> Vec<(G, Vec<I>)> {
+    let mut groups: Vec<(G, Vec<I>)> = Vec::new();
+    let mut index: HashMap<G, usize> = HashMap::new();
+    for key in keys {
+        let g = group(key);
+        let slot = *index.entry(g.clone()).or_insert_with(|| {
+            groups.push((g, Vec::new()));
+            groups.len() - 1
+        });
+        let it = item(key);
+        if !groups[slot].1.contains(&it) {
+            groups[slot].1.push(it);
+        }
+    }
+    groups
+}
+
+async fn load_posts(pool: Db, ids: Vec<String>) -> Result<HashMap<String, PostRecord>, StoreError> {
+    Ok(posts_by_ids(&pool, &ids)
+        .await?
+        .into_iter()
+        .map(|p| (p.id.clone(), p))
+        .collect())
+}
+
+async fn posts_by_ids(pool: &Db, ids: &[String]) -> Result<Vec<PostRecord>, StoreError> {
+    if ids.is_empty() {
+        return Ok(Vec::new());
+    }
+    let sql = format!(
+        "SELECT {POST_COLUMNS} FROM content_posts WHERE id IN ({})",
+        placeholders(1, ids.len())
+    );
+    let mut query = sqlx::query(sqlx::AssertSqlSafe(sql));
+    for id in ids {
+        query = query.bind(id.clone());
+    }
+    let rows = query.fetch_all(pool).await?;
+    rows.iter().map(post_from_row).collect()
+}
+
+async fn load_visible_posts(
+    pool: Db,
+    keys: Vec<(String, Option<String>)>,
+) -> Result<HashMap<(String, Option<String>), PostRecord>, StoreError> {
+    let mut out = HashMap::new();
+    for (viewer, ids) in grouped(&keys, |(_, v)| v.clone(), |(p, _)| p.clone()) {
+        // The reader's connection to each author comes with the post, so public and
+        // connections-only posts cost the same single statement and stay in step.
+        let (connected, join, first_id) = match viewer {
+            Some(_) => (
+                "c.member_id",
+                " LEFT JOIN content_connections c ON c.member_id = $1 AND c.other_id = p.author_id",
+                2,
+            ),
+            None => ("NULL", "", 1),
+        };
+        let sql = format!(
+            "SELECT p.id, p.author_id, p.body, p.visibility, p.created_at, p.edited_at,
+                    {connected} AS connected
+             FROM content_posts p{join} WHERE p.id IN ({})",
+            placeholders(first_id, ids.len())
+        );
+        let mut query = sqlx::query(sqlx::AssertSqlSafe(sql));
+        if let Some(viewer) = &viewer {
+            query = query.bind(viewer.clone());
+        }
+        for id in ids {
+            query = query.bind(id);
+        }
+        for row in query.fetch_all(&pool).await? {
+            let post = post_from_row(&row)?;
+            let connected = row.try_get::<Option<String>, _>("connected")?.is_some();
+            if may_read(&post, viewer.as_deref(), connected) {
+                out.insert((post.id.clone(), viewer.clone()), post);
+            }
+        }
+    }
+    Ok(out)
+}
+
+/// Whether `viewer` may read `post`, given whether the viewer is connected to its author.
+fn may_read(post: &PostRecord, viewer: Option<&str>, connected: bool) -> bool {
+    match (post.visibility, viewer) {
+        (Visibility::Public, _) => true,
+        (Visibility::Connections, None) => false,
+        (Visibility::Connections, Some(viewer)) => viewer == post.author_id || connected,
+    }
+}
+
+async fn load_connected(
+    pool: Db,
+    pairs: Vec<(String, String)>,
+) -> Result<HashMap<(String, String), ()>, StoreError> {
+    let mut out = HashMap::new();
+    for (viewer, mut others) in grouped(&pairs, |(v, _)| v.clone(), |(_, o)| o.clone()) {
+        // Everyone sees their own connections-only posts; asking goes through the batch anyway
+        // so the author's own lookup stays in step with the others'.
+        if let Some(me) = others.iter().position(|o| *o == viewer) {
+            out.insert((viewer.clone(), others.remove(me)), ());
+        }
+        if others.is_empty() {
+            continue;
+        }
+        let sql = format!(
+            "SELECT other_id FROM content_connections WHERE member_id = $1 AND other_id IN ({})",
+            placeholders(2, others.len())
+        );
+        let mut query = sqlx::query(sqlx::AssertSqlSafe(sql)).bind(viewer.clone());
+        for other in others {
+            query = query.bind(other);
+        }
+        for row in query.fetch_all(&pool).await? {
+            out.insert((viewer.clone(), row.try_get::<String, _>(0)?), ());
+        }
+    }
+    Ok(out)
+}
+
+async fn load_reactions(
+    pool: Db,
+    keys: Vec<(String, Option<String>)>,
+) -> Result<HashMap<(String, Option<String>), Reactions>, StoreError> {
+    let mut out: HashMap<(String, Option<String>), Reactions> = keys
+        .iter()
+        .map(|key| (key.clone(), Reactions::default()))
+        .collect();
+    for (viewer, posts) in grouped(&keys, |(_, v)| v.clone(), |(p, _)| p.clone()) {
+        // Whether the viewer's reaction is of this kind rides along with the counts, so a
+        // signed-in reader costs no second statement.
+        let (own, first_post) = match viewer {
+            Some(_) => (
+                "CAST(MAX(CASE WHEN member_id = $1 THEN 1 ELSE 0 END) AS BIGINT)",
+                2,
+            ),
+            None => ("CAST(0 AS BIGINT)", 1),
+        };
+        let sql = format!(
+            "SELECT post_id, kind, COUNT(*) AS n, {own} AS own FROM content_reactions
+             WHERE post_id IN ({}) GROUP BY post_id, kind",
+            placeholders(first_post, posts.len())
+        );
+        let mut query = sqlx::query(sqlx::AssertSqlSafe(sql));
+        if let Some(viewer) = &viewer {
+            query = query.bind(viewer.clone());
+        }
+        for post in &posts {
+            query = query.bind(post.clone());
+        }
+        for row in query.fetch_all(&pool).await? {
+            let post: String = row.try_get("post_id")?;
+            let kind: String = row.try_get("kind")?;
+            let kind = ReactionKind::parse(&kind)
+                .ok_or_else(|| StoreError::Corrupt(format!("reaction kind {kind:?}")))?;
+            if let Some((counts, own)) = out.get_mut(&(post, viewer.clone())) {
+                counts.push((kind, row.try_get::<i64, _>("n")?));
+                if row.try_get::<i64, _>("own")? == 1 {
+                    *own = Some(kind);
+                }
+            }
+        }
+    }
+    for (counts, _) in out.values_mut() {
+        counts.sort();
+    }
+    Ok(out)
+}
+
+async fn load_author_pages(
+    pool: Db,
+    keys: Vec<PageKey>,
+) -> Result<HashMap<PageKey, Page<PostRecord>>, StoreError> {
+    let mut out = HashMap::new();
+    let groups = grouped(
+        &keys,
+        |k| (k.include_connections, k.first, k.after.clone()),
+        |k| k.owner.clone(),
+    );
+    for ((include_connections, first, after), authors) in groups {
+        let visibility = if include_connections {
+            ""
+        } else {
+            " AND visibility = 'public'"
+        };
+        let (micros, id) =
+            after.as_ref().map_or((i64::MAX, String::new()), |p| (p.created_at, p.id.clone()));
+        // With no cursor, (MAX, "") is after every row, so one statement serves both cases.
+        let keyset = if after.is_some() {
+            " AND (created_at < $1 OR (created_at = $1 AND id < $2))"
+        } else {
+            " AND (created_at < $1 OR (created_at = $1 AND id > $2))"
+        };
+        let sql = format!(
+            "SELECT {POST_COLUMNS} FROM (
+                SELECT {POST_COLUMNS}, ROW_NUMBER() OVER (
+                    PARTITION BY author_id ORDER BY created_at DESC, id DESC) AS place
+                FROM content_posts
+                WHERE author_id IN ({}){visibility}{keyset}
+             ) ranked WHERE place <= $3 ORDER BY author_id, created_at DESC, id DESC",
+            placeholders(4, authors.len())
+        );
+        let mut query = sqlx::query(sqlx::AssertSqlSafe(sql))
+            .bind(micros)
+            .bind(id)
+            .bind(i64::try_from(first + 1).unwrap_or(i64::MAX));
+        for author in &authors {
+            query = query.bind(author.clone());
+        }
+        let mut by_author: HashMap<String, Vec<PostRecord>> = HashMap::new();
+        for row in query.fetch_all(&pool).await? {
+            let post = post_from_row(&row)?;
+            by_author.entry(post.author_id.clone()).or_default().push(post);
+        }
+        for owner in authors {
+            let mut posts = by_author.remove(&owner).unwrap_or_default();
+            let more = posts.len() > first;
+            posts.truncate(first);
+            let key = PageKey {
+                owner,
+                include_connections,
+                first,
+                after: after.clone(),
+            };
+            out.insert(key, (posts, more));
+        }
+    }
+    Ok(out)
+}
+
+async fn load_author_counts(
+    pool: Db,
+    authors: Vec<String>,
+) -> Result<HashMap<String, (i64, i64)>, StoreError> {
+    let sql = format!(
+        "SELECT author_id,
+                CAST(SUM(CASE WHEN visibility = 'public' THEN 1 ELSE 0 END) AS BIGINT),
+                COUNT(*)
+         FROM content_posts WHERE author_id IN ({}) GROUP BY author_id",
+        placeholders(1, authors.len())
+    );
+    let mut query = sqlx::query(sqlx::AssertSqlSafe(sql));
+    for author in &authors {
+        query = query.bind(author.clone());
+    }
+    let mut out = HashMap::new();
+    for row in query.fetch_all(&pool).await? {
+        out.insert(row.try_get(0)?, (row.try_get(1)?, row.try_get(2)?));
+    }
+    Ok(out)
+}
+
+async fn load_comment_pages(
+    pool: Db,
+    keys: Vec<PageKey>,
+) -> Result<HashMap<PageKey, Page<CommentRecord>>, StoreError> {
+    let mut out = HashMap::new();
+    for ((first, after), posts) in grouped(&keys, |k| (k.first, k.after.clone()), |k| k.owner.clone()) {
+        let (micros, id) =
+            after.as_ref().map_or((i64::MIN, String::new()), |p| (p.created_at, p.id.clone()));
+        let sql = format!(
+            "SELECT id, post_id, author_id, body, created_at FROM (
+                SELECT id, post_id, author_id, body, created_at, ROW_NUMBER() OVER (
+                    PARTITION BY post_id ORDER BY created_at, id) AS place
+                FROM content_comments
+                WHERE post_id IN ({}) AND (created_at > $1 OR (created_at = $1 AND id > $2))
+             ) ranked WHERE place <= $3 ORDER BY post_id, created_at, id",
+            placeholders(4, posts.len())
+        );
+        let mut query = sqlx::query(sqlx::AssertSqlSafe(sql))
+            .bind(micros)
+            .bind(id)
+            .bind(i64::try_from(first + 1).unwrap_or(i64::MAX));
+        for post in &posts {
+            query = query.bind(post.clone());
+        }
+        let mut by_post: HashMap<String, Vec<CommentRecord>> = HashMap::new();
+        for row in query.fetch_all(&pool).await? {
+            let comment = comment_from_row(&row)?;
+            by_post.entry(comment.post_id.clone()).or_default().push(comment);
+        }
+        for owner in posts {
+            let mut comments = by_post.remove(&owner).unwrap_or_default();
+            let more = comments.len() > first;
+            comments.truncate(first);
+            let key = PageKey {
+                owner,
+                include_connections: false,
+                first,
+                after: after.clone(),
+            };
+            out.insert(key, (comments, more));
+        }
+    }
+    Ok(out)
+}
+
+async fn load_comment_counts(
+    pool: Db,
+    posts: Vec<String>,
+) -> Result<HashMap<String, i64>, StoreError> {
+    let sql = format!(
+        "SELECT post_id, COUNT(*) FROM content_comments WHERE post_id IN ({}) GROUP BY post_id",
+        placeholders(1, posts.len())
+    );
+    let mut query = sqlx::query(sqlx::AssertSqlSafe(sql));
+    for post in &posts {
+        query = query.bind(post.clone());
+    }
+    let mut out = HashMap::new();
+    for row in query.fetch_all(&pool).await? {
+        out.insert(row.try_get(0)?, row.try_get(1)?);
+    }
+    Ok(out)
 }
 
 const COMMON_SCHEMA: [&str; 9] = [
@@ -336,8 +744,9 @@ async fn enqueue_index(conn: &mut AnyConnection, post_id: &str) -> Result<(), St
 impl Store {
     /// Connects to `url` (`sqlite://…` or `postgres://…`) and creates the tables if missing.
     pub async fn open(url: &str, max_connections: u32) -> Result<Store, StoreError> {
-        let pool = db::connect(url, max_connections).await?;
+        let pool = Db::new(db::connect(url, max_connections).await?);
         let store = Store {
+            loads: Arc::new(Loads::new(&pool)),
             pool,
             postgres: !url.starts_with("sqlite:"),
             hooks: Arc::default(),
@@ -362,7 +771,12 @@ impl Store {
 
     /// The connection pool (for the outbox relay, consumers and readiness).
     pub fn pool(&self) -> &AnyPool {
-        &self.pool
+        self.pool.pool()
+    }
+
+    /// How many statements the store has run outside transactions — every read (see [`Db`]).
+    pub fn statements(&self) -> u64 {
+        self.pool.statements()
     }
 
     /// Wakes this relay after every commit that enqueued events.
@@ -497,37 +911,23 @@ impl Store {
         Ok(())
     }
 
-    /// One post by id, whoever may see it.
+    /// One post by id, whoever may see it. Concurrent calls share one statement.
     pub async fn post(&self, post_id: &str) -> Result<Option<PostRecord>, StoreError> {
-        let row = sqlx::query(sqlx::AssertSqlSafe(format!(
-            "SELECT {POST_COLUMNS} FROM content_posts WHERE id = $1"
-        )))
-        .bind(post_id.to_owned())
-        .fetch_optional(&self.pool)
-        .await?;
-        row.as_ref().map(post_from_row).transpose()
+        self.loads
+            .posts
+            .load_one(post_id.to_owned())
+            .await
+            .map_err(shared)
     }
 
     /// The posts with these ids that exist (any order).
     pub async fn posts_by_ids(&self, ids: &[String]) -> Result<Vec<PostRecord>, StoreError> {
-        if ids.is_empty() {
-            return Ok(Vec::new());
-        }
-        let placeholders: Vec<String> = (1..=ids.len()).map(|i| format!("${i}")).collect();
-        let sql = format!(
-            "SELECT {POST_COLUMNS} FROM content_posts WHERE id IN ({})",
-            placeholders.join(", ")
-        );
-        let mut query = sqlx::query(sqlx::AssertSqlSafe(sql));
-        for id in ids {
-            query = query.bind(id.clone());
-        }
-        let rows = query.fetch_all(&self.pool).await?;
-        rows.iter().map(post_from_row).collect()
+        posts_by_ids(&self.pool, ids).await
     }
 
     /// An author's posts, newest first, after `after`; `include_connections` adds the
-    /// connections-only ones. Returns up to `first` posts and whether more follow.
+    /// connections-only ones. Returns up to `first` posts and whether more follow. Concurrent
+    /// calls (one page of members) share one statement.
     pub async fn posts_by_author(
         &self,
         author_id: &str,
@@ -535,55 +935,36 @@ impl Store {
         first: usize,
         after: Option<&ListPosition>,
     ) -> Result<(Vec<PostRecord>, bool), StoreError> {
-        let visibility = if include_connections {
-            ""
-        } else {
-            " AND visibility = 'public'"
+        let key = PageKey {
+            owner: author_id.to_owned(),
+            include_connections,
+            first,
+            after: after.cloned(),
         };
-        let (micros, id) =
-            after.map_or((i64::MAX, String::new()), |p| (p.created_at, p.id.clone()));
-        // With no cursor, (MAX, "") is after every row, so one statement serves both cases.
-        let keyset = if after.is_some() {
-            " AND (created_at < $2 OR (created_at = $2 AND id < $3))"
-        } else {
-            " AND (created_at < $2 OR (created_at = $2 AND id > $3))"
-        };
-        let sql = format!(
-            "SELECT {POST_COLUMNS} FROM content_posts WHERE author_id = $1{visibility}{keyset}
-             ORDER BY created_at DESC, id DESC LIMIT $4"
-        );
-        let rows = sqlx::query(sqlx::AssertSqlSafe(sql))
-            .bind(author_id.to_owned())
-            .bind(micros)
-            .bind(id)
-            .bind(i64::try_from(first + 1).unwrap_or(i64::MAX))
-            .fetch_all(&self.pool)
-            .await?;
-        let mut posts = rows
-            .iter()
-            .map(post_from_row)
-            .collect::<Result<Vec<_>, _>>()?;
-        let more = posts.len() > first;
-        posts.truncate(first);
-        Ok((posts, more))
+        Ok(self
+            .loads
+            .author_pages
+            .load_one(key)
+            .await
+            .map_err(shared)?
+            .unwrap_or_default())
     }
 
-    /// How many posts of an author a reader sees (see [`Store::posts_by_author`]).
+    /// How many posts of an author a reader sees (see [`Store::posts_by_author`]). Concurrent
+    /// calls share one statement.
     pub async fn count_posts_by_author(
         &self,
         author_id: &str,
         include_connections: bool,
     ) -> Result<i64, StoreError> {
-        let sql = if include_connections {
-            "SELECT COUNT(*) FROM content_posts WHERE author_id = $1"
-        } else {
-            "SELECT COUNT(*) FROM content_posts WHERE author_id = $1 AND visibility = 'public'"
-        };
-        Ok(sqlx::query(sql)
-            .bind(author_id.to_owned())
-            .fetch_one(&self.pool)
-            .await?
-            .try_get(0)?)
+        let (public, all) = self
+            .loads
+            .author_counts
+            .load_one(author_id.to_owned())
+            .await
+            .map_err(shared)?
+            .unwrap_or_default();
+        Ok(if include_connections { all } else { public })
     }
 
     /// Every post, in id order, `limit` at a time after `after_id` (for rebuilding the index).
@@ -617,25 +998,49 @@ impl Store {
         post: &PostRecord,
         viewer: Option<&str>,
     ) -> Result<bool, StoreError> {
-        match (post.visibility, viewer) {
-            (Visibility::Public, _) => Ok(true),
-            (Visibility::Connections, None) => Ok(false),
-            (Visibility::Connections, Some(viewer)) => {
-                Ok(viewer == post.author_id || self.are_connected(viewer, &post.author_id).await?)
+        let connected = match (post.visibility, viewer) {
+            (Visibility::Connections, Some(viewer)) if viewer != post.author_id => {
+                self.are_connected(viewer, &post.author_id).await?
             }
-        }
+            _ => false,
+        };
+        Ok(may_read(post, viewer, connected))
     }
 
-    /// Whether `a` and `b` are connected (as far as `connection.accepted` events told us).
+    /// The post if `viewer` may read it (see [`Store::can_see`]); `None` when it does not exist
+    /// or is hidden from the viewer. Concurrent calls share one statement per viewer.
+    pub async fn readable_post(
+        &self,
+        post_id: &str,
+        viewer: Option<&str>,
+    ) -> Result<Option<PostRecord>, StoreError> {
+        self.loads
+            .visible_posts
+            .load_one((post_id.to_owned(), viewer.map(str::to_owned)))
+            .await
+            .map_err(shared)
+    }
+
+    /// Whether `viewer` sees `author`'s connections-only posts: the author and the author's
+    /// connections do. Concurrent calls share one statement per viewer.
+    pub async fn sees_connections_posts(
+        &self,
+        viewer: &str,
+        author: &str,
+    ) -> Result<bool, StoreError> {
+        self.are_connected(viewer, author).await
+    }
+
+    /// Whether `a` and `b` are connected (as far as `connection.accepted` events told us;
+    /// a member counts as connected to itself). Concurrent calls share one statement per `a`.
     pub async fn are_connected(&self, a: &str, b: &str) -> Result<bool, StoreError> {
-        Ok(
-            sqlx::query("SELECT 1 FROM content_connections WHERE member_id = $1 AND other_id = $2")
-                .bind(a.to_owned())
-                .bind(b.to_owned())
-                .fetch_optional(&self.pool)
-                .await?
-                .is_some(),
-        )
+        Ok(self
+            .loads
+            .connected
+            .load_one((a.to_owned(), b.to_owned()))
+            .await
+            .map_err(shared)?
+            .is_some())
     }
 
     /// The member ids connected to `member_id`.
@@ -694,50 +1099,43 @@ impl Store {
     }
 
     async fn visible_post(&self, post_id: &str, viewer: &str) -> Result<PostRecord, StoreError> {
-        match self.post(post_id).await? {
-            Some(post) if self.can_see(&post, Some(viewer)).await? => Ok(post),
-            _ => Err(StoreError::NotFound("post")),
-        }
+        self.readable_post(post_id, Some(viewer))
+            .await?
+            .ok_or(StoreError::NotFound("post"))
     }
 
     /// A post's comments, oldest first, after `after`; up to `first` and whether more follow.
+    /// Concurrent calls (the posts of one page) share one statement.
     pub async fn comments(
         &self,
         post_id: &str,
         first: usize,
         after: Option<&ListPosition>,
     ) -> Result<(Vec<CommentRecord>, bool), StoreError> {
-        let (micros, id) =
-            after.map_or((i64::MIN, String::new()), |p| (p.created_at, p.id.clone()));
-        let rows = sqlx::query(
-            "SELECT id, post_id, author_id, body, created_at FROM content_comments
-             WHERE post_id = $1 AND (created_at > $2 OR (created_at = $2 AND id > $3))
-             ORDER BY created_at, id LIMIT $4",
-        )
-        .bind(post_id.to_owned())
-        .bind(micros)
-        .bind(id)
-        .bind(i64::try_from(first + 1).unwrap_or(i64::MAX))
-        .fetch_all(&self.pool)
-        .await?;
-        let mut comments = rows
-            .iter()
-            .map(comment_from_row)
-            .collect::<Result<Vec<_>, _>>()?;
-        let more = comments.len() > first;
-        comments.truncate(first);
-        Ok((comments, more))
+        let key = PageKey {
+            owner: post_id.to_owned(),
+            include_connections: false,
+            first,
+            after: after.cloned(),
+        };
+        Ok(self
+            .loads
+            .comment_pages
+            .load_one(key)
+            .await
+            .map_err(shared)?
+            .unwrap_or_default())
     }
 
-    /// How many comments a post has.
+    /// How many comments a post has. Concurrent calls share one statement.
     pub async fn count_comments(&self, post_id: &str) -> Result<i64, StoreError> {
-        Ok(
-            sqlx::query("SELECT COUNT(*) FROM content_comments WHERE post_id = $1")
-                .bind(post_id.to_owned())
-                .fetch_one(&self.pool)
-                .await?
-                .try_get(0)?,
-        )
+        Ok(self
+            .loads
+            .comment_counts
+            .load_one(post_id.to_owned())
+            .await
+            .map_err(shared)?
+            .unwrap_or_default())
     }
 
     /// Sets `member_id`'s reaction on a post it can see. Emits `reaction.added` when the
@@ -788,40 +1186,19 @@ impl Store {
     }
 
     /// Reaction counts per kind (kinds with none left out, in [`ReactionKind::ALL`] order) and
-    /// `viewer`'s own reaction.
+    /// `viewer`'s own reaction. Concurrent calls share one statement per viewer.
     pub async fn reactions(
         &self,
         post_id: &str,
         viewer: Option<&str>,
-    ) -> Result<(Vec<(ReactionKind, i64)>, Option<ReactionKind>), StoreError> {
-        let rows = sqlx::query(
-            "SELECT kind, COUNT(*) AS n FROM content_reactions WHERE post_id = $1 GROUP BY kind",
-        )
-        .bind(post_id.to_owned())
-        .fetch_all(&self.pool)
-        .await?;
-        let mut counts = Vec::new();
-        for row in &rows {
-            let kind: String = row.try_get("kind")?;
-            let kind = ReactionKind::parse(&kind)
-                .ok_or_else(|| StoreError::Corrupt(format!("reaction kind {kind:?}")))?;
-            counts.push((kind, row.try_get::<i64, _>("n")?));
-        }
-        counts.sort();
-        let own = match viewer {
-            None => None,
-            Some(viewer) => sqlx::query(
-                "SELECT kind FROM content_reactions WHERE post_id = $1 AND member_id = $2",
-            )
-            .bind(post_id.to_owned())
-            .bind(viewer.to_owned())
-            .fetch_optional(&self.pool)
-            .await?
-            .map(|row| row.try_get::<String, _>(0))
-            .transpose()?
-            .and_then(|k| ReactionKind::parse(&k)),
-        };
-        Ok((counts, own))
+    ) -> Result<Reactions, StoreError> {
+        Ok(self
+            .loads
+            .reactions
+            .load_one((post_id.to_owned(), viewer.map(str::to_owned)))
+            .await
+            .map_err(shared)?
+            .unwrap_or_default())
     }
 
     /// Records that `viewer` read `post`; emits `post.viewed` unless the author is the viewer or

@@ -13,9 +13,13 @@
 //! database file's mode. They hold personal data, keyed hashes and refresh-token hashes.
 
 use std::path::Path;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
 
-use sqlx::any::AnyPoolOptions;
-use sqlx::{AnyConnection, AnyPool, Connection, Executor};
+use futures::future::BoxFuture;
+use futures::stream::BoxStream;
+use sqlx::any::{AnyPoolOptions, AnyQueryResult, AnyRow, AnyStatement, AnyTypeInfo};
+use sqlx::{Any, AnyConnection, AnyPool, Connection, Either, Execute, Executor};
 
 /// Opens a pool for `url` (`sqlite://…` or `postgres://…`).
 pub async fn connect(url: &str, max_connections: u32) -> Result<AnyPool, sqlx::Error> {
@@ -103,6 +107,90 @@ pub async fn begin(pool: &AnyPool) -> Result<sqlx::Transaction<'static, sqlx::An
         pool.begin_with("BEGIN IMMEDIATE").await
     } else {
         pool.begin().await
+    }
+}
+
+/// A service store's pool that counts the statements sent through it, so tests can pin how
+/// many round trips a request costs (a page of 20 must not cost 20 × anything).
+///
+/// Stores run their reads as `query.fetch_all(&self.pool)` on a `Db` exactly as on an
+/// `AnyPool` (it dereferences to one for transactions, the outbox relay and readiness checks).
+/// What it counts is every statement executed on the `Db` itself; statements inside a
+/// transaction (`pool.begin()`) run on the transaction's connection and are not counted. The
+/// count is one relaxed atomic add per statement, against a database round trip of tens of
+/// microseconds, so it is always on rather than behind a switch.
+#[derive(Clone, Debug)]
+pub struct Db {
+    pool: AnyPool,
+    statements: Arc<AtomicU64>,
+}
+
+impl Db {
+    /// Wraps `pool`, counting from zero.
+    pub fn new(pool: AnyPool) -> Db {
+        Db {
+            pool,
+            statements: Arc::default(),
+        }
+    }
+
+    /// The pool underneath.
+    pub fn pool(&self) -> &AnyPool {
+        &self.pool
+    }
+
+    /// How many statements this `Db` (and its clones) executed so far.
+    pub fn statements(&self) -> u64 {
+        self.statements.load(Ordering::Relaxed)
+    }
+
+    fn count(&self) {
+        self.statements.fetch_add(1, Ordering::Relaxed);
+    }
+}
+
+impl std::ops::Deref for Db {
+    type Target = AnyPool;
+
+    fn deref(&self) -> &AnyPool {
+        &self.pool
+    }
+}
+
+impl<'p> Executor<'p> for &'_ Db {
+    type Database = Any;
+
+    fn fetch_many<'e, 'q: 'e, E>(
+        self,
+        query: E,
+    ) -> BoxStream<'e, Result<Either<AnyQueryResult, AnyRow>, sqlx::Error>>
+    where
+        E: 'q + Execute<'q, Any>,
+    {
+        self.count();
+        (&self.pool).fetch_many(query)
+    }
+
+    fn fetch_optional<'e, 'q: 'e, E>(
+        self,
+        query: E,
+    ) -> BoxFuture<'e, Result<Option<AnyRow>, sqlx::Error>>
+    where
+        E: 'q + Execute<'q, Any>,
+    {
+        self.count();
+        (&self.pool).fetch_optional(query)
+    }
+
+    fn prepare_with<'e>(
+        self,
+        sql: sqlx::SqlStr,
+        parameters: &'e [AnyTypeInfo],
+    ) -> BoxFuture<'e, Result<AnyStatement, sqlx::Error>>
+    where
+        'p: 'e,
+    {
+        (&self.pool).prepare_with(sql, parameters)
     }
 }
 
@@ -238,6 +326,44 @@ mod tests {
             .unwrap()
             .get(0);
         assert_eq!(n, 16, "no lost update, no SQLITE_BUSY");
+    }
+
+    #[tokio::test]
+    async fn db_counts_each_statement_it_executes_but_not_those_in_transactions() {
+        let dir = tempfile::tempdir().unwrap();
+        let db = Db::new(
+            connect(&sqlite_url(&dir.path().join("a.db")), 2)
+                .await
+                .unwrap(),
+        );
+        assert_eq!(db.statements(), 0);
+        sqlx::query("CREATE TABLE t (n INTEGER)")
+            .execute(&db)
+            .await
+            .unwrap();
+        for n in 0..3 {
+            sqlx::query("INSERT INTO t (n) VALUES ($1)")
+                .bind(n)
+                .execute(&db)
+                .await
+                .unwrap();
+        }
+        let rows = sqlx::query("SELECT n FROM t").fetch_all(&db).await.unwrap();
+        assert_eq!(rows.len(), 3);
+        let one = sqlx::query("SELECT n FROM t WHERE n = 2")
+            .fetch_optional(&db)
+            .await
+            .unwrap();
+        assert!(one.is_some());
+        sqlx::query("SELECT COUNT(*) FROM t")
+            .fetch_one(&db.clone())
+            .await
+            .unwrap();
+        assert_eq!(db.statements(), 7, "clones share the count");
+        let mut tx = begin(&db).await.unwrap();
+        sqlx::query("DELETE FROM t").execute(&mut *tx).await.unwrap();
+        tx.commit().await.unwrap();
+        assert_eq!(db.statements(), 7);
     }
 
     #[tokio::test]

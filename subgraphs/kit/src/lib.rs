@@ -14,7 +14,10 @@
 //! - [`metrics`]: each service's Prometheus series and `/status` report (database, outbox
 //!   backlog, consumer lag, the store's own gauges), served apart from the GraphQL port.
 //! - [`schema`]: the federation SDL for `--print-schema` and the shared CLI flags.
-//! - [`db`]: SQLite/PostgreSQL pools behind `sqlx::Any`.
+//! - [`db`]: SQLite/PostgreSQL pools behind `sqlx::Any`, and [`db::Db`], a store's pool that
+//!   counts its statements (tests pin per-request round trips with it).
+//! - [`batch`]: [`batch::Batcher`], which merges the concurrent per-item lookups of one list
+//!   (an `_entities` request, a page's per-item fields) into one set-based query.
 //! - [`auth`]: who is calling — access-token (JWT EdDSA) verification against the auth
 //!   service's JWKS, and `caller(ctx)` for resolvers.
 //! - [`crypto`]: encryption at rest for personal data (AEAD keyring with rotation, keyed hashes
@@ -104,6 +107,7 @@
 //! `tests/dependency_rule.rs` enforces that from `cargo metadata`.
 
 pub mod auth;
+pub mod batch;
 pub mod config;
 pub mod crypto;
 pub mod db;

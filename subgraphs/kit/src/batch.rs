@@ -1,5 +1,6 @@
-//! Coalescing of stats lookups: when the gateway asks for the stats of fifty members in one
-//! `_entities` request, answer with one SQL query instead of fifty (times five fields).
+//! Coalescing of per-item lookups: when the gateway asks for fifty posts (or their reactions,
+//! or fifty members' stats) in one `_entities` request, answer with one SQL query instead of
+//! fifty. Every service's store loads what a list asks for through a [`Batcher`].
 //!
 //! async-graphql resolves the representations of `_entities`, and the fields of each object,
 //! as concurrent futures inside one task. The first lookup opens a batch and becomes its
@@ -18,33 +19,33 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use futures::future::BoxFuture;
 use tokio::sync::watch;
 
-/// What a batch resolves to: a value per key found, or the load's error.
-type BatchResult<K, V> = Result<Arc<HashMap<K, V>>, Arc<sqlx::Error>>;
-type LoadFn<K, V> =
-    dyn Fn(Vec<K>) -> BoxFuture<'static, Result<HashMap<K, V>, sqlx::Error>> + Send + Sync;
+/// What a batch resolves to: a value per key found, or the load's error (shared by every
+/// waiter, hence the `Arc`).
+type BatchResult<K, V, E> = Result<Arc<HashMap<K, V>>, Arc<E>>;
+type LoadFn<K, V, E> = dyn Fn(Vec<K>) -> BoxFuture<'static, Result<HashMap<K, V>, E>> + Send + Sync;
 
 /// How often a leader yields before loading: one pass over the sibling futures is enough for
 /// `_entities`; the margin covers futures nested deeper.
 const GATHER_YIELDS: usize = 3;
 
-struct OpenBatch<K, V> {
+struct OpenBatch<K, V, E> {
     /// `None` once the leader started loading: later lookups open a new batch.
     keys: Arc<Mutex<Option<Vec<K>>>>,
-    result: watch::Receiver<Option<BatchResult<K, V>>>,
+    result: watch::Receiver<Option<BatchResult<K, V, E>>>,
 }
 
-enum Role<K, V> {
+enum Role<K, V, E> {
     Leader(
         Arc<Mutex<Option<Vec<K>>>>,
-        watch::Sender<Option<BatchResult<K, V>>>,
+        watch::Sender<Option<BatchResult<K, V, E>>>,
     ),
-    Follower(watch::Receiver<Option<BatchResult<K, V>>>),
+    Follower(watch::Receiver<Option<BatchResult<K, V, E>>>),
 }
 
 /// Groups concurrent single-key lookups into one `load` call.
-pub struct Batcher<K, V> {
-    open: Mutex<Option<OpenBatch<K, V>>>,
-    load: Arc<LoadFn<K, V>>,
+pub struct Batcher<K, V, E = sqlx::Error> {
+    open: Mutex<Option<OpenBatch<K, V, E>>>,
+    load: Arc<LoadFn<K, V, E>>,
     max_batch: usize,
     batches: AtomicU64,
 }
@@ -54,15 +55,16 @@ fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
     mutex.lock().unwrap_or_else(|p| p.into_inner())
 }
 
-impl<K, V> Batcher<K, V>
+impl<K, V, E> Batcher<K, V, E>
 where
     K: Clone + Eq + Hash + Send + Sync + 'static,
     V: Clone + Send + Sync + 'static,
+    E: Send + Sync + 'static,
 {
     /// A batcher calling `load` with at most `max_batch` distinct keys at a time.
     pub fn new(
         max_batch: usize,
-        load: impl Fn(Vec<K>) -> BoxFuture<'static, Result<HashMap<K, V>, sqlx::Error>>
+        load: impl Fn(Vec<K>) -> BoxFuture<'static, Result<HashMap<K, V>, E>>
             + Send
             + Sync
             + 'static,
@@ -81,7 +83,7 @@ where
     }
 
     /// The value for `key` (`None` when the load returned nothing for it).
-    pub async fn load_one(&self, key: K) -> Result<Option<V>, Arc<sqlx::Error>> {
+    pub async fn load_one(&self, key: K) -> Result<Option<V>, Arc<E>> {
         loop {
             let result = match self.join_or_lead(&key) {
                 Role::Leader(keys, done) => {
@@ -90,7 +92,7 @@ where
                     }
                     let keys = lock(&keys).take().unwrap_or_default();
                     self.batches.fetch_add(1, Ordering::Relaxed);
-                    let result: BatchResult<K, V> =
+                    let result: BatchResult<K, V, E> =
                         (self.load)(keys).await.map(Arc::new).map_err(Arc::new);
                     done.send_replace(Some(result.clone()));
                     result
@@ -108,7 +110,7 @@ where
         }
     }
 
-    fn join_or_lead(&self, key: &K) -> Role<K, V> {
+    fn join_or_lead(&self, key: &K) -> Role<K, V, E> {
         let mut open = lock(&self.open);
         // A batch whose leader was dropped before sending is dead: its sender is gone.
         if let Some(batch) = open.as_ref().filter(|b| b.result.has_changed().is_ok()) {
