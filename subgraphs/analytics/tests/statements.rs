@@ -6,7 +6,9 @@ mod common;
 
 use async_graphql::{Request, Variables};
 use serde_json::{json, Value};
-use switchyard_analytics::{build_schema, AnalyticsHandler, AnalyticsSchema, Store, CONSUMER_GROUP};
+use switchyard_analytics::{
+    build_schema, AnalyticsHandler, AnalyticsSchema, Store, CONSUMER_GROUP,
+};
 use switchyard_subgraph_kit::events::{process_event, Event, Processed};
 
 const N: usize = 20;
@@ -21,7 +23,12 @@ async fn apply(store: &Store, kind: &str, payload: Value) {
 }
 
 /// Runs `query` and returns its data and how many statements it ran.
-async fn counted(schema: &AnalyticsSchema, store: &Store, query: &str, vars: Value) -> (Value, u64) {
+async fn counted(
+    schema: &AnalyticsSchema,
+    store: &Store,
+    query: &str,
+    vars: Value,
+) -> (Value, u64) {
     let before = store.statements();
     let response = schema
         .execute(Request::new(query).variables(Variables::from_json(vars)))
@@ -42,7 +49,8 @@ async fn lists_cost_a_constant_number_of_statements(store: Store) {
         apply(&store, "post.created", created).await;
         // post-00 gets 1 reaction, post-19 gets 20: the ranking is the reverse of the ids.
         for _ in 0..=i {
-            let react = json!({"postId": post, "authorId": author, "memberId": "m", "kind": "LIKE"});
+            let react =
+                json!({"postId": post, "authorId": author, "memberId": "m", "kind": "LIKE"});
             apply(&store, "reaction.added", react).await;
         }
     }

@@ -19,10 +19,10 @@ use std::collections::HashMap;
 use std::sync::Arc;
 
 use chrono::{DateTime, Utc};
-use serde::{Deserialize, Serialize};
-use sqlx::any::AnyRow;
 use futures::future::BoxFuture;
 use futures::FutureExt;
+use serde::{Deserialize, Serialize};
+use sqlx::any::AnyRow;
 use sqlx::{AnyPool, Row};
 use switchyard_subgraph_kit::batch::Batcher;
 use switchyard_subgraph_kit::crypto::{FieldCipher, Sealed};
@@ -608,7 +608,13 @@ impl Store {
         member: &str,
     ) -> Result<ConversationRow, StoreError> {
         let key = (parse_id("conversation", id)?, member.to_owned());
-        match self.loads.conversations.load_one(key).await.map_err(shared)? {
+        match self
+            .loads
+            .conversations
+            .load_one(key)
+            .await
+            .map_err(shared)?
+        {
             None => Err(StoreError::NotFound),
             Some((conversation, true)) => Ok(conversation),
             Some((_, false)) => Err(StoreError::Forbidden),

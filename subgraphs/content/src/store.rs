@@ -20,10 +20,11 @@ use std::collections::HashMap;
 use std::sync::{Arc, OnceLock};
 
 use chrono::{DateTime, Utc};
+use futures::future::BoxFuture;
+use futures::FutureExt;
 use serde_json::json;
 use sqlx::any::AnyRow;
 use sqlx::{AnyConnection, AnyPool, Row};
-use futures::FutureExt;
 use switchyard_subgraph_kit::batch::Batcher;
 use switchyard_subgraph_kit::db::Db;
 use switchyard_subgraph_kit::events::outbox;
@@ -263,12 +264,11 @@ struct Loads {
     comment_counts: Batcher<String, i64, StoreError>,
 }
 
+type Load<K, V> = fn(Db, Vec<K>) -> BoxFuture<'static, Result<HashMap<K, V>, StoreError>>;
+
 impl Loads {
     fn new(pool: &Db) -> Loads {
-        fn batcher<K, V>(
-            pool: &Db,
-            load: fn(Db, Vec<K>) -> futures::future::BoxFuture<'static, Result<HashMap<K, V>, StoreError>>,
-        ) -> Batcher<K, V, StoreError>
+        fn batcher<K, V>(pool: &Db, load: Load<K, V>) -> Batcher<K, V, StoreError>
         where
             K: Clone + Eq + std::hash::Hash + Send + Sync + 'static,
             V: Clone + Send + Sync + 'static,
@@ -490,8 +490,9 @@ async fn load_author_pages(
         } else {
             " AND visibility = 'public'"
         };
-        let (micros, id) =
-            after.as_ref().map_or((i64::MAX, String::new()), |p| (p.created_at, p.id.clone()));
+        let (micros, id) = after
+            .as_ref()
+            .map_or((i64::MAX, String::new()), |p| (p.created_at, p.id.clone()));
         // With no cursor, (MAX, "") is after every row, so one statement serves both cases.
         let keyset = if after.is_some() {
             " AND (created_at < $1 OR (created_at = $1 AND id < $2))"
@@ -517,7 +518,10 @@ async fn load_author_pages(
         let mut by_author: HashMap<String, Vec<PostRecord>> = HashMap::new();
         for row in query.fetch_all(&pool).await? {
             let post = post_from_row(&row)?;
-            by_author.entry(post.author_id.clone()).or_default().push(post);
+            by_author
+                .entry(post.author_id.clone())
+                .or_default()
+                .push(post);
         }
         for owner in authors {
             let mut posts = by_author.remove(&owner).unwrap_or_default();
@@ -562,9 +566,12 @@ async fn load_comment_pages(
     keys: Vec<PageKey>,
 ) -> Result<HashMap<PageKey, Page<CommentRecord>>, StoreError> {
     let mut out = HashMap::new();
-    for ((first, after), posts) in grouped(&keys, |k| (k.first, k.after.clone()), |k| k.owner.clone()) {
-        let (micros, id) =
-            after.as_ref().map_or((i64::MIN, String::new()), |p| (p.created_at, p.id.clone()));
+    for ((first, after), posts) in
+        grouped(&keys, |k| (k.first, k.after.clone()), |k| k.owner.clone())
+    {
+        let (micros, id) = after
+            .as_ref()
+            .map_or((i64::MIN, String::new()), |p| (p.created_at, p.id.clone()));
         let sql = format!(
             "SELECT id, post_id, author_id, body, created_at FROM (
                 SELECT id, post_id, author_id, body, created_at, ROW_NUMBER() OVER (
@@ -584,7 +591,10 @@ async fn load_comment_pages(
         let mut by_post: HashMap<String, Vec<CommentRecord>> = HashMap::new();
         for row in query.fetch_all(&pool).await? {
             let comment = comment_from_row(&row)?;
-            by_post.entry(comment.post_id.clone()).or_default().push(comment);
+            by_post
+                .entry(comment.post_id.clone())
+                .or_default()
+                .push(comment);
         }
         for owner in posts {
             let mut comments = by_post.remove(&owner).unwrap_or_default();

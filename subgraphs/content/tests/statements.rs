@@ -68,7 +68,7 @@ async fn world(env: &Env, service: &Service) -> World {
             json!({"p": open}),
         )
         .await;
-        if i % 2 == 0 {
+        if i.is_multiple_of(2) {
             let event = Event::new(
                 "connection.accepted",
                 author_id.clone(),
@@ -135,7 +135,7 @@ async fn twenty_post_entities_cost_four_statements(env: &Env) {
     let entities = data["_entities"].as_array().unwrap();
     assert_eq!(entities.len(), N);
     for (i, post) in entities[..N / 2].iter().enumerate() {
-        let liked = i % 2 == 0;
+        let liked = i.is_multiple_of(2);
         assert_eq!(post["id"], w.public[i].as_str());
         assert_eq!(post["reactions"]["total"], 1 + i32::from(liked), "{post}");
         let own = if liked { json!("LIKE") } else { Value::Null };
@@ -150,7 +150,7 @@ async fn twenty_post_entities_cost_four_statements(env: &Env) {
     }
     for (i, post) in entities[N / 2..].iter().enumerate() {
         let i = i + N / 2;
-        if i % 2 == 0 {
+        if i.is_multiple_of(2) {
             assert_eq!(post["body"], format!("private {i}"));
             assert_eq!(post["reactions"]["total"], 0);
             assert_eq!(post["comments"]["totalCount"], 0);
@@ -167,7 +167,10 @@ async fn twenty_post_entities_cost_four_statements(env: &Env) {
     let (data, statements) = counted(&service, None, POSTS, reps("Post", &ids)).await;
     assert_eq!(statements, 4, "{data}");
     assert!(data["_entities"][N - 2].is_null());
-    assert_eq!(data["_entities"][0]["reactions"]["viewerReaction"], Value::Null);
+    assert_eq!(
+        data["_entities"][0]["reactions"]["viewerReaction"],
+        Value::Null
+    );
 }
 
 const MEMBER_POSTS: &str = "query($r: [_Any!]!) { _entities(representations: $r) { ... on Member {
@@ -195,7 +198,7 @@ async fn a_page_of_twenty_members_posts_costs_five_statements(env: &Env) {
             .map(|e| e["node"]["body"].as_str().unwrap())
             .collect();
         let (private, public) = (format!("private {i}"), format!("public {i}"));
-        if i % 2 == 0 {
+        if i.is_multiple_of(2) {
             assert_eq!(bodies, [private.as_str(), public.as_str()], "newest first");
             assert_eq!(posts["totalCount"], 2);
             assert_eq!(posts["edges"][1]["node"]["reactions"]["total"], 2);
@@ -220,7 +223,10 @@ async fn a_page_of_twenty_members_posts_costs_five_statements(env: &Env) {
     // Anonymous: no connections to look up, one page statement, counts.
     assert_eq!(statements, 2, "{data}");
     for (i, entity) in data["_entities"].as_array().unwrap().iter().enumerate() {
-        assert_eq!(entity["posts"]["edges"][0]["node"]["body"], format!("public {i}"));
+        assert_eq!(
+            entity["posts"]["edges"][0]["node"]["body"],
+            format!("public {i}")
+        );
         assert_eq!(entity["posts"]["pageInfo"]["hasNextPage"], false);
     }
 }

@@ -64,10 +64,7 @@ where
     /// A batcher calling `load` with at most `max_batch` distinct keys at a time.
     pub fn new(
         max_batch: usize,
-        load: impl Fn(Vec<K>) -> BoxFuture<'static, Result<HashMap<K, V>, E>>
-            + Send
-            + Sync
-            + 'static,
+        load: impl Fn(Vec<K>) -> BoxFuture<'static, Result<HashMap<K, V>, E>> + Send + Sync + 'static,
     ) -> Self {
         Batcher {
             open: Mutex::new(None),

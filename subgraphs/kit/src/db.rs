@@ -361,7 +361,10 @@ mod tests {
             .unwrap();
         assert_eq!(db.statements(), 7, "clones share the count");
         let mut tx = begin(&db).await.unwrap();
-        sqlx::query("DELETE FROM t").execute(&mut *tx).await.unwrap();
+        sqlx::query("DELETE FROM t")
+            .execute(&mut *tx)
+            .await
+            .unwrap();
         tx.commit().await.unwrap();
         assert_eq!(db.statements(), 7);
     }
