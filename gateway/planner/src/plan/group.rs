@@ -114,6 +114,33 @@ impl SelTree {
         out
     }
 
+    /// Writes a composite field's selection set. One that `@skip`/`@include` can empty at run
+    /// time also selects `__typename`: async-graphql (and so every service here) answers an
+    /// object whose every field was skipped with `null` instead of `{}`, and a non-null position
+    /// would then null its parents.
+    fn write_object(&self, out: &mut String) {
+        if self.items.is_empty() || !self.may_be_empty() {
+            return self.write(out);
+        }
+        out.push_str("{__typename ");
+        let start = out.len();
+        self.write(out);
+        // Drop the inner set's own opening brace: `{__typename ` already opened it.
+        out.remove(start);
+    }
+
+    /// Whether every selection here can be left out at run time by a condition directive.
+    fn may_be_empty(&self) -> bool {
+        self.items.iter().all(|item| match item {
+            Item::Field { directives, .. } => is_conditional(directives),
+            Item::Inline {
+                directives,
+                children,
+                ..
+            } => is_conditional(directives) || children.may_be_empty(),
+        })
+    }
+
     /// Writes the selection set compactly, braces included. An empty set (a composite field
     /// whose every sub-selection went elsewhere) becomes `{__typename}` to stay valid.
     pub fn write(&self, out: &mut String) {
@@ -141,7 +168,7 @@ impl SelTree {
                     out.push_str(args);
                     out.push_str(directives);
                     if *composite {
-                        children.write(out);
+                        children.write_object(out);
                     }
                 }
                 Item::Inline {
@@ -160,6 +187,11 @@ impl SelTree {
         }
         out.push('}');
     }
+}
+
+/// Whether printed directives hold a `@skip` or `@include` (a literal or a variable condition).
+fn is_conditional(directives: &str) -> bool {
+    directives.contains("@skip(") || directives.contains("@include(")
 }
 
 /// The fetches being planned, each shared copy-on-write: a snapshot (to roll a candidate

@@ -15,7 +15,9 @@
 //!   under its alias, else get the first free alias of `_sy_<name>`, `_sy_<name>_1`, ...;
 //!   `RequiresSelection::Field::response_key` then says where to read it.
 //! - `__typename` is fetched for every object at an abstract position (interface / union) and on
-//!   every object a later entity fetch builds a representation from.
+//!   every object a later entity fetch builds a representation from, and on every object whose
+//!   whole selection `@skip`/`@include` can drop at run time (async-graphql subgraphs answer an
+//!   object with no selected field as `null`, where the spec says `{}`).
 //! - Fetch selections do not keep client field order; the executor shapes the response by
 //!   walking the client operation over the merged data.
 //! - Query fetches are `query <Op>__<service>__<n>(...)` when the client operation has a name

@@ -2,15 +2,14 @@
 //! composes with Switchyard's composer, and Switchyard answers every generated operation with
 //! exactly the response computed from the generated world (data, and errors at the same paths:
 //! the world has field errors only where its fixtures say so).
-//! Features that still hit open bugs are left out: variables (an object whose selected fields
-//! are all skipped through a variable comes back null instead of `{}`); remove them from
-//! `KNOWN_OPEN` once fixed.
+//! Features that still hit open bugs are left out through `KNOWN_OPEN` (none today); add a
+//! feature's name there only with an open issue for it.
 
 use switchyard_difftest::compare::Outcome;
 use switchyard_difftest::run::switchyard_answers;
 use switchyard_testkit::generate::{generate, Options};
 
-const KNOWN_OPEN: [&str; 1] = ["variables"];
+const KNOWN_OPEN: [&str; 0] = [];
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn generated_shapes_compose_and_match_the_world() {
