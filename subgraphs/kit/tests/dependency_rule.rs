@@ -1,6 +1,12 @@
 //! The loose-coupling rule, checked from `cargo metadata`: a service crate under `subgraphs/`
 //! may depend on the kit and on libraries, never on another subgraph crate. (Sharing code through
 //! a sibling service would couple their releases and, sooner or later, their databases.)
+//! And the manifests' hygiene: no crate declares a dependency it does not use (cargo-machete).
+
+#![allow(
+    clippy::unwrap_used,
+    reason = "a failed unwrap is the test failing, at that line"
+)]
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -152,4 +158,59 @@ fn the_rule_bites_on_a_service_depending_on_a_sibling() {
             ),
         ]
     );
+}
+
+/// Runs cargo-machete on `dir`; `None` when it is not installed. (Called directly: as
+/// `cargo machete` under `cargo test` it takes the subcommand's name for a directory.)
+fn machete(dir: &Path) -> Option<std::process::Output> {
+    match Command::new("cargo-machete").arg(dir).output() {
+        Ok(output) => Some(output),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => None,
+        Err(e) => panic!("run cargo-machete: {e}"),
+    }
+}
+
+/// Every dependency a workspace manifest declares is used in that crate's sources.
+/// cargo-machete reads sources only (about 2 s for the workspace) but is not part of the
+/// toolchain, and building it takes minutes on two cores, so CI does not install it: without
+/// it this test says so and passes (`cargo install cargo-machete --locked` turns it on).
+#[test]
+fn no_unused_dependency_declarations() {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("../..");
+    let Some(output) = machete(&root) else {
+        eprintln!("cargo-machete not installed: unused dependencies not checked");
+        return;
+    };
+    assert!(
+        output.status.success(),
+        "unused dependency declarations (remove them, or list a false positive under \
+         [package.metadata.cargo-machete] ignored):\n{}{}",
+        String::from_utf8_lossy(&output.stdout),
+        String::from_utf8_lossy(&output.stderr)
+    );
+}
+
+#[test]
+fn the_unused_dependency_check_bites() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::create_dir(dir.path().join("src")).unwrap();
+    std::fs::write(
+        dir.path().join("Cargo.toml"),
+        "[package]\nname = \"probe\"\nversion = \"0.1.0\"\nedition = \"2021\"\n\n\
+         [dependencies]\nserde = \"1\"\nanyhow = \"1\"\n",
+    )
+    .unwrap();
+    std::fs::write(
+        dir.path().join("src/lib.rs"),
+        "pub fn f() -> anyhow::Result<()> { Ok(()) }\n",
+    )
+    .unwrap();
+    let Some(output) = machete(dir.path()) else {
+        eprintln!("cargo-machete not installed: unused dependencies not checked");
+        return;
+    };
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert!(!output.status.success(), "{stdout}");
+    assert!(stdout.contains("serde"), "{stdout}");
+    assert!(!stdout.contains("anyhow"), "{stdout}");
 }
