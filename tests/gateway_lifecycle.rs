@@ -2,6 +2,11 @@
 //! (file watching and SIGHUP) under load, and the graceful drain on SIGTERM, against the real
 //! binary, the demo subgraphs and a WebSocket subgraph for subscriptions.
 
+#![allow(
+    clippy::unwrap_used,
+    reason = "a failed unwrap is the test failing, at that line"
+)]
+
 use std::io::{BufRead, BufReader};
 use std::path::Path;
 use std::process::{Child, Command, Stdio};

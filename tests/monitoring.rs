@@ -1,6 +1,11 @@
 //! Monitoring end to end: every process of the platform serves Prometheus metrics on its own
 //! metrics listener (never on the public port), with the series an on-call engineer needs.
 
+#![allow(
+    clippy::unwrap_used,
+    reason = "a failed unwrap is the test failing, at that line"
+)]
+
 mod common;
 
 use serde_json::{json, Value};

@@ -2,6 +2,11 @@
 //! service → the `account.created` event in auth's outbox → the relay → profile's consumer, all
 //! exported over OTLP/HTTP to a receiver on loopback.
 
+#![allow(
+    clippy::unwrap_used,
+    reason = "a failed unwrap is the test failing, at that line"
+)]
+
 mod common;
 
 use std::collections::HashMap;

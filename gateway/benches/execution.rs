@@ -12,6 +12,11 @@
 //!   (HTTP/1.1, or HTTP/2 by ALPN; a CA made for the run) or HTTP/2 cleartext, to measure what
 //!   the transport costs per fetch (both ends of TLS run in this process).
 
+#![allow(
+    clippy::unwrap_used,
+    reason = "a measuring program: a failed setup step ends it, with the location"
+)]
+
 #[path = "../tests/common/mod.rs"]
 mod common;
 #[path = "../tests/common/tls.rs"]

@@ -3,6 +3,11 @@
 //! client (Cache-Control merged to the most restrictive, other headers by their merge rule), and
 //! in-flight collapsing keyed on the headers each subgraph actually gets.
 
+#![allow(
+    clippy::unwrap_used,
+    reason = "a failed unwrap is the test failing, at that line"
+)]
+
 mod common;
 #[path = "common/tls.rs"]
 mod tls;

@@ -2,6 +2,11 @@
 //! execution end to end, status codes, content types, GET/POST, limits, GraphiQL, introspection,
 //! failing subgraphs, header propagation and request collapsing.
 
+#![allow(
+    clippy::unwrap_used,
+    reason = "a failed unwrap is the test failing, at that line"
+)]
+
 mod common;
 
 use std::time::Duration;

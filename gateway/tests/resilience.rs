@@ -2,6 +2,11 @@
 //! (open, fail fast, half-open probe, close) and the per-subgraph in-flight cap, all over real
 //! loopback HTTP with the other subgraphs answering normally.
 
+#![allow(
+    clippy::unwrap_used,
+    reason = "a failed unwrap is the test failing, at that line"
+)]
+
 mod common;
 
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};

@@ -2,6 +2,11 @@
 //! the gateway, which subscribes to a real async-graphql subgraph (chat) over WebSocket and
 //! fills entity fields from a second subgraph (profile) over HTTP for every event.
 
+#![allow(
+    clippy::unwrap_used,
+    reason = "a failed unwrap is the test failing, at that line"
+)]
+
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};

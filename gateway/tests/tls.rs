@@ -2,6 +2,11 @@
 //! products subgraph behind a TLS front; trusted only with the CA configured, mTLS, HTTP/2 by
 //! ALPN, HTTP/1.1 when turned off, and HTTP/2 cleartext (prior knowledge) per subgraph.
 
+#![allow(
+    clippy::unwrap_used,
+    reason = "a failed unwrap is the test failing, at that line"
+)]
+
 mod common;
 #[path = "common/tls.rs"]
 mod tls;

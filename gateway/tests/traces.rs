@@ -3,6 +3,11 @@
 //! receiver, subgraphs get the fetch span's context — and nothing of it happens when tracing is
 //! off.
 
+#![allow(
+    clippy::unwrap_used,
+    reason = "a failed unwrap is the test failing, at that line"
+)]
+
 mod common;
 
 use std::collections::HashMap;

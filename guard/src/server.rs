@@ -516,6 +516,10 @@ async fn sleep_until(deadline: Option<Instant>) {
 
 /// Raises this process's soft file-descriptor limit to its hard limit (once) and returns the
 /// soft limit in force, if it can be read.
+#[allow(
+    unsafe_code,
+    reason = "getrlimit/setrlimit are foreign functions; std has no safe wrapper (SAFETY below)"
+)]
 pub fn raise_fd_limit() -> Option<u64> {
     static LIMIT: std::sync::OnceLock<Option<u64>> = std::sync::OnceLock::new();
     *LIMIT.get_or_init(|| {

@@ -1,5 +1,10 @@
 //! Prints how long each composition phase takes on the synthetic 20-subgraph, 2,000-type set.
 
+#![allow(
+    clippy::unwrap_used,
+    reason = "a measuring program: a failed setup step ends it, with the location"
+)]
+
 use std::time::Instant;
 
 use switchyard_compose::{merge, print, satisfiability, subgraph, synthetic, validate};

@@ -4,6 +4,11 @@
 //! must match exactly); without it the set must compose, its supergraph is snapshot-tested and
 //! must validate as GraphQL. Subgraphs start with `--- subgraph: NAME [URL]`.
 
+#![allow(
+    clippy::unwrap_used,
+    reason = "a failed unwrap is the test failing, at that line"
+)]
+
 use std::collections::BTreeSet;
 use switchyard_compose::compose;
 

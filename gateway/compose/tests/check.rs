@@ -1,6 +1,11 @@
 //! `check`: composition errors, drift, API diff classification and report formats, on real
 //! files in a temporary directory.
 
+#![allow(
+    clippy::unwrap_used,
+    reason = "a failed unwrap is the test failing, at that line"
+)]
+
 use std::path::{Path, PathBuf};
 use std::process::Command;
 

@@ -6,6 +6,11 @@
 //! type, so any value the gateway drops, misplaces or invents shows up as a difference.
 //! `ROUNDTRIP_VERBOSE=1` prints each case's query, response and subgraph traffic.
 
+#![allow(
+    clippy::unwrap_used,
+    reason = "a failed unwrap is the test failing, at that line"
+)]
+
 mod support;
 
 use std::sync::Arc;

@@ -1,6 +1,11 @@
 //! Planning benchmarks: operations of increasing shape on a 5-subgraph, ~30-type supergraph
 //! (`tests/fixtures/shop.graphql`). Calls the planner directly: no plan cache involved.
 
+#![allow(
+    clippy::unwrap_used,
+    reason = "a measuring program: a failed setup step ends it, with the location"
+)]
+
 use std::hint::black_box;
 use std::sync::Arc;
 

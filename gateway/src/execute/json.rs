@@ -431,6 +431,10 @@ impl<'a> Reader<'a> {
 /// `Vec::split_off` would do one copy too, but at `start == 0` it hands over the whole stack
 /// buffer (with its high-water capacity) and allocates a new one; `drain(..).collect()` moves
 /// the entries one by one, which showed up in profiles.
+#[allow(
+    unsafe_code,
+    reason = "one bitwise move instead of per-entry moves, which profiles showed (SAFETY below)"
+)]
 fn take_tail<T>(stack: &mut Vec<T>, start: usize) -> Vec<T> {
     let count = stack.len() - start;
     let mut out = Vec::with_capacity(count);

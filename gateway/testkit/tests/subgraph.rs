@@ -1,5 +1,10 @@
 //! The fixture subgraph behaves like a real federation subgraph over its fixture.
 
+#![allow(
+    clippy::unwrap_used,
+    reason = "a failed unwrap is the test failing, at that line"
+)]
+
 use serde_json::{json, Value};
 use switchyard_testkit::{FixtureSubgraph, SupergraphSource};
 

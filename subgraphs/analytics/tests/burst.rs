@@ -3,6 +3,11 @@
 //! duplicates of events it had already processed: every counter must end exactly equal to the
 //! counts computed from the generated events.
 
+#![allow(
+    clippy::unwrap_used,
+    reason = "a failed unwrap is the test failing, at that line"
+)]
+
 mod common;
 
 use std::collections::BTreeMap;

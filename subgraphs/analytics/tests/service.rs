@@ -2,6 +2,11 @@
 //! an event published on the bus shows up in `Member.stats` over HTTP, probes answer, and
 //! cancelling the token stops everything.
 
+#![allow(
+    clippy::unwrap_used,
+    reason = "a failed unwrap is the test failing, at that line"
+)]
+
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 

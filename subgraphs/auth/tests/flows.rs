@@ -1,6 +1,11 @@
 //! The auth service on SQLite: sessions, validation, PII at rest, key rotation, the outbox, and
 //! the JWKS over HTTP.
 
+#![allow(
+    clippy::unwrap_used,
+    reason = "a failed unwrap is the test failing, at that line"
+)]
+
 mod common;
 
 use std::time::Duration;

@@ -2,6 +2,10 @@
 //! cost (19 MiB per hash) raises the process's peak memory by about the cap's worth of hashes,
 //! not one hash per request. Alone in its test binary, so the peak is this test's own.
 
+#![allow(
+    clippy::unwrap_used,
+    reason = "a failed unwrap is the test failing, at that line"
+)]
 #![cfg(target_os = "linux")]
 
 mod common;

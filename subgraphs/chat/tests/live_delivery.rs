@@ -1,6 +1,11 @@
 //! Live delivery and events: `messageAdded` in-process and across two replicas sharing Redis
 //! over a real graphql-transport-ws WebSocket, and `message.sent` through the outbox.
 
+#![allow(
+    clippy::unwrap_used,
+    reason = "a failed unwrap is the test failing, at that line"
+)]
+
 mod common;
 
 use std::time::Duration;

@@ -1,6 +1,11 @@
 //! Chat behaviour through the GraphQL schema on real stores: SQLite (always) and PostgreSQL
 //! (unique database per test; skipped without a server unless `CI=true`).
 
+#![allow(
+    clippy::unwrap_used,
+    reason = "a failed unwrap is the test failing, at that line"
+)]
+
 mod common;
 
 use std::time::Duration;

@@ -1,5 +1,10 @@
 //! The binary: `--print-schema` and `reindex`.
 
+#![allow(
+    clippy::unwrap_used,
+    reason = "a failed unwrap is the test failing, at that line"
+)]
+
 mod common;
 
 use std::process::Command;

@@ -1,6 +1,11 @@
 //! The content service end to end through its schema, on SQLite and on PostgreSQL (a unique
 //! database per test; skipped with a note when no server runs, failing when `CI=true`).
 
+#![allow(
+    clippy::unwrap_used,
+    reason = "a failed unwrap is the test failing, at that line"
+)]
+
 mod common;
 
 use common::*;

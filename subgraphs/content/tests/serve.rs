@@ -2,6 +2,11 @@
 //! indexer making new posts searchable within milliseconds, events consumed from the bus, and
 //! a clean shutdown.
 
+#![allow(
+    clippy::unwrap_used,
+    reason = "a failed unwrap is the test failing, at that line"
+)]
+
 mod common;
 
 use std::time::{Duration, Instant};

@@ -2,6 +2,11 @@
 //! fields each item carries, runs a fixed number of SQL statements — the same for 5 items as for
 //! 20 — counted by the store's `Db`, on SQLite and on PostgreSQL.
 
+#![allow(
+    clippy::unwrap_used,
+    reason = "a failed unwrap is the test failing, at that line"
+)]
+
 mod common;
 
 use common::*;

@@ -1,6 +1,11 @@
 //! The `switchyard-demo-subgraphs` binary: prints schemas, serves all four on free ports and
 //! announces them, serves one alone, and exits cleanly on SIGTERM.
 
+#![allow(
+    clippy::unwrap_used,
+    reason = "a failed unwrap is the test failing, at that line"
+)]
+
 mod common;
 
 use std::io::{BufRead, BufReader};

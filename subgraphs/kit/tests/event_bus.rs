@@ -1,6 +1,11 @@
 //! The event bus against real stores: outbox atomicity, relay delivery, crash recovery and
 //! replay de-duplication, on SQLite and PostgreSQL, over the in-process bus and Redis Streams.
 
+#![allow(
+    clippy::unwrap_used,
+    reason = "a failed unwrap is the test failing, at that line"
+)]
+
 mod common;
 
 use std::sync::atomic::Ordering;

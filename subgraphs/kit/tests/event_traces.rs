@@ -2,6 +2,11 @@
 //! (SQLite and PostgreSQL, including an outbox table made before the column existed), carried
 //! over the in-process bus and Redis Streams, continued by the relay's and the consumer's spans.
 
+#![allow(
+    clippy::unwrap_used,
+    reason = "a failed unwrap is the test failing, at that line"
+)]
+
 mod common;
 
 use std::time::Duration;

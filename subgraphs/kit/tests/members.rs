@@ -2,6 +2,11 @@
 //! `account.*` events through the idempotent consumer path, durable across reopening, shared by
 //! replicas on one database, and enforced by `caller` and `require_existing`.
 
+#![allow(
+    clippy::unwrap_used,
+    reason = "a failed unwrap is the test failing, at that line"
+)]
+
 use std::time::Duration;
 
 use async_graphql::{Context, EmptyMutation, EmptySubscription, Object, Request, Schema};

@@ -1,6 +1,11 @@
 //! The service runner every service runs through: it prunes the event tables, rejoins its
 //! consumer group under a stable name, and stops everything together.
 
+#![allow(
+    clippy::unwrap_used,
+    reason = "a failed unwrap is the test failing, at that line"
+)]
+
 mod common;
 
 use std::sync::atomic::Ordering;

@@ -17,6 +17,11 @@
 //! `PROFILE_BENCH_FALKOR_PAIRS` (default 2,000) random pairs on FalkorDB and on the embedded
 //! index of the very same graph, in the same run, with the p50/p99 ratio.
 
+#![allow(
+    clippy::unwrap_used,
+    reason = "a measuring program: a failed setup step ends it, with the location"
+)]
+
 use std::hint::black_box;
 use std::time::{Duration, Instant};
 

@@ -4,6 +4,11 @@
 //! `NEO4J_USER` / `NEO4J_PASSWORD`); without it the Neo4j cases print a skip note and pass (no
 //! such server runs in CI).
 
+#![allow(
+    clippy::unwrap_used,
+    reason = "a failed unwrap is the test failing, at that line"
+)]
+
 use std::sync::Arc;
 
 use chrono::{DateTime, Utc};

@@ -7,6 +7,11 @@
 //! hand-over, or with SIGKILL at whatever moment a loop of changes has reached. Needs the
 //! FalkorDB of `scripts/ci-services.sh` (skips with a notice without it, fails under CI).
 
+#![allow(
+    clippy::unwrap_used,
+    reason = "a failed unwrap is the test failing, at that line"
+)]
+
 use std::process::{Command, Stdio};
 use std::sync::Arc;
 use std::time::{Duration, Instant};

@@ -1,6 +1,11 @@
 //! The profile schema executed end to end on the embedded store, with real signed access tokens
 //! (a test Ed25519 key published as a JWKS) and real events on an in-process bus.
 
+#![allow(
+    clippy::unwrap_used,
+    reason = "a failed unwrap is the test failing, at that line"
+)]
+
 use std::sync::Arc;
 use std::time::Duration;
 

@@ -1,6 +1,11 @@
 //! The whole service as `switchyard dev` runs it: `Service::open` on a temp data dir, `serve` on
 //! a loopback port 0, events in and out over an in-process bus, then a clean shutdown.
 
+#![allow(
+    clippy::unwrap_used,
+    reason = "a failed unwrap is the test failing, at that line"
+)]
+
 use std::time::Duration;
 
 use serde_json::json;
