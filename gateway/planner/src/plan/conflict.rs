@@ -50,7 +50,7 @@ pub(crate) fn alias_conflicts(
     let mut rewrites = Vec::new();
     {
         let mut occurrences = Vec::new();
-        collect(sg, graph, root, tree, &[], None, &mut occurrences);
+        collect(sg, graph, root, tree, &[], &mut occurrences);
         check_set(sg, graph, occurrences, &[], &mut fixes, &mut rewrites);
     }
     for fix in fixes {
@@ -109,14 +109,14 @@ fn repeats_a_key(tree: &SelTree) -> bool {
     below.into_iter().any(repeats_a_key)
 }
 
-/// Collects the fields of the merged set `tree` (items under `at`), whose type is `parent`.
+/// Collects the fields of the merged set `tree` (items under `at`), whose type is `owner`
+/// (inside a type condition, the innermost condition's type).
 fn collect<'t>(
     sg: &Supergraph,
     graph: usize,
-    parent: &str,
+    owner: &str,
     tree: &'t SelTree,
     at: &[usize],
-    fragment: Option<&str>,
     out: &mut Vec<Occurrence<'t>>,
 ) {
     for (i, item) in tree.items.iter().enumerate() {
@@ -130,7 +130,6 @@ fn collect<'t>(
                 children,
                 ..
             } => {
-                let owner = fragment.unwrap_or(parent);
                 out.push(Occurrence {
                     at: here,
                     key: alias.as_deref().unwrap_or(name),
@@ -140,8 +139,8 @@ fn collect<'t>(
                 });
             }
             Item::Inline { cond, children, .. } => {
-                let inner = cond.as_deref().or(fragment);
-                collect(sg, graph, parent, children, &here, inner, out);
+                let inner = cond.as_deref().unwrap_or(owner);
+                collect(sg, graph, inner, children, &here, out);
             }
         }
     }
@@ -248,15 +247,7 @@ fn check_set(
         // Fields sharing a key and a composite shape merge: their sub-selections are one set.
         let mut below = Vec::new();
         for occ in class.members.iter().filter(|o| o.composite) {
-            collect(
-                sg,
-                graph,
-                named(&occ.ty),
-                occ.children,
-                &occ.at,
-                None,
-                &mut below,
-            );
+            collect(sg, graph, named(&occ.ty), occ.children, &occ.at, &mut below);
         }
         if below.len() < 2 {
             continue;

@@ -5,6 +5,7 @@ use std::collections::BTreeSet;
 use std::fmt::Write as _;
 
 use super::{PathElement, RequiresSelection, ValueRewrite};
+use crate::selection::NField;
 
 /// Where an item sits in a `SelTree`: child indices from the root. Items are only appended, so
 /// a location stays valid while the tree grows.
@@ -14,6 +15,38 @@ pub(crate) type Loc = Vec<usize>;
 #[derive(Debug, Clone, Default)]
 pub(crate) struct SelTree {
     pub items: Vec<Item>,
+}
+
+/// A field as a fetch selects it: response alias (dropped when it is the name), name, and
+/// arguments and directives as printed.
+#[derive(Clone, Copy)]
+pub(crate) struct FieldText<'s> {
+    pub alias: Option<&'s str>,
+    pub name: &'s str,
+    pub args: &'s str,
+    pub directives: &'s str,
+}
+
+impl<'s> FieldText<'s> {
+    /// `name` alone: no alias, arguments or directives.
+    pub fn bare(name: &'s str) -> Self {
+        Self {
+            alias: None,
+            name,
+            args: "",
+            directives: "",
+        }
+    }
+
+    /// The field as the client selected it.
+    pub fn of(f: &'s NField) -> Self {
+        Self {
+            alias: f.alias.as_deref(),
+            name: &f.name,
+            args: &f.args,
+            directives: &f.directives,
+        }
+    }
 }
 
 /// One selection in a `SelTree`.
@@ -63,15 +96,13 @@ impl SelTree {
     }
 
     /// Adds (or finds) a field at `loc`; returns the field's location.
-    pub fn add_field(
-        &mut self,
-        loc: &[usize],
-        alias: Option<&str>,
-        name: &str,
-        args: &str,
-        directives: &str,
-        composite: bool,
-    ) -> Loc {
+    pub fn add_field(&mut self, loc: &[usize], field: FieldText<'_>, composite: bool) -> Loc {
+        let FieldText {
+            alias,
+            name,
+            args,
+            directives,
+        } = field;
         let node = self.node_mut(loc);
         let alias = alias.filter(|a| *a != name);
         let found = node.items.iter().position(|item| {
@@ -92,6 +123,11 @@ impl SelTree {
         let mut out = loc.to_vec();
         out.push(idx);
         out
+    }
+
+    /// Adds (or finds) a plain `__typename` at `loc`; returns its location.
+    pub fn add_typename(&mut self, loc: &[usize]) -> Loc {
+        self.add_field(loc, FieldText::bare("__typename"), false)
     }
 
     /// Adds (or finds) an inline fragment at `loc`; returns its location.
@@ -606,15 +642,33 @@ mod tests {
     #[test]
     fn same_selection_is_merged_and_empty_sets_stay_valid() {
         let mut tree = SelTree::default();
-        let a = tree.add_field(&[], None, "me", "", "", true);
-        let b = tree.add_field(&[], None, "me", "", "", true);
+        let a = tree.add_field(&[], FieldText::bare("me"), true);
+        let b = tree.add_field(&[], FieldText::bare("me"), true);
         assert_eq!(a, b);
-        tree.add_field(&a, None, "id", "", "", false);
-        tree.add_field(&a, Some("id"), "id", "", "", false);
-        let other = tree.add_field(&[], Some("you"), "user", "(id: 1)", "", true);
+        tree.add_field(&a, FieldText::bare("id"), false);
+        tree.add_field(
+            &a,
+            FieldText {
+                alias: Some("id"),
+                name: "id",
+                args: "",
+                directives: "",
+            },
+            false,
+        );
+        let other = tree.add_field(
+            &[],
+            FieldText {
+                alias: Some("you"),
+                name: "user",
+                args: "(id: 1)",
+                directives: "",
+            },
+            true,
+        );
         assert_ne!(a, other);
         let frag = tree.add_inline(&[], None, " @include(if: $x)");
-        tree.add_field(&frag, None, "__typename", "", "", false);
+        tree.add_field(&frag, FieldText::bare("__typename"), false);
         let mut out = String::new();
         tree.write(&mut out);
         assert_eq!(
@@ -647,7 +701,7 @@ mod tests {
         let on = |t: &str| PathElement::TypeCondition(vec![t.into()]);
         let entity = |path: Vec<PathElement>, field: &str, dep: usize| {
             let mut g = Group::new(1, true, path);
-            g.sel.add_field(&[], None, field, "", "", false);
+            g.sel.add_field(&[], FieldText::bare(field), false);
             g.deps.insert(dep);
             g.contribute(&[]);
             g
@@ -679,7 +733,7 @@ mod tests {
                 let mut g = Group::new(1, true, vec![PathElement::Key("a".into()), on(t)]);
                 g.path.push(PathElement::Key("b".into()));
                 g.path_key = crate::plan::display::path_string(&g.path);
-                g.sel.add_field(&[], None, "x", "", "", false);
+                g.sel.add_field(&[], FieldText::bare("x"), false);
                 g.contribute(&[]);
                 g
             })

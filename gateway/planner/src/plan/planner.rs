@@ -16,7 +16,7 @@ use apollo_compiler::executable::OperationType;
 use apollo_compiler::validation::Valid;
 use apollo_compiler::{ExecutableDocument, Name};
 
-use super::group::{Group, Groups};
+use super::group::{FieldText, Group, Groups};
 use super::{
     ConditionNode, FetchNode, FlattenNode, OperationKind, PathElement, PlanError, PlanNode,
     PlanOptions, QueryPlan, RequiresSelection, ValueRewrite,
@@ -402,6 +402,34 @@ struct At<'x> {
     client: &'x [NSel],
 }
 
+/// Where a selection is added: group `g`'s selection at `loc`, at response path `path`.
+#[derive(Clone, Copy)]
+struct Slot<'x> {
+    g: usize,
+    loc: &'x [usize],
+    path: &'x [PathElement],
+}
+
+/// What a walk could not plan at its object so far, and the first reason why.
+#[derive(Default)]
+struct Left {
+    sels: Vec<NSel>,
+    reason: Option<PlanError>,
+}
+
+impl Left {
+    /// `Err` with what is left once any part failed.
+    fn into_result(self) -> Planned {
+        match self.reason {
+            Some(reason) => Err(Unplanned {
+                sels: self.sels,
+                reason,
+            }),
+            None => Ok(()),
+        }
+    }
+}
+
 /// Whether a candidate could add to fetches that already exist (see `Walk::choose`).
 type Reuses<'f, W, C> = &'f dyn Fn(&W, &C) -> bool;
 
@@ -743,22 +771,15 @@ impl<'a> Walk<'a> {
             match sel {
                 NSel::Field(f) => {
                     let composite = self.sg.is_composite(&f.ty);
-                    let floc = self.groups[g].sel.add_field(
-                        loc,
-                        f.alias.as_deref(),
-                        &f.name,
-                        &f.args,
-                        &f.directives,
-                        composite,
-                    );
+                    let floc = self.groups[g]
+                        .sel
+                        .add_field(loc, FieldText::of(f), composite);
                     self.groups[g]
                         .vars
                         .extend(f.vars.iter().map(|v| v.to_string()));
                     if composite {
                         if self.sg.is_abstract(&f.ty) {
-                            self.groups[g]
-                                .sel
-                                .add_field(&floc, None, "__typename", "", "", false);
+                            self.groups[g].sel.add_typename(&floc);
                         }
                         let sub = self.sub_type(graph, parent, f);
                         let reach = self.field_reach(parent, f);
@@ -1011,30 +1032,33 @@ impl<'a> Walk<'a> {
         }
         gate.extend(field.gate.iter().cloned());
         self.groups[g].contribute(&gate);
-        self.emit_field(g, &loc, root, field, None, &[])
+        self.emit_field(
+            Slot {
+                g,
+                loc: &loc,
+                path: &[],
+            },
+            root,
+            field,
+            None,
+        )
     }
 
-    /// Adds `field` (resolvable by group `g`'s subgraph on `parent`) at `loc` and plans its
+    /// Adds `field` (resolvable by the slot's subgraph on `parent`) at the slot and plans its
     /// sub-selection.
     fn emit_field(
         &mut self,
-        g: usize,
-        loc: &[usize],
+        slot: Slot<'_>,
         parent: &str,
         field: &NField,
         provided: Option<Vec<NSel>>,
-        path: &[PathElement],
     ) -> Planned {
+        let Slot { g, loc, path } = slot;
         let graph = self.service(g);
         let composite = self.sg.is_composite(&field.ty);
-        let floc = self.groups[g].sel.add_field(
-            loc,
-            field.alias.as_deref(),
-            &field.name,
-            &field.args,
-            &field.directives,
-            composite,
-        );
+        let floc = self.groups[g]
+            .sel
+            .add_field(loc, FieldText::of(field), composite);
         self.groups[g]
             .vars
             .extend(field.vars.iter().map(|v| v.to_string()));
@@ -1049,16 +1073,18 @@ impl<'a> Walk<'a> {
             if sub != field.ty && self.sg.is_abstract(&field.ty) && !self.sg.is_abstract(&sub) {
                 // An abstract position the subgraph types as one object type: the response
                 // still needs `__typename` to match the client's fragments.
-                self.groups[g]
-                    .sel
-                    .add_field(&floc, None, "__typename", "", "", false);
+                self.groups[g].sel.add_typename(&floc);
             }
             self.push_gate(&field.gate);
             let reach = self.field_reach(parent, field);
             let outer = std::mem::replace(&mut self.reach, reach);
             self.restrict = self.restricted_types(graph, parent, field, &sub);
-            let result =
-                self.walk_composite(g, &floc, &child_path, &sub, &field.children, &child_prov);
+            let child = Slot {
+                g,
+                loc: &floc,
+                path: &child_path,
+            };
+            let result = self.walk_composite(child, &sub, &field.children, &child_prov);
             self.reach = outer;
             self.pop_gate(&field.gate);
             if let Err(mut unplanned) = result {
@@ -1073,28 +1099,36 @@ impl<'a> Walk<'a> {
         Ok(())
     }
 
+    /// Plans `sels` at a position of type `ty` (object or abstract) that the slot's group
+    /// fetches at the slot.
     fn walk_composite(
         &mut self,
-        g: usize,
-        loc: &[usize],
-        path: &[PathElement],
+        slot: Slot<'_>,
         ty: &Name,
         sels: &[NSel],
         provided: &[NSel],
     ) -> Planned {
+        let Slot { g, loc, path } = slot;
         let graph = self.service(g);
         let restrict = self.restrict.take();
+        let object = At {
+            g,
+            obj_loc: loc,
+            path,
+            ty,
+            provided,
+            conds: &[],
+            client: sels,
+        };
         if !self.sg.is_abstract(ty)
             || self
                 .sg
                 .type_in_graph(graph, ty)
                 .is_some_and(|t| t.interface_object)
         {
-            return self.walk_object(g, loc, loc, path, ty, sels, provided, &[], sels);
+            return self.walk_object(object, loc, sels);
         }
-        self.groups[g]
-            .sel
-            .add_field(loc, None, "__typename", "", "", false);
+        self.groups[g].sel.add_typename(loc);
         if self.all_local_abstract(graph, ty, sels, provided) {
             self.emit_local(g, loc, ty, restrict.as_deref(), sels);
             return Ok(());
@@ -1102,35 +1136,98 @@ impl<'a> Walk<'a> {
         // Keep at the interface level what every possible type resolves here; split the rest
         // into `... on Type` per possible type.
         let possible = restrict.unwrap_or_else(|| self.sg.possible_types_in(graph, ty).to_vec());
-        let possible = &possible[..];
         self.touch(g);
+        let mut left = Left::default();
+        let rest = self.walk_shared(object, &possible, &mut left)?;
+        if rest.is_empty() {
+            return left.into_result();
+        }
+        if possible.is_empty() {
+            // No object this subgraph can return here has the fields: dropping them would
+            // answer without them, so this way of planning them fails.
+            let mut fields = Vec::new();
+            flatten_all(self.sg, ty, &rest, &mut fields);
+            if let Some(f) = fields.iter().find(|f| f.name != "__typename") {
+                return Err(Unplanned {
+                    sels: rest,
+                    reason: PlanError::Unsatisfiable(format!(
+                        "no subgraph can resolve `{ty}.{}`: subgraph `{}` has no type implementing `{ty}`",
+                        f.name,
+                        self.sg.subgraphs()[graph].name
+                    )),
+                });
+            }
+        }
+        for c in &possible {
+            let mut fields = Vec::new();
+            flatten_all(self.sg, c, &rest, &mut fields);
+            if fields.iter().all(|f| f.name == "__typename") {
+                // Only `__typename` (already fetched) or nothing applies to this type.
+                continue;
+            }
+            let cloc = self.groups[g].sel.add_inline(loc, Some(c), "");
+            let cpath = path_with(path, PathElement::TypeCondition(vec![c.to_string()]));
+            let at = At {
+                obj_loc: &cloc,
+                path: &cpath,
+                ty: c,
+                ..object
+            };
+            if let Err(u) = self.walk_object(at, &cloc, &rest) {
+                if u.sels.is_empty() {
+                    return Err(u);
+                }
+                left.sels.push(NSel::Frag(Arc::new(NFrag {
+                    cond: Some(c.clone()),
+                    directives: String::new(),
+                    vars: Vec::new(),
+                    gate: Vec::new(),
+                    children: u.sels,
+                })));
+                left.reason.get_or_insert(u.reason);
+            }
+        }
+        left.into_result()
+    }
+
+    /// At an abstract position: plans the selections every possible type resolves in the
+    /// group's subgraph at the abstract level, and returns the rest (for `... on Type`
+    /// fragments per possible type).
+    fn walk_shared(
+        &mut self,
+        at: At<'_>,
+        possible: &[Name],
+        left: &mut Left,
+    ) -> Result<Vec<NSel>, Unplanned> {
+        let At {
+            g,
+            obj_loc: loc,
+            path,
+            ty,
+            provided,
+            client: sels,
+            ..
+        } = at;
+        let graph = self.service(g);
+        let slot = Slot { g, loc, path };
         let mut rest: Vec<NSel> = Vec::new();
-        let mut unplanned: Vec<NSel> = Vec::new();
-        let mut reason = None;
         for sel in sels {
             match sel {
                 NSel::Field(f) => {
                     if f.name == "__typename" {
-                        self.groups[g].sel.add_field(
-                            loc,
-                            f.alias.as_deref(),
-                            "__typename",
-                            "",
-                            &f.directives,
-                            false,
-                        );
+                        self.groups[g].sel.add_field(loc, FieldText::of(f), false);
                         continue;
                     }
                     let (on_iface, prov) = self.local(graph, ty, f, provided);
                     let everywhere =
                         on_iface && possible.iter().all(|c| self.local(graph, c, f, provided).0);
                     if everywhere {
-                        if let Err(u) = self.emit_field(g, loc, ty, f, prov, path) {
+                        if let Err(u) = self.emit_field(slot, ty, f, prov) {
                             if u.sels.is_empty() {
                                 return Err(u);
                             }
-                            unplanned.extend(u.sels);
-                            reason.get_or_insert(u.reason);
+                            left.sels.extend(u.sels);
+                            left.reason.get_or_insert(u.reason);
                         }
                     } else {
                         rest.push(sel.clone());
@@ -1153,148 +1250,119 @@ impl<'a> Walk<'a> {
                 }
             }
         }
-        if rest.is_empty() {
-            return match reason {
-                Some(reason) => Err(Unplanned {
-                    sels: unplanned,
-                    reason,
-                }),
-                None => Ok(()),
-            };
+        Ok(rest)
+    }
+
+    /// Plans `sels` at an object of type `at.ty` whose data group `at.g` fetches at
+    /// `at.obj_loc`. Client fields go to `loc` (inside `at.conds` directive wrappers below
+    /// `at.obj_loc`); inputs for other fetches go to `at.obj_loc`. `at.client` is the client's
+    /// selection at this object, used to avoid response-key collisions for fields the planner
+    /// adds.
+    fn walk_object(&mut self, at: At<'_>, loc: &[usize], sels: &[NSel]) -> Planned {
+        let At { g, ty, .. } = at;
+        self.touch(g);
+        let here = self.jump_from_interface_object(at, sels)?;
+        let sels = here.as_deref().unwrap_or(sels);
+        let mut fields = Vec::new();
+        let mut wrapped = Vec::new();
+        flatten(self.sg, ty, sels, &mut fields, &mut wrapped);
+        let mut left = Left::default();
+        let nonlocal = self.walk_fields(at, loc, fields, &mut left.reason)?;
+        for frag in wrapped {
+            self.walk_wrapped(at, loc, &frag, &mut left)?;
         }
-        if possible.is_empty() {
-            // No object this subgraph can return here has the fields: dropping them would
-            // answer without them, so this way of planning them fails.
-            let mut fields = Vec::new();
-            flatten_all(self.sg, ty, &rest, &mut fields);
-            if let Some(f) = fields.iter().find(|f| f.name != "__typename") {
-                return Err(Unplanned {
-                    sels: rest,
-                    reason: PlanError::Unsatisfiable(format!(
-                        "no subgraph can resolve `{ty}.{}`: subgraph `{}` has no type implementing `{ty}`",
-                        f.name,
-                        self.sg.subgraphs()[graph].name
-                    )),
-                });
-            }
-        }
-        for c in possible {
-            let mut fields = Vec::new();
-            flatten_all(self.sg, c, &rest, &mut fields);
-            if fields.iter().all(|f| f.name == "__typename") {
-                // Only `__typename` (already fetched) or nothing applies to this type.
-                continue;
-            }
-            let cloc = self.groups[g].sel.add_inline(loc, Some(c), "");
-            let cpath = path_with(path, PathElement::TypeCondition(vec![c.to_string()]));
-            if let Err(u) = self.walk_object(g, &cloc, &cloc, &cpath, c, &rest, provided, &[], sels)
-            {
+        if !nonlocal.is_empty() {
+            if let Err(u) = self.jump_all(at, nonlocal) {
                 if u.sels.is_empty() {
                     return Err(u);
                 }
-                unplanned.push(NSel::Frag(Arc::new(NFrag {
-                    cond: Some(c.clone()),
-                    directives: String::new(),
-                    vars: Vec::new(),
-                    gate: Vec::new(),
-                    children: u.sels,
-                })));
-                reason.get_or_insert(u.reason);
+                left.sels.extend(u.sels);
+                left.reason = Some(u.reason);
             }
         }
-        match reason {
-            Some(reason) => Err(Unplanned {
-                sels: unplanned,
+        match left.reason {
+            Some(reason) if !left.sels.is_empty() => Err(Unplanned {
+                sels: left.sels,
                 reason,
             }),
-            None => Ok(()),
+            _ => Ok(()),
         }
     }
 
-    /// Plans `sels` at an object of type `ty` whose data group `g` fetches at `obj_loc`.
-    /// Client fields go to `loc` (inside `conds` directive wrappers below `obj_loc`); inputs for
-    /// other fetches go to `obj_loc`. `client` is the client's selection at this object, used to
-    /// avoid response-key collisions for fields the planner adds.
-    #[allow(clippy::too_many_arguments)]
-    fn walk_object(
+    /// At an `@interfaceObject` position (while planning client fields): an
+    /// `@interfaceObject` subgraph knows neither the concrete type nor its fields, so
+    /// `__typename`, type-specific fragments and foreign fields come from a subgraph that has
+    /// the interface as an entity. Plans that jump; returns what is left to plan here, or
+    /// `None` when nothing was jumped for (plan `sels` as they are).
+    fn jump_from_interface_object(
         &mut self,
-        g: usize,
-        loc: &[usize],
-        obj_loc: &[usize],
-        path: &[PathElement],
-        ty: &Name,
+        at: At<'_>,
         sels: &[NSel],
-        provided: &[NSel],
-        conds: &[Cond],
-        client: &[NSel],
-    ) -> Planned {
+    ) -> Result<Option<Vec<NSel>>, Unplanned> {
+        let At {
+            g, ty, provided, ..
+        } = at;
         let graph = self.service(g);
-        self.touch(g);
-        let at = At {
-            g,
-            obj_loc,
-            path,
-            ty,
-            provided,
-            conds,
-            client,
-        };
-        let mut sels = sels;
-        let here;
-        if !self.input
-            && self.sg.is_abstract(ty)
-            && self
+        if self.input
+            || !self.sg.is_abstract(ty)
+            || !self
                 .sg
                 .type_in_graph(graph, ty)
                 .is_some_and(|t| t.interface_object)
         {
-            // An `@interfaceObject` subgraph knows neither the concrete type nor its fields:
-            // `__typename`, type-specific fragments and foreign fields come from a subgraph
-            // that has the interface as an entity.
-            let mut local = Vec::new();
-            let mut rest = Vec::new();
-            self.split_interface_object(ty, sels, &mut local, &mut rest);
-            if !rest.is_empty() {
-                if let Some(mut jump) = self.interface_entity_jump(graph, ty, rest) {
-                    // Fields this subgraph lacks that the subgraph reached anyway has ride along
-                    // in the same fetch; the others take their own cheapest jump.
-                    let labels = &self.opts.enabled_override_labels;
-                    let (along, stay): (Vec<NSel>, Vec<NSel>) =
-                        local.into_iter().partition(|sel| {
-                            matches!(sel, NSel::Field(f)
-                            if !self.local(graph, ty, f, provided).0
-                                && matches!(
-                                    self.sg.field_availability(jump.graph, ty, &f.name, labels),
-                                    FieldAvailability::Yes
-                                ))
-                        });
-                    if let Some(sels) = jump.abstract_sels.as_mut() {
-                        sels.extend(along);
-                    }
-                    if let Some(left) = self.jump(at, jump)? {
-                        return Err(left);
-                    }
-                    here = stay;
-                    sels = &here;
-                }
-            }
+            return Ok(None);
         }
-        let mut fields = Vec::new();
-        let mut wrapped = Vec::new();
-        flatten(self.sg, ty, sels, &mut fields, &mut wrapped);
+        let mut local = Vec::new();
+        let mut rest = Vec::new();
+        self.split_interface_object(ty, sels, &mut local, &mut rest);
+        if rest.is_empty() {
+            return Ok(None);
+        }
+        let Some(mut jump) = self.interface_entity_jump(graph, ty, rest) else {
+            return Ok(None);
+        };
+        // Fields this subgraph lacks that the subgraph reached anyway has ride along in the
+        // same fetch; the others take their own cheapest jump.
+        let labels = &self.opts.enabled_override_labels;
+        let (along, stay): (Vec<NSel>, Vec<NSel>) = local.into_iter().partition(|sel| {
+            matches!(sel, NSel::Field(f)
+            if !self.local(graph, ty, f, provided).0
+                && matches!(
+                    self.sg.field_availability(jump.graph, ty, &f.name, labels),
+                    FieldAvailability::Yes
+                ))
+        });
+        if let Some(sels) = jump.abstract_sels.as_mut() {
+            sels.extend(along);
+        }
+        if let Some(left) = self.jump(at, jump)? {
+            return Err(left);
+        }
+        Ok(Some(stay))
+    }
+
+    /// Plans the object's own fields that its group's subgraph resolves; returns the others,
+    /// with what a field's planning left for a jump from this object.
+    fn walk_fields(
+        &mut self,
+        at: At<'_>,
+        loc: &[usize],
+        fields: Vec<Arc<NField>>,
+        reason: &mut Option<PlanError>,
+    ) -> Result<Vec<Arc<NField>>, Unplanned> {
+        let At {
+            g,
+            path,
+            ty,
+            provided,
+            ..
+        } = at;
+        let graph = self.service(g);
+        let slot = Slot { g, loc, path };
         let mut nonlocal: Vec<Arc<NField>> = Vec::new();
-        let mut unplanned: Vec<NSel> = Vec::new();
-        let mut reason = None;
         for f in fields {
             if f.name == "__typename" {
-                self.groups[g].sel.add_field(
-                    loc,
-                    f.alias.as_deref(),
-                    "__typename",
-                    "",
-                    &f.directives,
-                    false,
-                );
+                self.groups[g].sel.add_field(loc, FieldText::of(&f), false);
                 self.groups[g]
                     .vars
                     .extend(f.vars.iter().map(|v| v.to_string()));
@@ -1319,8 +1387,8 @@ impl<'a> Walk<'a> {
                 // A value object several subgraphs share: each fetches its own fields of it.
                 let (here, rest) = self.split_value(graph, &f.ty, &f.children);
                 if let Some(here) = here {
-                    let result = self.emit_field(g, loc, ty, &with_children(&f, here), prov, path);
-                    defer(result, &mut nonlocal, &mut reason)?;
+                    let result = self.emit_field(slot, ty, &with_children(&f, here), prov);
+                    defer(result, &mut nonlocal, reason)?;
                 }
                 if !rest.is_empty() {
                     nonlocal.push(with_children(&f, rest));
@@ -1329,57 +1397,46 @@ impl<'a> Walk<'a> {
             }
             // What the field's sub-selection cannot get from here (no subgraph can be entered
             // at the objects below) is fetched again through this object.
-            let result = self.emit_field(g, loc, ty, &f, prov, path);
-            defer(result, &mut nonlocal, &mut reason)?;
+            let result = self.emit_field(slot, ty, &f, prov);
+            defer(result, &mut nonlocal, reason)?;
         }
-        for frag in wrapped {
-            let wloc = self.groups[g].sel.add_inline(loc, None, &frag.directives);
-            self.groups[g]
-                .vars
-                .extend(frag.vars.iter().map(|v| v.to_string()));
-            let mut inner_conds = conds.to_vec();
-            inner_conds.push((
-                frag.directives.clone(),
-                frag.vars.clone(),
-                frag.gate.clone(),
-            ));
-            self.push_gate(&frag.gate);
-            let result = self.walk_object(
-                g,
-                &wloc,
-                obj_loc,
-                path,
-                ty,
-                &frag.children,
-                provided,
-                &inner_conds,
-                client,
-            );
-            self.pop_gate(&frag.gate);
-            if let Err(u) = result {
-                if u.sels.is_empty() {
-                    return Err(u);
-                }
-                unplanned.push(frag_with_children(&frag, u.sels));
-                reason.get_or_insert(u.reason);
+        Ok(nonlocal)
+    }
+
+    /// Plans a fragment that only carries `@skip` / `@include`, inside its own wrapper.
+    fn walk_wrapped(
+        &mut self,
+        at: At<'_>,
+        loc: &[usize],
+        frag: &NFrag,
+        left: &mut Left,
+    ) -> Planned {
+        let g = at.g;
+        let wloc = self.groups[g].sel.add_inline(loc, None, &frag.directives);
+        self.groups[g]
+            .vars
+            .extend(frag.vars.iter().map(|v| v.to_string()));
+        let mut inner_conds = at.conds.to_vec();
+        inner_conds.push((
+            frag.directives.clone(),
+            frag.vars.clone(),
+            frag.gate.clone(),
+        ));
+        self.push_gate(&frag.gate);
+        let inner = At {
+            conds: &inner_conds,
+            ..at
+        };
+        let result = self.walk_object(inner, &wloc, &frag.children);
+        self.pop_gate(&frag.gate);
+        if let Err(u) = result {
+            if u.sels.is_empty() {
+                return Err(u);
             }
+            left.sels.push(frag_with_children(frag, u.sels));
+            left.reason.get_or_insert(u.reason);
         }
-        if !nonlocal.is_empty() {
-            if let Err(u) = self.jump_all(at, nonlocal) {
-                if u.sels.is_empty() {
-                    return Err(u);
-                }
-                unplanned.extend(u.sels);
-                reason = Some(u.reason);
-            }
-        }
-        match reason {
-            Some(reason) if !unplanned.is_empty() => Err(Unplanned {
-                sels: unplanned,
-                reason,
-            }),
-            _ => Ok(()),
-        }
+        Ok(())
     }
 
     /// Whether `ty` is an object type no subgraph can be entered into by key: its fields can
@@ -1720,7 +1777,6 @@ impl<'a> Walk<'a> {
             obj_loc,
             path,
             ty,
-            provided,
             client,
             ..
         } = at;
@@ -1753,17 +1809,12 @@ impl<'a> Walk<'a> {
         // Nested jumps for these inputs add keys at the same object: the client's fields and
         // the inputs themselves stay in scope for their aliases.
         let scope: Vec<NSel> = client.iter().chain(renamed.iter()).cloned().collect();
-        let result = self.walk_object(
-            g,
-            obj_loc,
-            obj_loc,
-            path,
-            ty,
-            &renamed,
-            provided,
-            &[],
-            &scope,
-        );
+        let inputs = At {
+            conds: &[],
+            client: &scope,
+            ..at
+        };
+        let result = self.walk_object(inputs, obj_loc, &renamed);
         self.input = outer;
         self.providing.pop();
         result?;
@@ -1855,9 +1906,7 @@ impl<'a> Walk<'a> {
             ..
         } = at;
         let sg = self.sg;
-        self.groups[g]
-            .sel
-            .add_field(obj_loc, None, "__typename", "", "", false);
+        self.groups[g].sel.add_typename(obj_loc);
         let gate = self.gate.clone();
         self.groups[g].contribute(&gate);
         let mut deps = BTreeSet::from([g]);
@@ -1915,13 +1964,23 @@ impl<'a> Walk<'a> {
         if let Some(sels) = &jump.abstract_sels {
             let gate = self.gate.clone();
             self.groups[e].contribute(&gate);
-            self.walk_composite(e, &eloc, path, ty, sels, &[])?;
+            let slot = Slot {
+                g: e,
+                loc: &eloc,
+                path,
+            };
+            self.walk_composite(slot, ty, sels, &[])?;
         }
         let mut left: Option<Unplanned> = None;
         for f in &jump.fields {
             let gate = self.gate_with(&f.gate);
             self.groups[e].contribute(&gate);
-            match self.emit_field(e, &eloc, &jump.entity, f, None, path) {
+            let slot = Slot {
+                g: e,
+                loc: &eloc,
+                path,
+            };
+            match self.emit_field(slot, &jump.entity, f, None) {
                 Ok(()) => {}
                 Err(u) if !u.sels.is_empty() => match &mut left {
                     Some(all) => all.sels.extend(u.sels),
