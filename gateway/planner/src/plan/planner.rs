@@ -102,6 +102,7 @@ impl QueryPlanner {
             restrict: None,
             reach: (0..sg.subgraphs().len()).collect(),
             providing: Vec::new(),
+            client_root: &sels,
             evaluations: 0,
             limit: None,
         };
@@ -309,6 +310,10 @@ struct Walk<'a> {
     /// address and length):
     /// providing the same fields at the same object from the same subgraph again is a cycle.
     providing: Vec<(usize, usize, usize, usize)>,
+    /// The client operation's root selection: [`Self::provide`] reads, at a requirement's
+    /// response path, every key any client field there uses (the walk sees one field at a
+    /// time, and a same-keyed sibling planned later would otherwise clash with it).
+    client_root: &'a [NSel],
     /// Candidates tried so far; past [`MAX_EVALUATIONS`] the first that works is kept.
     evaluations: usize,
     /// While comparing candidates: the fetch count at which the one being planned is no
@@ -1785,6 +1790,8 @@ impl<'a> Walk<'a> {
         let mut occupied = Vec::new();
         occupants_of_client(Some((self.sg, ty)), client, true, &mut occupied);
         occupants_of_tree(self.groups[g].sel.node(obj_loc), &mut occupied);
+        let elsewhere = client_at_path(self.client_root, path);
+        occupants_of_client(None, &elsewhere, false, &mut occupied);
         let renamed = alias_requirements(sels, &occupied);
         // Providing these fields here again, further down, means they need themselves.
         // (The path is passed down by reference unchanged while the walk stays at the object.)
@@ -2110,6 +2117,32 @@ fn occupants_of_client<'s>(
             }
         }
     }
+}
+
+/// Everything the client selects at the objects of response path `path` (from the root
+/// selection `root`): the sub-selections of every field with that key, through every fragment
+/// whatever its condition, since the subgraph merges them all into one object.
+fn client_at_path(root: &[NSel], path: &[PathElement]) -> Vec<NSel> {
+    fn children_with_key(sels: &[NSel], key: &str, out: &mut Vec<NSel>) {
+        for sel in sels {
+            match sel {
+                NSel::Field(f) if f.response_key().as_str() == key => {
+                    out.extend(f.children.iter().cloned())
+                }
+                NSel::Field(_) => {}
+                NSel::Frag(frag) => children_with_key(&frag.children, key, out),
+            }
+        }
+    }
+    let mut here = root.to_vec();
+    for element in path {
+        if let PathElement::Key(key) = element {
+            let mut next = Vec::new();
+            children_with_key(&here, key, &mut next);
+            here = next;
+        }
+    }
+    here
 }
 
 /// The response keys a fetch selection already uses at one object, through inline fragments.
