@@ -53,6 +53,9 @@ pub struct GatewayConfig {
     pub graphiql: bool,
     /// Collapse identical in-flight subgraph queries into one request.
     pub dedupe: bool,
+    /// Collapse identical in-flight client queries (same operation, variables and headers every
+    /// subgraph would get) into one execution whose answer each of them gets. Off by default.
+    pub collapse_client_requests: bool,
     /// Client request headers (lower-case names) forwarded to every subgraph.
     pub propagate_headers: Vec<String>,
     /// Header rules for every subgraph (`[headers]`), run after `propagate_headers` and
@@ -259,6 +262,7 @@ impl Default for GatewayConfig {
             introspection: true,
             graphiql: true,
             dedupe: true,
+            collapse_client_requests: false,
             propagate_headers: vec!["authorization".to_owned()],
             headers: HeaderRules::default(),
             subgraph_tls_ca_file: None,
@@ -408,6 +412,7 @@ struct FileConfig {
     introspection: Option<bool>,
     graphiql: Option<bool>,
     dedupe: Option<bool>,
+    collapse_client_requests: Option<bool>,
     propagate_headers: Option<Vec<String>>,
     headers: Option<FileHeaderRules>,
     subgraph_tls_ca_file: Option<PathBuf>,
@@ -633,6 +638,10 @@ impl GatewayConfig {
         set(&mut self.introspection, file.introspection);
         set(&mut self.graphiql, file.graphiql);
         set(&mut self.dedupe, file.dedupe);
+        set(
+            &mut self.collapse_client_requests,
+            file.collapse_client_requests,
+        );
         set(&mut self.plan_cache_size, file.plan_cache_size);
         if let Some(v) = file.plan_cache_bytes {
             self.plan_cache_bytes = v.0;
@@ -819,6 +828,9 @@ impl GatewayConfig {
                 "INTROSPECTION" => self.introspection = parse_bool(&name, &value)?,
                 "GRAPHIQL" => self.graphiql = parse_bool(&name, &value)?,
                 "DEDUPE" => self.dedupe = parse_bool(&name, &value)?,
+                "COLLAPSE_CLIENT_REQUESTS" => {
+                    self.collapse_client_requests = parse_bool(&name, &value)?
+                }
                 "PLAN_CACHE_SIZE" => self.plan_cache_size = parse_env(&name, &value)?,
                 "PLAN_CACHE_BYTES" => {
                     self.plan_cache_bytes =
@@ -1115,6 +1127,7 @@ mod tests {
                 listen = "0.0.0.0:5000"
                 subgraph_timeout_ms = 1500
                 introspection = false
+                collapse_client_requests = true
                 propagate_headers = ["Authorization", "X-Tenant"]
                 [subgraphs.reviews]
                 url = "http://reviews:4002/graphql"
@@ -1124,6 +1137,7 @@ mod tests {
         assert_eq!(config.listen, "0.0.0.0:5000".parse().unwrap());
         assert_eq!(config.subgraph_timeout, Duration::from_millis(1500));
         assert!(!config.introspection);
+        assert!(config.collapse_client_requests);
         assert_eq!(config.propagate_headers, ["authorization", "x-tenant"]);
         assert_eq!(
             config.url_override("reviews"),
@@ -1133,6 +1147,10 @@ mod tests {
         config
             .apply_env([
                 ("SWITCHYARD_DEDUPE".to_owned(), "off".to_owned()),
+                (
+                    "SWITCHYARD_COLLAPSE_CLIENT_REQUESTS".to_owned(),
+                    "off".to_owned(),
+                ),
                 ("SWITCHYARD_MAX_DEPTH".to_owned(), "7".to_owned()),
                 (
                     "SWITCHYARD_SUBGRAPH_URL_USER_ACCOUNTS".to_owned(),
@@ -1142,6 +1160,7 @@ mod tests {
             ])
             .unwrap();
         assert!(!config.dedupe);
+        assert!(!config.collapse_client_requests);
         assert_eq!(config.max_depth, 7);
         assert_eq!(config.url_override("user-accounts"), Some("http://a"));
     }

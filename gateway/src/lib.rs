@@ -11,11 +11,9 @@ pub mod execute;
 pub mod headers;
 mod http;
 pub mod introspection;
-mod limits;
 mod metrics;
 mod monitor;
-mod operation;
-mod plan_cache;
+mod pipeline;
 pub mod reload;
 pub mod status;
 pub mod subscription;
@@ -25,11 +23,7 @@ use std::sync::Arc;
 use ::http::header::{HeaderMap, HeaderName, HeaderValue};
 use apollo_compiler::validation::Valid;
 use apollo_compiler::{ExecutableDocument, Schema};
-use bytes::Bytes;
-use serde::Deserialize;
-use serde_json::{Map, Value};
 use switchyard_planner::{PlanError, PlanOptions, QueryPlan, QueryPlanner, Supergraph};
-use tracing::Instrument;
 
 pub use config::{
     parse_optional_addr, BreakerSettings, ConfigError, CorsSettings, GatewayConfig, Http2Mode,
@@ -41,10 +35,11 @@ pub use error::{
     MAX_DEPTH_EXCEEDED, MAX_ERRORS, MAX_ROOT_FIELDS_EXCEEDED, PAYLOAD_TOO_LARGE,
     QUERY_PLANNING_FAILED, SUBGRAPH_CIRCUIT_OPEN, SUBGRAPH_REQUEST_FAILED, TOO_MANY_ERRORS,
 };
-pub use execute::{Executor, ExecutorOptions};
+pub use execute::{BoundPlan, Executor, ExecutorOptions};
 pub use http::graphiql;
-pub use limits::{Cost, CostModel, OperationLimits, Shape};
-pub use operation::{parse_and_validate, PreparedOperation};
+pub use pipeline::limits::{Cost, CostModel, OperationLimits, Shape};
+pub use pipeline::validate::parse_and_validate;
+pub use pipeline::{GraphQLRequest, GraphQLResponse, PreparedOperation, ResponseStatus};
 pub use reload::{serve_live, LiveGateway, ReloadSource, ReloadStatus};
 
 /// Something that turns a validated operation into a query plan (the real planner, or a stub in
@@ -86,78 +81,6 @@ where
     }
 }
 
-/// A GraphQL request as clients send it (POST body, or GET parameters decoded).
-#[derive(Debug, Clone, Default, Deserialize)]
-#[serde(rename_all = "camelCase")]
-pub struct GraphQLRequest {
-    /// The document.
-    #[serde(default)]
-    pub query: Option<String>,
-    /// Which operation of the document to run.
-    #[serde(default)]
-    pub operation_name: Option<String>,
-    /// Variable values.
-    #[serde(default)]
-    pub variables: Option<Map<String, Value>>,
-    /// Protocol extensions (accepted, unused).
-    #[serde(default)]
-    pub extensions: Option<Value>,
-}
-
-/// How a response should be reported at the HTTP level.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum ResponseStatus {
-    /// The operation ran (possibly with field errors).
-    Executed,
-    /// The request was rejected before execution (parse, validation, limits, variables).
-    RequestError,
-    /// The operation could not be planned.
-    PlanningFailed,
-    /// A mutation arrived over GET.
-    MutationOverGet,
-}
-
-/// Why an operation could not be prepared, and how to report it.
-type PrepareError = (GraphQLErrors, ResponseStatus);
-
-/// A serialized GraphQL response and its classification.
-#[derive(Debug, Clone)]
-pub struct GraphQLResponse {
-    /// The JSON body.
-    pub body: Bytes,
-    /// What happened.
-    pub status: ResponseStatus,
-    /// Subgraph response headers the header rules pass back (e.g. a merged `Cache-Control`).
-    pub headers: HeaderMap,
-}
-
-impl GraphQLResponse {
-    fn errors(status: ResponseStatus, errors: &[GraphQLError]) -> Self {
-        let mut body = Vec::with_capacity(128);
-        // A valid operation that cannot be planned is answered like one whose execution
-        // failed at the root (`data: null`), as the reference routers do; other request
-        // errors happen before execution and carry no `data`.
-        if status == ResponseStatus::PlanningFailed {
-            body.extend_from_slice(b"{\"data\":null,\"errors\":");
-        } else {
-            body.extend_from_slice(b"{\"errors\":");
-        }
-        serde_json::to_writer(&mut body, &*error::capped(errors))
-            .expect("serializing errors cannot fail");
-        body.push(b'}');
-        Self {
-            body: Bytes::from(body),
-            status,
-            headers: HeaderMap::new(),
-        }
-    }
-
-    /// The body parsed back into JSON (convenient in tests).
-    pub fn json(&self) -> Value {
-        serde_json::from_slice(&self.body).expect("the gateway writes valid JSON")
-    }
-}
-
 /// The federation gateway: API schema, planner, plan cache and executor. Cheap to clone.
 #[derive(Clone)]
 pub struct Gateway {
@@ -168,7 +91,9 @@ struct Inner {
     config: GatewayConfig,
     planner: Arc<dyn OperationPlanner>,
     executor: execute::Executor,
-    cache: plan_cache::PlanCache<PrepareError>,
+    cache: pipeline::plan_cache::PlanCache<pipeline::PrepareError>,
+    /// Client queries in flight, for `collapse_client_requests`.
+    collapser: pipeline::execute::ClientCollapser,
     /// Bounds how many operations are planned at once (on blocking threads): a flood of
     /// distinct operations queues here instead of planning them all in parallel.
     planning: tokio::sync::Semaphore,
@@ -311,7 +236,11 @@ impl Gateway {
         };
         Ok(Gateway {
             inner: Arc::new(Inner {
-                cache: plan_cache::PlanCache::new(config.plan_cache_bytes, config.plan_cache_size),
+                cache: pipeline::plan_cache::PlanCache::new(
+                    config.plan_cache_bytes,
+                    config.plan_cache_size,
+                ),
+                collapser: pipeline::execute::ClientCollapser::default(),
                 planning: tokio::sync::Semaphore::new(
                     std::thread::available_parallelism().map_or(1, |n| n.get()),
                 ),
@@ -387,7 +316,10 @@ impl Gateway {
     /// Validates, plans (both cached) and runs one request, forwarding the configured headers
     /// from `headers` to subgraphs.
     pub async fn execute(&self, request: GraphQLRequest, headers: &HeaderMap) -> GraphQLResponse {
-        self.run(request, headers, false).await
+        match pipeline::Request::try_from(request) {
+            Ok(request) => self.run(request, headers, false, None).await,
+            Err(missing) => self.reject(missing.error()),
+        }
     }
 
     /// Everything the gateway measures, in the Prometheus text format (what `/metrics` on the
@@ -425,336 +357,11 @@ impl Gateway {
         &self.inner.shared.metrics
     }
 
-    pub(crate) async fn run(
-        &self,
-        request: GraphQLRequest,
-        headers: &HeaderMap,
-        via_get: bool,
-    ) -> GraphQLResponse {
-        let started = std::time::Instant::now();
-        let tracer = self.inner.executor.tracer();
-        // Off, tracing costs this one branch: no header is read and no span made.
-        let mut span = if tracer.is_enabled() {
-            let parent = switchyard_telemetry::trace::TraceContext::from_headers(headers);
-            tracer.start(
-                "graphql",
-                switchyard_telemetry::trace::SpanKind::Server,
-                parent.as_ref(),
-            )
-        } else {
-            switchyard_telemetry::trace::Span::none()
-        };
-        let (response, operation, outcome) = self
-            .run_measured(request, headers, via_get, span.context())
-            .await;
-        let handles = operation.as_ref().map(|prepared| {
-            &**prepared.metrics.get_or_init(|| {
-                self.inner
-                    .shared
-                    .metrics
-                    .operation(prepared.operation().name.as_ref().map(|n| n.as_str()))
-            })
-        });
-        self.inner
-            .shared
-            .metrics
-            .record_request(handles, outcome, started);
-        if span.is_recording() {
-            trace_request(&mut span, operation.as_deref(), outcome);
-        }
-        response
-    }
-
-    async fn run_measured(
-        &self,
-        request: GraphQLRequest,
-        headers: &HeaderMap,
-        via_get: bool,
-        trace: Option<switchyard_telemetry::trace::TraceContext>,
-    ) -> (
-        GraphQLResponse,
-        Option<Arc<PreparedOperation>>,
-        metrics::Outcome,
-    ) {
-        use metrics::Outcome;
-        let Some(query) = request.query.as_deref() else {
-            let response = GraphQLResponse::errors(
-                ResponseStatus::RequestError,
-                &[GraphQLError::new("Missing query", BAD_REQUEST)],
-            );
-            return (response, None, Outcome::RequestError);
-        };
-        let operation_name = request.operation_name.as_deref();
-        let prepared = match self.prepare_shared(query, operation_name).await {
-            Ok(prepared) => prepared,
-            Err((errors, status)) => {
-                let outcome = if status == ResponseStatus::PlanningFailed {
-                    Outcome::PlanningFailed
-                } else {
-                    Outcome::RequestError
-                };
-                return (GraphQLResponse::errors(status, &errors.0), None, outcome);
-            }
-        };
-        if prepared.operation().operation_type == apollo_compiler::ast::OperationType::Subscription
-        {
-            let response = GraphQLResponse::errors(
-                ResponseStatus::RequestError,
-                &[GraphQLError::new(
-                    "Subscriptions need a streaming transport: open a WebSocket to /graphql with \
-                     the graphql-transport-ws protocol, or POST with \
-                     Accept: multipart/mixed;subscriptionSpec=\"1.0\".",
-                    BAD_REQUEST,
-                )],
-            );
-            return (response, Some(prepared), Outcome::RequestError);
-        }
-        if via_get && prepared.is_mutation() {
-            let response = GraphQLResponse::errors(
-                ResponseStatus::MutationOverGet,
-                &[GraphQLError::new(
-                    "Mutations cannot be sent over GET; use POST.",
-                    BAD_REQUEST,
-                )],
-            );
-            return (response, Some(prepared), Outcome::RequestError);
-        }
-        let variables = match prepared.coerce_variables(request.variables) {
-            Ok(variables) => variables,
-            Err(errors) => {
-                let response = GraphQLResponse::errors(ResponseStatus::RequestError, &errors.0);
-                return (response, Some(prepared), Outcome::RequestError);
-            }
-        };
-        if let Err(errors) = self.check_variable_cost(&prepared, &variables) {
-            let response = GraphQLResponse::errors(ResponseStatus::RequestError, &errors.0);
-            return (response, Some(prepared), Outcome::RequestError);
-        }
-        let forwarded = self.forwarded_headers(headers);
-        let span = tracing::info_span!(
-            "execute",
-            operation = prepared.operation().name.as_ref().map(|n| n.as_str())
-        );
-        let (body, errors, response_headers) = self
-            .inner
-            .executor
-            .execute_counting_errors(
-                &prepared,
-                &variables,
-                execute::Forwarded::PerGroup(&forwarded),
-                trace,
-            )
-            .instrument(span)
-            .await;
-        let outcome = if errors == 0 {
-            Outcome::Ok
-        } else {
-            Outcome::FieldErrors
-        };
-        let response = GraphQLResponse {
-            body: Bytes::from(body),
-            status: ResponseStatus::Executed,
-            headers: response_headers,
-        };
-        (response, Some(prepared), outcome)
-    }
-
     /// The headers subgraphs get for a request with the client's `headers`, per header rule
     /// group. The client's address (`x-forwarded-for`, set by the HTTP layer) always goes
     /// along: the auth service throttles log-ins per client address.
     fn forwarded_headers(&self, headers: &HeaderMap) -> Vec<Vec<(HeaderName, HeaderValue)>> {
         self.inner.executor.forward(headers)
-    }
-
-    /// For an operation whose list sizes come from variables: its cost with these values.
-    /// Everything else was estimated once, when it was planned.
-    pub(crate) fn check_variable_cost(
-        &self,
-        prepared: &PreparedOperation,
-        variables: &Map<String, Value>,
-    ) -> Result<(), GraphQLErrors> {
-        if !prepared.cost.uses_variables {
-            return Ok(());
-        }
-        let cost =
-            self.inner
-                .cost_model
-                .cost(prepared.document(), prepared.operation(), Some(variables));
-        self.inner.limits.check_cost(cost.value)
-    }
-
-    /// The cached prepared operation, or validate + check limits + plan + cache it, on this
-    /// thread (for synchronous callers: `plan`, subscriptions).
-    fn prepare(
-        &self,
-        query: &str,
-        operation_name: Option<&str>,
-    ) -> Result<Arc<PreparedOperation>, PrepareError> {
-        let inner = &*self.inner;
-        if let Some(hit) = inner.cache.get(query, operation_name) {
-            inner.shared.metrics.plan_cache_hits.inc();
-            return Ok(hit);
-        }
-        inner.shared.metrics.plan_cache_misses.inc();
-        let prepared = Arc::new(self.prepare_uncached(query, operation_name)?);
-        inner.cache.insert(query, operation_name, &prepared);
-        Ok(prepared)
-    }
-
-    /// Like [`Gateway::prepare`] for requests: a miss is planned on a blocking thread (at most
-    /// one per CPU at a time), and concurrent misses of one operation wait for a single run.
-    async fn prepare_shared(
-        &self,
-        query: &str,
-        operation_name: Option<&str>,
-    ) -> Result<Arc<PreparedOperation>, PrepareError> {
-        let (hash, flight) = match self.inner.cache.lookup(query, operation_name) {
-            plan_cache::Lookup::Hit(prepared) => {
-                self.inner.shared.metrics.plan_cache_hits.inc();
-                return Ok(prepared);
-            }
-            plan_cache::Lookup::Miss { hash, flight } => {
-                self.inner.shared.metrics.plan_cache_misses.inc();
-                (hash, flight)
-            }
-        };
-        let mut leader = false;
-        let result = flight
-            .get_or_init(|| {
-                leader = true;
-                self.prepare_on_blocking_thread(query, operation_name)
-            })
-            .await
-            .clone();
-        if leader {
-            self.inner
-                .cache
-                .land(hash, &flight, query, operation_name, &result);
-        }
-        result
-    }
-
-    async fn prepare_on_blocking_thread(
-        &self,
-        query: &str,
-        operation_name: Option<&str>,
-    ) -> Result<Arc<PreparedOperation>, PrepareError> {
-        let _permit = self
-            .inner
-            .planning
-            .acquire()
-            .await
-            .expect("the planning semaphore is never closed");
-        let gateway = self.clone();
-        let query = query.to_owned();
-        let operation_name = operation_name.map(str::to_owned);
-        tokio::task::spawn_blocking(move || {
-            gateway
-                .prepare_uncached(&query, operation_name.as_deref())
-                .map(Arc::new)
-        })
-        .await
-        .unwrap_or_else(|err| {
-            tracing::error!(error = %err, "planning an operation panicked");
-            Err((
-                GraphQLErrors::single(GraphQLError::new(
-                    "The gateway failed while planning this operation.",
-                    QUERY_PLANNING_FAILED,
-                )),
-                ResponseStatus::PlanningFailed,
-            ))
-        })
-    }
-
-    /// Parse, check the expanded shape (before validation, whose field-merging rules would
-    /// otherwise walk a fragment bomb), validate, check root fields, introspection and cost,
-    /// plan.
-    fn prepare_uncached(
-        &self,
-        query: &str,
-        operation_name: Option<&str>,
-    ) -> Result<PreparedOperation, PrepareError> {
-        let inner = &*self.inner;
-        let request_error = |errors| (errors, ResponseStatus::RequestError);
-        let ast = operation::parse(query).map_err(request_error)?;
-        inner
-            .limits
-            .check_shape(&Shape::of_document(&ast))
-            .map_err(request_error)?;
-        let document = operation::validate(inner.executor.schema(), ast).map_err(request_error)?;
-        let operation = document
-            .operations
-            .get(operation_name)
-            .map_err(|_| {
-                let message = match operation_name {
-                    Some(name) => format!("Unknown operation named \"{name}\"."),
-                    None => "Must provide operation name if query contains multiple operations."
-                        .to_owned(),
-                };
-                GraphQLErrors::single(GraphQLError::new(message, GRAPHQL_VALIDATION_FAILED))
-            })
-            .map_err(request_error)?;
-        operation::check_root_fields(&document, operation, inner.limits.max_root_fields)
-            .map_err(request_error)?;
-        inner
-            .executor
-            .introspection()
-            .check(&document, operation)
-            .map_err(|err| {
-                let error = execute::introspection_error(err.to_graphql_error());
-                request_error(GraphQLErrors::single(error))
-            })?;
-        let cost = inner.cost_model.cost(&document, operation, None);
-        if !cost.uses_variables {
-            inner.limits.check_cost(cost.value).map_err(request_error)?;
-        }
-        let plan = inner
-            .planner
-            .plan(&document, operation_name, &inner.plan_options)
-            .map_err(|err| {
-                (
-                    GraphQLErrors::single(GraphQLError::new(
-                        err.to_string(),
-                        QUERY_PLANNING_FAILED,
-                    )),
-                    ResponseStatus::PlanningFailed,
-                )
-            })?;
-        PreparedOperation::new(&inner.executor, document, operation_name, plan)
-            .map(|prepared| prepared.with_cost(cost))
-            .map_err(request_error)
-    }
-}
-
-/// Names the request span after its operation (`query Me`, as OpenTelemetry's GraphQL
-/// conventions have it) and records how the request ended.
-fn trace_request(
-    span: &mut switchyard_telemetry::trace::Span,
-    operation: Option<&PreparedOperation>,
-    outcome: metrics::Outcome,
-) {
-    if let Some(prepared) = operation {
-        let operation = prepared.operation();
-        let kind = match operation.operation_type {
-            apollo_compiler::ast::OperationType::Query => "query",
-            apollo_compiler::ast::OperationType::Mutation => "mutation",
-            apollo_compiler::ast::OperationType::Subscription => "subscription",
-        };
-        span.set_attribute("graphql.operation.type", kind);
-        match &operation.name {
-            Some(name) => {
-                span.set_attribute("graphql.operation.name", name.to_string());
-                span.set_name(format!("{kind} {name}"));
-            }
-            None => span.set_name(kind),
-        }
-    }
-    span.set_attribute("switchyard.outcome", outcome.label());
-    match outcome {
-        metrics::Outcome::Ok | metrics::Outcome::FieldErrors => {}
-        metrics::Outcome::RequestError | metrics::Outcome::PlanningFailed => {
-            span.set_error(outcome.label())
-        }
     }
 }
 

@@ -122,6 +122,7 @@ pub(crate) struct GatewayMetrics {
     pub(crate) websocket_connections: IntGauge,
     pub(crate) active_subscriptions: IntGauge,
     pub(crate) subscriptions: IntCounter,
+    pub(crate) collapsed_requests: IntCounter,
     /// The per-subgraph series (resolved by each executor, kept across reloads).
     pub(crate) subgraphs: SubgraphFamilies,
     /// Every client request over the last minutes, for the status view.
@@ -191,6 +192,11 @@ impl GatewayMetrics {
             subscriptions: registry.counter(
                 "switchyard_gateway_subscriptions_total",
                 "Subscriptions started.",
+            ),
+            collapsed_requests: registry.counter(
+                "switchyard_gateway_collapsed_requests_total",
+                "Client requests answered by an identical query already in flight \
+                 (collapse_client_requests) instead of an execution of their own.",
             ),
             subgraphs: SubgraphFamilies::register(&registry),
             requests,

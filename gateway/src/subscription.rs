@@ -22,18 +22,16 @@ use std::future::Future;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 
-use apollo_compiler::ast::OperationType;
 use axum::extract::ws::{CloseFrame, Message, WebSocket};
 use futures::{SinkExt, StreamExt};
 use http::header::{HeaderMap, HeaderName, HeaderValue, AUTHORIZATION, SEC_WEBSOCKET_PROTOCOL};
 use serde_json::{json, Map, Value};
-use switchyard_planner::plan::{FetchNode, PlanNode, QueryPlan};
 use tokio::sync::{mpsc, oneshot};
 use tokio_tungstenite::tungstenite::client::IntoClientRequest;
 use tokio_tungstenite::tungstenite::Message as UpMessage;
 
 use crate::error::{GraphQLError, BAD_REQUEST, QUERY_PLANNING_FAILED, SUBGRAPH_REQUEST_FAILED};
-use crate::operation::PreparedOperation;
+use crate::pipeline::{PreparedOperation, Request};
 use crate::{Gateway, GraphQLRequest};
 
 /// The WebSocket subprotocol the gateway speaks, to clients and to subgraphs.
@@ -336,7 +334,7 @@ pub(crate) async fn serve(gateway: Gateway, socket: WebSocket, headers: HeaderMa
                     let cancelled = async move {
                         let _ = cancelled.await;
                     };
-                    run_operation(&gateway, &operation, request, cancelled).await;
+                    run_operation(&gateway, &operation, request, None, cancelled).await;
                 });
             }
             ClientMessage::Complete(id) => {
@@ -357,7 +355,7 @@ enum ClientMessage {
     ConnectionInit(Map<String, Value>),
     Ping,
     Pong,
-    Subscribe { id: String, request: GraphQLRequest },
+    Subscribe { id: String, request: Request },
     Complete(String),
 }
 
@@ -387,9 +385,8 @@ fn parse_client_message(text: &str) -> Result<ClientMessage, String> {
             let payload = object.remove("payload").unwrap_or(Value::Null);
             let request: GraphQLRequest = serde_json::from_value(payload)
                 .map_err(|err| format!("subscribe payload is not a GraphQL request ({err})"))?;
-            if request.query.is_none() {
-                return Err("subscribe payload has no \"query\"".into());
-            }
+            let request = Request::try_from(request)
+                .map_err(|_| "subscribe payload has no \"query\"".to_owned())?;
             Ok(ClientMessage::Subscribe { id, request })
         }
         "complete" => Ok(ClientMessage::Complete(id(&object)?)),
@@ -415,20 +412,27 @@ impl Drop for GaugeGuard {
     }
 }
 
+/// `prepared`: the request's prepared operation when the transport already has it.
 async fn run_operation<D: Delivery>(
     gateway: &Gateway,
     delivery: &D,
-    request: GraphQLRequest,
+    request: Request,
+    prepared: Option<Arc<PreparedOperation>>,
     cancelled: impl Future<Output = ()> + Send,
 ) {
-    let query = request.query.as_deref().unwrap_or_default();
-    let prepared = match gateway.prepare(query, request.operation_name.as_deref()) {
-        Ok(prepared) => prepared,
-        Err((errors, _)) => return delivery.error(&errors.0).await,
+    let prepared = match prepared {
+        Some(prepared) => prepared,
+        None => match gateway.prepare_request(&request).await {
+            Ok(prepared) => prepared,
+            Err((errors, _)) => return delivery.error(&errors.0).await,
+        },
     };
-    if prepared.operation().operation_type != OperationType::Subscription {
+    if !prepared.is_subscription() {
         // Queries and mutations over the socket: one result, then complete.
-        let response = gateway.run(request, delivery.headers(), false).await;
+        let prepared = Some(Ok(prepared));
+        let response = gateway
+            .run(request, delivery.headers(), false, prepared)
+            .await;
         if delivery.is_active() {
             delivery.next(&response.body).await;
         }
@@ -440,23 +444,14 @@ async fn run_operation<D: Delivery>(
     };
     gateway.metrics().subscriptions.inc();
     let _active = GaugeGuard::new(&gateway.metrics().active_subscriptions);
-    let Some((root, rest)) = split_plan(prepared.plan()) else {
+    let Some(plan) = &prepared.subscription else {
         let error = GraphQLError::new(
             "This subscription cannot be served: its root field must come from one subgraph.",
             QUERY_PLANNING_FAILED,
         );
         return delivery.error(&[error]).await;
     };
-    // The fetches after the root fetch, bound to the executor once per subscription.
-    let follow_up = match PreparedOperation::new(
-        &gateway.inner.executor,
-        prepared.document().clone(),
-        request.operation_name.as_deref(),
-        rest,
-    ) {
-        Ok(follow_up) => follow_up,
-        Err(errors) => return delivery.error(&errors.0).await,
-    };
+    let root = &plan.root;
     let forwarded = gateway.forwarded_headers(delivery.headers());
     let service = root.service_name.as_str();
     let upstream_variables: Map<String, Value> = root
@@ -501,7 +496,7 @@ async fn run_operation<D: Delivery>(
                 let body = gateway
                     .inner
                     .executor
-                    .execute_seeded(&follow_up, &variables, &forwarded, service, data, errors)
+                    .execute_seeded(&plan.rest, &variables, &forwarded, service, data, errors)
                     .await;
                 // Skip events for an operation the client completed meanwhile.
                 if !delivery.is_active() {
@@ -513,7 +508,7 @@ async fn run_operation<D: Delivery>(
             UpstreamEvent::Error(errors) => {
                 let errors: Vec<GraphQLError> = errors
                     .into_iter()
-                    .map(|error| subgraph_error(error, service))
+                    .map(|error| upstream_graphql_error(error, service))
                     .collect();
                 upstream.close().await;
                 return delivery.error(&errors).await;
@@ -580,30 +575,6 @@ impl Delivery for WsOperation {
     }
 }
 
-/// Splits a subscription plan into its root fetch and a plan of everything after it.
-fn split_plan(plan: &QueryPlan) -> Option<(FetchNode, QueryPlan)> {
-    let root_fetch = |node: &PlanNode| match node {
-        PlanNode::Fetch(fetch) if fetch.requires.is_none() => Some((**fetch).clone()),
-        _ => None,
-    };
-    match plan.node.as_ref()? {
-        node @ PlanNode::Fetch(_) => Some((root_fetch(node)?, QueryPlan { node: None })),
-        PlanNode::Sequence { nodes } => {
-            let (first, rest) = nodes.split_first()?;
-            let root = root_fetch(first)?;
-            let node = match rest {
-                [] => None,
-                [only] => Some(only.clone()),
-                more => Some(PlanNode::Sequence {
-                    nodes: more.to_vec(),
-                }),
-            };
-            Some((root, QueryPlan { node }))
-        }
-        _ => None,
-    }
-}
-
 /// `data` and `errors` of an upstream `next` payload.
 fn split_payload(payload: Value) -> (Option<Value>, Vec<Value>) {
     let Value::Object(mut payload) = payload else {
@@ -625,21 +596,16 @@ fn upstream_error(service: &str, reason: &str) -> GraphQLError {
     .with_extension("serviceName", service)
 }
 
-/// An error from an upstream `error` message, tagged with the subgraph it came from.
-fn subgraph_error(error: Value, service: &str) -> GraphQLError {
-    let mut out: GraphQLError = serde_json::from_value(error.clone()).unwrap_or_else(|_| {
-        GraphQLError::new(
-            format!("Subgraph '{service}' sent an invalid error: {error}"),
-            SUBGRAPH_REQUEST_FAILED,
-        )
-    });
-    if out.code().is_none() {
-        out.extensions
+/// An error from an upstream `error` message: read like any subgraph error, and
+/// `SUBGRAPH_REQUEST_FAILED` when the subgraph gave no code (the subscription failed as a whole).
+fn upstream_graphql_error(error: Value, service: &str) -> GraphQLError {
+    let mut error = crate::execute::subgraph_error(error, service);
+    if error.code().is_none() {
+        error
+            .extensions
             .insert("code".into(), Value::from(SUBGRAPH_REQUEST_FAILED));
     }
-    out.extensions
-        .insert("serviceName".into(), Value::from(service));
-    out
+    error
 }
 
 /// What the upstream subscription produced.
@@ -847,20 +813,12 @@ pub(crate) fn accepts_multipart(headers: &HeaderMap) -> bool {
         })
 }
 
-/// Whether `request` should be streamed as a multipart subscription: subscriptions are on and
-/// it is a valid subscription (errors and other operations get the ordinary JSON response).
-pub(crate) fn streams_over_http(gateway: &Gateway, request: &GraphQLRequest) -> bool {
-    let query = request.query.as_deref().unwrap_or_default();
-    gateway.config().subscriptions
-        && gateway
-            .prepare(query, request.operation_name.as_deref())
-            .is_ok_and(|p| p.operation().operation_type == OperationType::Subscription)
-}
-
-/// Serves subscription `request` as a streamed `multipart/mixed` response.
+/// Serves subscription `request` (prepared as `prepared`) as a streamed `multipart/mixed`
+/// response.
 pub(crate) fn over_http(
     gateway: &Gateway,
-    request: GraphQLRequest,
+    prepared: Arc<PreparedOperation>,
+    request: Request,
     headers: HeaderMap,
 ) -> axum::response::Response {
     let (tx, rx) = mpsc::channel::<bytes::Bytes>(OUTGOING_BUFFER);
@@ -893,7 +851,7 @@ pub(crate) fn over_http(
                 () = shared.drain_started() => drained.store(true, Ordering::Relaxed),
             }
         };
-        run_operation(&gateway, &delivery, request, cancelled).await;
+        run_operation(&gateway, &delivery, request, Some(prepared), cancelled).await;
         if drained.load(Ordering::Relaxed) {
             delivery.complete().await;
         }

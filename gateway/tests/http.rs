@@ -947,3 +947,223 @@ async fn without_cors_settings_no_origin_is_admitted() {
     .await;
     assert_eq!(header(&reply, "access-control-allow-origin"), None);
 }
+
+// ---- client-request collapsing (`collapse_client_requests`) ----
+
+/// The caller a request's `Authorization` header names (`Bearer <name>`).
+struct Caller(String);
+
+#[derive(async_graphql::SimpleObject)]
+struct WhoAmI {
+    id: String,
+    name: String,
+}
+
+#[derive(async_graphql::SimpleObject)]
+struct AddedReview {
+    id: String,
+    body: String,
+}
+
+struct WhoQuery;
+
+#[async_graphql::Object]
+impl WhoQuery {
+    /// Whoever the token names: the answer differs per credential.
+    async fn me(&self, ctx: &async_graphql::Context<'_>) -> Option<WhoAmI> {
+        let caller = ctx.data_opt::<Caller>()?;
+        Some(WhoAmI {
+            id: caller.0.clone(),
+            name: format!("Caller {}", caller.0),
+        })
+    }
+}
+
+struct WhoMutation;
+
+#[async_graphql::Object]
+impl WhoMutation {
+    async fn add_review(&self, upc: String, body: String) -> AddedReview {
+        AddedReview {
+            id: format!("review-of-{upc}"),
+            body,
+        }
+    }
+}
+
+type WhoSchema = async_graphql::Schema<WhoQuery, WhoMutation, async_graphql::EmptySubscription>;
+
+/// A subgraph that answers `me` for the caller its `Authorization` header names and takes
+/// `addReview`, each after 300 ms (so concurrent requests overlap); it counts what it gets.
+async fn serve_who_am_i() -> (String, std::sync::Arc<std::sync::atomic::AtomicUsize>) {
+    use axum::extract::State;
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    use std::sync::Arc;
+    let schema = WhoSchema::build(WhoQuery, WhoMutation, async_graphql::EmptySubscription).finish();
+    let count = Arc::new(AtomicUsize::new(0));
+    let state = (schema, Arc::clone(&count));
+    let router = axum::Router::new()
+        .route(
+            "/graphql",
+            axum::routing::post(
+                |State((schema, count)): State<(WhoSchema, Arc<AtomicUsize>)>,
+                 headers: HeaderMap,
+                 body: Bytes| async move {
+                    count.fetch_add(1, Ordering::SeqCst);
+                    tokio::time::sleep(Duration::from_millis(300)).await;
+                    let mut request: async_graphql::Request =
+                        serde_json::from_slice(&body).unwrap();
+                    let token = headers
+                        .get("authorization")
+                        .and_then(|v| v.to_str().ok())
+                        .and_then(|v| v.strip_prefix("Bearer "));
+                    if let Some(token) = token {
+                        request = request.data(Caller(token.to_owned()));
+                    }
+                    let response = schema.execute(request).await;
+                    axum::Json(serde_json::to_value(&response).unwrap())
+                },
+            ),
+        )
+        .with_state(state);
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(async move { axum::serve(listener, router).await.unwrap() });
+    (format!("http://{addr}/graphql"), count)
+}
+
+/// A gateway whose `accounts` and `reviews` are the who-am-I subgraph, with subgraph-request
+/// collapsing off (so only client-request collapsing can save a subgraph request).
+async fn who_am_i_gateway(
+    collapse: bool,
+) -> (
+    switchyard_gateway::Gateway,
+    String,
+    std::sync::Arc<std::sync::atomic::AtomicUsize>,
+) {
+    let (url, count) = serve_who_am_i().await;
+    let config = GatewayConfig {
+        dedupe: false,
+        collapse_client_requests: collapse,
+        ..GatewayConfig::default()
+    };
+    let subgraphs = vec![
+        ("accounts".to_owned(), url.clone()),
+        ("reviews".to_owned(), url),
+    ];
+    let (gateway, base) = start_gateway(subgraphs, config).await;
+    (gateway, base, count)
+}
+
+/// The value of an unlabelled counter in the gateway's metrics text.
+fn counter(gateway: &switchyard_gateway::Gateway, name: &str) -> u64 {
+    let text = gateway.metrics_text();
+    text.lines()
+        .find_map(|line| line.strip_prefix(name)?.strip_prefix(' ')?.parse().ok())
+        .unwrap_or_else(|| panic!("{name} missing from:\n{text}"))
+}
+
+#[tokio::test]
+async fn identical_concurrent_client_queries_execute_once_when_collapsing_is_on() {
+    let body = json!({"query": "{ me { id name } }"});
+    let auth = [("authorization", "Bearer ada")];
+    for (collapse, executions) in [(true, 1), (false, 2)] {
+        let (gateway, base, count) = who_am_i_gateway(collapse).await;
+        let (a, b) = tokio::join!(
+            post(&base, body.clone(), &auth),
+            post(&base, body.clone(), &auth)
+        );
+        let expected = json!({"data": {"me": {"id": "ada", "name": "Caller ada"}}});
+        assert_eq!(a.json(), expected);
+        assert_eq!(b.json(), expected);
+        assert_eq!(
+            count.load(std::sync::atomic::Ordering::SeqCst),
+            executions,
+            "collapse_client_requests = {collapse}"
+        );
+        assert_eq!(
+            counter(&gateway, "switchyard_gateway_collapsed_requests_total"),
+            2 - executions as u64
+        );
+        // Collapsed or not, each request is counted as a request of its own.
+        assert!(gateway.metrics_text().contains(
+            r#"switchyard_gateway_requests_total{operation="(anonymous)",outcome="ok"} 2"#
+        ));
+    }
+}
+
+#[tokio::test]
+async fn client_queries_with_different_tokens_are_never_collapsed() {
+    let (gateway, base, count) = who_am_i_gateway(true).await;
+    let body = json!({"query": "{ me { id name } }"});
+    let (ada, alan, anonymous) = tokio::join!(
+        post(&base, body.clone(), &[("authorization", "Bearer ada")]),
+        post(&base, body.clone(), &[("authorization", "Bearer alan")]),
+        post(&base, body.clone(), &[])
+    );
+    assert_eq!(
+        ada.json(),
+        json!({"data": {"me": {"id": "ada", "name": "Caller ada"}}})
+    );
+    assert_eq!(
+        alan.json(),
+        json!({"data": {"me": {"id": "alan", "name": "Caller alan"}}})
+    );
+    assert_eq!(anonymous.json(), json!({"data": {"me": null}}));
+    assert_eq!(count.load(std::sync::atomic::Ordering::SeqCst), 3);
+    assert_eq!(
+        counter(&gateway, "switchyard_gateway_collapsed_requests_total"),
+        0
+    );
+}
+
+#[tokio::test]
+async fn client_queries_with_different_variables_are_not_collapsed() {
+    let (gateway, base, count) = who_am_i_gateway(true).await;
+    let query = "query($withMe: Boolean!) { __typename me @include(if: $withMe) { id } }";
+    let auth = [("authorization", "Bearer ada")];
+    let (on, off) = tokio::join!(
+        post(
+            &base,
+            json!({"query": query, "variables": {"withMe": true}}),
+            &auth
+        ),
+        post(
+            &base,
+            json!({"query": query, "variables": {"withMe": false}}),
+            &auth
+        )
+    );
+    assert_eq!(
+        on.json(),
+        json!({"data": {"__typename": "Query", "me": {"id": "ada"}}})
+    );
+    assert_eq!(off.json(), json!({"data": {"__typename": "Query"}}));
+    assert_eq!(count.load(std::sync::atomic::Ordering::SeqCst), 1);
+    assert_eq!(
+        counter(&gateway, "switchyard_gateway_collapsed_requests_total"),
+        0
+    );
+}
+
+#[tokio::test]
+async fn client_mutations_are_never_collapsed() {
+    let (gateway, base, count) = who_am_i_gateway(true).await;
+    let body = json!({
+        "query": "mutation($upc: String!, $body: String!) { addReview(upc: $upc, body: $body) { id body } }",
+        "variables": {"upc": "1", "body": "x"}
+    });
+    let auth = [("authorization", "Bearer ada")];
+    let (a, b) = tokio::join!(
+        post(&base, body.clone(), &auth),
+        post(&base, body.clone(), &auth)
+    );
+    let expected = json!({"data": {"addReview": {"id": "review-of-1", "body": "x"}}});
+    assert_eq!(a.json(), expected);
+    assert_eq!(b.json(), expected);
+    assert_eq!(count.load(std::sync::atomic::Ordering::SeqCst), 2);
+    assert_eq!(
+        counter(&gateway, "switchyard_gateway_collapsed_requests_total"),
+        0
+    );
+}

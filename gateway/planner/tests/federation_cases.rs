@@ -41,6 +41,63 @@ fn sections(text: &str) -> BTreeMap<String, String> {
     out
 }
 
+/// Checks that every root fetch carries the response keys its operation text selects at the
+/// top (what the executor paths a failed fetch's errors to), read back here from the text.
+fn check_root_keys(node: &PlanNode, case: &str, failures: &mut Vec<String>) {
+    match node {
+        PlanNode::Sequence { nodes } | PlanNode::Parallel { nodes } => nodes
+            .iter()
+            .for_each(|n| check_root_keys(n, case, failures)),
+        PlanNode::Fetch(f) => {
+            let expected = if f.requires.is_some() {
+                Vec::new()
+            } else {
+                keys_in_text(&f.operation)
+            };
+            if f.root_keys != expected {
+                failures.push(format!(
+                    "{case}: root keys {:?} of `{}`, expected {expected:?}",
+                    f.root_keys, f.operation
+                ));
+            }
+        }
+        PlanNode::Flatten(f) => check_root_keys(&f.node, case, failures),
+        PlanNode::Condition(c) => {
+            for branch in [&c.if_clause, &c.else_clause].into_iter().flatten() {
+                check_root_keys(branch, case, failures);
+            }
+        }
+    }
+}
+
+/// Top-level response keys of a fetch's operation text: inline fragments entered, `__typename`
+/// left out, each once.
+fn keys_in_text(operation: &str) -> Vec<String> {
+    use apollo_compiler::ast::{Definition, Document, Selection};
+    fn collect(selections: &[Selection], keys: &mut Vec<String>) {
+        for selection in selections {
+            match selection {
+                Selection::Field(field) => {
+                    let key = field.response_name().as_str();
+                    if key != "__typename" && !keys.iter().any(|k| k == key) {
+                        keys.push(key.to_owned());
+                    }
+                }
+                Selection::InlineFragment(inline) => collect(&inline.selection_set, keys),
+                Selection::FragmentSpread(_) => panic!("fetch operations inline fragments"),
+            }
+        }
+    }
+    let document = Document::parse(operation, "fetch.graphql").expect("fetch operations parse");
+    let mut keys = Vec::new();
+    for definition in &document.definitions {
+        if let Definition::OperationDefinition(op) = definition {
+            collect(&op.selection_set, &mut keys);
+        }
+    }
+    keys
+}
+
 /// Counts the fetches per subgraph that run with the given variables.
 /// Whether the case's plan snapshot records a planning error.
 fn expects_planning_error(cases: &std::path::Path, name: &str) -> bool {
@@ -150,6 +207,7 @@ fn every_federation_case_plans() {
                 }
                 if let Some(node) = &plan.node {
                     count_fetches(node, &vars, &mut fetches);
+                    check_root_keys(node, &name, &mut failures);
                 }
                 if let Some(req) = s.get("requests") {
                     let expected: BTreeMap<String, u64> = serde_json::from_str(req).unwrap();

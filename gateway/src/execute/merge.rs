@@ -541,56 +541,6 @@ fn walk_targets(
     }
 }
 
-/// Response keys of the root fields of a fetch's operation text (fragments at the root entered).
-pub(crate) fn root_response_keys(operation: &str) -> Vec<String> {
-    use apollo_compiler::ast;
-    let Ok(document) = ast::Document::parse(operation, "fetch.graphql") else {
-        return Vec::new();
-    };
-    let mut keys = Vec::new();
-    for definition in &document.definitions {
-        if let ast::Definition::OperationDefinition(op) = definition {
-            collect_root_keys(&document, &op.selection_set, &mut keys, 0);
-            break;
-        }
-    }
-    keys
-}
-
-fn collect_root_keys(
-    document: &apollo_compiler::ast::Document,
-    selections: &[apollo_compiler::ast::Selection],
-    keys: &mut Vec<String>,
-    depth: usize,
-) {
-    use apollo_compiler::ast::{Definition, Selection};
-    if depth > 16 {
-        return;
-    }
-    for selection in selections {
-        match selection {
-            Selection::Field(field) => {
-                let key = field.response_name().as_str();
-                if key != "__typename" && !keys.iter().any(|k| k == key) {
-                    keys.push(key.to_owned());
-                }
-            }
-            Selection::InlineFragment(inline) => {
-                collect_root_keys(document, &inline.selection_set, keys, depth + 1)
-            }
-            Selection::FragmentSpread(spread) => {
-                for definition in &document.definitions {
-                    if let Definition::FragmentDefinition(fragment) = definition {
-                        if fragment.name == spread.fragment_name {
-                            collect_root_keys(document, &fragment.selection_set, keys, depth + 1);
-                        }
-                    }
-                }
-            }
-        }
-    }
-}
-
 /// A subgraph error as a client error: message and `extensions` kept (plus `serviceName`),
 /// subgraph locations dropped, the path kept (a root fetch's paths are already client paths).
 pub(crate) fn subgraph_error(error: JsonValue, service: &str) -> GraphQLError {
@@ -931,13 +881,5 @@ mod tests {
         assert_eq!(errors[0].code(), Some("X"));
         assert_eq!(errors[0].extensions["serviceName"], "products");
         assert!(errors[0].locations.is_empty());
-    }
-
-    #[test]
-    fn root_keys_of_fetch_operation() {
-        assert_eq!(
-            root_response_keys("query Q($id: ID!) { a: user(id: $id) { id } __typename ... on Query { me { id } } }"),
-            vec!["a".to_owned(), "me".to_owned()]
-        );
     }
 }

@@ -15,8 +15,9 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+use apollo_compiler::executable::Operation;
 use apollo_compiler::validation::Valid;
-use apollo_compiler::Schema;
+use apollo_compiler::{ExecutableDocument, Node, Schema};
 use bytes::Bytes;
 use futures::future::{join_all, BoxFuture, FutureExt};
 use http::header::{HeaderName, HeaderValue};
@@ -33,12 +34,11 @@ use crate::error::{GatewayError, GraphQLError, PathSegment};
 use crate::headers::{RequestHeaderRule, ResponseHeaderRule, ResponseHeaders};
 use crate::introspection::{IntrospectionOptions, SchemaIntrospection};
 use crate::metrics::{FetchOutcome, SubgraphMetrics};
-use crate::operation::PreparedOperation;
 use data::{Map as DataMap, Value as Data};
 pub(crate) use fetch::CircuitState;
 use fetch::{FetchError, Fetched, SubgraphClient};
 
-pub(crate) use merge::introspection_error;
+pub(crate) use merge::{introspection_error, subgraph_error};
 pub(crate) use shape::write_response;
 
 /// How the executor talks to subgraphs.
@@ -132,6 +132,39 @@ impl std::fmt::Debug for Executor {
         f.debug_struct("Executor")
             .field("endpoints", &self.endpoints)
             .field("dedupe", &self.dedupe)
+            .finish_non_exhaustive()
+    }
+}
+
+/// A query plan bound to one executor's subgraphs, with the client operation its response is
+/// shaped by: what the executor runs. Made once per cached operation ([`Executor::bind`]).
+pub struct BoundPlan {
+    document: Arc<Valid<ExecutableDocument>>,
+    operation: Node<Operation>,
+    exec: Option<ExecNode>,
+    has_introspection: bool,
+    /// Size of the last response written for this plan, to size the next one's buffer in one
+    /// allocation (responses to one operation tend to be alike in size).
+    response_size: AtomicUsize,
+}
+
+impl BoundPlan {
+    /// The validated client document.
+    pub fn document(&self) -> &Valid<ExecutableDocument> {
+        &self.document
+    }
+
+    /// The operation of the document that runs.
+    pub fn operation(&self) -> &Node<Operation> {
+        &self.operation
+    }
+}
+
+impl std::fmt::Debug for BoundPlan {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("BoundPlan")
+            .field("operation", &self.operation.name)
+            .field("exec", &self.exec)
             .finish_non_exhaustive()
     }
 }
@@ -344,9 +377,22 @@ impl Executor {
         &self.introspection
     }
 
-    /// Resolves names and pre-encodes request bodies, once per cached plan.
-    pub(crate) fn prepare(&self, plan: &QueryPlan) -> Option<ExecNode> {
-        plan.node.as_ref().map(|node| self.prepare_node(node))
+    /// Binds `plan` (made for `operation` of `document`) to this executor: subgraph names
+    /// resolved, request bodies pre-encoded. Once per cached plan.
+    pub fn bind(
+        &self,
+        document: Arc<Valid<ExecutableDocument>>,
+        operation: Node<Operation>,
+        plan: &QueryPlan,
+    ) -> BoundPlan {
+        let has_introspection = crate::introspection::selects_introspection(&document, &operation);
+        BoundPlan {
+            exec: plan.node.as_ref().map(|node| self.prepare_node(node)),
+            document,
+            operation,
+            has_introspection,
+            response_size: AtomicUsize::new(0),
+        }
     }
 
     fn prepare_node(&self, node: &PlanNode) -> ExecNode {
@@ -388,11 +434,6 @@ impl Executor {
             write_json(&mut body_prefix, name);
         }
         body_prefix.extend_from_slice(b",\"variables\":");
-        let root_keys = if fetch.requires.is_none() {
-            merge::root_response_keys(&fetch.operation)
-        } else {
-            Vec::new()
-        };
         PreparedFetch {
             service: self.by_name.get(&fetch.service_name).copied(),
             service_name: Arc::from(fetch.service_name.as_str()),
@@ -402,15 +443,15 @@ impl Executor {
             input_rewrites: fetch.input_rewrites.clone(),
             output_rewrites: fetch.output_rewrites.clone(),
             collapsible: self.dedupe && fetch.operation_kind == OperationKind::Query,
-            root_keys,
+            root_keys: fetch.root_keys.clone(),
         }
     }
 
-    /// Runs `operation`'s plan with coerced `variables`, forwarding `headers` to subgraphs, and
-    /// returns the serialized client response (`{"data":...,"errors":[...]}`).
+    /// Runs `operation` (a bound plan) with coerced `variables`, forwarding `headers` to
+    /// subgraphs, and returns the serialized client response (`{"data":...,"errors":[...]}`).
     pub async fn execute(
         &self,
-        operation: &PreparedOperation,
+        operation: &BoundPlan,
         variables: &Map<String, Value>,
         headers: &[(HeaderName, HeaderValue)],
     ) -> Vec<u8> {
@@ -424,7 +465,7 @@ impl Executor {
     /// spans are children of `trace` (the request's span).
     pub(crate) async fn execute_counting_errors(
         &self,
-        operation: &PreparedOperation,
+        operation: &BoundPlan,
         variables: &Map<String, Value>,
         headers: Forwarded<'_>,
         trace: Option<TraceContext>,
@@ -492,7 +533,7 @@ impl Executor {
     /// response shaping treats them like any other field.
     fn resolve_introspection(
         &self,
-        operation: &PreparedOperation,
+        operation: &BoundPlan,
         variables: &Map<String, Value>,
         data: &mut Data,
         errors: &mut Vec<GraphQLError>,
@@ -1047,7 +1088,7 @@ impl Executor {
     /// `operation`'s plan holds only the fetches that follow the root fetch (entity fetches).
     pub(crate) async fn execute_seeded(
         &self,
-        operation: &PreparedOperation,
+        operation: &BoundPlan,
         variables: &Map<String, Value>,
         headers: &[Vec<(HeaderName, HeaderValue)>],
         service: &str,

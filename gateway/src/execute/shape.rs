@@ -14,13 +14,13 @@ use serde_json::{Map, Value};
 use super::data::{Map as DataMap, Value as Data};
 use super::merge::type_matches;
 use super::write_json;
+use super::BoundPlan;
 use crate::error::{GraphQLError, PathSegment};
-use crate::operation::PreparedOperation;
 
 /// Serializes `{"data":...,"errors":[...]}` for `operation` over the merged `data`.
 pub(crate) fn write_response(
     schema: &Valid<Schema>,
-    operation: &PreparedOperation,
+    operation: &BoundPlan,
     variables: &Map<String, Value>,
     data: &Data,
     mut errors: Vec<GraphQLError>,
@@ -30,7 +30,7 @@ pub(crate) fn write_response(
     let root = data.as_object().unwrap_or(&empty);
     let mut shaper = Shaper {
         schema,
-        document: &operation.document,
+        document: operation.document(),
         variables,
         errors: &mut errors,
         path: Vec::with_capacity(16),
@@ -41,7 +41,7 @@ pub(crate) fn write_response(
         enum_types: Vec::new(),
     };
     shaper.out.extend_from_slice(b"{\"data\":");
-    let op = &operation.operation;
+    let op = operation.operation();
     let start = shaper.out.len();
     if shaper
         .write_object(
@@ -447,7 +447,6 @@ mod tests {
 
     use super::*;
     use crate::execute::{Executor, ExecutorOptions};
-    use crate::operation::parse_and_validate;
 
     const SDL: &str = r#"
         type Query { shelf: Shelf! items: [Item!] maybe: Item first: Item! }
@@ -460,9 +459,11 @@ mod tests {
     fn shape(query: &str, variables: Value, data: Value, errors: Vec<GraphQLError>) -> Value {
         let schema = Arc::new(Schema::parse_and_validate(SDL, "s.graphql").unwrap());
         let executor = Executor::new(Arc::clone(&schema), &[], ExecutorOptions::default()).unwrap();
-        let document = parse_and_validate(&schema, query).unwrap();
-        let op =
-            PreparedOperation::new(&executor, document, None, QueryPlan { node: None }).unwrap();
+        let document =
+            apollo_compiler::ExecutableDocument::parse_and_validate(&schema, query, "q.graphql")
+                .unwrap();
+        let operation = document.operations.get(None).unwrap().clone();
+        let op = executor.bind(Arc::new(document), operation, &QueryPlan { node: None });
         let variables = variables.as_object().cloned().unwrap_or_default();
         let out = write_response(&schema, &op, &variables, &Data::from(data), errors, 64);
         serde_json::from_slice(&out).unwrap()

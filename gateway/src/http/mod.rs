@@ -32,6 +32,8 @@ use crate::CorsSettings;
 /// The header that carries the client's address to subgraphs.
 pub(crate) const X_FORWARDED_FOR: http::HeaderName =
     http::HeaderName::from_static("x-forwarded-for");
+use crate::pipeline::parse::{self, MissingQuery};
+use crate::pipeline::Request;
 use crate::{Gateway, GraphQLRequest, GraphQLResponse, ResponseStatus};
 
 const GRAPHQL_RESPONSE_JSON: &str = "application/graphql-response+json";
@@ -296,23 +298,37 @@ async fn graphql_post(
             return error_response(StatusCode::BAD_REQUEST, media, &message, BAD_REQUEST)
         }
     };
-    if crate::subscription::accepts_multipart(&headers)
-        && crate::subscription::streams_over_http(&gateway, &request)
-    {
-        return crate::subscription::over_http(&gateway, request, headers);
-    }
     let span = tracing::info_span!(
         "graphql_request",
         method = "POST",
         operation_name = request.operation_name.as_deref()
     );
-    let response = gateway.run(request, &headers, false).instrument(span).await;
+    // A client that takes multipart may be sending a subscription: prepare first to know, and
+    // hand the prepared operation on either way.
+    let prepared = if gateway.config().subscriptions
+        && crate::subscription::accepts_multipart(&headers)
+    {
+        let prepared = gateway.prepare_request(&request).await;
+        if let Ok(subscription) = &prepared {
+            if subscription.is_subscription() {
+                let subscription = std::sync::Arc::clone(subscription);
+                return crate::subscription::over_http(&gateway, subscription, request, headers);
+            }
+        }
+        Some(prepared)
+    } else {
+        None
+    };
+    let response = gateway
+        .run(request, &headers, false, prepared)
+        .instrument(span)
+        .await;
     to_http(response, media)
 }
 
 /// A POST body as one GraphQL request, or why it is not one: batches (JSON arrays) and
 /// non-object bodies get their own messages instead of serde's "invalid type" wording.
-pub(crate) fn parse_request_body(bytes: &[u8]) -> Result<GraphQLRequest, String> {
+pub(crate) fn parse_request_body(bytes: &[u8]) -> Result<Request, String> {
     match bytes.iter().find(|b| !b.is_ascii_whitespace()) {
         Some(b'{') => {}
         Some(b'[') => {
@@ -335,12 +351,11 @@ pub(crate) fn parse_request_body(bytes: &[u8]) -> Result<GraphQLRequest, String>
             )
         }
     }
-    let request: GraphQLRequest =
+    let mut request: GraphQLRequest =
         serde_json::from_slice(bytes).map_err(|err| format!("Invalid JSON request body: {err}"))?;
-    if request.query.is_none() {
-        return Err("Missing query".to_owned());
-    }
-    check_extensions(request.extensions.as_ref())?;
+    let extensions = request.extensions.take();
+    let request = Request::try_from(request).map_err(|_| MissingQuery::MESSAGE.to_owned())?;
+    check_extensions(extensions.as_ref())?;
     Ok(request)
 }
 
@@ -403,8 +418,16 @@ async fn graphql_get(State(gateway): State<Gateway>, request: axum::extract::Req
     if params.query.is_none() && accepts_html(&headers) {
         return graphiql(&gateway);
     }
-    let Some(query) = params.query else {
-        return error_response(StatusCode::BAD_REQUEST, media, "Missing query", BAD_REQUEST);
+    let query = match parse::require_query(params.query) {
+        Ok(query) => query,
+        Err(MissingQuery) => {
+            return error_response(
+                StatusCode::BAD_REQUEST,
+                media,
+                MissingQuery::MESSAGE,
+                BAD_REQUEST,
+            )
+        }
     };
     let variables = match params.variables.as_deref().filter(|v| !v.is_empty()) {
         None => None,
@@ -439,18 +462,20 @@ async fn graphql_get(State(gateway): State<Gateway>, request: axum::extract::Req
     if let Err(message) = check_extensions(extensions.as_ref()) {
         return error_response(StatusCode::BAD_REQUEST, media, &message, BAD_REQUEST);
     }
-    let request = GraphQLRequest {
-        query: Some(query),
+    let request = Request {
+        query,
         operation_name: params.operation_name,
         variables,
-        extensions,
     };
     let span = tracing::info_span!(
         "graphql_request",
         method = "GET",
         operation_name = request.operation_name.as_deref()
     );
-    let response = gateway.run(request, &headers, true).instrument(span).await;
+    let response = gateway
+        .run(request, &headers, true, None)
+        .instrument(span)
+        .await;
     to_http(response, media)
 }
 

@@ -516,7 +516,28 @@ pub fn fetch(service: &str, operation: &str, variables: &[&str]) -> PlanNode {
         requires: None,
         input_rewrites: vec![],
         output_rewrites: vec![],
+        root_keys: root_keys(operation),
     }))
+}
+
+/// The top-level response keys of a hand-written root fetch (what the planner records).
+fn root_keys(operation: &str) -> Vec<String> {
+    use apollo_compiler::ast::{Definition, Document, Selection};
+    let document = Document::parse(operation, "fetch.graphql").expect("fetch operations parse");
+    let mut keys = Vec::new();
+    for definition in &document.definitions {
+        if let Definition::OperationDefinition(op) = definition {
+            for selection in &op.selection_set {
+                if let Selection::Field(field) = selection {
+                    let key = field.response_name().as_str();
+                    if key != "__typename" && !keys.iter().any(|k| k == key) {
+                        keys.push(key.to_owned());
+                    }
+                }
+            }
+        }
+    }
+    keys
 }
 
 pub fn entity_fetch(
@@ -549,6 +570,7 @@ pub fn entity_fetch(
             requires: Some(key_requires(type_name, key)),
             input_rewrites: vec![],
             output_rewrites: vec![],
+            root_keys: vec![],
         }))),
         other_paths: vec![],
     })

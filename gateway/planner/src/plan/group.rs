@@ -177,6 +177,27 @@ impl SelTree {
         })
     }
 
+    /// Response keys of the top-level fields, inline fragments entered, `__typename` left out,
+    /// each once, in selection order (a root fetch's [`super::FetchNode::root_keys`]).
+    pub fn root_response_keys(&self) -> Vec<String> {
+        fn collect(tree: &SelTree, keys: &mut Vec<String>) {
+            for item in &tree.items {
+                match item {
+                    Item::Field { alias, name, .. } => {
+                        let key = alias.as_deref().unwrap_or(name);
+                        if key != "__typename" && !keys.iter().any(|k| k == key) {
+                            keys.push(key.to_owned());
+                        }
+                    }
+                    Item::Inline { children, .. } => collect(children, keys),
+                }
+            }
+        }
+        let mut keys = Vec::new();
+        collect(self, &mut keys);
+        keys
+    }
+
     /// Writes the selection set compactly, braces included. An empty set (a composite field
     /// whose every sub-selection went elsewhere) becomes `{__typename}` to stay valid.
     pub fn write(&self, out: &mut String) {

@@ -180,6 +180,10 @@ pub struct FetchNode {
     pub input_rewrites: Vec<ValueRewrite>,
     /// Applied to each returned entity before it is merged into the object it came from.
     pub output_rewrites: Vec<ValueRewrite>,
+    /// A root fetch's top-level response keys (fragments entered, `__typename` left out, each
+    /// once), in selection order: where the executor puts the errors of a fetch that failed as a
+    /// whole. Empty for an entity fetch, whose errors go to the objects it was sent for.
+    pub root_keys: Vec<String>,
 }
 
 /// One element of a representation selection.

@@ -2484,6 +2484,11 @@ fn fetch_node(
         requires: group.entity.then(|| group.reps.clone()),
         input_rewrites: group.input_rewrites.clone(),
         output_rewrites: group.output_rewrites.clone(),
+        root_keys: if group.entity {
+            Vec::new()
+        } else {
+            group.sel.root_response_keys()
+        },
     }));
     let mut node = if group.entity {
         PlanNode::Flatten(FlattenNode {

@@ -1,5 +1,6 @@
-//! Limits on the operation a request would *execute*: field and alias counts and depth with
-//! every fragment spread expanded, and a cost estimate in which list fields multiply.
+//! Steps 2 and 4: limits on the operation a request would *execute*: field and alias counts
+//! and depth with every fragment spread expanded (before validation), root fields, and a cost
+//! estimate in which list fields multiply (after it).
 //!
 //! Counting a document as written undercounts it: a 3 KB document whose fragments each spread
 //! the next one ten times under ten aliases expands to 100,000 fields. Every count here is what
@@ -17,7 +18,7 @@
 //!   IBM GraphQL cost spec that Apollo's `cost` spec follows. Introspection is weighed by the
 //!   same rule: `__schema { types { fields { … } } }` is lists inside lists.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 
 use apollo_compiler::ast::{self, Value as AstValue};
 use apollo_compiler::executable::{Field, Operation, Selection, SelectionSet};
@@ -27,7 +28,7 @@ use serde_json::{Map, Value};
 
 use crate::error::{
     GraphQLError, GraphQLErrors, MAX_ALIASES_EXCEEDED, MAX_COST_EXCEEDED, MAX_DEPTH_EXCEEDED,
-    MAX_FIELDS_EXCEEDED,
+    MAX_FIELDS_EXCEEDED, MAX_ROOT_FIELDS_EXCEEDED,
 };
 
 /// Limits on the executed operation; each has its own setting and error code.
@@ -556,6 +557,65 @@ fn list_levels(ty: &ast::Type) -> usize {
         ty = ty.item_type();
     }
     levels
+}
+
+/// Checks the number of root fields (fragments entered, duplicates merged) of `operation`.
+pub(crate) fn check_root_fields(
+    document: &ExecutableDocument,
+    operation: &Operation,
+    max_root_fields: usize,
+) -> Result<(), GraphQLErrors> {
+    let roots = root_fields(document, &operation.selection_set);
+    if roots.len() > max_root_fields {
+        return Err(GraphQLErrors::single(
+            GraphQLError::new(
+                format!(
+                    "Operation selects {} root fields; the limit is {max_root_fields}.",
+                    roots.len(),
+                ),
+                MAX_ROOT_FIELDS_EXCEEDED,
+            )
+            .with_extension("rootFields", roots.len())
+            .with_extension("maxRootFields", max_root_fields),
+        ));
+    }
+    Ok(())
+}
+
+/// Response keys of the root selection, fragments entered, duplicates merged.
+fn root_fields<'d>(document: &'d ExecutableDocument, set: &'d SelectionSet) -> Vec<&'d str> {
+    let mut names = Vec::new();
+    let mut seen_fragments = HashSet::new();
+    collect_root(document, set, &mut names, &mut seen_fragments);
+    names
+}
+
+fn collect_root<'d>(
+    document: &'d ExecutableDocument,
+    set: &'d SelectionSet,
+    names: &mut Vec<&'d str>,
+    seen_fragments: &mut HashSet<&'d str>,
+) {
+    for selection in &set.selections {
+        match selection {
+            Selection::Field(field) => {
+                let key = field.response_key().as_str();
+                if !names.contains(&key) {
+                    names.push(key);
+                }
+            }
+            Selection::InlineFragment(inline) => {
+                collect_root(document, &inline.selection_set, names, seen_fragments)
+            }
+            Selection::FragmentSpread(spread) => {
+                if seen_fragments.insert(spread.fragment_name.as_str()) {
+                    if let Some(fragment) = document.fragments.get(&spread.fragment_name) {
+                        collect_root(document, &fragment.selection_set, names, seen_fragments);
+                    }
+                }
+            }
+        }
+    }
 }
 
 #[cfg(test)]

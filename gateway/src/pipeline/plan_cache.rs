@@ -1,6 +1,6 @@
-//! The plan cache: prepared operations (validated document + plan) bounded by an estimate of
-//! the memory they hold, keyed by a hash of the request text, planning each operation once
-//! however many requests ask for it at the same time.
+//! The plan cache (step 5, with `plan.rs`): prepared operations (validated document + plan)
+//! bounded by an estimate of the memory they hold, keyed by a hash of the request text,
+//! planning each operation once however many requests ask for it at the same time.
 //!
 //! - **Bytes, not entries.** A 1.9 MB operation keeps ~11 MiB (its AST, the validated document,
 //!   the plan); bounding entries let 1,024 of them take ~11 GB. Each entry is weighed when it is
@@ -19,7 +19,7 @@ use std::sync::{Arc, Mutex};
 
 use tokio::sync::OnceCell;
 
-use crate::operation::PreparedOperation;
+use super::prepared::PreparedOperation;
 
 /// The outcome of preparing an operation, shared by every request that waited for it.
 pub(crate) type Prepared<E> = Result<Arc<PreparedOperation>, E>;
