@@ -8,7 +8,8 @@
 //! `process_event`), so redelivered and replayed events never count twice.
 //!
 //! It contributes `Member.stats`, `Post.stats` and `Query.trendingPosts` to the supergraph
-//! (see [`schema`]). Analytics publishes no events, so it runs no outbox relay.
+//! (see [`schema`]). The only event it publishes is `erasure.completed` (the kit's erasure
+//! saga, started by `account.deleted`), through an outbox relay like every publisher.
 
 pub mod config;
 pub mod schema;
@@ -19,7 +20,7 @@ use std::time::Duration;
 
 use anyhow::Context as _;
 use switchyard_subgraph_kit::server::{self, ReadinessCheck};
-use switchyard_subgraph_kit::{db, EventBus, EventConsumer, ServiceRunner};
+use switchyard_subgraph_kit::{db, Erasure, EventBus, EventConsumer, OutboxRelay, ServiceRunner};
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 
@@ -97,10 +98,23 @@ impl Service {
             .metrics()
             .trace_to(self.config.otlp_endpoint.as_deref())
             .context("setting up tracing")?;
+        // Analytics publishes one event of its own, `erasure.completed`.
+        let pool = self.store.pool().clone();
+        let relay = OutboxRelay::new(pool.clone(), self.bus.clone());
+        runner.relay(relay.clone());
+        let erasure = Erasure::open("analytics", pool.clone(), Some(relay))
+            .await
+            .map_err(|e| anyhow::anyhow!(e))
+            .context("opening analytics' erasure record")?;
         runner
-            .consumer(consumer(&self.store))
+            .consumer(
+                EventConsumer::new(pool, CONSUMER_GROUP, erasure.track(AnalyticsHandler))
+                    .batch_size(128)
+                    .wait(Duration::from_millis(500)),
+            )
             .await
             .context("joining the analytics consumer group")?;
+        runner.erasure(erasure);
         let readiness: Vec<Arc<dyn ReadinessCheck>> = vec![
             Arc::new(self.store.pool().clone()),
             Arc::new(self.bus.clone()),

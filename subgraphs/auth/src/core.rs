@@ -15,6 +15,7 @@ use switchyard_subgraph_kit::crypto::{FieldCipher, Sealed};
 use switchyard_subgraph_kit::events::{outbox, Event, OutboxRelay};
 use tokio::sync::OnceCell;
 
+pub use crate::erasures::ErasureStatus;
 use crate::keys::SigningKeys;
 use crate::store::{self, from_micros, now_micros, StoredAccount};
 use crate::throttle::{address_key, Blocked, HashGate, HashSlot, Throttle, ThrottlePolicy};
@@ -189,6 +190,8 @@ struct Inner {
     log_ins_per_address: Throttle,
     sign_ups_per_address: Throttle,
     hashes: HashGate,
+    /// Auth's own erasure saga, woken after a deletion (set once the service wires it).
+    erasure: std::sync::OnceLock<switchyard_subgraph_kit::Erasure>,
 }
 
 const MAX_PASSWORD_LEN: usize = 1024;
@@ -219,6 +222,7 @@ impl AuthCore {
                 log_ins_per_address: Throttle::new(limits.log_ins_per_address),
                 sign_ups_per_address: Throttle::new(limits.sign_ups_per_address),
                 hashes: HashGate::new(limits.concurrent_hashes, limits.queued_hashes),
+                erasure: std::sync::OnceLock::new(),
             }),
         }
     }
@@ -241,8 +245,24 @@ impl AuthCore {
                 log_ins_per_address: Throttle::new(limits.log_ins_per_address),
                 sign_ups_per_address: Throttle::new(limits.sign_ups_per_address),
                 hashes: HashGate::new(limits.concurrent_hashes, limits.queued_hashes),
+                erasure: inner.erasure.clone(),
             }),
         }
+    }
+
+    /// Wires auth's own erasure saga: a deletion starts it in its transaction and wakes it.
+    pub fn set_erasure(&self, erasure: switchyard_subgraph_kit::Erasure) {
+        let _ = self.inner.erasure.set(erasure);
+    }
+
+    /// Where the erasure of `member_id` stands; `None` if no such account was deleted.
+    pub async fn erasure_status(
+        &self,
+        member_id: &str,
+    ) -> Result<Option<ErasureStatus>, AuthFailure> {
+        crate::erasures::status(&self.inner.pool, member_id)
+            .await
+            .map_err(internal)
     }
 
     /// The signing keys (for the JWKS).
@@ -558,7 +578,9 @@ impl AuthCore {
         Ok(true)
     }
 
-    /// Deletes the caller's account after re-checking the password; enqueues `account.deleted`.
+    /// Deletes the caller's account after re-checking the password; enqueues `account.deleted`
+    /// and, in the same transaction, requests the erasure from every service and starts auth's
+    /// own (its rows go here; the saga scrubs its files and reports).
     pub async fn delete_account(
         &self,
         account_id: &str,
@@ -588,6 +610,11 @@ impl AuthCore {
             "DELETE FROM auth_refresh_tokens WHERE account_id = $1",
             "DELETE FROM auth_refresh_families WHERE account_id = $1",
             "DELETE FROM auth_accounts WHERE id = $1",
+            // The announcements carry the handle and display name in clear. Unpublished, they
+            // never leave (consumers then see only the deletion); published, no replay needs
+            // them any more.
+            "DELETE FROM switchyard_outbox WHERE aggregate_id = $1
+                 AND event_type = 'account.created'",
         ] {
             sqlx::query(sql)
                 .bind(account_id.to_owned())
@@ -596,8 +623,17 @@ impl AuthCore {
                 .map_err(internal)?;
         }
         outbox::enqueue(&mut *tx, &event).await.map_err(internal)?;
+        crate::erasures::request(&mut tx, account_id, now_micros())
+            .await
+            .map_err(internal)?;
+        switchyard_subgraph_kit::erasure::start(&mut tx, account_id)
+            .await
+            .map_err(|e| AuthFailure::Internal(anyhow::anyhow!(e)))?;
         tx.commit().await.map_err(internal)?;
         self.inner.relay.wake();
+        if let Some(erasure) = self.inner.erasure.get() {
+            erasure.wake();
+        }
         tracing::info!(account = %account_id, "account deleted");
         Ok(true)
     }

@@ -11,9 +11,13 @@
 //!   field); logins find accounts by a keyed hash of the normalised email.
 //! - `GET /.well-known/jwks.json` publishes the token-signing public keys.
 //! - `account.created` / `account.deleted` leave through the transactional outbox.
+//! - Account erasure: `deleteAccount` requests it from every service; their
+//!   `erasure.completed` events (consumed in group `auth`) answer `Query.accountErasure`
+//!   ([`erasures`]).
 
 pub mod config;
 pub mod core;
+pub mod erasures;
 pub mod keys;
 pub mod rotate;
 pub mod schema;
@@ -29,7 +33,7 @@ use axum::Json;
 use sqlx::AnyPool;
 use switchyard_subgraph_kit::crypto::FieldCipher;
 use switchyard_subgraph_kit::events::OutboxRelay;
-use switchyard_subgraph_kit::{db, server, EventBus, ServiceRunner};
+use switchyard_subgraph_kit::{db, server, Erasure, EventBus, EventConsumer, ServiceRunner};
 use tokio_util::sync::CancellationToken;
 
 pub use config::Config;
@@ -48,6 +52,7 @@ pub fn sdl() -> String {
 pub struct Service {
     pool: AnyPool,
     relay: OutboxRelay,
+    erasure: Erasure,
     core: AuthCore,
     schema: AuthSchema,
     bus: EventBus,
@@ -79,10 +84,16 @@ impl Service {
             },
         )
         .with_limits(config.limits());
+        let erasure = Erasure::open("auth", pool.clone(), Some(relay.clone()))
+            .await
+            .map_err(|e| anyhow::anyhow!(e))
+            .context("opening auth's erasure record")?;
+        core.set_erasure(erasure.clone());
         let schema = schema::build(Some(core.clone()));
         Ok(Service {
             pool,
             relay,
+            erasure,
             core,
             schema,
             bus,
@@ -112,7 +123,7 @@ impl Service {
     }
 
     /// Serves /graphql (POST, GET, WebSocket), /health, /ready, /.well-known/jwks.json on
-    /// `listener`, runs the outbox relay, until `shutdown` is cancelled; then drains and returns.
+    /// `listener`, runs the outbox relay, the erasure consumer and saga, until `shutdown` is cancelled; then drains and returns.
     pub async fn serve(
         self,
         listener: tokio::net::TcpListener,
@@ -124,6 +135,15 @@ impl Service {
             .trace_to(self.otlp_endpoint.as_deref())
             .context("setting up tracing")?;
         runner.relay(self.relay.clone());
+        runner
+            .consumer(EventConsumer::new(
+                self.pool.clone(),
+                erasures::CONSUMER_GROUP,
+                erasures::AuthEvents,
+            ))
+            .await
+            .context("joining the auth consumer group")?;
+        runner.erasure(self.erasure.clone());
         let pool = self.pool.clone();
         runner.task("refresh-token pruning", move |stop| {
             prune_refresh_tokens(pool, stop)

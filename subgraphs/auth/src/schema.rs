@@ -50,16 +50,61 @@ fn core_of<'a>(ctx: &Context<'a>) -> async_graphql::Result<&'a AuthCore> {
     ctx.data::<AuthCore>()
 }
 
-/// A member, owned by the profile subgraph; auth only references it.
-#[derive(SimpleObject)]
-#[graphql(unresolvable = "id")]
+/// A member, owned by the profile subgraph. Auth resolves no member by itself; it only knows,
+/// at sign-up, the handle and display name the member was created with, and provides them on
+/// `signUp`'s path so a client reads them back at once instead of racing `account.created` to
+/// profile.
 pub struct Member {
-    /// The member id (= account id).
-    pub id: ID,
+    id: ID,
+    signed_up: Option<SignedUp>,
 }
 
-/// A sign-in account. Only ever returned to its owner (`me`, sign-up, log-in, refresh).
-pub struct Account(core::Account);
+/// What auth was told at sign-up.
+struct SignedUp {
+    handle: String,
+    display_name: String,
+}
+
+fn not_provided(field: &str) -> async_graphql::Error {
+    async_graphql::Error::new(format!(
+        "auth knows `Member.{field}` only on signUp's answer; ask profile"
+    ))
+    .extend_with(|_, ext| ext.set("code", "INTERNAL_SERVER_ERROR"))
+}
+
+/// A member, owned by the profile subgraph; auth only references it.
+#[Object(unresolvable = "id")]
+impl Member {
+    /// The member id (= account id).
+    async fn id(&self) -> &ID {
+        &self.id
+    }
+
+    /// Unique handle.
+    // Profile's field; auth provides it on `signUp`'s answer only. The description is
+    // profile's, word for word, so the supergraph keeps it whichever it takes.
+    #[graphql(external)]
+    async fn handle(&self) -> async_graphql::Result<&str> {
+        self.signed_up
+            .as_ref()
+            .map(|s| s.handle.as_str())
+            .ok_or_else(|| not_provided("handle"))
+    }
+
+    /// Name shown to others.
+    // Profile's field; auth provides it on `signUp`'s answer only.
+    #[graphql(external)]
+    async fn display_name(&self) -> async_graphql::Result<&str> {
+        self.signed_up
+            .as_ref()
+            .map(|s| s.display_name.as_str())
+            .ok_or_else(|| not_provided("displayName"))
+    }
+}
+
+/// A sign-in account. Only ever returned to its owner (`me`, sign-up, log-in, refresh); on
+/// sign-up it carries the display name the member was created with.
+pub struct Account(core::Account, Option<String>);
 
 #[Object]
 impl Account {
@@ -92,6 +137,10 @@ impl Account {
     async fn member(&self) -> Member {
         Member {
             id: ID(self.0.id.clone()),
+            signed_up: self.1.as_ref().map(|display_name| SignedUp {
+                handle: self.0.handle.clone(),
+                display_name: display_name.clone(),
+            }),
         }
     }
 }
@@ -115,7 +164,7 @@ impl From<core::Session> for AuthPayload {
             access_token: s.access_token,
             refresh_token: s.refresh_token,
             expires_at: s.expires_at,
-            account: Account(s.account),
+            account: Account(s.account, None),
         }
     }
 }
@@ -134,8 +183,80 @@ impl Query {
             .account(&who.member_id)
             .await
             .map_err(gql)?
-            .map(Account))
+            .map(|account| Account(account, None)))
     }
+
+    /// Where the erasure of a deleted account stands, service by service; null when no account
+    /// with this id was deleted. Anyone may ask: it tells only that the id was deleted and
+    /// when (a reference to it already says `deleted`), and the member cannot sign in any more.
+    async fn account_erasure(
+        &self,
+        ctx: &Context<'_>,
+        member_id: ID,
+    ) -> async_graphql::Result<Option<AccountErasure>> {
+        Ok(core_of(ctx)?
+            .erasure_status(&member_id)
+            .await
+            .map_err(gql)?
+            .map(AccountErasure))
+    }
+}
+
+/// How far the erasure of a deleted account has got: every service erases what it holds for
+/// the member and reports it (`erasure.completed`).
+pub struct AccountErasure(core::ErasureStatus);
+
+#[Object]
+impl AccountErasure {
+    /// The deleted account's member id.
+    async fn member_id(&self) -> ID {
+        ID(self.0.member_id.clone())
+    }
+
+    /// When the account was deleted.
+    async fn requested_at(&self) -> DateTime<Utc> {
+        self.0.requested_at
+    }
+
+    /// True once every service has reported its erasure finished.
+    async fn complete(&self) -> bool {
+        self.0.services.iter().all(|s| s.erased_at.is_some())
+    }
+
+    /// When the last service finished; null until all have.
+    async fn completed_at(&self) -> Option<DateTime<Utc>> {
+        self.0
+            .services
+            .iter()
+            .map(|s| s.erased_at)
+            .collect::<Option<Vec<_>>>()
+            .and_then(|times| times.into_iter().max())
+    }
+
+    /// Each service's state, by service name.
+    async fn services(&self) -> Vec<ServiceErasure> {
+        self.0
+            .services
+            .iter()
+            .map(|s| ServiceErasure {
+                service: s.service.clone(),
+                erased: s.erased_at.is_some(),
+                erased_at: s.erased_at,
+            })
+            .collect()
+    }
+}
+
+/// One service's part of an account erasure.
+#[derive(SimpleObject)]
+pub struct ServiceErasure {
+    /// The service (auth, profile, content, chat, analytics).
+    service: String,
+    /// True once the service has erased (or anonymised) everything it held for the member,
+    /// its files included.
+    erased: bool,
+    /// When it reported that.
+    erased_at: Option<DateTime<Utc>>,
 }
 
 /// Mutations.
@@ -143,7 +264,9 @@ pub struct Mutation;
 
 #[Object]
 impl Mutation {
-    /// Creates an account and signs in.
+    /// Creates an account and signs in. The new member's handle and display name are answered
+    /// here (provided by auth), so they read back on the first call.
+    #[graphql(provides = "account { member { handle displayName } }")]
     async fn sign_up(
         &self,
         ctx: &Context<'_>,
@@ -153,6 +276,7 @@ impl Mutation {
         display_name: String,
         #[graphql(default)] phone: Option<String>,
     ) -> async_graphql::Result<AuthPayload> {
+        let created_as = display_name.trim().to_owned();
         let session = core_of(ctx)?
             .sign_up(
                 SignUp {
@@ -166,7 +290,9 @@ impl Mutation {
             )
             .await
             .map_err(gql)?;
-        Ok(session.into())
+        let mut payload = AuthPayload::from(session);
+        payload.account.1 = Some(created_as);
+        Ok(payload)
     }
 
     /// Signs in with email and password.

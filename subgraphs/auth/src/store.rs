@@ -56,6 +56,7 @@ pub async fn migrate(pool: &AnyPool) -> anyhow::Result<()> {
     for statement in SCHEMA {
         sqlx::query(*statement).execute(pool).await?;
     }
+    sqlx::query(crate::erasures::SCHEMA).execute(pool).await?;
     outbox::migrate(pool).await?;
     let announced = announce_existing_accounts(pool).await?;
     if announced > 0 {

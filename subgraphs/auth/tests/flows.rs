@@ -324,10 +324,12 @@ async fn account_events_go_through_the_outbox_with_the_change() {
         1
     );
     gql(&service, Some(token), del, json!({"p": "password1"})).await;
+    // The announcement (handle and display name in clear) goes with the account: consumers
+    // see only the deletion.
     let events = outbox::unpublished(service.pool(), 100).await.unwrap();
-    assert_eq!(events.len(), 2);
-    assert_eq!(events[1].event_type, "account.deleted");
-    assert_eq!(events[1].payload, json!({"accountId": id, "memberId": id}));
+    assert_eq!(events.len(), 1);
+    assert_eq!(events[0].event_type, "account.deleted");
+    assert_eq!(events[0].payload, json!({"accountId": id, "memberId": id}));
 }
 
 async fn http(method: &str, url: &str, token: Option<&str>, body: Option<Value>) -> (u16, String) {

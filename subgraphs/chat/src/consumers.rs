@@ -1,8 +1,10 @@
 //! What chat does with other services' events (consumer group `chat`).
 //!
-//! - `account.deleted`: the member leaves every conversation, so their id stops appearing in
-//!   `members` and nothing more is delivered to them. Their past messages stay with the
-//!   conversation (the other members' history is theirs too).
+//! - `account.deleted`: the member's data is erased. They leave every conversation, so their
+//!   id stops appearing in `members` and nothing more is delivered to them; the messages they
+//!   sent are deleted (a message's body is its sender's data; the others' messages stay, so a
+//!   conversation keeps its shape with gaps); a conversation nobody is left in goes with its
+//!   messages, and a 1:1 conversation's pair key no longer names them.
 
 use serde::Deserialize;
 use sqlx::AnyConnection;
@@ -28,10 +30,25 @@ impl EventHandler for ChatEvents {
             return Ok(());
         }
         let deleted: AccountDeleted = event.payload_as()?;
-        sqlx::query("DELETE FROM conversation_members WHERE member_id = $1")
-            .bind(deleted.member_id)
-            .execute(&mut *conn)
-            .await?;
+        for sql in [
+            "DELETE FROM messages WHERE sender_id = $1",
+            "DELETE FROM conversation_members WHERE member_id = $1",
+            "UPDATE conversations SET direct_key = NULL
+             WHERE direct_key IS NOT NULL AND direct_key LIKE '%' || $1 || '%'",
+        ] {
+            sqlx::query(sql)
+                .bind(deleted.member_id.clone())
+                .execute(&mut *conn)
+                .await?;
+        }
+        for sql in [
+            "DELETE FROM messages WHERE conversation_id NOT IN
+                 (SELECT conversation_id FROM conversation_members)",
+            "DELETE FROM conversations WHERE id NOT IN
+                 (SELECT conversation_id FROM conversation_members)",
+        ] {
+            sqlx::query(sql).execute(&mut *conn).await?;
+        }
         Ok(())
     }
 }

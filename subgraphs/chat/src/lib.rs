@@ -21,7 +21,7 @@ use switchyard_subgraph_kit::auth::JwtVerifier;
 use switchyard_subgraph_kit::crypto::FieldCipher;
 use switchyard_subgraph_kit::events::{EventConsumer, OutboxRelay};
 use switchyard_subgraph_kit::server::{self, ReadinessCheck};
-use switchyard_subgraph_kit::{db, EventBus, MemberDirectory, ServiceRunner};
+use switchyard_subgraph_kit::{db, Erasure, EventBus, MemberDirectory, ServiceRunner};
 use tokio_util::sync::CancellationToken;
 
 pub use config::Config;
@@ -127,14 +127,21 @@ impl Service {
             .trace_to(self.otlp_endpoint.as_deref())
             .context("setting up tracing")?;
         runner.relay(self.state.relay.clone());
+        let erasure = Erasure::open("chat", pool.clone(), Some(self.state.relay.clone()))
+            .await
+            .map_err(|e| anyhow::anyhow!(e))
+            .context("cannot open chat's erasure record")?;
         runner
             .consumer(EventConsumer::new(
                 pool.clone(),
                 consumers::CONSUMER_GROUP,
-                self.state.members.track(consumers::ChatEvents),
+                self.state
+                    .members
+                    .track(erasure.track(consumers::ChatEvents)),
             ))
             .await
             .context("cannot subscribe to the event bus")?;
+        runner.erasure(erasure);
         // Open subscriptions end with the service rather than hold its shutdown up.
         let subscriptions = self.state.shutdown.clone();
         runner.task("subscription shutdown", move |stop| async move {

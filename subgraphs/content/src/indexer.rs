@@ -104,6 +104,13 @@ impl Indexer {
         }
     }
 
+    /// Applies the queue, then purges deleted documents from the index's files (for account
+    /// erasure: the member's posts were deleted in the database and queued).
+    pub async fn purge_deleted(&self) -> Result<usize, IndexerError> {
+        self.catch_up().await?;
+        self.blocking(|index| index.purge_deleted()).await
+    }
+
     /// Rebuilds the index from the database (`switchyard-content reindex`); returns how many
     /// posts it indexed. Queue rows read before the posts are acknowledged afterwards (the
     /// rebuild covers them); rows committed later stay for the next pass.

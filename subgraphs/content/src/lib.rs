@@ -23,7 +23,7 @@ use anyhow::Context as _;
 use switchyard_subgraph_kit::auth::JwtVerifier;
 use switchyard_subgraph_kit::server::{self, ReadinessCheck};
 use switchyard_subgraph_kit::{
-    EventBus, EventConsumer, MemberDirectory, OutboxRelay, ServiceMetrics, ServiceRunner,
+    Erasure, EventBus, EventConsumer, MemberDirectory, OutboxRelay, ServiceMetrics, ServiceRunner,
 };
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
@@ -151,14 +151,33 @@ impl Service {
             .trace_to(self.otlp_endpoint.as_deref())
             .context("setting up tracing")?;
         runner.relay(self.relay.clone());
+        let purger = self.indexer();
+        let erasure = Erasure::open(
+            "content",
+            self.store.pool().clone(),
+            Some(self.relay.clone()),
+        )
+        .await
+        .map_err(|e| anyhow::anyhow!(e))
+        .context("opening content's erasure record")?
+        // The member's posts left the database in the consumer's transaction; their
+        // documents leave the index's files here.
+        .finishing(move |_member| {
+            let purger = purger.clone();
+            async move {
+                purger.purge_deleted().await?;
+                Ok(())
+            }
+        });
         runner
             .consumer(EventConsumer::new(
                 self.store.pool().clone(),
                 consumer::GROUP,
-                self.members.track(consumer::ContentEvents),
+                self.members.track(erasure.track(consumer::ContentEvents)),
             ))
             .await
             .context("joining the content consumer group")?;
+        runner.erasure(erasure);
         let indexer = self.indexer();
         runner.task("search indexer", move |stop| indexer.run(stop));
         watch_search_index(runner.metrics(), self.store.clone(), self.index.clone());

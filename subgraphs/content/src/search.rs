@@ -402,6 +402,29 @@ impl SearchIndex {
         self.commit(&mut writer, position)
     }
 
+    /// Rewrites every segment holding deleted documents without them and removes the files no
+    /// longer used; returns how many segments it rewrote. Tantivy only marks a deletion: the
+    /// document's words and stored body stay in its segment until the segment is merged, so
+    /// an erased post's text would otherwise stay on disk for as long as the merge policy
+    /// leaves the segment alone. Blocks (a merge of the affected segments).
+    pub fn purge_deleted(&self) -> Result<usize, SearchError> {
+        let mut writer = self.lock_writer();
+        let with_deletes: Vec<tantivy::index::SegmentId> = self
+            .index
+            .searchable_segment_metas()?
+            .into_iter()
+            .filter(|meta| meta.has_deletes())
+            .map(|meta| meta.id())
+            .collect();
+        for id in &with_deletes {
+            writer.merge(std::slice::from_ref(id)).wait()?;
+        }
+        // Searchers opened on the old segments keep their files; reload first so ours does not.
+        self.reader.reload()?;
+        writer.garbage_collect_files().wait()?;
+        Ok(with_deletes.len())
+    }
+
     /// How many documents the index holds (as of the last reload).
     pub fn document_count(&self) -> u64 {
         self.reader.searcher().num_docs()

@@ -44,6 +44,9 @@ pub async fn connect(url: &str, max_connections: u32) -> Result<AnyPool, sqlx::E
         .after_connect(|conn, _| {
             Box::pin(async move {
                 conn.execute("PRAGMA synchronous = NORMAL").await?;
+                // Deleted rows are overwritten with zeros rather than left in free space, so an
+                // erased member's data does not outlive its rows in the file (`erasure`).
+                conn.execute("PRAGMA secure_delete = ON").await?;
                 Ok(())
             })
         })

@@ -26,6 +26,8 @@
 //! - [`testing`]: test support (throwaway PostgreSQL databases, Redis) shared by every crate's tests.
 //! - [`members`]: each service's own record of existing and deleted members (from auth's
 //!   events): refuses deleted accounts' tokens, validates member ids clients send.
+//! - [`erasure`]: account erasure as a tracked saga — started in the consumer's transaction,
+//!   finished (files scrubbed, `erasure.completed` raised) by a task that resumes after a crash.
 //! - [`events`]: the event bus with a transactional outbox and idempotent consumers — the only
 //!   way data moves between services besides federated entities.
 //! - [`runner`]: a service's lifecycle — serving, outbox relay, consumers under a stable name,
@@ -111,6 +113,7 @@ pub mod batch;
 pub mod config;
 pub mod crypto;
 pub mod db;
+pub mod erasure;
 pub mod events;
 pub mod guards;
 pub mod members;
@@ -123,6 +126,7 @@ pub mod telemetry;
 pub mod testing;
 
 pub use config::{ConfigError, ConfigLoader};
+pub use erasure::Erasure;
 pub use events::{
     process_event, Delivery, Event, EventBus, EventConsumer, EventError, EventHandler, GroupLag,
     OutboxRelay, Processed, Subscription,

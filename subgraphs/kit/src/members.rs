@@ -127,6 +127,8 @@ struct Inner {
     pool: AnyPool,
     deleted: RwLock<HashSet<String>>,
     refresh: tokio::sync::Mutex<Refresh>,
+    /// Woken after this process's consumer committed an `account.created`.
+    arrivals: tokio::sync::Notify,
 }
 
 struct Refresh {
@@ -167,6 +169,7 @@ impl MemberDirectory {
                     at: Instant::now(),
                     since: started - REFRESH_OVERLAP_MICROS,
                 }),
+                arrivals: tokio::sync::Notify::new(),
             }),
         })
     }
@@ -178,6 +181,13 @@ impl MemberDirectory {
             directory: self.clone(),
             handler,
         }
+    }
+
+    /// Completes the next time this process's consumer commits an `account.created` (for a
+    /// reader waiting for a member that signed up moments ago; create it before checking, so an
+    /// arrival between the check and the wait is not missed).
+    pub fn arrival(&self) -> tokio::sync::futures::Notified<'_> {
+        self.inner.arrivals.notified()
     }
 
     /// Whether `member_id` is known here to be deleted (tokens of deleted accounts are refused).
@@ -308,5 +318,12 @@ impl<H: EventHandler> EventHandler for Tracked<H> {
             self.directory.remember_deleted(member_id);
         }
         Ok(())
+    }
+
+    fn committed(&self, event: &Event) {
+        self.handler.committed(event);
+        if event.event_type == "account.created" {
+            self.directory.inner.arrivals.notify_waiters();
+        }
     }
 }

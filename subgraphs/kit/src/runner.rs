@@ -141,6 +141,12 @@ impl ServiceRunner {
         self
     }
 
+    /// Runs `erasure`'s finishing task: erasures a crashed run left started are finished at
+    /// boot, new ones as the consumer starts them (see [`crate::erasure`]).
+    pub fn erasure(&mut self, erasure: crate::erasure::Erasure) -> &mut Self {
+        self.task("account erasure", move |stop| erasure.run(stop))
+    }
+
     /// Serves `router` on `listener` (and the metrics listener on `metrics_listen`) and runs
     /// every task until `shutdown` is cancelled or serving fails; then stops the tasks, waits
     /// for them, relays what the last requests committed, and closes the pool.

@@ -1,5 +1,6 @@
 //! What the profile service consumes: `account.created` creates the member, `account.deleted`
-//! removes it with its connections. Consumer group [`CONSUMER_GROUP`].
+//! removes it with its connections, requests and profile-view records (the kit's erasure
+//! record is started in the same transaction). Consumer group [`CONSUMER_GROUP`].
 
 use std::sync::Arc;
 
@@ -68,6 +69,13 @@ impl EventHandler for AccountEvents {
                 self.store
                     .delete_member_in(conn, &deleted.member_id)
                     .await?;
+                // Whom they viewed and who viewed them (the rate limiter's records) go too.
+                sqlx::query(
+                    "DELETE FROM profile_view_emissions WHERE member_id = $1 OR viewer_id = $1",
+                )
+                .bind(deleted.member_id)
+                .execute(&mut *conn)
+                .await?;
             }
             _ => {}
         }

@@ -28,7 +28,7 @@ use switchyard_subgraph_kit::auth::JwtVerifier;
 use switchyard_subgraph_kit::events::outbox;
 use switchyard_subgraph_kit::server::{self, NotReady, ReadinessCheck};
 use switchyard_subgraph_kit::{
-    db, EventBus, EventConsumer, EventHandler, MemberDirectory, OutboxRelay, ServiceRunner,
+    db, Erasure, EventBus, EventConsumer, EventHandler, MemberDirectory, OutboxRelay, ServiceRunner,
 };
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
@@ -122,6 +122,7 @@ pub struct Service {
     pool: AnyPool,
     store: Arc<dyn GraphStore>,
     members: MemberDirectory,
+    erasure: Erasure,
     relay: OutboxRelay,
     schema: ProfileSchema,
     bus: EventBus,
@@ -162,6 +163,10 @@ impl Service {
         let members = MemberDirectory::open(pool.clone())
             .await
             .context("opening profile's member directory")?;
+        let erasure = Erasure::open("profile", pool.clone(), Some(relay.clone()))
+            .await
+            .map_err(|e| anyhow::anyhow!(e))
+            .context("opening profile's erasure record")?;
         let deps = ProfileDeps {
             store: store.clone(),
             views: ViewTracker::new(pool.clone(), Some(relay.clone())),
@@ -175,6 +180,7 @@ impl Service {
             pool,
             store,
             members,
+            erasure,
             relay,
             schema,
             bus,
@@ -208,10 +214,12 @@ impl Service {
         runner
             .consumer(consumer_with(
                 self.pool.clone(),
-                self.members.track(AccountEvents::new(self.store.clone())),
+                self.members
+                    .track(self.erasure.track(AccountEvents::new(self.store.clone()))),
             ))
             .await
             .context("joining the profile consumer group")?;
+        runner.erasure(self.erasure.clone());
         let (store, relay) = (self.store.clone(), self.relay.clone());
         runner.task("graph event hand-over", move |stop| {
             hand_over_events(store, relay, stop)

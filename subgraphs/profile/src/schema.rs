@@ -151,11 +151,15 @@ impl Member {
     }
 
     /// Unique handle.
+    // Shareable: auth provides it on `signUp`'s answer (read-your-writes after sign-up).
+    #[graphql(shareable)]
     async fn handle(&self) -> &str {
         &self.record.handle
     }
 
     /// Name shown to others.
+    // Shareable: auth provides it on `signUp`'s answer.
+    #[graphql(shareable)]
     async fn display_name(&self) -> &str {
         &self.record.display_name
     }
@@ -456,8 +460,10 @@ impl Query {
     }
 
     /// Federation entity resolver for `Member` by id. Other services only refer to members
-    /// they were told about, so an id profile does not have is one whose account was deleted
-    /// (or a reference stored before references were checked): it resolves to the
+    /// they were told about, so an id profile does not have is one whose account was deleted,
+    /// a reference stored before references were checked, or a member that signed up moments
+    /// ago whose `account.created` has not arrived (waited for, see [`SIGN_UP_ARRIVAL`]): it
+    /// resolves to the
     /// [`Member::placeholder`] rather than null, which would null the whole list or object
     /// holding it (a conversation's members, a page of posts) for everyone.
     #[graphql(entity)]
@@ -466,10 +472,72 @@ impl Query {
         ctx: &Context<'_>,
         id: ID,
     ) -> async_graphql::Result<Option<Member>> {
-        let found = deps(ctx)?.store.member(&id).await.map_err(store_error)?;
+        let deps = deps(ctx)?;
+        let mut found = deps.store.member(&id).await.map_err(store_error)?;
+        if found.is_none() {
+            if let Some(wait) = arrival_wait(&id) {
+                found = wait_for_member(deps, &id, wait).await?;
+            }
+        }
         match found {
             Some(_) => Query::read_member(ctx, found).await,
             None => Ok(Some(Member::placeholder(id.0))),
+        }
+    }
+}
+
+/// How long after its sign-up a member may still be on its way to profile: a reference to a
+/// member this young that profile does not have yet is waited for (until the sign-up is this
+/// old) rather than answered with the placeholder. Auth mints member ids as UUID v7, so an id
+/// tells when it was made. `account.created` normally arrives within milliseconds; the bound
+/// is what a client selecting profile-only fields under `signUp` can wait at most.
+pub const SIGN_UP_ARRIVAL: std::time::Duration = std::time::Duration::from_secs(2);
+
+/// How long to wait for `id` if it may be a member that signed up moments ago, else `None`.
+fn arrival_wait(id: &str) -> Option<std::time::Duration> {
+    let uuid = uuid::Uuid::parse_str(id).ok()?;
+    if uuid.get_version_num() != 7 {
+        return None;
+    }
+    let (secs, nanos) = uuid.get_timestamp()?.to_unix();
+    let minted = std::time::UNIX_EPOCH + std::time::Duration::new(secs, nanos);
+    let age = std::time::SystemTime::now()
+        .duration_since(minted)
+        .unwrap_or_default();
+    SIGN_UP_ARRIVAL.checked_sub(age).filter(|d| !d.is_zero())
+}
+
+/// Waits up to `wait` for `id` to be created by the account consumer; the member once it is,
+/// `None` if the wait ends first or profile learns the account was deleted.
+async fn wait_for_member(
+    deps: &ProfileDeps,
+    id: &str,
+    wait: std::time::Duration,
+) -> async_graphql::Result<Option<MemberRecord>> {
+    let Some(directory) = &deps.members else {
+        return Ok(None);
+    };
+    let deadline = tokio::time::Instant::now() + wait;
+    loop {
+        let arrival = directory.arrival();
+        tokio::pin!(arrival);
+        arrival.as_mut().enable();
+        if let Some(member) = deps.store.member(id).await.map_err(store_error)? {
+            return Ok(Some(member));
+        }
+        if directory.is_deleted(id).await {
+            return Ok(None);
+        }
+        // Another replica's consumer creates members without waking this one: look again
+        // every 100 ms too.
+        let next =
+            (tokio::time::Instant::now() + std::time::Duration::from_millis(100)).min(deadline);
+        tokio::select! {
+            _ = &mut arrival => {}
+            _ = tokio::time::sleep_until(next) => {}
+        }
+        if tokio::time::Instant::now() >= deadline {
+            return deps.store.member(id).await.map_err(store_error);
         }
     }
 }

@@ -24,6 +24,13 @@ pub trait EventHandler: Send + Sync {
         conn: &mut AnyConnection,
         event: &Event,
     ) -> impl Future<Output = Result<(), BoxError>> + Send;
+
+    /// Called after the transaction in which `event` was handled committed (not for
+    /// duplicates): for work that must see the committed state, such as waking a task that
+    /// reads it. Does nothing unless overridden.
+    fn committed(&self, event: &Event) {
+        let _ = event;
+    }
 }
 
 /// The outcome of [`process_event`].
@@ -156,6 +163,7 @@ impl<H: EventHandler> EventConsumer<H> {
                 Ok(outcome) => {
                     subscription.ack(delivery).await?;
                     if outcome == Processed::Handled {
+                        self.handler.committed(&delivery.event);
                         handled += 1;
                     } else {
                         tracing::debug!(group = %self.group, id = %delivery.event.id, "skipped replayed event");
