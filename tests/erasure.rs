@@ -88,6 +88,10 @@ fn holding(files: &[(std::path::PathBuf, Vec<u8>)], needle: &str) -> Vec<String>
         .collect()
 }
 
+fn index_holds(dir: &Path, word: &str) -> bool {
+    switchyard_content::SearchIndex::files_hold_word(dir, word).unwrap()
+}
+
 /// Strings only the erased member's data contains.
 const HANDLE: &str = "quillonvx";
 const NAME: &str = "Quillon Marchbanks";
@@ -169,18 +173,23 @@ async fn after_deletion_no_service_holds_the_member_and_erasure_says_so() {
         )
         .await;
     }
-    // The data is there and readable before the deletion (the checks below can fail).
-    let before = call(
-        client,
-        &obi,
-        "{ searchPosts(query: \"gribble\") { edges { node { id author { handle } } } } }",
-        json!({}),
-    )
-    .await;
-    assert_eq!(
-        before["searchPosts"]["edges"][0]["node"]["author"]["handle"],
-        HANDLE
-    );
+    // The data is there and readable before the deletion (the checks below can fail); the
+    // search index is fed asynchronously, so wait for it.
+    let start = Instant::now();
+    loop {
+        let before = call(
+            client,
+            &obi,
+            "{ searchPosts(query: \"gribble\") { edges { node { id author { handle } } } } }",
+            json!({}),
+        )
+        .await;
+        if before["searchPosts"]["edges"][0]["node"]["author"]["handle"] == HANDLE {
+            break;
+        }
+        assert!(start.elapsed() < ERASURE_BOUND, "never indexed: {before}");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
 
     // Nothing to report for a live account.
     let none = client
@@ -330,6 +339,19 @@ async fn after_deletion_no_service_holds_the_member_and_erasure_says_so() {
         let found = holding(&files, needle);
         assert!(found.is_empty(), "{needle:?} is still in {found:?}");
     }
+    // The search index compresses what it stores, so a byte scan proves little there: read its
+    // segments' term dictionaries (deleted documents' terms included) instead.
+    let index = stack.dir.path().join("content").join("search");
+    assert!(
+        index_holds(&index, "tidal"),
+        "the term check reads the index"
+    );
+    for word in ["gribble", "xanthous", "quincunx", "vorpal"] {
+        assert!(
+            !index_holds(&index, word),
+            "{word:?} is still in the search index"
+        );
+    }
     stack.stack.shutdown().await.unwrap();
 }
 
@@ -471,6 +493,11 @@ async fn an_erasure_interrupted_by_a_crash_finishes_after_restart() {
         let found = holding(&files, needle);
         assert!(found.is_empty(), "{needle:?} is still in {found:?}");
     }
+    let index = dir.path().join("content").join("search");
+    assert!(
+        !index_holds(&index, "gribble"),
+        "the post is still in the search index"
+    );
     let pid = child.id().to_string();
     Command::new("kill").args(["-TERM", &pid]).status().unwrap();
     let deadline = Instant::now() + Duration::from_secs(20);

@@ -425,6 +425,34 @@ impl SearchIndex {
         Ok(with_deletes.len())
     }
 
+    /// Whether the index files in `dir` still hold `word` as a term of a post body, deleted
+    /// documents included (tantivy keeps a deleted document's terms in its segment until the
+    /// segment is merged). Opens the index read-only, without the writer lock, so it can look
+    /// at a running service's index; for erasure checks.
+    pub fn files_hold_word(dir: &Path, word: &str) -> Result<bool, SearchError> {
+        let index = Index::open_in_dir(dir)?;
+        let body = index
+            .schema()
+            .get_field("body")
+            .map_err(|_| SearchError::Directory(format!("{}: no body field", dir.display())))?;
+        let reader: IndexReader = index
+            .reader_builder()
+            .reload_policy(ReloadPolicy::Manual)
+            .try_into()?;
+        let term = word.to_lowercase();
+        for segment in reader.searcher().segment_readers() {
+            let terms = segment.inverted_index(body)?;
+            let found = terms
+                .terms()
+                .get(term.as_bytes())
+                .map_err(|e| SearchError::Directory(format!("{}: {e}", dir.display())))?;
+            if found.is_some() {
+                return Ok(true);
+            }
+        }
+        Ok(false)
+    }
+
     /// How many documents the index holds (as of the last reload).
     pub fn document_count(&self) -> u64 {
         self.reader.searcher().num_docs()
@@ -697,6 +725,32 @@ impl SearchIndex {
 mod tests {
     use super::*;
     use chrono::Utc;
+
+    #[test]
+    fn purging_removes_deleted_posts_words_from_the_files() {
+        let dir = tempfile::tempdir().unwrap();
+        let index = SearchIndex::open_with_heap(dir.path(), 15_000_000).unwrap();
+        // Both in one commit, so one segment: deleting one marks it and keeps its words.
+        let keep = post("p1", "a", "tidal energy notes", Visibility::Public);
+        let erase = post("p2", "b", "xanthous gribble notes", Visibility::Public);
+        index
+            .apply(&[IndexChange::Upsert(keep), IndexChange::Upsert(erase)], 1)
+            .unwrap();
+        index.apply(&[IndexChange::Delete("p2".into())], 2).unwrap();
+        assert_eq!(index.num_docs(), 1);
+        let holds = |word| SearchIndex::files_hold_word(dir.path(), word).unwrap();
+        assert!(
+            holds("gribble"),
+            "a deletion alone leaves the words on disk"
+        );
+        assert_eq!(index.purge_deleted().unwrap(), 1);
+        assert!(!holds("gribble") && !holds("xanthous"));
+        assert!(holds("tidal") && holds("notes"));
+        assert_eq!(index.num_docs(), 1);
+        assert_eq!(index.applied_position().unwrap(), Some(2));
+        // Nothing left to purge.
+        assert_eq!(index.purge_deleted().unwrap(), 0);
+    }
 
     fn post(id: &str, author: &str, body: &str, visibility: Visibility) -> PostRecord {
         PostRecord {
