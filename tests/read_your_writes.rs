@@ -5,6 +5,11 @@
 //! which learns of the member only from `account.created`. Fields only profile knows are
 //! fetched from profile, which waits (boundedly) for a member that signed up moments ago.
 
+#![allow(
+    clippy::unwrap_used,
+    reason = "a failed unwrap is the test failing, at that line"
+)]
+
 mod common;
 
 use common::start_stack;
