@@ -1,6 +1,7 @@
 //! The `switchyard gateway` process over its lifetime: hot reload of the supergraph and config
 //! (file watching and SIGHUP) under load, and the graceful drain on SIGTERM, against the real
-//! binary, the demo subgraphs and a WebSocket subgraph for subscriptions.
+//! binary, the demo subgraphs and a WebSocket subgraph for subscriptions; and the spans a
+//! stopping gateway exports before it exits.
 
 #![allow(
     clippy::unwrap_used,
@@ -75,6 +76,9 @@ impl Subgraphs {
     }
 }
 
+/// The `traceparent` headers of the ticker's upgrade requests that had one.
+static TICKER_TRACEPARENTS: Mutex<Vec<String>> = Mutex::new(Vec::new());
+
 /// A graphql-transport-ws subgraph whose `ticks` subscription counts up every 50 ms, forever.
 async fn ticker() -> String {
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
@@ -83,8 +87,12 @@ async fn ticker() -> String {
         while let Ok((stream, _)) = listener.accept().await {
             tokio::spawn(async move {
                 #[allow(clippy::result_large_err)] // tungstenite's callback signature
-                let answer = |_: &tokio_tungstenite::tungstenite::handshake::server::Request,
+                let answer = |request: &tokio_tungstenite::tungstenite::handshake::server::Request,
                               mut response: tokio_tungstenite::tungstenite::handshake::server::Response| {
+                    if let Some(traceparent) = request.headers().get("traceparent") {
+                        let traceparent = traceparent.to_str().unwrap().to_owned();
+                        TICKER_TRACEPARENTS.lock().unwrap().push(traceparent);
+                    }
                     response.headers_mut().insert(
                         "sec-websocket-protocol",
                         "graphql-transport-ws".parse().unwrap(),
@@ -564,5 +572,150 @@ async fn sighup_reloads_and_sigterm_drains() {
         gateway.logged("drained"),
         "{:#?}",
         gateway.log.lock().unwrap()
+    );
+}
+
+/// What SIGTERM leaves behind in a trace: the spans of the last request and of a subscription
+/// the client completed have reached the collector by the time the process has exited (the
+/// export thread dies with the process); and the subscription's spans link up, with the
+/// upstream span's context on the subgraph's upgrade request. (`tests/traces.rs` pins the
+/// shutdown flush itself down in-process.)
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sigterm_exports_the_last_spans_before_exiting() {
+    use switchyard_telemetry::trace::receiver::OtlpReceiver;
+
+    const TRACE: &str = "4bf92f3577b34da6a3ce929d0e0e4736";
+    const CLIENT_SPAN: &str = "00f067aa0ba902b7";
+    const SUBSCRIPTION_TRACE: &str = "5c0f1e2d3c4b5a69788796a5b4c3d2e1";
+    let receiver = OtlpReceiver::start().await.unwrap();
+    let subgraphs = Subgraphs::start(Duration::ZERO).await;
+    let dir = tempfile::tempdir().unwrap();
+    let supergraph = dir.path().join("supergraph.graphql");
+    let config = dir.path().join("gateway.toml");
+    std::fs::write(
+        &supergraph,
+        subgraphs.supergraph(&["accounts", "products", "inventory", "ticker"]),
+    )
+    .unwrap();
+    std::fs::write(
+        &config,
+        format!(
+            "listen = \"127.0.0.1:0\"\nmetrics_listen = \"127.0.0.1:0\"\notlp_endpoint = \"{}\"\n",
+            receiver.endpoint()
+        ),
+    )
+    .unwrap();
+    let mut gateway = Process::start(&supergraph, &config, &[]);
+
+    // A subscription traced from its upgrade request, one event, completed by the client.
+    let mut request = gateway
+        .graphql
+        .replacen("http://", "ws://", 1)
+        .into_client_request()
+        .unwrap();
+    let headers = request.headers_mut();
+    headers.insert(
+        "sec-websocket-protocol",
+        "graphql-transport-ws".parse().unwrap(),
+    );
+    headers.insert(
+        "traceparent",
+        format!("00-{SUBSCRIPTION_TRACE}-{CLIENT_SPAN}-01")
+            .parse()
+            .unwrap(),
+    );
+    let (mut ticks, _) = tokio_tungstenite::connect_async(request).await.unwrap();
+    let init = json!({"type": "connection_init"}).to_string();
+    ticks.send(Message::text(init)).await.unwrap();
+    assert_eq!(next_json(&mut ticks).await["type"], "connection_ack");
+    let subscribe = json!({"id": "t", "type": "subscribe",
+        "payload": {"query": "subscription Ticks { ticks }"}});
+    ticks
+        .send(Message::text(subscribe.to_string()))
+        .await
+        .unwrap();
+    next_tick(&mut ticks).await;
+    let complete = json!({"id": "t", "type": "complete"}).to_string();
+    ticks.send(Message::text(complete)).await.unwrap();
+    drop(ticks);
+
+    // The last request, then SIGTERM at once: nothing of it has been exported yet.
+    let client = GraphQLClient::new(&gateway.graphql).with_header(
+        http::HeaderName::from_static("traceparent"),
+        http::HeaderValue::try_from(format!("00-{TRACE}-{CLIENT_SPAN}-01")).unwrap(),
+    );
+    let response = client.send(EVERYWHERE, json!({})).await.unwrap();
+    assert!(response.errors().is_empty(), "{:?}", response.body);
+    gateway.signal("TERM");
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let status = loop {
+        if let Some(status) = gateway.child.try_wait().unwrap() {
+            break status;
+        }
+        assert!(Instant::now() < deadline, "the gateway did not exit");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    };
+    assert!(status.success(), "{status:?}");
+
+    // The process is gone: whatever was not sent before it exited never will be.
+    let spans = receiver
+        .wait_for(Duration::from_millis(500), |spans| {
+            spans.iter().any(|s| s.trace_id == TRACE && s.kind == 2)
+        })
+        .await;
+    let request = spans
+        .iter()
+        .find(|s| s.trace_id == TRACE && s.kind == 2)
+        .unwrap_or_else(|| panic!("the last request's span was not exported: {spans:#?}"));
+    assert_eq!(request.parent_span_id.as_deref(), Some(CLIENT_SPAN));
+    assert_eq!(request.service_name, "switchyard-gateway");
+    assert!(
+        spans
+            .iter()
+            .any(|s| s.trace_id == TRACE && s.name == "subgraph products"),
+        "{spans:#?}"
+    );
+
+    // The subscription: one span for its life, under the client's; the upstream subscription
+    // and the event under it.
+    let trace: Vec<_> = spans
+        .iter()
+        .filter(|s| s.trace_id == SUBSCRIPTION_TRACE)
+        .collect();
+    let subscription = trace
+        .iter()
+        .find(|s| s.name == "subscription Ticks")
+        .unwrap_or_else(|| panic!("no subscription span in {trace:#?}"));
+    assert_eq!(subscription.kind, 2);
+    assert_eq!(subscription.parent_span_id.as_deref(), Some(CLIENT_SPAN));
+    assert_eq!(
+        subscription.attribute("graphql.operation.name"),
+        Some("Ticks")
+    );
+    assert_eq!(
+        subscription.attribute("switchyard.outcome"),
+        Some("cancelled")
+    );
+    assert_eq!(subscription.attribute("subgraph.name"), Some("ticker"));
+    assert_eq!(subscription.error, None);
+    let upstream = trace
+        .iter()
+        .find(|s| s.name == "subgraph ticker")
+        .unwrap_or_else(|| panic!("no upstream span in {trace:#?}"));
+    assert_eq!(upstream.kind, 3);
+    assert_eq!(
+        upstream.parent_span_id.as_deref(),
+        Some(subscription.span_id.as_str())
+    );
+    assert!(trace.iter().any(|s| s.name == "subscription event"
+        && s.parent_span_id.as_deref() == Some(subscription.span_id.as_str())));
+    // The ticker saw the upstream span's context on the upgrade request.
+    assert_eq!(
+        TICKER_TRACEPARENTS
+            .lock()
+            .unwrap()
+            .last()
+            .map(String::as_str),
+        Some(format!("00-{SUBSCRIPTION_TRACE}-{}-01", upstream.span_id).as_str())
     );
 }

@@ -115,8 +115,16 @@ async fn every_process_serves_the_key_series_on_its_metrics_listener() {
         .unwrap();
     assert_eq!(status, 404, "metrics must stay off the public port");
 
+    // Held open over the scrape: counted among the gateway's open connections.
+    let held = tokio::net::TcpStream::connect(public).await.unwrap();
+    tokio::time::sleep(std::time::Duration::from_millis(100)).await;
     let gateway = t.stack.gateway_metrics_addr().expect("a metrics listener");
     let text = metrics_text(&gateway.to_string()).await;
+    assert!(
+        sample(&text, "switchyard_gateway_open_connections") >= Some(1.0),
+        "{text}"
+    );
+    drop(held);
     let mut exported = families(&text);
     assert!(
         has_family(&text, "switchyard_gateway_requests_total", "counter"),
@@ -289,10 +297,29 @@ async fn every_process_serves_the_key_series_on_its_metrics_listener() {
         ) >= Some(1.0),
         "{profile_metrics}"
     );
+    assert_eq!(
+        sample(&profile_metrics, "switchyard_graph_members"),
+        Some(1.0)
+    );
+    assert_eq!(
+        sample(&profile_metrics, "switchyard_graph_connections"),
+        Some(0.0)
+    );
+    assert!(sample(&profile_metrics, "switchyard_graph_index_bytes").is_some());
     let content = service_status(&t.stack, "content").await;
     let content_metrics = metrics_text(content["metricsAddress"].as_str().unwrap()).await;
     assert!(sample(&content_metrics, "switchyard_search_index_queue_depth").is_some());
     assert!(sample(&content_metrics, "switchyard_search_index_documents").is_some());
+    let chat = service_status(&t.stack, "chat").await;
+    let chat_metrics = metrics_text(chat["metricsAddress"].as_str().unwrap()).await;
+    assert_eq!(
+        sample(&chat_metrics, "switchyard_chat_fanout_subscribers"),
+        Some(0.0)
+    );
+    assert_eq!(
+        sample(&chat_metrics, "switchyard_chat_fanout_conversations"),
+        Some(0.0)
+    );
 
     // The alert rules and the dashboard use only series the code exports.
     let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("deploy/monitoring");

@@ -179,11 +179,7 @@ impl Gateway {
             Arc::new(reload::Shared::new(metrics::GatewayMetrics::new(registry)))
         });
         let registry = shared.metrics.registry.clone();
-        let tracer = switchyard_telemetry::trace::Tracer::from_endpoint(
-            config.otlp_endpoint.as_deref(),
-            "switchyard-gateway",
-            config.trace_sample_ratio,
-        )?;
+        let tracer = shared.tracer(config.otlp_endpoint.as_deref(), config.trace_sample_ratio)?;
         let executor = execute::Executor::with_metrics(
             Arc::new(api_schema),
             &subgraphs,
@@ -331,6 +327,11 @@ impl Gateway {
             .set(i64::try_from(inner.cache.len()).unwrap_or(i64::MAX));
         m.plan_cache_bytes
             .set(i64::try_from(inner.cache.bytes()).unwrap_or(i64::MAX));
+        let open = m
+            .open_connections
+            .load(std::sync::atomic::Ordering::Relaxed);
+        m.http_connections
+            .set(i64::try_from(open).unwrap_or(i64::MAX));
         for subgraph in inner.executor.subgraph_states() {
             subgraph.metrics.circuit_state.set(subgraph.circuit.code());
             subgraph
@@ -351,6 +352,13 @@ impl Gateway {
     /// `/status`), breakers, latency and errors over the last minutes.
     pub async fn platform_status(&self) -> status::PlatformStatus {
         status::platform_status(self).await
+    }
+
+    /// Exports the spans ended so far, waiting at most `limit` (a dead collector cannot hold
+    /// the caller longer); whether it finished in time. [`serve`] and [`serve_live`] do this
+    /// when they stop; a program serving [`Gateway::router`] itself calls it before it exits.
+    pub async fn flush_traces(&self, limit: std::time::Duration) -> bool {
+        self.inner.shared.flush_traces(limit).await
     }
 
     pub(crate) fn metrics(&self) -> &metrics::GatewayMetrics {

@@ -120,6 +120,10 @@ pub(crate) struct GatewayMetrics {
     pub(crate) plan_cache_bytes: IntGauge,
     pub(crate) plan_cache_budget: IntGauge,
     pub(crate) websocket_connections: IntGauge,
+    /// Set from [`GatewayMetrics::open_connections`] when scraped.
+    pub(crate) http_connections: IntGauge,
+    /// Client connections open on the GraphQL port, kept by the server loop.
+    pub(crate) open_connections: Arc<std::sync::atomic::AtomicUsize>,
     pub(crate) active_subscriptions: IntGauge,
     pub(crate) subscriptions: IntCounter,
     pub(crate) collapsed_requests: IntCounter,
@@ -185,6 +189,11 @@ impl GatewayMetrics {
                 "switchyard_gateway_websocket_connections",
                 "Client WebSocket (graphql-transport-ws) connections open now.",
             ),
+            http_connections: registry.gauge(
+                "switchyard_gateway_open_connections",
+                "Client connections open now on the GraphQL port (upgraded WebSockets included).",
+            ),
+            open_connections: Arc::default(),
             active_subscriptions: registry.gauge(
                 "switchyard_gateway_active_subscriptions",
                 "Subscriptions running now (WebSocket and multipart).",

@@ -5,8 +5,8 @@
 //! were made for), executor and CORS rules all come from the same files, so no request ever sees
 //! a mix. A request keeps the gateway it started on to its end, and so does a WebSocket
 //! connection: subscriptions opened on the old schema run on until they end. What must outlive a
-//! swap ([`Shared`]: the metrics, the reload record, the drain signal) is carried from each
-//! gateway to its successor.
+//! swap ([`Shared`]: the metrics, the reload record, the drain signal, the trace exporter while
+//! its settings stay the same) is carried from each gateway to its successor.
 //!
 //! A reload that fails (unreadable file, invalid supergraph or config) changes nothing: the
 //! running gateway keeps serving and the reason is logged, shown on `/ready` and in the status
@@ -26,6 +26,8 @@ use axum::Router;
 use serde::Serialize;
 use tokio::sync::{watch, Notify};
 
+use switchyard_telemetry::trace::{TraceError, Tracer, SHUTDOWN_FLUSH_TIMEOUT};
+
 use crate::metrics::GatewayMetrics;
 use crate::{Gateway, GatewayConfig};
 
@@ -35,9 +37,16 @@ pub(crate) struct Shared {
     record: Mutex<ReloadStatus>,
     /// Flips to `true` once, when the process starts to drain.
     draining: watch::Sender<bool>,
-    /// Open client WebSocket connections, which the HTTP server does not track once upgraded.
+    /// Open client WebSocket connections and the operations running on them, which the HTTP
+    /// server does not track once upgraded.
     pub(crate) websockets: Arc<TaskCount>,
+    /// The exporting tracer and the settings it was made with (endpoint, sample ratio's
+    /// bits): a reload that keeps them keeps the tracer, so there is one export thread and the
+    /// flush at shutdown covers every gateway generation's spans.
+    tracer: Mutex<Option<(TracerSettings, Tracer)>>,
 }
+
+type TracerSettings = (Option<String>, u64);
 
 impl Shared {
     pub(crate) fn new(metrics: GatewayMetrics) -> Self {
@@ -49,6 +58,39 @@ impl Shared {
             }),
             draining: watch::channel(false).0,
             websockets: Arc::default(),
+            tracer: Mutex::new(None),
+        }
+    }
+
+    /// The tracer for these settings: the one already made when they have not changed.
+    pub(crate) fn tracer(
+        &self,
+        endpoint: Option<&str>,
+        sample_ratio: f64,
+    ) -> Result<Tracer, TraceError> {
+        let settings = (endpoint.map(str::to_owned), sample_ratio.to_bits());
+        let mut slot = self.tracer.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some((made_with, tracer)) = &*slot {
+            if *made_with == settings {
+                return Ok(tracer.clone());
+            }
+        }
+        let tracer = Tracer::from_endpoint(endpoint, "switchyard-gateway", sample_ratio)?;
+        *slot = Some((settings, tracer.clone()));
+        Ok(tracer)
+    }
+
+    /// Exports the spans ended so far, waiting at most `limit` (see [`Tracer::flush_within`]).
+    pub(crate) async fn flush_traces(&self, limit: Duration) -> bool {
+        let tracer = self
+            .tracer
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .as_ref()
+            .map(|(_, tracer)| tracer.clone());
+        match tracer {
+            Some(tracer) => tracer.flush_within(limit).await,
+            None => true,
         }
     }
 
@@ -434,7 +476,8 @@ impl ReloadSource {
 
 /// Serves whichever gateway `live` holds on `listener` until `shutdown` resolves, then drains:
 /// the listener closes, idle connections close, in-flight requests get up to `drain_timeout`
-/// to finish, WebSocket clients get a 1001 close, and the function returns.
+/// to finish, WebSocket clients get a 1001 close, the spans ended so far are exported (waiting
+/// at most two seconds for the collector), and the function returns.
 pub async fn serve_live(
     listener: tokio::net::TcpListener,
     live: LiveGateway,
@@ -450,7 +493,8 @@ pub async fn serve_live(
         signal.begin_drain();
     };
     let drained = async {
-        switchyard_guard::serve(listener, live.router(), limits, stop).await?;
+        let open = Arc::clone(&shared.metrics.open_connections);
+        switchyard_guard::serve_counted(listener, live.router(), limits, stop, open).await?;
         shared.websockets.all_done().await;
         Ok::<(), std::io::Error>(())
     };
@@ -460,7 +504,7 @@ pub async fn serve_live(
         tokio::time::sleep(timeout).await;
         timeout
     };
-    tokio::select! {
+    let result = tokio::select! {
         result = drained => {
             tracing::info!("drained");
             result
@@ -473,5 +517,9 @@ pub async fn serve_live(
             );
             Ok(())
         }
-    }
+    };
+    // The export thread dies with the process: without this the spans of the last second's
+    // requests (a batch waits up to a second) would never leave.
+    shared.flush_traces(SHUTDOWN_FLUSH_TIMEOUT).await;
+    result
 }

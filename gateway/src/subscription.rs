@@ -13,6 +13,12 @@
 //! same events as a streamed multipart response (one `{"payload": ...}` part per event, `{}`
 //! heartbeats); without it, a subscription over HTTP is a `BAD_REQUEST` error.
 //!
+//! Traced like a request when tracing is on ([`SubscriptionTrace`]): one span for the
+//! subscription's whole life, continuing the client's `traceparent` (on the upgrade request or
+//! the POST), a client span for the upstream subscription whose context goes to the subgraph as
+//! `traceparent` on its upgrade request, and a span per event (the first hundred) with that
+//! event's entity fetches under it.
+//!
 //! Close codes follow the protocol: 4400 invalid message, 4401 `subscribe` before the
 //! connection was acknowledged, 4408 no `connection_init` in time, 4409 duplicate operation id,
 //! 4429 a second `connection_init`.
@@ -29,6 +35,8 @@ use serde_json::{json, Map, Value};
 use tokio::sync::{mpsc, oneshot};
 use tokio_tungstenite::tungstenite::client::IntoClientRequest;
 use tokio_tungstenite::tungstenite::Message as UpMessage;
+
+use switchyard_telemetry::trace::{Span, SpanKind, TraceContext, TRACEPARENT};
 
 use crate::error::{GraphQLError, BAD_REQUEST, QUERY_PLANNING_FAILED, SUBGRAPH_REQUEST_FAILED};
 use crate::pipeline::{PreparedOperation, Request};
@@ -327,7 +335,11 @@ pub(crate) async fn serve(gateway: Gateway, socket: WebSocket, headers: HeaderMa
                     id,
                     generation,
                 };
+                // The drain waits for operations too, so each tells its subgraph `complete`
+                // and ends its span before the process exits.
+                let running = shared.websockets.start();
                 tokio::spawn(async move {
+                    let _running = running;
                     let gateway = operation.connection.gateway.clone();
                     // Fires when the client completes the operation or the connection ends
                     // (either drops the sender).
@@ -444,12 +456,42 @@ async fn run_operation<D: Delivery>(
     };
     gateway.metrics().subscriptions.inc();
     let _active = GaugeGuard::new(&gateway.metrics().active_subscriptions);
+    let mut trace = SubscriptionTrace::start(gateway, &prepared, delivery);
+    let ended = run_subscription(
+        gateway, delivery, &prepared, &variables, cancelled, &mut trace,
+    )
+    .await;
+    trace.end(ended);
+}
+
+/// How a subscription ended, as its span records it.
+enum Ended {
+    /// The subgraph completed it.
+    Completed,
+    /// The client completed it or went away (or the gateway drained).
+    Cancelled,
+    /// It could not be served at all, or failed on the way: why.
+    Failed(&'static str, String),
+}
+
+/// Runs subscription `prepared` to its end (or until `cancelled` resolves): one upstream
+/// subscription at the subgraph owning the root field, each of its events completed by the
+/// rest of the plan and delivered.
+async fn run_subscription<D: Delivery>(
+    gateway: &Gateway,
+    delivery: &D,
+    prepared: &PreparedOperation,
+    variables: &Map<String, Value>,
+    cancelled: impl Future<Output = ()> + Send,
+    trace: &mut SubscriptionTrace,
+) -> Ended {
     let Some(plan) = &prepared.subscription else {
-        let error = GraphQLError::new(
-            "This subscription cannot be served: its root field must come from one subgraph.",
-            QUERY_PLANNING_FAILED,
-        );
-        return delivery.error(&[error]).await;
+        let message =
+            "This subscription cannot be served: its root field must come from one subgraph.";
+        delivery
+            .error(&[GraphQLError::new(message, QUERY_PLANNING_FAILED)])
+            .await;
+        return Ended::Failed("planning_failed", message.to_owned());
     };
     let root = &plan.root;
     let forwarded = gateway.forwarded_headers(delivery.headers());
@@ -460,10 +502,21 @@ async fn run_operation<D: Delivery>(
         .filter_map(|name| variables.get(name).map(|v| (name.clone(), v.clone())))
         .collect();
     let to_service = gateway.inner.executor.forwarded_to(&forwarded, service);
-    let mut upstream = match Upstream::open(gateway, service, to_service).await {
+    // The upstream subscription's span: its context goes to the subgraph as `traceparent`,
+    // and it lasts as long as the upstream subscription does.
+    let mut upstream_span = trace.upstream(gateway, service);
+    let traceparent = upstream_span
+        .context()
+        .map(|context| context.header_value());
+    let failed = |span: &mut Span, reason: String| {
+        span.set_error(reason.clone());
+        Ended::Failed("failed", reason)
+    };
+    let mut upstream = match Upstream::open(gateway, service, to_service, traceparent).await {
         Ok(upstream) => upstream,
         Err(reason) => {
-            return delivery.error(&[upstream_error(service, &reason)]).await;
+            delivery.error(&[upstream_error(service, &reason)]).await;
+            return failed(&mut upstream_span, reason);
         }
     };
     let subscribe = json!({
@@ -476,7 +529,8 @@ async fn run_operation<D: Delivery>(
         },
     });
     if let Err(reason) = upstream.send(subscribe).await {
-        return delivery.error(&[upstream_error(service, &reason)]).await;
+        delivery.error(&[upstream_error(service, &reason)]).await;
+        return failed(&mut upstream_span, reason);
     }
     tracing::debug!(service, "subscription started");
     let mut cancelled = std::pin::pin!(cancelled);
@@ -488,22 +542,30 @@ async fn run_operation<D: Delivery>(
         let Some(event) = event else {
             upstream.complete().await;
             tracing::debug!(service, "subscription completed by the client");
-            return;
+            return Ended::Cancelled;
         };
         match event {
             UpstreamEvent::Next(payload) => {
-                let (data, errors) = split_payload(payload);
+                let event_span = trace.event(gateway);
                 let body = gateway
                     .inner
                     .executor
-                    .execute_seeded(&plan.rest, &variables, &forwarded, service, data, errors)
+                    .execute_seeded(
+                        &plan.rest,
+                        variables,
+                        &forwarded,
+                        service,
+                        split_payload(payload),
+                        event_span.context(),
+                    )
                     .await;
                 // Skip events for an operation the client completed meanwhile.
                 if !delivery.is_active() {
                     upstream.complete().await;
-                    return;
+                    return Ended::Cancelled;
                 }
                 delivery.next(&body).await;
+                trace.delivered();
             }
             UpstreamEvent::Error(errors) => {
                 let errors: Vec<GraphQLError> = errors
@@ -511,16 +573,129 @@ async fn run_operation<D: Delivery>(
                     .map(|error| upstream_graphql_error(error, service))
                     .collect();
                 upstream.close().await;
-                return delivery.error(&errors).await;
+                delivery.error(&errors).await;
+                let reason = errors.first().map_or_else(
+                    || "the subgraph refused it".to_owned(),
+                    |e| e.message.clone(),
+                );
+                upstream_span.set_error(reason.clone());
+                return Ended::Failed("error", reason);
             }
             UpstreamEvent::Complete => {
                 upstream.close().await;
-                return delivery.complete().await;
+                delivery.complete().await;
+                return Ended::Completed;
             }
             UpstreamEvent::Failed(reason) => {
-                return delivery.error(&[upstream_error(service, &reason)]).await;
+                delivery.error(&[upstream_error(service, &reason)]).await;
+                return failed(&mut upstream_span, reason);
             }
         }
+    }
+}
+
+/// Most events of one subscription given a span of their own: a subscription may run for days,
+/// and a trace of a million spans is one no trace viewer can open. Later events are counted on
+/// the subscription's span only.
+const TRACED_EVENTS: u64 = 100;
+
+/// The spans of one subscription at the gateway, all inert when tracing is off.
+///
+/// `subscription <Name>` (server) lasts from the subscription's start to its end and says how it
+/// ended and how many events it delivered. Under it: `subgraph <name>` (client), the upstream
+/// subscription, whose context the subgraph continues; and one `subscription event` span per
+/// event (the first [`TRACED_EVENTS`]) with that event's entity fetches under it. A trace viewer
+/// shows the events and fetches as they happen, and the subscription's own span once it ends
+/// (spans are exported when they end).
+struct SubscriptionTrace {
+    span: Span,
+    events: u64,
+}
+
+impl SubscriptionTrace {
+    /// Starts the subscription's span, continuing the client's `traceparent` (on the WebSocket
+    /// upgrade request, or on the multipart subscription's POST).
+    fn start<D: Delivery>(gateway: &Gateway, prepared: &PreparedOperation, delivery: &D) -> Self {
+        let tracer = gateway.inner.executor.tracer();
+        if !tracer.is_enabled() {
+            return SubscriptionTrace {
+                span: Span::none(),
+                events: 0,
+            };
+        }
+        let parent = TraceContext::from_headers(delivery.headers());
+        let operation = prepared.operation();
+        let name = match &operation.name {
+            Some(name) => format!("subscription {name}"),
+            None => "subscription".to_owned(),
+        };
+        let mut span = tracer.start(name, SpanKind::Server, parent.as_ref());
+        if span.is_recording() {
+            span.set_attribute("graphql.operation.type", "subscription");
+            if let Some(name) = &operation.name {
+                span.set_attribute("graphql.operation.name", name.to_string());
+            }
+            span.set_attribute("switchyard.subscription.transport", delivery.transport());
+        }
+        SubscriptionTrace { span, events: 0 }
+    }
+
+    /// The span of the upstream subscription at `service`.
+    fn upstream(&mut self, gateway: &Gateway, service: &str) -> Span {
+        let Some(parent) = self.span.context() else {
+            return Span::none();
+        };
+        self.span.set_attribute("subgraph.name", service.to_owned());
+        let mut span = gateway.inner.executor.tracer().start(
+            format!("subgraph {service}"),
+            SpanKind::Client,
+            Some(&parent),
+        );
+        span.set_attribute("subgraph.name", service.to_owned());
+        span
+    }
+
+    /// A span for the next event (inert past [`TRACED_EVENTS`]).
+    fn event(&self, gateway: &Gateway) -> Span {
+        match self.span.context() {
+            Some(parent) if self.span.is_recording() && self.events < TRACED_EVENTS => {
+                let mut span = gateway.inner.executor.tracer().start(
+                    "subscription event",
+                    SpanKind::Internal,
+                    Some(&parent),
+                );
+                span.set_attribute(
+                    "switchyard.subscription.event",
+                    i64::try_from(self.events + 1).unwrap_or(i64::MAX),
+                );
+                span
+            }
+            _ => Span::none(),
+        }
+    }
+
+    /// One event delivered to the client.
+    fn delivered(&mut self) {
+        self.events += 1;
+    }
+
+    /// Ends the subscription's span with how it ended.
+    fn end(mut self, ended: Ended) {
+        if !self.span.is_recording() {
+            return;
+        }
+        let events = i64::try_from(self.events).unwrap_or(i64::MAX);
+        self.span
+            .set_attribute("switchyard.subscription.events", events);
+        let outcome = match ended {
+            Ended::Completed => "completed",
+            Ended::Cancelled => "cancelled",
+            Ended::Failed(outcome, reason) => {
+                self.span.set_error(reason);
+                outcome
+            }
+        };
+        self.span.set_attribute("switchyard.outcome", outcome);
     }
 }
 
@@ -546,6 +721,8 @@ trait Delivery: Send + Sync {
     fn error(&self, errors: &[GraphQLError]) -> impl Future<Output = ()> + Send;
     /// The operation ended normally; nothing follows.
     fn complete(&self) -> impl Future<Output = ()> + Send;
+    /// How results travel, for the subscription's span: `websocket` or `multipart`.
+    fn transport(&self) -> &'static str;
 }
 
 /// Operation `id` of a WebSocket connection.
@@ -572,6 +749,9 @@ impl Delivery for WsOperation {
     }
     async fn complete(&self) {
         self.connection.complete(&self.id, self.generation).await
+    }
+    fn transport(&self) -> &'static str {
+        "websocket"
     }
 }
 
@@ -641,6 +821,7 @@ impl Upstream {
         gateway: &Gateway,
         service: &str,
         forwarded: &[(HeaderName, HeaderValue)],
+        traceparent: Option<HeaderValue>,
     ) -> Result<Upstream, String> {
         let url = gateway
             .inner
@@ -669,6 +850,11 @@ impl Upstream {
                     init_payload.insert("Authorization".into(), Value::from(value));
                 }
             }
+        }
+        // The subgraph continues the trace under the upstream subscription's span (replacing
+        // a client's `traceparent` a header rule may have forwarded).
+        if let Some(traceparent) = traceparent {
+            headers.insert(TRACEPARENT, traceparent);
         }
         let timeout = gateway.config().subgraph_policy(service).timeout;
         // wss:// goes through the subgraph's own TLS settings (trusted CAs, client certificate).
@@ -905,5 +1091,8 @@ impl Delivery for MultipartDelivery {
     }
     async fn complete(&self) {
         let _ = self.tx.send(bytes::Bytes::from_static(MULTIPART_END)).await;
+    }
+    fn transport(&self) -> &'static str {
+        "multipart"
     }
 }

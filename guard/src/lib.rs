@@ -12,7 +12,9 @@
 
 mod server;
 
-pub use server::{raise_fd_limit, serve, ClientAddr, ConnectionLimits, REQUEST_TIMEOUT};
+pub use server::{
+    raise_fd_limit, serve, serve_counted, ClientAddr, ConnectionLimits, REQUEST_TIMEOUT,
+};
 
 /// Limits on one GraphQL request, as a server enforces them.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -131,6 +131,8 @@ struct Registry {
     conns: Mutex<HashMap<u64, Arc<Conn>>>,
     next_id: AtomicU64,
     epoch: Instant,
+    /// Mirrors `conns.len()` for the caller's metrics.
+    open: Arc<AtomicUsize>,
 }
 
 impl Registry {
@@ -156,6 +158,7 @@ impl Registry {
             evicted: Notify::new(),
         });
         conns.insert(conn.id, Arc::clone(&conn));
+        self.open.store(conns.len(), Ordering::Relaxed);
         Some(Registration {
             registry: Arc::clone(self),
             conn,
@@ -176,11 +179,9 @@ struct Registration {
 
 impl Drop for Registration {
     fn drop(&mut self) {
-        self.registry
-            .conns
-            .lock()
-            .expect("registry lock poisoned")
-            .remove(&self.conn.id);
+        let mut conns = self.registry.conns.lock().expect("registry lock poisoned");
+        conns.remove(&self.conn.id);
+        self.registry.open.store(conns.len(), Ordering::Relaxed);
     }
 }
 
@@ -563,6 +564,18 @@ pub async fn serve(
     limits: ConnectionLimits,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
+    serve_counted(listener, router, limits, shutdown, Arc::default()).await
+}
+
+/// [`serve`], keeping `open` at the number of connections open now (upgraded WebSockets
+/// included), for the caller's metrics.
+pub async fn serve_counted(
+    listener: TcpListener,
+    router: Router,
+    limits: ConnectionLimits,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+    open: Arc<AtomicUsize>,
+) -> std::io::Result<()> {
     let mut limits = limits;
     if let Some(fds) = raise_fd_limit() {
         let room = usize::try_from(fds / 4 * 3).unwrap_or(usize::MAX).max(16);
@@ -580,6 +593,7 @@ pub async fn serve(
         conns: Mutex::new(HashMap::new()),
         next_id: AtomicU64::new(0),
         epoch: Instant::now(),
+        open,
     });
     let tasks = Tasks(Arc::new((AtomicUsize::new(0), Notify::new())));
     let (stop, stopped) = watch::channel(false);

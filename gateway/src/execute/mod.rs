@@ -1084,16 +1084,17 @@ fn entities_of(data: Option<Data>) -> Vec<Data> {
 
 impl Executor {
     /// Like [`Executor::execute`], but the run starts from a subgraph's root response instead of
-    /// an empty object: `data` / `errors` are one subscription event from `service`, and
+    /// an empty object: `(data, errors)` are one subscription event from `service`, and
     /// `operation`'s plan holds only the fetches that follow the root fetch (entity fetches).
+    /// Their spans hang under `trace` (the event's span) when there is one.
     pub(crate) async fn execute_seeded(
         &self,
         operation: &BoundPlan,
         variables: &Map<String, Value>,
         headers: &[Vec<(HeaderName, HeaderValue)>],
         service: &str,
-        data: Option<Value>,
-        errors: Vec<Value>,
+        (data, errors): (Option<Value>, Vec<Value>),
+        trace: Option<TraceContext>,
     ) -> Vec<u8> {
         let mut root = Data::Object(DataMap::new());
         if let Some(data @ Value::Object(_)) = data {
@@ -1113,7 +1114,7 @@ impl Executor {
             response_headers: Mutex::new(ResponseHeaders::default()),
         };
         if let Some(node) = &operation.exec {
-            run.node(node, &[], None).await;
+            run.node(node, &[], trace).await;
         }
         let data = run.data.into_inner().expect("data lock poisoned");
         let errors = run.errors.into_inner().expect("errors lock poisoned");

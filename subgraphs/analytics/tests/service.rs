@@ -1,6 +1,7 @@
 //! The service end to end on loopback: `Service::open` on a fresh data dir, `serve` on port 0,
 //! an event published on the bus shows up in `Member.stats` over HTTP, probes answer, and
-//! cancelling the token stops everything.
+//! cancelling the token stops everything; and the binary, stopped by SIGTERM, exports its last
+//! request's span before it exits.
 
 #![allow(
     clippy::unwrap_used,
@@ -102,4 +103,105 @@ async fn serves_stats_fed_by_the_bus_and_shuts_down() {
         .expect("serve returns after shutdown")
         .unwrap()
         .unwrap();
+}
+
+/// The process as deployed: a traced request, then SIGTERM at once; its span has reached the
+/// collector by the time the process has exited (the export thread dies with the process).
+/// The kit's `event_traces` test pins the flush itself down in-process.
+#[tokio::test]
+async fn the_binary_exports_its_last_span_when_stopped() {
+    use std::io::{BufRead, BufReader};
+    use std::process::{Command, Stdio};
+    use switchyard_telemetry::trace::receiver::OtlpReceiver;
+
+    const TRACE: &str = "0af7651916cd43dd8448eb211c80319c";
+    let receiver = OtlpReceiver::start().await.unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let mut child = Command::new(env!("CARGO_BIN_EXE_switchyard-analytics"))
+        .env("ANALYTICS_LISTEN", "127.0.0.1:0")
+        .env("ANALYTICS_DATA_DIR", dir.path())
+        .env("ANALYTICS_OTLP_ENDPOINT", receiver.endpoint())
+        .env("ANALYTICS_CONSUMER_NAME", "analytics-trace-test")
+        .env("RUST_LOG", "info")
+        .env_remove("ANALYTICS_CONFIG")
+        .env_remove("ANALYTICS_DATABASE_URL")
+        .env_remove("ANALYTICS_REDIS_URL")
+        .env_remove("DATABASE_URL")
+        .env_remove("REDIS_URL")
+        .env_remove("OTEL_EXPORTER_OTLP_ENDPOINT")
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    struct Kill(std::process::Child);
+    impl Drop for Kill {
+        fn drop(&mut self) {
+            let _ = self.0.kill();
+            let _ = self.0.wait();
+        }
+    }
+    let stderr = child.stderr.take().unwrap();
+    let mut child = Kill(child);
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+            let _ = tx.send(line);
+        }
+    });
+    let addr: SocketAddr = loop {
+        let line = rx
+            .recv_timeout(Duration::from_secs(30))
+            .expect("the service logs its address");
+        if line.contains("subgraph listening") {
+            let at = line.find("addr=").expect("an addr field") + "addr=".len();
+            break line[at..]
+                .split_whitespace()
+                .next()
+                .unwrap()
+                .parse()
+                .unwrap();
+        }
+    };
+
+    let query = json!({"query": "query Probe { __typename }", "operationName": "Probe"});
+    let request = format!(
+        "POST /graphql HTTP/1.1\r\nHost: {addr}\r\nContent-Type: application/json\r\n\
+         traceparent: 00-{TRACE}-b7ad6b7169203331-01\r\nContent-Length: {}\r\n\
+         Connection: close\r\n\r\n{query}",
+        query.to_string().len()
+    );
+    let mut stream = TcpStream::connect(addr).await.unwrap();
+    stream.write_all(request.as_bytes()).await.unwrap();
+    let mut answer = String::new();
+    stream.read_to_string(&mut answer).await.unwrap();
+    assert!(answer.starts_with("HTTP/1.1 200"), "{answer}");
+
+    let status = Command::new("kill")
+        .args(["-TERM", &child.0.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(status.success());
+    let deadline = Instant::now() + Duration::from_secs(20);
+    let exited = loop {
+        if let Some(exited) = child.0.try_wait().unwrap() {
+            break exited;
+        }
+        assert!(Instant::now() < deadline, "the service did not exit");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    };
+    assert!(exited.success(), "{exited:?}");
+
+    // The process is gone: a span not sent before it exited never will be.
+    let spans = receiver
+        .wait_for(Duration::from_millis(500), |spans| {
+            spans.iter().any(|s| s.trace_id == TRACE)
+        })
+        .await;
+    let span = spans
+        .iter()
+        .find(|s| s.trace_id == TRACE)
+        .unwrap_or_else(|| panic!("the last request's span was not exported: {spans:#?}"));
+    assert_eq!(span.name, "graphql Probe");
+    assert_eq!(span.service_name, "switchyard-analytics");
+    assert_eq!(span.parent_span_id.as_deref(), Some("b7ad6b7169203331"));
 }

@@ -48,6 +48,17 @@ pub trait Fanout: Send + Sync + 'static {
         &'a self,
         conversation_id: &'a str,
     ) -> BoxFuture<'a, Result<FanoutReceiver, FanoutError>>;
+    /// What this replica delivers to now (for its metrics).
+    fn local_counts(&self) -> FanoutCounts;
+}
+
+/// A replica's live-delivery load.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct FanoutCounts {
+    /// Conversations with at least one local subscriber.
+    pub conversations: usize,
+    /// Local subscribers, over all conversations.
+    pub subscribers: usize,
 }
 
 /// Local subscribers per conversation, shared by both backends.
@@ -100,6 +111,14 @@ impl LocalChannels {
             .lock()
             .unwrap_or_else(|e| e.into_inner())
             .len()
+    }
+
+    fn counts(&self) -> FanoutCounts {
+        let channels = self.channels.lock().unwrap_or_else(|e| e.into_inner());
+        FanoutCounts {
+            conversations: channels.len(),
+            subscribers: channels.values().map(|s| s.receiver_count()).sum(),
+        }
     }
 }
 
@@ -190,6 +209,10 @@ impl Fanout for InProcessFanout {
                 }),
             ))
         })
+    }
+
+    fn local_counts(&self) -> FanoutCounts {
+        self.local.counts()
     }
 }
 
@@ -345,5 +368,9 @@ impl Fanout for RedisFanout {
                 }),
             ))
         })
+    }
+
+    fn local_counts(&self) -> FanoutCounts {
+        self.inner.local.counts()
     }
 }

@@ -25,7 +25,7 @@ use switchyard_subgraph_kit::{db, Erasure, EventBus, MemberDirectory, ServiceRun
 use tokio_util::sync::CancellationToken;
 
 pub use config::Config;
-pub use fanout::{Fanout, InProcessFanout, RedisFanout};
+pub use fanout::{Fanout, FanoutCounts, InProcessFanout, RedisFanout};
 pub use schema::{build_schema, ChatSchema, ChatState};
 pub use store::Store;
 
@@ -148,6 +148,7 @@ impl Service {
             stop.cancelled().await;
             subscriptions.cancel();
         });
+        watch_fanout(runner.metrics(), self.state.fanout.clone());
         let checks: Vec<Arc<dyn ReadinessCheck>> = vec![Arc::new(pool), Arc::new(self.bus.clone())];
         let router = server::service_router(self.schema, Arc::new(checks), runner.metrics());
         runner
@@ -155,6 +156,25 @@ impl Service {
             .await
             .context("serving the chat service")
     }
+}
+
+/// Live delivery's gauges, refreshed when scraped: local subscribers and the conversations
+/// they watch on this replica.
+fn watch_fanout(metrics: &switchyard_subgraph_kit::ServiceMetrics, fanout: Arc<dyn Fanout>) {
+    let subscribers = metrics.registry().gauge(
+        "switchyard_chat_fanout_subscribers",
+        "messageAdded subscriptions this replica delivers to now.",
+    );
+    let conversations = metrics.registry().gauge(
+        "switchyard_chat_fanout_conversations",
+        "Conversations with at least one subscriber on this replica.",
+    );
+    metrics.add_probe_fn(move || {
+        let counts = fanout.local_counts();
+        subscribers.set(i64::try_from(counts.subscribers).unwrap_or(i64::MAX));
+        conversations.set(i64::try_from(counts.conversations).unwrap_or(i64::MAX));
+        async { Vec::new() }
+    });
 }
 
 #[cfg(test)]

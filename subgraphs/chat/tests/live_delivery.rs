@@ -475,10 +475,18 @@ async fn fanout_routes_by_conversation_and_forgets_idle_ones() {
         "only its own conversation"
     );
     assert_eq!(local.watched_conversations(), 2);
+    // What the chat service's fan-out gauges show.
+    let counts = |conversations, subscribers| switchyard_chat::FanoutCounts {
+        conversations,
+        subscribers,
+    };
+    assert_eq!(local.local_counts(), counts(2, 3));
     drop(first);
     assert_eq!(local.watched_conversations(), 2, "one subscriber left");
+    assert_eq!(local.local_counts(), counts(2, 2));
     drop((second, other));
     watched_drops_to_zero(|| local.watched_conversations()).await;
+    assert_eq!(local.local_counts(), counts(0, 0));
 
     let Some(url) = common::redis_url().await else {
         return;

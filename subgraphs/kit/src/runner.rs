@@ -11,7 +11,8 @@
 //!   handed instead of leaving them with a member that no longer exists.
 //! - Published outbox rows and de-duplication records older than the retention are deleted at
 //!   start and then hourly; without that both tables grow for ever.
-//! - Shutdown stops every task whatever ended serving, waits for them, and closes the pool.
+//! - Shutdown stops every task whatever ended serving, waits for them, closes the pool, and
+//!   exports the spans ended so far (waiting at most two seconds for the collector).
 
 use std::future::Future;
 use std::io;
@@ -149,7 +150,8 @@ impl ServiceRunner {
 
     /// Serves `router` on `listener` (and the metrics listener on `metrics_listen`) and runs
     /// every task until `shutdown` is cancelled or serving fails; then stops the tasks, waits
-    /// for them, relays what the last requests committed, and closes the pool.
+    /// for them, relays what the last requests committed, closes the pool, and exports the
+    /// last spans.
     pub async fn serve(
         self,
         listener: TcpListener,
@@ -203,6 +205,13 @@ impl ServiceRunner {
             }
         }
         self.pool.close().await;
+        // Last: the final relay pass and the consumers' last events have spans too. The export
+        // thread dies with the process, so without this the last second's spans never leave;
+        // bounded, so a collector that is down cannot hold the shutdown.
+        self.metrics
+            .tracer()
+            .flush_within(switchyard_telemetry::trace::SHUTDOWN_FLUSH_TIMEOUT)
+            .await;
         served?;
         failed.map_or(Ok(()), Err)
     }

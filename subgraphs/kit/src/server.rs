@@ -273,7 +273,18 @@ async fn graphql<E: Executor>(State(state): State<GraphqlState<E>>, request: Req
         .then(|| TraceContext::from_headers(request.headers()));
     let client = client_address(&request);
     if wants_websocket {
-        return websocket(executor, request, token, client).await;
+        return match traceparent {
+            // Each operation on the socket gets a span under the upgrade's `traceparent`.
+            Some(parent) => {
+                let traced = TracedSocket {
+                    executor,
+                    tracer: state.metrics.tracer().clone(),
+                    parent,
+                };
+                websocket(traced, request, token, client).await
+            }
+            None => websocket(executor, request, token, client).await,
+        };
     }
     let wants_multipart = request
         .headers()
@@ -449,6 +460,119 @@ async fn websocket<E: Executor>(
                 .serve()
         })
         .into_response()
+}
+
+/// An executor for one WebSocket connection that gives each operation on it a span: from its
+/// `subscribe` to its end (the stream finishing, or the client completing it or closing the
+/// socket), named after the operation, with the number of results sent and whether any carried
+/// errors. The parent is the upgrade request's `traceparent`: the gateway opens one upstream
+/// connection per client subscription and sends its upstream span there, so the subgraph's span
+/// continues the client's trace.
+#[derive(Clone)]
+struct TracedSocket<E> {
+    executor: E,
+    tracer: switchyard_telemetry::trace::Tracer,
+    parent: Option<TraceContext>,
+}
+
+impl<E: Executor> Executor for TracedSocket<E> {
+    fn execute(
+        &self,
+        request: async_graphql::Request,
+    ) -> impl Future<Output = async_graphql::Response> + Send {
+        self.executor.execute(request)
+    }
+
+    fn execute_stream(
+        &self,
+        mut request: async_graphql::Request,
+        session_data: Option<Arc<Data>>,
+    ) -> futures::stream::BoxStream<'static, async_graphql::Response> {
+        let name = request.operation_name.clone();
+        let operation = match request.parsed_query() {
+            Ok(document) => operation_type(document, name.as_deref()),
+            Err(_) => None,
+        };
+        let kind = match operation {
+            Some(async_graphql::parser::types::OperationType::Query) => "query",
+            Some(async_graphql::parser::types::OperationType::Mutation) => "mutation",
+            Some(async_graphql::parser::types::OperationType::Subscription) | None => {
+                "subscription"
+            }
+        };
+        let span_name = match &name {
+            Some(name) => format!("{kind} {name}"),
+            None => kind.to_owned(),
+        };
+        let mut span = self
+            .tracer
+            .start(span_name, SpanKind::Server, self.parent.as_ref());
+        span.set_attribute("graphql.operation.type", kind);
+        if let Some(name) = name {
+            span.set_attribute("graphql.operation.name", name);
+        }
+        let context = span.context();
+        Box::pin(TracedStream {
+            inner: self.executor.execute_stream(request, session_data),
+            span,
+            context,
+            results: 0,
+        })
+    }
+}
+
+/// The type of the operation `operation_name` picks in `document`.
+fn operation_type(
+    document: &async_graphql::parser::types::ExecutableDocument,
+    operation_name: Option<&str>,
+) -> Option<async_graphql::parser::types::OperationType> {
+    let mut operations = document.operations.iter();
+    let operation = match operation_name {
+        Some(name) => operations.find(|(n, _)| n.is_some_and(|n| n.as_str() == name)),
+        None => operations.next(),
+    };
+    operation.map(|(_, op)| op.node.ty)
+}
+
+/// A socket operation's results, holding its span until the stream ends or is dropped.
+struct TracedStream {
+    inner: futures::stream::BoxStream<'static, async_graphql::Response>,
+    span: Span,
+    /// The span's position, current while the resolvers run (events they write to the
+    /// outbox link to it).
+    context: Option<TraceContext>,
+    results: i64,
+}
+
+impl futures::Stream for TracedStream {
+    type Item = async_graphql::Response;
+
+    fn poll_next(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Option<Self::Item>> {
+        let context = self.context;
+        let polled = trace::sync_scope(context, || self.inner.poll_next_unpin(cx));
+        if let std::task::Poll::Ready(Some(response)) = &polled {
+            self.results += 1;
+            if !response.is_ok() {
+                let message = response
+                    .errors
+                    .first()
+                    .map_or_else(String::new, |e| e.message.clone());
+                self.span.set_error(message);
+            }
+        }
+        polled
+    }
+}
+
+impl Drop for TracedStream {
+    fn drop(&mut self) {
+        let results = self.results;
+        self.span
+            .set_attribute("switchyard.subscription.events", results);
+    }
 }
 
 /// The token from a `connection_init` payload: `{"Authorization": "Bearer …"}` (or lower-case key).

@@ -166,3 +166,66 @@ async fn an_outbox_made_before_trace_context_is_migrated_and_keeps_its_rows() {
     assert_eq!(waiting[0].aggregate_id, "m1");
     assert_eq!(waiting[0].trace_parent, None);
 }
+
+/// The runner sends the spans of the last requests when serving stops. The test holds the
+/// service's metrics (and so its tracer) past the runner's end, so the exporter's queue stays
+/// open and nothing but that flush would send the waiting batch within the next second.
+#[tokio::test]
+async fn the_runner_exports_the_last_spans_before_it_returns() {
+    use std::sync::Arc;
+
+    use async_graphql::{EmptyMutation, EmptySubscription, Object, Schema};
+    use switchyard_subgraph_kit::server::{self, AlwaysReady};
+    use switchyard_subgraph_kit::ServiceRunner;
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    use tokio_util::sync::CancellationToken;
+
+    struct Query;
+    #[Object]
+    impl Query {
+        async fn ping(&self) -> bool {
+            true
+        }
+    }
+
+    const TRACE: &str = "0af7651916cd43dd8448eb211c80319c";
+    let receiver = OtlpReceiver::start().await.unwrap();
+    let (_dir, pool) = common::sqlite().await;
+    let runner = ServiceRunner::new("probe", pool, EventBus::in_process());
+    runner
+        .metrics()
+        .trace_to(Some(receiver.endpoint()))
+        .unwrap();
+    let metrics = runner.metrics().clone();
+    let schema = Schema::new(Query, EmptyMutation, EmptySubscription);
+    let router = server::service_router(schema, Arc::new(AlwaysReady), &metrics);
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let stop = CancellationToken::new();
+    let serving = tokio::spawn(runner.serve(listener, router, None, stop.clone()));
+
+    let body = r#"{"query":"query Probe { ping }","operationName":"Probe"}"#;
+    let request = format!(
+        "POST /graphql HTTP/1.1\r\nHost: {addr}\r\nContent-Type: application/json\r\n\
+         traceparent: 00-{TRACE}-b7ad6b7169203331-01\r\nContent-Length: {}\r\n\
+         Connection: close\r\n\r\n{body}",
+        body.len()
+    );
+    let mut stream = tokio::net::TcpStream::connect(addr).await.unwrap();
+    stream.write_all(request.as_bytes()).await.unwrap();
+    let mut answer = String::new();
+    stream.read_to_string(&mut answer).await.unwrap();
+    assert!(answer.starts_with("HTTP/1.1 200"), "{answer}");
+
+    stop.cancel();
+    serving.await.unwrap().unwrap();
+    // No waiting: the span was sent before `serve` returned.
+    let spans = receiver.spans();
+    let span = spans
+        .iter()
+        .find(|s| s.trace_id == TRACE)
+        .unwrap_or_else(|| panic!("the last request's span was not exported: {spans:#?}"));
+    assert_eq!(span.name, "graphql Probe");
+    assert_eq!(span.service_name, "switchyard-probe");
+    drop(metrics);
+}

@@ -36,7 +36,7 @@ use tokio_util::sync::CancellationToken;
 pub use config::{Config, GraphBackend};
 pub use events::{AccountEvents, CONSUMER_GROUP};
 pub use schema::{build_schema, ProfileDeps, ProfileSchema};
-pub use store::{EmbeddedGraphStore, GraphStore, StoreError};
+pub use store::{EmbeddedGraphStore, GraphSize, GraphStore, StoreError};
 pub use views::ViewTracker;
 
 /// How often leftover graph-store events are handed to the outbox, and how old they must be.
@@ -224,6 +224,7 @@ impl Service {
         runner.task("graph event hand-over", move |stop| {
             hand_over_events(store, relay, stop)
         });
+        watch_graph(runner.metrics(), self.store.clone());
         let readiness: Vec<Arc<dyn ReadinessCheck>> = vec![
             Arc::new(self.pool.clone()),
             Arc::new(StoreReady(self.store.clone())),
@@ -241,6 +242,36 @@ impl Service {
 /// Hands events a graph server holds (see [`GraphStore::relay_pending_events`]) to the outbox
 /// every few seconds: those an operation could not hand over itself (the SQL database failed
 /// just then), or that another instance sharing the graph left behind when it crashed.
+/// The graph store's gauges, refreshed when scraped (stores that would need a query per
+/// scrape report nothing: see [`GraphStore::graph_size`]).
+fn watch_graph(metrics: &switchyard_subgraph_kit::ServiceMetrics, store: Arc<dyn GraphStore>) {
+    if store.graph_size().is_none() {
+        return;
+    }
+    let registry = metrics.registry();
+    let members = registry.gauge(
+        "switchyard_graph_members",
+        "Members in the profile graph (deleted ones not counted).",
+    );
+    let connections = registry.gauge(
+        "switchyard_graph_connections",
+        "Connections (undirected edges) in the profile graph.",
+    );
+    let index_bytes = registry.gauge(
+        "switchyard_graph_index_bytes",
+        "Memory held by the profile graph's in-memory adjacency index.",
+    );
+    metrics.add_probe_fn(move || {
+        if let Some(size) = store.graph_size() {
+            let gauge = |n: usize| i64::try_from(n).unwrap_or(i64::MAX);
+            members.set(gauge(size.members));
+            connections.set(gauge(size.connections));
+            index_bytes.set(gauge(size.index_bytes));
+        }
+        async { Vec::new() }
+    });
+}
+
 async fn hand_over_events(
     store: Arc<dyn GraphStore>,
     relay: OutboxRelay,

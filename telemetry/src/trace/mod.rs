@@ -29,6 +29,10 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 pub use export::TraceError;
 
+/// How long a process waits at shutdown for its last spans to be exported
+/// ([`Tracer::flush_within`]).
+pub const SHUTDOWN_FLUSH_TIMEOUT: Duration = Duration::from_secs(2);
+
 /// The W3C Trace Context request header.
 pub const TRACEPARENT: &str = "traceparent";
 
@@ -360,6 +364,24 @@ impl Tracer {
         }
     }
 
+    /// [`Tracer::flush`], waiting at most `limit`: what a process calls once it has stopped
+    /// serving, so the spans of its last requests leave before it exits (the export thread
+    /// dies with the process), while a collector that is down or slow cannot hold the
+    /// shutdown for longer than `limit`. Returns whether everything was offered in time.
+    pub async fn flush_within(&self, limit: Duration) -> bool {
+        if self.inner.is_none() {
+            return true;
+        }
+        let flushed = tokio::time::timeout(limit, self.flush()).await.is_ok();
+        if !flushed {
+            tracing::warn!(
+                ?limit,
+                "OTLP export did not finish in time at shutdown; the last spans may be lost"
+            );
+        }
+        flushed
+    }
+
     /// Spans dropped because the queue was full or the endpoint failed.
     pub fn dropped_spans(&self) -> u64 {
         self.inner
@@ -527,6 +549,12 @@ tokio::task_local! {
 /// inside it (an event written to the outbox by a resolver) can link to it via [`current`].
 pub async fn scope<F: std::future::Future>(context: Option<TraceContext>, future: F) -> F::Output {
     CURRENT.scope(context, future).await
+}
+
+/// Runs `f` with `context` as the current trace position (what [`scope`] does for a future,
+/// for one poll of a hand-written stream or future).
+pub fn sync_scope<R>(context: Option<TraceContext>, f: impl FnOnce() -> R) -> R {
+    CURRENT.sync_scope(context, f)
 }
 
 /// The trace position [`scope`] set for this task, if any.

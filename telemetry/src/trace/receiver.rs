@@ -219,6 +219,38 @@ mod tests {
         assert_eq!(tracer.dropped_spans(), 10);
     }
 
+    #[tokio::test]
+    async fn flush_within_sends_a_waiting_batch_and_gives_up_on_a_silent_collector() {
+        let receiver = OtlpReceiver::start().await.unwrap();
+        // A batch that would wait a minute: only the flush sends it.
+        let tracer = Tracer::new(TraceConfig {
+            batch_interval: Duration::from_secs(60),
+            ..TraceConfig::new(receiver.endpoint(), "s")
+        })
+        .unwrap();
+        drop(tracer.start("last request", SpanKind::Server, None));
+        assert!(tracer.flush_within(Duration::from_secs(5)).await);
+        let names: Vec<_> = receiver.spans().into_iter().map(|s| s.name).collect();
+        assert_eq!(names, ["last request"]);
+
+        // A collector that accepts connections and never answers: the wait is bounded.
+        let silent = TcpListener::bind(("127.0.0.1", 0)).await.unwrap();
+        let tracer = Tracer::new(TraceConfig::new(
+            format!("http://{}", silent.local_addr().unwrap()),
+            "s",
+        ))
+        .unwrap();
+        drop(tracer.start("lost", SpanKind::Server, None));
+        let started = std::time::Instant::now();
+        assert!(!tracer.flush_within(Duration::from_millis(300)).await);
+        assert!(
+            started.elapsed() < Duration::from_secs(2),
+            "{:?}",
+            started.elapsed()
+        );
+        assert!(Tracer::disabled().flush_within(Duration::ZERO).await);
+    }
+
     fn hex(bytes: &[u8]) -> String {
         let mut out = String::new();
         crate::trace::push_hex(&mut out, bytes);

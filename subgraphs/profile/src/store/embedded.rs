@@ -19,8 +19,8 @@ use switchyard_subgraph_kit::events::outbox;
 
 use super::{
     connection_accepted, connection_removed, AcceptOutcome, AdjacencyIndex, ConnectionsPage,
-    Degree, DegreeResult, GraphStore, MemberRecord, NodeId, ProfileUpdate, RequestOutcome,
-    StoreError, Suggestion, MAX_PAGE,
+    Degree, DegreeResult, GraphSize, GraphStore, MemberRecord, NodeId, ProfileUpdate,
+    RequestOutcome, StoreError, Suggestion, MAX_PAGE,
 };
 
 const SCHEMA: [&str; 5] = [
@@ -669,5 +669,14 @@ impl GraphStore for EmbeddedGraphStore {
     async fn ping(&self) -> Result<(), StoreError> {
         sqlx::query("SELECT 1").execute(&self.pool).await?;
         Ok(())
+    }
+
+    fn graph_size(&self) -> Option<GraphSize> {
+        let state = self.read();
+        Some(GraphSize {
+            members: state.members.iter().filter(|m| m.is_some()).count(),
+            connections: state.index.edge_count(),
+            index_bytes: state.index.csr_bytes(),
+        })
     }
 }

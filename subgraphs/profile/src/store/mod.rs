@@ -333,4 +333,22 @@ pub trait GraphStore: Send + Sync + 'static {
 
     /// Whether the store answers (for `/ready`).
     async fn ping(&self) -> Result<(), StoreError>;
+
+    /// What the store holds, for the service's gauges, when it knows without a query (the
+    /// embedded store's in-memory index); `None` for stores that would have to ask a server
+    /// on every scrape.
+    fn graph_size(&self) -> Option<GraphSize> {
+        None
+    }
+}
+
+/// The size of a graph store, as the profile service's gauges show it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct GraphSize {
+    /// Members (deleted ones not counted).
+    pub members: usize,
+    /// Connections (undirected edges).
+    pub connections: usize,
+    /// Bytes of the in-memory adjacency index.
+    pub index_bytes: usize,
 }
