@@ -344,6 +344,37 @@ async fn every_process_serves_the_key_series_on_its_metrics_listener() {
     t.stack.shutdown().await.unwrap();
 }
 
+/// The alert rules' own unit tests (`deploy/monitoring/alerts.test.yml`: a stopped subgraph,
+/// an open breaker, growing lag and backlog fire; a shrinking backlog and a healthy gateway do
+/// not), run by promtool (Debian's `prometheus` package; a failure under `CI=true` without it).
+#[test]
+fn the_alert_rules_pass_their_unit_tests() {
+    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("deploy/monitoring");
+    let run = std::process::Command::new("promtool")
+        .args(["test", "rules", "alerts.test.yml"])
+        .current_dir(&root)
+        .output();
+    let output = match run {
+        Ok(output) => output,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            assert!(
+                std::env::var("CI").is_err(),
+                "CI=true needs promtool for the alert rule tests (apt-get install prometheus)"
+            );
+            eprintln!("SKIPPED: promtool is not installed (apt-get install prometheus)");
+            return;
+        }
+        Err(e) => panic!("running promtool: {e}"),
+    };
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&output.stdout),
+        String::from_utf8_lossy(&output.stderr)
+    );
+    assert!(output.status.success(), "{text}");
+    assert!(text.contains("SUCCESS"), "{text}");
+}
+
 /// Headless Chromium, or `None` when it is not installed (a failure under `CI=true`).
 fn chromium() -> Option<std::path::PathBuf> {
     let found = ["chromium", "chromium-browser", "google-chrome"]
