@@ -894,14 +894,27 @@ async fn post_multipart(
     url: &str,
     body: Value,
 ) -> (http::StatusCode, String, hyper::body::Incoming) {
+    post_multipart_with(url, body, &[]).await
+}
+
+/// [`post_multipart`] with extra request headers.
+async fn post_multipart_with(
+    url: &str,
+    body: Value,
+    headers: &[(&str, &str)],
+) -> (http::StatusCode, String, hyper::body::Incoming) {
     let client = hyper_util::client::legacy::Client::builder(hyper_util::rt::TokioExecutor::new())
         .build_http::<http_body_util::Full<bytes::Bytes>>();
-    let request = http::Request::post(url)
+    let mut request = http::Request::post(url)
         .header("content-type", "application/json")
         .header(
             "accept",
             "multipart/mixed;subscriptionSpec=\"1.0\", application/json",
-        )
+        );
+    for (name, value) in headers {
+        request = request.header(*name, *value);
+    }
+    let request = request
         .body(http_body_util::Full::new(bytes::Bytes::from(
             body.to_string(),
         )))
@@ -1082,4 +1095,108 @@ async fn subscriptions_reach_an_https_subgraph_over_wss_with_its_tls_settings() 
     );
     let payloads = secure_chat.init_payloads.lock().unwrap().clone();
     assert_eq!(payloads, [json!({"Authorization": "Bearer wss"})]);
+}
+
+/// A multipart subscription is traced like a WebSocket one: one span for its life under the
+/// client's `traceparent` (on the POST), with how it ended and how many events it sent; the
+/// upstream subscription under it, failed with the reason when the subgraph cannot be reached.
+#[tokio::test]
+async fn multipart_subscriptions_are_traced_from_start_to_end() {
+    use http_body_util::BodyExt;
+    use switchyard_telemetry::trace::receiver::OtlpReceiver;
+
+    const TRACE: &str = "4bf92f3577b34da6a3ce929d0e0e4736";
+    const FAILED_TRACE: &str = "7d3c2b1a0f9e8d7c6b5a493827160514";
+    let receiver = OtlpReceiver::start().await.unwrap();
+    let endpoint = receiver.endpoint().to_owned();
+    let stack = start_stack(|config| config.otlp_endpoint = Some(endpoint), None).await;
+    let traceparent = format!("00-{TRACE}-00f067aa0ba902b7-01");
+    let (status, _, body) = post_multipart_with(
+        &stack.gateway_http,
+        json!({"query": "subscription Countdown { countdown(count: 2) }"}),
+        &[("traceparent", &traceparent)],
+    )
+    .await;
+    assert_eq!(status, 200);
+    tokio::time::timeout(Duration::from_secs(10), body.collect())
+        .await
+        .expect("the countdown completes")
+        .unwrap();
+
+    let spans = receiver
+        .wait_for(Duration::from_secs(10), |spans| {
+            spans.iter().any(|s| s.name == "subscription Countdown")
+        })
+        .await;
+    let subscription = spans
+        .iter()
+        .find(|s| s.name == "subscription Countdown")
+        .unwrap_or_else(|| panic!("no subscription span in {spans:#?}"));
+    assert_eq!(subscription.trace_id, TRACE);
+    assert_eq!(subscription.kind, 2);
+    assert_eq!(
+        subscription.parent_span_id.as_deref(),
+        Some("00f067aa0ba902b7")
+    );
+    assert_eq!(
+        subscription.attribute("switchyard.outcome"),
+        Some("completed")
+    );
+    assert_eq!(
+        subscription.attribute("switchyard.subscription.transport"),
+        Some("multipart")
+    );
+    assert_eq!(
+        subscription.attribute("switchyard.subscription.events"),
+        Some("2")
+    );
+    assert_eq!(subscription.error, None);
+    let upstream = spans
+        .iter()
+        .find(|s| s.name == "subgraph chat" && s.trace_id == TRACE)
+        .unwrap_or_else(|| panic!("no upstream span in {spans:#?}"));
+    assert_eq!(
+        upstream.parent_span_id.as_deref(),
+        Some(subscription.span_id.as_str())
+    );
+    let events = spans
+        .iter()
+        .filter(|s| {
+            s.name == "subscription event"
+                && s.parent_span_id.as_deref() == Some(subscription.span_id.as_str())
+        })
+        .count();
+    assert_eq!(events, 2, "{spans:#?}");
+
+    // A subgraph that cannot be reached: the subscription's span says it failed, and why.
+    let dead = {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        drop(listener);
+        format!("http://{addr}/graphql")
+    };
+    let endpoint = receiver.endpoint().to_owned();
+    let broken = start_stack(|config| config.otlp_endpoint = Some(endpoint), Some(dead)).await;
+    let traceparent = format!("00-{FAILED_TRACE}-00f067aa0ba902b7-01");
+    let (_, _, body) = post_multipart_with(
+        &broken.gateway_http,
+        json!({"query": MESSAGE_ADDED, "variables": {"conv": "c1"}}),
+        &[("traceparent", &traceparent)],
+    )
+    .await;
+    body.collect().await.unwrap();
+    let spans = receiver
+        .wait_for(Duration::from_secs(10), |spans| {
+            spans
+                .iter()
+                .any(|s| s.trace_id == FAILED_TRACE && s.kind == 2)
+        })
+        .await;
+    let failed = spans
+        .iter()
+        .find(|s| s.trace_id == FAILED_TRACE && s.kind == 2)
+        .unwrap_or_else(|| panic!("no span for the failed subscription in {spans:#?}"));
+    assert_eq!(failed.attribute("switchyard.outcome"), Some("failed"));
+    let reason = failed.error.as_deref().expect("an error status");
+    assert!(reason.contains("could not connect"), "{reason}");
 }
