@@ -13,7 +13,7 @@
 //! same events as a streamed multipart response (one `{"payload": ...}` part per event, `{}`
 //! heartbeats); without it, a subscription over HTTP is a `BAD_REQUEST` error.
 //!
-//! Traced like a request when tracing is on ([`SubscriptionTrace`]): one span for the
+//! Traced like a request when tracing is on (`SubscriptionTrace`): one span for the
 //! subscription's whole life, continuing the client's `traceparent` (on the upgrade request or
 //! the POST), a client span for the upstream subscription whose context goes to the subgraph as
 //! `traceparent` on its upgrade request, and a span per event (the first hundred) with that
