@@ -19,8 +19,9 @@
 //! reads what any instance wrote.
 //!
 //! Values travel only as parameters (the crate encodes them as Cypher literals in the
-//! `CYPHER name=value` preamble, escaping strings); the statement texts are constants. Shortest
-//! paths are bounded to 3 hops in the statement, and reads carry a server-side timeout.
+//! `CYPHER name=value` preamble, escaping strings); the statement texts are constants (the
+//! functions that send them take only `&'static str`). Shortest paths are bounded to 3 hops in
+//! the statement, and reads carry a server-side timeout.
 //!
 //! Events: the graph and the SQL outbox are different databases, so no transaction covers both.
 //! The statement that connects two members also creates a `ProfileOutbox` node holding the whole
@@ -534,9 +535,11 @@ impl FalkorGraphStore {
         }))
     }
 
+    /// Runs a reading statement. `&'static`: statement texts are constants, so no value can be
+    /// spliced into one; values go in `params`.
     async fn read(
         &self,
-        statement: &str,
+        statement: &'static str,
         params: Vec<(&str, FalkorValue)>,
     ) -> Result<Vec<Row>, StoreError> {
         let mut graph = self.graph.clone();
@@ -558,7 +561,7 @@ impl FalkorGraphStore {
     /// parameters encoded by the `falkordb` crate as its own queries do.
     async fn write(
         &self,
-        statement: &str,
+        statement: &'static str,
         params: Vec<(&str, FalkorValue)>,
     ) -> Result<Vec<Row>, StoreError> {
         let mut text = String::new();
@@ -613,7 +616,7 @@ impl FalkorGraphStore {
     /// Runs a request/accept statement; returns its outcome, handing over the event it made.
     async fn connect_statement(
         &self,
-        statement: &str,
+        statement: &'static str,
         a: &str,
         b: &str,
     ) -> Result<String, StoreError> {
