@@ -186,7 +186,6 @@ async fn http_get(addr: &str, path: &str, accept: &str) -> String {
     String::from_utf8_lossy(&response).into_owned()
 }
 
-/// Reads the seed record, if there is one yet: `(members recorded, complete)`.
 /// `switchyard dev` with profile on FalkorDB (`PROFILE_GRAPH_URL`): the same headline answer
 /// through the gateway, kept in the graph server across a restart.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -223,6 +222,7 @@ async fn switchyard_dev_runs_profile_on_falkordb() {
     switchyard_profile::testing::delete_graph(&falkordb, &graph).await;
 }
 
+/// Reads the seed record, if there is one yet: `(members recorded, complete)`.
 fn seed_progress(data_dir: &std::path::Path) -> Option<(usize, bool)> {
     let text = std::fs::read_to_string(data_dir.join("seed.json")).ok()?;
     let record: Value = serde_json::from_str(&text).ok()?;

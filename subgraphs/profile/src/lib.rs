@@ -10,6 +10,10 @@
 //! Emits `connection.accepted` and `profile.viewed` through the transactional outbox in the
 //! service's SQL database (SQLite under `data_dir`, or `database_url`).
 
+// The `falkordb` client's futures nest deeper than the default limit allows once the FalkorDB
+// store's reads run inside its batchers' load functions (see `store/falkor.rs`).
+#![recursion_limit = "256"]
+
 pub mod config;
 pub mod events;
 pub mod schema;

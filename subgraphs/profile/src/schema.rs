@@ -408,11 +408,15 @@ impl Query {
         }
         let store = &deps(ctx)?.store;
         let result = store.degree(&from, &to).await.map_err(store_error)?;
-        let mut path = Vec::with_capacity(result.path.len());
-        for id in &result.path {
-            // A member deleted between the traversal and this read ends the path early
-            // rather than returning one with a hole.
-            match store.member(id).await.map_err(store_error)? {
+        // All at once, so a store that batches lookups (FalkorDB) reads them in one statement.
+        let found = futures::future::try_join_all(result.path.iter().map(|id| store.member(id)))
+            .await
+            .map_err(store_error)?;
+        let mut path = Vec::with_capacity(found.len());
+        for (id, found) in result.path.iter().zip(found) {
+            // A member deleted between the traversal and this read fails the answer rather
+            // than returning a path with a hole.
+            match found {
                 Some(m) => path.push(Member::from(m)),
                 None => return Err(store_error(StoreError::NotFound(id.clone()))),
             }

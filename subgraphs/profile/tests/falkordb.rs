@@ -5,7 +5,8 @@
 //! The crash tests run this test binary again as a child process (the `#[ignore]`d
 //! `crash_child` entry point) and stop it for real: with `abort()` at a chosen step of the
 //! hand-over, or with SIGKILL at whatever moment a loop of changes has reached. Needs the
-//! FalkorDB of `scripts/ci-services.sh` (skips with a notice without it, fails under CI).
+//! FalkorDB of `scripts/ci-services.sh` (skips with a notice without it, fails under CI; the last
+//! test here checks that rule itself, against a port where nothing answers).
 
 #![allow(
     clippy::unwrap_used,
@@ -357,4 +358,140 @@ async fn two_instances_share_one_graph() {
     assert_eq!(events.len(), 2 + 8 + 1, "{events:?}");
     assert_eq!(two.pending_event_count().await.unwrap(), 0);
     one.delete_graph().await.unwrap();
+}
+
+/// The child of `a_missing_falkordb_fails_under_ci_and_is_skipped_otherwise`: looks for FalkorDB
+/// as every FalkorDB test (and the conformance suite's FalkorDB harness) does.
+#[tokio::test]
+#[ignore = "run by a_missing_falkordb_fails_under_ci_and_is_skipped_otherwise as a child process"]
+async fn probe_child() {
+    assert!(
+        testing::falkordb_url().await.is_none(),
+        "nothing answers there"
+    );
+}
+
+#[test]
+fn a_missing_falkordb_fails_under_ci_and_is_skipped_otherwise() {
+    // A loopback port nothing listens on: bound, then released.
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let run = |ci: Option<&str>| {
+        let mut command = Command::new(std::env::current_exe().unwrap());
+        command
+            .args(["--ignored", "--exact", "probe_child", "--nocapture"])
+            .env(
+                "SWITCHYARD_TEST_FALKORDB_URL",
+                format!("falkor://127.0.0.1:{port}"),
+            );
+        match ci {
+            Some(value) => command.env("CI", value),
+            None => command.env_remove("CI"),
+        };
+        let out = command.output().unwrap();
+        (
+            out.status.success(),
+            String::from_utf8_lossy(&out.stderr).into_owned(),
+        )
+    };
+    let (passed, stderr) = run(Some("true"));
+    assert!(!passed, "under CI a missing FalkorDB fails: {stderr}");
+    assert!(
+        stderr.contains("FalkorDB is required under CI but unreachable"),
+        "{stderr}"
+    );
+    let (passed, stderr) = run(None);
+    assert!(passed, "without CI it skips: {stderr}");
+    assert!(stderr.contains("SKIPPED: FalkorDB unreachable"), "{stderr}");
+}
+
+/// Every statement the store sends (`falkor::STATEMENTS`) is planned by FalkorDB with values of
+/// the types the store passes: one that stops parsing or planning fails here by name rather
+/// than somewhere in the conformance suite.
+#[tokio::test]
+async fn every_statement_plans_on_falkordb() {
+    let Some(url) = testing::falkordb_url().await else {
+        return;
+    };
+    let graph_name = testing::test_graph_name();
+    let dir = tempfile::tempdir().unwrap();
+    // Connecting creates the graph (EXPLAIN needs one) and its indexes.
+    let store = open(
+        &url,
+        &graph_name,
+        sqlite(&dir.path().join("profile.db")).await,
+    )
+    .await;
+    let text = |s: &str| falkordb::FalkorValue::String(s.to_owned());
+    let int = falkordb::FalkorValue::I64;
+    let list = falkordb::FalkorValue::Array;
+    let params: Vec<(&str, falkordb::FalkorValue)> = vec![
+        ("id", text("x")),
+        ("key", text("x")),
+        ("a", text("x")),
+        ("b", text("y")),
+        ("from", text("x")),
+        ("to", text("y")),
+        ("member", text("x")),
+        ("handle", text("x")),
+        ("handleKey", text("x")),
+        ("displayName", text("x")),
+        ("headline", falkordb::FalkorValue::None),
+        ("location", falkordb::FalkorValue::None),
+        ("joinedAt", int(0)),
+        ("setName", falkordb::FalkorValue::Bool(true)),
+        ("setHeadline", falkordb::FalkorValue::Bool(false)),
+        ("setLocation", falkordb::FalkorValue::Bool(false)),
+        ("after", falkordb::FalkorValue::None),
+        ("limit", int(10)),
+        ("now", int(0)),
+        ("cutoff", int(0)),
+        ("eventId", text("e")),
+        ("eventType", text("connection.accepted")),
+        ("occurredAt", int(0)),
+        ("payload", text("{}")),
+        ("ids", list(vec![text("x"), text("y")])),
+        (
+            "members",
+            list(vec![list(
+                vec![text("x"); 4].into_iter().chain([int(0)]).collect(),
+            )]),
+        ),
+        ("pairs", list(vec![list(vec![text("x"), text("y")])])),
+    ];
+    // `GRAPH.EXPLAIN` sent directly: the client cannot read its answer for `CREATE INDEX`.
+    // Parameters are encoded the way the store encodes them.
+    let preamble: String = params
+        .iter()
+        .map(|(name, value)| format!("{name}={} ", falkordb::to_cypher_param(value).unwrap()))
+        .collect();
+    let redis_url = url.replacen("falkor://", "redis://", 1);
+    let mut connection = redis::Client::open(redis_url)
+        .unwrap()
+        .get_multiplexed_async_connection()
+        .await
+        .unwrap();
+    let mut failed = Vec::new();
+    for statement in switchyard_profile::store::falkor::STATEMENTS {
+        let planned: redis::RedisResult<redis::Value> = redis::cmd("GRAPH.EXPLAIN")
+            .arg(&graph_name)
+            .arg(format!("CYPHER {preamble}{statement}"))
+            .query_async(&mut connection)
+            .await;
+        if let Err(e) = planned {
+            failed.push(format!("{e}: {statement}"));
+        }
+    }
+    // The check does catch a statement FalkorDB cannot plan.
+    let broken: redis::RedisResult<redis::Value> = redis::cmd("GRAPH.EXPLAIN")
+        .arg(&graph_name)
+        .arg("MATCH (m:Member {id: $id} RETURN m")
+        .query_async(&mut connection)
+        .await;
+    assert!(broken.is_err(), "{broken:?}");
+    assert!(failed.is_empty(), "{failed:#?}");
+    store.delete_graph().await.unwrap();
 }

@@ -18,6 +18,10 @@
 //! run in parallel on FalkorDB's threads. Nothing is cached in this process, so every instance
 //! reads what any instance wrote.
 //!
+//! Lookups by member id (`member`, `connection_count`) go through a [`Batcher`]: the concurrent
+//! lookups of one request (the references of an `_entities` call, a page's connection counts, a
+//! path's members) cost one `UNWIND $ids` statement, as the other services' SQL lists do.
+//!
 //! Values travel only as parameters (the crate encodes them as Cypher literals in the
 //! `CYPHER name=value` preamble, escaping strings); the statement texts are constants (the
 //! functions that send them take only `&'static str`). Shortest paths are bounded to 3 hops in
@@ -33,6 +37,8 @@
 //! which `enqueue_once` turns into nothing. No event is lost, and none is invented: an event
 //! only exists if the statement that made its connection committed.
 
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -42,6 +48,7 @@ use falkordb::{AsyncGraph, FalkorAsyncClient, FalkorClientBuilder, FalkorValue, 
 use futures::future::BoxFuture;
 use futures::TryStreamExt;
 use sqlx::AnyPool;
+use switchyard_subgraph_kit::batch::Batcher;
 use switchyard_subgraph_kit::events::outbox;
 use switchyard_subgraph_kit::Event;
 
@@ -62,6 +69,9 @@ pub struct FalkorConfig {
 /// Server-side limit on every read, so a traversal near hubs cannot hold a server thread.
 const READ_TIMEOUT_MS: i64 = 10_000;
 
+/// Most lookups of one kind (members, connection counts) answered by one statement.
+const BATCH: usize = MAX_PAGE;
+
 /// Events copied from the graph to the SQL outbox per pass.
 const RELAY_BATCH: i64 = 100;
 
@@ -77,7 +87,11 @@ const UPSERT: &str = "MERGE (m:Member {id: $id})
      SET m.handle = $handle, m.handleKey = $handleKey, m.displayName = $displayName,
          m.headline = $headline, m.location = $location, m.joinedAt = $joinedAt";
 
-const MEMBER: &str = concat!("MATCH (m:Member {id: $id}) RETURN ", fields!());
+/// The members with the given ids (those that exist), for a batch of lookups.
+const MEMBERS: &str = concat!(
+    "UNWIND $ids AS id MATCH (m:Member {id: id}) RETURN ",
+    fields!()
+);
 
 const MEMBER_BY_HANDLE: &str = concat!(
     "MATCH (m:Member {handleKey: $key}) RETURN ",
@@ -181,10 +195,12 @@ const CONNECTIONS: &str = concat!(
     fields!()
 );
 
-const CONNECTION_COUNT: &str = "MATCH (me:Member {id: $id})
+/// The connection counts of the members with the given ids (those that exist).
+const CONNECTION_COUNTS: &str = "UNWIND $ids AS id
+     MATCH (me:Member {id: id})
      OPTIONAL MATCH (me)-[:CONNECTED]->(o:Member)
      WITH me, count(o) AS n
-     RETURN n";
+     RETURN me.id AS id, n";
 
 const MUTUALS: &str = concat!(
     "MATCH (a:Member {id: $a}), (b:Member {id: $b})
@@ -238,7 +254,7 @@ const INDEXES: [&str; 3] = [
 /// Every Cypher statement this store sends (for the statement-level tests).
 pub const STATEMENTS: &[&str] = &[
     UPSERT,
-    MEMBER,
+    MEMBERS,
     MEMBER_BY_HANDLE,
     UPDATE_PROFILE,
     DELETE_MEMBER,
@@ -248,7 +264,7 @@ pub const STATEMENTS: &[&str] = &[
     REMOVE,
     PENDING,
     CONNECTIONS,
-    CONNECTION_COUNT,
+    CONNECTION_COUNTS,
     MUTUALS,
     PATH,
     SUGGESTIONS,
@@ -353,11 +369,94 @@ fn optional(s: &Option<String>) -> FalkorValue {
     s.as_deref().map_or(FalkorValue::None, string)
 }
 
+/// Runs a read-only statement with the server-side timeout. Boxed: the client's futures nest so
+/// deeply that every future holding one unboxed would count against the crate's
+/// `recursion_limit` (raised in `lib.rs` for the batchers' load functions all the same).
+fn ro_query<'a>(
+    mut graph: AsyncGraph,
+    statement: &'static str,
+    params: Vec<(&'a str, FalkorValue)>,
+) -> BoxFuture<'a, falkordb::FalkorResult<Vec<Row>>> {
+    Box::pin(async move {
+        let result = graph
+            .ro_query(statement)
+            .with_params(params)
+            .with_timeout(READ_TIMEOUT_MS)
+            .execute()
+            .await?;
+        result.data.try_collect().await
+    })
+}
+
+/// Sends reading statements; cloned into the batchers' load functions.
+#[derive(Clone)]
+struct Reader {
+    graph: AsyncGraph,
+    /// Statements this store sent, reads and writes (see [`FalkorGraphStore::statements_sent`]).
+    sent: Arc<AtomicU64>,
+}
+
+impl Reader {
+    /// Runs a reading statement. `&'static`: statement texts are constants, so no value can be
+    /// spliced into one; values go in `params`.
+    async fn read(
+        &self,
+        statement: &'static str,
+        params: Vec<(&str, FalkorValue)>,
+    ) -> Result<Vec<Row>, StoreError> {
+        self.sent.fetch_add(1, Ordering::Relaxed);
+        ro_query(self.graph.clone(), statement, params)
+            .await
+            .map_err(graph_error)
+    }
+
+    /// The batcher answering lookups by member id with one `statement` (which takes `$ids` and
+    /// returns an `id` column) per batch; `value` reads a row.
+    fn batcher<V: Clone + Send + Sync + 'static>(
+        &self,
+        statement: &'static str,
+        value: fn(&Row) -> Result<Option<V>, StoreError>,
+    ) -> Batcher<String, V, StoreError> {
+        let reader = self.clone();
+        Batcher::new(BATCH, move |ids: Vec<String>| {
+            let reader = reader.clone();
+            Box::pin(async move {
+                let ids = FalkorValue::Array(ids.into_iter().map(FalkorValue::String).collect());
+                let rows = reader.read(statement, vec![("ids", ids)]).await?;
+                let mut found = HashMap::with_capacity(rows.len());
+                for row in &rows {
+                    if let (Some(id), Some(v)) = (text(row, "id")?, value(row)?) {
+                        found.insert(id, v);
+                    }
+                }
+                Ok(found)
+            })
+        })
+    }
+}
+
+/// A batch's error, shared by every lookup in the batch, as this lookup's error.
+fn shared(e: Arc<StoreError>) -> StoreError {
+    match Arc::try_unwrap(e) {
+        Ok(e) => e,
+        Err(e) => match &*e {
+            StoreError::Graph(message) => StoreError::Graph(message.clone()),
+            other => StoreError::Graph(other.to_string()),
+        },
+    }
+}
+
 /// The FalkorDB [`GraphStore`]: see the module docs.
 pub struct FalkorGraphStore {
     // Kept so the connections live as long as the store.
     _client: Arc<FalkorAsyncClient>,
     graph: AsyncGraph,
+    reader: Reader,
+    /// Members by id: concurrent lookups (the references of one `_entities` request, a
+    /// path's members) cost one statement.
+    members: Batcher<String, MemberRecord, StoreError>,
+    /// Connection counts by member id, batched the same way (a page of members' counts).
+    connection_counts: Batcher<String, usize, StoreError>,
     /// Where writes go, inside `MULTI`/`EXEC` (reconnects by itself).
     writer: redis::aio::ConnectionManager,
     graph_name: String,
@@ -442,6 +541,10 @@ impl FalkorGraphStore {
         );
         let client = client.await.map_err(graph_error)?;
         let graph = client.select_graph(&config.graph);
+        let reader = Reader {
+            graph: graph.clone(),
+            sent: Arc::new(AtomicU64::new(0)),
+        };
         let writer = redis::Client::open(redis_url(&config.url))
             .map_err(graph_error)?
             .get_connection_manager()
@@ -450,6 +553,10 @@ impl FalkorGraphStore {
         let store = FalkorGraphStore {
             _client: Arc::new(client),
             graph,
+            members: reader.batcher(MEMBERS, record),
+            connection_counts: reader
+                .batcher(CONNECTION_COUNTS, |row| Ok(Some(count(int(row, "n")?)))),
+            reader,
             writer,
             graph_name: config.graph.clone(),
             pool,
@@ -535,26 +642,18 @@ impl FalkorGraphStore {
         }))
     }
 
-    /// Runs a reading statement. `&'static`: statement texts are constants, so no value can be
-    /// spliced into one; values go in `params`.
+    /// How many statements this store has sent to FalkorDB (for tests that pin what a page
+    /// costs).
+    pub fn statements_sent(&self) -> u64 {
+        self.reader.sent.load(Ordering::Relaxed)
+    }
+
     async fn read(
         &self,
         statement: &'static str,
         params: Vec<(&str, FalkorValue)>,
     ) -> Result<Vec<Row>, StoreError> {
-        let mut graph = self.graph.clone();
-        // Boxed: the client's futures nest so deeply that every async fn awaiting them
-        // unboxed would need a raised `recursion_limit`.
-        let rows: BoxFuture<'_, falkordb::FalkorResult<Vec<Row>>> = Box::pin(async move {
-            let result = graph
-                .ro_query(statement)
-                .with_params(params)
-                .with_timeout(READ_TIMEOUT_MS)
-                .execute()
-                .await?;
-            result.data.try_collect().await
-        });
-        rows.await.map_err(graph_error)
+        self.reader.read(statement, params).await
     }
 
     /// Runs a writing statement inside `MULTI`/`EXEC` (see the module docs for why), with the
@@ -576,6 +675,7 @@ impl FalkorGraphStore {
             }
         }
         text.push_str(statement);
+        self.reader.sent.fetch_add(1, Ordering::Relaxed);
         let mut writer = self.writer.clone();
         let (reply,): (redis::Value,) = redis::pipe()
             .atomic()
@@ -718,11 +818,7 @@ impl GraphStore for FalkorGraphStore {
         if !representable(id) {
             return Ok(None);
         }
-        let rows = self.read(MEMBER, vec![("id", string(id))]).await?;
-        match rows.first() {
-            Some(row) => record(row),
-            None => Ok(None),
-        }
+        self.members.load_one(id.to_owned()).await.map_err(shared)
     }
 
     async fn member_by_handle(&self, handle: &str) -> Result<Option<MemberRecord>, StoreError> {
@@ -909,13 +1005,11 @@ impl GraphStore for FalkorGraphStore {
         if !representable(member) {
             return Err(StoreError::NotFound(member.to_owned()));
         }
-        let rows = self
-            .read(CONNECTION_COUNT, vec![("id", string(member))])
-            .await?;
-        match rows.first() {
-            Some(row) => Ok(count(int(row, "n")?)),
-            None => Err(StoreError::NotFound(member.to_owned())),
-        }
+        self.connection_counts
+            .load_one(member.to_owned())
+            .await
+            .map_err(shared)?
+            .ok_or_else(|| StoreError::NotFound(member.to_owned()))
     }
 
     async fn mutual_connections(
