@@ -1167,3 +1167,148 @@ async fn client_mutations_are_never_collapsed() {
         0
     );
 }
+
+/// A proxy in front of a subgraph that holds each request until `open` says so, or until 5 s
+/// have passed (which it records): shows which requests the gateway had in flight together.
+async fn serve_gate(
+    upstream: String,
+    arrived: std::sync::Arc<std::sync::atomic::AtomicUsize>,
+    open: impl Fn() -> bool + Send + Sync + 'static,
+) -> (String, std::sync::Arc<std::sync::atomic::AtomicBool>) {
+    use axum::extract::State;
+    use std::sync::atomic::{AtomicBool, Ordering};
+    use std::sync::Arc;
+    type Open = Arc<dyn Fn() -> bool + Send + Sync>;
+    let timed_out = Arc::new(AtomicBool::new(false));
+    let open: Open = Arc::new(open);
+    let state = (upstream, arrived, open, Arc::clone(&timed_out));
+    let router = axum::Router::new()
+        .route(
+            "/graphql",
+            axum::routing::post(
+                |State((upstream, arrived, open, timed_out)): State<(
+                    String,
+                    Arc<std::sync::atomic::AtomicUsize>,
+                    Open,
+                    Arc<AtomicBool>,
+                )>,
+                 body: Bytes| async move {
+                    arrived.fetch_add(1, Ordering::SeqCst);
+                    let deadline = tokio::time::Instant::now() + Duration::from_secs(5);
+                    while !open() {
+                        if tokio::time::Instant::now() > deadline {
+                            timed_out.store(true, Ordering::SeqCst);
+                            break;
+                        }
+                        tokio::time::sleep(Duration::from_millis(5)).await;
+                    }
+                    let client: Client<_, Full<Bytes>> =
+                        Client::builder(TokioExecutor::new()).build_http();
+                    let request = Request::post(upstream.as_str())
+                        .header("content-type", "application/json")
+                        .body(Full::new(body))
+                        .unwrap();
+                    let response = client.request(request).await.unwrap();
+                    let bytes = response.into_body().collect().await.unwrap().to_bytes();
+                    ([(http::header::CONTENT_TYPE, "application/json")], bytes)
+                },
+            ),
+        )
+        .with_state(state);
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(async move { axum::serve(listener, router).await.unwrap() });
+    (format!("http://{addr}/graphql"), timed_out)
+}
+
+#[tokio::test]
+async fn parallel_branches_are_in_flight_together_and_a_sequence_does_not_wait_for_its_siblings() {
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    use std::sync::Arc;
+    use switchyard_gateway::planner::plan::{PlanNode, QueryPlan};
+    let subgraphs = Subgraphs::start(Duration::ZERO).await;
+    // products answers only once accounts has its request (both branches are in flight), and
+    // accounts only once reviews has its request: the Sequence's entity fetch starts as soon as
+    // its root fetch is merged, while the unrelated accounts fetch is still out.
+    let accounts_arrived = Arc::new(AtomicUsize::new(0));
+    let seen = Arc::clone(&accounts_arrived);
+    let (products, products_timed_out) = serve_gate(
+        subgraphs.urls["products"].clone(),
+        Arc::new(AtomicUsize::new(0)),
+        move || seen.load(Ordering::SeqCst) > 0,
+    )
+    .await;
+    let reviews = subgraphs.reviews.clone();
+    let (accounts, accounts_timed_out) = serve_gate(
+        subgraphs.urls["accounts"].clone(),
+        accounts_arrived,
+        move || reviews.count() > 0,
+    )
+    .await;
+    let plan = QueryPlan {
+        node: Some(PlanNode::Parallel {
+            nodes: vec![
+                PlanNode::Sequence {
+                    nodes: vec![
+                        common::fetch(
+                            "products",
+                            "{topProducts(first:1){__typename upc name}}",
+                            &[],
+                        ),
+                        common::entity_fetch(
+                            "reviews",
+                            &["topProducts", "@"],
+                            "Product",
+                            "upc",
+                            "reviews{id body}",
+                        ),
+                    ],
+                },
+                common::fetch("accounts", "{me{id name}}", &[]),
+            ],
+        }),
+    };
+    let planner =
+        move |_: &apollo_compiler::validation::Valid<apollo_compiler::ExecutableDocument>,
+              _: Option<&str>,
+              _: &switchyard_gateway::planner::PlanOptions| Ok(plan.clone());
+    let schema =
+        apollo_compiler::Schema::parse_and_validate(common::API_SCHEMA, "api.graphql").unwrap();
+    let gateway = switchyard_gateway::Gateway::from_parts(
+        schema,
+        vec![
+            ("products".to_owned(), products),
+            ("reviews".to_owned(), subgraphs.urls["reviews"].clone()),
+            ("accounts".to_owned(), accounts),
+        ],
+        std::sync::Arc::new(planner),
+        GatewayConfig::default(),
+    )
+    .unwrap();
+    let request = switchyard_gateway::GraphQLRequest {
+        query: Some(
+            "{ topProducts(first: 1) { upc name reviews { id body } } me { name } }".into(),
+        ),
+        ..switchyard_gateway::GraphQLRequest::default()
+    };
+    let response = gateway.execute(request, &HeaderMap::new()).await;
+    let body: Value = serde_json::from_slice(&response.body).unwrap();
+    assert_eq!(
+        body,
+        json!({"data": {
+            "topProducts": [{"upc": "1", "name": "Table", "reviews": [
+                {"id": "r1", "body": "Love it!"},
+                {"id": "r2", "body": "Too expensive."}
+            ]}],
+            "me": {"name": "Ada"}
+        }})
+    );
+    assert!(
+        !products_timed_out.load(Ordering::SeqCst),
+        "products was sent without the accounts fetch in flight"
+    );
+    assert!(
+        !accounts_timed_out.load(Ordering::SeqCst),
+        "the reviews fetch waited for the unrelated accounts fetch"
+    );
+}

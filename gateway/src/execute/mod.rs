@@ -10,16 +10,16 @@ mod merge;
 mod shape;
 pub(crate) mod transport;
 
-use std::collections::HashMap;
+use std::collections::{HashMap, VecDeque};
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::Duration;
 
 use apollo_compiler::executable::Operation;
 use apollo_compiler::validation::Valid;
 use apollo_compiler::{ExecutableDocument, Node, Schema};
 use bytes::Bytes;
-use futures::future::{join_all, BoxFuture, FutureExt};
+use futures::stream::{FuturesUnordered, StreamExt};
 use http::header::{HeaderName, HeaderValue};
 use http::Uri;
 use serde_json::{Map, Value};
@@ -470,38 +470,32 @@ impl Executor {
         headers: Forwarded<'_>,
         trace: Option<TraceContext>,
     ) -> (Vec<u8>, usize, http::HeaderMap) {
-        let run = Run {
-            executor: self,
-            data: Mutex::new(Data::Object(DataMap::new())),
-            errors: Mutex::new(Vec::new()),
+        let mut run = Run::new(
+            self,
             variables,
             headers,
-            bytes_in: AtomicUsize::new(0),
-            response_headers: Mutex::new(ResponseHeaders::default()),
-        };
+            trace,
+            Data::Object(DataMap::new()),
+            Vec::new(),
+        );
         if let Some(node) = &operation.exec {
-            run.node(node, &[], trace).await;
+            run.run(node).await;
         }
         let Run {
-            data,
-            errors,
+            mut data,
+            mut errors,
             bytes_in,
             response_headers,
             ..
         } = run;
-        let response_headers = response_headers
-            .into_inner()
-            .expect("response headers lock poisoned")
-            .finish();
-        let mut data = data.into_inner().expect("data lock poisoned");
-        let mut errors = errors.into_inner().expect("errors lock poisoned");
+        let response_headers = response_headers.finish();
         if operation.has_introspection {
             self.resolve_introspection(operation, variables, &mut data, &mut errors);
         }
         // Size the buffer once: like the last response to this operation, or (the first time)
         // like what the subgraphs sent.
         let last = operation.response_size.load(Ordering::Relaxed);
-        let capacity = last.max(bytes_in.into_inner()).clamp(1024, 8 << 20);
+        let capacity = last.max(bytes_in).clamp(1024, 8 << 20);
         let error_count = errors.len();
         let response = write_response(&self.schema, operation, variables, &data, errors, capacity);
         operation
@@ -611,17 +605,89 @@ fn write_json(out: &mut Vec<u8>, value: &(impl serde::Serialize + ?Sized)) {
     serde_json::to_writer(out, value).expect("serializing to a Vec cannot fail");
 }
 
-/// The state of one plan run: merged data and errors so far.
+/// The state of one plan run, owned by the one task that runs it: merged data, errors and
+/// passed-back headers so far, and where in the plan it is. A fetch is prepared from `&self.data`
+/// (representations, variables), sent without borrowing anything of the run, and merged into
+/// `&mut self.data` when it completes, so nothing here is shared and nothing needs a lock.
 struct Run<'a> {
     executor: &'a Executor,
-    data: Mutex<Data>,
-    errors: Mutex<Vec<GraphQLError>>,
     variables: &'a Map<String, Value>,
     headers: Forwarded<'a>,
+    /// The span the plan's root node hangs under (the request's), if traced.
+    trace: Option<TraceContext>,
+    data: Data,
+    errors: Vec<GraphQLError>,
     /// Total size of the subgraph response bodies, to size the client response buffer.
-    bytes_in: AtomicUsize,
+    bytes_in: usize,
     /// Subgraph response headers passed back to the client.
-    response_headers: Mutex<ResponseHeaders>,
+    response_headers: ResponseHeaders,
+    /// The Sequence, Parallel, Flatten and Condition nodes started so far, by index; a
+    /// finished one stays (its span ended) so that indexes stay valid for the whole run.
+    frames: Vec<Frame<'a>>,
+    /// What to do before waiting for the next fetch to complete.
+    steps: VecDeque<Step<'a>>,
+    /// Fetches prepared and not sent yet.
+    outgoing: Vec<Outgoing<'a>>,
+}
+
+/// A plan node that waits for its children.
+struct Frame<'a> {
+    /// Ended when the node finishes.
+    span: Span,
+    /// The frame of the enclosing node; `None` at the plan's root.
+    parent: Option<usize>,
+    kind: FrameKind<'a>,
+}
+
+enum FrameKind<'a> {
+    /// The children not started yet, in order, and the paths they run under.
+    Sequence {
+        rest: std::slice::Iter<'a, ExecNode>,
+        paths: &'a [Vec<PathElement>],
+    },
+    /// How many children have not finished.
+    Parallel { pending: usize },
+    /// Flatten and Condition: one child, whose end is this node's end.
+    Single,
+}
+
+/// One step of the plan walk.
+enum Step<'a> {
+    /// Start `node`, a child of frame `parent`.
+    Start {
+        node: &'a ExecNode,
+        paths: &'a [Vec<PathElement>],
+        parent: Option<usize>,
+    },
+    /// A child of this frame finished (`None`: the plan's root did).
+    Finished(Option<usize>),
+}
+
+/// A fetch prepared from the merged data: the request body and what merging needs.
+struct Outgoing<'a> {
+    body: Vec<u8>,
+    pending: Pending<'a>,
+}
+
+/// What merging a sent fetch's result needs; travels with the request and comes back with the
+/// response.
+struct Pending<'a> {
+    fetch: &'a PreparedFetch,
+    parent: Option<usize>,
+    /// The `Fetch` node's span, ended once the result is merged.
+    span: Span,
+    log_span: tracing::Span,
+    /// For an entity fetch: the objects its representations were built from.
+    entities: Option<EntityRequest<'a>>,
+}
+
+/// The objects an entity fetch was sent for: the Flatten node's paths and, per object, which
+/// representation it sent and where the object is.
+struct EntityRequest<'a> {
+    paths: &'a [Vec<PathElement>],
+    targets: Vec<EntityTarget>,
+    /// The list indexes of every target, each target holding a range of it.
+    index_buffer: Vec<u32>,
 }
 
 /// One object an entity fetch resolves: which representation it sent, which of the `Flatten`
@@ -633,7 +699,82 @@ struct EntityTarget {
     indexes: std::ops::Range<usize>,
 }
 
+/// Sends one prepared fetch. The future owns what merging needs and hands it back with the
+/// result, so in-flight fetches hold no borrow of the run's data.
+async fn send<'a>(
+    executor: &'a Executor,
+    headers: Forwarded<'a>,
+    outgoing: Outgoing<'a>,
+) -> (Pending<'a>, Result<Arc<Fetched>, FetchError>) {
+    let Outgoing { body, pending } = outgoing;
+    let result = executor
+        .send(pending.fetch, body, headers, pending.span.context())
+        .instrument(pending.log_span.clone())
+        .await;
+    (pending, result)
+}
+
 impl<'a> Run<'a> {
+    fn new(
+        executor: &'a Executor,
+        variables: &'a Map<String, Value>,
+        headers: Forwarded<'a>,
+        trace: Option<TraceContext>,
+        data: Data,
+        errors: Vec<GraphQLError>,
+    ) -> Self {
+        Run {
+            executor,
+            variables,
+            headers,
+            trace,
+            data,
+            errors,
+            bytes_in: 0,
+            response_headers: ResponseHeaders::default(),
+            frames: Vec::new(),
+            steps: VecDeque::new(),
+            outgoing: Vec::new(),
+        }
+    }
+
+    /// Runs the plan from `root` to its end: starts every fetch that is ready, waits for any one
+    /// to complete, merges it, starts what that unblocks (the next node of a Sequence, ...), and
+    /// so on. Siblings of a Parallel are in flight together, and a Sequence moves on as soon as
+    /// its own step is merged, whatever other branches are doing.
+    async fn run(&mut self, root: &'a ExecNode) {
+        let (executor, headers) = (self.executor, self.headers);
+        let mut inflight = FuturesUnordered::new();
+        self.steps.push_back(Step::Start {
+            node: root,
+            paths: &[],
+            parent: None,
+        });
+        loop {
+            self.take_steps();
+            for outgoing in self.outgoing.drain(..) {
+                inflight.push(send(executor, headers, outgoing));
+            }
+            let Some((pending, result)) = inflight.next().await else {
+                break;
+            };
+            self.complete(pending, result);
+        }
+    }
+
+    fn take_steps(&mut self) {
+        while let Some(step) = self.steps.pop_front() {
+            match step {
+                Step::Start {
+                    node,
+                    paths,
+                    parent,
+                } => self.start(node, paths, parent),
+                Step::Finished(frame) => self.child_finished(frame),
+            }
+        }
+    }
+
     /// A span for a plan node (inert when tracing is off; nothing is formatted then).
     fn node_span(&self, parent: Option<TraceContext>, name: &'static str) -> Span {
         match parent {
@@ -645,63 +786,178 @@ impl<'a> Run<'a> {
         }
     }
 
-    fn node<'s>(
-        &'s self,
-        node: &'s ExecNode,
-        paths: &'s [Vec<PathElement>],
-        parent: Option<TraceContext>,
-    ) -> BoxFuture<'s, ()> {
-        async move {
-            match node {
-                ExecNode::Sequence(nodes) => {
-                    let span = self.node_span(parent, "Sequence");
-                    for n in nodes {
-                        self.node(n, paths, span.context()).await;
-                    }
+    /// The trace context children of frame `parent` hang under.
+    fn context(&self, parent: Option<usize>) -> Option<TraceContext> {
+        match parent {
+            Some(index) => self.frames[index].span.context(),
+            None => self.trace,
+        }
+    }
+
+    fn open(&mut self, parent: Option<usize>, name: &'static str, kind: FrameKind<'a>) -> usize {
+        let span = self.node_span(self.context(parent), name);
+        self.frames.push(Frame { span, parent, kind });
+        self.frames.len() - 1
+    }
+
+    /// Ends frame `index` and tells its parent.
+    fn close(&mut self, index: usize) {
+        let frame = &mut self.frames[index];
+        std::mem::replace(&mut frame.span, Span::none()).end();
+        self.steps.push_back(Step::Finished(frame.parent));
+    }
+
+    fn start(&mut self, node: &'a ExecNode, paths: &'a [Vec<PathElement>], parent: Option<usize>) {
+        match node {
+            ExecNode::Sequence(nodes) => {
+                let kind = FrameKind::Sequence {
+                    rest: nodes.iter(),
+                    paths,
+                };
+                let frame = self.open(parent, "Sequence", kind);
+                self.child_finished(Some(frame));
+            }
+            ExecNode::Parallel(nodes) => {
+                let kind = FrameKind::Parallel {
+                    pending: nodes.len(),
+                };
+                let frame = self.open(parent, "Parallel", kind);
+                if nodes.is_empty() {
+                    self.close(frame);
                 }
-                ExecNode::Parallel(nodes) => {
-                    let span = self.node_span(parent, "Parallel");
-                    let context = span.context();
-                    join_all(nodes.iter().map(|n| self.node(n, paths, context))).await;
+                for node in nodes {
+                    self.steps.push_back(Step::Start {
+                        node,
+                        paths,
+                        parent: Some(frame),
+                    });
                 }
-                ExecNode::Fetch(fetch) => {
-                    let mut span = self.node_span(parent, "Fetch");
-                    if span.is_recording() {
-                        span.set_attribute("subgraph.name", fetch.service_name.as_ref().to_owned());
-                    }
-                    let context = span.context();
-                    let log_span = tracing::info_span!("fetch", service = &*fetch.service_name);
-                    if fetch.requires.is_some() {
-                        self.entity_fetch(fetch, paths, context)
-                            .instrument(log_span)
-                            .await;
-                    } else {
-                        self.root_fetch(fetch, context).instrument(log_span).await;
-                    }
-                }
-                ExecNode::Flatten { paths, node } => {
-                    let span = self.node_span(parent, "Flatten");
-                    self.node(node, paths, span.context()).await
-                }
-                ExecNode::Condition {
-                    variable,
-                    if_clause,
-                    else_clause,
-                } => {
-                    let span = self.node_span(parent, "Condition");
-                    let on = self
-                        .variables
-                        .get(variable)
-                        .and_then(Value::as_bool)
-                        .unwrap_or(false);
-                    let branch = if on { if_clause } else { else_clause };
-                    if let Some(branch) = branch {
-                        self.node(branch, paths, span.context()).await;
-                    }
+            }
+            ExecNode::Fetch(fetch) => self.start_fetch(fetch, paths, parent),
+            ExecNode::Flatten { paths, node } => {
+                let frame = self.open(parent, "Flatten", FrameKind::Single);
+                self.steps.push_back(Step::Start {
+                    node,
+                    paths,
+                    parent: Some(frame),
+                });
+            }
+            ExecNode::Condition {
+                variable,
+                if_clause,
+                else_clause,
+            } => {
+                let on = self
+                    .variables
+                    .get(variable)
+                    .and_then(Value::as_bool)
+                    .unwrap_or(false);
+                let branch = if on { if_clause } else { else_clause };
+                let frame = self.open(parent, "Condition", FrameKind::Single);
+                match branch {
+                    Some(node) => self.steps.push_back(Step::Start {
+                        node,
+                        paths,
+                        parent: Some(frame),
+                    }),
+                    None => self.close(frame),
                 }
             }
         }
-        .boxed()
+    }
+
+    /// A child of frame `index` (`None`: the root) finished: start a Sequence's next child, or
+    /// end the frame once nothing of it is left.
+    fn child_finished(&mut self, index: Option<usize>) {
+        let Some(index) = index else {
+            return;
+        };
+        match &mut self.frames[index].kind {
+            FrameKind::Sequence { rest, paths } => match rest.next() {
+                Some(node) => {
+                    let paths = *paths;
+                    self.steps.push_back(Step::Start {
+                        node,
+                        paths,
+                        parent: Some(index),
+                    });
+                }
+                None => self.close(index),
+            },
+            FrameKind::Parallel { pending } => {
+                *pending = pending.saturating_sub(1);
+                if *pending == 0 {
+                    self.close(index);
+                }
+            }
+            FrameKind::Single => self.close(index),
+        }
+    }
+
+    /// Prepares a fetch from the merged data and queues it to be sent; a fetch with no object
+    /// to send finishes at once.
+    fn start_fetch(
+        &mut self,
+        fetch: &'a PreparedFetch,
+        paths: &'a [Vec<PathElement>],
+        parent: Option<usize>,
+    ) {
+        let mut span = self.node_span(self.context(parent), "Fetch");
+        if span.is_recording() {
+            span.set_attribute("subgraph.name", fetch.service_name.as_ref().to_owned());
+        }
+        let log_span = tracing::info_span!("fetch", service = &*fetch.service_name);
+        let prepared = log_span.in_scope(|| {
+            if fetch.requires.is_some() {
+                self.entity_request(fetch, paths)
+                    .map(|(body, entities)| (body, Some(entities)))
+            } else {
+                Some((self.root_request(fetch), None))
+            }
+        });
+        match prepared {
+            Some((body, entities)) => self.outgoing.push(Outgoing {
+                body,
+                pending: Pending {
+                    fetch,
+                    parent,
+                    span,
+                    log_span,
+                    entities,
+                },
+            }),
+            None => {
+                span.end();
+                self.steps.push_back(Step::Finished(parent));
+            }
+        }
+    }
+
+    /// Merges a completed fetch and tells its parent.
+    fn complete(&mut self, pending: Pending<'a>, result: Result<Arc<Fetched>, FetchError>) {
+        let Pending {
+            fetch,
+            parent,
+            span,
+            log_span,
+            entities,
+        } = pending;
+        if let Some(service) = fetch.service {
+            let rules = self.executor.client.response_rules(service);
+            if !rules.is_empty() {
+                let captured = result.as_ref().ok().map(|f| f.headers.as_slice());
+                self.response_headers.add(rules, captured);
+            }
+        }
+        if let Ok(fetched) = &result {
+            self.bytes_in += fetched.bytes;
+        }
+        log_span.in_scope(|| match entities {
+            Some(entities) => self.merge_entities(fetch, entities, result),
+            None => self.merge_root(fetch, result),
+        });
+        span.end();
+        self.steps.push_back(Step::Finished(parent));
     }
 
     fn write_variables(&self, fetch: &PreparedFetch, body: &mut Vec<u8>, mut first: bool) {
@@ -718,77 +974,6 @@ impl<'a> Run<'a> {
         }
     }
 
-    async fn send(
-        &self,
-        fetch: &PreparedFetch,
-        body: Vec<u8>,
-        parent: Option<TraceContext>,
-    ) -> Result<Arc<Fetched>, FetchError> {
-        let Some(service) = fetch.service else {
-            return Err(FetchError::Failed(Arc::from(format!(
-                "unknown subgraph '{}'",
-                fetch.service_name
-            ))));
-        };
-        let endpoint = &self.executor.endpoints[service];
-        // The subgraph continues the trace under this span (its context goes as `traceparent`).
-        let mut span = match &parent {
-            Some(parent) => self.executor.tracer.start(
-                format!("subgraph {}", fetch.service_name),
-                SpanKind::Client,
-                Some(parent),
-            ),
-            None => Span::none(),
-        };
-        let traceparent = span.context().map(|context| context.header_value());
-        let started = std::time::Instant::now();
-        let (result, joined) = self
-            .executor
-            .client
-            .fetch(
-                service,
-                &endpoint.uri,
-                Bytes::from(body),
-                self.executor.headers_for(self.headers, service),
-                fetch.collapsible,
-                traceparent,
-            )
-            .await;
-        if span.is_recording() {
-            span.set_attribute("subgraph.name", fetch.service_name.as_ref().to_owned());
-            span.set_attribute("url.full", endpoint.uri.to_string());
-            // A request collapsed onto one already in flight: the subgraph's spans hang under
-            // the request that was sent, not this one.
-            span.set_attribute("switchyard.collapsed", joined);
-            match &result {
-                Ok(fetched) => span.set_attribute(
-                    "http.response.body.size",
-                    i64::try_from(fetched.bytes).unwrap_or(i64::MAX),
-                ),
-                Err(reason) => span.set_error(reason.message().to_owned()),
-            }
-        }
-        drop(span);
-        let outcome = match &result {
-            Ok(_) => FetchOutcome::Ok,
-            Err(FetchError::Failed(_)) => FetchOutcome::Failed,
-            Err(FetchError::CircuitOpen(_)) => FetchOutcome::CircuitOpen,
-            Err(FetchError::Overloaded(_)) => FetchOutcome::Overloaded,
-        };
-        self.executor.subgraph_metrics[service].record(started, outcome);
-        let rules = self.executor.client.response_rules(service);
-        if !rules.is_empty() {
-            let captured = result.as_ref().ok().map(|f| f.headers.as_slice());
-            self.response_headers
-                .lock()
-                .expect("response headers lock poisoned")
-                .add(rules, captured);
-        }
-        let fetched = result?;
-        self.bytes_in.fetch_add(fetched.bytes, Ordering::Relaxed);
-        Ok(fetched)
-    }
-
     fn fetch_failed(fetch: &PreparedFetch, reason: &FetchError) -> GraphQLError {
         GraphQLError::new(
             format!(
@@ -801,13 +986,17 @@ impl<'a> Run<'a> {
         .with_extension("serviceName", &*fetch.service_name)
     }
 
-    async fn root_fetch(&self, fetch: &PreparedFetch, trace: Option<TraceContext>) {
+    fn root_request(&self, fetch: &PreparedFetch) -> Vec<u8> {
         let mut body = Vec::with_capacity(fetch.body_prefix.len() + 64);
         body.extend_from_slice(&fetch.body_prefix);
         body.push(b'{');
         self.write_variables(fetch, &mut body, true);
         body.extend_from_slice(b"}}");
-        match self.send(fetch, body, trace).await {
+        body
+    }
+
+    fn merge_root(&mut self, fetch: &PreparedFetch, result: Result<Arc<Fetched>, FetchError>) {
+        match result {
             Ok(fetched) => {
                 // Sole owner: move the values in. Shared with collapsed requests: copy them.
                 let (errors, owned, shared) = match Arc::try_unwrap(fetched) {
@@ -815,9 +1004,9 @@ impl<'a> Run<'a> {
                     Err(shared) => (shared.response.errors.clone(), None, Some(shared)),
                 };
                 if let Some(errors) = errors {
-                    let mut all = self.errors.lock().expect("errors lock poisoned");
                     for error in errors {
-                        all.push(merge::subgraph_error(error, &fetch.service_name));
+                        self.errors
+                            .push(merge::subgraph_error(error, &fetch.service_name));
                     }
                 }
                 // Aliased conflicting fields get their client keys back first; that needs a
@@ -833,23 +1022,23 @@ impl<'a> Run<'a> {
                         .map(|data| self.rewritten(fetch, data)),
                     (owned, _) => owned,
                 };
-                let mut root = self.data.lock().expect("data lock poisoned");
                 match (
                     owned,
                     shared.as_ref().and_then(|s| s.response.data.as_ref()),
                 ) {
-                    (Some(data @ Data::Object(_)), _) => merge::deep_merge(&mut root, data),
-                    (None, Some(data @ Data::Object(_))) => merge::deep_merge_ref(&mut root, data),
+                    (Some(data @ Data::Object(_)), _) => merge::deep_merge(&mut self.data, data),
+                    (None, Some(data @ Data::Object(_))) => {
+                        merge::deep_merge_ref(&mut self.data, data)
+                    }
                     _ => {}
                 }
             }
             Err(reason) => {
-                let mut all = self.errors.lock().expect("errors lock poisoned");
                 if fetch.root_keys.is_empty() {
-                    all.push(Self::fetch_failed(fetch, &reason));
+                    self.errors.push(Self::fetch_failed(fetch, &reason));
                 }
                 for key in &fetch.root_keys {
-                    all.push(
+                    self.errors.push(
                         Self::fetch_failed(fetch, &reason)
                             .with_path(vec![PathSegment::Key(key.clone())]),
                     );
@@ -867,12 +1056,13 @@ impl<'a> Run<'a> {
         data
     }
 
-    async fn entity_fetch(
+    /// The body of an entity fetch for the objects at `paths` (each distinct representation
+    /// once) and where each object is; `None` when no object needs it.
+    fn entity_request(
         &self,
         fetch: &PreparedFetch,
-        paths: &[Vec<PathElement>],
-        trace: Option<TraceContext>,
-    ) {
+        paths: &'a [Vec<PathElement>],
+    ) -> Option<(Vec<u8>, EntityRequest<'a>)> {
         let requires = fetch.requires.as_deref().unwrap_or_default();
         let schema: &Schema = &self.executor.schema;
         let mut targets = Vec::new();
@@ -881,76 +1071,94 @@ impl<'a> Run<'a> {
         body.extend_from_slice(&fetch.body_prefix);
         body.extend_from_slice(b"{\"representations\":[");
         let mut count = 0usize;
-        {
-            let data = self.data.lock().expect("data lock poisoned");
-            // Hash of representation bytes -> (index, its bytes' range in `body`). The keys are
-            // already hashes, so the map passes them through instead of re-hashing with SipHash.
-            let mut seen: HashMap<u64, (usize, std::ops::Range<usize>), PassThroughHash> =
-                HashMap::default();
-            let mut scratch = Vec::new();
-            for (path_index, path) in paths.iter().enumerate() {
-                merge::for_each_object(
-                    &data,
-                    path,
-                    schema,
-                    &mut Vec::new(),
-                    &mut |object, indexes| {
-                        scratch.clear();
-                        if fetch.input_rewrites.is_empty() {
-                            if !merge::write_representation(object, requires, schema, &mut scratch)
-                            {
-                                return;
-                            }
-                        } else {
-                            let Some(mut representation) =
-                                merge::representation(object, requires, schema)
-                            else {
-                                return;
-                            };
-                            for rewrite in &fetch.input_rewrites {
-                                merge::apply_rewrite(&mut representation, rewrite, schema);
-                            }
-                            write_json(&mut scratch, &representation);
+        // Hash of representation bytes -> (index, its bytes' range in `body`). The keys are
+        // already hashes, so the map passes them through instead of re-hashing with SipHash.
+        let mut seen: HashMap<u64, (usize, std::ops::Range<usize>), PassThroughHash> =
+            HashMap::default();
+        let mut scratch = Vec::new();
+        for (path_index, path) in paths.iter().enumerate() {
+            merge::for_each_object(
+                &self.data,
+                path,
+                schema,
+                &mut Vec::new(),
+                &mut |object, indexes| {
+                    scratch.clear();
+                    if fetch.input_rewrites.is_empty() {
+                        if !merge::write_representation(object, requires, schema, &mut scratch) {
+                            return;
                         }
-                        let hash = fast_hash(&scratch);
-                        let existing = seen
-                            .get(&hash)
-                            .filter(|(_, range)| body[range.clone()] == scratch[..])
-                            .map(|(index, _)| *index);
-                        let index = match existing {
-                            Some(index) => index,
-                            None => {
-                                if count > 0 {
-                                    body.push(b',');
-                                }
-                                let start = body.len();
-                                body.extend_from_slice(&scratch);
-                                // On a (vanishingly rare) hash collision the first entry keeps the slot;
-                                // the newcomer is simply not de-duplicated.
-                                seen.entry(hash).or_insert((count, start..body.len()));
-                                count += 1;
-                                count - 1
-                            }
+                    } else {
+                        let Some(mut representation) =
+                            merge::representation(object, requires, schema)
+                        else {
+                            return;
                         };
-                        let start = index_buffer.len();
-                        index_buffer.extend_from_slice(indexes);
-                        targets.push(EntityTarget {
-                            representation: index,
-                            path: path_index,
-                            indexes: start..index_buffer.len(),
-                        });
-                    },
-                );
-            }
+                        for rewrite in &fetch.input_rewrites {
+                            merge::apply_rewrite(&mut representation, rewrite, schema);
+                        }
+                        write_json(&mut scratch, &representation);
+                    }
+                    let hash = fast_hash(&scratch);
+                    let existing = seen
+                        .get(&hash)
+                        .filter(|(_, range)| body[range.clone()] == scratch[..])
+                        .map(|(index, _)| *index);
+                    let index = match existing {
+                        Some(index) => index,
+                        None => {
+                            if count > 0 {
+                                body.push(b',');
+                            }
+                            let start = body.len();
+                            body.extend_from_slice(&scratch);
+                            // On a (vanishingly rare) hash collision the first entry keeps the
+                            // slot; the newcomer is simply not de-duplicated.
+                            seen.entry(hash).or_insert((count, start..body.len()));
+                            count += 1;
+                            count - 1
+                        }
+                    };
+                    let start = index_buffer.len();
+                    index_buffer.extend_from_slice(indexes);
+                    targets.push(EntityTarget {
+                        representation: index,
+                        path: path_index,
+                        indexes: start..index_buffer.len(),
+                    });
+                },
+            );
         }
         if count == 0 {
-            return;
+            return None;
         }
         body.push(b']');
         self.write_variables(fetch, &mut body, false);
         body.extend_from_slice(b"}}");
+        Some((
+            body,
+            EntityRequest {
+                paths,
+                targets,
+                index_buffer,
+            },
+        ))
+    }
 
-        match self.send(fetch, body, trace).await {
+    fn merge_entities(
+        &mut self,
+        fetch: &PreparedFetch,
+        request: EntityRequest<'_>,
+        result: Result<Arc<Fetched>, FetchError>,
+    ) {
+        let EntityRequest {
+            paths,
+            targets,
+            index_buffer,
+        } = request;
+        let schema: &Schema = &self.executor.schema;
+        let root = &mut self.data;
+        match result {
             Ok(fetched) => {
                 // Sole owner of the parsed response: entities can be moved into the objects.
                 // Shared with collapsed requests: they are copied (as they are for an entity
@@ -968,21 +1176,19 @@ impl<'a> Run<'a> {
                         None,
                     ),
                 };
-                let mut root = self.data.lock().expect("data lock poisoned");
                 if let Some(errors) = errors {
                     let paths: Vec<Vec<PathSegment>> = targets
                         .iter()
                         .map(|t| {
                             merge::client_path(
-                                &root,
+                                root,
                                 &paths[t.path],
                                 &index_buffer[t.indexes.clone()],
                             )
                         })
                         .collect();
-                    let mut all = self.errors.lock().expect("errors lock poisoned");
                     for error in errors {
-                        all.extend(merge::entity_errors(
+                        self.errors.extend(merge::entity_errors(
                             error,
                             &fetch.service_name,
                             &targets,
@@ -1021,7 +1227,7 @@ impl<'a> Run<'a> {
                         .map(|t| (t.representation, &index_buffer[t.indexes.clone()]))
                         .collect();
                     merge::for_each_target_mut(
-                        &mut root,
+                        root,
                         path,
                         &located,
                         &mut |representation, object| {
@@ -1041,7 +1247,8 @@ impl<'a> Run<'a> {
                             }
                             let remaining = &mut uses[representation];
                             *remaining -= 1;
-                            // The last object that needs an entity takes it; earlier ones copy from it.
+                            // The last object that needs an entity takes it; earlier ones copy
+                            // from it.
                             if *remaining == 0 {
                                 merge::deep_merge(object, std::mem::take(slot));
                             } else {
@@ -1052,13 +1259,11 @@ impl<'a> Run<'a> {
                 }
             }
             Err(reason) => {
-                let root = self.data.lock().expect("data lock poisoned");
-                let mut all = self.errors.lock().expect("errors lock poisoned");
                 for target in &targets {
                     let indexes = &index_buffer[target.indexes.clone()];
-                    all.push(
+                    self.errors.push(
                         Self::fetch_failed(fetch, &reason).with_path(merge::client_path(
-                            &root,
+                            root,
                             &paths[target.path],
                             indexes,
                         )),
@@ -1066,6 +1271,71 @@ impl<'a> Run<'a> {
                 }
             }
         }
+    }
+}
+
+impl Executor {
+    /// POSTs one fetch's `body` to its subgraph (or joins an identical request in flight),
+    /// under a client span that is a child of `parent`, and records the subgraph's metrics.
+    async fn send(
+        &self,
+        fetch: &PreparedFetch,
+        body: Vec<u8>,
+        headers: Forwarded<'_>,
+        parent: Option<TraceContext>,
+    ) -> Result<Arc<Fetched>, FetchError> {
+        let Some(service) = fetch.service else {
+            return Err(FetchError::Failed(Arc::from(format!(
+                "unknown subgraph '{}'",
+                fetch.service_name
+            ))));
+        };
+        let endpoint = &self.endpoints[service];
+        // The subgraph continues the trace under this span (its context goes as `traceparent`).
+        let mut span = match &parent {
+            Some(parent) => self.tracer.start(
+                format!("subgraph {}", fetch.service_name),
+                SpanKind::Client,
+                Some(parent),
+            ),
+            None => Span::none(),
+        };
+        let traceparent = span.context().map(|context| context.header_value());
+        let started = std::time::Instant::now();
+        let (result, joined) = self
+            .client
+            .fetch(
+                service,
+                &endpoint.uri,
+                Bytes::from(body),
+                self.headers_for(headers, service),
+                fetch.collapsible,
+                traceparent,
+            )
+            .await;
+        if span.is_recording() {
+            span.set_attribute("subgraph.name", fetch.service_name.as_ref().to_owned());
+            span.set_attribute("url.full", endpoint.uri.to_string());
+            // A request collapsed onto one already in flight: the subgraph's spans hang under
+            // the request that was sent, not this one.
+            span.set_attribute("switchyard.collapsed", joined);
+            match &result {
+                Ok(fetched) => span.set_attribute(
+                    "http.response.body.size",
+                    i64::try_from(fetched.bytes).unwrap_or(i64::MAX),
+                ),
+                Err(reason) => span.set_error(reason.message().to_owned()),
+            }
+        }
+        drop(span);
+        let outcome = match &result {
+            Ok(_) => FetchOutcome::Ok,
+            Err(FetchError::Failed(_)) => FetchOutcome::Failed,
+            Err(FetchError::CircuitOpen(_)) => FetchOutcome::CircuitOpen,
+            Err(FetchError::Overloaded(_)) => FetchOutcome::Overloaded,
+        };
+        self.subgraph_metrics[service].record(started, outcome);
+        result
     }
 }
 
@@ -1104,20 +1374,18 @@ impl Executor {
             .into_iter()
             .map(|error| merge::subgraph_error(error, service))
             .collect();
-        let run = Run {
-            executor: self,
-            data: Mutex::new(root),
-            errors: Mutex::new(errors),
+        let mut run = Run::new(
+            self,
             variables,
-            headers: Forwarded::PerGroup(headers),
-            bytes_in: AtomicUsize::new(0),
-            response_headers: Mutex::new(ResponseHeaders::default()),
-        };
+            Forwarded::PerGroup(headers),
+            trace,
+            root,
+            errors,
+        );
         if let Some(node) = &operation.exec {
-            run.node(node, &[], trace).await;
+            run.run(node).await;
         }
-        let data = run.data.into_inner().expect("data lock poisoned");
-        let errors = run.errors.into_inner().expect("errors lock poisoned");
+        let Run { data, errors, .. } = run;
         write_response(&self.schema, operation, variables, &data, errors, 1024)
     }
 }
