@@ -1168,7 +1168,7 @@ async fn client_mutations_are_never_collapsed() {
     );
 }
 
-/// A proxy in front of a subgraph that holds each request until `open` says so, or until 5 s
+/// A proxy in front of a subgraph that holds each request until `open` says so, or until 3 s
 /// have passed (which it records): shows which requests the gateway had in flight together.
 async fn serve_gate(
     upstream: String,
@@ -1194,7 +1194,7 @@ async fn serve_gate(
                 )>,
                  body: Bytes| async move {
                     arrived.fetch_add(1, Ordering::SeqCst);
-                    let deadline = tokio::time::Instant::now() + Duration::from_secs(5);
+                    let deadline = tokio::time::Instant::now() + Duration::from_secs(3);
                     while !open() {
                         if tokio::time::Instant::now() > deadline {
                             timed_out.store(true, Ordering::SeqCst);

@@ -624,7 +624,9 @@ struct Run<'a> {
     /// The Sequence, Parallel, Flatten and Condition nodes started so far, by index; a
     /// finished one stays (its span ended) so that indexes stay valid for the whole run.
     frames: Vec<Frame<'a>>,
-    /// What to do before waiting for the next fetch to complete.
+    /// What to do before waiting for the next fetch to complete. A queue, not recursion, so a
+    /// long Sequence of nodes that finish at once (entity fetches with no object to send) does
+    /// not nest a call per node; first in first out, so a Parallel's fetches go out in plan order.
     steps: VecDeque<Step<'a>>,
     /// Fetches prepared and not sent yet.
     outgoing: Vec<Outgoing<'a>>,

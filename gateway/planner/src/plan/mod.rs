@@ -24,6 +24,13 @@
 //!   (`n` numbers the fetches of one plan), else anonymous; variables are declared with the client's
 //!   types (and defaults) and listed in `variable_usages`. Entity fetches are
 //!   `query($representations:[_Any!]!,...){_entities(representations:$representations){...}}`.
+//! - One task owns a request's merged data; no lock guards it. The executor prepares a fetch
+//!   from a shared borrow of the data (representations, variables), sends it, and merges the
+//!   result with exclusive access when it completes. A `Sequence` child starts once the one
+//!   before it is merged; the children of a `Parallel` are in flight together, and a `Sequence`
+//!   inside one moves on without waiting for its siblings. So a fetch may read only what the
+//!   steps before it in enclosing `Sequence`s merged, never a `Parallel` sibling's data (siblings
+//!   merge in the order they complete).
 //! - Mutations: root fields run in order, one `Sequence` step per run of consecutive fields
 //!   served by the same subgraph (such a run shares one fetch).
 //! - `@skip` / `@include`: literal conditions are applied at plan time. Variable conditions stay
