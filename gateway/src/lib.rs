@@ -10,6 +10,8 @@ mod error;
 pub mod execute;
 pub mod headers;
 mod http;
+#[doc(hidden)]
+pub mod internals;
 pub mod introspection;
 mod metrics;
 mod monitor;

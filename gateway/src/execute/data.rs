@@ -1,7 +1,8 @@
 //! The executor's own JSON value for subgraph data.
 //!
-//! apollo-compiler turns on serde_json's `preserve_order`, so every `serde_json::Value` object
-//! is an `IndexMap` hashed with SipHash: two allocations, growth copies and a hash per key.
+//! The workspace's own Cargo.toml turns on serde_json's `preserve_order` (apollo-compiler does
+//! not: `cargo tree -e features -i serde_json`), so every `serde_json::Value` object is an
+//! `IndexMap` hashed with SipHash: two allocations, growth copies and a hash per key.
 //! Response objects are small and the client response is shaped by walking the operation, so a
 //! plain vector of entries with a linear key scan is cheaper to build, look up and drop.
 

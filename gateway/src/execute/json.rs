@@ -10,7 +10,8 @@ use serde_json::Number;
 
 use super::data::{Map, Str, Value};
 
-/// Deepest nesting accepted (as serde_json's default recursion limit).
+/// Nesting at this depth is refused, so 127 levels are the most accepted: serde_json's default
+/// recursion limit, so that both accept the same bodies.
 const MAX_DEPTH: usize = 128;
 
 /// Why a body is not valid JSON: a message with the byte offset.
@@ -55,14 +56,15 @@ pub(crate) fn parse_response(bytes: &[u8]) -> Result<Response, JsonError> {
             reader.skip_ws();
             reader.expect(b':', "expected `:`")?;
             reader.skip_ws();
+            // Members sit at depth 1: the response object counts, as it does for serde_json.
             match key {
                 "data" => {
-                    let value = reader.value(0)?;
+                    let value = reader.value(1)?;
                     response.data = (!value.is_null()).then_some(value);
                 }
                 "errors" => {
                     let start = reader.pos;
-                    let value = reader.value(0)?;
+                    let value = reader.value(1)?;
                     response.errors = match value {
                         Value::Null => None,
                         Value::Array(_) => {
@@ -82,7 +84,7 @@ pub(crate) fn parse_response(bytes: &[u8]) -> Result<Response, JsonError> {
                     };
                 }
                 _ => {
-                    reader.value(0)?;
+                    reader.value(1)?;
                 }
             }
             reader.skip_ws();
@@ -101,7 +103,6 @@ pub(crate) fn parse_response(bytes: &[u8]) -> Result<Response, JsonError> {
 }
 
 /// Parses one JSON value (the whole input).
-#[cfg(test)]
 pub(crate) fn parse_value(text: &str) -> Result<Value, JsonError> {
     let mut reader = Reader::new(text);
     reader.skip_ws();
@@ -191,7 +192,7 @@ impl<'a> Reader<'a> {
     }
 
     fn object(&mut self, depth: usize) -> Result<Value, JsonError> {
-        if depth > MAX_DEPTH {
+        if depth >= MAX_DEPTH {
             return Err(self.error("nested too deeply"));
         }
         self.pos += 1;
@@ -226,7 +227,7 @@ impl<'a> Reader<'a> {
     }
 
     fn array(&mut self, depth: usize) -> Result<Value, JsonError> {
-        if depth > MAX_DEPTH {
+        if depth >= MAX_DEPTH {
             return Err(self.error("nested too deeply"));
         }
         self.pos += 1;
@@ -683,6 +684,18 @@ mod tests {
         }
         let deep = "[".repeat(200) + &"]".repeat(200);
         assert!(parse_value(&deep).is_err());
+    }
+
+    #[test]
+    fn nesting_limit_is_serde_jsons() {
+        for depth in [126, 127, 128, 129] {
+            for (open, close) in [("[", "]"), ("{\"a\":", "}")] {
+                let text = open.repeat(depth) + "1" + &close.repeat(depth);
+                let theirs = serde_json::from_str::<serde_json::Value>(&text).is_ok();
+                assert_eq!(parse_value(&text).is_ok(), theirs, "{depth} x {open}");
+                assert_eq!(theirs, depth <= 127, "{depth} x {open}");
+            }
+        }
     }
 
     #[test]

@@ -3,9 +3,9 @@
 //! (field order, `@skip`/`@include`, type conditions, null propagation) and re-paths errors.
 
 mod breaker;
-mod data;
+pub(crate) mod data;
 mod fetch;
-mod json;
+pub(crate) mod json;
 mod merge;
 mod shape;
 pub(crate) mod transport;

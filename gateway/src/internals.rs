@@ -1,0 +1,54 @@
+//! Crate-private parsers opened to the JSON reader bench (`benches/json_reader.rs`) and the fuzz
+//! targets (`fuzz/`), which are separate crates. Not an API: hidden from the docs, may change.
+
+use serde::{Deserialize, Deserializer};
+
+use crate::execute::{data, json};
+
+/// A JSON value in the executor's own representation (what subgraph responses are merged as).
+#[derive(Debug, Clone, PartialEq)]
+pub struct Data(data::Value);
+
+impl Data {
+    /// The value as JSON text, written by the executor's writer.
+    pub fn to_json(&self) -> Vec<u8> {
+        let mut out = Vec::new();
+        json::write_value(&mut out, &self.0);
+        out
+    }
+}
+
+impl From<serde_json::Value> for Data {
+    /// The conversion another parser's tree would need before the executor could merge it.
+    fn from(value: serde_json::Value) -> Self {
+        Data(value.into())
+    }
+}
+
+impl<'de> Deserialize<'de> for Data {
+    /// Lets any serde parser (serde_json, sonic-rs) build the executor's value directly.
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        data::Value::deserialize(deserializer).map(Data)
+    }
+}
+
+/// A subgraph response body read the way the executor reads it: its `data` (`None` when absent
+/// or null) and the number of entries in `errors`.
+pub fn read_response(bytes: &[u8]) -> Result<(Option<Data>, usize), String> {
+    let response = json::parse_response(bytes).map_err(|err| err.to_string())?;
+    let errors = response.errors.map_or(0, |errors| errors.len());
+    Ok((response.data.map(Data), errors))
+}
+
+/// One JSON value (the whole text) read by the executor's reader.
+pub fn read_value(text: &str) -> Result<Data, String> {
+    json::parse_value(text)
+        .map(Data)
+        .map_err(|err| err.to_string())
+}
+
+/// A client's POST body parsed as the HTTP handler parses it: the query, or the message the
+/// client would get.
+pub fn parse_request_body(bytes: &[u8]) -> Result<String, String> {
+    crate::http::parse_request_body(bytes).map(|request| request.query)
+}
