@@ -412,7 +412,9 @@ impl<'a> Reader<'a> {
             // Integers that fit stay exact, as serde_json keeps them; longer ones become floats.
             let digits = &self.text[int_start..int_end];
             if negative {
-                if let Ok(n) = self.text[start..int_end].parse::<i64>() {
+                // `-0` is left to serde_json, which reads it as the float -0.0 (found by
+                // `fuzz/json_reader`: this read it as the integer 0).
+                if let Ok(n @ ..=-1) = self.text[start..int_end].parse::<i64>() {
                     return Ok(Value::Number(n.into()));
                 }
             } else if let Ok(n) = digits.parse::<u64>() {
@@ -608,6 +610,7 @@ mod tests {
         let samples = [
             r#"{"a":1,"b":[true,false,null],"c":{"d":"e"}}"#,
             r#"[0,-1,18446744073709551615,-9223372036854775808,1.5,-2.5e-3,1E+2]"#,
+            "[-0,0,-0.0,-0e1]",
             r#"["plain","quote \" backslash \\ slash \/ ctl \b\f\n\r\t","\u00e9\u4e2d\ud83d\ude00","\u0001"]"#,
             "  { \"sp\" : [ 1 , 2 ] , \"é\" : \"ü\" }  ",
             r#"{"a":1,"b":2,"a":3}"#,

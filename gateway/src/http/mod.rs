@@ -351,8 +351,16 @@ pub(crate) fn parse_request_body(bytes: &[u8]) -> Result<Request, String> {
             )
         }
     }
+    // Checked first because `from_slice` does not check the strings of members it ignores, so
+    // a body with invalid UTF-8 in an unknown member would pass (found by `fuzz/request_body`).
+    let text = std::str::from_utf8(bytes).map_err(|err| {
+        format!(
+            "Invalid JSON request body: invalid UTF-8 at byte {}",
+            err.valid_up_to()
+        )
+    })?;
     let mut request: GraphQLRequest =
-        serde_json::from_slice(bytes).map_err(|err| format!("Invalid JSON request body: {err}"))?;
+        serde_json::from_str(text).map_err(|err| format!("Invalid JSON request body: {err}"))?;
     let extensions = request.extensions.take();
     let request = Request::try_from(request).map_err(|_| MissingQuery::MESSAGE.to_owned())?;
     check_extensions(extensions.as_ref())?;
@@ -561,4 +569,26 @@ async fn graphiql_asset(State(gateway): State<Gateway>, uri: Uri) -> Response {
         HeaderValue::from_static("public, max-age=31536000, immutable"),
     );
     response
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn bodies_that_are_not_utf8_json_are_refused() {
+        // Invalid UTF-8 in a key of a member the request type ignores.
+        let mut body = br#"{"query":"{ me { id } }","unknown":{"k"#.to_vec();
+        let at = body.len();
+        body.push(0x9b);
+        body.extend_from_slice(br#"":1}}"#);
+        assert!(serde_json::from_slice::<serde_json::Value>(&body).is_err());
+        let err = parse_request_body(&body).unwrap_err();
+        assert!(
+            err.contains(&format!("invalid UTF-8 at byte {at}")),
+            "{err}"
+        );
+        let ok = br#"{"query":"{ me { id } }","unknown":{"k":1}}"#;
+        assert_eq!(parse_request_body(ok).unwrap().query, "{ me { id } }");
+    }
 }
