@@ -26,6 +26,28 @@ pub(crate) fn write_response(
     mut errors: Vec<GraphQLError>,
     capacity: usize,
 ) -> Vec<u8> {
+    let op = operation.operation();
+    // One subgraph answer can serve several response paths (an entity fetched once for objects
+    // at two places); its errors are placed on every one of them, including a path whose field
+    // this request's @skip/@include left out. The client asked for no such field: drop those.
+    errors.retain(|error| {
+        error.path.as_deref().is_none_or(|path| {
+            !deselected(operation.document(), variables, &op.selection_set, path)
+        })
+    });
+    // Two fetches can fill one field of one object (a field selected in two places that meet on
+    // the same path): a failure there is one error for the client, not one per fetch.
+    if errors.len() > 1 {
+        let mut seen = std::collections::HashSet::new();
+        errors.retain(|error| {
+            error.path.is_none()
+                || seen.insert((
+                    error.message.clone(),
+                    error.path.clone(),
+                    Value::Object(error.extensions.clone()).to_string(),
+                ))
+        });
+    }
     let empty = DataMap::new();
     let root = data.as_object().unwrap_or(&empty);
     let mut shaper = Shaper {
@@ -41,7 +63,6 @@ pub(crate) fn write_response(
         enum_types: Vec::new(),
     };
     shaper.out.extend_from_slice(b"{\"data\":");
-    let op = operation.operation();
     let start = shaper.out.len();
     if shaper
         .write_object(
@@ -418,23 +439,93 @@ impl<'a> Shaper<'a> {
     }
 
     fn included(&self, directives: &DirectiveList) -> bool {
-        directives.iter().all(|d| {
-            let skip = match d.name.as_str() {
-                "skip" => true,
-                "include" => false,
-                _ => return true,
-            };
-            let condition = match d.specified_argument_by_name("if").map(|v| &**v) {
-                Some(AstValue::Boolean(b)) => *b,
-                Some(AstValue::Variable(name)) => self
-                    .variables
-                    .get(name.as_str())
-                    .and_then(Value::as_bool)
-                    .unwrap_or(false),
-                _ => false,
-            };
-            condition != skip
-        })
+        included(self.variables, directives)
+    }
+}
+
+/// Whether `@skip` / `@include` in `directives` keep the selection for these variables.
+fn included(variables: &Map<String, Value>, directives: &DirectiveList) -> bool {
+    directives.iter().all(|d| {
+        let skip = match d.name.as_str() {
+            "skip" => true,
+            "include" => false,
+            _ => return true,
+        };
+        let condition = match d.specified_argument_by_name("if").map(|v| &**v) {
+            Some(AstValue::Boolean(b)) => *b,
+            Some(AstValue::Variable(name)) => variables
+                .get(name.as_str())
+                .and_then(Value::as_bool)
+                .unwrap_or(false),
+            _ => false,
+        };
+        condition != skip
+    })
+}
+
+/// Whether `path` runs through a response key that the operation selects at that position only
+/// under conditions these variables turn off. A key the operation does not select at all (a
+/// planner-internal name) is not judged: such an error is kept. Type conditions are not
+/// evaluated (a key selected for any type counts), so this never drops an error the client asked
+/// for.
+fn deselected(
+    document: &ExecutableDocument,
+    variables: &Map<String, Value>,
+    root: &SelectionSet,
+    path: &[PathSegment],
+) -> bool {
+    let mut sets: Vec<&SelectionSet> = vec![root];
+    for segment in path {
+        let PathSegment::Key(key) = segment else {
+            continue;
+        };
+        let mut found = false;
+        let mut next = Vec::new();
+        for set in &sets {
+            fields_named(document, variables, set, key, true, &mut found, &mut next);
+        }
+        if next.is_empty() {
+            return found;
+        }
+        sets = next;
+    }
+    false
+}
+
+/// Collects the sub-selections of the fields answering to `key` in `set` (fragments expanded)
+/// that the variables keep into `out`; `found` is set when any field answers to `key`, kept or
+/// not. `kept` is false under a fragment the variables leave out.
+fn fields_named<'a>(
+    document: &'a ExecutableDocument,
+    variables: &Map<String, Value>,
+    set: &'a SelectionSet,
+    key: &str,
+    kept: bool,
+    found: &mut bool,
+    out: &mut Vec<&'a SelectionSet>,
+) {
+    for selection in &set.selections {
+        match selection {
+            Selection::Field(field) if field.response_key().as_str() == key => {
+                *found = true;
+                if kept && included(variables, &field.directives) {
+                    out.push(&field.selection_set);
+                }
+            }
+            Selection::Field(_) => {}
+            Selection::InlineFragment(inline) => {
+                let kept = kept && included(variables, &inline.directives);
+                let set = &inline.selection_set;
+                fields_named(document, variables, set, key, kept, found, out);
+            }
+            Selection::FragmentSpread(spread) => {
+                let kept = kept && included(variables, &spread.directives);
+                if let Some(fragment) = document.fragments.get(&spread.fragment_name) {
+                    let set = &fragment.selection_set;
+                    fields_named(document, variables, set, key, kept, found, out);
+                }
+            }
+        }
     }
 }
 
@@ -499,6 +590,66 @@ mod tests {
             vec![],
         );
         assert_eq!(out, json!({"data": {"shelf": {"label": "L"}}}));
+    }
+
+    #[test]
+    fn errors_under_fields_the_variables_leave_out_or_repeated_are_dropped() {
+        let data = json!({"shelf": {"id": "s1", "label": null, "items": [
+            {"__typename": "Book", "id": "b", "pages": null}
+        ]}});
+        let query = "query($a: Boolean!) { shelf { id label @skip(if: $a) items { ... on Book @include(if: $a) { pages } ...F } } } fragment F on Item { ... on Book { title: pages @skip(if: $a) } }";
+        let error = |path: Vec<PathSegment>| GraphQLError::new("boom", "X").with_path(path);
+        let errors = || {
+            vec![
+                error(vec!["shelf".into(), "label".into()]),
+                error(vec![
+                    "shelf".into(),
+                    "items".into(),
+                    0.into(),
+                    "pages".into(),
+                ]),
+                error(vec![
+                    "shelf".into(),
+                    "items".into(),
+                    0.into(),
+                    "title".into(),
+                ]),
+                // A key the operation never selects (a planner-internal name) is kept.
+                error(vec!["shelf".into(), "_internal".into()]),
+            ]
+        };
+        let paths = |out: &Value| -> Vec<Value> {
+            out["errors"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|e| e["path"].clone())
+                .collect()
+        };
+        let twice = || {
+            let mut all = errors();
+            all.extend(errors());
+            all
+        };
+        let skipped = shape(query, json!({"a": true}), data.clone(), twice());
+        assert_eq!(
+            paths(&skipped),
+            vec![
+                json!(["shelf", "items", 0, "pages"]),
+                json!(["shelf", "_internal"])
+            ],
+            "{skipped}"
+        );
+        let kept = shape(query, json!({"a": false}), data, twice());
+        assert_eq!(
+            paths(&kept),
+            vec![
+                json!(["shelf", "label"]),
+                json!(["shelf", "items", 0, "title"]),
+                json!(["shelf", "_internal"])
+            ],
+            "{kept}"
+        );
     }
 
     #[test]
