@@ -145,6 +145,48 @@ async fn two_members_chat_and_a_third_is_refused() {
         "{}",
         refused_send.body
     );
+
+    // Errors from a field chat adds to profile's Member carry the client's path, in a list too
+    // (chat, an async-graphql subgraph, writes `_entities/conversations` without the index and
+    // nulls the entity that failed): only amit's entry, not priya's own, is refused.
+    let members = client
+        .with_token(&priya.token)
+        .send(
+            "query($c: ID!) { conversation(id: $c) { members { handle conversations(first: 1) { totalCount } } } }",
+            json!({ "c": conversation }),
+        )
+        .await
+        .unwrap();
+    let listed = members.body["data"]["conversation"]["members"]
+        .as_array()
+        .unwrap();
+    let amit_at = listed.iter().position(|m| m["handle"] == "amit").unwrap();
+    let priya_at = listed.iter().position(|m| m["handle"] == "priya").unwrap();
+    assert_eq!(listed[amit_at]["conversations"], Value::Null);
+    assert_eq!(listed[priya_at]["conversations"]["totalCount"], 1);
+    let errors = members.errors();
+    assert_eq!(errors.len(), 1, "{}", members.body);
+    assert_eq!(
+        errors[0]["path"],
+        json!(["conversation", "members", amit_at, "conversations"]),
+        "{}",
+        members.body
+    );
+    assert_eq!(errors[0]["extensions"]["code"], "FORBIDDEN");
+    let anonymous = client
+        .send(
+            "{ memberByHandle(handle: \"amit\") { handle conversations { totalCount } } }",
+            json!({}),
+        )
+        .await
+        .unwrap();
+    assert_eq!(anonymous.body["data"]["memberByHandle"]["handle"], "amit");
+    assert_eq!(
+        anonymous.errors()[0]["path"],
+        json!(["memberByHandle", "conversations"]),
+        "{}",
+        anonymous.body
+    );
     stack.stack.shutdown().await.unwrap();
 }
 

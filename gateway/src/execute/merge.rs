@@ -550,25 +550,37 @@ pub(crate) fn subgraph_error(error: JsonValue, service: &str) -> GraphQLError {
 }
 
 /// Errors for one `_entities` error: `_entities/i/rest` becomes `<path of each object i>/rest`.
+///
+/// An error the subgraph could not place on one representation — no path, a path without the
+/// list index (async-graphql writes `_entities/field`), or a path outside `_entities` — is
+/// placed on the objects whose entity came back null or missing (`missing`, representation
+/// indexes; the subgraph nulled what failed), or on every object of the fetch when none did, as
+/// a failed fetch's errors are. A client then always learns which fields the error cost it.
 pub(crate) fn entity_errors(
     error: JsonValue,
     service: &str,
     targets: &[EntityTarget],
     paths: &[Vec<PathSegment>],
+    missing: &[usize],
 ) -> Vec<GraphQLError> {
     let (error, path) = loose_error(error, service);
-    let Some(path) = path else {
-        return vec![error];
+    let path = path.unwrap_or_default();
+    let (index, rest) = match path.as_slice() {
+        [PathSegment::Key(root), PathSegment::Index(i), rest @ ..] if root == "_entities" => {
+            (Some(*i), rest)
+        }
+        [PathSegment::Key(root), rest @ ..] if root == "_entities" => (None, rest),
+        _ => (None, &[][..]),
     };
-    let index = match path.as_slice() {
-        [PathSegment::Key(root), PathSegment::Index(i), ..] if root == "_entities" => *i,
-        _ => return vec![error],
+    let placed = |representation: usize| match index {
+        Some(i) => representation == i,
+        None if missing.is_empty() => true,
+        None => missing.contains(&representation),
     };
-    let rest = &path[2..];
     let mut out: Vec<GraphQLError> = targets
         .iter()
         .zip(paths)
-        .filter(|(t, _)| t.representation == index)
+        .filter(|(t, _)| placed(t.representation))
         .map(|(_, path)| {
             let mut repathed = error.clone();
             let mut full = path.clone();
@@ -869,6 +881,7 @@ mod tests {
             "products",
             &targets,
             &paths,
+            &[],
         );
         let paths: Vec<_> = errors.iter().map(|e| e.path.clone().unwrap()).collect();
         assert_eq!(
@@ -881,5 +894,53 @@ mod tests {
         assert_eq!(errors[0].code(), Some("X"));
         assert_eq!(errors[0].extensions["serviceName"], "products");
         assert!(errors[0].locations.is_empty());
+    }
+
+    #[test]
+    fn entity_errors_without_an_index_go_to_the_objects_whose_entity_is_missing() {
+        let target = |representation| EntityTarget {
+            representation,
+            path: 0,
+            indexes: 0..0,
+        };
+        let targets = vec![target(0), target(1), target(2)];
+        let paths: Vec<Vec<PathSegment>> = (0..3)
+            .map(|i| vec![PathSegment::from("posts"), i.into(), "author".into()])
+            .collect();
+        let at = |error: JsonValue, missing: &[usize]| -> Vec<Vec<PathSegment>> {
+            entity_errors(error, "chat", &targets, &paths, missing)
+                .into_iter()
+                .map(|e| e.path.unwrap())
+                .collect()
+        };
+        let with = |i: usize, field: &str| {
+            vec![
+                PathSegment::from("posts"),
+                i.into(),
+                "author".into(),
+                field.into(),
+            ]
+        };
+        // async-graphql's shape: the field without the list index; representation 1 came back null.
+        let no_index = json!({"message": "denied", "path": ["_entities", "conversations"]});
+        assert_eq!(at(no_index.clone(), &[1]), vec![with(1, "conversations")]);
+        // Nothing came back null: every object the fetch was for gets it.
+        assert_eq!(
+            at(no_index, &[]),
+            (0..3).map(|i| with(i, "conversations")).collect::<Vec<_>>()
+        );
+        // No path at all: the objects themselves.
+        assert_eq!(
+            at(json!({"message": "denied"}), &[0, 2]),
+            vec![paths[0].clone(), paths[2].clone()]
+        );
+        // A path outside `_entities` is not a client path: placed like no path.
+        assert_eq!(
+            at(json!({"message": "x", "path": ["member", "x"]}), &[2]),
+            vec![paths[2].clone()]
+        );
+        // An index wins over what is missing.
+        let indexed = json!({"message": "x", "path": ["_entities", 0, "conversations"]});
+        assert_eq!(at(indexed, &[1]), vec![with(0, "conversations")]);
     }
 }

@@ -1179,6 +1179,19 @@ impl<'a> Run<'a> {
                     ),
                 };
                 if let Some(errors) = errors {
+                    let returned: &[Data] = match &shared {
+                        Some(shared) => {
+                            match shared.response.data.as_ref().map(|d| d.get("_entities")) {
+                                Some(Some(Data::Array(entities))) => entities,
+                                _ => &[],
+                            }
+                        }
+                        None => &entities,
+                    };
+                    let missing: Vec<usize> =
+                        (0..=targets.iter().map(|t| t.representation).max().unwrap_or(0))
+                            .filter(|&i| !returned.get(i).is_some_and(Data::is_object))
+                            .collect();
                     let paths: Vec<Vec<PathSegment>> = targets
                         .iter()
                         .map(|t| {
@@ -1195,6 +1208,7 @@ impl<'a> Run<'a> {
                             &fetch.service_name,
                             &targets,
                             &paths,
+                            &missing,
                         ));
                     }
                 }
