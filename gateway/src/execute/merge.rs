@@ -553,15 +553,15 @@ pub(crate) fn subgraph_error(error: JsonValue, service: &str) -> GraphQLError {
 ///
 /// An error the subgraph could not place on one representation — no path, a path without the
 /// list index (async-graphql writes `_entities/field`), or a path outside `_entities` — is
-/// placed on the objects whose entity came back null or missing (`missing`, representation
-/// indexes; the subgraph nulled what failed), or on every object of the fetch when none did, as
-/// a failed fetch's errors are. A client then always learns which fields the error cost it.
+/// placed on the objects whose entity in `returned` (the subgraph's `_entities` list) is null or
+/// missing, or has no value at `rest`: what failed. When that points nowhere the error stays
+/// without a path rather than being copied onto every object.
 pub(crate) fn entity_errors(
     error: JsonValue,
     service: &str,
     targets: &[EntityTarget],
     paths: &[Vec<PathSegment>],
-    missing: &[usize],
+    returned: &[Value],
 ) -> Vec<GraphQLError> {
     let (error, path) = loose_error(error, service);
     let path = path.unwrap_or_default();
@@ -574,8 +574,9 @@ pub(crate) fn entity_errors(
     };
     let placed = |representation: usize| match index {
         Some(i) => representation == i,
-        None if missing.is_empty() => true,
-        None => missing.contains(&representation),
+        None => returned
+            .get(representation)
+            .is_none_or(|entity| !has_value_at(entity, rest)),
     };
     let mut out: Vec<GraphQLError> = targets
         .iter()
@@ -593,6 +594,26 @@ pub(crate) fn entity_errors(
         out.push(error);
     }
     out
+}
+
+/// Whether `value` is an object holding a non-null value at `path`.
+fn has_value_at(value: &Value, path: &[PathSegment]) -> bool {
+    let mut at = value;
+    if !at.is_object() {
+        return false;
+    }
+    for segment in path {
+        let next = match (segment, at) {
+            (PathSegment::Key(key), Value::Object(object)) => object.get(key),
+            (PathSegment::Index(i), Value::Array(items)) => items.get(*i),
+            _ => None,
+        };
+        match next {
+            Some(value) => at = value,
+            None => return false,
+        }
+    }
+    !at.is_null()
 }
 
 /// An introspection error object as a client error (no `serviceName`: the gateway answered).
@@ -897,7 +918,7 @@ mod tests {
     }
 
     #[test]
-    fn entity_errors_without_an_index_go_to_the_objects_whose_entity_is_missing() {
+    fn entity_errors_without_an_index_go_to_the_objects_whose_entity_failed() {
         let target = |representation| EntityTarget {
             representation,
             path: 0,
@@ -907,40 +928,47 @@ mod tests {
         let paths: Vec<Vec<PathSegment>> = (0..3)
             .map(|i| vec![PathSegment::from("posts"), i.into(), "author".into()])
             .collect();
-        let at = |error: JsonValue, missing: &[usize]| -> Vec<Vec<PathSegment>> {
-            entity_errors(error, "chat", &targets, &paths, missing)
+        let at = |error: JsonValue, returned: &[Value]| -> Vec<Option<Vec<PathSegment>>> {
+            entity_errors(error, "chat", &targets, &paths, returned)
                 .into_iter()
-                .map(|e| e.path.unwrap())
+                .map(|e| e.path)
                 .collect()
         };
         let with = |i: usize, field: &str| {
-            vec![
+            Some(vec![
                 PathSegment::from("posts"),
                 i.into(),
                 "author".into(),
                 field.into(),
-            ]
+            ])
         };
-        // async-graphql's shape: the field without the list index; representation 1 came back null.
+        let ok = Value::from(json!({"conversations": {"totalCount": 1}}));
+        let nulled = Value::from(json!({"conversations": null}));
+        // async-graphql's shape: the field without the list index. Representation 1's entity
+        // came back null (a non-null field failed) ...
         let no_index = json!({"message": "denied", "path": ["_entities", "conversations"]});
-        assert_eq!(at(no_index.clone(), &[1]), vec![with(1, "conversations")]);
-        // Nothing came back null: every object the fetch was for gets it.
         assert_eq!(
-            at(no_index, &[]),
-            (0..3).map(|i| with(i, "conversations")).collect::<Vec<_>>()
+            at(no_index.clone(), &[ok.clone(), Value::Null, ok.clone()]),
+            vec![with(1, "conversations")]
         );
-        // No path at all: the objects themselves.
+        // ... or representation 2's field came back null (a nullable field failed).
         assert_eq!(
-            at(json!({"message": "denied"}), &[0, 2]),
-            vec![paths[0].clone(), paths[2].clone()]
+            at(no_index.clone(), &[ok.clone(), ok.clone(), nulled]),
+            vec![with(2, "conversations")]
         );
-        // A path outside `_entities` is not a client path: placed like no path.
+        // Nothing failed that the error could be about: it stays unplaced, not copied.
+        let all_ok = [ok.clone(), ok.clone(), ok.clone()];
+        assert_eq!(at(no_index, &all_ok), vec![None]);
+        // No path at all: the objects whose entity is missing (the list was cut short).
         assert_eq!(
-            at(json!({"message": "x", "path": ["member", "x"]}), &[2]),
-            vec![paths[2].clone()]
+            at(json!({"message": "denied"}), &[ok.clone()]),
+            vec![Some(paths[1].clone()), Some(paths[2].clone())]
         );
-        // An index wins over what is missing.
+        // An index wins over what failed.
         let indexed = json!({"message": "x", "path": ["_entities", 0, "conversations"]});
-        assert_eq!(at(indexed, &[1]), vec![with(0, "conversations")]);
+        assert_eq!(
+            at(indexed, &[ok.clone(), Value::Null, ok]),
+            vec![with(0, "conversations")]
+        );
     }
 }

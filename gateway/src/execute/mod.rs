@@ -1188,10 +1188,6 @@ impl<'a> Run<'a> {
                         }
                         None => &entities,
                     };
-                    let missing: Vec<usize> =
-                        (0..=targets.iter().map(|t| t.representation).max().unwrap_or(0))
-                            .filter(|&i| !returned.get(i).is_some_and(Data::is_object))
-                            .collect();
                     let paths: Vec<Vec<PathSegment>> = targets
                         .iter()
                         .map(|t| {
@@ -1208,7 +1204,7 @@ impl<'a> Run<'a> {
                             &fetch.service_name,
                             &targets,
                             &paths,
-                            &missing,
+                            returned,
                         ));
                     }
                 }
