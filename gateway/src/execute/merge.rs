@@ -961,7 +961,7 @@ mod tests {
         assert_eq!(at(no_index, &all_ok), vec![None]);
         // No path at all: the objects whose entity is missing (the list was cut short).
         assert_eq!(
-            at(json!({"message": "denied"}), &[ok.clone()]),
+            at(json!({"message": "denied"}), std::slice::from_ref(&ok)),
             vec![Some(paths[1].clone()), Some(paths[2].clone())]
         );
         // An index wins over what failed.
