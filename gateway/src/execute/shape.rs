@@ -479,50 +479,65 @@ fn deselected(
         let PathSegment::Key(key) = segment else {
             continue;
         };
-        let mut found = false;
-        let mut next = Vec::new();
+        let mut lookup = FieldsNamed {
+            document,
+            variables,
+            key,
+            found: false,
+            kept_sets: Vec::new(),
+            visited: std::collections::HashSet::new(),
+        };
         for set in &sets {
-            fields_named(document, variables, set, key, true, &mut found, &mut next);
+            lookup.collect(set, true);
         }
-        if next.is_empty() {
-            return found;
+        if lookup.kept_sets.is_empty() {
+            return lookup.found;
         }
-        sets = next;
+        sets = lookup.kept_sets;
     }
     false
 }
 
-/// Collects the sub-selections of the fields answering to `key` in `set` (fragments expanded)
-/// that the variables keep into `out`; `found` is set when any field answers to `key`, kept or
-/// not. `kept` is false under a fragment the variables leave out.
-fn fields_named<'a>(
+/// One step of [`deselected`]: the fields answering to `key` in some selection sets, fragments
+/// expanded.
+struct FieldsNamed<'a, 'k> {
     document: &'a ExecutableDocument,
-    variables: &Map<String, Value>,
-    set: &'a SelectionSet,
-    key: &str,
-    kept: bool,
-    found: &mut bool,
-    out: &mut Vec<&'a SelectionSet>,
-) {
-    for selection in &set.selections {
-        match selection {
-            Selection::Field(field) if field.response_key().as_str() == key => {
-                *found = true;
-                if kept && included(variables, &field.directives) {
-                    out.push(&field.selection_set);
+    variables: &'k Map<String, Value>,
+    key: &'k str,
+    /// Whether any field answers to `key`, kept or not.
+    found: bool,
+    /// The sub-selections of the fields answering to `key` that the variables keep.
+    kept_sets: Vec<&'a SelectionSet>,
+    /// Named fragments already expanded (with whether they were kept): a fragment spread many
+    /// times adds nothing the second time.
+    visited: std::collections::HashSet<(&'a str, bool)>,
+}
+
+impl<'a> FieldsNamed<'a, '_> {
+    /// `kept` is false under a fragment the variables leave out.
+    fn collect(&mut self, set: &'a SelectionSet, kept: bool) {
+        for selection in &set.selections {
+            match selection {
+                Selection::Field(field) if field.response_key().as_str() == self.key => {
+                    self.found = true;
+                    if kept && included(self.variables, &field.directives) {
+                        self.kept_sets.push(&field.selection_set);
+                    }
                 }
-            }
-            Selection::Field(_) => {}
-            Selection::InlineFragment(inline) => {
-                let kept = kept && included(variables, &inline.directives);
-                let set = &inline.selection_set;
-                fields_named(document, variables, set, key, kept, found, out);
-            }
-            Selection::FragmentSpread(spread) => {
-                let kept = kept && included(variables, &spread.directives);
-                if let Some(fragment) = document.fragments.get(&spread.fragment_name) {
-                    let set = &fragment.selection_set;
-                    fields_named(document, variables, set, key, kept, found, out);
+                Selection::Field(_) => {}
+                Selection::InlineFragment(inline) => {
+                    let kept = kept && included(self.variables, &inline.directives);
+                    self.collect(&inline.selection_set, kept);
+                }
+                Selection::FragmentSpread(spread) => {
+                    let kept = kept && included(self.variables, &spread.directives);
+                    let name = spread.fragment_name.as_str();
+                    if !self.visited.insert((name, kept)) {
+                        continue;
+                    }
+                    if let Some(fragment) = self.document.fragments.get(&spread.fragment_name) {
+                        self.collect(&fragment.selection_set, kept);
+                    }
                 }
             }
         }
