@@ -464,17 +464,18 @@ fn included(variables: &Map<String, Value>, directives: &DirectiveList) -> bool 
 }
 
 /// Whether `path` runs through a response key that the operation selects at that position only
-/// under conditions these variables turn off. A key the operation does not select at all (a
-/// planner-internal name) is not judged: such an error is kept. Type conditions are not
-/// evaluated (a key selected for any type counts), so this never drops an error the client asked
-/// for.
+/// under conditions these variables turn off (on the field, a fragment around it, or a field
+/// above it). A key the operation does not select at all there (a planner-internal name) is not
+/// judged: such an error is kept. Type conditions are not evaluated (a key selected for any type
+/// counts), so this never drops an error the client asked for.
 fn deselected(
     document: &ExecutableDocument,
     variables: &Map<String, Value>,
     root: &SelectionSet,
     path: &[PathSegment],
 ) -> bool {
-    let mut sets: Vec<&SelectionSet> = vec![root];
+    let mut kept: Vec<&SelectionSet> = vec![root];
+    let mut dropped: Vec<&SelectionSet> = Vec::new();
     for segment in path {
         let PathSegment::Key(key) = segment else {
             continue;
@@ -484,16 +485,21 @@ fn deselected(
             variables,
             key,
             found: false,
-            kept_sets: Vec::new(),
+            kept: Vec::new(),
+            dropped: Vec::new(),
             visited: std::collections::HashSet::new(),
         };
-        for set in &sets {
+        for set in &kept {
             lookup.collect(set, true);
         }
-        if lookup.kept_sets.is_empty() {
+        for set in &dropped {
+            lookup.collect(set, false);
+        }
+        if lookup.kept.is_empty() {
             return lookup.found;
         }
-        sets = lookup.kept_sets;
+        kept = lookup.kept;
+        dropped = lookup.dropped;
     }
     false
 }
@@ -507,21 +513,25 @@ struct FieldsNamed<'a, 'k> {
     /// Whether any field answers to `key`, kept or not.
     found: bool,
     /// The sub-selections of the fields answering to `key` that the variables keep.
-    kept_sets: Vec<&'a SelectionSet>,
+    kept: Vec<&'a SelectionSet>,
+    /// The sub-selections of those the variables leave out (or that sit under one).
+    dropped: Vec<&'a SelectionSet>,
     /// Named fragments already expanded (with whether they were kept): a fragment spread many
     /// times adds nothing the second time.
     visited: std::collections::HashSet<(&'a str, bool)>,
 }
 
 impl<'a> FieldsNamed<'a, '_> {
-    /// `kept` is false under a fragment the variables leave out.
+    /// `kept` is false under a fragment or field the variables leave out.
     fn collect(&mut self, set: &'a SelectionSet, kept: bool) {
         for selection in &set.selections {
             match selection {
                 Selection::Field(field) if field.response_key().as_str() == self.key => {
                     self.found = true;
                     if kept && included(self.variables, &field.directives) {
-                        self.kept_sets.push(&field.selection_set);
+                        self.kept.push(&field.selection_set);
+                    } else {
+                        self.dropped.push(&field.selection_set);
                     }
                 }
                 Selection::Field(_) => {}
