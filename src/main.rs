@@ -76,7 +76,8 @@ struct PlanArgs {
     /// The supergraph SDL file.
     #[arg(long)]
     supergraph: PathBuf,
-    /// A file holding the operation (`-` reads standard input).
+    /// The operation: a file holding it, `-` for standard input, or the operation text itself
+    /// (`--query '{ me { id } }'`).
     #[arg(long)]
     query: PathBuf,
     /// Operation variables as a JSON object (used to evaluate nothing but shown for reference).
@@ -122,6 +123,16 @@ fn runtime() -> Result<tokio::runtime::Runtime> {
         .enable_all()
         .build()
         .context("starting the async runtime")
+}
+
+/// `--query`'s value: text that is no file's name and holds a selection set is the operation
+/// itself, which is how people first try `plan`; anything else is read as a file.
+fn read_operation(arg: &Path) -> Result<String> {
+    let text = arg.to_string_lossy();
+    if text.contains('{') && !arg.exists() {
+        return Ok(text.into_owned());
+    }
+    read_file(arg)
 }
 
 fn read_file(path: &Path) -> Result<String> {
@@ -229,7 +240,7 @@ pub(crate) async fn bind_metrics(addr: SocketAddr) -> Result<tokio::net::TcpList
 
 fn run_plan(args: PlanArgs) -> Result<()> {
     let sdl = read_file(&args.supergraph)?;
-    let query = read_file(&args.query)?;
+    let query = read_operation(&args.query)?;
     if let Some(vars) = &args.variables {
         serde_json::from_str::<serde_json::Value>(vars).context("--variables is not JSON")?;
     }
@@ -240,7 +251,7 @@ fn run_plan(args: PlanArgs) -> Result<()> {
     // The gateway's own parse and validation, so `plan` reports an operation's mistakes in the
     // words (and with the locations) a client of the gateway would get.
     let document = switchyard_gateway::parse_and_validate(supergraph.api_schema(), &query)
-        .with_context(|| format!("{} is not a valid operation", args.query.display()))?;
+        .context("--query is not a valid operation")?;
     let options = PlanOptions {
         enabled_override_labels: args.override_labels.into_iter().collect(),
     };

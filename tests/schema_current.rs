@@ -72,3 +72,49 @@ fn every_service_is_in_the_composition_config() {
         );
     }
 }
+
+/// `switchyard plan` over the committed supergraph takes the operation as text, as a file, or on
+/// standard input, and says what is wrong with a bad one.
+#[test]
+fn plan_takes_the_operation_as_text_a_file_or_standard_input() {
+    use std::io::Write;
+    use std::process::{Command, Stdio};
+
+    let supergraph = schema_dir().join("supergraph.graphql");
+    let operation = "{ member(id: \"1\") { handle } }";
+    let plan = |query: &str, stdin: Option<&str>| {
+        let mut child = Command::new(env!("CARGO_BIN_EXE_switchyard"))
+            .arg("plan")
+            .arg("--supergraph")
+            .arg(&supergraph)
+            .arg("--query")
+            .arg(query)
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        let mut input = child.stdin.take().unwrap();
+        input.write_all(stdin.unwrap_or("").as_bytes()).unwrap();
+        drop(input);
+        child.wait_with_output().unwrap()
+    };
+    let text = plan(operation, None);
+    assert!(text.status.success(), "{text:?}");
+    let printed = String::from_utf8(text.stdout).unwrap();
+    assert!(printed.contains("Fetch(service: \"profile\")"), "{printed}");
+
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("op.graphql");
+    std::fs::write(&file, operation).unwrap();
+    let from_file = plan(file.to_str().unwrap(), None);
+    assert_eq!(String::from_utf8(from_file.stdout).unwrap(), printed);
+    let from_stdin = plan("-", Some(operation));
+    assert_eq!(String::from_utf8(from_stdin.stdout).unwrap(), printed);
+
+    let bad = plan("{ nope }", None);
+    assert!(!bad.status.success());
+    let stderr = String::from_utf8(bad.stderr).unwrap();
+    assert!(stderr.contains("nope"), "{stderr}");
+    assert!(!stderr.contains("No such file"), "{stderr}");
+}
