@@ -19,7 +19,7 @@ use serde::Deserialize;
 use sqlx::{AnyConnection, AnyPool, Row};
 use switchyard_subgraph_kit::events::{outbox, BoxError, Event, EventError, EventHandler};
 
-use switchyard_subgraph_kit::batch::Batcher;
+use switchyard_subgraph_kit::batch::{placeholders, Batcher};
 use switchyard_subgraph_kit::db::Db;
 
 /// The consumer group analytics reads the bus in.
@@ -191,14 +191,6 @@ impl std::fmt::Debug for Store {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Store").finish_non_exhaustive()
     }
-}
-
-/// `$first, $first+1, …` for `n` bind parameters.
-fn placeholders(first: usize, n: usize) -> String {
-    (first..first + n)
-        .map(|i| format!("${i}"))
-        .collect::<Vec<_>>()
-        .join(", ")
 }
 
 async fn load_member_counts(

@@ -24,7 +24,7 @@ use futures::FutureExt;
 use serde::{Deserialize, Serialize};
 use sqlx::any::AnyRow;
 use sqlx::{AnyPool, Row};
-use switchyard_subgraph_kit::batch::Batcher;
+use switchyard_subgraph_kit::batch::{grouped, placeholders, Batcher};
 use switchyard_subgraph_kit::crypto::{FieldCipher, Sealed};
 use switchyard_subgraph_kit::db::Db;
 use switchyard_subgraph_kit::events::{outbox, Event, EventError};
@@ -221,36 +221,6 @@ impl Loads {
 
 fn shared(e: Arc<StoreError>) -> StoreError {
     StoreError::Batch(e)
-}
-
-/// `$first, $first+1, …` for `n` bind parameters.
-fn placeholders(first: usize, n: usize) -> String {
-    (first..first + n)
-        .map(|i| format!("${i}"))
-        .collect::<Vec<_>>()
-        .join(", ")
-}
-
-/// Groups `keys` by `group`, keeping each group's distinct `item`s in first-seen order.
-fn grouped<K, G: Eq + std::hash::Hash + Clone, I: PartialEq>(
-    keys: &[K],
-    group: impl Fn(&K) -> G,
-    item: impl Fn(&K) -> I,
-) -> Vec<(G, Vec<I>)> {
-    let mut groups: Vec<(G, Vec<I>)> = Vec::new();
-    let mut index: HashMap<G, usize> = HashMap::new();
-    for key in keys {
-        let g = group(key);
-        let slot = *index.entry(g.clone()).or_insert_with(|| {
-            groups.push((g, Vec::new()));
-            groups.len() - 1
-        });
-        let it = item(key);
-        if !groups[slot].1.contains(&it) {
-            groups[slot].1.push(it);
-        }
-    }
-    groups
 }
 
 async fn load_conversations(

@@ -129,6 +129,37 @@ where
     }
 }
 
+/// `$first, $first+1, …` for `n` bind parameters: the `IN (…)` list of a set-based load.
+pub fn placeholders(first: usize, n: usize) -> String {
+    (first..first + n)
+        .map(|i| format!("${i}"))
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+/// Groups a batch's `keys` by `group`, keeping each group's distinct `item`s in first-seen
+/// order: one query per group (e.g. per viewer) with its items as the set.
+pub fn grouped<K, G: Eq + Hash + Clone, I: PartialEq>(
+    keys: &[K],
+    group: impl Fn(&K) -> G,
+    item: impl Fn(&K) -> I,
+) -> Vec<(G, Vec<I>)> {
+    let mut groups: Vec<(G, Vec<I>)> = Vec::new();
+    let mut index: HashMap<G, usize> = HashMap::new();
+    for key in keys {
+        let g = group(key);
+        let slot = *index.entry(g.clone()).or_insert_with(|| {
+            groups.push((g, Vec::new()));
+            groups.len() - 1
+        });
+        let it = item(key);
+        if !groups[slot].1.contains(&it) {
+            groups[slot].1.push(it);
+        }
+    }
+    groups
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -188,5 +219,16 @@ mod tests {
         drop(leader);
         assert_eq!(follower.await.unwrap(), Some(4));
         assert_eq!(calls.load(Ordering::SeqCst), 1);
+    }
+
+    #[test]
+    fn placeholders_and_groups_for_set_based_loads() {
+        assert_eq!(placeholders(3, 3), "$3, $4, $5");
+        assert_eq!(placeholders(1, 0), "");
+        let keys = [("v1", 1), ("v2", 7), ("v1", 2), ("v1", 1)];
+        assert_eq!(
+            grouped(&keys, |k| k.0, |k| k.1),
+            vec![("v1", vec![1, 2]), ("v2", vec![7])]
+        );
     }
 }
