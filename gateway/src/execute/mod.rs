@@ -1178,15 +1178,19 @@ impl<'a> Run<'a> {
                         None,
                     ),
                 };
+                let shared_entities: &[Data] = shared
+                    .as_ref()
+                    .and_then(|s| s.response.data.as_ref())
+                    .and_then(|data| match data.get("_entities") {
+                        Some(Data::Array(entities)) => Some(&entities[..]),
+                        _ => None,
+                    })
+                    .unwrap_or_default();
                 if let Some(errors) = errors {
-                    let returned: &[Data] = match &shared {
-                        Some(shared) => {
-                            match shared.response.data.as_ref().map(|d| d.get("_entities")) {
-                                Some(Some(Data::Array(entities))) => entities,
-                                _ => &[],
-                            }
-                        }
-                        None => &entities,
+                    let returned = if shared.is_some() {
+                        shared_entities
+                    } else {
+                        &entities[..]
                     };
                     let paths: Vec<Vec<PathSegment>> = targets
                         .iter()
@@ -1217,14 +1221,6 @@ impl<'a> Run<'a> {
                         }
                     }
                 }
-                let shared_entities: &[Data] = shared
-                    .as_ref()
-                    .and_then(|s| s.response.data.as_ref())
-                    .and_then(|data| match data.get("_entities") {
-                        Some(Data::Array(entities)) => Some(&entities[..]),
-                        _ => None,
-                    })
-                    .unwrap_or_default();
                 let mut uses = vec![0usize; entities.len()];
                 for target in &targets {
                     if let Some(n) = uses.get_mut(target.representation) {
