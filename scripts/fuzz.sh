@@ -1,19 +1,19 @@
 #!/usr/bin/env bash
 # Runs each cargo-fuzz target in fuzz/ for a bounded time: the executor's JSON reader against
-# serde_json (json_reader), the HTTP POST body parser (request_body), and parse -> limits ->
-# validate -> plan on the demo supergraph (operation). Starts from the committed seeds
+# serde_json (json_reader), the HTTP POST body parser (request_body), the GET query-string
+# parser (get_query), and parse -> limits -> validate -> plan on the demo supergraph (operation). Starts from the committed seeds
 # (fuzz/seeds/<target>) and keeps what it finds in fuzz/corpus/<target> (not committed); a crash,
 # a failed check or an input slower than FUZZ_TIMEOUT is saved under fuzz/artifacts/<target>/.
 # Runs every target even when one fails; exits non-zero if any did.
 #
 # Needs a nightly toolchain and cargo-fuzz (`cargo install cargo-fuzz`).
-# Usage: scripts/fuzz.sh [TARGET...]        (default: all three)
+# Usage: scripts/fuzz.sh [TARGET...]        (default: all four)
 # Env:   FUZZ_SECONDS=60   per target        FUZZ_TIMEOUT=10   seconds one input may take
 #        TOOLCHAIN=nightly                   FUZZ_TARGET_DIR   build dir (default fuzz/target)
 set -euo pipefail
 cd "$(dirname "$0")/../fuzz"
 
-TARGETS=("$@"); [ ${#TARGETS[@]} -gt 0 ] || TARGETS=(json_reader request_body operation)
+TARGETS=("$@"); [ ${#TARGETS[@]} -gt 0 ] || TARGETS=(json_reader request_body get_query operation)
 FUZZ_SECONDS=${FUZZ_SECONDS:-60}
 FUZZ_TIMEOUT=${FUZZ_TIMEOUT:-10}
 TOOLCHAIN=${TOOLCHAIN:-nightly}

@@ -52,3 +52,31 @@ pub fn read_value(text: &str) -> Result<Data, String> {
 pub fn parse_request_body(bytes: &[u8]) -> Result<String, String> {
     crate::http::parse_request_body(bytes).map(|request| request.query)
 }
+
+/// An operation a `GET /graphql` query string asks for.
+#[derive(Debug)]
+pub struct GetOperation {
+    /// The document.
+    pub query: String,
+    /// The variables as JSON text (an object), if any.
+    pub variables: Option<String>,
+}
+
+/// A `GET /graphql` query string (what follows `?`) parsed as the HTTP handler parses it:
+/// `Ok(Some(operation))`, `Ok(None)` when there is no `query` (GraphiQL or "Missing query"),
+/// or the 400 message. `None` when the text is not a valid URI query at all (the HTTP server
+/// would have refused the request line before the handler saw it).
+pub fn parse_get_query(query_string: &str) -> Option<Result<Option<GetOperation>, String>> {
+    let uri = http::Uri::try_from(format!("/graphql?{query_string}")).ok()?;
+    Some(crate::http::parse_get_request(&uri).map(|request| {
+        match request {
+            crate::http::GetRequest::Operation(request) => Some(GetOperation {
+                query: request.query,
+                variables: request
+                    .variables
+                    .map(|v| serde_json::Value::Object(v).to_string()),
+            }),
+            crate::http::GetRequest::NoQuery => None,
+        }
+    }))
+}

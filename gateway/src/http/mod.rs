@@ -394,6 +394,45 @@ struct GetParams {
     extensions: Option<String>,
 }
 
+/// What a `GET /graphql` query string asks for.
+#[derive(Debug)]
+pub(crate) enum GetRequest {
+    /// An operation to run.
+    Operation(Request),
+    /// No `query` parameter: GraphiQL for a browser, "Missing query" for anyone else.
+    NoQuery,
+}
+
+/// Parses a `GET /graphql` query string (`query`, `operationName`, and `variables` and
+/// `extensions` as JSON text), or the message the client gets with a 400.
+pub(crate) fn parse_get_request(uri: &http::Uri) -> Result<GetRequest, String> {
+    let Query(params) = Query::<GetParams>::try_from_uri(uri)
+        .map_err(|err| format!("Invalid query string: {err}"))?;
+    let Ok(query) = parse::require_query(params.query) else {
+        return Ok(GetRequest::NoQuery);
+    };
+    let variables = match params.variables.as_deref().filter(|v| !v.is_empty()) {
+        None => None,
+        Some(text) => {
+            serde_json::from_str::<Option<serde_json::Map<String, serde_json::Value>>>(text)
+                .map_err(|err| format!("Invalid variables JSON: {err}"))?
+        }
+    };
+    let extensions = match params.extensions.as_deref().filter(|e| !e.is_empty()) {
+        None => None,
+        Some(text) => Some(
+            serde_json::from_str::<serde_json::Value>(text)
+                .map_err(|err| format!("Invalid extensions JSON: {err}"))?,
+        ),
+    };
+    check_extensions(extensions.as_ref())?;
+    Ok(GetRequest::Operation(Request {
+        query,
+        operation_name: params.operation_name,
+        variables,
+    }))
+}
+
 fn accepts_html(headers: &HeaderMap) -> bool {
     headers
         .get_all(ACCEPT)
@@ -412,23 +451,10 @@ async fn graphql_get(State(gateway): State<Gateway>, request: axum::extract::Req
     let headers = parts.headers;
     let uri = parts.uri;
     let media = Media::negotiate(&headers);
-    let params = match Query::<GetParams>::try_from_uri(&uri) {
-        Ok(Query(params)) => params,
-        Err(err) => {
-            return error_response(
-                StatusCode::BAD_REQUEST,
-                media,
-                &format!("Invalid query string: {err}"),
-                BAD_REQUEST,
-            )
-        }
-    };
-    if params.query.is_none() && accepts_html(&headers) {
-        return graphiql(&gateway);
-    }
-    let query = match parse::require_query(params.query) {
-        Ok(query) => query,
-        Err(MissingQuery) => {
+    let request = match parse_get_request(&uri) {
+        Ok(GetRequest::Operation(request)) => request,
+        Ok(GetRequest::NoQuery) if accepts_html(&headers) => return graphiql(&gateway),
+        Ok(GetRequest::NoQuery) => {
             return error_response(
                 StatusCode::BAD_REQUEST,
                 media,
@@ -436,44 +462,9 @@ async fn graphql_get(State(gateway): State<Gateway>, request: axum::extract::Req
                 BAD_REQUEST,
             )
         }
-    };
-    let variables = match params.variables.as_deref().filter(|v| !v.is_empty()) {
-        None => None,
-        Some(text) => {
-            match serde_json::from_str::<Option<serde_json::Map<String, serde_json::Value>>>(text) {
-                Ok(variables) => variables,
-                Err(err) => {
-                    return error_response(
-                        StatusCode::BAD_REQUEST,
-                        media,
-                        &format!("Invalid variables JSON: {err}"),
-                        BAD_REQUEST,
-                    )
-                }
-            }
+        Err(message) => {
+            return error_response(StatusCode::BAD_REQUEST, media, &message, BAD_REQUEST)
         }
-    };
-    let extensions = match params.extensions.as_deref().filter(|e| !e.is_empty()) {
-        None => None,
-        Some(text) => match serde_json::from_str::<serde_json::Value>(text) {
-            Ok(value) => Some(value),
-            Err(err) => {
-                return error_response(
-                    StatusCode::BAD_REQUEST,
-                    media,
-                    &format!("Invalid extensions JSON: {err}"),
-                    BAD_REQUEST,
-                )
-            }
-        },
-    };
-    if let Err(message) = check_extensions(extensions.as_ref()) {
-        return error_response(StatusCode::BAD_REQUEST, media, &message, BAD_REQUEST);
-    }
-    let request = Request {
-        query,
-        operation_name: params.operation_name,
-        variables,
     };
     let span = tracing::info_span!(
         "graphql_request",
@@ -590,5 +581,47 @@ mod tests {
         );
         let ok = br#"{"query":"{ me { id } }","unknown":{"k":1}}"#;
         assert_eq!(parse_request_body(ok).unwrap().query, "{ me { id } }");
+    }
+
+    fn get(query_string: &str) -> Result<GetRequest, String> {
+        parse_get_request(&http::Uri::try_from(format!("/graphql?{query_string}")).unwrap())
+    }
+
+    #[test]
+    fn get_query_strings_parse_or_say_what_is_wrong() {
+        let Ok(GetRequest::Operation(request)) = get(
+            "query=query%20Q(%24n%3AInt)%7Bposts(first%3A%24n)%7Bid%7D%7D&operationName=Q\
+             &variables=%7B%22n%22%3A3%7D",
+        ) else {
+            panic!("a well-formed GET was refused")
+        };
+        assert_eq!(request.query, "query Q($n:Int){posts(first:$n){id}}");
+        assert_eq!(request.operation_name.as_deref(), Some("Q"));
+        assert_eq!(request.variables.unwrap()["n"], 3);
+        // Empty and null variables are no variables.
+        for qs in [
+            "query=%7Bme%7Bid%7D%7D&variables=",
+            "query=%7Bme%7Bid%7D%7D&variables=null",
+        ] {
+            let Ok(GetRequest::Operation(request)) = get(qs) else {
+                panic!("{qs} was refused")
+            };
+            assert!(request.variables.is_none(), "{qs}");
+        }
+        assert!(matches!(get("operationName=Q"), Ok(GetRequest::NoQuery)));
+        let refused = [
+            ("query=%7Bme%7D&variables=%5B1%5D", "Invalid variables JSON"),
+            ("query=%7Bme%7D&variables=%7B", "Invalid variables JSON"),
+            (
+                "query=%7Bme%7D&extensions=1",
+                "\"extensions\" must be a JSON object",
+            ),
+            ("query=%7Bme%7D&extensions=%7B", "Invalid extensions JSON"),
+            ("query=a&query=b", "Invalid query string"),
+        ];
+        for (qs, expected) in refused {
+            let err = get(qs).expect_err(qs);
+            assert!(err.contains(expected), "{qs}: {err}");
+        }
     }
 }
