@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
-# Headless Chromium for the browser tests (the status view in tests/monitoring.rs, GraphiQL in
-# gateway/tests/http.rs), and promtool for the alert rules' unit tests (tests/monitoring.rs),
+# Headless Chromium for the browser tests (the status view in tests/e2e/monitoring.rs, GraphiQL in
+# gateway/tests/http.rs), and promtool for the alert rules' unit tests (tests/e2e/monitoring.rs),
 # from Debian's packages. With CI=true those tests fail when the tool is missing, so CI installs
 # them first.
 set -euo pipefail

@@ -3,7 +3,7 @@
 //! - [`RequestLimits`]: the limits on a GraphQL request — body size, depth, aliases, fields —
 //!   defined once here. The gateway's defaults are [`RequestLimits::GATEWAY`]; subgraphs get
 //!   [`RequestLimits::SUBGRAPH`], derived from the gateway's so that anything the gateway
-//!   accepts still fits once it is planned into subgraph requests (`tests/consistency.rs`).
+//!   accepts still fits once it is planned into subgraph requests (`tests/e2e/consistency.rs`).
 //! - [`serve`]: the HTTP/1.1 server loop both use instead of `axum::serve`, with the connection
 //!   hygiene `axum::serve` lacks: a header-read timeout, an idle keep-alive timeout, a cap on
 //!   open connections (evicting the oldest connection that is not in a request when full), a

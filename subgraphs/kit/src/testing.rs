@@ -3,7 +3,7 @@
 //! under CI (`CI` set), so CI never goes green by testing nothing.
 //!
 //! Not used by services at run time; it lives in the kit (rather than in each crate's
-//! `tests/common`) so that every crate provisions, names and cleans up test databases the same way.
+//! `tests/e2e/common.rs`) so that every crate provisions, names and cleans up test databases the same way.
 
 use std::time::Duration;
 

@@ -2,12 +2,7 @@
 //! a reaction that shows up on the author's posts, and a private conversation a third member
 //! cannot read.
 
-#![allow(
-    clippy::unwrap_used,
-    reason = "a failed unwrap is the test failing, at that line"
-)]
-
-mod common;
+use crate::common;
 
 use std::time::{Duration, Instant};
 

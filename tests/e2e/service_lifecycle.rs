@@ -2,12 +2,7 @@
 //! outbox rows and de-duplication records past their retention are pruned when the service
 //! starts (and hourly after), recent ones kept.
 
-#![allow(
-    clippy::unwrap_used,
-    reason = "a failed unwrap is the test failing, at that line"
-)]
-
-mod common;
+use crate::common;
 
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 

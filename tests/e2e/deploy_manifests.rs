@@ -6,11 +6,6 @@
 //! exposure and network isolation. Each test collects every problem it finds and reports them
 //! together.
 
-#![allow(
-    clippy::unwrap_used,
-    reason = "a failed unwrap is the test failing, at that line"
-)]
-
 use std::collections::{BTreeMap, BTreeSet};
 use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpListener};

@@ -3,12 +3,7 @@
 //! a subscription from the client through the gateway to chat (and each event's entity fetch to
 //! profile); all exported over OTLP/HTTP to a receiver on loopback.
 
-#![allow(
-    clippy::unwrap_used,
-    reason = "a failed unwrap is the test failing, at that line"
-)]
-
-mod common;
+use crate::common;
 
 use std::collections::HashMap;
 use std::time::Duration;

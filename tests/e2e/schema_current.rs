@@ -1,11 +1,6 @@
 //! `schema/` holds what each service exports and what they compose to; this test fails when
 //! either drifts from the code. `SWITCHYARD_UPDATE_SCHEMA=1` rewrites the files instead.
 
-#![allow(
-    clippy::unwrap_used,
-    reason = "a failed unwrap is the test failing, at that line"
-)]
-
 use std::path::{Path, PathBuf};
 
 use switchyard::stack::{service_sdl, SERVICES};
@@ -29,7 +24,7 @@ fn check_file(path: &Path, expected: &str) -> Option<String> {
         return None;
     }
     Some(format!(
-        "{} is out of date (run `SWITCHYARD_UPDATE_SCHEMA=1 cargo test --test schema_current`)",
+        "{} is out of date (run `SWITCHYARD_UPDATE_SCHEMA=1 cargo test --test e2e schema_current::`)",
         path.display()
     ))
 }

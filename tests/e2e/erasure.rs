@@ -3,12 +3,7 @@
 //! query by anyone returns the member's data and no service's files hold their strings. A
 //! `switchyard dev` process killed while an erasure is unfinished finishes it after restart.
 
-#![allow(
-    clippy::unwrap_used,
-    reason = "a failed unwrap is the test failing, at that line"
-)]
-
-mod common;
+use crate::common;
 
 use std::io::{BufRead, BufReader};
 use std::path::Path;

@@ -2,11 +2,6 @@
 //! it, prints a ready-to-paste query that answers the headline question, stops cleanly on
 //! SIGTERM, and a second run reuses the data.
 
-#![allow(
-    clippy::unwrap_used,
-    reason = "a failed unwrap is the test failing, at that line"
-)]
-
 use std::io::{BufRead, BufReader};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};

@@ -1,12 +1,7 @@
 //! Consistency across services, end to end through the gateway: what one service decides (a
 //! removed connection) reaches every service that depends on it, within a stated bound.
 
-#![allow(
-    clippy::unwrap_used,
-    reason = "a failed unwrap is the test failing, at that line"
-)]
-
-mod common;
+use crate::common;
 
 use std::time::{Duration, Instant};
 
@@ -516,7 +511,7 @@ async fn dangling_member_references_never_null_anyone_elses_answer() {
         .unwrap();
     assert_eq!(ghost_entry["displayName"], "Deleted member");
     // Lee's message went with his account (erasure: a message's body is its sender's data;
-    // tests/erasure.rs); the conversation answers without it.
+    // tests/e2e/erasure.rs); the conversation answers without it.
     assert_eq!(node["messages"]["edges"], json!([]), "{}", data.body);
 
     // trendingPosts: a post whose author profile does not know (stored before references

@@ -4,12 +4,7 @@
 //! are null with an error naming the service — and that the gateway serves the full answer again
 //! once the service returns.
 
-#![allow(
-    clippy::unwrap_used,
-    reason = "a failed unwrap is the test failing, at that line"
-)]
-
-mod common;
+use crate::common;
 
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;

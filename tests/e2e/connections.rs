@@ -2,12 +2,7 @@
 //! profile service through `account.created` events, connect, log in, and ask the graph-backed
 //! profile service for their degree of connection — always through the gateway.
 
-#![allow(
-    clippy::unwrap_used,
-    reason = "a failed unwrap is the test failing, at that line"
-)]
-
-mod common;
+use crate::common;
 
 use common::{connect, error_codes, sign_up, start_stack, PostgresDb, TestStack, PASSWORD};
 use serde_json::json;

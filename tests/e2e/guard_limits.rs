@@ -3,12 +3,7 @@
 //! gateway can send, and an operation at the gateway's limits really passes a subgraph's guards
 //! (through the running stack), while one past them is refused by the gateway.
 
-#![allow(
-    clippy::unwrap_used,
-    reason = "a failed unwrap is the test failing, at that line"
-)]
-
-mod common;
+use crate::common;
 
 use common::{error_codes, start_stack};
 use serde_json::json;

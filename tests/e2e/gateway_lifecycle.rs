@@ -3,11 +3,6 @@
 //! binary, the demo subgraphs and a WebSocket subgraph for subscriptions; and the spans a
 //! stopping gateway exports before it exits.
 
-#![allow(
-    clippy::unwrap_used,
-    reason = "a failed unwrap is the test failing, at that line"
-)]
-
 use std::io::{BufRead, BufReader};
 use std::path::Path;
 use std::process::{Child, Command, Stdio};
@@ -578,7 +573,7 @@ async fn sighup_reloads_and_sigterm_drains() {
 /// What SIGTERM leaves behind in a trace: the spans of the last request and of a subscription
 /// the client completed have reached the collector by the time the process has exited (the
 /// export thread dies with the process); and the subscription's spans link up, with the
-/// upstream span's context on the subgraph's upgrade request. (`tests/traces.rs` pins the
+/// upstream span's context on the subgraph's upgrade request. (`tests/e2e/traces.rs` pins the
 /// shutdown flush itself down in-process.)
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sigterm_exports_the_last_spans_before_exiting() {

@@ -1,12 +1,7 @@
 //! Monitoring end to end: every process of the platform serves Prometheus metrics on its own
 //! metrics listener (never on the public port), with the series an on-call engineer needs.
 
-#![allow(
-    clippy::unwrap_used,
-    reason = "a failed unwrap is the test failing, at that line"
-)]
-
-mod common;
+use crate::common;
 
 use serde_json::{json, Value};
 use switchyard::client::get;
