@@ -152,47 +152,15 @@ pub(crate) async fn serve(gateway: Gateway, socket: WebSocket, headers: HeaderMa
     let _connected = GaugeGuard::new(&gateway.metrics().websocket_connections);
     let shared = std::sync::Arc::clone(&gateway.inner.shared);
     let _counted = shared.websockets.start();
-    let (mut sink, mut stream) = socket.split();
+    let (sink, mut stream) = socket.split();
     // Bounded, so a client that stops reading slows its upstream subscriptions down instead of
     // growing the gateway's memory.
-    let (out, mut outgoing) = mpsc::channel::<Outgoing>(OUTGOING_BUFFER);
-    let keepalive = gateway.config().subscription_keepalive;
-    let writer = tokio::spawn(async move {
-        // WebSocket ping frames (answered by every client's WebSocket layer, no protocol
-        // support needed) keep proxies from closing a subscription that is quiet for minutes.
-        let period = keepalive.max(std::time::Duration::from_millis(1));
-        let mut pings = tokio::time::interval_at(tokio::time::Instant::now() + period, period);
-        loop {
-            let message = tokio::select! {
-                message = outgoing.recv() => match message {
-                    Some(message) => message,
-                    None => break,
-                },
-                _ = pings.tick(), if !keepalive.is_zero() => {
-                    if sink.send(Message::Ping(Default::default())).await.is_err() {
-                        break;
-                    }
-                    continue;
-                }
-            };
-            match message {
-                Outgoing::Text(text) => {
-                    if sink.send(Message::Text(text.into())).await.is_err() {
-                        break;
-                    }
-                }
-                Outgoing::Close(code, reason) => {
-                    let frame = CloseFrame {
-                        code,
-                        reason: reason.into(),
-                    };
-                    let _ = sink.send(Message::Close(Some(frame))).await;
-                    break;
-                }
-            }
-        }
-        let _ = sink.close().await;
-    });
+    let (out, outgoing) = mpsc::channel::<Outgoing>(OUTGOING_BUFFER);
+    let writer = tokio::spawn(write_outgoing(
+        sink,
+        outgoing,
+        gateway.config().subscription_keepalive,
+    ));
 
     let init_deadline = tokio::time::Instant::now() + gateway.config().subscription_init_timeout;
     let active: Active = Arc::default();
@@ -297,26 +265,15 @@ pub(crate) async fn serve(gateway: Gateway, socket: WebSocket, headers: HeaderMa
                 let (cancel, cancelled) = oneshot::channel();
                 let generation = generations.fetch_add(1, Ordering::Relaxed);
                 let limit = gateway.config().max_subscriptions_per_connection;
-                // Decide under the lock, act (and await) after releasing it.
-                let admitted = {
-                    let mut running = active.lock().expect("active lock poisoned");
-                    if running.contains_key(&id) {
-                        Err(true)
-                    } else if running.len() >= limit {
-                        Err(false)
-                    } else {
-                        running.insert(id.clone(), (generation, cancel));
-                        Ok(())
-                    }
-                };
+                let admitted = admit(&active, &id, generation, cancel, limit);
                 match admitted {
-                    Ok(()) => {}
-                    Err(true) => {
+                    Admission::Admitted => {}
+                    Admission::DuplicateId => {
                         let reason = format!("Subscriber for {id} already exists");
                         close(CLOSE_DUPLICATE_ID, reason).await;
                         break;
                     }
-                    Err(false) => {
+                    Admission::TooMany => {
                         let error = GraphQLError::new(
                             format!(
                                 "Too many operations on this connection (at most {limit}); \
@@ -360,6 +317,79 @@ pub(crate) async fn serve(gateway: Gateway, socket: WebSocket, headers: HeaderMa
     drop(connection);
     drop(out);
     let _ = writer.await;
+}
+
+/// Writes what the connection's tasks queue to the client socket, with a WebSocket ping every
+/// `keepalive` (zero: none), until the queue closes, a close frame is sent or the client is gone.
+async fn write_outgoing(
+    mut sink: futures::stream::SplitSink<WebSocket, Message>,
+    mut outgoing: mpsc::Receiver<Outgoing>,
+    keepalive: std::time::Duration,
+) {
+    // WebSocket ping frames (answered by every client's WebSocket layer, no protocol
+    // support needed) keep proxies from closing a subscription that is quiet for minutes.
+    let period = keepalive.max(std::time::Duration::from_millis(1));
+    let mut pings = tokio::time::interval_at(tokio::time::Instant::now() + period, period);
+    loop {
+        let message = tokio::select! {
+            message = outgoing.recv() => match message {
+                Some(message) => message,
+                None => break,
+            },
+            _ = pings.tick(), if !keepalive.is_zero() => {
+                if sink.send(Message::Ping(Default::default())).await.is_err() {
+                    break;
+                }
+                continue;
+            }
+        };
+        match message {
+            Outgoing::Text(text) => {
+                if sink.send(Message::Text(text.into())).await.is_err() {
+                    break;
+                }
+            }
+            Outgoing::Close(code, reason) => {
+                let frame = CloseFrame {
+                    code,
+                    reason: reason.into(),
+                };
+                let _ = sink.send(Message::Close(Some(frame))).await;
+                break;
+            }
+        }
+    }
+    let _ = sink.close().await;
+}
+
+/// Whether a `subscribe` may start on a connection.
+enum Admission {
+    /// Registered in `active` under its id.
+    Admitted,
+    /// An operation with this id is running: the protocol closes the connection (4409).
+    DuplicateId,
+    /// The connection runs its most operations already: an `error` for this one.
+    TooMany,
+}
+
+/// Registers operation `id` in `active` unless its id is taken or the connection is at `limit`.
+/// Decided under the lock; the caller acts (and awaits) after it is released.
+fn admit(
+    active: &Active,
+    id: &str,
+    generation: u64,
+    cancel: oneshot::Sender<()>,
+    limit: usize,
+) -> Admission {
+    let mut running = active.lock().expect("active lock poisoned");
+    if running.contains_key(id) {
+        Admission::DuplicateId
+    } else if running.len() >= limit {
+        Admission::TooMany
+    } else {
+        running.insert(id.to_owned(), (generation, cancel));
+        Admission::Admitted
+    }
 }
 
 /// A message a client may send.
