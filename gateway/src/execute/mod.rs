@@ -203,6 +203,9 @@ pub(crate) struct PreparedFetch {
     collapsible: bool,
     /// Response keys of the root fields a root fetch provides, for error paths when it fails.
     root_keys: Vec<String>,
+    /// Position in the plan (depth first). A response lists errors in this order, not in the
+    /// order fetches happened to complete, so the same failure reads the same every time.
+    order: u32,
 }
 
 impl Executor {
@@ -387,7 +390,10 @@ impl Executor {
     ) -> BoundPlan {
         let has_introspection = crate::introspection::selects_introspection(&document, &operation);
         BoundPlan {
-            exec: plan.node.as_ref().map(|node| self.prepare_node(node)),
+            exec: plan
+                .node
+                .as_ref()
+                .map(|node| self.prepare_node(node, &mut 0)),
             document,
             operation,
             has_introspection,
@@ -395,37 +401,41 @@ impl Executor {
         }
     }
 
-    fn prepare_node(&self, node: &PlanNode) -> ExecNode {
+    /// `order` numbers the fetches in plan order.
+    fn prepare_node(&self, node: &PlanNode, order: &mut u32) -> ExecNode {
         match node {
             PlanNode::Sequence { nodes } => {
-                ExecNode::Sequence(nodes.iter().map(|n| self.prepare_node(n)).collect())
+                ExecNode::Sequence(nodes.iter().map(|n| self.prepare_node(n, order)).collect())
             }
             PlanNode::Parallel { nodes } => {
-                ExecNode::Parallel(nodes.iter().map(|n| self.prepare_node(n)).collect())
+                ExecNode::Parallel(nodes.iter().map(|n| self.prepare_node(n, order)).collect())
             }
-            PlanNode::Fetch(fetch) => ExecNode::Fetch(Box::new(self.prepare_fetch(fetch))),
+            PlanNode::Fetch(fetch) => {
+                *order += 1;
+                ExecNode::Fetch(Box::new(self.prepare_fetch(fetch, *order)))
+            }
             PlanNode::Flatten(flatten) => ExecNode::Flatten {
                 paths: std::iter::once(&flatten.path)
                     .chain(&flatten.other_paths)
                     .cloned()
                     .collect(),
-                node: Box::new(self.prepare_node(&flatten.node)),
+                node: Box::new(self.prepare_node(&flatten.node, order)),
             },
             PlanNode::Condition(cond) => ExecNode::Condition {
                 variable: cond.condition.clone(),
                 if_clause: cond
                     .if_clause
                     .as_ref()
-                    .map(|n| Box::new(self.prepare_node(n))),
+                    .map(|n| Box::new(self.prepare_node(n, order))),
                 else_clause: cond
                     .else_clause
                     .as_ref()
-                    .map(|n| Box::new(self.prepare_node(n))),
+                    .map(|n| Box::new(self.prepare_node(n, order))),
             },
         }
     }
 
-    fn prepare_fetch(&self, fetch: &FetchNode) -> PreparedFetch {
+    fn prepare_fetch(&self, fetch: &FetchNode, order: u32) -> PreparedFetch {
         let mut body_prefix = Vec::with_capacity(fetch.operation.len() + 64);
         body_prefix.extend_from_slice(b"{\"query\":");
         write_json(&mut body_prefix, &fetch.operation);
@@ -444,6 +454,7 @@ impl Executor {
             output_rewrites: fetch.output_rewrites.clone(),
             collapsible: self.dedupe && fetch.operation_kind == OperationKind::Query,
             root_keys: fetch.root_keys.clone(),
+            order,
         }
     }
 
@@ -481,9 +492,9 @@ impl Executor {
         if let Some(node) = &operation.exec {
             run.run(node).await;
         }
+        let mut errors = run.errors_in_plan_order();
         let Run {
             mut data,
-            mut errors,
             bytes_in,
             response_headers,
             ..
@@ -617,6 +628,9 @@ struct Run<'a> {
     trace: Option<TraceContext>,
     data: Data,
     errors: Vec<GraphQLError>,
+    /// Where each merged fetch's errors start in `errors`, with the fetch's plan order; each
+    /// fetch appends its errors in one block when it completes.
+    error_blocks: Vec<(u32, usize)>,
     /// Total size of the subgraph response bodies, to size the client response buffer.
     bytes_in: usize,
     /// Subgraph response headers passed back to the client.
@@ -701,6 +715,30 @@ struct EntityTarget {
     indexes: std::ops::Range<usize>,
 }
 
+/// Reorders `errors` so that the blocks starting at `blocks` (`(plan order, start)`, in the
+/// order they were appended, each running to the next one's start) come in plan order, keeping
+/// the order within each block and everything before the first block in place.
+fn in_plan_order<E>(mut errors: Vec<E>, blocks: &[(u32, usize)]) -> Vec<E> {
+    if blocks.windows(2).all(|w| w[0].0 <= w[1].0) {
+        return errors;
+    }
+    let first = blocks[0].1;
+    let mut ranges: Vec<(u32, std::ops::Range<usize>)> = blocks
+        .iter()
+        .enumerate()
+        .map(|(i, &(order, start))| {
+            let end = blocks.get(i + 1).map_or(errors.len(), |next| next.1);
+            (order, start - first..end - first)
+        })
+        .collect();
+    ranges.sort_by_key(|(order, _)| *order);
+    let mut tail: Vec<Option<E>> = errors.drain(first..).map(Some).collect();
+    for (_, range) in ranges {
+        errors.extend(tail[range].iter_mut().filter_map(Option::take));
+    }
+    errors
+}
+
 /// Sends one prepared fetch. The future owns what merging needs and hands it back with the
 /// result, so in-flight fetches hold no borrow of the run's data.
 async fn send<'a>(
@@ -732,12 +770,22 @@ impl<'a> Run<'a> {
             trace,
             data,
             errors,
+            error_blocks: Vec::new(),
             bytes_in: 0,
             response_headers: ResponseHeaders::default(),
             frames: Vec::new(),
             steps: VecDeque::new(),
             outgoing: Vec::new(),
         }
+    }
+
+    /// Takes the errors so far, each fetch's block of them in plan order (errors from before
+    /// the run, such as a subscription event's own, first).
+    fn errors_in_plan_order(&mut self) -> Vec<GraphQLError> {
+        in_plan_order(
+            std::mem::take(&mut self.errors),
+            &std::mem::take(&mut self.error_blocks),
+        )
     }
 
     /// Runs the plan from `root` to its end: starts every fetch that is ready, waits for any one
@@ -954,10 +1002,14 @@ impl<'a> Run<'a> {
         if let Ok(fetched) = &result {
             self.bytes_in += fetched.bytes;
         }
+        let first_error = self.errors.len();
         log_span.in_scope(|| match entities {
             Some(entities) => self.merge_entities(fetch, entities, result),
             None => self.merge_root(fetch, result),
         });
+        if self.errors.len() > first_error {
+            self.error_blocks.push((fetch.order, first_error));
+        }
         span.end();
         self.steps.push_back(Step::Finished(parent));
     }
@@ -1393,7 +1445,27 @@ impl Executor {
         if let Some(node) = &operation.exec {
             run.run(node).await;
         }
-        let Run { data, errors, .. } = run;
-        write_response(&self.schema, operation, variables, &data, errors, 1024)
+        let errors = run.errors_in_plan_order();
+        write_response(&self.schema, operation, variables, &run.data, errors, 1024)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::in_plan_order;
+
+    #[test]
+    fn errors_are_listed_by_fetch_in_plan_order_whatever_completed_first() {
+        // "pre" came before the run; fetch 3 completed first (two errors), then 1, then 2.
+        let errors = vec!["pre", "c1", "c2", "a1", "b1", "b2"];
+        let blocks = [(3, 1), (1, 3), (2, 4)];
+        assert_eq!(
+            in_plan_order(errors, &blocks),
+            ["pre", "a1", "b1", "b2", "c1", "c2"]
+        );
+        // Already in order (and the common cases: no block, one block): untouched.
+        assert_eq!(in_plan_order(vec!["x", "y"], &[(1, 0), (2, 1)]), ["x", "y"]);
+        assert_eq!(in_plan_order(vec!["x"], &[]), ["x"]);
+        assert_eq!(in_plan_order(Vec::<&str>::new(), &[]), Vec::<&str>::new());
     }
 }
