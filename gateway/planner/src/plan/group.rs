@@ -1,7 +1,7 @@
 //! Fetch groups under construction: one subgraph request each, with the selection being built,
 //! the representation it needs and the groups it must wait for.
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 use std::fmt::Write as _;
 
 use super::{PathElement, RequiresSelection, ValueRewrite};
@@ -321,6 +321,11 @@ pub(crate) struct Group {
     /// Conditions every piece of content of this group is under: when one fails, the whole
     /// fetch is skipped (a `Condition` node). `None` until content is added.
     pub gate: Option<BTreeSet<(String, bool)>>,
+    /// Per entity type, conditions under which every field of its representation has been
+    /// fetched, each one enough on its own: a jump provides its keys and `@requires` inputs
+    /// under its own gate. An object whose representation lacks a field is not sent, so
+    /// content may join only under a gate that implies one of these (see [`Group::join_rep`]).
+    pub rep_gates: BTreeMap<String, Vec<BTreeSet<(String, bool)>>>,
 }
 
 impl Group {
@@ -339,6 +344,7 @@ impl Group {
             deps: BTreeSet::new(),
             vars: BTreeSet::new(),
             gate: None,
+            rep_gates: BTreeMap::new(),
         }
     }
 
@@ -362,6 +368,65 @@ impl Group {
             _ => None,
         });
         existing.is_none_or(|existing| requires_fit(existing, selections))
+    }
+
+    /// Whether a jump planned under `gate` can join this group with representation
+    /// `selections` for `ty`: the representation's fields must all be fetched whenever the
+    /// jump's content runs (it provided them all itself, or the gate implies one under which
+    /// they were), and what it adds must be fetched whenever the group's other content runs.
+    pub fn rep_gate_fits(
+        &self,
+        ty: &str,
+        selections: &[RequiresSelection],
+        gate: &BTreeSet<(String, bool)>,
+    ) -> bool {
+        let existing = self.rep_for(ty);
+        let covered = !adds_to(selections, existing)
+            || self
+                .rep_gates
+                .get(ty)
+                .is_some_and(|gates| gates.iter().any(|r| r.is_subset(gate)));
+        covered
+            && (!adds_to(existing, selections)
+                || self.gate.as_ref().is_none_or(|own| gate.is_subset(own)))
+    }
+
+    /// Records that a jump under `gate` provided `selections` for `ty` (before
+    /// [`Group::add_rep`] merges them): updates the conditions the representation is complete
+    /// under.
+    pub fn join_rep(
+        &mut self,
+        ty: &str,
+        selections: &[RequiresSelection],
+        gate: &BTreeSet<(String, bool)>,
+    ) {
+        let existing = self.rep_for(ty);
+        let adds = adds_to(existing, selections);
+        let covers = !adds_to(selections, existing);
+        let gates = self.rep_gates.entry(ty.to_string()).or_default();
+        if covers {
+            // The jump provided everything the representation needs: its gate is enough.
+            gates.retain(|r| !adds && !gate.is_subset(r));
+            gates.push(gate.clone());
+        } else if adds {
+            // The new fields are there only under the jump's gate as well.
+            for r in gates {
+                r.extend(gate.iter().cloned());
+            }
+        }
+    }
+
+    fn rep_for(&self, ty: &str) -> &[RequiresSelection] {
+        self.reps
+            .iter()
+            .find_map(|r| match r {
+                RequiresSelection::InlineFragment {
+                    type_condition: Some(t),
+                    selections,
+                } if t == ty => Some(selections.as_slice()),
+                _ => None,
+            })
+            .unwrap_or(&[])
     }
 
     /// Merges `selections` into the representation for objects of type `ty`.
@@ -482,6 +547,13 @@ pub(crate) fn stages(groups: &[Group]) -> Vec<usize> {
     (0..groups.len())
         .map(|i| stage(groups, i, &mut memo))
         .collect()
+}
+
+/// Whether merging `new` into `existing` adds a field to it.
+fn adds_to(existing: &[RequiresSelection], new: &[RequiresSelection]) -> bool {
+    let mut merged = existing.to_vec();
+    merge_requires(&mut merged, new.to_vec());
+    !same_requires(&merged, existing)
 }
 
 /// Whether two representation selections are the same, in any order.
@@ -659,6 +731,61 @@ pub(crate) fn merge_requires(into: &mut Vec<RequiresSelection>, from: Vec<Requir
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn leaf(name: &str) -> RequiresSelection {
+        RequiresSelection::Field {
+            name: name.into(),
+            response_key: name.into(),
+            selections: Vec::new(),
+        }
+    }
+
+    fn gate(conds: &[(&str, bool)]) -> BTreeSet<(String, bool)> {
+        conds.iter().map(|(n, b)| (n.to_string(), *b)).collect()
+    }
+
+    /// Adds a jump's representation the way the planner does once it picked the group.
+    fn join(group: &mut Group, ty: &str, rep: &[RequiresSelection], g: &BTreeSet<(String, bool)>) {
+        group.join_rep(ty, rep, g);
+        group.add_rep(ty, rep.to_vec());
+        let conds: Vec<(apollo_compiler::Name, bool)> = g
+            .iter()
+            .map(|(n, b)| (apollo_compiler::Name::new(n).unwrap(), *b))
+            .collect();
+        group.contribute(&conds);
+    }
+
+    #[test]
+    fn representation_inputs_fetched_under_a_condition_are_not_shared_without_it() {
+        let key = [leaf("__typename"), leaf("sku")];
+        let with_input = [leaf("__typename"), leaf("sku"), leaf("weight")];
+        let skipped = gate(&[("skip", false)]);
+        let always = gate(&[]);
+
+        // A @requires input fetched only when $skip is false: unconditional content cannot
+        // use that representation, content under the same condition can.
+        let mut group = Group::new(1, true, vec![PathElement::Key("a".into())]);
+        join(&mut group, "P", &with_input, &skipped);
+        assert!(!group.rep_gate_fits("P", &key, &always));
+        assert!(group.rep_gate_fits("P", &key, &skipped));
+        // A jump that provides every input itself may join whatever its condition...
+        assert!(group.rep_gate_fits("P", &with_input, &skipped));
+        // ...but not add inputs the group's other content would then lack.
+        let mut plain = Group::new(1, true, vec![PathElement::Key("a".into())]);
+        join(&mut plain, "P", &key, &always);
+        assert!(!plain.rep_gate_fits("P", &with_input, &skipped));
+        assert!(plain.rep_gate_fits("P", &with_input, &always));
+
+        // Once an unconditional jump provided the whole representation, it is complete always;
+        // another type's representation is tracked on its own.
+        join(&mut group, "P", &with_input, &always);
+        assert!(group.rep_gate_fits("P", &key, &always));
+        assert!(group.rep_gate_fits("Q", &key, &always));
+        let mut other = Group::new(1, true, vec![PathElement::Key("a".into())]);
+        join(&mut other, "P", &with_input, &skipped);
+        join(&mut other, "Q", &with_input, &skipped);
+        assert!(!other.rep_gate_fits("P", &key, &always));
+    }
 
     #[test]
     fn same_selection_is_merged_and_empty_sets_stay_valid() {

@@ -36,6 +36,10 @@
 //! - `@skip` / `@include`: literal conditions are applied at plan time. Variable conditions stay
 //!   in the subgraph operations (with the variable forwarded), and a fetch whose whole content is
 //!   under a condition is wrapped in a `Condition` node, so a skipped branch sends no request.
+//!   Keys and `@requires` inputs are fetched under the condition of the jump that needs them,
+//!   so an entity fetch whose representation carries such an input serves only content under
+//!   that condition: other content at the same path gets a fetch of its own (an object whose
+//!   representation lacks a field is not sent, and would lose every field of the fetch).
 //! - An entity fetch's `requires` has one `... on Type` fragment per concrete type it accepts;
 //!   objects at the `Flatten` path matching none are not sent. Per-type splits at the last
 //!   level share one fetch (the path has no trailing type condition); identical fetches under

@@ -2030,19 +2030,25 @@ impl<'a> Walk<'a> {
     ) -> usize {
         let path = entity_path(path);
         let key = super::display::path_string(path);
+        // The jump's keys and `@requires` inputs were provided under the current gate.
+        let gate: BTreeSet<(String, bool)> =
+            self.gate.iter().map(|(n, b)| (n.to_string(), *b)).collect();
         let found = (0..self.groups.len()).find(|&i| {
             let grp = &self.groups[i];
             grp.entity
                 && grp.service == graph
                 && grp.path_key == key
                 && grp.rep_fits(ty, rep)
+                && grp.rep_gate_fits(ty, rep, &gate)
                 && !deps.iter().any(|&d| self.depends_on(d, i))
         });
         let idx = found.unwrap_or_else(|| {
             self.groups.push(Group::new(graph, true, path.to_vec()));
             self.groups.len() - 1
         });
-        self.groups[idx].deps.extend(deps.iter().copied());
+        let group = &mut self.groups[idx];
+        group.join_rep(ty, rep, &gate);
+        group.deps.extend(deps.iter().copied());
         idx
     }
 }
