@@ -5,6 +5,16 @@
 //! when no subgraph reachable from the current one (via key jumps whose fields the reached set
 //! can supply) resolves it. Because a plan may pick any resolver of a field, a nested failure is
 //! reported only when it fails through every resolver.
+//!
+//! Where this accepts what Apollo's composer rejects, on purpose: an `@interfaceObject` field
+//! on an implementation reached where the type is known by another key only (`sku` in the
+//! subgraph the object comes from, the interface object keyed by `id`) is reachable by moving
+//! to a subgraph that has `id` first. Apollo's search skips a key move right after one with the
+//! same key fields (it assumes a direct move exists, and from an implementation type that
+//! lacks the fields none does), so it rejects or accepts such a shape depending on the order
+//! of the `@key` directives it tries first (difftest seeds 7320, 9379; case
+//! `valid_interface_object_field_after_key_change`). Apollo's query planner plans the same
+//! supergraph in either order, so it is one other gateways can read.
 
 use std::collections::{HashMap, HashSet};
 

@@ -36,6 +36,76 @@ pub fn compose_ours(subgraphs: &[(String, String)]) -> Result<String, String> {
         .map_err(|e| e.to_string())
 }
 
+/// `sdl` with the `@key` directives of every type reversed on its definition line; `None` when
+/// no type has two keys. Apollo's satisfiability check can depend on that order (its search
+/// skips a second key move with the same fields as the move before it, assuming a direct one
+/// exists), so a shape it rejects only in one order is an artefact of its search, not a rule.
+pub fn with_keys_reversed(sdl: &str) -> Option<String> {
+    let mut changed = false;
+    let lines: Vec<String> = sdl
+        .lines()
+        .map(|line| {
+            let spans = key_spans(line);
+            if spans.len() < 2 {
+                return line.to_string();
+            }
+            changed = true;
+            let mut out = String::new();
+            let mut at = 0;
+            for (i, (start, end)) in spans.iter().enumerate() {
+                let (from, to) = spans[spans.len() - 1 - i];
+                out.push_str(&line[at..*start]);
+                out.push_str(&line[from..to]);
+                at = *end;
+            }
+            out.push_str(&line[at..]);
+            out
+        })
+        .collect();
+    changed.then(|| lines.join("\n"))
+}
+
+/// Byte ranges of the `@key(...)` applications on a type or interface definition line.
+fn key_spans(line: &str) -> Vec<(usize, usize)> {
+    let trimmed = line.trim_start();
+    if !["type ", "interface ", "extend type ", "extend interface "]
+        .iter()
+        .any(|p| trimmed.starts_with(p))
+    {
+        return Vec::new();
+    }
+    let bytes = line.as_bytes();
+    let mut spans = Vec::new();
+    let mut from = 0;
+    while let Some(found) = line[from..].find("@key(") {
+        let start = from + found;
+        let (mut depth, mut quoted, mut end) = (0usize, false, None);
+        let mut i = start + "@key".len();
+        while i < bytes.len() {
+            match bytes[i] {
+                b'\\' if quoted => i += 1,
+                b'"' => quoted = !quoted,
+                b'(' if !quoted => depth += 1,
+                b')' if !quoted => {
+                    depth -= 1;
+                    if depth == 0 {
+                        end = Some(i + 1);
+                        break;
+                    }
+                }
+                _ => {}
+            }
+            i += 1;
+        }
+        let Some(end) = end else {
+            return Vec::new();
+        };
+        spans.push((start, end));
+        from = end;
+    }
+    spans
+}
+
 /// Node helper: one JSON request per line in, one JSON answer per line out. Our own few lines
 /// around `composeServices`; `@apollo/composition` itself is found through NODE_PATH.
 const HELPER: &str = r#"'use strict';
@@ -146,5 +216,35 @@ impl ApolloComposer {
 impl Drop for ApolloComposer {
     fn drop(&mut self) {
         let _ = self.child.start_kill();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn keys_reverse_on_definition_lines_only() {
+        let sdl = r#"type Query {
+  e: E
+}
+
+type E @key(fields: "id") @shareable @key(fields: "ref { code }") @key(fields: "x(a: \")\")") {
+  id: ID!
+}
+
+interface I @key(fields: "id") {
+  id: ID!
+}"#;
+        let reversed = with_keys_reversed(sdl).unwrap();
+        assert!(reversed.contains(
+            r#"type E @key(fields: "x(a: \")\")") @shareable @key(fields: "ref { code }") @key(fields: "id") {"#
+        ));
+        assert!(reversed.contains(r#"interface I @key(fields: "id") {"#));
+        assert_eq!(reversed.lines().count(), sdl.lines().count());
+        assert_eq!(
+            with_keys_reversed(r#"type A @key(fields: "id") { id: ID! }"#),
+            None
+        );
     }
 }

@@ -10,7 +10,7 @@ use serde_json::Value;
 use switchyard_testkit::generate::{generate, Options as GeneratorOptions};
 
 use crate::compare::Outcome;
-use crate::compose::ApolloComposer;
+use crate::compose::{with_keys_reversed, ApolloComposer};
 use crate::minimize::minimize;
 use crate::report::{write_finding, Finding};
 use crate::scenario::{ask, Answers, Composition, Runner, Scenario};
@@ -174,10 +174,20 @@ async fn run_seed(
     let mut composition = runner.compose(&shape.subgraphs).await?;
     if composition.disagrees() || composition.ours.is_err() {
         let stem = format!("seed{seed}_compose");
-        let text = composition_note(seed, &shape.subgraphs, &composition);
+        let key_order = match (&composition.ours, &composition.apollo) {
+            (Ok(_), Some(Err(_))) => apollo_accepts_keys_reversed(runner, &shape.subgraphs).await?,
+            _ => false,
+        };
+        let mut text = composition_note(seed, &shape.subgraphs, &composition);
+        if key_order {
+            text.push_str(KEY_ORDER_NOTE);
+        }
         std::fs::write(options.out.join(format!("{stem}.md")), text)?;
         let what = match (&composition.ours, &composition.apollo) {
             (Err(_), Some(Ok(_))) => "only Apollo's composer accepts the shape",
+            (Ok(_), Some(Err(_))) if key_order => {
+                "only Switchyard's composer accepts the shape; Apollo's accepts it with the @key directives reversed (an order-dependent verdict, not a rule)"
+            }
             (Ok(_), Some(Err(_))) => "only Switchyard's composer accepts the shape",
             _ => "neither composer accepts the shape (generator artefact)",
         };
@@ -501,6 +511,32 @@ fn first_error(response: &Value) -> String {
                 .collect()
         })
         .unwrap_or_default()
+}
+
+/// Appended to a composition note when Apollo's composer accepts the shape once each type's
+/// `@key` directives are reversed.
+const KEY_ORDER_NOTE: &str = "\nApollo's composer accepts these subgraphs with each type's `@key` directives in reverse order: its satisfiability search skips a key move after one with the same key fields (assuming a direct move exists, which from an `@interfaceObject` implementation it need not), so its verdict depends on key order. Switchyard's composer accepts both orders by design (seeds 7320, 9379; gateway/compose/src/satisfiability.rs).\n";
+
+/// Whether Apollo's composer accepts `subgraphs` with every type's `@key` directives reversed.
+async fn apollo_accepts_keys_reversed(
+    runner: &mut Runner,
+    subgraphs: &[(String, String)],
+) -> anyhow::Result<bool> {
+    let Some(apollo) = runner.apollo.as_mut() else {
+        return Ok(false);
+    };
+    let mut changed = false;
+    let reversed: Vec<(String, String)> = subgraphs
+        .iter()
+        .map(|(name, sdl)| match with_keys_reversed(sdl) {
+            Some(r) => {
+                changed = true;
+                (name.clone(), r)
+            }
+            None => (name.clone(), sdl.clone()),
+        })
+        .collect();
+    Ok(changed && apollo.compose(&reversed).await?.is_ok())
 }
 
 fn composition_note(seed: u64, subgraphs: &[(String, String)], c: &Composition) -> String {
