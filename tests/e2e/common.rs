@@ -3,7 +3,10 @@
 
 #![allow(dead_code)]
 
+use std::io::{BufRead, BufReader};
 use std::net::SocketAddr;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
 
 use serde_json::Value;
 use switchyard::client::GraphQLClient;
@@ -91,4 +94,109 @@ impl PostgresDb {
     pub async fn create(purpose: &str) -> Option<TestDatabase> {
         TestDatabase::create(&format!("switchyard_e2e_{purpose}_")).await
     }
+}
+
+/// Starts `switchyard dev` and returns it with the lines it printed up to "Ctrl-C stops".
+pub fn start_dev(data_dir: &std::path::Path) -> (Child, Vec<String>) {
+    start_dev_with(data_dir, &[])
+}
+
+/// [`start_dev`] with extra environment (service settings such as `PROFILE_GRAPH_URL`).
+pub fn start_dev_with(data_dir: &std::path::Path, env: &[(&str, &str)]) -> (Child, Vec<String>) {
+    let mut child = Command::new(env!("CARGO_BIN_EXE_switchyard"))
+        .args([
+            "dev",
+            "--listen",
+            "127.0.0.1:0",
+            "--metrics-listen",
+            "127.0.0.1:0",
+            "--data-dir",
+        ])
+        .arg(data_dir)
+        .env("RUST_LOG", "warn")
+        .env_remove("REDIS_URL")
+        .env_remove(switchyard_subgraph_kit::erasure::HOLD_ENV)
+        .envs(env.iter().copied())
+        .stdout(Stdio::piped())
+        .spawn()
+        .expect("switchyard starts");
+    let stdout = child.stdout.take().unwrap();
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+            if tx.send(line).is_err() {
+                break;
+            }
+        }
+    });
+    let mut lines = Vec::new();
+    let deadline = Instant::now() + Duration::from_secs(120);
+    loop {
+        let left = deadline.saturating_duration_since(Instant::now());
+        match rx.recv_timeout(left) {
+            Ok(line) => {
+                let done = line.starts_with("Ctrl-C stops");
+                lines.push(line);
+                if done {
+                    return (child, lines);
+                }
+            }
+            Err(_) => {
+                let _ = child.kill();
+                let _ = child.wait();
+                panic!("switchyard dev did not come up; it printed: {lines:#?}");
+            }
+        }
+    }
+}
+
+/// The rest of the first line of `lines` that starts with `label` (after leading spaces).
+pub fn line_after<'l>(lines: &'l [String], label: &str) -> &'l str {
+    lines
+        .iter()
+        .find_map(|l| l.trim_start().strip_prefix(label))
+        .unwrap_or_else(|| panic!("no {label:?} line in {lines:#?}"))
+        .trim()
+}
+
+/// A client WebSocket as tokio-tungstenite connects it.
+pub type WsStream =
+    tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>;
+
+/// Opens a graphql-transport-ws socket to `url` (`ws://…`; an `http://` URL is turned into
+/// one), sending `traceparent` on the upgrade request when given, and sends `connection_init`
+/// with `token` as the `Authorization` payload when given. Does not wait for the ack.
+pub async fn graphql_ws(url: &str, traceparent: Option<&str>, token: Option<&str>) -> WsStream {
+    use tokio_tungstenite::tungstenite::client::IntoClientRequest;
+    let mut request = url
+        .replacen("http://", "ws://", 1)
+        .into_client_request()
+        .unwrap();
+    let headers = request.headers_mut();
+    headers.insert(
+        "sec-websocket-protocol",
+        http::HeaderValue::from_static("graphql-transport-ws"),
+    );
+    if let Some(traceparent) = traceparent {
+        headers.insert("traceparent", traceparent.parse().unwrap());
+    }
+    let (mut socket, _) = tokio_tungstenite::connect_async(request).await.unwrap();
+    let init = match token {
+        Some(token) => serde_json::json!({ "type": "connection_init",
+            "payload": { "Authorization": format!("Bearer {token}") } }),
+        None => serde_json::json!({ "type": "connection_init" }),
+    };
+    send_json(&mut socket, &init).await;
+    socket
+}
+
+/// Sends `message` as one text frame.
+pub async fn send_json(socket: &mut WsStream, message: &Value) {
+    use futures::SinkExt;
+    socket
+        .send(tokio_tungstenite::tungstenite::Message::text(
+            message.to_string(),
+        ))
+        .await
+        .unwrap();
 }

@@ -190,8 +190,7 @@ async fn two_members_chat_and_a_third_is_refused() {
 /// `sender` from profile for every event. An outsider's subscription is refused.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_message_arrives_live_through_the_gateway() {
-    use futures::{SinkExt, StreamExt};
-    use tokio_tungstenite::tungstenite::client::IntoClientRequest;
+    use futures::StreamExt;
     use tokio_tungstenite::tungstenite::Message;
 
     let stack = start_stack(|_| {}).await;
@@ -216,14 +215,7 @@ async fn a_message_arrives_live_through_the_gateway() {
         let ws_url = ws_url.clone();
         let conversation = conversation.clone();
         async move {
-            let mut request = ws_url.into_client_request().unwrap();
-            request.headers_mut().insert(
-                "sec-websocket-protocol",
-                "graphql-transport-ws".parse().unwrap(),
-            );
-            let (mut socket, _) = tokio_tungstenite::connect_async(request).await.unwrap();
-            let init = json!({ "type": "connection_init", "payload": { "Authorization": format!("Bearer {token}") } });
-            socket.send(Message::text(init.to_string())).await.unwrap();
+            let mut socket = common::graphql_ws(&ws_url, None, Some(&token)).await;
             let subscribe = json!({
                 "id": "1",
                 "type": "subscribe",
@@ -232,10 +224,7 @@ async fn a_message_arrives_live_through_the_gateway() {
                     "variables": { "c": conversation },
                 },
             });
-            socket
-                .send(Message::text(subscribe.to_string()))
-                .await
-                .unwrap();
+            common::send_json(&mut socket, &subscribe).await;
             socket
         }
     };

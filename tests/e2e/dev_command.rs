@@ -2,73 +2,13 @@
 //! it, prints a ready-to-paste query that answers the headline question, stops cleanly on
 //! SIGTERM, and a second run reuses the data.
 
-use std::io::{BufRead, BufReader};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use serde_json::{json, Value};
 use switchyard::client::GraphQLClient;
 
-/// Starts `switchyard dev` and returns it with the lines it printed up to "Ctrl-C stops".
-fn start_dev(data_dir: &std::path::Path) -> (Child, Vec<String>) {
-    start_dev_with(data_dir, &[])
-}
-
-/// [`start_dev`] with extra environment (service settings such as `PROFILE_GRAPH_URL`).
-fn start_dev_with(data_dir: &std::path::Path, env: &[(&str, &str)]) -> (Child, Vec<String>) {
-    let mut child = Command::new(env!("CARGO_BIN_EXE_switchyard"))
-        .args([
-            "dev",
-            "--listen",
-            "127.0.0.1:0",
-            "--metrics-listen",
-            "127.0.0.1:0",
-            "--data-dir",
-        ])
-        .arg(data_dir)
-        .env("RUST_LOG", "warn")
-        .env_remove("REDIS_URL")
-        .envs(env.iter().copied())
-        .stdout(Stdio::piped())
-        .spawn()
-        .expect("switchyard starts");
-    let stdout = child.stdout.take().unwrap();
-    let (tx, rx) = std::sync::mpsc::channel();
-    std::thread::spawn(move || {
-        for line in BufReader::new(stdout).lines().map_while(Result::ok) {
-            if tx.send(line).is_err() {
-                break;
-            }
-        }
-    });
-    let mut lines = Vec::new();
-    let deadline = Instant::now() + Duration::from_secs(120);
-    loop {
-        let left = deadline.saturating_duration_since(Instant::now());
-        match rx.recv_timeout(left) {
-            Ok(line) => {
-                let done = line.starts_with("Ctrl-C stops");
-                lines.push(line);
-                if done {
-                    return (child, lines);
-                }
-            }
-            Err(_) => {
-                let _ = child.kill();
-                let _ = child.wait();
-                panic!("switchyard dev did not come up; it printed: {lines:#?}");
-            }
-        }
-    }
-}
-
-fn line_after<'l>(lines: &'l [String], label: &str) -> &'l str {
-    lines
-        .iter()
-        .find_map(|l| l.trim_start().strip_prefix(label))
-        .unwrap_or_else(|| panic!("no {label:?} line in {lines:#?}"))
-        .trim()
-}
+use crate::common::{line_after, start_dev, start_dev_with};
 
 fn stop(mut child: Child) {
     let pid = child.id().to_string();

@@ -5,9 +5,8 @@
 
 use crate::common;
 
-use std::io::{BufRead, BufReader};
 use std::path::Path;
-use std::process::{Child, Command, Stdio};
+use std::process::{Child, Command};
 use std::time::{Duration, Instant};
 
 use common::{connect, sign_up, start_stack, Member, PASSWORD};
@@ -357,52 +356,9 @@ async fn after_deletion_no_service_holds_the_member_and_erasure_says_so() {
 
 /// Starts `switchyard dev` on `data_dir` with `env`; returns it and its GraphQL URL.
 fn start_dev(data_dir: &Path, env: &[(&str, &str)]) -> (Child, String) {
-    let mut child = Command::new(env!("CARGO_BIN_EXE_switchyard"))
-        .args([
-            "dev",
-            "--listen",
-            "127.0.0.1:0",
-            "--metrics-listen",
-            "127.0.0.1:0",
-            "--data-dir",
-        ])
-        .arg(data_dir)
-        .env("RUST_LOG", "warn")
-        .env_remove("REDIS_URL")
-        .env_remove(switchyard_subgraph_kit::erasure::HOLD_ENV)
-        .envs(env.iter().copied())
-        .stdout(Stdio::piped())
-        .spawn()
-        .expect("switchyard starts");
-    let stdout = child.stdout.take().unwrap();
-    let (tx, rx) = std::sync::mpsc::channel();
-    std::thread::spawn(move || {
-        for line in BufReader::new(stdout).lines().map_while(Result::ok) {
-            if tx.send(line).is_err() {
-                break;
-            }
-        }
-    });
-    let deadline = Instant::now() + Duration::from_secs(120);
-    let mut lines = Vec::new();
-    loop {
-        let left = deadline.saturating_duration_since(Instant::now());
-        let Ok(line) = rx.recv_timeout(left) else {
-            let _ = child.kill();
-            let _ = child.wait();
-            panic!("switchyard dev did not come up; it printed: {lines:#?}");
-        };
-        if line.starts_with("Ctrl-C stops") {
-            let url = lines
-                .iter()
-                .find_map(|l: &String| l.trim_start().strip_prefix("GraphiQL:"))
-                .expect("a GraphiQL line")
-                .trim()
-                .to_owned();
-            return (child, url);
-        }
-        lines.push(line);
-    }
+    let (child, lines) = common::start_dev_with(data_dir, env);
+    let url = common::line_after(&lines, "GraphiQL:").to_owned();
+    (child, url)
 }
 
 /// Content's own erasure record for `member_id`: (started, completed).

@@ -3,6 +3,8 @@
 //! binary, the demo subgraphs and a WebSocket subgraph for subscriptions; and the spans a
 //! stopping gateway exports before it exits.
 
+use crate::common;
+
 use std::io::{BufRead, BufReader};
 use std::path::Path;
 use std::process::{Child, Command, Stdio};
@@ -15,7 +17,6 @@ use serde_json::{json, Value};
 use switchyard::client::{get, GraphQLClient};
 use switchyard_compose::SubgraphSource;
 use switchyard_demo_subgraphs::DemoSubgraph;
-use tokio_tungstenite::tungstenite::client::IntoClientRequest;
 use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
 use tokio_tungstenite::tungstenite::Message;
 
@@ -251,28 +252,13 @@ where
 }
 
 /// Opens a graphql-transport-ws subscription to `subscription { ticks }` on the gateway.
-async fn subscribe(
-    graphql: &str,
-) -> tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>> {
-    let mut request = graphql
-        .replacen("http://", "ws://", 1)
-        .into_client_request()
-        .unwrap();
-    request.headers_mut().insert(
-        "sec-websocket-protocol",
-        "graphql-transport-ws".parse().unwrap(),
-    );
-    let (mut socket, _) = tokio_tungstenite::connect_async(request).await.unwrap();
-    let init = json!({"type": "connection_init"}).to_string();
-    socket.send(Message::text(init)).await.unwrap();
+async fn subscribe(graphql: &str) -> common::WsStream {
+    let mut socket = common::graphql_ws(graphql, None, None).await;
     let ack = next_json(&mut socket).await;
     assert_eq!(ack["type"], "connection_ack", "{ack}");
     let subscribe =
         json!({"id": "t", "type": "subscribe", "payload": {"query": "subscription { ticks }"}});
-    socket
-        .send(Message::text(subscribe.to_string()))
-        .await
-        .unwrap();
+    common::send_json(&mut socket, &subscribe).await;
     socket
 }
 
@@ -603,25 +589,12 @@ async fn sigterm_exports_the_last_spans_before_exiting() {
     let mut gateway = Process::start(&supergraph, &config, &[]);
 
     // A subscription traced from its upgrade request, one event, completed by the client.
-    let mut request = gateway
-        .graphql
-        .replacen("http://", "ws://", 1)
-        .into_client_request()
-        .unwrap();
-    let headers = request.headers_mut();
-    headers.insert(
-        "sec-websocket-protocol",
-        "graphql-transport-ws".parse().unwrap(),
-    );
-    headers.insert(
-        "traceparent",
-        format!("00-{SUBSCRIPTION_TRACE}-{CLIENT_SPAN}-01")
-            .parse()
-            .unwrap(),
-    );
-    let (mut ticks, _) = tokio_tungstenite::connect_async(request).await.unwrap();
-    let init = json!({"type": "connection_init"}).to_string();
-    ticks.send(Message::text(init)).await.unwrap();
+    let mut ticks = common::graphql_ws(
+        &gateway.graphql,
+        Some(&format!("00-{SUBSCRIPTION_TRACE}-{CLIENT_SPAN}-01")),
+        None,
+    )
+    .await;
     assert_eq!(next_json(&mut ticks).await["type"], "connection_ack");
     let subscribe = json!({"id": "t", "type": "subscribe",
         "payload": {"query": "subscription Ticks { ticks }"}});

@@ -134,7 +134,6 @@ const SUBSCRIPTION_TRACE: &str = "9c1e6b0a8f2d4c3b9a7e5d1f0b2c4e6a";
 async fn a_subscription_is_one_trace_from_the_client_through_the_gateway_to_chat() {
     use futures::{SinkExt, StreamExt};
     use serde_json::{json, Value};
-    use tokio_tungstenite::tungstenite::client::IntoClientRequest;
     use tokio_tungstenite::tungstenite::Message;
 
     let receiver = OtlpReceiver::start().await.unwrap();
@@ -159,24 +158,12 @@ async fn a_subscription_is_one_trace_from_the_client_through_the_gateway_to_chat
         .unwrap()
         .to_owned();
 
-    let mut request = format!("ws://{}/graphql", t.stack.gateway_addr())
-        .into_client_request()
-        .unwrap();
-    let headers = request.headers_mut();
-    headers.insert(
-        "sec-websocket-protocol",
-        "graphql-transport-ws".parse().unwrap(),
-    );
-    headers.insert(
-        "traceparent",
-        format!("00-{SUBSCRIPTION_TRACE}-{CLIENT_SPAN}-01")
-            .parse()
-            .unwrap(),
-    );
-    let (mut socket, _) = tokio_tungstenite::connect_async(request).await.unwrap();
-    let init = json!({ "type": "connection_init",
-        "payload": { "Authorization": format!("Bearer {}", priya.token) } });
-    socket.send(Message::text(init.to_string())).await.unwrap();
+    let mut socket = common::graphql_ws(
+        &format!("ws://{}/graphql", t.stack.gateway_addr()),
+        Some(&format!("00-{SUBSCRIPTION_TRACE}-{CLIENT_SPAN}-01")),
+        Some(&priya.token),
+    )
+    .await;
     let subscribe = json!({
         "id": "1",
         "type": "subscribe",
@@ -185,10 +172,7 @@ async fn a_subscription_is_one_trace_from_the_client_through_the_gateway_to_chat
             "variables": { "c": conversation },
         },
     });
-    socket
-        .send(Message::text(subscribe.to_string()))
-        .await
-        .unwrap();
+    common::send_json(&mut socket, &subscribe).await;
     // The subscription is live once chat has it: send until the first event arrives.
     let next = async {
         loop {
