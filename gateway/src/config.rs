@@ -1,36 +1,54 @@
 //! Gateway settings: defaults, a TOML file, then `SWITCHYARD_*` environment overrides.
+//!
+//! Every key is defined once, by a field of [`GatewayConfig`] (or of [`CorsSettings`] under
+//! `[cors]`, [`SubgraphOverrides`] under `[subgraphs.<name>]`); `switchyard-config`'s loader
+//! layers the file and the environment over the serialized defaults and deserializes the
+//! result, so there is no per-key loading code. The variable of a key is `SWITCHYARD_` + its
+//! path in capitals with `_` between levels (`SWITCHYARD_CORS_MAX_AGE`), except
+//! `SWITCHYARD_SUBGRAPH_URL_<NAME>` for `[subgraphs.<name>] url`; `[headers]` and the rest of
+//! `[subgraphs.<name>]` are file-only.
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
+use switchyard_config::{ConfigLoader, EnvNames};
 use switchyard_guard::{ConnectionLimits, RequestLimits};
 
 pub use crate::execute::transport::{Http2Mode, SubgraphTransport};
-use crate::headers::{FileHeaderRules, HeaderRules, RequestHeaderRule, ResponseHeaderRule};
+use crate::headers::{HeaderRules, RequestHeaderRule, ResponseHeaderRule};
+pub use switchyard_config::{parse_optional_addr, ConfigError};
 
-/// Gateway settings (from the config file, with environment overrides applied by [`GatewayConfig::load`]).
-#[derive(Debug, Clone)]
+/// Gateway settings (from the config file, with environment overrides applied by
+/// [`GatewayConfig::load`]). Each field is one key: its name is the file's key, and
+/// `SWITCHYARD_` + the key path in capitals (`_` between levels) its variable.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
 pub struct GatewayConfig {
-    /// Subgraph name -> URL, replacing the supergraph's `join__graph(url:)` for that subgraph.
-    pub subgraph_url_overrides: HashMap<String, String>,
     /// Default subgraph request timeout (a subgraph's own `timeout` replaces it).
+    #[serde(with = "switchyard_config::duration")]
     pub subgraph_timeout: Duration,
     /// Default time a subgraph has to start answering (response head); a frozen subgraph is
     /// found out this soon instead of after the whole `subgraph_timeout`.
+    #[serde(with = "switchyard_config::duration")]
     pub subgraph_first_byte_timeout: Duration,
-    /// Default circuit breaker for every subgraph.
-    pub circuit_breaker: BreakerSettings,
+    /// Whether every subgraph's circuit breaker is on (by default); when off every request
+    /// goes to the network.
+    pub circuit_breaker: bool,
+    /// Consecutive failures (connect error, timeout, HTTP 5xx) that open a circuit (at least 1).
+    pub breaker_failure_threshold: u32,
+    /// How long a circuit stays open before one probe request is let through.
+    #[serde(with = "switchyard_config::duration")]
+    pub breaker_cool_down: Duration,
     /// Default cap on in-flight requests to one subgraph; fetches over it fail at once.
     pub subgraph_max_inflight: usize,
-    /// Per-subgraph replacements for the defaults above, by subgraph name.
-    pub subgraph_overrides: HashMap<String, SubgraphOverrides>,
     /// Address the HTTP server listens on.
     pub listen: SocketAddr,
     /// Address of the metrics listener (`/metrics`, `/status`), apart from the public port;
     /// `None` serves no metrics.
+    #[serde(with = "switchyard_config::listen")]
     pub metrics_listen: Option<SocketAddr>,
     /// Largest accepted request body; bigger bodies get 413.
     pub max_body_bytes: usize,
@@ -63,14 +81,18 @@ pub struct GatewayConfig {
     pub headers: HeaderRules,
     /// Default PEM bundle of extra CAs trusted for `https://` subgraphs (besides the bundled web
     /// PKI roots and the system store).
+    #[serde(deserialize_with = "switchyard_config::optional_path")]
     pub subgraph_tls_ca_file: Option<PathBuf>,
     /// Default client certificate chain (PEM) for subgraphs that require mTLS.
+    #[serde(deserialize_with = "switchyard_config::optional_path")]
     pub subgraph_tls_client_cert_file: Option<PathBuf>,
     /// Private key (PEM) of `subgraph_tls_client_cert_file`.
+    #[serde(deserialize_with = "switchyard_config::optional_path")]
     pub subgraph_tls_client_key_file: Option<PathBuf>,
     /// Default HTTP/2 use towards subgraphs.
     pub subgraph_http2: Http2Mode,
     /// How long an unused pooled subgraph connection is kept open.
+    #[serde(with = "switchyard_config::duration")]
     pub subgraph_pool_idle_timeout: Duration,
     /// Most idle pooled connections kept per subgraph host.
     pub subgraph_pool_max_idle: usize,
@@ -80,16 +102,20 @@ pub struct GatewayConfig {
     pub plan_cache_size: usize,
     /// Memory budget of the plan cache: each operation is charged for its text, parsed and
     /// validated documents and plan; the least recently used go when the total is over.
+    #[serde(with = "switchyard_config::size")]
     pub plan_cache_bytes: usize,
     /// Time a client has to send a complete request head (from connect, or from the first
     /// byte of a later request on a kept-alive connection).
+    #[serde(with = "switchyard_config::duration")]
     pub header_read_timeout: Duration,
     /// How long a kept-alive client connection may sit idle between requests.
+    #[serde(with = "switchyard_config::duration")]
     pub idle_timeout: Duration,
     /// Most client connections open at once; when full, the longest-idle or half-open one is
     /// closed for a newcomer (kept under 3/4 of the process's file-descriptor limit).
     pub max_connections: usize,
     /// Deadline for a whole request, body included, to its response (408 / 504 past it).
+    #[serde(with = "switchyard_config::duration")]
     pub request_timeout: Duration,
     /// Take the client address from the last `X-Forwarded-For` entry (behind a load balancer
     /// that sets it) instead of the connection's peer address.
@@ -99,31 +125,41 @@ pub struct GatewayConfig {
     /// Most active operations one WebSocket connection may run at once.
     pub max_subscriptions_per_connection: usize,
     /// How long a WebSocket client has to send `connection_init` before it is closed (4408).
+    #[serde(with = "switchyard_config::duration")]
     pub subscription_init_timeout: Duration,
     /// How often an idle-looking WebSocket gets a ping frame, so proxies and load balancers do
     /// not cut long-quiet subscriptions; zero turns pings off.
+    #[serde(with = "switchyard_config::duration")]
     pub subscription_keepalive: Duration,
     /// OTLP/HTTP endpoint traces are exported to (`http://collector:4318`); `None` (the
     /// default) turns tracing off: no span is made and no `traceparent` read or sent.
+    #[serde(deserialize_with = "switchyard_config::optional_text")]
     pub otlp_endpoint: Option<String>,
     /// Share of new traces recorded (0.0–1.0); requests with a `traceparent` follow its
     /// `sampled` flag.
+    #[serde(deserialize_with = "sample_ratio")]
     pub trace_sample_ratio: f64,
     /// On SIGTERM/Ctrl-C: how long in-flight requests get to finish (WebSockets are closed
     /// with 1001 at once) before the process exits anyway.
+    #[serde(with = "switchyard_config::duration")]
     pub drain_timeout: Duration,
     /// Poll the supergraph and config files and reload when they change (SIGHUP reloads
     /// either way).
     pub watch: bool,
     /// How often `watch` looks at the files.
+    #[serde(with = "switchyard_config::duration")]
     pub watch_interval: Duration,
     /// Cross-origin requests from browsers: which origins may call the gateway.
     pub cors: CorsSettings,
+    /// Per-subgraph settings by subgraph name (`[subgraphs.<name>]`): its URL, replacing the
+    /// supergraph's `join__graph(url:)`, and replacements for the defaults above.
+    pub subgraphs: HashMap<String, SubgraphOverrides>,
 }
 
 /// Which browser origins may call the gateway (CORS). Empty lists (the default) allow none:
 /// only same-origin pages (GraphiQL served by the gateway itself) can use it from a browser.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
 pub struct CorsSettings {
     /// Exact origins (`https://app.example.com`); `*` alone allows any origin (never with
     /// `allow_credentials`).
@@ -138,6 +174,7 @@ pub struct CorsSettings {
     /// Response headers a page may read besides the CORS-safelisted ones.
     pub expose_headers: Vec<String>,
     /// How long a browser may cache a preflight answer.
+    #[serde(with = "switchyard_config::duration")]
     pub max_age: Duration,
 }
 
@@ -244,12 +281,12 @@ pub(crate) fn origin_matches(pattern: &str, origin: &str) -> bool {
 impl Default for GatewayConfig {
     fn default() -> Self {
         Self {
-            subgraph_url_overrides: HashMap::new(),
             subgraph_timeout: Duration::from_secs(30),
             subgraph_first_byte_timeout: Duration::from_secs(5),
-            circuit_breaker: BreakerSettings::default(),
+            circuit_breaker: BreakerSettings::default().enabled,
+            breaker_failure_threshold: BreakerSettings::default().failure_threshold,
+            breaker_cool_down: BreakerSettings::default().cool_down,
             subgraph_max_inflight: 256,
-            subgraph_overrides: HashMap::new(),
             listen: SocketAddr::from(([127, 0, 0, 1], 4000)),
             metrics_listen: Some(SocketAddr::from(([127, 0, 0, 1], 9400))),
             max_body_bytes: RequestLimits::GATEWAY.max_body_bytes,
@@ -290,6 +327,7 @@ impl Default for GatewayConfig {
             watch: false,
             watch_interval: Duration::from_secs(1),
             cors: CorsSettings::default(),
+            subgraphs: HashMap::new(),
         }
     }
 }
@@ -315,35 +353,62 @@ impl Default for BreakerSettings {
     }
 }
 
-/// Settings one subgraph overrides (from `[subgraphs.<name>]`); `None` keeps the default.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
+/// One subgraph's own settings (from `[subgraphs.<name>]`); `None` keeps the default.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
 pub struct SubgraphOverrides {
+    /// Where the subgraph is reached, replacing the supergraph's `join__graph(url:)`.
+    #[serde(deserialize_with = "switchyard_config::optional_text")]
+    pub url: Option<String>,
     /// Request timeout.
+    #[serde(with = "switchyard_config::duration::option")]
     pub timeout: Option<Duration>,
     /// Time to the response head.
+    #[serde(with = "switchyard_config::duration::option")]
     pub first_byte_timeout: Option<Duration>,
     /// Whether the circuit breaker is on.
     pub circuit_breaker: Option<bool>,
     /// Consecutive failures that open the circuit.
     pub breaker_failure_threshold: Option<u32>,
     /// How long the circuit stays open.
+    #[serde(with = "switchyard_config::duration::option")]
     pub breaker_cool_down: Option<Duration>,
     /// Most in-flight requests.
     pub max_inflight: Option<usize>,
     /// Extra CA bundle (replaces `subgraph_tls_ca_file`).
+    #[serde(deserialize_with = "switchyard_config::optional_path")]
     pub tls_ca_file: Option<PathBuf>,
     /// Client certificate chain for mTLS.
+    #[serde(deserialize_with = "switchyard_config::optional_path")]
     pub tls_client_cert_file: Option<PathBuf>,
     /// Its private key.
+    #[serde(deserialize_with = "switchyard_config::optional_path")]
     pub tls_client_key_file: Option<PathBuf>,
     /// HTTP/2 use.
     pub http2: Option<Http2Mode>,
     /// Idle pooled connection lifetime.
+    #[serde(with = "switchyard_config::duration::option")]
     pub pool_idle_timeout: Option<Duration>,
     /// Most idle pooled connections.
     pub pool_max_idle: Option<usize>,
     /// Header rules run after the ones for all subgraphs.
     pub headers: Option<HeaderRules>,
+}
+
+impl SubgraphOverrides {
+    /// One entry per subgraph that only sets its URL: `subgraphs` for a gateway in front of
+    /// subgraphs started on ports chosen at runtime.
+    pub fn from_urls(urls: &HashMap<String, String>) -> HashMap<String, SubgraphOverrides> {
+        urls.iter()
+            .map(|(name, url)| {
+                let own = SubgraphOverrides {
+                    url: Some(url.clone()),
+                    ..SubgraphOverrides::default()
+                };
+                (name.clone(), own)
+            })
+            .collect()
+    }
 }
 
 /// The resilience settings in force for one subgraph (defaults with its overrides applied).
@@ -359,411 +424,55 @@ pub struct SubgraphPolicy {
     pub max_inflight: usize,
 }
 
-/// Why the configuration could not be loaded.
-#[derive(Debug, thiserror::Error)]
-pub enum ConfigError {
-    /// The config file could not be read.
-    #[error("reading config file {path}: {source}")]
-    Read {
-        /// The file.
-        path: PathBuf,
-        /// The I/O error.
-        source: std::io::Error,
-    },
-    /// The config file is not valid TOML for this struct.
-    #[error("parsing config file {path}: {source}")]
-    Parse {
-        /// The file.
-        path: PathBuf,
-        /// The TOML error.
-        source: Box<toml::de::Error>,
-    },
-    /// An environment variable holds a value of the wrong shape.
-    #[error("environment variable {name}: {message}")]
-    Env {
-        /// The variable.
-        name: String,
-        /// What is wrong.
-        message: String,
-    },
+/// The gateway's loader: flat variable names, `subgraph_timeout_ms` as the older name of
+/// `subgraph_timeout`, one URL variable per subgraph, OpenTelemetry's endpoint variable below
+/// Switchyard's own. `SWITCHYARD_CONFIG` is read by the CLI (`--config`), not here.
+fn loader() -> ConfigLoader {
+    ConfigLoader::new("SWITCHYARD")
+        .env_names(EnvNames::Flat)
+        .file_variable(false)
+        .rename("subgraph_timeout_ms", "subgraph_timeout")
+        .env_skip("headers")
+        .env_skip("subgraphs")
+        .keyed_variable("SUBGRAPH_URL_", "subgraphs", "url")
+        .fallback("OTEL_EXPORTER_OTLP_ENDPOINT", "otlp_endpoint")
 }
 
-/// The file format: every key optional; `*_ms` keys are milliseconds, other durations are
-/// either milliseconds (a number) or a string with a unit (`"250ms"`, `"2s"`, `"1m"`).
-#[derive(Debug, Default, Deserialize)]
-#[serde(deny_unknown_fields)]
-struct FileConfig {
-    listen: Option<SocketAddr>,
-    metrics_listen: Option<String>,
-    subgraph_timeout_ms: Option<u64>,
-    subgraph_timeout: Option<FileDuration>,
-    subgraph_first_byte_timeout: Option<FileDuration>,
-    subgraph_max_inflight: Option<usize>,
-    circuit_breaker: Option<bool>,
-    breaker_failure_threshold: Option<u32>,
-    breaker_cool_down: Option<FileDuration>,
-    max_body_bytes: Option<usize>,
-    max_depth: Option<usize>,
-    max_aliases: Option<usize>,
-    max_root_fields: Option<usize>,
-    max_fields: Option<usize>,
-    max_cost: Option<u64>,
-    default_list_size: Option<u64>,
-    introspection: Option<bool>,
-    graphiql: Option<bool>,
-    dedupe: Option<bool>,
-    collapse_client_requests: Option<bool>,
-    propagate_headers: Option<Vec<String>>,
-    headers: Option<FileHeaderRules>,
-    subgraph_tls_ca_file: Option<PathBuf>,
-    subgraph_tls_client_cert_file: Option<PathBuf>,
-    subgraph_tls_client_key_file: Option<PathBuf>,
-    subgraph_http2: Option<String>,
-    subgraph_pool_idle_timeout: Option<FileDuration>,
-    subgraph_pool_max_idle: Option<usize>,
-    override_labels: Option<Vec<String>>,
-    plan_cache_size: Option<usize>,
-    plan_cache_bytes: Option<FileBytes>,
-    header_read_timeout: Option<FileDuration>,
-    idle_timeout: Option<FileDuration>,
-    max_connections: Option<usize>,
-    request_timeout: Option<FileDuration>,
-    trust_forwarded_for: Option<bool>,
-    subscriptions: Option<bool>,
-    max_subscriptions_per_connection: Option<usize>,
-    subscription_init_timeout: Option<FileDuration>,
-    subscription_keepalive: Option<FileDuration>,
-    otlp_endpoint: Option<String>,
-    trace_sample_ratio: Option<f64>,
-    drain_timeout: Option<FileDuration>,
-    watch: Option<bool>,
-    watch_interval: Option<FileDuration>,
-    cors: Option<FileCors>,
-    #[serde(default)]
-    subgraphs: HashMap<String, FileSubgraph>,
-}
-
-#[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
-struct FileCors {
-    allow_origins: Option<Vec<String>>,
-    allow_origin_patterns: Option<Vec<String>>,
-    allow_credentials: Option<bool>,
-    allow_headers: Option<Vec<String>>,
-    expose_headers: Option<Vec<String>>,
-    max_age: Option<FileDuration>,
-}
-
-#[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
-struct FileSubgraph {
-    url: Option<String>,
-    timeout: Option<FileDuration>,
-    first_byte_timeout: Option<FileDuration>,
-    circuit_breaker: Option<bool>,
-    breaker_failure_threshold: Option<u32>,
-    breaker_cool_down: Option<FileDuration>,
-    max_inflight: Option<usize>,
-    tls_ca_file: Option<PathBuf>,
-    tls_client_cert_file: Option<PathBuf>,
-    tls_client_key_file: Option<PathBuf>,
-    http2: Option<String>,
-    pool_idle_timeout: Option<FileDuration>,
-    pool_max_idle: Option<usize>,
-    headers: Option<FileHeaderRules>,
-}
-
-/// A duration in the config file: milliseconds, or text with a unit.
-#[derive(Debug, Clone, Copy)]
-struct FileDuration(Duration);
-
-impl<'de> Deserialize<'de> for FileDuration {
-    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
-        #[derive(Deserialize)]
-        #[serde(untagged)]
-        enum Raw {
-            Millis(u64),
-            Text(String),
-        }
-        match Raw::deserialize(deserializer)? {
-            Raw::Millis(ms) => Ok(FileDuration(Duration::from_millis(ms))),
-            Raw::Text(text) => parse_duration(&text)
-                .map(FileDuration)
-                .map_err(serde::de::Error::custom),
-        }
+/// A trace sample ratio: a share between 0 and 1.
+fn sample_ratio<'de, D: serde::Deserializer<'de>>(deserializer: D) -> Result<f64, D::Error> {
+    let ratio = f64::deserialize(deserializer)?;
+    if (0.0..=1.0).contains(&ratio) {
+        Ok(ratio)
+    } else {
+        Err(serde::de::Error::custom(format!(
+            "a sample ratio is between 0 and 1, got {ratio}"
+        )))
     }
-}
-
-/// A size in the config file: bytes, or text with a unit.
-#[derive(Debug, Clone, Copy)]
-struct FileBytes(usize);
-
-impl<'de> Deserialize<'de> for FileBytes {
-    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
-        #[derive(Deserialize)]
-        #[serde(untagged)]
-        enum Raw {
-            Bytes(usize),
-            Text(String),
-        }
-        match Raw::deserialize(deserializer)? {
-            Raw::Bytes(n) => Ok(FileBytes(n)),
-            Raw::Text(text) => parse_bytes(&text)
-                .map(FileBytes)
-                .map_err(serde::de::Error::custom),
-        }
-    }
-}
-
-/// Parses `"64MiB"`, `"512 KB"`, `"1GiB"` or a bare number of bytes (KB/MB/GB are powers of
-/// 1000, KiB/MiB/GiB of 1024).
-pub(crate) fn parse_bytes(text: &str) -> Result<usize, String> {
-    let text = text.trim();
-    let split = text
-        .find(|c: char| !(c.is_ascii_digit() || c == '.'))
-        .unwrap_or(text.len());
-    let (number, unit) = text.split_at(split);
-    let value: f64 = number
-        .parse()
-        .map_err(|_| format!("expected a size like \"64MiB\" or \"500000\", got {text:?}"))?;
-    let scale: f64 = match unit.trim().to_ascii_lowercase().as_str() {
-        "" | "b" => 1.0,
-        "kb" => 1e3,
-        "mb" => 1e6,
-        "gb" => 1e9,
-        "kib" => 1024.0,
-        "mib" => 1024.0 * 1024.0,
-        "gib" => 1024.0 * 1024.0 * 1024.0,
-        other => {
-            return Err(format!(
-                "unknown size unit {other:?} in {text:?} (use B, KB, MB, GB, KiB, MiB or GiB)"
-            ))
-        }
-    };
-    Ok((value * scale) as usize)
-}
-
-/// Parses a listen address, or `off` (also `none`, `false`, empty) for none.
-pub fn parse_optional_addr(text: &str) -> Result<Option<SocketAddr>, String> {
-    let text = text.trim();
-    if text.is_empty()
-        || ["off", "none", "false"]
-            .iter()
-            .any(|w| text.eq_ignore_ascii_case(w))
-    {
-        return Ok(None);
-    }
-    text.parse().map(Some).map_err(|_| {
-        format!("expected an address like \"127.0.0.1:9400\" or \"off\", got {text:?}")
-    })
-}
-
-/// Parses `"250ms"`, `"2s"`, `"1.5s"`, `"1m"` or a bare number of milliseconds.
-pub(crate) fn parse_duration(text: &str) -> Result<Duration, String> {
-    let text = text.trim();
-    let split = text
-        .find(|c: char| !(c.is_ascii_digit() || c == '.'))
-        .unwrap_or(text.len());
-    let (number, unit) = text.split_at(split);
-    let value: f64 = number
-        .parse()
-        .map_err(|_| format!("expected a duration like \"2s\" or \"500ms\", got {text:?}"))?;
-    let seconds = match unit.trim() {
-        "" | "ms" => value / 1000.0,
-        "s" => value,
-        "m" => value * 60.0,
-        other => {
-            return Err(format!(
-                "unknown duration unit {other:?} in {text:?} (use ms, s or m)"
-            ))
-        }
-    };
-    Duration::try_from_secs_f64(seconds).map_err(|err| format!("{text:?}: {err}"))
 }
 
 impl GatewayConfig {
     /// Defaults, then the TOML file at `path` (if any), then `SWITCHYARD_*` environment variables.
     pub fn load(path: Option<&Path>) -> Result<Self, ConfigError> {
-        let mut config = Self::default();
-        if let Some(path) = path {
-            let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
-                path: path.to_owned(),
-                source,
-            })?;
-            config
-                .apply_toml(&text)
-                .map_err(|source| ConfigError::Parse {
-                    path: path.to_owned(),
-                    source: Box::new(source),
-                })?;
-        }
-        config.apply_env(std::env::vars())?;
-        Ok(config)
+        loader()
+            .file(path)
+            .load::<Self>()?
+            .checked()
+            .map_err(ConfigError::Invalid)
     }
 
     /// Applies the settings present in a TOML document over `self`.
-    pub fn apply_toml(&mut self, text: &str) -> Result<(), toml::de::Error> {
-        let file: FileConfig = toml::from_str(text)?;
-        if let Some(v) = file.listen {
-            self.listen = v;
-        }
-        if let Some(v) = file.metrics_listen {
-            self.metrics_listen = parse_optional_addr(&v).map_err(serde::de::Error::custom)?;
-        }
-        if let Some(v) = file.subgraph_timeout_ms {
-            self.subgraph_timeout = Duration::from_millis(v);
-        }
-        if let Some(v) = file.subgraph_timeout {
-            self.subgraph_timeout = v.0;
-        }
-        if let Some(v) = file.subgraph_first_byte_timeout {
-            self.subgraph_first_byte_timeout = v.0;
-        }
-        set(&mut self.subgraph_max_inflight, file.subgraph_max_inflight);
-        set(&mut self.circuit_breaker.enabled, file.circuit_breaker);
-        set(
-            &mut self.circuit_breaker.failure_threshold,
-            file.breaker_failure_threshold,
-        );
-        if let Some(v) = file.breaker_cool_down {
-            self.circuit_breaker.cool_down = v.0;
-        }
-        set(&mut self.max_body_bytes, file.max_body_bytes);
-        set(&mut self.max_depth, file.max_depth);
-        set(&mut self.max_aliases, file.max_aliases);
-        set(&mut self.max_root_fields, file.max_root_fields);
-        set(&mut self.max_fields, file.max_fields);
-        set(&mut self.max_cost, file.max_cost);
-        set(&mut self.default_list_size, file.default_list_size);
-        set(&mut self.introspection, file.introspection);
-        set(&mut self.graphiql, file.graphiql);
-        set(&mut self.dedupe, file.dedupe);
-        set(
-            &mut self.collapse_client_requests,
-            file.collapse_client_requests,
-        );
-        set(&mut self.plan_cache_size, file.plan_cache_size);
-        if let Some(v) = file.plan_cache_bytes {
-            self.plan_cache_bytes = v.0;
-        }
-        if let Some(v) = file.header_read_timeout {
-            self.header_read_timeout = v.0;
-        }
-        if let Some(v) = file.idle_timeout {
-            self.idle_timeout = v.0;
-        }
-        set(&mut self.max_connections, file.max_connections);
-        if let Some(v) = file.request_timeout {
-            self.request_timeout = v.0;
-        }
-        set(&mut self.trust_forwarded_for, file.trust_forwarded_for);
-        set(&mut self.subscriptions, file.subscriptions);
-        set(
-            &mut self.max_subscriptions_per_connection,
-            file.max_subscriptions_per_connection,
-        );
-        if let Some(v) = file.subscription_init_timeout {
-            self.subscription_init_timeout = v.0;
-        }
-        if let Some(v) = file.subscription_keepalive {
-            self.subscription_keepalive = v.0;
-        }
-        if let Some(v) = file.otlp_endpoint {
-            self.otlp_endpoint = Some(v).filter(|v| !v.trim().is_empty());
-        }
-        if let Some(v) = file.trace_sample_ratio {
-            self.trace_sample_ratio = check_ratio(v).map_err(serde::de::Error::custom)?;
-        }
-        if let Some(v) = file.drain_timeout {
-            self.drain_timeout = v.0;
-        }
-        set(&mut self.watch, file.watch);
-        if let Some(v) = file.watch_interval {
-            self.watch_interval = v.0;
-        }
-        if let Some(cors) = file.cors {
-            let c = &mut self.cors;
-            set(&mut c.allow_origins, cors.allow_origins);
-            set(&mut c.allow_origin_patterns, cors.allow_origin_patterns);
-            set(&mut c.allow_credentials, cors.allow_credentials);
-            if let Some(v) = cors.allow_headers {
-                c.allow_headers = v.into_iter().map(|h| h.to_ascii_lowercase()).collect();
-            }
-            if let Some(v) = cors.expose_headers {
-                c.expose_headers = v.into_iter().map(|h| h.to_ascii_lowercase()).collect();
-            }
-            if let Some(v) = cors.max_age {
-                c.max_age = v.0;
-            }
-            c.check().map_err(serde::de::Error::custom)?;
-        }
-        if let Some(v) = file.propagate_headers {
-            self.propagate_headers = v.into_iter().map(|h| h.to_ascii_lowercase()).collect();
-        }
-        set(&mut self.override_labels, file.override_labels);
-        let env = |var: &str| std::env::var(var).ok();
-        if let Some(rules) = file.headers {
-            self.headers = rules
-                .compile(&env)
-                .map_err(|err| serde::de::Error::custom(format!("[headers]: {err}")))?;
-        }
-        if file.subgraph_tls_ca_file.is_some() {
-            self.subgraph_tls_ca_file = file.subgraph_tls_ca_file;
-        }
-        if file.subgraph_tls_client_cert_file.is_some() {
-            self.subgraph_tls_client_cert_file = file.subgraph_tls_client_cert_file;
-        }
-        if file.subgraph_tls_client_key_file.is_some() {
-            self.subgraph_tls_client_key_file = file.subgraph_tls_client_key_file;
-        }
-        if let Some(v) = file.subgraph_http2 {
-            self.subgraph_http2 = v.parse().map_err(serde::de::Error::custom)?;
-        }
-        if let Some(v) = file.subgraph_pool_idle_timeout {
-            self.subgraph_pool_idle_timeout = v.0;
-        }
-        set(
-            &mut self.subgraph_pool_max_idle,
-            file.subgraph_pool_max_idle,
-        );
-        for (name, sub) in file.subgraphs {
-            let headers = sub
-                .headers
-                .map(|rules| rules.compile(&env))
-                .transpose()
-                .map_err(|err| {
-                    serde::de::Error::custom(format!("[subgraphs.{name}.headers]: {err}"))
-                })?;
-            let overrides = SubgraphOverrides {
-                timeout: sub.timeout.map(|d| d.0),
-                first_byte_timeout: sub.first_byte_timeout.map(|d| d.0),
-                circuit_breaker: sub.circuit_breaker,
-                breaker_failure_threshold: sub.breaker_failure_threshold,
-                breaker_cool_down: sub.breaker_cool_down.map(|d| d.0),
-                max_inflight: sub.max_inflight,
-                tls_ca_file: sub.tls_ca_file,
-                tls_client_cert_file: sub.tls_client_cert_file,
-                tls_client_key_file: sub.tls_client_key_file,
-                http2: sub
-                    .http2
-                    .map(|v| v.parse())
-                    .transpose()
-                    .map_err(serde::de::Error::custom)?,
-                pool_idle_timeout: sub.pool_idle_timeout.map(|d| d.0),
-                pool_max_idle: sub.pool_max_idle,
-                headers,
-            };
-            if overrides != SubgraphOverrides::default() {
-                self.subgraph_overrides.insert(name.clone(), overrides);
-            }
-            if let Some(url) = sub.url {
-                self.subgraph_url_overrides.insert(name, url);
-            }
-        }
+    pub fn apply_toml(&mut self, text: &str) -> Result<(), ConfigError> {
+        *self = loader()
+            .toml_text(text)
+            .env_vars([])
+            .load_over(self)?
+            .checked()
+            .map_err(ConfigError::Invalid)?;
         Ok(())
     }
 
-    /// Applies `SWITCHYARD_*` variables from `vars` over `self`.
+    /// Applies `SWITCHYARD_*` variables (and `OTEL_EXPORTER_OTLP_ENDPOINT` when no endpoint is
+    /// set) from `vars` over `self`.
     ///
     /// `SWITCHYARD_SUBGRAPH_URL_<NAME>` overrides one subgraph's URL (`<NAME>` matched
     /// case-insensitively against the subgraph name, `-` written as `_`).
@@ -771,162 +480,55 @@ impl GatewayConfig {
         &mut self,
         vars: impl IntoIterator<Item = (String, String)>,
     ) -> Result<(), ConfigError> {
-        let mut otel_endpoint = None;
-        for (name, value) in vars {
-            if name == "OTEL_EXPORTER_OTLP_ENDPOINT" {
-                otel_endpoint = Some(value);
-                continue;
-            }
-            let Some(key) = name.strip_prefix("SWITCHYARD_") else {
-                continue;
-            };
-            match key {
-                "LISTEN" => self.listen = parse_env(&name, &value)?,
-                "METRICS_LISTEN" => {
-                    self.metrics_listen =
-                        parse_optional_addr(&value).map_err(|message| ConfigError::Env {
-                            name: name.clone(),
-                            message,
-                        })?
-                }
-                "SUBGRAPH_TIMEOUT_MS" => {
-                    self.subgraph_timeout = Duration::from_millis(parse_env(&name, &value)?)
-                }
-                "SUBGRAPH_TIMEOUT" => {
-                    self.subgraph_timeout =
-                        parse_duration(&value).map_err(|message| ConfigError::Env {
-                            name: name.clone(),
-                            message,
-                        })?
-                }
-                "SUBGRAPH_FIRST_BYTE_TIMEOUT" => {
-                    self.subgraph_first_byte_timeout =
-                        parse_duration(&value).map_err(|message| ConfigError::Env {
-                            name: name.clone(),
-                            message,
-                        })?
-                }
-                "SUBGRAPH_MAX_INFLIGHT" => self.subgraph_max_inflight = parse_env(&name, &value)?,
-                "CIRCUIT_BREAKER" => self.circuit_breaker.enabled = parse_bool(&name, &value)?,
-                "BREAKER_FAILURE_THRESHOLD" => {
-                    self.circuit_breaker.failure_threshold = parse_env(&name, &value)?
-                }
-                "BREAKER_COOL_DOWN" => {
-                    self.circuit_breaker.cool_down =
-                        parse_duration(&value).map_err(|message| ConfigError::Env {
-                            name: name.clone(),
-                            message,
-                        })?
-                }
-                "MAX_BODY_BYTES" => self.max_body_bytes = parse_env(&name, &value)?,
-                "MAX_DEPTH" => self.max_depth = parse_env(&name, &value)?,
-                "MAX_ALIASES" => self.max_aliases = parse_env(&name, &value)?,
-                "MAX_ROOT_FIELDS" => self.max_root_fields = parse_env(&name, &value)?,
-                "MAX_FIELDS" => self.max_fields = parse_env(&name, &value)?,
-                "MAX_COST" => self.max_cost = parse_env(&name, &value)?,
-                "DEFAULT_LIST_SIZE" => self.default_list_size = parse_env(&name, &value)?,
-                "INTROSPECTION" => self.introspection = parse_bool(&name, &value)?,
-                "GRAPHIQL" => self.graphiql = parse_bool(&name, &value)?,
-                "DEDUPE" => self.dedupe = parse_bool(&name, &value)?,
-                "COLLAPSE_CLIENT_REQUESTS" => {
-                    self.collapse_client_requests = parse_bool(&name, &value)?
-                }
-                "PLAN_CACHE_SIZE" => self.plan_cache_size = parse_env(&name, &value)?,
-                "PLAN_CACHE_BYTES" => {
-                    self.plan_cache_bytes =
-                        parse_bytes(&value).map_err(|message| ConfigError::Env {
-                            name: name.clone(),
-                            message,
-                        })?
-                }
-                "HEADER_READ_TIMEOUT" => self.header_read_timeout = env_duration(&name, &value)?,
-                "IDLE_TIMEOUT" => self.idle_timeout = env_duration(&name, &value)?,
-                "MAX_CONNECTIONS" => self.max_connections = parse_env(&name, &value)?,
-                "REQUEST_TIMEOUT" => self.request_timeout = env_duration(&name, &value)?,
-                "TRUST_FORWARDED_FOR" => self.trust_forwarded_for = parse_bool(&name, &value)?,
-                "SUBSCRIPTIONS" => self.subscriptions = parse_bool(&name, &value)?,
-                "MAX_SUBSCRIPTIONS_PER_CONNECTION" => {
-                    self.max_subscriptions_per_connection = parse_env(&name, &value)?
-                }
-                "SUBSCRIPTION_INIT_TIMEOUT" => {
-                    self.subscription_init_timeout =
-                        parse_duration(&value).map_err(|message| ConfigError::Env {
-                            name: name.clone(),
-                            message,
-                        })?
-                }
-                "SUBSCRIPTION_KEEPALIVE" => {
-                    self.subscription_keepalive =
-                        parse_duration(&value).map_err(|message| ConfigError::Env {
-                            name: name.clone(),
-                            message,
-                        })?
-                }
-                "DRAIN_TIMEOUT" => self.drain_timeout = env_duration(&name, &value)?,
-                "WATCH" => self.watch = parse_bool(&name, &value)?,
-                "WATCH_INTERVAL" => self.watch_interval = env_duration(&name, &value)?,
-                "CORS_ALLOW_ORIGINS" => self.cors.allow_origins = parse_list(&value, false),
-                "CORS_ALLOW_ORIGIN_PATTERNS" => {
-                    self.cors.allow_origin_patterns = parse_list(&value, false)
-                }
-                "CORS_ALLOW_CREDENTIALS" => {
-                    self.cors.allow_credentials = parse_bool(&name, &value)?
-                }
-                "CORS_ALLOW_HEADERS" => self.cors.allow_headers = parse_list(&value, true),
-                "CORS_EXPOSE_HEADERS" => self.cors.expose_headers = parse_list(&value, true),
-                "CORS_MAX_AGE" => self.cors.max_age = env_duration(&name, &value)?,
-                "PROPAGATE_HEADERS" => self.propagate_headers = parse_list(&value, true),
-                "SUBGRAPH_TLS_CA_FILE" => self.subgraph_tls_ca_file = env_path(&value),
-                "SUBGRAPH_TLS_CLIENT_CERT_FILE" => {
-                    self.subgraph_tls_client_cert_file = env_path(&value)
-                }
-                "SUBGRAPH_TLS_CLIENT_KEY_FILE" => {
-                    self.subgraph_tls_client_key_file = env_path(&value)
-                }
-                "SUBGRAPH_HTTP2" => self.subgraph_http2 = parse_env(&name, &value)?,
-                "SUBGRAPH_POOL_IDLE_TIMEOUT" => {
-                    self.subgraph_pool_idle_timeout = env_duration(&name, &value)?
-                }
-                "SUBGRAPH_POOL_MAX_IDLE" => self.subgraph_pool_max_idle = parse_env(&name, &value)?,
-                "OVERRIDE_LABELS" => self.override_labels = parse_list(&value, false),
-                "OTLP_ENDPOINT" => {
-                    self.otlp_endpoint = Some(value).filter(|v| !v.trim().is_empty())
-                }
-                "TRACE_SAMPLE_RATIO" => {
-                    self.trace_sample_ratio =
-                        check_ratio(parse_env(&name, &value)?).map_err(|message| {
-                            ConfigError::Env {
-                                name: name.clone(),
-                                message,
-                            }
-                        })?
-                }
-                _ => {
-                    if let Some(subgraph) = key.strip_prefix("SUBGRAPH_URL_") {
-                        self.subgraph_url_overrides
-                            .insert(subgraph.to_ascii_lowercase(), value);
-                    }
-                }
+        *self = loader()
+            .env_vars(vars)
+            .load_over(self)?
+            .checked()
+            .map_err(|message| ConfigError::Env {
+                name: "SWITCHYARD_CORS_*".to_owned(),
+                message,
+            })?;
+        Ok(())
+    }
+
+    /// Every key of the config (dotted: `cors.max_age`, `subgraphs.<name>.url`) with the
+    /// variables that set it, for documentation and deployment checks.
+    pub fn variables() -> BTreeMap<String, Vec<String>> {
+        let mut keys = loader().variables::<Self>();
+        keys.remove("subgraphs");
+        let own = serde_json::to_value(SubgraphOverrides::default()).unwrap_or_default();
+        for key in own.as_object().into_iter().flatten().map(|(key, _)| key) {
+            let key = format!("subgraphs.<name>.{key}");
+            if key.ends_with(".headers") {
+                keys.insert(format!("{key}.request"), Vec::new());
+                keys.insert(format!("{key}.response"), Vec::new());
+            } else {
+                keys.entry(key).or_default();
             }
         }
-        // OpenTelemetry's own variable, so one setting can switch tracing on for every process;
-        // Switchyard's own setting (file or environment) wins.
-        if self.otlp_endpoint.is_none() {
-            self.otlp_endpoint = otel_endpoint.filter(|v| !v.trim().is_empty());
+        keys
+    }
+
+    /// Normalizes what loading leaves as written (header names to lower case) and refuses
+    /// settings that cannot work together.
+    fn checked(mut self) -> Result<Self, String> {
+        for list in [
+            &mut self.propagate_headers,
+            &mut self.cors.allow_headers,
+            &mut self.cors.expose_headers,
+        ] {
+            for name in list.iter_mut() {
+                name.make_ascii_lowercase();
+            }
         }
-        self.cors.check().map_err(|message| ConfigError::Env {
-            name: "SWITCHYARD_CORS_*".to_owned(),
-            message,
-        })
+        self.cors.check()?;
+        Ok(self)
     }
 
     /// The timeout, breaker and concurrency cap in force for `subgraph`.
     pub fn subgraph_policy(&self, subgraph: &str) -> SubgraphPolicy {
-        let overrides = self
-            .subgraph_overrides
-            .get(subgraph)
-            .cloned()
-            .unwrap_or_default();
+        let overrides = self.subgraphs.get(subgraph).cloned().unwrap_or_default();
+        let defaults = self.breaker();
         let timeout = overrides.timeout.unwrap_or(self.subgraph_timeout);
         SubgraphPolicy {
             timeout,
@@ -935,16 +537,12 @@ impl GatewayConfig {
                 .unwrap_or(self.subgraph_first_byte_timeout)
                 .min(timeout),
             breaker: BreakerSettings {
-                enabled: overrides
-                    .circuit_breaker
-                    .unwrap_or(self.circuit_breaker.enabled),
+                enabled: overrides.circuit_breaker.unwrap_or(defaults.enabled),
                 failure_threshold: overrides
                     .breaker_failure_threshold
-                    .unwrap_or(self.circuit_breaker.failure_threshold)
+                    .unwrap_or(defaults.failure_threshold)
                     .max(1),
-                cool_down: overrides
-                    .breaker_cool_down
-                    .unwrap_or(self.circuit_breaker.cool_down),
+                cool_down: overrides.breaker_cool_down.unwrap_or(defaults.cool_down),
             },
             max_inflight: overrides
                 .max_inflight
@@ -955,7 +553,7 @@ impl GatewayConfig {
 
     /// TLS, HTTP/2 and pool settings in force for `subgraph`.
     pub fn subgraph_transport(&self, subgraph: &str) -> SubgraphTransport {
-        let own = self.subgraph_overrides.get(subgraph);
+        let own = self.subgraphs.get(subgraph);
         let pick = |own: Option<&PathBuf>, default: &Option<PathBuf>| {
             own.cloned().or_else(|| default.clone())
         };
@@ -993,7 +591,7 @@ impl GatewayConfig {
         let mut rules = crate::headers::propagate_list(&self.propagate_headers);
         rules.extend(self.headers.request.iter().cloned());
         if let Some(own) = self
-            .subgraph_overrides
+            .subgraphs
             .get(subgraph)
             .and_then(|o| o.headers.as_ref())
         {
@@ -1006,7 +604,7 @@ impl GatewayConfig {
     pub fn response_header_rules(&self, subgraph: &str) -> Vec<ResponseHeaderRule> {
         let mut rules = self.headers.response.clone();
         if let Some(own) = self
-            .subgraph_overrides
+            .subgraphs
             .get(subgraph)
             .and_then(|o| o.headers.as_ref())
         {
@@ -1038,80 +636,19 @@ impl GatewayConfig {
 
     /// The override URL for `subgraph`, if one is configured.
     pub fn url_override(&self, subgraph: &str) -> Option<&str> {
-        if let Some(url) = self.subgraph_url_overrides.get(subgraph) {
-            return Some(url);
+        let url = |name: &str| self.subgraphs.get(name).and_then(|s| s.url.as_deref());
+        // Keys from `SWITCHYARD_SUBGRAPH_URL_<NAME>` are lower-case with `_` for `-`.
+        url(subgraph).or_else(|| url(&subgraph.to_ascii_lowercase().replace('-', "_")))
+    }
+
+    /// The default circuit breaker settings (`circuit_breaker`, `breaker_*`).
+    pub fn breaker(&self) -> BreakerSettings {
+        BreakerSettings {
+            enabled: self.circuit_breaker,
+            failure_threshold: self.breaker_failure_threshold,
+            cool_down: self.breaker_cool_down,
         }
-        // Environment-derived keys are lower-case with `_` for `-`.
-        let normalized = subgraph.to_ascii_lowercase().replace('-', "_");
-        self.subgraph_url_overrides
-            .get(&normalized)
-            .map(String::as_str)
     }
-}
-
-fn set<T>(slot: &mut T, value: Option<T>) {
-    if let Some(v) = value {
-        *slot = v;
-    }
-}
-
-fn parse_env<T: std::str::FromStr>(name: &str, value: &str) -> Result<T, ConfigError>
-where
-    T::Err: std::fmt::Display,
-{
-    value
-        .trim()
-        .parse()
-        .map_err(|err: T::Err| ConfigError::Env {
-            name: name.to_owned(),
-            message: err.to_string(),
-        })
-}
-
-fn env_duration(name: &str, value: &str) -> Result<Duration, ConfigError> {
-    parse_duration(value).map_err(|message| ConfigError::Env {
-        name: name.to_owned(),
-        message,
-    })
-}
-
-fn check_ratio(ratio: f64) -> Result<f64, String> {
-    if (0.0..=1.0).contains(&ratio) {
-        Ok(ratio)
-    } else {
-        Err(format!("a sample ratio is between 0 and 1, got {ratio}"))
-    }
-}
-
-fn env_path(value: &str) -> Option<PathBuf> {
-    let value = value.trim();
-    (!value.is_empty()).then(|| PathBuf::from(value))
-}
-
-fn parse_bool(name: &str, value: &str) -> Result<bool, ConfigError> {
-    match value.trim().to_ascii_lowercase().as_str() {
-        "1" | "true" | "yes" | "on" => Ok(true),
-        "0" | "false" | "no" | "off" => Ok(false),
-        other => Err(ConfigError::Env {
-            name: name.to_owned(),
-            message: format!("expected a boolean, got {other:?}"),
-        }),
-    }
-}
-
-fn parse_list(value: &str, lowercase: bool) -> Vec<String> {
-    value
-        .split(',')
-        .map(str::trim)
-        .filter(|s| !s.is_empty())
-        .map(|s| {
-            if lowercase {
-                s.to_ascii_lowercase()
-            } else {
-                s.to_owned()
-            }
-        })
-        .collect()
 }
 
 #[cfg(test)]
@@ -1300,16 +837,15 @@ mod tests {
 
     #[test]
     fn durations_parse_with_units() {
-        assert_eq!(parse_duration("250ms"), Ok(Duration::from_millis(250)));
-        assert_eq!(parse_duration("1.5s"), Ok(Duration::from_millis(1500)));
-        assert_eq!(parse_duration(" 2 s "), Ok(Duration::from_secs(2)));
-        assert_eq!(parse_duration("1m"), Ok(Duration::from_secs(60)));
-        assert_eq!(parse_duration("40"), Ok(Duration::from_millis(40)));
-        assert!(parse_duration("2h")
-            .unwrap_err()
-            .contains("unknown duration unit"));
-        assert!(parse_duration("soon").is_err());
         let mut config = GatewayConfig::default();
+        config
+            .apply_toml("subgraph_timeout = \"1.5s\"\n[subgraphs.a]\ntimeout = 40")
+            .unwrap();
+        assert_eq!(config.subgraph_timeout, Duration::from_millis(1500));
+        assert_eq!(
+            config.subgraph_policy("a").timeout,
+            Duration::from_millis(40)
+        );
         assert!(config
             .apply_toml("[subgraphs.a]\ntimeout = \"fast\"")
             .is_err());
@@ -1321,14 +857,6 @@ mod tests {
 
     #[test]
     fn sizes_parse_with_units() {
-        assert_eq!(parse_bytes("64MiB"), Ok(64 << 20));
-        assert_eq!(parse_bytes("512 KB"), Ok(512_000));
-        assert_eq!(parse_bytes("1.5GiB"), Ok(3 << 29));
-        assert_eq!(parse_bytes("4096"), Ok(4096));
-        assert!(parse_bytes("lots").is_err());
-        assert!(parse_bytes("3 TB")
-            .unwrap_err()
-            .contains("unknown size unit"));
         let mut config = GatewayConfig::default();
         config.apply_toml("plan_cache_bytes = \"8MiB\"").unwrap();
         assert_eq!(config.plan_cache_bytes, 8 << 20);
@@ -1401,7 +929,77 @@ mod tests {
         let err = config
             .apply_env([("SWITCHYARD_MAX_DEPTH".to_owned(), "deep".to_owned())])
             .unwrap_err();
-        assert!(err.to_string().contains("SWITCHYARD_MAX_DEPTH"));
-        assert!(config.apply_toml("unknown_key = 1").is_err());
+        assert!(err.to_string().contains("SWITCHYARD_MAX_DEPTH"), "{err}");
+        let err = config
+            .apply_env([("SWITCHYARD_INTROSPECTION".to_owned(), "maybe".to_owned())])
+            .unwrap_err();
+        assert!(
+            err.to_string().contains("SWITCHYARD_INTROSPECTION"),
+            "{err}"
+        );
+        let err = config.apply_toml("unknown_key = 1").unwrap_err();
+        assert!(err.to_string().contains("unknown_key"), "{err}");
+        let err = config
+            .apply_toml("[subgraphs.feed]\ntimeuot = \"1s\"")
+            .unwrap_err();
+        assert!(err.to_string().contains("timeuot"), "{err}");
+        let err = config.apply_toml("[cors]\nmax_age = \"soon\"").unwrap_err();
+        assert!(err.to_string().contains("cors.max_age"), "{err}");
+        let err = config
+            .apply_toml("[headers]\nrequest = [{ insert = \"x-a\" }]")
+            .unwrap_err();
+        assert!(err.to_string().contains("headers"), "{err}");
+        // Nothing was applied by the failed calls.
+        assert_eq!(config.max_depth, GatewayConfig::default().max_depth);
+    }
+
+    #[test]
+    fn the_loaded_values_round_trip_through_the_defaults_tree() {
+        let mut config = GatewayConfig::default();
+        config
+            .apply_toml(
+                r#"
+                metrics_listen = "off"
+                subgraph_http2 = "always"
+                subgraph_pool_idle_timeout = "1.5s"
+                [headers]
+                request = [
+                  { propagate = "x-tenant-*" },
+                  { propagate = "accept-language", rename = "x-lang", default = "en" },
+                  { insert = "x-gateway", value = "switchyard" },
+                  { remove = "x-internal-*" },
+                ]
+                response = [{ propagate = "x-served-by", merge = "append" }]
+                [subgraphs.feed]
+                url = "http://feed/graphql"
+                http2 = "off"
+                "#,
+            )
+            .unwrap();
+        let before = format!("{config:?}");
+        // An empty layer over the current values changes nothing.
+        config.apply_toml("").unwrap();
+        config.apply_env([]).unwrap();
+        assert_eq!(format!("{config:?}"), before);
+        assert_eq!(config.metrics_listen, None);
+        assert_eq!(config.subgraph_http2, Http2Mode::Always);
+        assert_eq!(config.subgraph_transport("feed").http2, Http2Mode::Off);
+        assert_eq!(config.headers.request.len(), 4);
+        assert_eq!(config.request_header_rules("feed").len(), 5);
+    }
+
+    /// README.md's configuration table has a row for every key and names exactly the
+    /// variables the loader reads for it; every row names a real key.
+    #[test]
+    fn readme_table_matches_the_keys_and_variables() {
+        let readme = include_str!("../../README.md");
+        let rows = switchyard_config::docs::settings_table(readme).unwrap();
+        let problems =
+            switchyard_config::docs::check_settings_table(&rows, &GatewayConfig::variables());
+        assert!(
+            problems.is_empty(),
+            "README.md's configuration table and GatewayConfig disagree:\n{}",
+            problems.join("\n")
+        );
     }
 }

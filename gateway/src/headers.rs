@@ -3,7 +3,7 @@
 //! (`Cache-Control` merged so the most restrictive directive wins).
 
 use http::header::{HeaderMap, HeaderName, HeaderValue, CACHE_CONTROL};
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 
 /// A header name, or a pattern with `*` wildcards (`x-tenant-*`), matched case-insensitively.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -30,6 +30,14 @@ impl HeaderPattern {
         HeaderName::from_bytes(text.as_bytes())
             .map(HeaderPattern::Name)
             .map_err(|_| format!("invalid header name {text:?}"))
+    }
+
+    /// The name or pattern as written (lower case).
+    pub fn as_str(&self) -> &str {
+        match self {
+            HeaderPattern::Name(name) => name.as_str(),
+            HeaderPattern::Glob(glob) => glob,
+        }
     }
 
     /// Whether `name` is matched.
@@ -146,7 +154,7 @@ pub struct HeaderRules {
 }
 
 /// The config file's form of [`HeaderRules`].
-#[derive(Debug, Default, Deserialize)]
+#[derive(Debug, Default, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub(crate) struct FileHeaderRules {
     #[serde(default)]
@@ -155,24 +163,90 @@ pub(crate) struct FileHeaderRules {
     response: Vec<FileResponseRule>,
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Default, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 struct FileRequestRule {
+    #[serde(skip_serializing_if = "Option::is_none")]
     propagate: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
     rename: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
     default: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
     insert: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
     value: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
     value_env: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
     remove: Option<String>,
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 struct FileResponseRule {
     propagate: String,
     #[serde(default)]
     merge: Option<String>,
+}
+
+/// Rules are read in the file's form and compiled as they load (`value_env` is looked up in
+/// the process environment then), so a bad rule is refused with its key named.
+impl<'de> Deserialize<'de> for HeaderRules {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        FileHeaderRules::deserialize(deserializer)?
+            .compile(&|var| std::env::var(var).ok())
+            .map_err(serde::de::Error::custom)
+    }
+}
+
+/// Written back in the file's form, with `value_env` already replaced by its value: the config
+/// loader layers the file and the environment over this form of the current settings.
+impl Serialize for HeaderRules {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        let text = |value: &HeaderValue| String::from_utf8_lossy(value.as_bytes()).into_owned();
+        let request = self
+            .request
+            .iter()
+            .map(|rule| match rule {
+                RequestHeaderRule::Propagate {
+                    pattern,
+                    rename,
+                    default,
+                } => FileRequestRule {
+                    propagate: Some(pattern.as_str().to_owned()),
+                    rename: rename.as_ref().map(|n| n.as_str().to_owned()),
+                    default: default.as_ref().map(text),
+                    ..FileRequestRule::default()
+                },
+                RequestHeaderRule::Insert { name, value } => FileRequestRule {
+                    insert: Some(name.as_str().to_owned()),
+                    value: Some(text(value)),
+                    ..FileRequestRule::default()
+                },
+                RequestHeaderRule::Remove { pattern } => FileRequestRule {
+                    remove: Some(pattern.as_str().to_owned()),
+                    ..FileRequestRule::default()
+                },
+            })
+            .collect();
+        let response = self
+            .response
+            .iter()
+            .map(|rule| FileResponseRule {
+                propagate: rule.pattern.as_str().to_owned(),
+                merge: Some(
+                    match rule.merge {
+                        ResponseMerge::First => "first",
+                        ResponseMerge::Last => "last",
+                        ResponseMerge::Append => "append",
+                    }
+                    .to_owned(),
+                ),
+            })
+            .collect();
+        FileHeaderRules { request, response }.serialize(serializer)
+    }
 }
 
 fn header_name(text: &str) -> Result<HeaderName, String> {

@@ -11,7 +11,7 @@ use std::time::Duration;
 use apollo_compiler::ExecutableDocument;
 use libtest_mimic::{Arguments, Failed, Trial};
 use switchyard_gateway::planner::{PlanOptions, QueryPlanner, Supergraph};
-use switchyard_gateway::GatewayConfig;
+use switchyard_gateway::{GatewayConfig, SubgraphOverrides};
 use switchyard_testkit::{match_response, post_json, start_subgraphs, Case};
 
 /// How long one case may take end to end before it is reported as hung.
@@ -152,7 +152,7 @@ async fn execute_case(case: &Case, sdl: &str) -> Result<(), String> {
         .await
         .map_err(|e| format!("starting subgraphs: {e}"))?;
     let config = GatewayConfig {
-        subgraph_url_overrides: subgraphs.urls.clone(),
+        subgraphs: SubgraphOverrides::from_urls(&subgraphs.urls),
         override_labels: case.options.override_labels.clone(),
         subgraph_timeout: Duration::from_secs(10),
         ..GatewayConfig::default()

@@ -221,11 +221,9 @@ async fn disabled_breaker_keeps_sending() {
     let mut list = subgraphs.list();
     list[0].1 = common::dead_url().await;
     let config = GatewayConfig {
-        circuit_breaker: switchyard_gateway::BreakerSettings {
-            enabled: false,
-            failure_threshold: 1,
-            cool_down: Duration::from_secs(60),
-        },
+        circuit_breaker: false,
+        breaker_failure_threshold: 1,
+        breaker_cool_down: Duration::from_secs(60),
         ..GatewayConfig::default()
     };
     let (gateway, _base) = start_gateway(list, config).await;

@@ -311,28 +311,14 @@ impl AcceptedNames {
     }
 }
 
-/// `SWITCHYARD_*` names the gateway reads: the match arms of `GatewayConfig::apply_env` and the
-/// `env = "…"` attributes of the CLI, read from the source so a rename there fails here.
+/// `SWITCHYARD_*` names the gateway reads: the variables its config loader reads for each key
+/// (`GatewayConfig::variables`) and the `env = "…"` attributes of the CLI, read from the
+/// source so a rename there fails here.
 fn gateway_variables() -> BTreeSet<String> {
-    let mut names = BTreeSet::new();
-    let config = read("gateway/src/config.rs");
-    let apply_env = config
-        .split("pub fn apply_env")
-        .nth(1)
-        .expect("gateway/src/config.rs has GatewayConfig::apply_env");
-    for line in apply_env
-        .lines()
-        .take_while(|l| !l.starts_with("    pub fn "))
-    {
-        let line = line.trim();
-        if let Some(rest) = line.strip_prefix('"') {
-            if let Some((key, tail)) = rest.split_once('"') {
-                if tail.trim_start().starts_with("=>") {
-                    names.insert(format!("SWITCHYARD_{key}"));
-                }
-            }
-        }
-    }
+    let mut names: BTreeSet<String> = switchyard_gateway::GatewayConfig::variables()
+        .into_values()
+        .flatten()
+        .collect();
     let cli = read("src/main.rs");
     for piece in cli.split("env = \"").skip(1) {
         if let Some((name, _)) = piece.split_once('"') {

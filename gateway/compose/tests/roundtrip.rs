@@ -125,7 +125,7 @@ mod exec {
     use apollo_compiler::schema::ExtendedType;
     use apollo_compiler::Schema;
     use serde_json::{json, Map, Value};
-    use switchyard_gateway::GatewayConfig;
+    use switchyard_gateway::{GatewayConfig, SubgraphOverrides};
     use switchyard_testkit::extract::TypeModel;
     use switchyard_testkit::SubgraphModel;
     use switchyard_testkit::{match_response, post_json, start_subgraphs, SupergraphSource};
@@ -748,7 +748,7 @@ mod exec {
             .await
             .map_err(|e| format!("starting subgraphs: {e}"))?;
         let config = GatewayConfig {
-            subgraph_url_overrides: subgraphs.urls.clone(),
+            subgraphs: SubgraphOverrides::from_urls(&subgraphs.urls),
             subgraph_timeout: Duration::from_secs(5),
             override_labels: plan.override_labels.clone(),
             ..GatewayConfig::default()

@@ -28,6 +28,31 @@ pub enum Http2Mode {
     Off,
 }
 
+impl Http2Mode {
+    /// The setting's word: `auto`, `always` or `off`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Http2Mode::Auto => "auto",
+            Http2Mode::Always => "always",
+            Http2Mode::Off => "off",
+        }
+    }
+}
+
+impl serde::Serialize for Http2Mode {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.serialize_str(self.as_str())
+    }
+}
+
+impl<'de> serde::Deserialize<'de> for Http2Mode {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        <String as serde::Deserialize>::deserialize(deserializer)?
+            .parse()
+            .map_err(serde::de::Error::custom)
+    }
+}
+
 impl std::str::FromStr for Http2Mode {
     type Err = String;
     fn from_str(text: &str) -> Result<Self, String> {

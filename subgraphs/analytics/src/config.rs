@@ -15,7 +15,7 @@ pub struct Config {
     /// Address of the metrics listener (`/metrics`, `/status`), apart from the GraphQL port;
     /// `None` / `off` (the default for a lone service; `switchyard dev` picks a free port)
     /// serves no metrics listener.
-    #[serde(deserialize_with = "switchyard_subgraph_kit::metrics::deserialize_listen")]
+    #[serde(with = "switchyard_subgraph_kit::config::listen")]
     pub metrics_listen: Option<SocketAddr>,
     /// OTLP/HTTP endpoint to export traces to (`http://collector:4318`); `None` (the default)
     /// turns tracing off. `OTEL_EXPORTER_OTLP_ENDPOINT` sets it too.
@@ -123,5 +123,19 @@ mod tests {
         assert_eq!(config.redis_url.as_deref(), Some("redis://127.0.0.1:6379"));
         assert_eq!(config.jwks_url, "http://auth/jwks");
         assert_eq!(config.effective_consumer_name(), "a-1");
+    }
+
+    /// README.md's settings table has a row for every field and names exactly the variables
+    /// the loader reads for it; every row names a real field.
+    #[test]
+    fn readme_table_matches_the_fields_and_variables() {
+        use switchyard_subgraph_kit::config::docs;
+        let rows = docs::settings_table(include_str!("../README.md")).unwrap();
+        let problems = docs::check_settings_table(&rows, &loader(None).variables::<Config>());
+        assert!(
+            problems.is_empty(),
+            "README.md's settings table and Config disagree:\n{}",
+            problems.join("\n")
+        );
     }
 }

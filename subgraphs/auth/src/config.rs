@@ -20,7 +20,7 @@ pub struct Config {
     /// Address of the metrics listener (`/metrics`, `/status`), apart from the GraphQL port;
     /// `None` / `off` (the default for a lone service; `switchyard dev` picks a free port)
     /// serves no metrics listener.
-    #[serde(deserialize_with = "switchyard_subgraph_kit::metrics::deserialize_listen")]
+    #[serde(with = "switchyard_subgraph_kit::config::listen")]
     pub metrics_listen: Option<SocketAddr>,
     /// OTLP/HTTP endpoint to export traces to (`http://collector:4318`); `None` (the default)
     /// turns tracing off. `OTEL_EXPORTER_OTLP_ENDPOINT` sets it too.
@@ -183,5 +183,20 @@ mod tests {
         assert_eq!(c.data_dir, PathBuf::from("/tmp/x"));
         assert_eq!(c.effective_database_url(), "postgres://h/db");
         assert_eq!(c.access_token_ttl_secs, 60);
+    }
+
+    /// README.md's settings table has a row for every field and names exactly the variables
+    /// the loader reads for it; every row names a real field.
+    #[test]
+    fn readme_table_matches_the_fields_and_variables() {
+        use switchyard_subgraph_kit::config::docs;
+        let rows = docs::settings_table(include_str!("../README.md")).unwrap();
+        let problems =
+            docs::check_settings_table(&rows, &Config::loader(None).variables::<Config>());
+        assert!(
+            problems.is_empty(),
+            "README.md's settings table and Config disagree:\n{}",
+            problems.join("\n")
+        );
     }
 }

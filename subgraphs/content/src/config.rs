@@ -16,7 +16,7 @@ pub struct Config {
     /// Address of the metrics listener (`/metrics`, `/status`), apart from the GraphQL port;
     /// `None` / `off` (the default for a lone service; `switchyard dev` picks a free port)
     /// serves no metrics listener.
-    #[serde(deserialize_with = "switchyard_subgraph_kit::metrics::deserialize_listen")]
+    #[serde(with = "switchyard_subgraph_kit::config::listen")]
     pub metrics_listen: Option<SocketAddr>,
     /// OTLP/HTTP endpoint to export traces to (`http://collector:4318`); `None` (the default)
     /// turns tracing off. `OTEL_EXPORTER_OTLP_ENDPOINT` sets it too.
@@ -56,13 +56,7 @@ impl Default for Config {
 impl Config {
     /// Defaults → optional file (TOML/YAML/JSON) → environment.
     pub fn load(file: Option<&Path>) -> anyhow::Result<Config> {
-        Ok(ConfigLoader::new("CONTENT")
-            .file(file)
-            .alias("OTEL_EXPORTER_OTLP_ENDPOINT", "otlp_endpoint")
-            .alias("DATABASE_URL", "database_url")
-            .alias("REDIS_URL", "redis_url")
-            .alias("JWKS_URL", "jwks_url")
-            .load()?)
+        Ok(loader(file).load()?)
     }
 
     /// The database URL: `database_url`, or the SQLite file `<data_dir>/content.db`.
@@ -77,5 +71,33 @@ impl Config {
     /// The search index directory, `<data_dir>/search`.
     pub fn search_dir(&self) -> PathBuf {
         self.data_dir.join("search")
+    }
+}
+
+fn loader(file: Option<&Path>) -> ConfigLoader {
+    ConfigLoader::new("CONTENT")
+        .file(file)
+        .alias("OTEL_EXPORTER_OTLP_ENDPOINT", "otlp_endpoint")
+        .alias("DATABASE_URL", "database_url")
+        .alias("REDIS_URL", "redis_url")
+        .alias("JWKS_URL", "jwks_url")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// README.md's settings table has a row for every field and names exactly the variables
+    /// the loader reads for it; every row names a real field.
+    #[test]
+    fn readme_table_matches_the_fields_and_variables() {
+        use switchyard_subgraph_kit::config::docs;
+        let rows = docs::settings_table(include_str!("../README.md")).unwrap();
+        let problems = docs::check_settings_table(&rows, &loader(None).variables::<Config>());
+        assert!(
+            problems.is_empty(),
+            "README.md's settings table and Config disagree:\n{}",
+            problems.join("\n")
+        );
     }
 }

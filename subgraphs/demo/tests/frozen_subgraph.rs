@@ -95,8 +95,10 @@ async fn a_stopped_subgraph_fails_fast_with_the_default_settings() {
     for subgraph in DemoSubgraph::ALL {
         let (process, url) = spawn(subgraph);
         config
-            .subgraph_url_overrides
-            .insert(subgraph.name().to_owned(), url);
+            .subgraphs
+            .entry(subgraph.name().to_owned())
+            .or_default()
+            .url = Some(url);
         processes.push((subgraph, process));
     }
     let defaults = GatewayConfig::default();

@@ -670,31 +670,6 @@ impl StatusProbe for BusProbe {
     }
 }
 
-/// Reads a `metrics_listen` setting: an address, or `off` / `none` / `false` / empty / null for
-/// no metrics listener. Use as `#[serde(deserialize_with = "...")]` on an
-/// `Option<SocketAddr>` config field.
-pub fn deserialize_listen<'de, D>(deserializer: D) -> Result<Option<SocketAddr>, D::Error>
-where
-    D: serde::Deserializer<'de>,
-{
-    let text: Option<String> = serde::Deserialize::deserialize(deserializer)?;
-    let Some(text) = text.map(|t| t.trim().to_owned()) else {
-        return Ok(None);
-    };
-    if text.is_empty()
-        || ["off", "none", "false"]
-            .iter()
-            .any(|w| text.eq_ignore_ascii_case(w))
-    {
-        return Ok(None);
-    }
-    text.parse().map(Some).map_err(|_| {
-        serde::de::Error::custom(format!(
-            "metrics_listen: expected an address like \"127.0.0.1:9401\" or \"off\", got {text:?}"
-        ))
-    })
-}
-
 /// "0.4 s", "12 s", "3 min", "2 h".
 pub fn plain_age(seconds: f64) -> String {
     if seconds < 10.0 {

@@ -8,7 +8,7 @@ use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context};
 use serde_json::{json, Value};
-use switchyard_gateway::GatewayConfig;
+use switchyard_gateway::{GatewayConfig, SubgraphOverrides};
 use switchyard_testkit::{post_json, start_subgraphs, RunningSubgraphs};
 use tokio::process::Child;
 
@@ -44,7 +44,7 @@ impl Switchyard {
     /// loopback port.
     pub async fn start(supergraph: &str, urls: &HashMap<String, String>) -> anyhow::Result<Self> {
         let config = GatewayConfig {
-            subgraph_url_overrides: urls.clone(),
+            subgraphs: SubgraphOverrides::from_urls(urls),
             subgraph_timeout: Duration::from_secs(10),
             ..GatewayConfig::default()
         };
