@@ -267,7 +267,7 @@ impl ConfigLoader {
 
         serde_path_to_error::deserialize(tree).map_err(|err| {
             let key = err.path().to_string();
-            let message = err.inner().to_string();
+            let message = shorter_unknown_field(&err.inner().to_string());
             let from_variable = sources.iter().rev().find(|(path, _)| {
                 let set = path.join(".");
                 key == set
@@ -397,6 +397,43 @@ impl ConfigLoader {
         }
         layer
     }
+}
+
+/// serde's "unknown field `x`, expected one of …" lists every key; a misspelt key is better
+/// served by the nearest one.
+fn shorter_unknown_field(message: &str) -> String {
+    let Some(rest) = message.strip_prefix("unknown field `") else {
+        return message.to_owned();
+    };
+    let Some((unknown, expected)) = rest.split_once('`') else {
+        return message.to_owned();
+    };
+    let nearest = expected
+        .split('`')
+        .skip(1)
+        .step_by(2)
+        .map(|known| (edit_distance(unknown, known), known))
+        .filter(|(distance, _)| *distance <= 2.max(unknown.len() / 4))
+        .min();
+    match nearest {
+        Some((_, known)) => format!("unknown key `{unknown}` (did you mean `{known}`?)"),
+        None => format!("unknown key `{unknown}`"),
+    }
+}
+
+/// Levenshtein distance, by the two-row method.
+fn edit_distance(a: &str, b: &str) -> usize {
+    let b: Vec<char> = b.chars().collect();
+    let mut previous: Vec<usize> = (0..=b.len()).collect();
+    for (i, ca) in a.chars().enumerate() {
+        let mut current = vec![i + 1];
+        for (j, cb) in b.iter().enumerate() {
+            let substitute = previous[j] + usize::from(ca != *cb);
+            current.push(substitute.min(previous[j + 1] + 1).min(current[j] + 1));
+        }
+        previous = current;
+    }
+    previous[b.len()]
 }
 
 fn split_path(dotted: &str) -> Vec<String> {
@@ -827,7 +864,21 @@ mod tests {
             .env_vars(vec![])
             .load::<Gateway>()
             .unwrap_err();
-        assert!(err.to_string().contains("max_agee"), "{err}");
+        assert!(
+            err.to_string()
+                .contains("unknown key `max_agee` (did you mean `max_age`?)"),
+            "{err}"
+        );
+        let err = flat()
+            .toml_text("frobnicate = 5")
+            .env_vars(vec![])
+            .load::<Gateway>()
+            .unwrap_err();
+        assert!(
+            err.to_string()
+                .ends_with("frobnicate: unknown key `frobnicate`"),
+            "{err}"
+        );
 
         let variables = flat().variables::<Gateway>();
         assert_eq!(variables["cors.max_age"], ["GW_CORS_MAX_AGE"]);
@@ -842,8 +893,10 @@ mod tests {
 
     #[test]
     fn load_over_keeps_what_the_layers_do_not_set() {
-        let mut base = Gateway::default();
-        base.max_depth = 7;
+        let base = Gateway {
+            max_depth: 7,
+            ..Gateway::default()
+        };
         let config: Gateway = flat()
             .toml_text("dedupe = false")
             .env_vars(vec![])
