@@ -16,8 +16,8 @@
 //! an entity), interfaces (with an extra
 //! shared field) and unions with different member sets per subgraph, entity fields returning
 //! them, value types whose fields are spread over subgraphs, an enum with an `@inaccessible`
-//! value, `@requires` (plain and with a field argument), `@provides`, `@override`,
-//! `@inaccessible`, `@interfaceObject`, lists and nullability. Operations use aliases, inline and
+//! value, `@requires` (plain, with a field argument, of two fields), `@provides`, `@override`,
+//! `@inaccessible`, `@interfaceObject`, lists, single entity references and nullability. Operations use aliases, inline and
 //! named fragments, abstract selections (also interface conditions inside unions) and
 //! `@skip`/`@include` (literal or through variables, as are some `(mode:)` arguments; also on
 //! fragment spreads). Some nullable fields are field errors for one instance (the world expects
@@ -286,7 +286,7 @@ enum Target {
     Scalar(Scalar),
     /// A value type (index into `World::values`).
     Value(usize),
-    /// A list of references to another entity.
+    /// A list of references to another entity (one reference when the field is `single`).
     Entity(usize),
     /// A list of an interface (`true`) or union (`false`), by index.
     Abstract(bool, usize),
@@ -315,6 +315,8 @@ struct Field {
     overridden_in: Option<usize>,
     /// Only for entity-list fields: whether the list itself is nullable.
     list_nullable: bool,
+    /// Only for entity fields: one reference (`E` / `E!`) instead of a list.
+    single: bool,
     /// An instance whose value is a field error in every resolving subgraph (nullable fields
     /// only, so a correct gateway answers null there plus an error).
     error_instance: Option<usize>,
@@ -328,6 +330,16 @@ struct Requires {
     on: usize,
     /// `Some(arg)`: the required field takes `(mode: "<arg>")` and answers per argument.
     argument: Option<&'static str>,
+    /// A second required scalar field of the same entity, resolved in another subgraph than
+    /// the requiring one (`@requires(fields: "<on> <also>")`).
+    also: Option<usize>,
+}
+
+impl Requires {
+    /// Whether the field at `index` is one this `@requires` selects.
+    fn selects(&self, index: usize) -> bool {
+        self.on == index || self.also == Some(index)
+    }
 }
 
 #[derive(Debug, Clone)]
@@ -457,6 +469,9 @@ pub fn generate(seed: u64, options: &Options) -> Shape {
 // Entities refer to each other by index and are mutated while others are read, so index loops.
 #[allow(clippy::needless_range_loop)]
 fn build_world(rng: &mut Rng, options: &Options) -> World {
+    // Features added after seeds were run draw from their own stream, so a seed keeps the shape
+    // it had apart from them.
+    let mut later = Rng::new(rng.clone().next_u64() ^ 0x0a11_ed1a_7e5e_ed00);
     let n_sub = rng.range(2, options.max_subgraphs.max(2));
     let subgraphs: Vec<String> = (0..n_sub).map(|i| format!("s{i}")).collect();
     let mut features = BTreeSet::new();
@@ -570,6 +585,10 @@ fn build_world(rng: &mut Rng, options: &Options) -> World {
                 features.insert("entity list");
             }
             let list_nullable = rng.chance(50);
+            let single = matches!(target, Target::Entity(_)) && later.chance(35);
+            if single {
+                features.insert("single entity reference");
+            }
             if common {
                 features.insert("same field name, differing types per subgraph");
                 let all_non_null = resolvers
@@ -591,6 +610,7 @@ fn build_world(rng: &mut Rng, options: &Options) -> World {
                 resolvers,
                 overridden_in,
                 list_nullable,
+                single,
                 error_instance: None,
             });
         }
@@ -619,12 +639,24 @@ fn build_world(rng: &mut Rng, options: &Options) -> World {
                     None
                 };
                 let name = format!("e{e}req");
+                // A second required field, resolved in another subgraph than the requiring one.
+                let others: Vec<usize> = candidates
+                    .iter()
+                    .copied()
+                    .filter(|&c| c != on && entities[e].fields[c].resolvers[0].0 != subgraph)
+                    .collect();
+                let also = (!others.is_empty() && later.chance(40))
+                    .then(|| others[later.below(others.len())]);
+                if also.is_some() {
+                    features.insert("@requires of two fields");
+                }
                 entities[e].declared_in.insert(subgraph);
                 entities[e].requires.push(Requires {
                     subgraph,
                     name,
                     on,
                     argument,
+                    also,
                 });
             }
         }
@@ -739,6 +771,7 @@ fn build_world(rng: &mut Rng, options: &Options) -> World {
                 resolvers,
                 overridden_in: None,
                 list_nullable: rng.chance(50),
+                single: false,
                 error_instance: None,
             });
         }
@@ -940,7 +973,7 @@ fn add_error_cells(w: &mut World, rng: &mut Rng) {
                 Role::Plain { non_null } => !non_null,
                 Role::Override { .. } | Role::Inaccessible => true,
             });
-            let required = ent.requires.iter().any(|r| r.on == index);
+            let required = ent.requires.iter().any(|r| r.selects(index));
             let provided = roots.iter().any(|r| {
                 matches!(r.kind, RootKind::Entities { entity, provides: Some(p) } if entity == e && p == index)
             });
@@ -1006,6 +1039,10 @@ fn field_value(w: &World, e: usize, i: usize, f: &Field) -> Value {
                 );
             }
             Value::Object(m)
+        }
+        Target::Entity(t) if f.single => {
+            let target = &w.entities[*t];
+            key_object(target, (i + f.name.len()) % target.instances, false)
         }
         Target::Entity(t) => {
             let target = &w.entities[*t];
@@ -1080,9 +1117,16 @@ fn requires_value(w: &World, e: usize, i: usize, r: &Requires) -> Value {
     let ent = &w.entities[e];
     let on = &ent.fields[r.on];
     let base = field_value(w, e, i, on);
-    match r.argument {
-        None => json!(format!("req({base})")),
-        Some(arg) => json!(format!("req({})", argument_value(&base, arg))),
+    let first = match r.argument {
+        None => base,
+        Some(arg) => argument_value(&base, arg),
+    };
+    match r.also {
+        None => json!(format!("req({first})")),
+        Some(also) => {
+            let second = field_value(w, e, i, &ent.fields[also]);
+            json!(format!("req({first},{second})"))
+        }
     }
 }
 
@@ -1116,6 +1160,9 @@ fn type_ref(w: &World, f: &Field, non_null: bool) -> String {
         Target::Scalar(s) => format!("{}{}", s.name(), if non_null { "!" } else { "" }),
         Target::Value(v) => format!("{}{}", w.values[*v].name, if non_null { "!" } else { "" }),
         Target::Enum => format!("K0{}", if non_null { "!" } else { "" }),
+        Target::Entity(t) if f.single => {
+            format!("{}{}", w.entities[*t].name, if non_null { "!" } else { "" })
+        }
         Target::Entity(t) => format!(
             "[{}{}]{}",
             w.entities[*t].name,
@@ -1356,16 +1403,20 @@ fn subgraph_sdl(w: &World, s: usize) -> String {
         }
         for r in ent.requires.iter().filter(|r| r.subgraph == s) {
             let on = &ent.fields[r.on];
+            let also = r
+                .also
+                .map(|a| format!(" {}", ent.fields[a].name))
+                .unwrap_or_default();
             if r.argument.is_some() {
                 lines.push(format!(
-                    "  {}: String @requires(fields: \"{}(mode: \\\"{}\\\")\")",
+                    "  {}: String @requires(fields: \"{}(mode: \\\"{}\\\"){also}\")",
                     r.name,
                     on.name,
                     r.argument.unwrap_or_default()
                 ));
             } else {
                 lines.push(format!(
-                    "  {}: String @requires(fields: \"{}\")",
+                    "  {}: String @requires(fields: \"{}{also}\")",
                     r.name, on.name
                 ));
             }
@@ -1388,7 +1439,7 @@ fn is_external_here(w: &World, e: usize, f: &Field, s: usize) -> bool {
     let required = ent
         .requires
         .iter()
-        .any(|r| r.subgraph == s && Some(r.on) == index);
+        .any(|r| r.subgraph == s && index.is_some_and(|i| r.selects(i)));
     let provided = w.roots.iter().any(|r| {
         r.subgraph == s
             && matches!(r.kind, RootKind::Entities { entity, provides: Some(p) } if entity == e && Some(p) == index)
@@ -2234,6 +2285,11 @@ fn evaluate_entity(
                     }
                     Value::Object(object)
                 }
+                (Target::Entity(t), _) if f.single => {
+                    let target = &w.entities[*t];
+                    let t_i = (i + f.name.len()) % target.instances;
+                    evaluate_entity(w, *t, t_i, &subs, errors, &here)
+                }
                 (Target::Entity(t), _) => {
                     let target = &w.entities[*t];
                     let n = v.as_array().map_or(0, Vec::len);
@@ -2332,6 +2388,56 @@ mod tests {
             shape.expected_for("{ __typename }", &json!({}))
                 == Some(json!({"data": {"__typename": "Query"}}))
         );
+    }
+
+    #[test]
+    fn some_requires_select_two_fields_declared_external_where_required() {
+        let mut pairs = 0;
+        for seed in 0..200 {
+            let shape = generate(seed, &Options::default());
+            for (_, sdl) in &shape.subgraphs {
+                for line in sdl.lines().filter(|l| l.contains("@requires(fields:")) {
+                    let fields = line.split("fields: \"").nth(1).unwrap_or_default();
+                    let fields = fields.trim_end_matches("\")");
+                    let names: Vec<&str> = fields
+                        .split(' ')
+                        .filter(|w| !w.contains('(') && !w.contains(')'))
+                        .collect();
+                    if names.len() == 2 {
+                        pairs += 1;
+                        assert!(shape.features.contains("@requires of two fields"));
+                        for name in names {
+                            assert!(
+                                sdl.lines().any(|l| l.trim_start().starts_with(name)
+                                    && l.ends_with("@external")),
+                                "seed {seed}: {name} is not external beside {line}"
+                            );
+                        }
+                    }
+                }
+            }
+        }
+        assert!(pairs > 3, "{pairs} two-field @requires in 200 seeds");
+    }
+
+    #[test]
+    fn some_entity_fields_are_single_references() {
+        let mut single = 0;
+        for seed in 0..100 {
+            let shape = generate(seed, &Options::default());
+            if !shape.features.contains("single entity reference") {
+                continue;
+            }
+            single += 1;
+            let declared = shape.subgraphs.iter().any(|(_, sdl)| {
+                sdl.lines().any(|l| {
+                    let t = l.trim_start();
+                    t.starts_with('e') && t.contains(": E") && !t.contains('[')
+                })
+            });
+            assert!(declared, "seed {seed}: no field typed `E<n>`");
+        }
+        assert!(single > 5, "{single} shapes with a single entity reference");
     }
 
     #[test]
