@@ -17,8 +17,9 @@
 //! shared field) and unions with different member sets per subgraph, entity fields returning
 //! them, value types whose fields are spread over subgraphs, an enum with an `@inaccessible`
 //! value, `@requires` (plain, with a field argument, of two fields), `@provides`, `@override`,
-//! `@inaccessible`, `@interfaceObject`, lists, single entity references and nullability. Operations use aliases, inline and
-//! named fragments, abstract selections (also interface conditions inside unions) and
+//! `@inaccessible`, `@interfaceObject`, lists, single entity references and nullability.
+//! Operations use aliases, inline and named fragments, abstract selections (also interface
+//! conditions inside unions), one root field twice under two response keys, and
 //! `@skip`/`@include` (literal or through variables, as are some `(mode:)` arguments; also on
 //! fragment spreads). Some nullable fields are field errors for one instance (the world expects
 //! null there and an error at that path). [`Shape::expected_for`] answers edited operations.
@@ -1979,7 +1980,38 @@ fn abstract_selection(
 }
 
 /// One generated operation, its variables, and the response a correct gateway gives for it.
+/// A selection for the root field of kind `kind`.
+fn root_selection(ctx: &mut Ctx, kind: &RootKind) -> Vec<Sel> {
+    let w = ctx.w;
+    match kind {
+        RootKind::Entities { entity, .. } => entity_selection(ctx, *entity, 1),
+        RootKind::Interface(a) | RootKind::InterfaceObject(a) => {
+            let all: BTreeSet<usize> = w.interfaces[*a]
+                .members
+                .values()
+                .flatten()
+                .copied()
+                .collect();
+            let all: Vec<usize> = all.into_iter().collect();
+            let field = w.interfaces[*a].field.clone();
+            let mut sel = abstract_selection(ctx, &all, true, field, 1);
+            if let (RootKind::InterfaceObject(_), Some(io)) = (kind, &w.interface_object) {
+                sel.push(Sel::leaf(&io.field));
+            }
+            sel
+        }
+        RootKind::Union(u) => {
+            let all: BTreeSet<usize> = w.unions[*u].members.values().flatten().copied().collect();
+            let all: Vec<usize> = all.into_iter().collect();
+            abstract_selection(ctx, &all, false, None, 1)
+        }
+    }
+}
+
 fn operation(w: &World, rng: &mut Rng, options: &Options) -> (String, Value, Value) {
+    // Draws added after seeds were run come from their own stream, so an operation stays what
+    // it was for its seed apart from them.
+    let mut later = Rng::new(rng.clone().next_u64() ^ 0x7e1f_0b1e_c7ed_0001);
     let mut ctx = Ctx {
         w,
         rng,
@@ -2001,32 +2033,17 @@ fn operation(w: &World, rng: &mut Rng, options: &Options) -> (String, Value, Val
             continue;
         }
         let alias = alias(&mut ctx, &root.name);
-        let sub = match &root.kind {
-            RootKind::Entities { entity, .. } => entity_selection(&mut ctx, *entity, 1),
-            RootKind::Interface(a) | RootKind::InterfaceObject(a) => {
-                let all: BTreeSet<usize> = w.interfaces[*a]
-                    .members
-                    .values()
-                    .flatten()
-                    .copied()
-                    .collect();
-                let all: Vec<usize> = all.into_iter().collect();
-                let field = w.interfaces[*a].field.clone();
-                let mut sel = abstract_selection(&mut ctx, &all, true, field, 1);
-                if let (RootKind::InterfaceObject(_), Some(io)) = (&root.kind, &w.interface_object)
-                {
-                    sel.push(Sel::leaf(&io.field));
-                }
-                sel
-            }
-            RootKind::Union(u) => {
-                let all: BTreeSet<usize> =
-                    w.unions[*u].members.values().flatten().copied().collect();
-                let all: Vec<usize> = all.into_iter().collect();
-                abstract_selection(&mut ctx, &all, false, None, 1)
-            }
-        };
+        let sub = root_selection(&mut ctx, &root.kind);
         fields.push((r, alias, sub));
+    }
+    // The first root field again under another response key, with a selection of its own: one
+    // entity type reached at two paths, whose fetches a plan may share.
+    if later.chance(15) {
+        let (r, _, _) = fields[0];
+        let main = std::mem::replace(&mut ctx.rng, &mut later);
+        let sub = root_selection(&mut ctx, &w.roots[r].kind);
+        ctx.rng = main;
+        fields.push((r, Some(format!("twin_{}", w.roots[r].name)), sub));
     }
     let mut selections: Vec<Sel> = fields
         .iter()
@@ -2438,6 +2455,26 @@ mod tests {
             assert!(declared, "seed {seed}: no field typed `E<n>`");
         }
         assert!(single > 5, "{single} shapes with a single entity reference");
+    }
+
+    #[test]
+    fn some_operations_select_a_root_field_twice() {
+        let mut twins = 0;
+        for seed in 0..60 {
+            let shape = generate(seed, &Options::default());
+            for (op, expected) in shape.operations.iter().zip(&shape.expected) {
+                let Some(start) = op.find("twin_") else {
+                    continue;
+                };
+                twins += 1;
+                let key: String = op[start..]
+                    .chars()
+                    .take_while(|c| c.is_alphanumeric() || *c == '_')
+                    .collect();
+                assert!(expected["data"].get(&key).is_some(), "seed {seed}: {op}");
+            }
+        }
+        assert!(twins > 10, "{twins} operations with a twin root field");
     }
 
     #[test]
