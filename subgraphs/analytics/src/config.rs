@@ -19,12 +19,15 @@ pub struct Config {
     pub metrics_listen: Option<SocketAddr>,
     /// OTLP/HTTP endpoint to export traces to (`http://collector:4318`); `None` (the default)
     /// turns tracing off. `OTEL_EXPORTER_OTLP_ENDPOINT` sets it too.
+    #[serde(deserialize_with = "switchyard_subgraph_kit::config::optional_text")]
     pub otlp_endpoint: Option<String>,
     /// Where embedded stores live (`analytics.db` when no `database_url` is set).
     pub data_dir: PathBuf,
     /// `postgres://…` to use PostgreSQL; `None` uses SQLite under `data_dir`.
+    #[serde(deserialize_with = "switchyard_subgraph_kit::config::optional_text")]
     pub database_url: Option<String>,
     /// Redis Streams event bus; `None` uses the in-process bus.
+    #[serde(deserialize_with = "switchyard_subgraph_kit::config::optional_text")]
     pub redis_url: Option<String>,
     /// Where access-token keys are published. Reserved: every analytics field is public today.
     pub jwks_url: String,
@@ -32,6 +35,7 @@ pub struct Config {
     pub max_connections: u32,
     /// This instance's member name in the `analytics` consumer group; keep it stable across
     /// restarts so a restarted instance re-reads what it held. Default: `analytics-<hostname>`.
+    #[serde(deserialize_with = "switchyard_subgraph_kit::config::optional_text")]
     pub consumer_name: Option<String>,
 }
 

@@ -24,6 +24,7 @@ pub struct Config {
     pub metrics_listen: Option<SocketAddr>,
     /// OTLP/HTTP endpoint to export traces to (`http://collector:4318`); `None` (the default)
     /// turns tracing off. `OTEL_EXPORTER_OTLP_ENDPOINT` sets it too.
+    #[serde(deserialize_with = "switchyard_subgraph_kit::config::optional_text")]
     pub otlp_endpoint: Option<String>,
     /// Embedded stores live here (and generated secrets, unless `secrets_dir` is set).
     pub data_dir: PathBuf,
@@ -31,8 +32,10 @@ pub struct Config {
     /// `<data_dir>/secrets`. Set it to keep keys apart from the ciphertext they protect.
     pub secrets_dir: Option<PathBuf>,
     /// `None` → SQLite at `<data_dir>/auth.db`; `postgres://…` → PostgreSQL.
+    #[serde(deserialize_with = "switchyard_subgraph_kit::config::optional_text")]
     pub database_url: Option<String>,
     /// Redis for the event bus; `None` → in-process bus.
+    #[serde(deserialize_with = "switchyard_subgraph_kit::config::optional_text")]
     pub redis_url: Option<String>,
     /// Access-token lifetime in seconds (default 15 minutes).
     pub access_token_ttl_secs: u64,

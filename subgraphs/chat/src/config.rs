@@ -20,6 +20,7 @@ pub struct Config {
     pub metrics_listen: Option<SocketAddr>,
     /// OTLP/HTTP endpoint to export traces to (`http://collector:4318`); `None` (the default)
     /// turns tracing off. `OTEL_EXPORTER_OTLP_ENDPOINT` sets it too.
+    #[serde(deserialize_with = "switchyard_subgraph_kit::config::optional_text")]
     pub otlp_endpoint: Option<String>,
     /// Where embedded stores live: `chat.db` (SQLite), and `secrets/` (generated data keys)
     /// unless `secrets_dir` is set.
@@ -28,9 +29,11 @@ pub struct Config {
     /// from the ciphertext they protect.
     pub secrets_dir: Option<PathBuf>,
     /// `postgres://…` selects PostgreSQL; unset means SQLite in `data_dir`.
+    #[serde(deserialize_with = "switchyard_subgraph_kit::config::optional_text")]
     pub database_url: Option<String>,
     /// Redis for the event bus and for live-delivery fan-out across replicas; unset means
     /// in-process (one instance).
+    #[serde(deserialize_with = "switchyard_subgraph_kit::config::optional_text")]
     pub redis_url: Option<String>,
     /// Where the auth service publishes the keys that sign access tokens.
     pub jwks_url: String,
@@ -38,6 +41,7 @@ pub struct Config {
     pub max_connections: u32,
     /// This instance's member name in the `chat` consumer group; keep it stable across
     /// restarts so a restarted instance takes back what it held. Default: `chat-<hostname>`.
+    #[serde(deserialize_with = "switchyard_subgraph_kit::config::optional_text")]
     pub consumer_name: Option<String>,
 }
 
@@ -119,6 +123,8 @@ mod tests {
                 ("REDIS_URL", "redis://127.0.0.1:6379"),
                 ("JWKS_URL", "http://auth/jwks"),
                 ("CHAT_LISTEN", "127.0.0.1:0"),
+                // A number-looking value for a text field with no default to type it by.
+                ("CHAT_CONSUMER_NAME", "42"),
             ]))
             .load()
             .unwrap();
@@ -127,6 +133,7 @@ mod tests {
         assert_eq!(cfg.redis_url.as_deref(), Some("redis://127.0.0.1:6379"));
         assert_eq!(cfg.jwks_url, "http://auth/jwks");
         assert_eq!(cfg.listen.port(), 0);
+        assert_eq!(cfg.consumer_name.as_deref(), Some("42"));
     }
 
     /// README.md's settings table has a row for every field and names exactly the variables

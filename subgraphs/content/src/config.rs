@@ -20,13 +20,16 @@ pub struct Config {
     pub metrics_listen: Option<SocketAddr>,
     /// OTLP/HTTP endpoint to export traces to (`http://collector:4318`); `None` (the default)
     /// turns tracing off. `OTEL_EXPORTER_OTLP_ENDPOINT` sets it too.
+    #[serde(deserialize_with = "switchyard_subgraph_kit::config::optional_text")]
     pub otlp_endpoint: Option<String>,
     /// Where the embedded stores live: `content.db` (unless `database_url` is set) and
     /// `search/` (the full-text index, always local).
     pub data_dir: PathBuf,
     /// `postgres://…` to use PostgreSQL; unset for SQLite under `data_dir`.
+    #[serde(deserialize_with = "switchyard_subgraph_kit::config::optional_text")]
     pub database_url: Option<String>,
     /// `redis://…` for the Redis Streams event bus; unset for the in-process bus.
+    #[serde(deserialize_with = "switchyard_subgraph_kit::config::optional_text")]
     pub redis_url: Option<String>,
     /// Where the auth service publishes its token verification keys.
     pub jwks_url: String,
@@ -34,6 +37,7 @@ pub struct Config {
     pub max_connections: u32,
     /// This instance's member name in the `content` consumer group; keep it stable across
     /// restarts so a restarted instance takes back what it held. Default: `content-<hostname>`.
+    #[serde(deserialize_with = "switchyard_subgraph_kit::config::optional_text")]
     pub consumer_name: Option<String>,
 }
 

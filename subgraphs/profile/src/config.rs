@@ -19,23 +19,28 @@ pub struct Config {
     pub metrics_listen: Option<SocketAddr>,
     /// OTLP/HTTP endpoint to export traces to (`http://collector:4318`); `None` (the default)
     /// turns tracing off. `OTEL_EXPORTER_OTLP_ENDPOINT` sets it too.
+    #[serde(deserialize_with = "switchyard_subgraph_kit::config::optional_text")]
     pub otlp_endpoint: Option<String>,
     /// Where embedded stores live (`profile.db` when no `database_url` is set).
     pub data_dir: PathBuf,
     /// `postgres://…` to keep the SQL side (graph rows for the embedded store, outbox,
     /// consumer de-duplication) in PostgreSQL; `None` uses SQLite under `data_dir`.
+    #[serde(deserialize_with = "switchyard_subgraph_kit::config::optional_text")]
     pub database_url: Option<String>,
     /// Redis Streams event bus; `None` uses the in-process bus.
+    #[serde(deserialize_with = "switchyard_subgraph_kit::config::optional_text")]
     pub redis_url: Option<String>,
     /// Where access-token keys are published (the auth service's JWKS).
     pub jwks_url: String,
     /// Where the graph lives instead of the embedded graph store: `falkor://[:password@]host:port`
     /// (FalkorDB; also `falkors://` for TLS) or `bolt://host:7687` / `neo4j://…` (Neo4j, Memgraph).
     /// Needs the `falkordb` / `neo4j` cargo feature (both on by default).
+    #[serde(deserialize_with = "switchyard_subgraph_kit::config::optional_text")]
     pub graph_url: Option<String>,
     /// The FalkorDB graph (Redis key) holding the profile data.
     pub graph_name: String,
     /// The older name for a Neo4j `graph_url`; `graph_url` wins when both are set.
+    #[serde(deserialize_with = "switchyard_subgraph_kit::config::optional_text")]
     pub neo4j_uri: Option<String>,
     /// Neo4j user.
     pub neo4j_user: String,
@@ -45,6 +50,7 @@ pub struct Config {
     pub max_connections: u32,
     /// This instance's member name in the `profile` consumer group (stable across restarts).
     /// Default: `profile-<hostname>`.
+    #[serde(deserialize_with = "switchyard_subgraph_kit::config::optional_text")]
     pub consumer_name: Option<String>,
 }
 
