@@ -48,6 +48,21 @@ pub fn settings_table(markdown: &str) -> Result<Vec<SettingsRow>, String> {
     Err("no settings table (| TOML key / setting / field | environment / env | …)".to_owned())
 }
 
+/// Checks the settings table in `markdown` (a README) against `keys` as
+/// [`check_settings_table`] does: `Err` with every problem, one per line, for a test to fail
+/// with.
+pub fn check_readme(markdown: &str, keys: &BTreeMap<String, Vec<String>>) -> Result<(), String> {
+    let problems = check_settings_table(&settings_table(markdown)?, keys);
+    if problems.is_empty() {
+        Ok(())
+    } else {
+        Err(format!(
+            "the README's settings table and the config disagree:\n{}",
+            problems.join("\n")
+        ))
+    }
+}
+
 /// Compares `rows` with `keys` (every key and the variables that set it, as
 /// [`crate::ConfigLoader::variables`] gives them) in both directions; one line per problem,
 /// naming the key or the variable.

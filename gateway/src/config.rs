@@ -993,13 +993,6 @@ mod tests {
     #[test]
     fn readme_table_matches_the_keys_and_variables() {
         let readme = include_str!("../../README.md");
-        let rows = switchyard_config::docs::settings_table(readme).unwrap();
-        let problems =
-            switchyard_config::docs::check_settings_table(&rows, &GatewayConfig::variables());
-        assert!(
-            problems.is_empty(),
-            "README.md's configuration table and GatewayConfig disagree:\n{}",
-            problems.join("\n")
-        );
+        switchyard_config::docs::check_readme(readme, &GatewayConfig::variables()).unwrap();
     }
 }

@@ -140,14 +140,11 @@ mod tests {
     /// the loader reads for it; every row names a real field.
     #[test]
     fn readme_table_matches_the_fields_and_variables() {
-        use switchyard_subgraph_kit::config::docs;
-        let rows = docs::settings_table(include_str!("../README.md")).unwrap();
-        let problems =
-            docs::check_settings_table(&rows, &Config::loader(None).variables::<Config>());
-        assert!(
-            problems.is_empty(),
-            "README.md's settings table and Config disagree:\n{}",
-            problems.join("\n")
-        );
+        let variables = Config::loader(None).variables::<Config>();
+        switchyard_subgraph_kit::config::docs::check_readme(
+            include_str!("../README.md"),
+            &variables,
+        )
+        .unwrap();
     }
 }
