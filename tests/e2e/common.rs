@@ -96,14 +96,11 @@ impl PostgresDb {
     }
 }
 
-/// Starts `switchyard dev` and returns it with the lines it printed up to "Ctrl-C stops".
-pub fn start_dev(data_dir: &std::path::Path) -> (Child, Vec<String>) {
-    start_dev_with(data_dir, &[])
-}
-
-/// [`start_dev`] with extra environment (service settings such as `PROFILE_GRAPH_URL`).
-pub fn start_dev_with(data_dir: &std::path::Path, env: &[(&str, &str)]) -> (Child, Vec<String>) {
-    let mut child = Command::new(env!("CARGO_BIN_EXE_switchyard"))
+/// `switchyard dev` on `data_dir` on embedded stores, with free ports (the defaults may be taken
+/// by another run on this machine) and none of the caller's Redis or test-hold settings.
+pub fn dev_command(data_dir: &std::path::Path) -> Command {
+    let mut command = Command::new(env!("CARGO_BIN_EXE_switchyard"));
+    command
         .args([
             "dev",
             "--listen",
@@ -113,9 +110,20 @@ pub fn start_dev_with(data_dir: &std::path::Path, env: &[(&str, &str)]) -> (Chil
             "--data-dir",
         ])
         .arg(data_dir)
-        .env("RUST_LOG", "warn")
         .env_remove("REDIS_URL")
-        .env_remove(switchyard_subgraph_kit::erasure::HOLD_ENV)
+        .env_remove(switchyard_subgraph_kit::erasure::HOLD_ENV);
+    command
+}
+
+/// Starts `switchyard dev` and returns it with the lines it printed up to "Ctrl-C stops".
+pub fn start_dev(data_dir: &std::path::Path) -> (Child, Vec<String>) {
+    start_dev_with(data_dir, &[])
+}
+
+/// [`start_dev`] with extra environment (service settings such as `PROFILE_GRAPH_URL`).
+pub fn start_dev_with(data_dir: &std::path::Path, env: &[(&str, &str)]) -> (Child, Vec<String>) {
+    let mut child = dev_command(data_dir)
+        .env("RUST_LOG", "warn")
         .envs(env.iter().copied())
         .stdout(Stdio::piped())
         .spawn()

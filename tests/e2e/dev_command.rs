@@ -8,7 +8,7 @@ use std::time::{Duration, Instant};
 use serde_json::{json, Value};
 use switchyard::client::GraphQLClient;
 
-use crate::common::{line_after, start_dev, start_dev_with};
+use crate::common::{dev_command, line_after, start_dev, start_dev_with};
 
 fn stop(mut child: Child) {
     let pid = child.id().to_string();
@@ -173,19 +173,8 @@ fn kill_during_seed(
     data_dir: &std::path::Path,
     ready: impl Fn(Option<(usize, bool)>) -> bool,
 ) -> bool {
-    let mut child = Command::new(env!("CARGO_BIN_EXE_switchyard"))
-        // A free metrics port too: the default 9400 may be taken by another run on this machine.
-        .args([
-            "dev",
-            "--listen",
-            "127.0.0.1:0",
-            "--metrics-listen",
-            "127.0.0.1:0",
-            "--data-dir",
-        ])
-        .arg(data_dir)
+    let mut child = dev_command(data_dir)
         .env("RUST_LOG", "error")
-        .env_remove("REDIS_URL")
         .stdout(Stdio::null())
         .spawn()
         .expect("switchyard starts");
