@@ -1,0 +1,29 @@
+#!/usr/bin/env bash
+# Switchyard against Hive Router on the demo workload with ../shared/bench/compare.sh: starts the
+# four demo subgraphs on CPU 0 (compare.sh pins the gateway to CPU 1 and wrk to CPU 0), points the
+# committed demo supergraph at their ports, and runs compare.sh with the gateways given.
+# Usage: scripts/compare-hive.sh [GATEWAY...]    (default: ours hive-router-nodedupe)
+# Env:   Q=two_branches (schema/demo/queries/$Q.json)   OURS_ENV="SWITCHYARD_DEDUPE=off" (settings
+#        for ours)   BIN (release binaries, default ${CARGO_TARGET_DIR:-target}/release; build with
+#        `cargo build --release -p switchyard -p switchyard-demo-subgraphs`)   COMPARE (compare.sh)
+#        DUR=20 WARM=5 CONNS=50, passed on to compare.sh. Hive Router: ../shared/bench/setup.sh.
+set -u
+ROOT=$(cd "$(dirname "$0")/.." && pwd)
+BIN=${BIN:-${CARGO_TARGET_DIR:-$ROOT/target}/release}
+COMPARE=${COMPARE:-$ROOT/../shared/bench/compare.sh}
+[ -x "$BIN/switchyard" ] && [ -x "$BIN/switchyard-demo-subgraphs" ] || { echo "no release binaries in $BIN" >&2; exit 1; }
+[ -f "$COMPARE" ] || { echo "no compare.sh at $COMPARE" >&2; exit 1; }
+[ $# -gt 0 ] || set -- ours hive-router-nodedupe
+W=$(mktemp -d)
+taskset -c 0 "$BIN/switchyard-demo-subgraphs" --port 0 >"$W/subgraphs.log" 2>&1 &
+SG=$!
+trap 'kill $SG 2>/dev/null; wait $SG 2>/dev/null; rm -rf "$W"' EXIT
+for _ in $(seq 100); do [ "$(grep -c '^[a-z]* http://' "$W/subgraphs.log")" = 4 ] && break; sleep 0.2; done
+url() { awk -v n="$1" '$1 == n {print $2}' "$W/subgraphs.log"; }
+[ -n "$(url reviews)" ] || { echo "subgraphs did not start:" >&2; cat "$W/subgraphs.log" >&2; exit 1; }
+sed -e "s#http://127.0.0.1:4001/graphql#$(url accounts)#" -e "s#http://127.0.0.1:4002/graphql#$(url products)#" \
+    -e "s#http://127.0.0.1:4003/graphql#$(url inventory)#" -e "s#http://127.0.0.1:4004/graphql#$(url reviews)#" \
+    "$ROOT/schema/demo/supergraph.graphql" >"$W/supergraph.graphql"
+OURS="env SWITCHYARD_METRICS_LISTEN=off RUST_LOG=warn ${OURS_ENV:-} $BIN/switchyard gateway --supergraph {supergraph} --listen 127.0.0.1:{port}"
+DUR=${DUR:-20} WARM=${WARM:-5} CONNS=${CONNS:-50} bash "$COMPARE" "$W/supergraph.graphql" \
+  "$ROOT/schema/demo/queries/${Q:-two_branches}.json" "$OURS" "$@"
