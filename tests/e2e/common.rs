@@ -77,6 +77,21 @@ pub async fn connect(client: &GraphQLClient, a: &Member, b: &Member) {
         .unwrap_or_else(|e| panic!("connecting {} and {}: {e:#}", a.handle, b.handle));
 }
 
+/// `from` starts a conversation with `with` through the gateway; its id.
+pub async fn start_conversation(client: &GraphQLClient, from: &Member, with: &[&str]) -> String {
+    client
+        .with_token(&from.token)
+        .data(
+            "mutation($w: [ID!]!) { startConversation(with: $w) { id } }",
+            serde_json::json!({ "w": with }),
+        )
+        .await
+        .unwrap()["startConversation"]["id"]
+        .as_str()
+        .unwrap()
+        .to_owned()
+}
+
 /// The `extensions.code` values of a response's errors.
 pub fn error_codes(errors: &[Value]) -> Vec<String> {
     errors

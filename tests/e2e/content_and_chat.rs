@@ -84,18 +84,7 @@ async fn two_members_chat_and_a_third_is_refused() {
     let priya = sign_up(client, "priya", "Priya Nair").await;
     let eve = sign_up(client, "eve", "Eve Outsider").await;
 
-    let started = client
-        .with_token(&amit.token)
-        .data(
-            "mutation($w: [ID!]!) { startConversation(with: $w) { id } }",
-            json!({ "w": [priya.id] }),
-        )
-        .await
-        .unwrap();
-    let conversation = started["startConversation"]["id"]
-        .as_str()
-        .unwrap()
-        .to_owned();
+    let conversation = common::start_conversation(client, &amit, &[&priya.id]).await;
     client
         .with_token(&amit.token)
         .data(
@@ -198,17 +187,7 @@ async fn a_message_arrives_live_through_the_gateway() {
     let amit = sign_up(client, "amit", "Amit Sharma").await;
     let priya = sign_up(client, "priya", "Priya Nair").await;
     let eve = sign_up(client, "eve", "Eve Outsider").await;
-    let conversation = client
-        .with_token(&amit.token)
-        .data(
-            "mutation($w: [ID!]!) { startConversation(with: $w) { id } }",
-            json!({ "w": [priya.id] }),
-        )
-        .await
-        .unwrap()["startConversation"]["id"]
-        .as_str()
-        .unwrap()
-        .to_owned();
+    let conversation = common::start_conversation(client, &amit, &[&priya.id]).await;
 
     let ws_url = format!("ws://{}/graphql", stack.stack.gateway_addr());
     let subscribe = |token: String| {

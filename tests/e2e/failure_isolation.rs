@@ -46,16 +46,7 @@ async fn build_world(stack: &TestStack) -> World {
         .as_str()
         .unwrap()
         .to_owned();
-    let conversation = as_amit
-        .data(
-            "mutation($w: [ID!]!) { startConversation(with: $w) { id } }",
-            json!({ "w": [priya.id] }),
-        )
-        .await
-        .unwrap()["startConversation"]["id"]
-        .as_str()
-        .unwrap()
-        .to_owned();
+    let conversation = common::start_conversation(client, &amit, &[&priya.id]).await;
     let vars = json!({ "id": amit.id, "post": post, "c": conversation });
     World { amit, vars }
 }

@@ -145,18 +145,7 @@ async fn a_subscription_is_one_trace_from_the_client_through_the_gateway_to_chat
     .await;
     let amit = common::sign_up(&t.client, "amit", "Amit Sharma").await;
     let priya = common::sign_up(&t.client, "priya", "Priya Nair").await;
-    let conversation = t
-        .client
-        .with_token(&amit.token)
-        .data(
-            "mutation($w: [ID!]!) { startConversation(with: $w) { id } }",
-            json!({ "w": [priya.id] }),
-        )
-        .await
-        .unwrap()["startConversation"]["id"]
-        .as_str()
-        .unwrap()
-        .to_owned();
+    let conversation = common::start_conversation(&t.client, &amit, &[&priya.id]).await;
 
     let mut socket = common::graphql_ws(
         &format!("ws://{}/graphql", t.stack.gateway_addr()),
