@@ -1,7 +1,10 @@
-//! The `switchyard` CLI: thin wiring over the gateway, planner, composer and service crates.
+//! The `switchyard` CLI: thin wiring over the gateway, planner, composer and service crates
+//! (the services only with the `stack` feature, on by default).
 
 mod cli;
+#[cfg(feature = "stack")]
 mod demo;
+#[cfg(feature = "stack")]
 mod dev;
 
 use std::net::SocketAddr;
@@ -37,8 +40,10 @@ struct Cli {
 #[derive(Debug, Subcommand)]
 enum Command {
     /// Run the whole stack on embedded defaults: the subgraphs and the gateway (the default).
+    #[cfg(feature = "stack")]
     Dev(dev::DevArgs),
     /// Run the 4-subgraph benchmark workload (accounts, products, inventory, reviews) behind the gateway.
+    #[cfg(feature = "stack")]
     Demo(demo::DemoArgs),
     /// Serve a supergraph composed by any Federation 2 composer.
     Gateway(GatewayArgs),
@@ -97,9 +102,19 @@ struct PlanArgs {
 fn main() -> ExitCode {
     let cli = Cli::parse();
     // The services' logging, so every binary logs alike: stderr, colour only on a terminal.
-    switchyard_subgraph_kit::init_tracing(&cli.log, cli.log_json);
-    let result = match cli.command.unwrap_or(Command::Dev(dev::DevArgs::default())) {
+    switchyard_telemetry::init_tracing(&cli.log, cli.log_json);
+    let Some(command) = cli.command.or_else(default_command) else {
+        eprintln!(
+            "error: this build of switchyard has no platform stack (built without the `stack` \
+             feature), so there is no default command: run `switchyard gateway --supergraph FILE` \
+             (see `switchyard --help`)"
+        );
+        return ExitCode::from(2);
+    };
+    let result = match command {
+        #[cfg(feature = "stack")]
         Command::Dev(args) => runtime().and_then(|rt| rt.block_on(dev::run(args))),
+        #[cfg(feature = "stack")]
         Command::Demo(args) => runtime().and_then(|rt| rt.block_on(demo::run(args))),
         Command::Gateway(args) => runtime().and_then(|rt| rt.block_on(run_gateway(args))),
         Command::Plan(args) => run_plan(args),
@@ -116,6 +131,14 @@ fn main() -> ExitCode {
             ExitCode::FAILURE
         }
     }
+}
+
+/// What `switchyard` with no subcommand runs: the whole stack (`cargo run`), when it is built in.
+fn default_command() -> Option<Command> {
+    #[cfg(feature = "stack")]
+    return Some(Command::Dev(dev::DevArgs::default()));
+    #[cfg(not(feature = "stack"))]
+    None
 }
 
 fn runtime() -> Result<tokio::runtime::Runtime> {

@@ -1455,6 +1455,12 @@ fn the_image_builds_every_program_the_deployments_run() {
             format!("deploy/Dockerfile does not copy {program} into the image")
         });
     }
+    // The gateway image runs the gateway alone: a build with the services linked in maps their
+    // code into the gateway process (ARCHITECTURE.md, "Peak RSS").
+    problems.check(
+        dockerfile.contains("-p switchyard --no-default-features"),
+        || "deploy/Dockerfile must build the gateway without the `stack` feature".into(),
+    );
     problems.check(
         dockerfile.contains("COPY deploy/docker/http-probe /usr/local/bin/http-probe"),
         || "the image must carry http-probe for the compose health checks".into(),

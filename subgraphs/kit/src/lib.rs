@@ -10,7 +10,8 @@
 //!   root fields with fragments expanded; no batching; no mutations over GET; introspection
 //!   settable), from `switchyard-guard`.
 //! - [`config`]: typed config from defaults + file + environment.
-//! - [`telemetry`]: tracing init with `RUST_LOG` filters and optional JSON.
+//! - [`init_tracing`]: tracing init with `RUST_LOG` filters and optional JSON (it lives in
+//!   switchyard-telemetry, so the gateway-only CLI build shares it without linking the kit).
 //! - [`metrics`]: each service's Prometheus series and `/status` report (database, outbox
 //!   backlog, consumer lag, the store's own gauges), served apart from the GraphQL port.
 //! - [`schema`]: the federation SDL for `--print-schema` and the shared CLI flags.
@@ -122,7 +123,6 @@ pub mod pagination;
 pub mod runner;
 pub mod schema;
 pub mod server;
-pub mod telemetry;
 pub mod testing;
 
 pub use config::{ConfigError, ConfigLoader};
@@ -139,4 +139,4 @@ pub use server::{
     router, serve, service_router, shutdown_on_signal, shutdown_signal, AlwaysReady, ClientAddress,
     NotReady, ReadinessCheck,
 };
-pub use telemetry::init_tracing;
+pub use switchyard_telemetry::init_tracing;

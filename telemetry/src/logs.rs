@@ -1,4 +1,5 @@
-//! Tracing setup shared by every service binary, so logs look and filter the same everywhere.
+//! Log setup shared by every binary (the `switchyard` CLI and each service), so logs look and
+//! filter the same everywhere.
 
 use std::io::IsTerminal;
 
