@@ -18,11 +18,22 @@
 //! them, value types whose fields are spread over subgraphs, an enum with an `@inaccessible`
 //! value, `@requires` (plain, with a field argument, of two fields), `@provides`, `@override`,
 //! `@inaccessible`, `@interfaceObject`, lists, single entity references and nullability.
+//! Also drawn, from a stream of their own (so older seeds keep the rest of their shape):
+//! composite (`@key(fields: "id kind")`) and nested (`@key(fields: "id org { oid }")`) keys,
+//! `@requires` of a value type's subfields (`@requires(fields: "e0f1 { v0f0 }")`), entities that
+//! a subgraph only references (`@key(..., resolvable: false)`), root fields with arguments (a
+//! lookup by id, sometimes an unknown one, served where the entity may be only such a
+//! reference; `first:` on entity lists, past the end or null too; literal or through
+//! variables), and mutations: two to four root mutation fields per operation, spread over
+//! subgraphs, counters whose answers show the order they ran in (a field repeated under its own
+//! name runs once, under an alias again) and lookups returning entities.
 //! Operations use aliases, inline and named fragments, abstract selections (also interface
 //! conditions inside unions), one root field twice under two response keys, and
 //! `@skip`/`@include` (literal or through variables, as are some `(mode:)` arguments; also on
 //! fragment spreads). Some nullable fields are field errors for one instance (the world expects
 //! null there and an error at that path). [`Shape::expected_for`] answers edited operations.
+//! A mutation operation declares [`SESSION_VARIABLE`]: a runner sending it more than once over
+//! the same subgraphs gives it a fresh value per request.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::fmt::Write as _;
@@ -110,7 +121,15 @@ impl Shape {
             return None;
         };
         let selections = convert_selections(&op.selection_set, &fragments, variables, 0)?;
-        Some(evaluate_roots(&self.world, &selections))
+        match op.operation_type {
+            apollo_compiler::ast::OperationType::Query => {
+                Some(evaluate_roots(&self.world, &selections))
+            }
+            apollo_compiler::ast::OperationType::Mutation => {
+                Some(evaluate_mutations(&self.world, &selections))
+            }
+            apollo_compiler::ast::OperationType::Subscription => None,
+        }
     }
 }
 
@@ -132,7 +151,28 @@ fn convert_selections(
         match selection {
             Selection::Field(f) => {
                 let mut mode = None;
+                let mut args = Vec::new();
                 for argument in &f.arguments {
+                    if ["first", "id", "session"].contains(&argument.name.as_str()) {
+                        let value = match argument.value.as_ref() {
+                            // An unset variable leaves the argument out.
+                            apollo_compiler::ast::Value::Variable(v) => {
+                                match variables.get(v.as_str()) {
+                                    Some(value) => value.clone(),
+                                    None => continue,
+                                }
+                            }
+                            apollo_compiler::ast::Value::Int(i) => json!(i.try_to_i32().ok()?),
+                            apollo_compiler::ast::Value::Null => Value::Null,
+                            other => json!(other.as_str()?),
+                        };
+                        args.push(Arg {
+                            name: argument.name.to_string(),
+                            value,
+                            text: argument.value.to_string(),
+                        });
+                        continue;
+                    }
                     if argument.name != "mode" {
                         return None;
                     }
@@ -166,6 +206,7 @@ fn convert_selections(
                     alias: f.alias.as_ref().map(|a| a.to_string()),
                     name: f.name.to_string(),
                     mode,
+                    args,
                     directive: excluded_marker(&f.directives, variables)?,
                     sub,
                 });
@@ -334,6 +375,9 @@ struct Requires {
     /// A second required scalar field of the same entity, resolved in another subgraph than
     /// the requiring one (`@requires(fields: "<on> <also>")`).
     also: Option<usize>,
+    /// `Some(fields)`: `on` is of a value type and the requirement selects these of its scalar
+    /// fields (`@requires(fields: "<on> { <f> <g> }")`).
+    sub: Option<Vec<usize>>,
 }
 
 impl Requires {
@@ -349,6 +393,8 @@ struct Entity {
     /// Owner subgraph: declares every key field and resolves `id`.
     owner: usize,
     second_key: bool,
+    /// The fields of its first key.
+    key: KeyShape,
     instances: usize,
     fields: Vec<Field>,
     requires: Vec<Requires>,
@@ -357,6 +403,27 @@ struct Entity {
     /// Subgraphs whose only key is `sku` (they do not declare `id`): reaching them needs the
     /// `sku` from another subgraph first.
     sku_only: BTreeSet<usize>,
+}
+
+/// The fields of an entity's first key.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum KeyShape {
+    /// `@key(fields: "id")`.
+    Id,
+    /// `@key(fields: "id kind")`: a composite key (`kind: String!`).
+    Composite,
+    /// `@key(fields: "id org { oid }")`: a nested key (`org: Org!`, `type Org { oid: ID! }`).
+    Nested,
+}
+
+impl KeyShape {
+    fn fields(self) -> &'static str {
+        match self {
+            KeyShape::Id => "id",
+            KeyShape::Composite => "id kind",
+            KeyShape::Nested => "id org { oid }",
+        }
+    }
 }
 
 #[derive(Debug, Clone)]
@@ -392,6 +459,9 @@ enum RootKind {
     Union(usize),
     /// A list of an `@interfaceObject` view of an interface.
     InterfaceObject(usize),
+    /// `(id: ID!)`: one entity by id, null for an unknown id; served by a subgraph that may
+    /// know the entity only as a `resolvable: false` reference.
+    ById(usize),
 }
 
 #[derive(Debug, Clone)]
@@ -401,6 +471,8 @@ struct Root {
     kind: RootKind,
     /// Also declared (same data, `@shareable`) in this subgraph.
     shared_with: Option<usize>,
+    /// Takes `(first: Int)`: the first `first` items of the list (all of them without it).
+    limit: bool,
 }
 
 #[derive(Debug, Clone)]
@@ -430,15 +502,59 @@ struct World {
     unions: Vec<Abstract>,
     roots: Vec<Root>,
     interface_object: Option<InterfaceObject>,
+    mutations: Vec<MutationField>,
     features: BTreeSet<&'static str>,
 }
+
+/// A root mutation field.
+#[derive(Debug, Clone)]
+struct MutationField {
+    subgraph: usize,
+    name: String,
+    kind: MutationKind,
+}
+
+#[derive(Debug, Clone, Copy)]
+enum MutationKind {
+    /// `(session: String!): Int!`: the next value of the one counter every mutation of an
+    /// operation shares (fixture `{"$count": ...}`), so the order they ran in shows.
+    Counter,
+    /// `(id: ID!): E`: an entity by id (null for an unknown id), its fields fetched afterwards.
+    Entity(usize),
+}
+
+/// The variable through which every generated mutation names its counter session. A runner
+/// sending one operation several times over the same subgraphs sets it to a fresh value per
+/// request (the fixture subgraphs keep one counter per session); the world ignores its value.
+pub const SESSION_VARIABLE: &str = "session";
 
 /// Generates the shape for `seed`.
 pub fn generate(seed: u64, options: &Options) -> Shape {
     let mut rng = Rng::new(seed);
     let mut world = build_world(&mut rng, options);
+    // Drawn from a stream of their own, so the rest of a seed's shape stays what it was.
+    let mut newer = Rng::new(seed ^ 0x6e65_7765_725f_6732);
+    add_keys_requires_and_lookups(&mut world, &mut newer);
+    add_mutations(&mut world, &mut newer);
     if options.allows(FIELD_ERRORS) {
         add_error_cells(&mut world, &mut rng);
+    }
+    let references_only = world.entities.iter().enumerate().any(|(e, ent)| {
+        ent.declared_in
+            .iter()
+            .any(|s| !resolvable_in(&world, e, *s))
+    });
+    if references_only {
+        world.features.insert("@key(resolvable: false) reference");
+    }
+    let lookup_of_reference = world
+        .roots
+        .iter()
+        .any(|r| matches!(r.kind, RootKind::ById(e) if !resolvable_in(&world, e, r.subgraph)));
+    if lookup_of_reference {
+        world
+            .features
+            .insert("root lookup in a subgraph that only references the entity");
     }
     let subgraphs = (0..world.subgraphs.len())
         .map(|s| (world.subgraphs[s].clone(), subgraph_sdl(&world, s)))
@@ -508,6 +624,7 @@ fn build_world(rng: &mut Rng, options: &Options) -> World {
                 name: format!("E{e}"),
                 owner,
                 second_key,
+                key: KeyShape::Id,
                 instances: rng.range(1, 3),
                 fields: Vec::new(),
                 requires: Vec::new(),
@@ -658,6 +775,7 @@ fn build_world(rng: &mut Rng, options: &Options) -> World {
                     on,
                     argument,
                     also,
+                    sub: None,
                 });
             }
         }
@@ -889,6 +1007,7 @@ fn build_world(rng: &mut Rng, options: &Options) -> World {
                 provides,
             },
             shared_with,
+            limit: false,
         });
     }
     for (i, a) in interfaces.iter().enumerate() {
@@ -898,6 +1017,7 @@ fn build_world(rng: &mut Rng, options: &Options) -> World {
             name: format!("list{}", a.name),
             kind: RootKind::Interface(i),
             shared_with: None,
+            limit: false,
         });
     }
     for (i, a) in unions.iter().enumerate() {
@@ -907,6 +1027,7 @@ fn build_world(rng: &mut Rng, options: &Options) -> World {
             name: format!("list{}", a.name),
             kind: RootKind::Union(i),
             shared_with: None,
+            limit: false,
         });
     }
     let mut interface_object = None;
@@ -932,6 +1053,7 @@ fn build_world(rng: &mut Rng, options: &Options) -> World {
                     unions,
                     roots,
                     interface_object,
+                    mutations: Vec::new(),
                     features,
                 };
             }
@@ -947,6 +1069,7 @@ fn build_world(rng: &mut Rng, options: &Options) -> World {
                 name: "listIO".into(),
                 kind: RootKind::InterfaceObject(0),
                 shared_with: None,
+                limit: false,
             });
         }
     }
@@ -958,7 +1081,143 @@ fn build_world(rng: &mut Rng, options: &Options) -> World {
         unions,
         roots,
         interface_object,
+        mutations: Vec::new(),
         features,
+    }
+}
+
+/// Composite and nested keys, `@requires` of a value type's subfields, root fields with
+/// arguments (`first:` on entity lists, lookups by id, some where the entity is only a
+/// `resolvable: false` reference).
+fn add_keys_requires_and_lookups(w: &mut World, rng: &mut Rng) {
+    // An `@interfaceObject`'s interface keys every implementation by `id` alone.
+    let io_members: BTreeSet<usize> = w
+        .interface_object
+        .as_ref()
+        .map(|io| {
+            w.interfaces[io.interface]
+                .members
+                .values()
+                .flatten()
+                .copied()
+                .collect()
+        })
+        .unwrap_or_default();
+    let n_sub = w.subgraphs.len();
+    for e in 0..w.entities.len() {
+        if !io_members.contains(&e) {
+            w.entities[e].key = match rng.below(100) {
+                0..=24 => KeyShape::Composite,
+                25..=39 => KeyShape::Nested,
+                _ => KeyShape::Id,
+            };
+            match w.entities[e].key {
+                KeyShape::Composite => w.features.insert("composite key"),
+                KeyShape::Nested => w.features.insert("nested key"),
+                KeyShape::Id => false,
+            };
+        }
+        let candidates: Vec<usize> = w.entities[e]
+            .fields
+            .iter()
+            .enumerate()
+            .filter(|(_, f)| {
+                matches!(f.target, Target::Value(_))
+                    && f.resolvers.len() == 1
+                    && matches!(f.resolvers[0].1, Role::Plain { .. })
+            })
+            .map(|(i, _)| i)
+            .collect();
+        if !candidates.is_empty() && rng.chance(50) {
+            let on = candidates[rng.below(candidates.len())];
+            let Target::Value(v) = w.entities[e].fields[on].target else {
+                unreachable!("value-typed candidates only")
+            };
+            let home = w.entities[e].fields[on].resolvers[0].0;
+            let subgraph = (home + 1 + rng.below(n_sub - 1)) % n_sub;
+            let n = w.values[v].fields.len();
+            let mut sub: Vec<usize> = (0..n).filter(|_| rng.chance(60)).collect();
+            if sub.is_empty() {
+                sub.push(rng.below(n));
+            }
+            // The requiring subgraph declares the value type with (at least) the required fields.
+            w.values[v]
+                .declared
+                .entry(subgraph)
+                .or_default()
+                .extend(sub.iter().copied());
+            w.entities[e].declared_in.insert(subgraph);
+            w.features.insert("@requires of a value type's subfields");
+            let name = format!("e{e}vreq");
+            w.entities[e].requires.push(Requires {
+                subgraph,
+                name,
+                on,
+                argument: None,
+                also: None,
+                sub: Some(sub),
+            });
+        }
+    }
+    for r in &mut w.roots {
+        if matches!(r.kind, RootKind::Entities { .. }) && rng.chance(40) {
+            r.limit = true;
+            w.features.insert("root field with a first: argument");
+        }
+    }
+    for e in 0..w.entities.len() {
+        if !rng.chance(45) {
+            continue;
+        }
+        let subgraph = rng.below(n_sub);
+        if w.entities[e].sku_only.contains(&subgraph) {
+            continue;
+        }
+        w.entities[e].declared_in.insert(subgraph);
+        w.features.insert("root lookup by id");
+        w.roots.push(Root {
+            subgraph,
+            name: format!("e{e}ById"),
+            kind: RootKind::ById(e),
+            shared_with: None,
+            limit: false,
+        });
+    }
+}
+
+/// Root mutation fields spread over subgraphs: counters (their order observable) and lookups
+/// returning entities.
+fn add_mutations(w: &mut World, rng: &mut Rng) {
+    if !rng.chance(40) {
+        return;
+    }
+    for k in 0..rng.range(1, 4) {
+        let subgraph = rng.below(w.subgraphs.len());
+        let kind = if rng.chance(60) {
+            MutationKind::Counter
+        } else {
+            let e = rng.below(w.entities.len());
+            if w.entities[e].sku_only.contains(&subgraph) {
+                MutationKind::Counter
+            } else {
+                w.entities[e].declared_in.insert(subgraph);
+                MutationKind::Entity(e)
+            }
+        };
+        let name = match kind {
+            MutationKind::Counter => format!("count{k}"),
+            MutationKind::Entity(e) => format!("touch{k}E{e}"),
+        };
+        w.mutations.push(MutationField {
+            subgraph,
+            name,
+            kind,
+        });
+    }
+    w.features.insert("mutations");
+    let subgraphs: BTreeSet<usize> = w.mutations.iter().map(|m| m.subgraph).collect();
+    if subgraphs.len() > 1 {
+        w.features.insert("mutations in several subgraphs");
     }
 }
 
@@ -1010,12 +1269,32 @@ fn id_of(e: &Entity, i: usize) -> String {
     format!("{}-{}", e.name, i)
 }
 
+/// The `kind` of a composite-keyed instance: shared by instances, so only `id` and `kind`
+/// together tell one from another in the subgraphs' eyes.
+fn kind_of(e: &Entity, i: usize) -> Value {
+    json!(format!("{}-kind{}", e.name, i % 2))
+}
+
+/// The `org { oid }` of a nested-keyed instance.
+fn org_of(e: &Entity, i: usize) -> String {
+    format!("org-{}-{}", e.name, i / 2)
+}
+
 fn key_object(e: &Entity, i: usize, typename: bool) -> Value {
     let mut m = Map::new();
     if typename {
         m.insert("__typename".into(), json!(e.name));
     }
     m.insert("id".into(), json!(id_of(e, i)));
+    match e.key {
+        KeyShape::Id => {}
+        KeyShape::Composite => {
+            m.insert("kind".into(), kind_of(e, i));
+        }
+        KeyShape::Nested => {
+            m.insert("org".into(), json!({"oid": org_of(e, i)}));
+        }
+    }
     if e.second_key {
         m.insert("sku".into(), json!(format!("sku-{}", id_of(e, i))));
     }
@@ -1118,6 +1397,16 @@ fn requires_value(w: &World, e: usize, i: usize, r: &Requires) -> Value {
     let ent = &w.entities[e];
     let on = &ent.fields[r.on];
     let base = field_value(w, e, i, on);
+    if let (Some(sub), Target::Value(v)) = (&r.sub, &on.target) {
+        let parts: Vec<String> = sub
+            .iter()
+            .map(|k| {
+                let name = &w.values[*v].fields[*k].0;
+                format!("{name}={}", base.get(name).unwrap_or(&Value::Null))
+            })
+            .collect();
+        return json!(format!("req({})", parts.join(",")));
+    }
     let first = match r.argument {
         None => base,
         Some(arg) => argument_value(&base, arg),
@@ -1206,10 +1495,14 @@ fn subgraph_sdl(w: &World, s: usize) -> String {
                     .filter(|_| r.subgraph == s)
                     .map(|f| format!(" @provides(fields: \"{}\")", ent.fields[f].name))
                     .unwrap_or_default();
+                let args = if r.limit { "(first: Int)" } else { "" };
                 root_fields.push(format!(
-                    "  {}: [{}!]!{shareable}{provides}",
+                    "  {}{args}: [{}!]!{shareable}{provides}",
                     r.name, ent.name
                 ));
+            }
+            RootKind::ById(e) => {
+                root_fields.push(format!("  {}(id: ID!): {}", r.name, w.entities[*e].name))
             }
             RootKind::Interface(i) => {
                 root_fields.push(format!("  {}: [{}]", r.name, w.interfaces[*i].name))
@@ -1224,6 +1517,24 @@ fn subgraph_sdl(w: &World, s: usize) -> String {
     }
     if !root_fields.is_empty() {
         let _ = writeln!(out, "type Query {{\n{}\n}}\n", root_fields.join("\n"));
+    }
+    let mutation_fields: Vec<String> = w
+        .mutations
+        .iter()
+        .filter(|m| m.subgraph == s)
+        .map(|m| match m.kind {
+            MutationKind::Counter => format!("  {}(session: String!): Int!", m.name),
+            MutationKind::Entity(e) => {
+                format!("  {}(id: ID!): {}", m.name, w.entities[e].name)
+            }
+        })
+        .collect();
+    if !mutation_fields.is_empty() {
+        let _ = writeln!(
+            out,
+            "type Mutation {{\n{}\n}}\n",
+            mutation_fields.join("\n")
+        );
     }
     // The enum, where a field of it is resolved; its last value is hidden by the first such subgraph.
     let enum_subgraphs: BTreeSet<usize> = w
@@ -1245,6 +1556,9 @@ fn subgraph_sdl(w: &World, s: usize) -> String {
             ENUM_VALUES[0], ENUM_VALUES[1], ENUM_VALUES[2]
         );
     }
+    if declares_org(w, s) {
+        out.push_str("type Org @shareable {\n  oid: ID!\n}\n\n");
+    }
     // Value types used here.
     let mut values_here = BTreeSet::new();
     for ent in &w.entities {
@@ -1253,6 +1567,15 @@ fn subgraph_sdl(w: &World, s: usize) -> String {
                 if f.resolvers.iter().any(|(r, _)| *r == s) {
                     values_here.insert(v);
                 }
+            }
+        }
+        for r in ent
+            .requires
+            .iter()
+            .filter(|r| r.subgraph == s && r.sub.is_some())
+        {
+            if let Target::Value(v) = ent.fields[r.on].target {
+                values_here.insert(v);
             }
         }
     }
@@ -1331,30 +1654,22 @@ fn subgraph_sdl(w: &World, s: usize) -> String {
         } else {
             format!(" implements {}", implements.join(" & "))
         };
-        let resolvable = ent.owner == s
-            || ent
-                .fields
-                .iter()
-                .any(|f| f.resolvers.iter().any(|(r, _)| *r == s))
-            || ent.requires.iter().any(|r| r.subgraph == s)
-            || !implements.is_empty()
-            || w.unions
-                .iter()
-                .any(|u| u.members.get(&s).is_some_and(|m| m.contains(&e)))
-            || w.roots.iter().any(|r| {
-                (r.subgraph == s || r.shared_with == Some(s))
-                    && matches!(r.kind, RootKind::Entities { entity, .. } if entity == e)
-            });
+        let resolvable = resolvable_in(w, e, s);
         let sku_only = resolvable && ent.sku_only.contains(&s);
         let mut keys = String::new();
         let mut lines = Vec::new();
         if !sku_only {
-            keys.push_str(" @key(fields: \"id\"");
+            let _ = write!(keys, " @key(fields: \"{}\"", ent.key.fields());
             if !resolvable {
                 keys.push_str(", resolvable: false");
             }
             keys.push(')');
             lines.push("  id: ID!".to_string());
+            match ent.key {
+                KeyShape::Id => {}
+                KeyShape::Composite => lines.push("  kind: String!".into()),
+                KeyShape::Nested => lines.push("  org: Org!".into()),
+            }
         }
         if ent.second_key && (ent.owner == s || resolvable) {
             keys.push_str(" @key(fields: \"sku\")");
@@ -1404,6 +1719,19 @@ fn subgraph_sdl(w: &World, s: usize) -> String {
         }
         for r in ent.requires.iter().filter(|r| r.subgraph == s) {
             let on = &ent.fields[r.on];
+            if let (Some(sub), Target::Value(v)) = (&r.sub, &on.target) {
+                let names: Vec<&str> = sub
+                    .iter()
+                    .map(|k| w.values[*v].fields[*k].0.as_str())
+                    .collect();
+                lines.push(format!(
+                    "  {}: String @requires(fields: \"{} {{ {} }}\")",
+                    r.name,
+                    on.name,
+                    names.join(" ")
+                ));
+                continue;
+            }
             let also = r
                 .also
                 .map(|a| format!(" {}", ent.fields[a].name))
@@ -1430,6 +1758,37 @@ fn subgraph_sdl(w: &World, s: usize) -> String {
         );
     }
     out
+}
+
+/// Whether subgraph `s` can resolve entity `e` (else it declares it as a
+/// `@key(..., resolvable: false)` reference, when it declares it at all).
+fn resolvable_in(w: &World, e: usize, s: usize) -> bool {
+    let ent = &w.entities[e];
+    ent.owner == s
+        || ent
+            .fields
+            .iter()
+            .any(|f| f.resolvers.iter().any(|(r, _)| *r == s))
+        || ent.requires.iter().any(|r| r.subgraph == s)
+        || w.interfaces
+            .iter()
+            .any(|a| a.members.get(&s).is_some_and(|m| m.contains(&e)))
+        || w.unions
+            .iter()
+            .any(|u| u.members.get(&s).is_some_and(|m| m.contains(&e)))
+        || w.roots.iter().any(|r| {
+            (r.subgraph == s || r.shared_with == Some(s))
+                && matches!(r.kind, RootKind::Entities { entity, .. } if entity == e)
+        })
+}
+
+/// Whether subgraph `s` declares an entity with a nested key (and so the type `Org`).
+fn declares_org(w: &World, s: usize) -> bool {
+    w.entities.iter().enumerate().any(|(e, ent)| {
+        ent.key == KeyShape::Nested
+            && ent.declared_in.contains(&s)
+            && !(ent.sku_only.contains(&s) && resolvable_in(w, e, s))
+    })
 }
 
 /// Whether field `f` of entity `e` is declared `@external` in subgraph `s` (needed by a `@requires`
@@ -1530,20 +1889,39 @@ fn fixture(w: &World, s: usize) -> Value {
         let value = match &r.kind {
             RootKind::Entities { entity, provides } => {
                 let ent = &w.entities[*entity];
-                Value::Array(
-                    (0..ent.instances)
-                        .map(|i| {
-                            let Value::Object(mut obj) = key_object(ent, i, false) else {
-                                unreachable!()
-                            };
-                            if let (Some(p), true) = (provides, r.subgraph == s) {
-                                let f = &ent.fields[*p];
-                                obj.insert(f.name.clone(), field_value(w, *entity, i, f));
-                            }
-                            Value::Object(obj)
-                        })
-                        .collect(),
-                )
+                let items: Vec<Value> = (0..ent.instances)
+                    .map(|i| {
+                        let Value::Object(mut obj) = key_object(ent, i, false) else {
+                            unreachable!()
+                        };
+                        if let (Some(p), true) = (provides, r.subgraph == s) {
+                            let f = &ent.fields[*p];
+                            obj.insert(f.name.clone(), field_value(w, *entity, i, f));
+                        }
+                        Value::Object(obj)
+                    })
+                    .collect();
+                // `first` beyond the list's length is absent here, so it reads the whole list.
+                if r.limit {
+                    for n in 0..ent.instances {
+                        query.insert(
+                            format!("{}({{\"first\":{n}}})", r.name),
+                            Value::Array(items[..n].to_vec()),
+                        );
+                    }
+                }
+                Value::Array(items)
+            }
+            RootKind::ById(e) => {
+                let ent = &w.entities[*e];
+                for i in 0..ent.instances {
+                    query.insert(
+                        format!("{}({{\"id\":\"{}\"}})", r.name, id_of(ent, i)),
+                        key_object(ent, i, false),
+                    );
+                }
+                // Any other id reads this: null.
+                Value::Null
             }
             RootKind::Interface(a) | RootKind::InterfaceObject(a) => {
                 let members = w.interfaces[*a]
@@ -1596,9 +1974,29 @@ fn fixture(w: &World, s: usize) -> Value {
         };
         query.insert(r.name.clone(), value);
     }
+    let mut mutation = Map::new();
+    for m in w.mutations.iter().filter(|m| m.subgraph == s) {
+        match m.kind {
+            MutationKind::Counter => {
+                mutation.insert(m.name.clone(), json!({"$count": "mutations"}));
+            }
+            MutationKind::Entity(e) => {
+                let ent = &w.entities[e];
+                for i in 0..ent.instances {
+                    mutation.insert(
+                        format!("{}({{\"id\":\"{}\"}})", m.name, id_of(ent, i)),
+                        key_object(ent, i, false),
+                    );
+                }
+            }
+        }
+    }
     let mut out = Map::new();
     if !query.is_empty() {
         out.insert("Query".into(), Value::Object(query));
+    }
+    if !mutation.is_empty() {
+        out.insert("Mutation".into(), Value::Object(mutation));
     }
     if !entities.is_empty() {
         out.insert("entities".into(), Value::Object(entities));
@@ -1614,6 +2012,8 @@ enum Sel {
         alias: Option<String>,
         name: String,
         mode: Option<Mode>,
+        /// Root field arguments (`first:`, `id:`).
+        args: Vec<Arg>,
         directive: Dir,
         sub: Option<Vec<Sel>>,
     },
@@ -1646,12 +2046,22 @@ struct Mode {
     text: String,
 }
 
+/// A root field argument: its name, value (`null` when a variable holds null) and how it is
+/// written (literal or variable).
+#[derive(Debug, Clone, PartialEq)]
+struct Arg {
+    name: String,
+    value: Value,
+    text: String,
+}
+
 impl Sel {
     fn leaf(name: &str) -> Sel {
         Sel::Field {
             alias: None,
             name: name.to_string(),
             mode: None,
+            args: Vec::new(),
             directive: Dir::default(),
             sub: None,
         }
@@ -1666,6 +2076,7 @@ fn render(selections: &[Sel]) -> String {
                 alias,
                 name,
                 mode,
+                args,
                 directive,
                 sub,
             } => {
@@ -1675,6 +2086,13 @@ fn render(selections: &[Sel]) -> String {
                 };
                 if let Some(mode) = mode {
                     let _ = write!(out, "(mode: {})", mode.text);
+                }
+                if !args.is_empty() {
+                    let args: Vec<String> = args
+                        .iter()
+                        .map(|a| format!("{}: {}", a.name, a.text))
+                        .collect();
+                    let _ = write!(out, "({})", args.join(", "));
                 }
                 out.push_str(&directive.text);
                 if let Some(sub) = sub {
@@ -1774,6 +2192,7 @@ fn value_fields(ctx: &mut Ctx, v: usize, depth: usize) -> Vec<Sel> {
                 alias: None,
                 name: vt.reference_name(),
                 mode: None,
+                args: Vec::new(),
                 directive: Dir::default(),
                 sub: Some(sub),
             });
@@ -1794,6 +2213,18 @@ fn entity_selection(ctx: &mut Ctx, e: usize, depth: usize) -> Vec<Sel> {
     }
     if ctx.rng.chance(20) {
         parts.push(Sel::leaf("__typename"));
+    }
+    match ent.key {
+        KeyShape::Composite if ctx.rng.chance(40) => parts.push(Sel::leaf("kind")),
+        KeyShape::Nested if ctx.rng.chance(40) => parts.push(Sel::Field {
+            alias: alias(ctx, "org"),
+            name: "org".into(),
+            mode: None,
+            args: Vec::new(),
+            directive: Dir::default(),
+            sub: Some(vec![Sel::leaf("oid")]),
+        }),
+        _ => {}
     }
     for (i, f) in ent.fields.iter().enumerate() {
         if f.resolvers.iter().any(|(_, r)| *r == Role::Inaccessible) {
@@ -1858,6 +2289,7 @@ fn entity_selection(ctx: &mut Ctx, e: usize, depth: usize) -> Vec<Sel> {
                     value: other,
                     text: format!("\"{other}\""),
                 }),
+                args: Vec::new(),
                 directive: Dir::default(),
                 sub: None,
             });
@@ -1866,6 +2298,7 @@ fn entity_selection(ctx: &mut Ctx, e: usize, depth: usize) -> Vec<Sel> {
             alias,
             name: f.name.clone(),
             mode,
+            args: Vec::new(),
             directive,
             sub,
         });
@@ -1878,6 +2311,7 @@ fn entity_selection(ctx: &mut Ctx, e: usize, depth: usize) -> Vec<Sel> {
                 alias,
                 name: r.name.clone(),
                 mode: None,
+                args: Vec::new(),
                 directive,
                 sub: None,
             });
@@ -1934,6 +2368,7 @@ fn abstract_selection(
                 alias,
                 name: field,
                 mode: None,
+                args: Vec::new(),
                 directive,
                 sub: None,
             });
@@ -1979,12 +2414,49 @@ fn abstract_selection(
     parts
 }
 
-/// One generated operation, its variables, and the response a correct gateway gives for it.
+/// The arguments of one selection of root field `root`: an id for a lookup (sometimes one no
+/// instance has), sometimes a `first:` (past the end, or null) for a list.
+fn root_args(ctx: &mut Ctx, root: &Root) -> Vec<Arg> {
+    match root.kind {
+        RootKind::ById(e) => {
+            let ent = &ctx.w.entities[e];
+            let id = id_of(ent, ctx.rng.below(ent.instances + 1));
+            let text = ctx
+                .variable("ID!", json!(id))
+                .unwrap_or_else(|| format!("\"{id}\""));
+            vec![Arg {
+                name: "id".into(),
+                value: json!(id),
+                text,
+            }]
+        }
+        RootKind::Entities { entity, .. } if root.limit && ctx.rng.chance(70) => {
+            let n = ctx.w.entities[entity].instances;
+            let value = if ctx.rng.chance(10) {
+                Value::Null
+            } else {
+                json!(ctx.rng.below(n + 2))
+            };
+            let text = ctx
+                .variable("Int", value.clone())
+                .unwrap_or_else(|| value.to_string());
+            vec![Arg {
+                name: "first".into(),
+                value,
+                text,
+            }]
+        }
+        _ => Vec::new(),
+    }
+}
+
 /// A selection for the root field of kind `kind`.
 fn root_selection(ctx: &mut Ctx, kind: &RootKind) -> Vec<Sel> {
     let w = ctx.w;
     match kind {
-        RootKind::Entities { entity, .. } => entity_selection(ctx, *entity, 1),
+        RootKind::Entities { entity, .. } | RootKind::ById(entity) => {
+            entity_selection(ctx, *entity, 1)
+        }
         RootKind::Interface(a) | RootKind::InterfaceObject(a) => {
             let all: BTreeSet<usize> = w.interfaces[*a]
                 .members
@@ -2012,6 +2484,9 @@ fn operation(w: &World, rng: &mut Rng, options: &Options) -> (String, Value, Val
     // Draws added after seeds were run come from their own stream, so an operation stays what
     // it was for its seed apart from them.
     let mut later = Rng::new(rng.clone().next_u64() ^ 0x7e1f_0b1e_c7ed_0001);
+    if !w.mutations.is_empty() && Rng::new(later.clone().next_u64() ^ 0x6d75_7461_7465).chance(30) {
+        return mutation_operation(w, rng, options);
+    }
     let mut ctx = Ctx {
         w,
         rng,
@@ -2033,24 +2508,27 @@ fn operation(w: &World, rng: &mut Rng, options: &Options) -> (String, Value, Val
             continue;
         }
         let alias = alias(&mut ctx, &root.name);
+        let args = root_args(&mut ctx, root);
         let sub = root_selection(&mut ctx, &root.kind);
-        fields.push((r, alias, sub));
+        fields.push((r, alias, args, sub));
     }
     // The first root field again under another response key, with a selection of its own: one
     // entity type reached at two paths, whose fetches a plan may share.
     if later.chance(15) {
-        let (r, _, _) = fields[0];
+        let r = fields[0].0;
         let main = std::mem::replace(&mut ctx.rng, &mut later);
+        let args = root_args(&mut ctx, &w.roots[r]);
         let sub = root_selection(&mut ctx, &w.roots[r].kind);
         ctx.rng = main;
-        fields.push((r, Some(format!("twin_{}", w.roots[r].name)), sub));
+        fields.push((r, Some(format!("twin_{}", w.roots[r].name)), args, sub));
     }
     let mut selections: Vec<Sel> = fields
         .iter()
-        .map(|(r, alias, sub)| Sel::Field {
+        .map(|(r, alias, args, sub)| Sel::Field {
             alias: alias.clone(),
             name: w.roots[*r].name.clone(),
             mode: None,
+            args: args.clone(),
             directive: Dir::default(),
             sub: Some(sub.clone()),
         })
@@ -2061,12 +2539,25 @@ fn operation(w: &World, rng: &mut Rng, options: &Options) -> (String, Value, Val
             alias,
             name: "__typename".into(),
             mode: None,
+            args: Vec::new(),
             directive: Dir::default(),
             sub: None,
         });
     }
+    let expected = evaluate_roots(w, &selections);
+    finish_operation(ctx, "query Q", &selections, expected)
+}
+
+/// The operation text (`<keyword>(<variables>) { <selections> }` and its fragments), its
+/// variables and `expected`.
+fn finish_operation(
+    mut ctx: Ctx,
+    keyword: &str,
+    selections: &[Sel],
+    expected: Value,
+) -> (String, Value, Value) {
     // Variables drawn for selections that were dropped afterwards (too deep) are not declared.
-    let mut body = render(&selections);
+    let mut body = render(selections);
     for f in &ctx.fragments {
         body.push_str(f);
     }
@@ -2089,7 +2580,7 @@ fn operation(w: &World, rng: &mut Rng, options: &Options) -> (String, Value, Val
             .collect();
         format!("({})", defs.join(", "))
     };
-    let mut op = format!("query Q{header} {{ {} }}", render(&selections));
+    let mut op = format!("{keyword}{header} {{ {} }}", render(selections));
     for f in &ctx.fragments {
         op.push('\n');
         op.push_str(f);
@@ -2099,8 +2590,109 @@ fn operation(w: &World, rng: &mut Rng, options: &Options) -> (String, Value, Val
         .iter()
         .map(|(name, _, value)| (name.clone(), value.clone()))
         .collect();
-    let expected = evaluate_roots(w, &selections);
     (op, Value::Object(variables), expected)
+}
+
+/// A mutation of two to four root fields (a field sometimes repeated, under its own name, which
+/// runs it once, or under an alias, which runs it again) and the response the world gives.
+fn mutation_operation(w: &World, rng: &mut Rng, options: &Options) -> (String, Value, Value) {
+    let mut ctx = Ctx {
+        w,
+        rng,
+        max_depth: options.max_depth,
+        interface_conditions: options.allows(INTERFACE_CONDITION_IN_UNION),
+        use_variables: options.allows(VARIABLES),
+        sticky_modes: BTreeMap::new(),
+        variables: vec![(SESSION_VARIABLE.to_string(), "String!", json!("s"))],
+        fragments: Vec::new(),
+        alias_counter: 0,
+    };
+    let mut selections = Vec::new();
+    let mut used = BTreeSet::new();
+    for _ in 0..ctx.rng.range(2, 4) {
+        let m = &w.mutations[ctx.rng.below(w.mutations.len())];
+        let repeated = !used.insert(m.name.clone());
+        let (args, sub) = match m.kind {
+            MutationKind::Counter => (
+                vec![Arg {
+                    name: "session".into(),
+                    value: json!("s"),
+                    text: format!("${SESSION_VARIABLE}"),
+                }],
+                None,
+            ),
+            MutationKind::Entity(e) => {
+                let args = root_args(
+                    &mut ctx,
+                    &Root {
+                        subgraph: m.subgraph,
+                        name: m.name.clone(),
+                        kind: RootKind::ById(e),
+                        shared_with: None,
+                        limit: false,
+                    },
+                );
+                (args, Some(entity_selection(&mut ctx, e, 1)))
+            }
+        };
+        // A repeated lookup needs an alias: its id (and selection) may differ.
+        let alias = if repeated && (sub.is_some() || ctx.rng.chance(60)) {
+            ctx.alias_counter += 1;
+            Some(format!("a{}_{}", ctx.alias_counter, m.name))
+        } else {
+            None
+        };
+        selections.push(Sel::Field {
+            alias,
+            name: m.name.clone(),
+            mode: None,
+            args,
+            directive: Dir::default(),
+            sub,
+        });
+    }
+    let expected = evaluate_mutations(w, &selections);
+    finish_operation(ctx, "mutation M", &selections, expected)
+}
+
+/// The response for mutation root selections over the world: the fields run in order, each
+/// counter field answering the counter's next value.
+fn evaluate_mutations(w: &World, selections: &[Sel]) -> Value {
+    let mut groups = Vec::new();
+    collect_fields(selections, &|on| on == "Mutation", &mut groups);
+    let mut data = Map::new();
+    let mut errors = Vec::new();
+    let mut counter = 0;
+    for (key, group) in groups {
+        let Some(Sel::Field { name, args, .. }) = group.first() else {
+            continue;
+        };
+        let subs: Vec<&[Sel]> = group
+            .iter()
+            .filter_map(|s| match s {
+                Sel::Field { sub: Some(sub), .. } => Some(sub.as_slice()),
+                _ => None,
+            })
+            .collect();
+        let value = match w.mutations.iter().find(|m| &m.name == name).map(|m| m.kind) {
+            Some(MutationKind::Counter) => {
+                counter += 1;
+                json!(counter)
+            }
+            Some(MutationKind::Entity(e)) => {
+                let ent = &w.entities[e];
+                let id = args.iter().find(|a| a.name == "id").map(|a| &a.value);
+                match (0..ent.instances).find(|i| id == Some(&json!(id_of(ent, *i)))) {
+                    Some(i) => evaluate_entity(w, e, i, &subs, &mut errors, &[json!(key)]),
+                    None => Value::Null,
+                }
+            }
+            None if name == "__typename" => json!("Mutation"),
+            None => Value::Null,
+        };
+        data.insert(key, value);
+    }
+    with_errors(json!({ "data": data }), errors)
 }
 
 /// The response for root selections over the world.
@@ -2110,9 +2702,10 @@ fn evaluate_roots(w: &World, selections: &[Sel]) -> Value {
     let mut data = Map::new();
     let mut errors = Vec::new();
     for (key, group) in groups {
-        let Some(Sel::Field { name, .. }) = group.first() else {
+        let Some(Sel::Field { name, args, .. }) = group.first() else {
             continue;
         };
+        let arg = |wanted: &str| args.iter().find(|a| a.name == wanted).map(|a| &a.value);
         if name == "__typename" {
             data.insert(key, json!("Query"));
             continue;
@@ -2129,9 +2722,24 @@ fn evaluate_roots(w: &World, selections: &[Sel]) -> Value {
             })
             .collect();
         let items: Vec<(usize, usize)> = match &root.kind {
-            RootKind::Entities { entity, .. } => (0..w.entities[*entity].instances)
-                .map(|i| (*entity, i))
-                .collect(),
+            RootKind::ById(e) => {
+                let ent = &w.entities[*e];
+                let found = (0..ent.instances).find(|i| arg("id") == Some(&json!(id_of(ent, *i))));
+                let path = vec![json!(key)];
+                let value = match found {
+                    Some(i) => evaluate_entity(w, *e, i, &subs, &mut errors, &path),
+                    None => Value::Null,
+                };
+                data.insert(key, value);
+                continue;
+            }
+            RootKind::Entities { entity, .. } => {
+                let n = w.entities[*entity].instances;
+                let first = arg("first")
+                    .and_then(Value::as_u64)
+                    .map_or(n, |f| n.min(f as usize));
+                (0..first).map(|i| (*entity, i)).collect()
+            }
             RootKind::Interface(a) => instances_of(w, w.interfaces[*a].members.get(&root.subgraph)),
             RootKind::InterfaceObject(a) => {
                 let all: Vec<usize> = w.interfaces[*a]
@@ -2154,7 +2762,11 @@ fn evaluate_roots(w: &World, selections: &[Sel]) -> Value {
             .collect();
         data.insert(key, Value::Array(value));
     }
-    let mut expected = json!({ "data": data });
+    with_errors(json!({ "data": data }), errors)
+}
+
+/// `expected` with one error per path in `errors`.
+fn with_errors(mut expected: Value, errors: Vec<Value>) -> Value {
     if !errors.is_empty() {
         // One error per null the world expects: a subgraph field error, or an @inaccessible enum
         // value, at that response path.
@@ -2254,6 +2866,25 @@ fn evaluate_entity(
         here.push(json!(key));
         let value = if name == "id" {
             json!(id_of(ent, i))
+        } else if name == "kind" && ent.key == KeyShape::Composite {
+            kind_of(ent, i)
+        } else if name == "org" && ent.key == KeyShape::Nested {
+            let mut keys = Vec::new();
+            for sub in &subs {
+                collect_fields(sub, &|_| false, &mut keys);
+            }
+            let mut object = Map::new();
+            for (k, group) in keys {
+                if let Some(Sel::Field { name, .. }) = group.first() {
+                    let v = match name.as_str() {
+                        "oid" => json!(org_of(ent, i)),
+                        "__typename" => json!("Org"),
+                        _ => Value::Null,
+                    };
+                    object.insert(k, v);
+                }
+            }
+            Value::Object(object)
         } else if name == "__typename" {
             json!(ent.name)
         } else if let Some(f) = ent.fields.iter().find(|f| &f.name == name) {
@@ -2475,6 +3106,75 @@ mod tests {
             }
         }
         assert!(twins > 10, "{twins} operations with a twin root field");
+    }
+
+    #[test]
+    fn keys_requires_lookups_and_mutations_are_drawn() {
+        let markers = [
+            ("composite key", "@key(fields: \"id kind\""),
+            ("nested key", "@key(fields: \"id org { oid }\""),
+            (
+                "@requires of a value type's subfields",
+                "vreq: String @requires(fields: \"e",
+            ),
+            ("root lookup by id", "ById(id: ID!): E"),
+            (
+                "root lookup in a subgraph that only references the entity",
+                "resolvable: false",
+            ),
+            ("root field with a first: argument", "(first: Int): [E"),
+            ("mutations in several subgraphs", "type Mutation {"),
+        ];
+        let mut seen = BTreeMap::new();
+        for seed in 0..200 {
+            let shape = generate(seed, &Options::default());
+            let sdl: String = shape.subgraphs.iter().map(|(_, s)| s.as_str()).collect();
+            for (feature, marker) in markers {
+                if shape.features.contains(feature) {
+                    *seen.entry(feature).or_insert(0) += 1;
+                    assert!(
+                        sdl.contains(marker),
+                        "seed {seed}: {feature} without {marker}"
+                    );
+                }
+            }
+        }
+        for (feature, _) in markers {
+            let n = seen.get(feature).copied().unwrap_or(0);
+            assert!(n >= 5, "{feature}: {n} shapes in 200 seeds");
+        }
+    }
+
+    #[test]
+    fn mutation_counters_answer_in_operation_order() {
+        let mut operations = 0;
+        let mut repeated = 0;
+        for seed in 0..200 {
+            let shape = generate(seed, &Options::default());
+            for (op, expected) in shape.operations.iter().zip(&shape.expected) {
+                if !op.starts_with("mutation") {
+                    continue;
+                }
+                operations += 1;
+                let counts: Vec<i64> = expected["data"]
+                    .as_object()
+                    .into_iter()
+                    .flat_map(|data| data.values())
+                    .filter_map(Value::as_i64)
+                    .collect();
+                let in_order: Vec<i64> = (1..=counts.len() as i64).collect();
+                assert_eq!(counts, in_order, "seed {seed}: {op}");
+                let fields = op.matches("(session: $session)").count();
+                if fields > counts.len() {
+                    repeated += 1;
+                }
+            }
+        }
+        assert!(operations > 20, "{operations} mutations in 200 seeds");
+        assert!(
+            repeated > 2,
+            "{repeated} mutations repeating a counter field"
+        );
     }
 
     #[test]

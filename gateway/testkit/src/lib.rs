@@ -20,7 +20,7 @@ pub use client::{post_json, JsonResponse};
 pub use compare::match_response;
 pub use extract::{GraphInfo, SubgraphModel, SupergraphSource};
 pub use server::{start_subgraphs, RecordedRequest, RequestLog, RunningSubgraphs, SubgraphHandle};
-pub use subgraph::FixtureSubgraph;
+pub use subgraph::{Counters, FixtureSubgraph};
 
 /// Everything that can go wrong in the test kit.
 #[derive(Debug, thiserror::Error)]

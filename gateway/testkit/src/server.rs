@@ -7,7 +7,7 @@ use std::sync::{Arc, Mutex};
 use serde_json::{json, Value};
 
 use crate::extract::SupergraphSource;
-use crate::subgraph::FixtureSubgraph;
+use crate::subgraph::{Counters, FixtureSubgraph};
 use crate::TestkitError;
 
 /// A running subgraph server; stops when dropped.
@@ -159,6 +159,7 @@ pub async fn start_subgraphs(
         }
     }
     let mut running = RunningSubgraphs::default();
+    let counters = Arc::new(Counters::default());
     for graph in source.graphs() {
         if down.contains(&graph.name) {
             let url = running.reserve_closed_port()?;
@@ -169,7 +170,11 @@ pub async fn start_subgraphs(
             .get(&graph.name)
             .cloned()
             .unwrap_or_else(|| json!({}));
-        let subgraph = FixtureSubgraph::from_model(source.subgraph(&graph.name)?, fixture)?;
+        let subgraph = FixtureSubgraph::from_model_with_counters(
+            source.subgraph(&graph.name)?,
+            fixture,
+            counters.clone(),
+        )?;
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
             .await
             .map_err(TestkitError::Io)?;

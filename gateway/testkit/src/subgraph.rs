@@ -53,6 +53,16 @@ impl FixtureSubgraph {
 
     /// Builds a subgraph from an already extracted model.
     pub fn from_model(model: SubgraphModel, fixture: Value) -> Result<Self, TestkitError> {
+        Self::from_model_with_counters(model, fixture, Arc::default())
+    }
+
+    /// Builds a subgraph from an already extracted model whose `{"$count": ...}` values read
+    /// `counters` (shared with the other subgraphs of its supergraph).
+    pub fn from_model_with_counters(
+        model: SubgraphModel,
+        fixture: Value,
+        counters: Arc<Counters>,
+    ) -> Result<Self, TestkitError> {
         if !fixture.is_object() {
             return Err(TestkitError::Fixture(format!(
                 "fixture of `{}` is not a JSON object",
@@ -60,7 +70,11 @@ impl FixtureSubgraph {
             )));
         }
         check_fixture(&model, &fixture)?;
-        let data = Arc::new(DataSource { model, fixture });
+        let data = Arc::new(DataSource {
+            model,
+            fixture,
+            counters,
+        });
         let schema = build_schema(&data)?;
         let strict = Arc::new(strict_schema(&schema.sdl()));
         Ok(Self {
@@ -250,6 +264,23 @@ fn check_fixture(model: &SubgraphModel, fixture: &Value) -> Result<(), TestkitEr
 struct DataSource {
     model: SubgraphModel,
     fixture: Value,
+    counters: Arc<Counters>,
+}
+
+/// The counters behind `{"$count": name}` fixture values, shared by subgraphs started together
+/// so that the order in which a gateway ran mutations across them shows in the answers.
+#[derive(Debug, Default)]
+pub struct Counters(std::sync::Mutex<HashMap<String, i64>>);
+
+impl Counters {
+    /// Increments counter `key` and returns its new value (1 the first time).
+    fn next(&self, key: String) -> i64 {
+        // A panic while holding the lock cannot leave the map half-written; keep going.
+        let mut map = self.0.lock().unwrap_or_else(|e| e.into_inner());
+        let count = map.entry(key).or_insert(0);
+        *count += 1;
+        *count
+    }
 }
 
 /// A parent object being resolved: the JSON object its fields are read from.
@@ -607,6 +638,19 @@ impl DataSource {
                 .get(key)
                 .cloned()
                 .unwrap_or(Value::Null),
+            _ => value,
+        };
+        // `{"$count": "c"}` answers the next value of counter `c`, one counter per value of the
+        // field's `session` argument: a mutation whose answer shows the order it ran in.
+        let value = match value.as_object().and_then(|o| o.get("$count")) {
+            Some(Value::String(name)) => {
+                let session = ctx
+                    .args
+                    .get("session")
+                    .and_then(|v| v.string().ok().map(str::to_string))
+                    .unwrap_or_default();
+                json!(self.counters.next(format!("{name}/{session}")))
+            }
             _ => value,
         };
         let context = ConvertContext {

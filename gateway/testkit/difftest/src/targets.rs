@@ -4,11 +4,13 @@
 use std::collections::{BTreeMap, HashMap};
 use std::path::{Path, PathBuf};
 use std::process::Stdio;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context};
 use serde_json::{json, Value};
 use switchyard_gateway::{GatewayConfig, SubgraphOverrides};
+use switchyard_testkit::generate::SESSION_VARIABLE;
 use switchyard_testkit::{post_json, start_subgraphs, RunningSubgraphs};
 use tokio::process::Child;
 
@@ -20,6 +22,13 @@ pub const REQUEST_TIMEOUT: Duration = Duration::from_secs(20);
 /// Sends one operation; transport failures and timeouts come back as a JSON object with a
 /// `transport_error` key (never a GraphQL response), so they show up as disagreements.
 pub async fn query(url: &str, operation: &str, variables: &Value) -> Value {
+    let mut variables = variables.clone();
+    if let Some(session) = variables.get_mut(SESSION_VARIABLE) {
+        // Mutation counters live as long as the fixture subgraphs, which serve many requests:
+        // each request counts in a session of its own.
+        static NEXT: AtomicU64 = AtomicU64::new(0);
+        *session = json!(format!("r{}", NEXT.fetch_add(1, Ordering::Relaxed)));
+    }
     let body = json!({ "query": operation, "variables": variables });
     match tokio::time::timeout(REQUEST_TIMEOUT, post_json(url, &body, &BTreeMap::new())).await {
         Ok(Ok(response)) if response.body.is_object() => response.body,
