@@ -109,13 +109,32 @@ impl QueryPlanner {
         let node = if kind == OperationKind::Mutation {
             // Each root field in order; consecutive fields of one subgraph share a fetch.
             let mut runs: Vec<(usize, Vec<RootField>)> = Vec::new();
+            // Selections of one response key are one field (CollectFields), run once where the
+            // key first appears: a later one joins that run's fetch, where the subgraph merges
+            // them, instead of running the mutation again. Only when the first is selected
+            // whatever the variables, or under the very same conditions as the later one;
+            // otherwise where the field runs depends on the variables (not handled).
+            let mut first_at: Vec<(Name, String, usize)> = Vec::new();
             for (field, conds) in roots {
+                let key = field.response_key().clone();
+                let condition = conds.iter().fold(field.directives.clone(), |mut all, c| {
+                    all.push_str(&c.0);
+                    all
+                });
+                let earlier = first_at
+                    .iter()
+                    .find(|(k, c, _)| *k == key && (c.is_empty() || *c == condition));
+                if let Some(&(_, _, run)) = earlier {
+                    runs[run].1.push((field, conds));
+                    continue;
+                }
                 let prev = runs.last().map(|r| r.0);
                 let graph = planner.choose_root_graph(&root_type, &field, prev, &[])?;
                 match runs.last_mut() {
                     Some((g, fields)) if *g == graph => fields.push((field, conds)),
                     _ => runs.push((graph, vec![(field, conds)])),
                 }
+                first_at.push((key, condition, runs.len() - 1));
             }
             let mut nodes = Vec::new();
             for (graph, fields) in runs {
