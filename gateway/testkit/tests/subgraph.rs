@@ -391,3 +391,36 @@ fn fixture_typos_are_rejected() {
     )
     .is_ok());
 }
+
+#[tokio::test]
+async fn counters_are_shared_by_the_subgraphs_given_them() {
+    const COUNTERS: &str = include_str!("../../tests/federation/cases/shared/counters.graphql");
+    let source = SupergraphSource::parse(COUNTERS).unwrap();
+    let counters = std::sync::Arc::new(switchyard_testkit::Counters::default());
+    let subgraph = |name: &str, fixture: Value| {
+        FixtureSubgraph::from_model_with_counters(
+            source.subgraph(name).unwrap(),
+            fixture,
+            counters.clone(),
+        )
+        .unwrap()
+    };
+    let a = subgraph("a", json!({"Mutation": {"bumpA": {"$count": "c"}}}));
+    let b = subgraph("b", json!({"Mutation": {"bumpB": {"$count": "c"}}}));
+    let alone = FixtureSubgraph::from_model(
+        source.subgraph("b").unwrap(),
+        json!({"Mutation": {"bumpB": {"$count": "c"}}}),
+    )
+    .unwrap();
+    let first = run(&a, "mutation { x: bumpA y: bumpA }", json!({})).await;
+    assert_eq!(first, json!({"data": {"x": 1, "y": 2}}));
+    assert_eq!(
+        run(&b, "mutation { bumpB }", json!({})).await,
+        json!({"data": {"bumpB": 3}})
+    );
+    assert_eq!(
+        run(&alone, "mutation { bumpB }", json!({})).await,
+        json!({"data": {"bumpB": 1}}),
+        "a subgraph started on its own has counters of its own"
+    );
+}
