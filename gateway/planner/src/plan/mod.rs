@@ -32,7 +32,9 @@
 //!   steps before it in enclosing `Sequence`s merged, never a `Parallel` sibling's data (siblings
 //!   merge in the order they complete).
 //! - Mutations: root fields run in order, one `Sequence` step per run of consecutive fields
-//!   served by the same subgraph (such a run shares one fetch).
+//!   served by the same subgraph (such a run shares one fetch). A response key selected again
+//!   later is one field run once (CollectFields): the later selection joins the fetch of the
+//!   first, when the first is unconditional or under the same conditions.
 //! - `@skip` / `@include`: literal conditions are applied at plan time. Variable conditions stay
 //!   in the subgraph operations (with the variable forwarded), and a fetch whose whole content is
 //!   under a condition is wrapped in a `Condition` node, so a skipped branch sends no request.
