@@ -107,35 +107,7 @@ impl QueryPlanner {
             limit: None,
         };
         let node = if kind == OperationKind::Mutation {
-            // Each root field in order; consecutive fields of one subgraph share a fetch.
-            let mut runs: Vec<(usize, Vec<RootField>)> = Vec::new();
-            // Selections of one response key are one field (CollectFields), run once where the
-            // key first appears: a later one joins that run's fetch, where the subgraph merges
-            // them, instead of running the mutation again. Only when the first is selected
-            // whatever the variables, or under the very same conditions as the later one;
-            // otherwise where the field runs depends on the variables (not handled).
-            let mut first_at: Vec<(Name, String, usize)> = Vec::new();
-            for (field, conds) in roots {
-                let key = field.response_key().clone();
-                let condition = conds.iter().fold(field.directives.clone(), |mut all, c| {
-                    all.push_str(&c.0);
-                    all
-                });
-                let earlier = first_at
-                    .iter()
-                    .find(|(k, c, _)| *k == key && (c.is_empty() || *c == condition));
-                if let Some(&(_, _, run)) = earlier {
-                    runs[run].1.push((field, conds));
-                    continue;
-                }
-                let prev = runs.last().map(|r| r.0);
-                let graph = planner.choose_root_graph(&root_type, &field, prev, &[])?;
-                match runs.last_mut() {
-                    Some((g, fields)) if *g == graph => fields.push((field, conds)),
-                    _ => runs.push((graph, vec![(field, conds)])),
-                }
-                first_at.push((key, condition, runs.len() - 1));
-            }
+            let runs = mutation_runs(&planner, &root_type, roots)?;
             let mut nodes = Vec::new();
             for (graph, fields) in runs {
                 planner.groups.clear();
@@ -171,6 +143,118 @@ impl QueryPlanner {
 
 /// A directive wrapper (`... @include(if: $v)`) and the variables it uses.
 type Cond = (String, Vec<Name>, Vec<(Name, bool)>);
+
+/// Where a response key was first selected in a mutation: under which conditions (printed,
+/// and as variable values), in which run and at which place in it.
+struct FirstSelection {
+    key: Name,
+    condition: String,
+    gate: Vec<(Name, bool)>,
+    run: usize,
+    at: usize,
+}
+
+/// A mutation's root fields in order, as runs of consecutive fields of one subgraph (each run
+/// shares a fetch).
+///
+/// Selections of one response key are one field (CollectFields), run once where the key first
+/// appears: a later one's sub-selections join the first's field (under the later one's own
+/// conditions), so the subgraph sees one field; subgraphs that run every selection of a
+/// mutation field (async-graphql does) run it once too. When the first is unconditional or under
+/// the very same conditions, the later one is gone; when the first hangs on one variable, the
+/// later one also keeps its own place, under the opposite. Other conditions are not handled:
+/// the field may run twice.
+fn mutation_runs(
+    planner: &Walk<'_>,
+    root_type: &Name,
+    roots: Vec<RootField>,
+) -> Result<Vec<(usize, Vec<RootField>)>, PlanError> {
+    let mut runs: Vec<(usize, Vec<RootField>)> = Vec::new();
+    let mut firsts: Vec<FirstSelection> = Vec::new();
+    for (field, mut conds) in roots {
+        let key = field.response_key().clone();
+        let condition = conds.iter().fold(field.directives.clone(), |mut all, c| {
+            all.push_str(&c.0);
+            all
+        });
+        let earlier: Vec<&FirstSelection> = firsts.iter().filter(|f| f.key == key).collect();
+        if let [first] = earlier.as_slice() {
+            let same = first.condition == condition;
+            let joins = first.condition.is_empty() || same;
+            let single = match first.gate.as_slice() {
+                [(var, value)] if !joins => Some((var.clone(), *value)),
+                _ => None,
+            };
+            if joins || single.is_some() {
+                let slot = &mut runs[first.run].1[first.at].0;
+                *slot = Arc::new(merge_later_selection(slot, &field, &conds, same));
+            }
+            if joins {
+                continue;
+            }
+            if let Some((var, value)) = single {
+                conds.push(variable_condition(&var, !value));
+            }
+        }
+        let mut gate = field.gate.clone();
+        gate.extend(conds.iter().flat_map(|c| c.2.iter().cloned()));
+        let prev = runs.last().map(|r| r.0);
+        let graph = planner.choose_root_graph(root_type, &field, prev, &[])?;
+        match runs.last_mut() {
+            Some((g, fields)) if *g == graph => fields.push((field, conds)),
+            _ => runs.push((graph, vec![(field, conds)])),
+        }
+        let run = runs.len() - 1;
+        firsts.push(FirstSelection {
+            key,
+            condition,
+            gate,
+            run,
+            at: runs[run].1.len() - 1,
+        });
+    }
+    Ok(runs)
+}
+
+/// Root field `first` with the sub-selections of `later` (the same response key) added: as
+/// they are when `same` (both under the same conditions, or `later` under none), else under
+/// `later`'s conditions.
+fn merge_later_selection(first: &NField, later: &NField, conds: &[Cond], same: bool) -> NField {
+    let mut merged = first.clone();
+    if later.children.is_empty() {
+        return merged;
+    }
+    let mut directives = later.directives.clone();
+    let mut vars = later.vars.clone();
+    let mut gate = later.gate.clone();
+    for (d, v, g) in conds {
+        directives.push_str(d);
+        vars.extend(v.iter().filter(|x| !later.vars.contains(x)).cloned());
+        gate.extend(g.iter().cloned());
+    }
+    if same || directives.is_empty() {
+        merged.children.extend(later.children.iter().cloned());
+    } else {
+        merged.children.push(NSel::Frag(Arc::new(NFrag {
+            cond: None,
+            directives,
+            vars,
+            gate,
+            children: later.children.clone(),
+        })));
+    }
+    merged
+}
+
+/// The wrapper selecting its content when `$var` is `value`.
+fn variable_condition(var: &Name, value: bool) -> Cond {
+    let directive = if value { "include" } else { "skip" };
+    (
+        format!(" @{directive}(if: ${var})"),
+        vec![var.clone()],
+        vec![(var.clone(), value)],
+    )
+}
 
 /// A root field and the directive wrappers of the fragments it sits in.
 type RootField = (Arc<NField>, Vec<Cond>);
