@@ -26,7 +26,8 @@
 //! reference; `first:` on entity lists, past the end or null too; literal or through
 //! variables), and mutations: two to four root mutation fields per operation, spread over
 //! subgraphs, counters whose answers show the order they ran in (a field repeated under its own
-//! name runs once, under an alias again) and lookups returning entities.
+//! name runs once, under an alias again; `@skip`/`@include` decide which selection is the
+//! first) and lookups returning entities.
 //! Operations use aliases, inline and named fragments, abstract selections (also interface
 //! conditions inside unions), one root field twice under two response keys, and
 //! `@skip`/`@include` (literal or through variables, as are some `(mode:)` arguments; also on
@@ -2642,12 +2643,14 @@ fn mutation_operation(w: &World, rng: &mut Rng, options: &Options) -> (String, V
         } else {
             None
         };
+        // `@skip`/`@include` decide which selection of a repeated field is its first.
+        let directive = directive(&mut ctx);
         selections.push(Sel::Field {
             alias,
             name: m.name.clone(),
             mode: None,
             args,
-            directive: Dir::default(),
+            directive,
             sub,
         });
     }
