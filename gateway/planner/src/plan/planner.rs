@@ -144,14 +144,15 @@ impl QueryPlanner {
 /// A directive wrapper (`... @include(if: $v)`) and the variables it uses.
 type Cond = (String, Vec<Name>, Vec<(Name, bool)>);
 
-/// Where a response key was first selected in a mutation: under which conditions (printed,
-/// and as variable values), in which run and at which place in it.
+/// Where a mutation runs the field of one response key: the conditions of its first selection
+/// (printed, and as variable values), the places (run, index in it) it may run at, and whether
+/// one of those places always runs.
 struct FirstSelection {
     key: Name,
     condition: String,
     gate: Vec<(Name, bool)>,
-    run: usize,
-    at: usize,
+    places: Vec<(usize, usize)>,
+    covered: bool,
 }
 
 /// A mutation's root fields in order, as runs of consecutive fields of one subgraph (each run
@@ -162,8 +163,8 @@ struct FirstSelection {
 /// conditions), so the subgraph sees one field; subgraphs that run every selection of a
 /// mutation field (async-graphql does) run it once too. When the first is unconditional or under
 /// the very same conditions, the later one is gone; when the first hangs on one variable, the
-/// later one also keeps its own place, under the opposite. Other conditions are not handled:
-/// the field may run twice.
+/// later one also keeps its own place, under the opposite, and selections after it join both.
+/// Other conditions are not handled: the field may run twice.
 fn mutation_runs(
     planner: &Walk<'_>,
     root_type: &Name,
@@ -177,23 +178,26 @@ fn mutation_runs(
             all.push_str(&c.0);
             all
         });
-        let earlier: Vec<&FirstSelection> = firsts.iter().filter(|f| f.key == key).collect();
-        if let [first] = earlier.as_slice() {
-            let same = first.condition == condition;
-            let joins = first.condition.is_empty() || same;
-            let single = match first.gate.as_slice() {
-                [(var, value)] if !joins => Some((var.clone(), *value)),
+        let mut opposite_of = None;
+        if let Some(first) = firsts.iter_mut().find(|f| f.key == key) {
+            let single_place = first.places.len() == 1;
+            let same = single_place && first.condition == condition;
+            let single_var = match first.gate.as_slice() {
+                [(var, value)] if single_place => Some((var.clone(), *value)),
                 _ => None,
             };
-            if joins || single.is_some() {
-                let slot = &mut runs[first.run].1[first.at].0;
-                *slot = Arc::new(merge_later_selection(slot, &field, &conds, same));
+            if first.covered || same || single_var.is_some() {
+                for &(run, at) in &first.places {
+                    let slot = &mut runs[run].1[at].0;
+                    *slot = Arc::new(merge_later_selection(slot, &field, &conds, same));
+                }
             }
-            if joins {
+            if first.covered || same {
                 continue;
             }
-            if let Some((var, value)) = single {
+            if let Some((var, value)) = single_var {
                 conds.push(variable_condition(&var, !value));
+                opposite_of = Some(condition.is_empty());
             }
         }
         let mut gate = field.gate.clone();
@@ -204,14 +208,22 @@ fn mutation_runs(
             Some((g, fields)) if *g == graph => fields.push((field, conds)),
             _ => runs.push((graph, vec![(field, conds)])),
         }
-        let run = runs.len() - 1;
-        firsts.push(FirstSelection {
-            key,
-            condition,
-            gate,
-            run,
-            at: runs[run].1.len() - 1,
-        });
+        let place = (runs.len() - 1, runs[runs.len() - 1].1.len() - 1);
+        match (opposite_of, firsts.iter_mut().find(|f| f.key == key)) {
+            // The first and this one under opposite values of its variable: one of them runs.
+            (Some(unconditional), Some(first)) => {
+                first.places.push(place);
+                first.covered = unconditional;
+            }
+            (_, Some(_)) => {}
+            (_, None) => firsts.push(FirstSelection {
+                key,
+                covered: condition.is_empty(),
+                condition,
+                gate,
+                places: vec![place],
+            }),
+        }
     }
     Ok(runs)
 }
