@@ -561,20 +561,23 @@ fn same_requires(a: &[RequiresSelection], b: &[RequiresSelection]) -> bool {
     a.len() == b.len() && a.iter().all(|x| b.contains(x))
 }
 
-/// Removes group `j`, pointing whoever waited for it at `i` (`i < j`), and returns it.
+/// Removes group `j`, pointing whoever waited for it at `i` (`i < j`), and returns it with
+/// its own dependencies renumbered too (the caller folds them into `i`).
 fn remove_into(groups: &mut Vec<Group>, i: usize, j: usize) -> Group {
-    let other = groups.remove(j);
-    for group in groups.iter_mut() {
-        group.deps = group
-            .deps
-            .iter()
+    let mut other = groups.remove(j);
+    let renumber = |deps: &BTreeSet<usize>| -> BTreeSet<usize> {
+        deps.iter()
             .map(|&d| match d.cmp(&j) {
                 std::cmp::Ordering::Equal => i,
                 std::cmp::Ordering::Greater => d - 1,
                 std::cmp::Ordering::Less => d,
             })
-            .collect();
+            .collect()
+    };
+    for group in groups.iter_mut() {
+        group.deps = renumber(&group.deps);
     }
+    other.deps = renumber(&other.deps);
     groups[i].deps.remove(&i);
     other
 }
