@@ -16,6 +16,8 @@
 #                        npm install --prefix "$PEERS/apollo-composition" @apollo/composition graphql).
 #                        Apollo's composition is Elastic-licensed: it is only run, never part of the repo.
 #   DIFFTEST_ARGS        extra flags, e.g. "--minimize-seconds 120 --max-per-kind 5 --verbose"
+#   DIFFTEST_SHARE_EVERY_RESPONSE=1  Switchyard reads every subgraph response the way it reads one
+#                        shared by collapsed requests (in place, copy-on-write), as under load
 set -eu
 cd "$(dirname "$0")/.."
 DURATION=${1:-60}

@@ -74,6 +74,11 @@ pub struct GatewayConfig {
     /// Collapse identical in-flight client queries (same operation, variables and headers every
     /// subgraph would get) into one execution whose answer each of them gets. Off by default.
     pub collapse_client_requests: bool,
+    /// For tests: read every subgraph response the way a de-duplicated (shared) one is read
+    /// (`ExecutorOptions::share_every_response`). Not a setting: no key, no variable.
+    #[doc(hidden)]
+    #[serde(skip)]
+    pub share_every_response: bool,
     /// Client request headers (lower-case names) forwarded to every subgraph.
     pub propagate_headers: Vec<String>,
     /// Header rules for every subgraph (`[headers]`), run after `propagate_headers` and
@@ -300,6 +305,7 @@ impl Default for GatewayConfig {
             graphiql: true,
             dedupe: true,
             collapse_client_requests: false,
+            share_every_response: false,
             propagate_headers: vec!["authorization".to_owned()],
             headers: HeaderRules::default(),
             subgraph_tls_ca_file: None,

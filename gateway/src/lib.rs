@@ -188,6 +188,7 @@ impl Gateway {
             ExecutorOptions {
                 subgraph_timeout: config.subgraph_timeout,
                 dedupe: config.dedupe,
+                share_every_response: config.share_every_response,
                 introspection: config.introspection,
                 subgraph_policies: subgraphs
                     .iter()

@@ -12,7 +12,7 @@ use apollo_compiler::ExecutableDocument;
 use libtest_mimic::{Arguments, Failed, Trial};
 use switchyard_gateway::planner::{PlanOptions, QueryPlanner, Supergraph};
 use switchyard_gateway::{GatewayConfig, SubgraphOverrides};
-use switchyard_testkit::{match_response, post_json, start_subgraphs, Case};
+use switchyard_testkit::{match_response, post_json, start_subgraphs, Case, JsonResponse};
 
 /// How long one case may take end to end before it is reported as hung.
 const CASE_TIMEOUT: Duration = Duration::from_secs(30);
@@ -157,28 +157,7 @@ async fn execute_case(case: &Case, sdl: &str) -> Result<(), String> {
         subgraph_timeout: Duration::from_secs(10),
         ..GatewayConfig::default()
     };
-    let gateway = switchyard_gateway::Gateway::from_supergraph_sdl(sdl, config)
-        .map_err(|e| format!("building the gateway: {e}"))?;
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
-        .await
-        .map_err(|e| format!("binding the gateway: {e}"))?;
-    let addr = listener
-        .local_addr()
-        .map_err(|e| format!("gateway address: {e}"))?;
-    let server = tokio::spawn(switchyard_gateway::serve(
-        listener,
-        gateway,
-        std::future::pending(),
-    ));
-    let response = post_json(
-        &format!("http://{addr}/graphql"),
-        &case.request_body(),
-        &case.options.headers,
-    )
-    .await;
-    server.abort();
-    let response = response.map_err(|e| format!("request to the gateway: {e}"))?;
-
+    let response = ask_gateway(case, sdl, config.clone()).await?;
     let mut problems = Vec::new();
     if let Err(diff) = match_response(&case.response, &response.body) {
         problems.push(format!(
@@ -200,10 +179,63 @@ async fn execute_case(case: &Case, sdl: &str) -> Result<(), String> {
             }
         }
     }
+    let requests = subgraphs.describe_requests();
+    drop(subgraphs);
+    // A request collapsed onto another's fetch reads the shared response in place instead of
+    // owning it, and concurrency decides which: every case also runs that way, same answer
+    // (against fresh subgraphs: fixtures with counters answer a second mutation differently).
+    let fresh = start_subgraphs(sdl, &case.fixtures, &case.options.down)
+        .await
+        .map_err(|e| format!("starting subgraphs again: {e}"))?;
+    let shared = ask_gateway(
+        case,
+        sdl,
+        GatewayConfig {
+            subgraphs: SubgraphOverrides::from_urls(&fresh.urls),
+            share_every_response: true,
+            ..config
+        },
+    )
+    .await?;
+    if let Err(diff) = match_response(&case.response, &shared.body) {
+        problems.push(format!(
+            "response with every subgraph response read as shared (HTTP {}) does not match:\n{diff}",
+            shared.status
+        ));
+    }
     if problems.is_empty() {
         Ok(())
     } else {
-        problems.push(subgraphs.describe_requests());
+        problems.push(requests);
         Err(problems.join("\n"))
     }
+}
+
+/// Serves the supergraph with `config` and sends the case's request.
+async fn ask_gateway(
+    case: &Case,
+    sdl: &str,
+    config: GatewayConfig,
+) -> Result<JsonResponse, String> {
+    let gateway = switchyard_gateway::Gateway::from_supergraph_sdl(sdl, config)
+        .map_err(|e| format!("building the gateway: {e}"))?;
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .map_err(|e| format!("binding the gateway: {e}"))?;
+    let addr = listener
+        .local_addr()
+        .map_err(|e| format!("gateway address: {e}"))?;
+    let server = tokio::spawn(switchyard_gateway::serve(
+        listener,
+        gateway,
+        std::future::pending(),
+    ));
+    let response = post_json(
+        &format!("http://{addr}/graphql"),
+        &case.request_body(),
+        &case.options.headers,
+    )
+    .await;
+    server.abort();
+    response.map_err(|e| format!("request to the gateway: {e}"))
 }

@@ -7,6 +7,7 @@
 //! plain vector of entries with a linear key scan is cheaper to build, look up and drop.
 
 use std::fmt;
+use std::sync::Arc;
 
 use serde::de::{Deserialize, Deserializer, MapAccess, SeqAccess, Visitor};
 use serde::ser::{Serialize, SerializeMap, SerializeSeq, Serializer};
@@ -25,11 +26,17 @@ pub(crate) struct Str(Repr);
 enum Repr {
     /// The first `len` bytes of the array; nothing in them needs JSON escaping.
     Inline(u8, [u8; INLINE]),
-    /// A longer string with nothing that needs JSON escaping.
-    Heap(Box<str>),
+    /// A longer string with nothing that needs JSON escaping. Shared, not boxed: a request that
+    /// joined a de-duplicated fetch, and an entity merged into several objects, copy the parsed
+    /// values into their own trees, and a copy of a long string (review bodies, descriptions)
+    /// is then a reference count instead of an allocation and a `memcpy`.
+    Heap(Arc<str>),
     /// A string holding `"`, `\` or a control character, which JSON must escape. Rare, so it
     /// lives apart and the other variants are written out without scanning them again.
-    Escaped(Box<str>),
+    Escaped(Arc<str>),
+    /// Not a string: the key of a [`Map`]'s base entry (see [`Map::extending`]), equal to no
+    /// real key, not even `""`.
+    Base,
 }
 
 impl Str {
@@ -55,14 +62,14 @@ impl Str {
         }
     }
 
-    /// `s`, reusing its buffer when it is too long to inline.
+    /// `s` (its buffer is copied into the shared allocation when it is too long to inline).
     pub(crate) fn from_string(s: String) -> Self {
         if super::json::needs_escape(s.as_bytes()) {
-            Str(Repr::Escaped(s.into_boxed_str()))
+            Str(Repr::Escaped(Arc::from(s)))
         } else if s.len() <= INLINE {
             Self::plain(&s)
         } else {
-            Str(Repr::Heap(s.into_boxed_str()))
+            Str(Repr::Heap(Arc::from(s)))
         }
     }
 
@@ -76,13 +83,19 @@ impl Str {
         match &self.0 {
             Repr::Inline(len, bytes) => &bytes[..usize::from(*len)],
             Repr::Heap(s) | Repr::Escaped(s) => s.as_bytes(),
+            Repr::Base => b"",
         }
+    }
+
+    /// Whether this is the key of a map's base entry.
+    fn is_base(&self) -> bool {
+        matches!(self.0, Repr::Base)
     }
 
     /// Whether this string's bytes are `key` (for keys too long for the inline probe).
     #[inline]
     pub(crate) fn is(&self, key: &[u8]) -> bool {
-        self.as_bytes() == key
+        !self.is_base() && self.as_bytes() == key
     }
 
     /// The string.
@@ -97,16 +110,30 @@ impl Str {
             // every key lookup and every string written to the client goes through here.)
             Repr::Inline(..) => unsafe { std::str::from_utf8_unchecked(self.as_bytes()) },
             Repr::Heap(s) | Repr::Escaped(s) => s,
+            Repr::Base => "",
         }
     }
 }
 
 impl PartialEq for Str {
+    #[inline]
     fn eq(&self, other: &Self) -> bool {
+        // Inline bytes past `len` are always zero, so whole arrays compare like the strings
+        // and the comparison stays inline instead of calling `memcmp`. Key lookups compare
+        // inline keys almost always: the rest stays out of line so this inlines (with the
+        // other cases in one function, callgrind counted it as an outlined call per compare).
+        if let (Repr::Inline(a_len, a), Repr::Inline(b_len, b)) = (&self.0, &other.0) {
+            return a_len == b_len && a == b;
+        }
+        self.eq_other(other)
+    }
+}
+
+impl Str {
+    #[inline(never)]
+    fn eq_other(&self, other: &Self) -> bool {
         match (&self.0, &other.0) {
-            // Inline bytes past `len` are always zero, so whole arrays compare like the strings
-            // and the comparison stays inline instead of calling `memcmp`.
-            (Repr::Inline(a_len, a), Repr::Inline(b_len, b)) => a_len == b_len && a == b,
+            (Repr::Base, other) | (other, Repr::Base) => matches!(other, Repr::Base),
             _ => self.as_bytes() == other.as_bytes(),
         }
     }
@@ -149,7 +176,7 @@ impl Visitor<'_> for StrVisitor {
 }
 
 /// A JSON value from a subgraph response (or the merged data built from them).
-#[derive(Debug, Clone, Default, PartialEq)]
+#[derive(Debug, Clone, Default)]
 pub(crate) enum Value {
     /// `null`.
     #[default]
@@ -164,10 +191,96 @@ pub(crate) enum Value {
     Array(Vec<Value>),
     /// An object.
     Object(Map),
+    /// A list or object that lives in a subgraph response shared with other requests (a
+    /// de-duplicated fetch), read in place instead of copied into this request's tree. Only a
+    /// request's merged tree holds these, only for lists and objects, never one inside another
+    /// (a parsed response has none); writing into one first copies its top level
+    /// ([`Value::make_owned`]), whose lists and objects stay shared.
+    Shared(SharedRef),
+}
+
+/// A list or object inside a shared, parsed subgraph response, kept alive by holding the
+/// response. The response is immutable while shared: the executor only moves values out of a
+/// response it owns alone (`Arc::try_unwrap`), which cannot succeed while a reference exists.
+#[derive(Clone)]
+pub(crate) struct SharedRef {
+    owner: Arc<super::fetch::Fetched>,
+    value: std::ptr::NonNull<Value>,
+}
+
+// SAFETY: a `SharedRef` is a `&Value` into `owner`'s data plus the `Arc` that keeps it alive;
+// `Value` is `Send` and `Sync` (no interior mutability), so sharing or sending the reference is
+// as safe as sending `&Value` with its owner.
+#[allow(
+    unsafe_code,
+    reason = "a reference into an Arc'd response, kept alive by the Arc"
+)]
+unsafe impl Send for SharedRef {}
+// SAFETY: as for `Send` above.
+#[allow(
+    unsafe_code,
+    reason = "a reference into an Arc'd response, kept alive by the Arc"
+)]
+unsafe impl Sync for SharedRef {}
+
+impl SharedRef {
+    /// The value, borrowed for as long as the reference lives.
+    #[allow(
+        unsafe_code,
+        reason = "reads through a pointer into a response the Arc keeps alive and unchanged"
+    )]
+    pub(crate) fn get(&self) -> &Value {
+        // SAFETY: `value` points into `owner`'s parsed data (every constructor borrows it from
+        // there), which is neither moved nor mutated while any `Arc` to it exists, and this
+        // struct holds one for at least as long as the returned borrow.
+        unsafe { self.value.as_ref() }
+    }
+
+    /// `value`, a part of this reference's value, as a value of the same response: lists and
+    /// objects by reference, scalars copied (a long string's copy is a reference count).
+    #[allow(
+        unsafe_code,
+        reason = "a part of this reference's value lives in the same owner"
+    )]
+    fn share(&self, value: &Value) -> Value {
+        // SAFETY: callers pass a part of `self.get()`, which lives inside `self.owner`.
+        unsafe { share(&self.owner, value) }
+    }
+}
+
+impl fmt::Debug for SharedRef {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        fmt::Debug::fmt(self.get(), f)
+    }
+}
+
+/// `value` as a value for a request's tree: lists and objects by reference, scalars copied.
+///
+/// # Safety
+/// `value` must be borrowed from `owner`'s parsed data (`owner.response.data` or a part of it):
+/// the result points at it and relies on `owner` to keep it alive and unchanged.
+#[allow(
+    unsafe_code,
+    reason = "the caller vouches that the value lives inside the owner"
+)]
+pub(crate) unsafe fn share(owner: &Arc<super::fetch::Fetched>, value: &Value) -> Value {
+    match value {
+        Value::Array(_) | Value::Object(_) => Value::Shared(SharedRef {
+            owner: Arc::clone(owner),
+            value: std::ptr::NonNull::from(value),
+        }),
+        Value::Shared(inner) => Value::Shared(inner.clone()),
+        scalar => scalar.clone(),
+    }
 }
 
 /// A JSON object: entries in insertion order, keys unique, looked up by linear scan.
-#[derive(Debug, Clone, Default, PartialEq)]
+///
+/// An object of a request's tree may extend a shared object (see [`Map::extending`]): its first
+/// entry is then the base (key [`Repr::Base`], value [`Value::Shared`]), whose entries count as
+/// the object's own unless an entry of the same key here shadows them. Merging entity fields
+/// into an object of a shared response then costs only the new fields, not a copy of it.
+#[derive(Debug, Clone, Default)]
 pub(crate) struct Map {
     entries: Vec<(Str, Value)>,
 }
@@ -183,31 +296,108 @@ impl Map {
         Self { entries }
     }
 
-    /// The entries in order, keys with values.
+    /// An object with `base`'s entries (a shared object) and none of its own yet.
+    fn extending(base: SharedRef) -> Self {
+        debug_assert!(matches!(base.get(), Value::Object(_)));
+        let mut entries = Vec::with_capacity(4);
+        entries.push((Str(Repr::Base), Value::Shared(base)));
+        Self { entries }
+    }
+
+    /// The shared object this one extends, with the reference to it.
+    fn base(&self) -> Option<(&SharedRef, &Map)> {
+        match self.entries.first() {
+            Some((key, Value::Shared(shared))) if key.is_base() => match shared.get() {
+                Value::Object(map) => Some((shared, map)),
+                _ => None,
+            },
+            _ => None,
+        }
+    }
+
+    /// The entries in order, keys with values, of an object that extends no shared one (a
+    /// parsed response's); others are read with [`Map::for_each`].
     pub(crate) fn entries(&self) -> &[(Str, Value)] {
+        debug_assert!(self.base().is_none());
         &self.entries
+    }
+
+    /// Calls `f` with every entry in order: a base's entries first (each as shadowed here, if
+    /// it is), then this object's others, which is the order a copy of the base with the new
+    /// entries appended would have.
+    pub(crate) fn for_each<'m>(&'m self, mut f: impl FnMut(&'m Str, &'m Value)) {
+        match self.base() {
+            None => self.entries.iter().for_each(|(k, v)| f(k, v)),
+            Some((_, base)) => {
+                for (k, v) in &base.entries {
+                    f(k, self.own(k.as_bytes()).unwrap_or(v));
+                }
+                for (k, v) in &self.entries[1..] {
+                    if base.get(k.as_str()).is_none() {
+                        f(k, v);
+                    }
+                }
+            }
+        }
+    }
+
+    /// How many entries [`Map::for_each`] visits.
+    pub(crate) fn len(&self) -> usize {
+        match self.base() {
+            None => self.entries.len(),
+            Some((_, base)) => {
+                base.entries.len()
+                    + self.entries[1..]
+                        .iter()
+                        .filter(|(k, _)| base.get(k.as_str()).is_none())
+                        .count()
+            }
+        }
+    }
+
+    /// The value under `key` among this object's own entries (not its base's).
+    fn own(&self, key: &[u8]) -> Option<&Value> {
+        self.entries.iter().find(|(k, _)| k.is(key)).map(|(_, v)| v)
     }
 
     /// The value under `key`.
     pub(crate) fn get(&self, key: &str) -> Option<&Value> {
-        let key = key.as_bytes();
-        self.entries.iter().find(|(k, _)| k.is(key)).map(|(_, v)| v)
+        self.own(key.as_bytes())
+            .or_else(|| self.base().and_then(|(_, base)| base.get(key)))
+    }
+
+    /// The value under `key` (a [`Str`]: a short key compares as two words, not a `memcmp`).
+    pub(crate) fn get_key(&self, key: &Str) -> Option<&Value> {
+        match self.entries.iter().find(|(k, _)| k == key) {
+            Some((_, v)) => Some(v),
+            None => self.base().and_then(|(_, base)| base.get_key(key)),
+        }
     }
 
     /// The value under `key`, trying position `*hint` first and leaving `*hint` just past the
     /// entry found. Callers that read keys in the order a subgraph wrote them (the response
-    /// shaper walking the operation) then find each one with a single comparison.
-    pub(crate) fn get_hinted(&self, key: &str, hint: &mut usize) -> Option<&Value> {
-        let key = key.as_bytes();
-        if let Some((k, v)) = self.entries.get(*hint) {
-            if k.is(key) {
+    /// shaper walking the operation) then find each one with a single comparison. (In an
+    /// object extending a shared one, `*hint` follows the shared object's entries, where the
+    /// subgraph's order is, and this object's own entries are searched first.)
+    pub(crate) fn get_hinted(&self, key: &Str, hint: &mut usize) -> Option<&Value> {
+        let map = match self.base() {
+            Some((_, base)) => {
+                if let Some((_, v)) = self.entries[1..].iter().find(|(k, _)| k == key) {
+                    return Some(v);
+                }
+                base
+            }
+            None => self,
+        };
+        if let Some((k, v)) = map.entries.get(*hint) {
+            if k == key {
                 *hint += 1;
                 return Some(v);
             }
         }
-        let index = self.entries.iter().position(|(k, _)| k.is(key))?;
+        let index = map.entries.iter().position(|(k, _)| k == key)?;
         *hint = index + 1;
-        Some(&self.entries[index].1)
+        Some(&map.entries[index].1)
     }
 
     /// Makes room for `additional` more entries, and some to spare when it has to grow: an
@@ -225,19 +415,30 @@ impl Map {
             let probe = Str::new(key);
             return self.get_mut_key(&probe);
         }
-        let key = key.as_bytes();
-        self.entries
-            .iter_mut()
-            .find(|(k, _)| k.is(key))
-            .map(|(_, v)| v)
+        let bytes = key.as_bytes();
+        match self.entries.iter().position(|(k, _)| k.is(bytes)) {
+            Some(index) => Some(&mut self.entries[index].1),
+            None => self.shadow(|| Str::new(key)),
+        }
     }
 
     /// The value under `key` (a [`Str`], compared without `memcmp` when short), for writing.
+    /// An entry of the base is first copied here (its lists and objects stay shared).
     pub(crate) fn get_mut_key(&mut self, key: &Str) -> Option<&mut Value> {
-        self.entries
-            .iter_mut()
-            .find(|(k, _)| k == key)
-            .map(|(_, v)| v)
+        match self.entries.iter().position(|(k, _)| k == key) {
+            Some(index) => Some(&mut self.entries[index].1),
+            None => self.shadow(|| key.clone()),
+        }
+    }
+
+    /// The base's entry under `key`, copied into this object to be written (lists and objects
+    /// stay shared), or `None` when the base has no such entry (or there is no base).
+    fn shadow(&mut self, key: impl FnOnce() -> Str) -> Option<&mut Value> {
+        let (shared, base) = self.base()?;
+        let key = key();
+        let value = shared.share(base.get_key(&key)?);
+        self.entries.push((key, value));
+        self.entries.last_mut().map(|(_, v)| v)
     }
 
     /// Sets `key` (keeping its position when it exists); returns the value it replaced.
@@ -259,22 +460,70 @@ impl Map {
 
     /// Removes `key`, keeping the order of the other entries.
     pub(crate) fn shift_remove(&mut self, key: &str) -> Option<Value> {
+        self.flatten();
         let key = key.as_bytes();
         let index = self.entries.iter().position(|(k, _)| k.is(key))?;
         Some(self.entries.remove(index).1)
     }
 
+    /// Copies the base's entries into this object (lists and objects stay shared), so that the
+    /// entries are all its own, in [`Map::for_each`]'s order.
+    fn flatten(&mut self) {
+        let Some((shared, base)) = self.base() else {
+            return;
+        };
+        let shared = shared.clone();
+        let base_len = base.entries.len();
+        let mut own: Vec<Option<(Str, Value)>> = self.entries.drain(1..).map(Some).collect();
+        let mut entries = Vec::with_capacity(base_len + own.len());
+        let Value::Object(base) = shared.get() else {
+            return;
+        };
+        for (k, v) in &base.entries {
+            let shadowing = own
+                .iter_mut()
+                .find(|e| e.as_ref().is_some_and(|(ok, _)| ok == k));
+            match shadowing.and_then(Option::take) {
+                Some(entry) => entries.push(entry),
+                None => entries.push((k.clone(), shared.share(v))),
+            }
+        }
+        entries.extend(own.into_iter().flatten());
+        self.entries = entries;
+    }
+
     /// The entries in order.
     #[cfg(test)]
     pub(crate) fn iter(&self) -> impl Iterator<Item = (&str, &Value)> {
-        self.entries.iter().map(|(k, v)| (k.as_str(), v))
+        let mut out = Vec::new();
+        self.for_each(|k, v| out.push((k.as_str(), v)));
+        out.into_iter()
+    }
+}
+
+impl PartialEq for Map {
+    /// The same entries in the same order, whichever object holds them.
+    fn eq(&self, other: &Self) -> bool {
+        if self.len() != other.len() {
+            return false;
+        }
+        let mut mine = Vec::with_capacity(self.len());
+        self.for_each(|k, v| mine.push((k, v)));
+        let mut equal = true;
+        let mut i = 0;
+        other.for_each(|k, v| {
+            equal &= mine.get(i).is_some_and(|(mk, mv)| *mk == k && *mv == v);
+            i += 1;
+        });
+        equal
     }
 }
 
 impl IntoIterator for Map {
     type Item = (Str, Value);
     type IntoIter = std::vec::IntoIter<(Str, Value)>;
-    fn into_iter(self) -> Self::IntoIter {
+    fn into_iter(mut self) -> Self::IntoIter {
+        self.flatten();
         self.entries.into_iter()
     }
 }
@@ -282,19 +531,46 @@ impl IntoIterator for Map {
 static NULL: Value = Value::Null;
 
 impl Value {
+    /// The value itself, or the shared value a [`Value::Shared`] stands for: what every reader
+    /// matches on.
+    #[inline]
+    pub(crate) fn resolved(&self) -> &Value {
+        match self {
+            Value::Shared(shared) => shared.get(),
+            value => value,
+        }
+    }
+
+    /// Turns a [`Value::Shared`] into a value of this tree's own before it is written to: an
+    /// object becomes an empty one extending the shared one ([`Map::extending`]), a list a list
+    /// of references to the shared items. Other values are left as they are.
+    pub(crate) fn make_owned(&mut self) {
+        let Value::Shared(shared) = self else {
+            return;
+        };
+        let owned = match shared.get() {
+            Value::Object(_) => Value::Object(Map::extending(shared.clone())),
+            Value::Array(items) => {
+                Value::Array(items.iter().map(|item| shared.share(item)).collect())
+            }
+            scalar => scalar.clone(),
+        };
+        *self = owned;
+    }
+
     /// Whether this is `null`.
     pub(crate) fn is_null(&self) -> bool {
-        matches!(self, Value::Null)
+        matches!(self.resolved(), Value::Null)
     }
 
     /// Whether this is an object.
     pub(crate) fn is_object(&self) -> bool {
-        matches!(self, Value::Object(_))
+        matches!(self.resolved(), Value::Object(_))
     }
 
     /// The string, if this is one.
     pub(crate) fn as_str(&self) -> Option<&str> {
-        match self {
+        match self.resolved() {
             Value::String(s) => Some(s.as_str()),
             _ => None,
         }
@@ -302,7 +578,7 @@ impl Value {
 
     /// The object, if this is one.
     pub(crate) fn as_object(&self) -> Option<&Map> {
-        match self {
+        match self.resolved() {
             Value::Object(o) => Some(o),
             _ => None,
         }
@@ -313,11 +589,27 @@ impl Value {
         self.as_object()?.get(key)
     }
 
-    /// The member `key` of an object, for writing.
+    /// The member `key` of an object, for writing (a shared object becomes this tree's own).
     pub(crate) fn get_mut(&mut self, key: &str) -> Option<&mut Value> {
+        self.make_owned();
         match self {
             Value::Object(o) => o.get_mut(key),
             _ => None,
+        }
+    }
+}
+
+impl PartialEq for Value {
+    /// Equal JSON, whether either side is shared or this tree's own.
+    fn eq(&self, other: &Self) -> bool {
+        match (self.resolved(), other.resolved()) {
+            (Value::Null, Value::Null) => true,
+            (Value::Bool(a), Value::Bool(b)) => a == b,
+            (Value::Number(a), Value::Number(b)) => a == b,
+            (Value::String(a), Value::String(b)) => a == b,
+            (Value::Array(a), Value::Array(b)) => a == b,
+            (Value::Object(a), Value::Object(b)) => a == b,
+            _ => false,
         }
     }
 }
@@ -332,7 +624,7 @@ impl std::ops::Index<&str> for Value {
 impl std::ops::Index<usize> for Value {
     type Output = Value;
     fn index(&self, index: usize) -> &Value {
-        match self {
+        match self.resolved() {
             Value::Array(items) => items.get(index).unwrap_or(&NULL),
             _ => &NULL,
         }
@@ -374,12 +666,17 @@ impl Serialize for Value {
                 seq.end()
             }
             Value::Object(object) => {
-                let mut map = serializer.serialize_map(Some(object.entries.len()))?;
-                for (k, v) in &object.entries {
-                    map.serialize_entry(k.as_str(), v)?;
-                }
+                let mut map = serializer.serialize_map(Some(object.len()))?;
+                let mut result = Ok(());
+                object.for_each(|k, v| {
+                    if result.is_ok() {
+                        result = map.serialize_entry(k.as_str(), v);
+                    }
+                });
+                result?;
                 map.end()
             }
+            Value::Shared(shared) => shared.get().serialize(serializer),
         }
     }
 }

@@ -504,16 +504,19 @@ pub(crate) fn write_value(out: &mut Vec<u8>, value: &Value) {
         }
         Value::Object(object) => {
             out.push(b'{');
-            for (i, (key, item)) in object.entries().iter().enumerate() {
-                if i > 0 {
+            let mut first = true;
+            object.for_each(|key, item| {
+                if !first {
                     out.push(b',');
                 }
+                first = false;
                 write_data_str(out, key);
                 out.push(b':');
                 write_value(out, item);
-            }
+            });
             out.push(b'}');
         }
+        Value::Shared(shared) => write_value(out, shared.get()),
     }
 }
 

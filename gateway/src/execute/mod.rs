@@ -63,6 +63,11 @@ pub struct ExecutorOptions {
     pub header_rules: HashMap<String, (Vec<RequestHeaderRule>, Vec<ResponseHeaderRule>)>,
     /// Spans per plan node and per subgraph fetch go here (off by default).
     pub tracer: Tracer,
+    /// Treat every subgraph response as shared with another request, as a de-duplicated fetch
+    /// is, so the path that reads shared responses in place runs on every fetch. For tests
+    /// (the federation suite runs each case both ways); it only costs speed.
+    #[doc(hidden)]
+    pub share_every_response: bool,
 }
 
 impl Default for ExecutorOptions {
@@ -76,6 +81,7 @@ impl Default for ExecutorOptions {
             subgraph_transports: HashMap::new(),
             header_rules: HashMap::new(),
             tracer: Tracer::disabled(),
+            share_every_response: false,
         }
     }
 }
@@ -115,6 +121,7 @@ pub struct Executor {
     /// Per subgraph: TLS settings for WebSocket (`wss://`) subscriptions (HTTP/1.1 only).
     websocket_tls: Vec<Arc<rustls::ClientConfig>>,
     tracer: Tracer,
+    share_every_response: bool,
 }
 
 /// The headers of one client request as each subgraph gets them: one list per distinct rule
@@ -316,6 +323,7 @@ impl Executor {
             by_name,
             client: SubgraphClient::new(policies, &collapsed),
             dedupe: options.dedupe,
+            share_every_response: options.share_every_response,
             subgraph_metrics,
             header_groups,
             header_group_of,
@@ -1003,10 +1011,15 @@ impl<'a> Run<'a> {
             self.bytes_in += fetched.bytes;
         }
         let first_error = self.errors.len();
+        let second_holder = match &result {
+            Ok(fetched) if self.executor.share_every_response => Some(Arc::clone(fetched)),
+            _ => None,
+        };
         log_span.in_scope(|| match entities {
             Some(entities) => self.merge_entities(fetch, entities, result),
             None => self.merge_root(fetch, result),
         });
+        drop(second_holder);
         if self.errors.len() > first_error {
             self.error_blocks.push((fetch.order, first_error));
         }
@@ -1052,7 +1065,7 @@ impl<'a> Run<'a> {
     fn merge_root(&mut self, fetch: &PreparedFetch, result: Result<Arc<Fetched>, FetchError>) {
         match result {
             Ok(fetched) => {
-                // Sole owner: move the values in. Shared with collapsed requests: copy them.
+                // Sole owner: move the values in. Shared with collapsed requests: refer to them.
                 let (errors, owned, shared) = match Arc::try_unwrap(fetched) {
                     Ok(Fetched { response, .. }) => (response.errors, response.data, None),
                     Err(shared) => (shared.response.errors.clone(), None, Some(shared)),
@@ -1078,11 +1091,17 @@ impl<'a> Run<'a> {
                 };
                 match (
                     owned,
-                    shared.as_ref().and_then(|s| s.response.data.as_ref()),
+                    shared
+                        .as_ref()
+                        .and_then(|s| Some((s, s.response.data.as_ref()?))),
                 ) {
                     (Some(data @ Data::Object(_)), _) => merge::deep_merge(&mut self.data, data),
-                    (None, Some(data @ Data::Object(_))) => {
-                        merge::deep_merge_ref(&mut self.data, data)
+                    (None, Some((owner, data @ Data::Object(_)))) => {
+                        // SAFETY: `data` is `owner.response.data`.
+                        #[allow(unsafe_code, reason = "data is borrowed from owner")]
+                        unsafe {
+                            merge::deep_merge_shared(&mut self.data, data, owner)
+                        }
                     }
                     _ => {}
                 }
@@ -1291,11 +1310,16 @@ impl<'a> Run<'a> {
                         path,
                         &located,
                         &mut |representation, object| {
-                            if shared.is_some() {
+                            if let Some(owner) = &shared {
                                 if let Some(entity @ Data::Object(_)) =
                                     shared_entities.get(representation)
                                 {
-                                    merge::deep_merge_ref(object, entity);
+                                    // SAFETY: `shared_entities` is borrowed from
+                                    // `owner.response.data`.
+                                    #[allow(unsafe_code, reason = "entity is borrowed from owner")]
+                                    unsafe {
+                                        merge::deep_merge_shared(object, entity, owner)
+                                    }
                                 }
                                 return;
                             }

@@ -11,7 +11,7 @@ use apollo_compiler::validation::Valid;
 use apollo_compiler::{ExecutableDocument, Node, Schema};
 use serde_json::{Map, Value};
 
-use super::data::{Map as DataMap, Value as Data};
+use super::data::{Map as DataMap, Str, Value as Data};
 use super::merge::type_matches;
 use super::write_json;
 use super::BoundPlan;
@@ -146,7 +146,8 @@ impl SetsId<'_> {
 struct FieldPlan<'a> {
     sets: SetsId<'a>,
     type_name: &'a str,
-    fields: Vec<(&'a str, Vec<&'a Node<Field>>)>,
+    /// Response key, the same as a data key (looked up without `memcmp`), and its fields.
+    fields: Vec<(&'a str, Str, Vec<&'a Node<Field>>)>,
 }
 
 impl<'a> Shaper<'a> {
@@ -185,11 +186,11 @@ impl<'a> Shaper<'a> {
                 SetsId::Fields(group.to_vec())
             }
         };
-        let mut fields: Vec<(&'a str, Vec<&'a Node<Field>>)> = Vec::new();
+        let mut fields: Vec<(&'a str, Str, Vec<&'a Node<Field>>)> = Vec::new();
         for (key, field) in collected {
-            match fields.iter_mut().find(|(k, _)| *k == key) {
-                Some((_, group)) => group.push(field),
-                None => fields.push((key, vec![field])),
+            match fields.iter_mut().find(|(k, _, _)| *k == key) {
+                Some((_, _, group)) => group.push(field),
+                None => fields.push((key, Str::new(key), vec![field])),
             }
         }
         FieldPlan {
@@ -203,7 +204,7 @@ impl<'a> Shaper<'a> {
         let type_name = plan.type_name;
         self.out.push(b'{');
         let mut hint = 0;
-        for (i, (key, group)) in plan.fields.iter().enumerate() {
+        for (i, (key, probe, group)) in plan.fields.iter().enumerate() {
             if i > 0 {
                 self.out.push(b',');
             }
@@ -215,7 +216,7 @@ impl<'a> Shaper<'a> {
                 continue;
             }
             self.path.push(Segment::Key(key));
-            let value = object.get_hinted(key, &mut hint);
+            let value = object.get_hinted(probe, &mut hint);
             let result = self.complete(value, field.ty(), group, type_name);
             self.path.pop();
             result?;
@@ -255,7 +256,7 @@ impl<'a> Shaper<'a> {
         group: &[&'a Node<Field>],
         parent_type: &str,
     ) -> Result<(), Bubble> {
-        let value = match value {
+        let value = match value.map(Data::resolved) {
             Some(Data::Null) | None => return self.null(ty, group[0], parent_type),
             Some(value) => value,
         };

@@ -55,6 +55,10 @@ impl Switchyard {
         let config = GatewayConfig {
             subgraphs: SubgraphOverrides::from_urls(urls),
             subgraph_timeout: Duration::from_secs(10),
+            // Read every subgraph response as a de-duplicated (shared) one is read, to run the
+            // generated shapes through that path too (scripts/difftest.sh).
+            share_every_response: std::env::var_os("DIFFTEST_SHARE_EVERY_RESPONSE")
+                .is_some_and(|v| v == "1"),
             ..GatewayConfig::default()
         };
         let gateway = switchyard_gateway::Gateway::from_supergraph_sdl(supergraph, config)
