@@ -5,7 +5,8 @@
 # Usage: scripts/compare-hive.sh [GATEWAY...]    (default: ours hive-router-nodedupe)
 # Env:   Q=two_branches (schema/demo/queries/$Q.json)   OURS_ENV="SWITCHYARD_DEDUPE=off" (settings
 #        for ours)   BIN (release binaries, default ${CARGO_TARGET_DIR:-target}/release; build with
-#        `cargo build --release -p switchyard -p switchyard-demo-subgraphs`)   COMPARE (compare.sh)
+#        `cargo build --release --no-default-features -p switchyard -p switchyard-demo-subgraphs`:
+#        the gateway-only build, as deployed)   COMPARE (compare.sh)
 #        DUR=20 WARM=5 CONNS=50, passed on to compare.sh. Hive Router: ../shared/bench/setup.sh.
 set -u
 ROOT=$(cd "$(dirname "$0")/.." && pwd)

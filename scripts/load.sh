@@ -63,7 +63,7 @@ done
 
 if [ "$BUILD" = 1 ]; then
   say "building release binaries..."
-  if ! (cd "$ROOT" && cargo build --release -p switchyard -p switchyard-demo-subgraphs --bin switchyard --bin switchyard-demo-subgraphs) >"$WORK/build.log" 2>&1; then
+  if ! (cd "$ROOT" && cargo build --release --no-default-features -p switchyard -p switchyard-demo-subgraphs --bin switchyard --bin switchyard-demo-subgraphs) >"$WORK/build.log" 2>&1; then
     say "the gateway binary does not build (see below); building the subgraphs only"
     grep -E '^error' -A5 "$WORK/build.log" | head -20 >&2 || true
     (cd "$ROOT" && cargo build --release -p switchyard-demo-subgraphs) >"$WORK/build.log" 2>&1 \
