@@ -2670,13 +2670,7 @@ fn evaluate_mutations(w: &World, selections: &[Sel]) -> Value {
         let Some(Sel::Field { name, args, .. }) = group.first() else {
             continue;
         };
-        let subs: Vec<&[Sel]> = group
-            .iter()
-            .filter_map(|s| match s {
-                Sel::Field { sub: Some(sub), .. } => Some(sub.as_slice()),
-                _ => None,
-            })
-            .collect();
+        let subs: Vec<&[Sel]> = sub_selections(&group);
         let value = match w.mutations.iter().find(|m| &m.name == name).map(|m| m.kind) {
             Some(MutationKind::Counter) => {
                 counter += 1;
@@ -2717,13 +2711,7 @@ fn evaluate_roots(w: &World, selections: &[Sel]) -> Value {
             data.insert(key, Value::Null);
             continue;
         };
-        let subs: Vec<&[Sel]> = group
-            .iter()
-            .filter_map(|s| match s {
-                Sel::Field { sub: Some(sub), .. } => Some(sub.as_slice()),
-                _ => None,
-            })
-            .collect();
+        let subs: Vec<&[Sel]> = sub_selections(&group);
         let items: Vec<(usize, usize)> = match &root.kind {
             RootKind::ById(e) => {
                 let ent = &w.entities[*e];
@@ -2794,6 +2782,17 @@ fn instances_of(w: &World, members: Option<&Vec<usize>>) -> Vec<(usize, usize)> 
 /// The spec's CollectFields for a concrete object type: fields grouped by response key in
 /// first-seen order, fragments flattened when their type condition matches, `@skip`/`@include`
 /// applied.
+/// The sub-selections of every field merged under one response key (fields without one skipped).
+fn sub_selections<'a>(group: &[&'a Sel]) -> Vec<&'a [Sel]> {
+    group
+        .iter()
+        .filter_map(|s| match s {
+            Sel::Field { sub: Some(sub), .. } => Some(sub.as_slice()),
+            _ => None,
+        })
+        .collect()
+}
+
 fn collect_fields<'a>(
     selections: &'a [Sel],
     applies: &dyn Fn(&str) -> bool,
@@ -2858,13 +2857,7 @@ fn evaluate_entity(
         let Some(Sel::Field { name, mode, .. }) = group.first() else {
             continue;
         };
-        let subs: Vec<&[Sel]> = group
-            .iter()
-            .filter_map(|s| match s {
-                Sel::Field { sub: Some(sub), .. } => Some(sub.as_slice()),
-                _ => None,
-            })
-            .collect();
+        let subs: Vec<&[Sel]> = sub_selections(&group);
         let mut here = path.to_vec();
         here.push(json!(key));
         let value = if name == "id" {
@@ -2918,13 +2911,7 @@ fn evaluate_entity(
                         let value = match vt.reference {
                             Some(t) if *name == vt.reference_name() => {
                                 let target = &w.entities[t];
-                                let ref_subs: Vec<&[Sel]> = group
-                                    .iter()
-                                    .filter_map(|s| match s {
-                                        Sel::Field { sub: Some(sub), .. } => Some(sub.as_slice()),
-                                        _ => None,
-                                    })
-                                    .collect();
+                                let ref_subs: Vec<&[Sel]> = sub_selections(&group);
                                 let mut item = here.clone();
                                 item.push(json!(k));
                                 let t_i = i % target.instances;
