@@ -193,8 +193,8 @@ pub(crate) enum Value {
     /// A list or object that lives in a subgraph response shared with other requests (a
     /// de-duplicated fetch), read in place instead of copied into this request's tree. Only a
     /// request's merged tree holds these, only for lists and objects, never one inside another
-    /// (a parsed response has none); writing into one first copies its top level
-    /// ([`Value::make_owned`]), whose lists and objects stay shared.
+    /// (a parsed response has none); writing into one first makes it this tree's own
+    /// ([`Value::make_owned`]: an object extending the shared one, a list of references).
     Shared(SharedRef),
 }
 
@@ -236,7 +236,7 @@ impl SharedRef {
     }
 
     /// `value`, a part of this reference's value, as a value of the same response: lists and
-    /// objects by reference, scalars copied (a long string's copy is a reference count).
+    /// objects by reference, scalars copied.
     #[allow(
         unsafe_code,
         reason = "a part of this reference's value lives in the same owner"
@@ -468,16 +468,15 @@ impl Map {
     /// Copies the base's entries into this object (lists and objects stay shared), so that the
     /// entries are all its own, in [`Map::for_each`]'s order.
     fn flatten(&mut self) {
-        let Some((shared, base)) = self.base() else {
+        let Some((shared, _)) = self.base() else {
             return;
         };
         let shared = shared.clone();
-        let base_len = base.entries.len();
-        let mut own: Vec<Option<(Str, Value)>> = self.entries.drain(1..).map(Some).collect();
-        let mut entries = Vec::with_capacity(base_len + own.len());
         let Value::Object(base) = shared.get() else {
             return;
         };
+        let mut own: Vec<Option<(Str, Value)>> = self.entries.drain(1..).map(Some).collect();
+        let mut entries = Vec::with_capacity(base.entries.len() + own.len());
         for (k, v) in &base.entries {
             let shadowing = own
                 .iter_mut()

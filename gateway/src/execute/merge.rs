@@ -471,9 +471,10 @@ pub(crate) fn deep_merge_ref(target: &mut Value, source: &Value) {
 }
 
 /// [`deep_merge_ref`] from a response shared with other requests: what the target lacks is
-/// added as references into the response ([`Value::Shared`]), not copied. Requests collapsed onto
-/// one fetch each copied the whole answer before: a third of the gateway's CPU per request on
-/// the nested demo query with 50 connections (perf), and most of its memory under load.
+/// added as references into the response ([`Value::Shared`]), not copied. Copying it into every
+/// collapsed request's tree was ~25-30% of the gateway's perf samples on the nested demo query
+/// at 50 connections and most of its heap; reading in place lowered the peak (ARCHITECTURE.md,
+/// "Peak RSS"), and its lookups through base entries cost about what the copies did.
 ///
 /// # Safety
 /// `source` must be borrowed from `owner`'s parsed data (see [`data::share`]).
