@@ -406,6 +406,16 @@ struct Entity {
     sku_only: BTreeSet<usize>,
 }
 
+impl Entity {
+    /// Its fields resolved by exactly one subgraph, plainly (not moved there by @override, not
+    /// @inaccessible), with their indexes: where @requires and @provides are drawn.
+    fn plain_single_resolver_fields(&self) -> impl Iterator<Item = (usize, &Field)> {
+        self.fields.iter().enumerate().filter(|(_, f)| {
+            f.resolvers.len() == 1 && matches!(f.resolvers[0].1, Role::Plain { .. })
+        })
+    }
+}
+
 /// The fields of an entity's first key.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum KeyShape {
@@ -736,14 +746,8 @@ fn build_world(rng: &mut Rng, options: &Options) -> World {
         // @requires on a plain scalar field resolved by exactly one subgraph.
         if rng.chance(40) {
             let candidates: Vec<usize> = entities[e]
-                .fields
-                .iter()
-                .enumerate()
-                .filter(|(_, f)| {
-                    matches!(f.target, Target::Scalar(_))
-                        && f.resolvers.len() == 1
-                        && matches!(f.resolvers[0].1, Role::Plain { .. })
-                })
+                .plain_single_resolver_fields()
+                .filter(|(_, f)| matches!(f.target, Target::Scalar(_)))
                 .map(|(i, _)| i)
                 .collect();
             if !candidates.is_empty() {
@@ -966,14 +970,10 @@ fn build_world(rng: &mut Rng, options: &Options) -> World {
         let provides = if rng.chance(30) {
             // Provide a plain scalar field that lives in another subgraph.
             let candidates: Vec<usize> = entities[e]
-                .fields
-                .iter()
-                .enumerate()
+                .plain_single_resolver_fields()
                 .filter(|(_, f)| {
                     matches!(f.target, Target::Scalar(_))
                         && f.overridden_in.is_none()
-                        && f.resolvers.len() == 1
-                        && matches!(f.resolvers[0].1, Role::Plain { .. })
                         && f.resolvers[0].0 != subgraph
                 })
                 .filter(|(i, _)| {
@@ -1119,14 +1119,8 @@ fn add_keys_requires_and_lookups(w: &mut World, rng: &mut Rng) {
             };
         }
         let candidates: Vec<usize> = w.entities[e]
-            .fields
-            .iter()
-            .enumerate()
-            .filter(|(_, f)| {
-                matches!(f.target, Target::Value(_))
-                    && f.resolvers.len() == 1
-                    && matches!(f.resolvers[0].1, Role::Plain { .. })
-            })
+            .plain_single_resolver_fields()
+            .filter(|(_, f)| matches!(f.target, Target::Value(_)))
             .map(|(i, _)| i)
             .collect();
         if !candidates.is_empty() && rng.chance(50) {
