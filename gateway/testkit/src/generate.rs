@@ -2637,16 +2637,35 @@ fn mutation_operation(w: &World, rng: &mut Rng, options: &Options) -> (String, V
         } else {
             None
         };
-        // `@skip`/`@include` decide which selection of a repeated field is its first.
-        let directive = directive(&mut ctx);
-        selections.push(Sel::Field {
+        // `@skip`/`@include` decide which selection of a repeated field is its first; a second
+        // condition on the field, or one on a fragment around it, makes that hang on several
+        // variables.
+        let mut dir = directive(&mut ctx);
+        if ctx.rng.chance(25) {
+            let second = directive(&mut ctx);
+            let kind = |d: &Dir| d.text.split('(').next().map(str::to_owned);
+            if !second.text.is_empty() && kind(&second) != kind(&dir) {
+                dir.text.push_str(&second.text);
+                dir.excluded |= second.excluded;
+            }
+        }
+        let field = Sel::Field {
             alias,
             name: m.name.clone(),
             mode: None,
             args,
-            directive,
+            directive: dir,
             sub,
-        });
+        };
+        if ctx.rng.chance(20) {
+            selections.push(Sel::Inline {
+                on: "Mutation".into(),
+                directive: directive(&mut ctx),
+                sub: vec![field],
+            });
+        } else {
+            selections.push(field);
+        }
     }
     let expected = evaluate_mutations(w, &selections);
     finish_operation(ctx, "mutation M", &selections, expected)

@@ -34,9 +34,10 @@
 //! - Mutations: root fields run in order, one `Sequence` step per run of consecutive fields
 //!   served by the same subgraph (such a run shares one fetch). A response key selected again
 //!   later is one field run once (CollectFields): the later selection's sub-selections join
-//!   the first's field (the subgraph sees one field), and the later one is gone when the first
-//!   is unconditional or under the same conditions; when the first hangs on one variable, the
-//!   later one also stays at its place under the opposite condition (`mutation_runs`).
+//!   the first's field (the subgraph sees one field). When the selections of a repeated key
+//!   hang on variables, which one is first depends on their values: the plan branches on those
+//!   variables (`Condition` nodes, at most 4 variables) and plans each assignment with the
+//!   conditions it decides applied (`MutationTree`).
 //! - `@skip` / `@include`: literal conditions are applied at plan time. Variable conditions stay
 //!   in the subgraph operations (with the variable forwarded), and a fetch whose whole content is
 //!   under a condition is wrapped in a `Condition` node, so a skipped branch sends no request.

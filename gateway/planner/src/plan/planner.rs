@@ -107,25 +107,33 @@ impl QueryPlanner {
             limit: None,
         };
         let node = if kind == OperationKind::Mutation {
-            let runs = mutation_runs(&planner, &root_type, roots)?;
-            let mut nodes = Vec::new();
-            for (graph, fields) in runs {
-                planner.groups.clear();
-                planner.touched.clear();
-                for (field, conds) in &fields {
-                    planner
-                        .plan_root_field(&root_type, field, conds, Some(graph))
-                        .map_err(|u| u.reason)?;
-                }
-                let mut groups = std::mem::take(&mut planner.groups).into_vec();
-                super::group::merge_sibling_groups(&mut groups);
-                super::group::merge_across_paths(&mut groups);
-                if let Some(node) = build_node(sg, groups, kind, &root_type, &var_decls, &mut namer)
-                {
-                    nodes.push(node);
-                }
+            let vars = repeated_root_condition_variables(&roots);
+            if vars.len() > MAX_MUTATION_BRANCH_VARIABLES {
+                return Err(PlanError::Unsatisfiable(format!(
+                    "a mutation root field is selected more than once under conditions on {} \
+                     variables (${}); at most {MAX_MUTATION_BRANCH_VARIABLES} are supported",
+                    vars.len(),
+                    vars.iter()
+                        .map(|v| v.as_str())
+                        .collect::<Vec<_>>()
+                        .join(", $"),
+                )));
             }
-            sequence(nodes)
+            let tree = MutationTree::build(
+                &planner,
+                &root_type,
+                &roots,
+                &vars,
+                &mut Vec::new(),
+                &mut String::new(),
+            )?;
+            MutationPlanner {
+                planner: &mut planner,
+                root_type: &root_type,
+                var_decls: &var_decls,
+                namer: &mut namer,
+            }
+            .plan(tree)?
         } else {
             for (field, conds) in &roots {
                 planner
@@ -144,128 +152,241 @@ impl QueryPlanner {
 /// A directive wrapper (`... @include(if: $v)`) and the variables it uses.
 type Cond = (String, Vec<Name>, Vec<(Name, bool)>);
 
-/// Where a mutation runs the field of one response key: the conditions of its first selection
-/// (printed, and as variable values), the places (run, index in it) it may run at, and whether
-/// one of those places always runs.
-struct FirstSelection {
-    key: Name,
-    condition: String,
-    gate: Vec<(Name, bool)>,
-    places: Vec<(usize, usize)>,
-    covered: bool,
+/// At most this many variables may decide which selection of a repeated mutation root field
+/// runs: the plan branches on each of them (2^n alternatives).
+const MAX_MUTATION_BRANCH_VARIABLES: usize = 4;
+
+/// The variables that decide whether a mutation root field selected more than once under one
+/// response key is selected at each of its places (its own and its fragments' `@skip` /
+/// `@include`), in order of appearance.
+fn repeated_root_condition_variables(roots: &[RootField]) -> Vec<Name> {
+    let mut vars: Vec<Name> = Vec::new();
+    for (i, (field, conds)) in roots.iter().enumerate() {
+        let key = field.response_key();
+        let repeated = roots
+            .iter()
+            .enumerate()
+            .any(|(j, (other, _))| j != i && other.response_key() == key);
+        if !repeated {
+            continue;
+        }
+        let gates = field
+            .gate
+            .iter()
+            .chain(conds.iter().flat_map(|c| c.2.iter()));
+        for (var, _) in gates {
+            if !vars.contains(var) {
+                vars.push(var.clone());
+            }
+        }
+    }
+    vars
+}
+
+/// The root fields selected when every `(variable, value)` of `assignment` holds, with the
+/// conditions it decides taken off (they hold).
+fn roots_under(roots: &[RootField], assignment: &[(Name, bool)]) -> Vec<RootField> {
+    let decided = |var: &Name| assignment.iter().any(|(assigned, _)| assigned == var);
+    let holds = |(var, value): &(Name, bool)| {
+        assignment
+            .iter()
+            .all(|(assigned, to)| assigned != var || to == value)
+    };
+    let mut out = Vec::new();
+    for (field, conds) in roots {
+        if !(field.gate.iter().all(holds) && conds.iter().all(|c| c.2.iter().all(holds))) {
+            continue;
+        }
+        let mut field = (**field).clone();
+        field.gate.retain(|(var, _)| !decided(var));
+        field.directives = print_conditions(&field.gate);
+        field.vars.retain(|var| {
+            !decided(var)
+                || field.gate.iter().any(|(g, _)| g == var)
+                || uses_variable(&field.args, var)
+        });
+        let conds = conds
+            .iter()
+            .filter_map(|(_, _, gate)| {
+                let gate: Vec<(Name, bool)> = gate
+                    .iter()
+                    .filter(|(var, _)| !decided(var))
+                    .cloned()
+                    .collect();
+                let mut vars: Vec<Name> = Vec::new();
+                for (var, _) in &gate {
+                    if !vars.contains(var) {
+                        vars.push(var.clone());
+                    }
+                }
+                (!gate.is_empty()).then(|| (print_conditions(&gate), vars, gate))
+            })
+            .collect();
+        out.push((Arc::new(field), conds));
+    }
+    out
+}
+
+/// ` @include(if: $a) @skip(if: $b)` for a gate (how `normalize` prints the conditions it keeps).
+fn print_conditions(gate: &[(Name, bool)]) -> String {
+    gate.iter()
+        .map(|(var, include)| {
+            let directive = if *include { "include" } else { "skip" };
+            format!(" @{directive}(if: ${var})")
+        })
+        .collect()
+}
+
+/// Whether printed arguments use `$name`.
+fn uses_variable(args: &str, name: &str) -> bool {
+    args.match_indices('$').any(|(at, _)| {
+        let rest = &args[at + 1..];
+        rest.starts_with(name)
+            && !rest[name.len()..].starts_with(|c: char| c.is_ascii_alphanumeric() || c == '_')
+    })
 }
 
 /// A mutation's root fields in order, as runs of consecutive fields of one subgraph (each run
-/// shares a fetch).
+/// shares a fetch), for root fields whose repeated response keys are selected unconditionally
+/// at every place (see [`repeated_root_condition_variables`]).
 ///
 /// Selections of one response key are one field (CollectFields), run once where the key first
-/// appears: a later one's sub-selections join the first's field (under the later one's own
-/// conditions), so the subgraph sees one field; subgraphs that run every selection of a
-/// mutation field (async-graphql does) run it once too. When the first is unconditional or under
-/// the very same conditions, the later one is gone; when the first hangs on one variable, the
-/// later one also keeps its own place, under the opposite, and selections after it join both.
-/// Other conditions are not handled: the field may run twice.
+/// appears: a later one's sub-selections join the first's field, so the subgraph sees one field
+/// (subgraphs that run every selection of a mutation field, as async-graphql does, would run it
+/// twice otherwise).
 fn mutation_runs(
     planner: &Walk<'_>,
     root_type: &Name,
     roots: Vec<RootField>,
 ) -> Result<Vec<(usize, Vec<RootField>)>, PlanError> {
     let mut runs: Vec<(usize, Vec<RootField>)> = Vec::new();
-    let mut firsts: Vec<FirstSelection> = Vec::new();
-    for (field, mut conds) in roots {
+    let mut firsts: Vec<(Name, (usize, usize))> = Vec::new();
+    for (field, conds) in roots {
         let key = field.response_key().clone();
-        let condition = conds.iter().fold(field.directives.clone(), |mut all, c| {
-            all.push_str(&c.0);
-            all
-        });
-        let mut opposite_of = None;
-        if let Some(first) = firsts.iter_mut().find(|f| f.key == key) {
-            let single_place = first.places.len() == 1;
-            let same = single_place && first.condition == condition;
-            let single_var = match first.gate.as_slice() {
-                [(var, value)] if single_place => Some((var.clone(), *value)),
-                _ => None,
-            };
-            if first.covered || same || single_var.is_some() {
-                for &(run, at) in &first.places {
-                    let slot = &mut runs[run].1[at].0;
-                    *slot = Arc::new(merge_later_selection(slot, &field, &conds, same));
-                }
-            }
-            if first.covered || same {
-                continue;
-            }
-            if let Some((var, value)) = single_var {
-                conds.push(variable_condition(&var, !value));
-                opposite_of = Some(condition.is_empty());
-            }
+        if let Some(&(_, (run, at))) = firsts.iter().find(|(k, _)| *k == key) {
+            let slot = &mut runs[run].1[at].0;
+            *slot = Arc::new(merge_later_selection(slot, &field));
+            continue;
         }
-        let mut gate = field.gate.clone();
-        gate.extend(conds.iter().flat_map(|c| c.2.iter().cloned()));
         let prev = runs.last().map(|r| r.0);
         let graph = planner.choose_root_graph(root_type, &field, prev, &[])?;
         match runs.last_mut() {
             Some((g, fields)) if *g == graph => fields.push((field, conds)),
             _ => runs.push((graph, vec![(field, conds)])),
         }
-        let place = (runs.len() - 1, runs[runs.len() - 1].1.len() - 1);
-        match (opposite_of, firsts.iter_mut().find(|f| f.key == key)) {
-            // The first and this one under opposite values of its variable: one of them runs.
-            (Some(unconditional), Some(first)) => {
-                first.places.push(place);
-                first.covered = unconditional;
-            }
-            (_, Some(_)) => {}
-            (_, None) => firsts.push(FirstSelection {
-                key,
-                covered: condition.is_empty(),
-                condition,
-                gate,
-                places: vec![place],
-            }),
-        }
+        firsts.push((key, (runs.len() - 1, runs[runs.len() - 1].1.len() - 1)));
     }
     Ok(runs)
 }
 
-/// Root field `first` with the sub-selections of `later` (the same response key) added: as
-/// they are when `same` (both under the same conditions, or `later` under none), else under
-/// `later`'s conditions.
-fn merge_later_selection(first: &NField, later: &NField, conds: &[Cond], same: bool) -> NField {
+/// Root field `first` with the sub-selections of `later` (the same response key, selected
+/// whenever `first` is) added.
+fn merge_later_selection(first: &NField, later: &NField) -> NField {
     let mut merged = first.clone();
-    if later.children.is_empty() {
-        return merged;
-    }
-    let mut directives = later.directives.clone();
-    let mut vars = later.vars.clone();
-    let mut gate = later.gate.clone();
-    for (d, v, g) in conds {
-        directives.push_str(d);
-        vars.extend(v.iter().filter(|x| !later.vars.contains(x)).cloned());
-        gate.extend(g.iter().cloned());
-    }
-    if same || directives.is_empty() {
-        merged.children.extend(later.children.iter().cloned());
-    } else {
-        merged.children.push(NSel::Frag(Arc::new(NFrag {
-            cond: None,
-            directives,
-            vars,
-            gate,
-            children: later.children.clone(),
-        })));
-    }
+    merged.children.extend(later.children.iter().cloned());
     merged
 }
 
-/// The wrapper selecting its content when `$var` is `value`.
-fn variable_condition(var: &Name, value: bool) -> Cond {
-    let directive = if value { "include" } else { "skip" };
-    (
-        format!(" @{directive}(if: ${var})"),
-        vec![var.clone()],
-        vec![(var.clone(), value)],
-    )
+/// A mutation's runs of root fields (see [`mutation_runs`]) for each assignment of the
+/// variables its repeated root fields hang on, as a decision tree on those variables. A
+/// variable whose value leaves the same runs either way is not branched on.
+enum MutationTree {
+    Runs(Vec<(usize, Vec<RootField>)>),
+    Branch(Name, Box<MutationTree>, Box<MutationTree>),
+}
+
+impl MutationTree {
+    /// The tree for the rest of `vars`, with `assignment` made; `signature` is set to a
+    /// printout that is equal for equal trees.
+    fn build(
+        planner: &Walk<'_>,
+        root_type: &Name,
+        roots: &[RootField],
+        vars: &[Name],
+        assignment: &mut Vec<(Name, bool)>,
+        signature: &mut String,
+    ) -> Result<Self, PlanError> {
+        let Some((var, rest)) = vars.split_first() else {
+            let runs = mutation_runs(planner, root_type, roots_under(roots, assignment))?;
+            *signature = format!("{runs:?}");
+            return Ok(MutationTree::Runs(runs));
+        };
+        let mut branch = |value: bool, signature: &mut String| {
+            assignment.push((var.clone(), value));
+            let tree = Self::build(planner, root_type, roots, rest, assignment, signature);
+            assignment.pop();
+            tree
+        };
+        let (mut if_signature, mut else_signature) = (String::new(), String::new());
+        let if_tree = branch(true, &mut if_signature)?;
+        let else_tree = branch(false, &mut else_signature)?;
+        if if_signature == else_signature {
+            *signature = if_signature;
+            return Ok(if_tree);
+        }
+        *signature = format!("${var}?({if_signature}):({else_signature})");
+        Ok(MutationTree::Branch(
+            var.clone(),
+            Box::new(if_tree),
+            Box::new(else_tree),
+        ))
+    }
+}
+
+/// Plans a mutation: one alternative per assignment of the variables its repeated root fields
+/// hang on (none for most), chosen at run time by `Condition` nodes. In each alternative every
+/// selection of a repeated field is either gone or certainly selected, so the field runs
+/// exactly once, at its first place (CollectFields with the request's variable values).
+struct MutationPlanner<'p, 'a> {
+    planner: &'p mut Walk<'a>,
+    root_type: &'p Name,
+    var_decls: &'p [(String, String)],
+    namer: &'p mut Namer,
+}
+
+impl MutationPlanner<'_, '_> {
+    fn plan(&mut self, tree: MutationTree) -> Result<Option<PlanNode>, PlanError> {
+        let runs = match tree {
+            MutationTree::Branch(var, if_tree, else_tree) => {
+                let if_clause = self.plan(*if_tree)?.map(Box::new);
+                let else_clause = self.plan(*else_tree)?.map(Box::new);
+                if if_clause.is_none() && else_clause.is_none() {
+                    return Ok(None);
+                }
+                return Ok(Some(PlanNode::Condition(ConditionNode {
+                    condition: var.to_string(),
+                    if_clause,
+                    else_clause,
+                })));
+            }
+            MutationTree::Runs(runs) => runs,
+        };
+        let sg = self.planner.sg;
+        let mut nodes = Vec::new();
+        for (graph, fields) in runs {
+            self.planner.groups.clear();
+            self.planner.touched.clear();
+            for (field, conds) in &fields {
+                self.planner
+                    .plan_root_field(self.root_type, field, conds, Some(graph))
+                    .map_err(|u| u.reason)?;
+            }
+            let mut groups = std::mem::take(&mut self.planner.groups).into_vec();
+            super::group::merge_sibling_groups(&mut groups);
+            super::group::merge_across_paths(&mut groups);
+            if let Some(node) = build_node(
+                sg,
+                groups,
+                OperationKind::Mutation,
+                self.root_type,
+                self.var_decls,
+                self.namer,
+            ) {
+                nodes.push(node);
+            }
+        }
+        Ok(sequence(nodes))
+    }
 }
 
 /// A root field and the directive wrappers of the fragments it sits in.
