@@ -997,8 +997,8 @@ fn check_interface_fields(
             if !missing.is_empty() {
                 let list: Vec<String> = missing.iter().map(|m| format!("\"{m}\"")).collect();
                 let msg = format!(
-                    "Interface type \"{iname}\" has a resolvable key (@key(fields: \"{}\")) in subgraph \"{}\" but that subgraph is missing some of the supergraph implementation types of \"{iname}\". Subgraph \"{}\" should define type {} (and have {} implement \"{iname}\").",
-                    t.keys[0].fields, sub.name, sub.name, join_and(&list), if list.len() == 1 { "it" } else { "them" }
+                    "Interface type \"{iname}\" has a resolvable key (@key(fields: \"{}\")) in subgraph \"{}\" but that subgraph is missing some of the supergraph implementation types of \"{iname}\". Subgraph \"{}\" should define {} {} (and have {} implement \"{iname}\").",
+                    t.keys[0].fields, sub.name, sub.name, if list.len() == 1 { "type" } else { "types" }, join_and(&list), if list.len() == 1 { "it" } else { "them" }
                 );
                 let line = t.keys[0].line;
                 mg.err(
@@ -1007,6 +1007,35 @@ fn check_interface_fields(
                     Some(*gi),
                     iname.clone(),
                     line,
+                );
+            }
+        }
+        // A subgraph that stands in for the interface with @interfaceObject knows none of its
+        // implementations: the type it defines there could not tell an implementation's own
+        // fields from the interface's (Apollo's INTERFACE_OBJECT_USAGE_ERROR).
+        for (gi, t) in defs {
+            if !t.interface_object {
+                continue;
+            }
+            let sub = &mg.subs[*gi];
+            let defined: Vec<String> = implementers
+                .iter()
+                .filter(|o| sub.types.contains_key(*o))
+                .map(|o| format!("\"{o}\""))
+                .collect();
+            if !defined.is_empty() {
+                let msg = format!(
+                    "Interface type \"{iname}\" is defined as an @interfaceObject in subgraph \"{}\" so that subgraph should not define any of the implementation types of \"{iname}\", but it defines {} {}",
+                    sub.name,
+                    if defined.len() == 1 { "type" } else { "types" },
+                    join_and(&defined)
+                );
+                mg.err(
+                    "INTERFACE_OBJECT_USAGE_ERROR",
+                    msg,
+                    Some(*gi),
+                    iname.clone(),
+                    t.line,
                 );
             }
         }

@@ -37,6 +37,11 @@ const KNOWN_DIVERGENCES: &[(&str, &str)] = &[
         "the Guild composer does not check INTERFACE_KEY_MISSING_IMPLEMENTATION_TYPE here",
     ),
     (
+        "err_interface_object_defines_implementation",
+        "the Guild composer lets an @interfaceObject subgraph define the interface's \
+         implementations; Apollo's rejects it (INTERFACE_OBJECT_USAGE_ERROR)",
+    ),
+    (
         "err_key_fields_select_invalid_type",
         "the Guild composer accepts a union-typed field in @key; Apollo rejects it",
     ),

@@ -1135,6 +1135,9 @@ fn add_keys_requires_and_lookups(w: &mut World, rng: &mut Rng) {
             if sub.is_empty() {
                 sub.push(rng.below(n));
             }
+            if !may_declare(w, e, subgraph) {
+                continue;
+            }
             // The requiring subgraph declares the value type with (at least) the required fields.
             w.values[v]
                 .declared
@@ -1165,7 +1168,7 @@ fn add_keys_requires_and_lookups(w: &mut World, rng: &mut Rng) {
             continue;
         }
         let subgraph = rng.below(n_sub);
-        if w.entities[e].sku_only.contains(&subgraph) {
+        if !may_declare(w, e, subgraph) {
             continue;
         }
         w.entities[e].declared_in.insert(subgraph);
@@ -1192,7 +1195,7 @@ fn add_mutations(w: &mut World, rng: &mut Rng) {
             MutationKind::Counter
         } else {
             let e = rng.below(w.entities.len());
-            if w.entities[e].sku_only.contains(&subgraph) {
+            if !may_declare(w, e, subgraph) {
                 MutationKind::Counter
             } else {
                 w.entities[e].declared_in.insert(subgraph);
@@ -1757,6 +1760,21 @@ fn subgraph_sdl(w: &World, s: usize) -> String {
 
 /// Whether subgraph `s` can resolve entity `e` (else it declares it as a
 /// `@key(..., resolvable: false)` reference, when it declares it at all).
+/// Whether entity `e` may be declared in subgraph `s` (as a reference or with new fields):
+/// not where only its `sku` key is known, and not in the subgraph that stands in for one of
+/// its interfaces with `@interfaceObject` (which must define none of the implementations:
+/// INTERFACE_OBJECT_USAGE_ERROR).
+fn may_declare(w: &World, e: usize, s: usize) -> bool {
+    let stands_in = w.interface_object.as_ref().is_some_and(|io| {
+        io.subgraph == s
+            && w.interfaces[io.interface]
+                .members
+                .values()
+                .any(|m| m.contains(&e))
+    });
+    !w.entities[e].sku_only.contains(&s) && !stands_in
+}
+
 fn resolvable_in(w: &World, e: usize, s: usize) -> bool {
     let ent = &w.entities[e];
     ent.owner == s
