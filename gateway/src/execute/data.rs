@@ -399,6 +399,37 @@ impl Map {
         Some(&map.entries[index].1)
     }
 
+    /// The value under `key`, trying position `*hint` first and leaving `*hint` at the entry
+    /// found. Walks down a plan path look one key up in many sibling objects, which a subgraph
+    /// wrote with their keys in one order: one comparison each instead of a scan that, with
+    /// the request's tree out of cache under load, missed on every entry it passed (perf at
+    /// 50 connections: the walk's key scans were ~8% of the gateway's time, callgrind ~1%).
+    pub(crate) fn get_at_hint(&self, key: &Str, hint: &mut usize) -> Option<&Value> {
+        if self.base().is_some() {
+            return self.get_key(key);
+        }
+        let index = match self.entries.get(*hint) {
+            Some((k, _)) if k == key => *hint,
+            _ => self.entries.iter().position(|(k, _)| k == key)?,
+        };
+        *hint = index;
+        Some(&self.entries[index].1)
+    }
+
+    /// [`Map::get_at_hint`], for writing (an object extending a shared one looks `key` up
+    /// without the hint, as [`Map::get_mut_key`] does).
+    pub(crate) fn get_mut_at_hint(&mut self, key: &Str, hint: &mut usize) -> Option<&mut Value> {
+        if self.base().is_some() {
+            return self.get_mut_key(key);
+        }
+        let index = match self.entries.get(*hint) {
+            Some((k, _)) if k == key => *hint,
+            _ => self.entries.iter().position(|(k, _)| k == key)?,
+        };
+        *hint = index;
+        Some(&mut self.entries[index].1)
+    }
+
     /// Makes room for `additional` more entries, and some to spare when it has to grow: an
     /// object that receives entity fields usually receives them from several fetches in turn,
     /// and growing it for each one showed up as a realloc per object per fetch.
@@ -585,15 +616,6 @@ impl Value {
     /// The member `key` of an object.
     pub(crate) fn get(&self, key: &str) -> Option<&Value> {
         self.as_object()?.get(key)
-    }
-
-    /// The member `key` of an object, for writing (a shared object becomes this tree's own).
-    pub(crate) fn get_mut(&mut self, key: &str) -> Option<&mut Value> {
-        self.make_owned();
-        match self {
-            Value::Object(o) => o.get_mut(key),
-            _ => None,
-        }
     }
 }
 

@@ -6,7 +6,7 @@ use serde_json::{Map as JsonMap, Value as JsonValue};
 
 use std::sync::Arc;
 
-use super::data::{Map, Value};
+use super::data::{Map, Str, Value};
 use super::fetch::Fetched;
 use switchyard_planner::plan::{PathElement, RequiresSelection, ValueRewrite};
 
@@ -34,35 +34,105 @@ pub(crate) fn for_each_object(
     indexes: &mut Vec<u32>,
     visit: &mut ObjectVisitor<'_>,
 ) {
+    let mut walk = PathWalk::new(path);
+    walk_objects(
+        value,
+        path,
+        &walk.keys,
+        &mut walk.hints,
+        schema,
+        indexes,
+        visit,
+    );
+}
+
+/// A plan path's keys as [`Str`] probes, and per key the position it was last found at
+/// (see [`Map::get_at_hint`]), both parallel to the path.
+struct PathWalk {
+    keys: Vec<Option<Str>>,
+    hints: Vec<usize>,
+}
+
+impl PathWalk {
+    fn new(path: &[PathElement]) -> Self {
+        let keys = path
+            .iter()
+            .map(|element| match element {
+                PathElement::Key(key) => Some(Str::new(key)),
+                _ => None,
+            })
+            .collect();
+        Self {
+            keys,
+            hints: vec![0; path.len()],
+        }
+    }
+}
+
+fn walk_objects(
+    value: &Value,
+    path: &[PathElement],
+    keys: &[Option<Str>],
+    hints: &mut [usize],
+    schema: &Schema,
+    indexes: &mut Vec<u32>,
+    visit: &mut ObjectVisitor<'_>,
+) {
     let value = value.resolved();
     match value {
         Value::Array(items) => {
             // Lists are entered implicitly too, so paths that omit `@` still reach every item.
-            let rest = match path.first() {
-                Some(PathElement::List) => &path[1..],
-                _ => path,
-            };
+            let skip = usize::from(matches!(path.first(), Some(PathElement::List)));
             for (i, item) in items.iter().enumerate() {
                 indexes.push(i as u32);
-                for_each_object(item, rest, schema, indexes, visit);
+                walk_objects(
+                    item,
+                    &path[skip..],
+                    &keys[skip..],
+                    &mut hints[skip..],
+                    schema,
+                    indexes,
+                    visit,
+                );
                 indexes.pop();
             }
         }
         Value::Object(object) => match path.first() {
             None => visit(object, indexes),
-            Some(PathElement::Key(key)) => {
-                if let Some(child) = object.get(key) {
-                    for_each_object(child, &path[1..], schema, indexes, visit);
+            Some(PathElement::Key(_)) => {
+                let (Some(Some(key)), Some((hint, hints))) =
+                    (keys.first(), hints.split_first_mut())
+                else {
+                    return;
+                };
+                if let Some(child) = object.get_at_hint(key, hint) {
+                    walk_objects(child, &path[1..], &keys[1..], hints, schema, indexes, visit);
                 }
             }
-            Some(PathElement::List) => for_each_object(value, &path[1..], schema, indexes, visit),
+            Some(PathElement::List) => walk_objects(
+                value,
+                &path[1..],
+                &keys[1..],
+                &mut hints[1..],
+                schema,
+                indexes,
+                visit,
+            ),
             Some(PathElement::TypeCondition(types)) => {
                 let matches = match typename_of(object) {
                     Some(typename) => types.iter().any(|t| type_matches(schema, typename, t)),
                     None => true,
                 };
                 if matches {
-                    for_each_object(value, &path[1..], schema, indexes, visit);
+                    walk_objects(
+                        value,
+                        &path[1..],
+                        &keys[1..],
+                        &mut hints[1..],
+                        schema,
+                        indexes,
+                        visit,
+                    );
                 }
             }
         },
@@ -526,12 +596,15 @@ pub(crate) fn for_each_target_mut(
     targets: &[(usize, &[u32])],
     apply: &mut dyn FnMut(usize, &mut Value),
 ) {
-    walk_targets(value, path, 0, targets, apply);
+    let mut walk = PathWalk::new(path);
+    walk_targets(value, path, &walk.keys, &mut walk.hints, 0, targets, apply);
 }
 
 fn walk_targets(
     value: &mut Value,
     path: &[PathElement],
+    keys: &[Option<Str>],
+    hints: &mut [usize],
     depth: usize,
     targets: &[(usize, &[u32])],
     apply: &mut dyn FnMut(usize, &mut Value),
@@ -543,10 +616,7 @@ fn walk_targets(
     // request's own, one level at a time (what lies off the path stays shared).
     value.make_owned();
     if let Value::Array(items) = value {
-        let rest = match path.first() {
-            Some(PathElement::List) => &path[1..],
-            _ => path,
-        };
+        let skip = usize::from(matches!(path.first(), Some(PathElement::List)));
         // Reported order is depth-first, so the targets under one item are contiguous.
         let mut i = 0;
         while i < targets.len() {
@@ -559,7 +629,15 @@ fn walk_targets(
                 j += 1;
             }
             if let Some(item) = items.get_mut(index as usize) {
-                walk_targets(item, rest, depth + 1, &targets[i..j], apply);
+                walk_targets(
+                    item,
+                    &path[skip..],
+                    &keys[skip..],
+                    &mut hints[skip..],
+                    depth + 1,
+                    &targets[i..j],
+                    apply,
+                );
             }
             i = j;
         }
@@ -573,14 +651,25 @@ fn walk_targets(
                 }
             }
         }
-        Some(PathElement::Key(key)) => {
-            if let Some(child) = value.get_mut(key.as_str()) {
-                walk_targets(child, &path[1..], depth, targets, apply);
+        Some(PathElement::Key(_)) => {
+            let (Some(Some(key)), Some((hint, hints)), Value::Object(object)) =
+                (keys.first(), hints.split_first_mut(), value)
+            else {
+                return;
+            };
+            if let Some(child) = object.get_mut_at_hint(key, hint) {
+                walk_targets(child, &path[1..], &keys[1..], hints, depth, targets, apply);
             }
         }
-        Some(PathElement::List | PathElement::TypeCondition(_)) => {
-            walk_targets(value, &path[1..], depth, targets, apply)
-        }
+        Some(PathElement::List | PathElement::TypeCondition(_)) => walk_targets(
+            value,
+            &path[1..],
+            &keys[1..],
+            &mut hints[1..],
+            depth,
+            targets,
+            apply,
+        ),
     }
 }
 
