@@ -166,6 +166,15 @@ async fn execute_case(case: &Case, sdl: &str) -> Result<(), String> {
         ));
     }
     if let Some(expected) = &case.requests {
+        // A subgraph the case does not list must not have been asked at all.
+        for subgraph in subgraphs.urls.keys() {
+            let got = subgraphs.request_count(subgraph);
+            if !expected.iter().any(|(name, _)| name == subgraph) && got != 0 {
+                problems.push(format!(
+                    "requests: `{subgraph}` received {got} request(s), expected none (not listed)"
+                ));
+            }
+        }
         for (subgraph, want) in expected {
             if !subgraphs.urls.contains_key(subgraph) {
                 problems.push(format!("requests: unknown subgraph `{subgraph}`"));

@@ -1271,9 +1271,15 @@ impl<'a> Walk<'a> {
                 .vars
                 .extend(vars.iter().map(|v| v.to_string()));
         }
+        // What the field leads to (entity jumps, their keys) hangs on the fragments' conditions
+        // as much as the field does (`emit_field` adds the field's own): without them the root
+        // fetch lost its `Condition` node whenever a jump contributed to it, and a skipped
+        // fragment still sent its fetch.
+        let wrappers = gate.len();
+        self.push_gate(&gate);
         gate.extend(field.gate.iter().cloned());
         self.groups[g].contribute(&gate);
-        self.emit_field(
+        let planned = self.emit_field(
             Slot {
                 g,
                 loc: &loc,
@@ -1282,7 +1288,9 @@ impl<'a> Walk<'a> {
             root,
             field,
             None,
-        )
+        );
+        self.pop_gate(&gate[..wrappers]);
+        planned
     }
 
     /// Adds `field` (resolvable by the slot's subgraph on `parent`) at the slot and plans its
