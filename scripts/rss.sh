@@ -7,7 +7,8 @@
 # Each line also splits the resident memory at the end of the phase into anonymous memory (heap,
 # stacks) and file pages (the binary's code and data that were touched), and shows transparent
 # huge pages (AnonHugePages), from /proc/PID/status and smaps_rollup; under load, the gateway's
-# CPU time per request (utime + stime from /proc/PID/stat; it moves with machine load).
+# CPU time per request (utime + stime from /proc/PID/stat; it moves with machine load) and minor
+# page faults per request (/proc/PID/stat; the allocator returning memory to the kernel shows here).
 # The subgraphs run in one process on CPU $SG_CPU with wrk; the gateway on CPU $GW_CPU, as in
 # scripts/load.sh (taskset: the gateway's runtime then starts one worker thread).
 #
@@ -92,6 +93,7 @@ for phase in "${PHASES[@]}"; do
     || { echo "the nested query failed" >&2; exit 1; }
   result=""
   ticks0=$(awk '{print $14 + $15}' "/proc/$gw/stat")
+  faults0=$(awk '{print $10}' "/proc/$gw/stat")
   case $phase in
     idle) ;;
     c1 | c50)
@@ -103,8 +105,9 @@ for phase in "${PHASES[@]}"; do
     *) echo "unknown phase $phase" >&2; exit 2 ;;
   esac
   ticks1=$(awk '{print $14 + $15}' "/proc/$gw/stat")
+  faults1=$(awk '{print $10}' "/proc/$gw/stat")
   n=$(tr ' ' '\n' <<<"$result" | awk -F= '$1 == "requests" {print $2}')
-  [ -z "$n" ] || result="$result gw_cpu_us/rq=$(awk -v a="$ticks0" -v b="$ticks1" -v hz="$(getconf CLK_TCK)" -v n="$n" 'BEGIN {printf "%.0f", (b - a) / hz / n * 1e6}')"
+  [ -z "$n" ] || result="$result gw_cpu_us/rq=$(awk -v a="$ticks0" -v b="$ticks1" -v hz="$(getconf CLK_TCK)" -v n="$n" 'BEGIN {printf "%.0f", (b - a) / hz / n * 1e6}') faults/rq=$(awk -v a="$faults0" -v b="$faults1" -v n="$n" 'BEGIN {printf "%.1f", (b - a) / n}')"
   echo "$LABEL $phase $(memory "$gw") $result"
   kill -TERM -- "-$gw" 2>/dev/null || true
   wait "$gw" 2>/dev/null || true
