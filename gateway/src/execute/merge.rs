@@ -109,21 +109,16 @@ fn walk_objects(
                     walk_objects(child, &path[1..], &keys[1..], hints, schema, indexes, visit);
                 }
             }
-            Some(PathElement::List) => walk_objects(
-                value,
-                &path[1..],
-                &keys[1..],
-                &mut hints[1..],
-                schema,
-                indexes,
-                visit,
-            ),
-            Some(PathElement::TypeCondition(types)) => {
-                let matches = match typename_of(object) {
-                    Some(typename) => types.iter().any(|t| type_matches(schema, typename, t)),
-                    None => true,
+            Some(element @ (PathElement::List | PathElement::TypeCondition(_))) => {
+                let enters = match element {
+                    PathElement::TypeCondition(types) => {
+                        typename_of(object).is_none_or(|typename| {
+                            types.iter().any(|t| type_matches(schema, typename, t))
+                        })
+                    }
+                    _ => true,
                 };
-                if matches {
+                if enters {
                     walk_objects(
                         value,
                         &path[1..],
