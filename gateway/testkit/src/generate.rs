@@ -2497,6 +2497,7 @@ fn operation(w: &World, rng: &mut Rng, options: &Options) -> (String, Value, Val
     // Draws added after seeds were run come from their own stream, so an operation stays what
     // it was for its seed apart from them.
     let mut later = Rng::new(rng.clone().next_u64() ^ 0x7e1f_0b1e_c7ed_0001);
+    let mut root_conditions = Rng::new(later.clone().next_u64() ^ 0x726f_6f74_5f63_6f6e);
     if !w.mutations.is_empty() && Rng::new(later.clone().next_u64() ^ 0x6d75_7461_7465).chance(30) {
         return mutation_operation(w, rng, options);
     }
@@ -2546,6 +2547,28 @@ fn operation(w: &World, rng: &mut Rng, options: &Options) -> (String, Value, Val
             sub: Some(sub.clone()),
         })
         .collect();
+    // `@skip`/`@include` at the root: on a root field, or on a fragment around it (whose
+    // condition must hold for the entity fetches the field leads to as well). `directive`
+    // draws a condition one time in three.
+    let main = std::mem::replace(&mut ctx.rng, &mut root_conditions);
+    for selection in &mut selections {
+        let (on_field, around) = (ctx.rng.chance(30), ctx.rng.chance(45));
+        if on_field {
+            if let Sel::Field { directive: d, .. } = selection {
+                *d = directive(&mut ctx);
+            }
+        }
+        if around {
+            let wrapper = directive(&mut ctx);
+            let field = std::mem::replace(selection, Sel::leaf("__typename"));
+            *selection = Sel::Inline {
+                on: "Query".into(),
+                directive: wrapper,
+                sub: vec![field],
+            };
+        }
+    }
+    ctx.rng = main;
     if ctx.rng.chance(10) {
         let alias = alias(&mut ctx, "__typename");
         selections.push(Sel::Field {
@@ -3110,6 +3133,30 @@ mod tests {
     }
 
     #[test]
+    fn some_operations_put_conditions_at_the_root() {
+        let (mut wrapped, mut on_field) = (0, 0);
+        for seed in 0..60 {
+            for op in &generate(seed, &Options::default()).operations {
+                if !op.starts_with("query") {
+                    continue;
+                }
+                wrapped += usize::from(op.contains("{ ... on Query @"));
+                let first_field = op.split_once("{ ").map_or("", |(_, rest)| rest);
+                let head = first_field.split('{').next().unwrap_or("");
+                on_field += usize::from(!head.starts_with("...") && head.contains(" @"));
+            }
+        }
+        assert!(
+            wrapped > 10,
+            "{wrapped} queries with a conditional fragment at the root"
+        );
+        assert!(
+            on_field > 5,
+            "{on_field} queries with a condition on the first root field"
+        );
+    }
+
+    #[test]
     fn some_operations_select_a_root_field_twice() {
         let mut twins = 0;
         for seed in 0..60 {
@@ -3123,7 +3170,14 @@ mod tests {
                     .chars()
                     .take_while(|c| c.is_alphanumeric() || *c == '_')
                     .collect();
-                assert!(expected["data"].get(&key).is_some(), "seed {seed}: {op}");
+                // A root condition (on the twin, or on a fragment around a root field) may
+                // leave it out.
+                let head = &op[start..op[start..].find('{').map_or(op.len(), |i| start + i)];
+                let conditional = head.contains(" @") || op.contains("... on Query @");
+                assert!(
+                    conditional || expected["data"].get(&key).is_some(),
+                    "seed {seed}: {op}"
+                );
             }
         }
         assert!(twins > 10, "{twins} operations with a twin root field");
