@@ -186,6 +186,9 @@ fn repeated_root_condition_variables(roots: &[RootField]) -> Vec<Name> {
 /// The root fields selected when every `(variable, value)` of `assignment` holds, with the
 /// conditions it decides taken off (they hold).
 fn roots_under(roots: &[RootField], assignment: &[(Name, bool)]) -> Vec<RootField> {
+    if assignment.is_empty() {
+        return roots.to_vec();
+    }
     let decided = |var: &Name| assignment.iter().any(|(assigned, _)| assigned == var);
     let holds = |(var, value): &(Name, bool)| {
         assignment
@@ -308,7 +311,10 @@ impl MutationTree {
     ) -> Result<Self, PlanError> {
         let Some((var, rest)) = vars.split_first() else {
             let runs = mutation_runs(planner, root_type, roots_under(roots, assignment))?;
-            *signature = format!("{runs:?}");
+            // Only a branch compares signatures (most mutations hang on no variable at all).
+            if !assignment.is_empty() {
+                *signature = format!("{runs:?}");
+            }
             return Ok(MutationTree::Runs(runs));
         };
         let mut branch = |value: bool, signature: &mut String| {
