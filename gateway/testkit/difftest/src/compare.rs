@@ -4,6 +4,8 @@
 use serde_json::Value;
 use switchyard_testkit::compare::ordered_eq;
 
+use crate::targets::SentRequest;
+
 /// How the two responses' `data` compare.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub enum DataCmp {
@@ -122,10 +124,78 @@ pub fn has_errors(response: &Value) -> bool {
             .is_some_and(|e| !e.is_empty())
 }
 
+/// What one query operation's subgraph requests repeat: a request sent twice to one subgraph
+/// (same body), or an entity representation sent twice in one `_entities` request. Each is a
+/// fetch the plan could have shared (issue #19: identical fetch nodes planned once, no
+/// representation twice in one request). Mutations are left out by the caller: their fetches may
+/// repeat on purpose, after the data changed.
+pub fn repeated_requests(requests: &[SentRequest]) -> Vec<String> {
+    let mut problems = Vec::new();
+    let mut seen = std::collections::HashSet::new();
+    for r in requests {
+        let body = r.body.to_string();
+        if !seen.insert((r.subgraph.as_str(), body)) {
+            problems.push(format!("sent to {} twice: {}", r.subgraph, brief(&r.body)));
+        }
+        let representations = r
+            .body
+            .pointer("/variables/representations")
+            .and_then(Value::as_array);
+        let mut in_request = std::collections::HashSet::new();
+        for representation in representations.into_iter().flatten() {
+            if !in_request.insert(representation.to_string()) {
+                problems.push(format!(
+                    "representation {representation} twice in one request to {}",
+                    r.subgraph
+                ));
+            }
+        }
+    }
+    problems
+}
+
+/// A request's query, cut to a readable length.
+fn brief(body: &Value) -> String {
+    let query = body.get("query").and_then(Value::as_str).unwrap_or("?");
+    query.chars().take(160).collect()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
     use serde_json::json;
+
+    #[test]
+    fn finds_repeated_requests_and_representations() {
+        let request = |subgraph: &str, body: Value| SentRequest {
+            subgraph: subgraph.into(),
+            body,
+        };
+        let entities = |reps: Value| json!({"query": "query($representations:[_Any!]!){_entities(representations:$representations){...on T{x}}}", "variables": {"representations": reps}});
+        let clean = [
+            request("a", json!({"query": "{ t { id } }"})),
+            request(
+                "b",
+                entities(json!([{"__typename": "T", "id": 1}, {"__typename": "T", "id": 2}])),
+            ),
+            request("c", entities(json!([{"__typename": "T", "id": 1}]))),
+        ];
+        assert!(repeated_requests(&clean).is_empty());
+        let twice = [
+            request("b", entities(json!([{"__typename": "T", "id": 1}]))),
+            request("b", entities(json!([{"__typename": "T", "id": 1}]))),
+        ];
+        let problems = repeated_requests(&twice);
+        assert_eq!(problems.len(), 1, "{problems:?}");
+        assert!(problems[0].starts_with("sent to b twice"));
+        let same_representation = [request(
+            "b",
+            entities(json!([{"__typename": "T", "id": 1}, {"__typename": "T", "id": 1}])),
+        )];
+        let problems = repeated_requests(&same_representation);
+        assert_eq!(problems.len(), 1, "{problems:?}");
+        assert!(problems[0].contains("twice in one request to b"));
+    }
 
     #[test]
     fn classifies_data_order_and_errors() {

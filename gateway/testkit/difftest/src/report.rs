@@ -8,6 +8,7 @@ use std::path::{Path, PathBuf};
 use serde_json::{json, Value};
 
 use crate::scenario::Scenario;
+use crate::targets::SentRequest;
 
 /// Everything known about one disagreement.
 #[derive(Debug, Clone)]
@@ -105,6 +106,18 @@ pub fn note_text(finding: &Finding) -> String {
     for note in &finding.notes {
         let _ = writeln!(out, "{note}\n");
     }
+    scenario_text(&mut out, s);
+    let _ = writeln!(out, "Switchyard:\n```json\n{}\n```", finding.ours);
+    let _ = writeln!(
+        out,
+        "{}:\n```json\n{}\n```",
+        finding.reference_name, finding.reference
+    );
+    out
+}
+
+/// Subgraph SDLs, fixtures, operation and variables, for a note.
+fn scenario_text(out: &mut String, s: &Scenario) {
     let _ = writeln!(out, "Subgraphs:");
     for (name, sdl) in &s.subgraphs {
         let body = sdl
@@ -124,12 +137,43 @@ pub fn note_text(finding: &Finding) -> String {
     if s.variables.as_object().is_some_and(|v| !v.is_empty()) {
         let _ = writeln!(out, "Variables: `{}`", s.variables);
     }
-    let _ = writeln!(out, "Switchyard:\n```json\n{}\n```", finding.ours);
-    let _ = writeln!(
-        out,
-        "{}:\n```json\n{}\n```",
-        finding.reference_name, finding.reference
+}
+
+/// The markdown note for an operation whose subgraph requests are worth a look (Switchyard sent
+/// more than Hive Router, or repeated one): `title` and `lines` say why, then the scenario and
+/// the request lists (`reference`: Hive Router's, when it ran).
+pub fn fetch_note_text(
+    s: &Scenario,
+    title: &str,
+    lines: &[String],
+    ours: &[SentRequest],
+    reference: Option<&[SentRequest]>,
+) -> String {
+    let mut out = format!(
+        "### difftest seed {} op {}: {title}\n\n",
+        s.seed, s.op_index
     );
+    for line in lines {
+        let _ = writeln!(out, "{line}\n");
+    }
+    scenario_text(&mut out, s);
+    let lists = [("Switchyard", Some(ours)), ("Hive Router", reference)];
+    for (who, requests) in lists.into_iter().filter_map(|(w, r)| Some((w, r?))) {
+        let _ = writeln!(out, "{who}'s subgraph requests:");
+        for r in requests {
+            let query = r.body.get("query").and_then(Value::as_str).unwrap_or("?");
+            let variables = r.body.get("variables").map(Value::to_string);
+            let _ = writeln!(
+                out,
+                "- {}: `{query}`{}",
+                r.subgraph,
+                variables
+                    .map(|v| format!(" variables `{v}`"))
+                    .unwrap_or_default()
+            );
+        }
+        out.push('\n');
+    }
     out
 }
 

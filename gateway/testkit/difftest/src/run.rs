@@ -7,14 +7,14 @@ use std::time::{Duration, Instant};
 
 use anyhow::Context;
 use serde_json::Value;
-use switchyard_testkit::generate::{generate, Options as GeneratorOptions};
+use switchyard_testkit::generate::{generate, Options as GeneratorOptions, Shape};
 
-use crate::compare::Outcome;
+use crate::compare::{repeated_requests, Outcome};
 use crate::compose::{with_keys_reversed, ApolloComposer};
 use crate::minimize::minimize;
-use crate::report::{write_finding, Finding};
+use crate::report::{fetch_note_text, write_finding, Finding};
 use crate::scenario::{ask, Answers, Composition, Runner, Scenario};
-use crate::targets::Target;
+use crate::targets::{SentRequest, Target};
 
 /// What a run does.
 #[derive(Debug, Clone)]
@@ -62,6 +62,40 @@ struct Summary {
     ours_error: Vec<Entry>,
     composition: Vec<Entry>,
     setup: Vec<Entry>,
+    fetches: FetchTally,
+    more_fetches: Vec<Entry>,
+    repeats: Vec<Entry>,
+}
+
+/// Subgraph requests per operation that both gateways answered alike without errors.
+#[derive(Debug, Default)]
+struct FetchTally {
+    operations: u64,
+    ours: u64,
+    reference: u64,
+    fewer: u64,
+    equal: u64,
+    more: u64,
+}
+
+impl FetchTally {
+    fn add(&mut self, ours: usize, reference: usize) {
+        self.operations += 1;
+        self.ours += ours as u64;
+        self.reference += reference as u64;
+        match ours.cmp(&reference) {
+            std::cmp::Ordering::Less => self.fewer += 1,
+            std::cmp::Ordering::Equal => self.equal += 1,
+            std::cmp::Ordering::Greater => self.more += 1,
+        }
+    }
+
+    fn line(&self) -> String {
+        format!(
+            "subgraph requests over {} operations answered alike without errors: Switchyard {}, Hive Router {}; Switchyard sent fewer in {}, as many in {}, more in {}",
+            self.operations, self.ours, self.reference, self.fewer, self.equal, self.more
+        )
+    }
 }
 
 /// Runs seeds until the time or count is up; returns the number of disagreements found.
@@ -122,6 +156,9 @@ pub async fn run(options: &RunOptions) -> anyhow::Result<usize> {
         write_summary(options, &header, &summary, seed, started.elapsed())?;
     }
     let _ = std::fs::remove_dir_all(&scratch);
+    if summary.fetches.operations > 0 {
+        println!("difftest: {}", summary.fetches.line());
+    }
     println!(
         "difftest: {} seeds ({}..{}), {} operations, {} agreed, {} disagreements ({} written to {}), {} both-error, {} composition notes, {} setup failures in {:.0?}",
         summary.seeds,
@@ -142,7 +179,6 @@ pub async fn run(options: &RunOptions) -> anyhow::Result<usize> {
 
 struct Pending {
     op: usize,
-    operation: String,
     outcome: Outcome,
     on_apollo: Option<Value>,
     ours: Value,
@@ -235,11 +271,36 @@ async fn run_seed(
             }
             println!("  world:       {expected}");
         }
+        let repeats = if operation.trim_start().starts_with("mutation") {
+            Vec::new()
+        } else {
+            repeated_requests(&answers.ours_requests)
+        };
+        if !repeats.is_empty() {
+            let name = format!("seed{seed}_op{op}_repeats.md");
+            let scenario = scenario_of(&shape, seed, op);
+            std::fs::write(
+                options.out.join(&name),
+                fetch_note_text(
+                    &scenario,
+                    "Switchyard repeated a subgraph request or a representation",
+                    &repeats,
+                    &answers.ours_requests,
+                    answers.reference_requests.as_deref(),
+                ),
+            )?;
+            println!("seed {seed} op {op}: {} -> {name}", repeats.join("; "));
+            summary.repeats.push(Entry {
+                seed,
+                op,
+                what: repeats.join("; "),
+                file: Some(name),
+            });
+        }
         let versus_world = Outcome::of(&answers.ours, expected);
         match answers.outcome {
             None if versus_world.disagrees() => pending.push(Pending {
                 op,
-                operation: operation.clone(),
                 outcome: versus_world,
                 on_apollo: None,
                 ours: answers.ours.clone(),
@@ -252,7 +313,6 @@ async fn run_seed(
                     .await;
                 pending.push(Pending {
                     op,
-                    operation: operation.clone(),
                     outcome,
                     on_apollo,
                     ours: answers.ours.clone(),
@@ -261,6 +321,18 @@ async fn run_seed(
             }
             Some(outcome) => {
                 summary.agreed += 1;
+                if let (false, Some(theirs)) = (outcome.ours_errors, &answers.reference_requests) {
+                    let scenario = scenario_of(&shape, seed, op);
+                    compare_fetches(
+                        options,
+                        &scenario,
+                        &outcome,
+                        &answers,
+                        theirs,
+                        summary,
+                        fingerprints,
+                    )?;
+                }
                 if outcome.both_error() || versus_world.disagrees() {
                     summary.both_error.push(Entry {
                         seed,
@@ -284,14 +356,7 @@ async fn run_seed(
     drop(session);
     let found = pending.len();
     for p in pending {
-        let original = Scenario {
-            seed,
-            op_index: p.op,
-            subgraphs: shape.subgraphs.clone(),
-            fixtures: shape.fixtures.clone(),
-            operation: p.operation.clone(),
-            variables: shape.variables[p.op].clone(),
-        };
+        let original = scenario_of(&shape, seed, p.op);
         let expected = &shape.expected[p.op];
         let has_reference = runner.hive_bin.is_some();
         let now = Instant::now();
@@ -386,6 +451,87 @@ async fn run_seed(
         });
     }
     Ok(found)
+}
+
+/// Operation `op` of the shape generated from `seed`, as a scenario of its own.
+fn scenario_of(shape: &Shape, seed: u64, op: usize) -> Scenario {
+    Scenario {
+        seed,
+        op_index: op,
+        subgraphs: shape.subgraphs.clone(),
+        fixtures: shape.fixtures.clone(),
+        operation: shape.operations[op].clone(),
+        variables: shape.variables[op].clone(),
+    }
+}
+
+/// Tallies the subgraph requests of an operation both gateways answered alike without errors;
+/// where Switchyard sent more than Hive Router, lists it and writes a note with both request
+/// lists (difftest compares answers, and this is where it sees extra fetches).
+fn compare_fetches(
+    options: &RunOptions,
+    scenario: &Scenario,
+    outcome: &Outcome,
+    answers: &Answers,
+    theirs: &[SentRequest],
+    summary: &mut Summary,
+    fingerprints: &mut BTreeMap<String, usize>,
+) -> anyhow::Result<()> {
+    let ours = &answers.ours_requests;
+    summary.fetches.add(ours.len(), theirs.len());
+    if ours.len() <= theirs.len() {
+        return Ok(());
+    }
+    let reference = answers.reference.as_ref().unwrap_or(&Value::Null);
+    let kind = format!(
+        "more fetches | {}",
+        fingerprint(scenario, outcome, &answers.ours, reference)
+    );
+    let seen = fingerprints.entry(kind.clone()).or_default();
+    *seen += 1;
+    let file = if *seen <= options.max_per_kind {
+        let name = format!("seed{}_op{}_fetches.md", scenario.seed, scenario.op_index);
+        std::fs::write(
+            options.out.join(&name),
+            fetch_note_text(
+                scenario,
+                &format!(
+                    "Switchyard sent {} subgraph requests, Hive Router {}",
+                    ours.len(),
+                    theirs.len()
+                ),
+                &[format!(
+                    "Kind: `{kind}`. Both answered alike, without errors."
+                )],
+                ours,
+                Some(theirs),
+            ),
+        )?;
+        Some(name)
+    } else {
+        None
+    };
+    println!(
+        "seed {} op {}: Switchyard sent {} subgraph requests, Hive Router {}{}",
+        scenario.seed,
+        scenario.op_index,
+        ours.len(),
+        theirs.len(),
+        file.as_ref()
+            .map(|f| format!(" -> {f}"))
+            .unwrap_or_default()
+    );
+    summary.more_fetches.push(Entry {
+        seed: scenario.seed,
+        op: scenario.op_index,
+        what: format!(
+            "Switchyard {}, Hive Router {} (`{kind}`)",
+            ours.len(),
+            theirs.len()
+        ),
+        file,
+    });
+    Ok(())
 }
 
 /// What kind of disagreement this is, for de-duplication: the outcome and the federation
@@ -589,6 +735,9 @@ fn write_summary(
         s.composition.len(),
         s.setup.len()
     );
+    if s.fetches.operations > 0 {
+        let _ = writeln!(out, "{}.\n", s.fetches.line());
+    }
     let mut section = |title: &str, entries: &[Entry]| {
         if entries.is_empty() {
             return;
@@ -607,6 +756,14 @@ fn write_summary(
     section("Disagreements written", &s.written);
     section("Both gateways answered with errors", &s.both_error);
     section("Switchyard errors (no reference)", &s.ours_error);
+    section(
+        "Switchyard sent more subgraph requests than Hive Router (answers alike)",
+        &s.more_fetches,
+    );
+    section(
+        "Switchyard repeated a subgraph request or a representation",
+        &s.repeats,
+    );
     section("Composition", &s.composition);
     section("Setup failures", &s.setup);
     if !s.duplicates.is_empty() {

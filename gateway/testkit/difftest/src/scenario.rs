@@ -10,7 +10,7 @@ use switchyard_gateway::planner::Supergraph;
 
 use crate::compare::Outcome;
 use crate::compose::{compose_ours, ApolloComposer};
-use crate::targets::{Session, SessionSpec, Target};
+use crate::targets::{SentRequest, Session, SessionSpec, Target};
 
 /// Subgraphs, fixtures and one operation: everything a `.case` file needs.
 #[derive(Debug, Clone, PartialEq)]
@@ -61,6 +61,10 @@ pub struct Answers {
     pub reference: Option<Value>,
     /// Their comparison (`None` without Hive Router).
     pub outcome: Option<Outcome>,
+    /// The subgraph requests Switchyard sent for the operation.
+    pub ours_requests: Vec<SentRequest>,
+    /// The subgraph requests Hive Router sent for it (`None` without Hive Router).
+    pub reference_requests: Option<Vec<SentRequest>>,
 }
 
 /// Composers, the reference router and a scratch directory, shared by every scenario of a run.
@@ -122,18 +126,25 @@ impl Runner {
     }
 }
 
-/// Sends `operation` to Switchyard and the reference and compares.
+/// Sends `operation` to Switchyard, then to the reference, and compares; records the subgraph
+/// requests each one sent (one gateway at a time, so the fixture subgraphs' logs tell them apart).
 pub async fn ask(session: &mut Session, operation: &str, variables: &Value) -> Answers {
+    let marks = session.request_marks();
     let ours = session
         .run(Target::Ours, operation, variables)
         .await
         .unwrap_or(Value::Null);
+    let ours_requests = session.requests_since(&marks);
+    let marks = session.request_marks();
     let reference = session.run(Target::Hive, operation, variables).await;
+    let reference_requests = reference.as_ref().map(|_| session.requests_since(&marks));
     let outcome = reference.as_ref().map(|r| Outcome::of(&ours, r));
     Answers {
         ours,
         reference,
         outcome,
+        ours_requests,
+        reference_requests,
     }
 }
 

@@ -171,6 +171,15 @@ impl Drop for HiveRouter {
     }
 }
 
+/// One request a gateway sent to a fixture subgraph.
+#[derive(Debug, Clone, PartialEq)]
+pub struct SentRequest {
+    /// The subgraph that received it.
+    pub subgraph: String,
+    /// Its JSON body (query and variables).
+    pub body: Value,
+}
+
 /// Which gateway answers.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Target {
@@ -229,6 +238,33 @@ impl Session {
             ours_on_apollo: None,
             apollo_supergraph: spec.apollo.map(str::to_string),
         })
+    }
+
+    /// How many requests each running subgraph has received so far: a mark for
+    /// [`Session::requests_since`].
+    pub fn request_marks(&self) -> BTreeMap<String, usize> {
+        self.subgraphs
+            .handles
+            .iter()
+            .map(|(name, handle)| (name.clone(), handle.request_count()))
+            .collect()
+    }
+
+    /// The requests the subgraphs received after `marks` was taken, by subgraph in name order
+    /// (each subgraph's in arrival order): what one gateway sent for one operation, since
+    /// operations go one at a time.
+    pub fn requests_since(&self, marks: &BTreeMap<String, usize>) -> Vec<SentRequest> {
+        let mut out = Vec::new();
+        for (name, handle) in &self.subgraphs.handles {
+            let from = marks.get(name).copied().unwrap_or(0);
+            for request in handle.requests().into_iter().skip(from) {
+                out.push(SentRequest {
+                    subgraph: name.clone(),
+                    body: request.body,
+                });
+            }
+        }
+        out
     }
 
     /// Whether Hive Router runs in this session.
