@@ -10,8 +10,8 @@
 //! [`api`] derives the client-facing API schema and classifies changes, [`check`] runs the CI
 //! check (composition errors, drift, breaking changes) and renders text/JSON/GitHub reports.
 //!
-//! Not implemented yet: `@composeDirective`, `@context`/`@fromContext`, `@cost`/`@listSize`
-//! propagation, and composition hints.
+//! Not implemented yet: `@composeDirective`, `@cost`/`@listSize` propagation, and composition
+//! hints. `@context`/`@fromContext` are refused (UNSUPPORTED_FEATURE) rather than dropped.
 //! Satisfiability follows key/requires/provides edges per (type, subgraph) state; it is a
 //! conservative approximation of Apollo's query-graph algorithm, not a port of it.
 

@@ -532,7 +532,23 @@ fn check_directives_known(
                     | "stream"
                     | "link"
             );
-            if builtin || defined.contains(n) || links.names.canonical(n).is_some() {
+            let canonical = links.names.canonical(n);
+            if let Some(feature @ ("context" | "fromContext")) = canonical {
+                // Dropping it would hand the argument to clients and never fill it from the
+                // context: a supergraph that composes but answers wrongly.
+                errors.push(
+                    subgraph_error(
+                        src,
+                        "UNSUPPORTED_FEATURE",
+                        format!(
+                            "Directive \"@{n}\" (federation @{feature}) is not supported by Switchyard's composer and gateway yet: pass the value as an ordinary argument or through @requires."
+                        ),
+                    )
+                    .line(lines.of(d)),
+                );
+                continue;
+            }
+            if builtin || defined.contains(n) || canonical.is_some() {
                 continue;
             }
             let mut msg = format!("Unknown directive \"@{n}\".");

@@ -29,6 +29,11 @@ const KNOWN_DIVERGENCES: &[(&str, &str)] = &[
         "the Guild composer does not honour `@link(as:)` for the federation spec",
     ),
     (
+        "err_context_unsupported",
+        "the Guild composer implements @context/@fromContext; Switchyard refuses them \
+         (UNSUPPORTED_FEATURE) until its gateway can fill the argument",
+    ),
+    (
         "err_external_on_interface",
         "the Guild composer accepts @external on interface fields",
     ),

@@ -100,15 +100,114 @@ impl JoinNames {
 
 /// `https://specs.apollo.dev/join/v0.3` -> `v0.3`.
 fn join_version(url: &str) -> Option<&str> {
+    let (spec, version) = spec_and_version(url)?;
+    (spec == "join").then_some(version)
+}
+
+/// `https://specs.apollo.dev/join/v0.3` -> (`join`, `v0.3`).
+fn spec_and_version(url: &str) -> Option<(&str, &str)> {
     let rest = url.trim_end_matches('/');
     let (base, version) = rest.rsplit_once('/')?;
     let (_, spec) = base.rsplit_once('/')?;
-    (spec == "join").then_some(version)
+    Some((spec, version))
+}
+
+/// The specs linked `for: SECURITY` or `for: EXECUTION` that the gateway carries out: the link
+/// machinery itself, `join` (the query planner) and `inaccessible` (the API schema).
+const SUPPORTED_PURPOSEFUL_SPECS: [&str; 4] = ["link", "core", "join", "inaccessible"];
+
+/// Refuses a supergraph that links a spec `for: SECURITY` or `for: EXECUTION` the gateway does
+/// not carry out (`@authenticated`, `@requiresScopes`, `@policy`, `@context`, ...). The link spec
+/// forbids serving the fields such a spec annotates: a SECURITY one would be served to clients
+/// it should refuse, an EXECUTION one answered wrongly (a `@fromContext` argument would never
+/// reach its subgraph). It allows refusing the whole schema, which is what this does, so the
+/// operator learns at load time rather than from a leak.
+pub(crate) fn check_link_purposes(schema: &Schema) -> Result<(), SupergraphError> {
+    let mut refused = Vec::new();
+    for dir in schema.schema_definition.directives.iter() {
+        let Some(url) = dir
+            .specified_argument_by_name("url")
+            .and_then(|v| v.as_str())
+        else {
+            continue;
+        };
+        let Some(purpose) = dir
+            .specified_argument_by_name("for")
+            .and_then(|v| v.as_enum())
+            .map(|p| p.as_str())
+        else {
+            continue;
+        };
+        if !matches!(purpose, "SECURITY" | "EXECUTION") {
+            continue;
+        }
+        let spec = spec_and_version(url).map_or(url, |(spec, _)| spec);
+        if !SUPPORTED_PURPOSEFUL_SPECS.contains(&spec) {
+            refused.push(format!("{url} (for: {purpose})"));
+        }
+    }
+    if refused.is_empty() {
+        return Ok(());
+    }
+    Err(SupergraphError::Unsupported(format!(
+        "it links {}, which Switchyard does not carry out. The link spec forbids serving the \
+         fields such a spec annotates: a SECURITY spec's fields would be open to every client, \
+         an EXECUTION spec's would be answered wrongly. Remove those directives from the \
+         subgraphs (enforce access in the subgraphs instead), or serve this supergraph with a \
+         router that implements them",
+        refused.join(", ")
+    )))
 }
 
 #[cfg(test)]
 mod tests {
-    use super::join_version;
+    use super::{check_link_purposes, join_version};
+
+    #[test]
+    fn refuses_unsupported_security_and_execution_links() {
+        let schema = |links: &str| {
+            let sdl = format!(
+                "schema {links} {{ query: Query }}\n\
+                 directive @link(url: String, as: String, for: link__Purpose, import: [link__Import]) repeatable on SCHEMA\n\
+                 scalar link__Import\nenum link__Purpose {{ SECURITY EXECUTION }}\ntype Query {{ a: Int }}"
+            );
+            apollo_compiler::Schema::parse_and_validate(sdl, "s.graphql").unwrap()
+        };
+        let supported = schema(
+            r#"@link(url: "https://specs.apollo.dev/link/v1.0")
+               @link(url: "https://specs.apollo.dev/join/v0.5", for: EXECUTION)
+               @link(url: "https://specs.apollo.dev/inaccessible/v0.2", for: SECURITY)
+               @link(url: "https://specs.apollo.dev/tag/v0.3")
+               @link(url: "https://specs.apollo.dev/cost/v0.1", import: ["@cost"])"#,
+        );
+        assert!(check_link_purposes(&supported).is_ok());
+        for (link, named) in [
+            (
+                r#"@link(url: "https://specs.apollo.dev/authenticated/v0.1", for: SECURITY)"#,
+                "https://specs.apollo.dev/authenticated/v0.1 (for: SECURITY)",
+            ),
+            (
+                r#"@link(url: "https://specs.apollo.dev/requiresScopes/v0.1", for: SECURITY)"#,
+                "requiresScopes/v0.1 (for: SECURITY)",
+            ),
+            (
+                r#"@link(url: "https://specs.apollo.dev/policy/v0.1", for: SECURITY)"#,
+                "policy/v0.1 (for: SECURITY)",
+            ),
+            (
+                r#"@link(url: "https://specs.apollo.dev/context/v0.1", for: SECURITY)"#,
+                "context/v0.1 (for: SECURITY)",
+            ),
+            (
+                r#"@link(url: "https://example.com/resolvers/v1.0", for: EXECUTION)"#,
+                "https://example.com/resolvers/v1.0 (for: EXECUTION)",
+            ),
+        ] {
+            let err = check_link_purposes(&schema(link)).unwrap_err().to_string();
+            assert!(err.contains(named), "{err}");
+            assert!(err.contains("does not carry out"), "{err}");
+        }
+    }
 
     #[test]
     fn join_urls() {

@@ -142,6 +142,7 @@ impl Supergraph {
         let schema = Schema::parse_and_validate(sdl, "supergraph.graphql")
             .map_err(|e| SupergraphError::Invalid(e.errors.to_string()))?;
         let names = JoinNames::from_schema(&schema)?;
+        link::check_link_purposes(&schema)?;
         let api_schema = api_schema::api_schema(&schema)?;
         let subgraphs_by_enum = read_graphs(&schema, &names)?;
         let subgraphs: Vec<SubgraphInfo> = subgraphs_by_enum.values().cloned().collect();
