@@ -273,6 +273,52 @@ fn what_graphiql_and_the_nested_demo_query_cost_with_the_defaults() {
     assert_eq!((shape.fields, shape.depth), (29, 6));
 }
 
+/// `@cost` and `@listSize` written in subgraphs reach the cost limit through `switchyard
+/// compose`: a slicing argument sizes its list, whatever number the client sends.
+#[test]
+fn composed_cost_directives_price_the_slicing_argument() {
+    let subgraph = |name: &str, sdl: &str| switchyard_compose::SubgraphSource {
+        name: name.into(),
+        url: format!("http://{name}.invalid/graphql"),
+        sdl: sdl.into(),
+        file: None,
+    };
+    let link = r#"extend schema @link(url: "https://specs.apollo.dev/federation/v2.9", import: ["@key", "@cost", "@listSize", "@shareable"])"#;
+    let composed = switchyard_compose::compose(&[
+        subgraph(
+            "catalog",
+            &format!(
+                "{link}\ntype Query {{ items(first: Int): [Item] @listSize(slicingArguments: [\"first\"]) @shareable }}\ntype Item @key(fields: \"id\") {{ id: ID! }}"
+            ),
+        ),
+        subgraph(
+            "pricing",
+            &format!(
+                "{link}\ntype Query {{ items(first: Int): [Item] @listSize(assumedSize: 50) @shareable }}\ntype Item @key(fields: \"id\") @cost(weight: 4) {{ id: ID! price: Int @cost(weight: 3) }}"
+            ),
+        ),
+    ])
+    .unwrap();
+    let supergraph =
+        switchyard_gateway::planner::Supergraph::parse(&composed.supergraph_sdl).unwrap();
+    let model = switchyard_gateway::CostModel::from_supergraph(supergraph.schema(), 10);
+    let cost = |query: &str| {
+        let document = apollo_compiler::ExecutableDocument::parse_and_validate(
+            supergraph.api_schema(),
+            query,
+            "q.graphql",
+        )
+        .unwrap();
+        let operation = document.operations.iter().next().unwrap();
+        model.cost(&document, operation, None).value
+    };
+    // Each item: its type's weight 4, plus price's 3.
+    assert_eq!(cost("{ items(first: 1000) { id price } }"), 1000 * (4 + 3));
+    assert_eq!(cost("{ items(first: 2) { id } }"), 2 * 4);
+    // Without the slicing argument, the larger assumed size of the two subgraphs.
+    assert_eq!(cost("{ items { id } }"), 50 * 4);
+}
+
 #[tokio::test]
 async fn malformed_envelopes_get_clear_400s() {
     let subgraphs = Subgraphs::start(Duration::ZERO).await;

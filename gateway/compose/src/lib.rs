@@ -10,8 +10,10 @@
 //! [`api`] derives the client-facing API schema and classifies changes, [`check`] runs the CI
 //! check (composition errors, drift, breaking changes) and renders text/JSON/GitHub reports.
 //!
-//! Not implemented yet: `@composeDirective`, `@cost`/`@listSize` propagation, and composition
-//! hints. `@context`/`@fromContext` are refused (UNSUPPORTED_FEATURE) rather than dropped.
+//! `@cost`/`@listSize` propagate as Apollo's composer merges them (highest weight and assumed
+//! size, slicing arguments and sized fields united). Not implemented yet: `@composeDirective`
+//! and composition hints. `@context`/`@fromContext` are refused (UNSUPPORTED_FEATURE) rather
+//! than dropped.
 //! Satisfiability follows key/requires/provides edges per (type, subgraph) state; it is a
 //! conservative approximation of Apollo's query-graph algorithm, not a port of it.
 

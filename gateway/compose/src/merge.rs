@@ -7,7 +7,7 @@ use indexmap::{IndexMap, IndexSet};
 
 use crate::error::CompositionError;
 use crate::model::*;
-use crate::subgraph::{Field, InputValue, Kind, Meta, Subgraph, TypeDef};
+use crate::subgraph::{Field, InputValue, Kind, ListSize, Meta, Subgraph, TypeDef};
 use crate::validate;
 
 /// Merges output positions: nullable wherever any subgraph is nullable. `None` if the shapes differ.
@@ -106,6 +106,31 @@ fn merge_meta<'a>(metas: impl Iterator<Item = &'a Meta>) -> Meta {
         for t in &m.tags {
             if !out.tags.contains(t) {
                 out.tags.push(t.clone());
+            }
+        }
+        // Demand control takes the most expensive view any subgraph gives (Apollo's merge:
+        // the highest weight and assumed size, every slicing argument and sized field, and a
+        // slicing argument required only where every subgraph that says so requires one).
+        out.cost = out.cost.max(m.cost);
+        if let Some(theirs) = &m.list_size {
+            let mine = out.list_size.get_or_insert_with(ListSize::default);
+            mine.assumed_size = mine.assumed_size.max(theirs.assumed_size);
+            for (into, from) in [
+                (&mut mine.slicing_arguments, &theirs.slicing_arguments),
+                (&mut mine.sized_fields, &theirs.sized_fields),
+            ] {
+                if let Some(from) = from {
+                    let into = into.get_or_insert_with(Vec::new);
+                    for name in from {
+                        if !into.contains(name) {
+                            into.push(name.clone());
+                        }
+                    }
+                }
+            }
+            if let Some(theirs) = theirs.require_one_slicing_argument {
+                let mine = &mut mine.require_one_slicing_argument;
+                *mine = Some(mine.unwrap_or(true) && theirs);
             }
         }
         if out.deprecated.is_none() {
@@ -870,6 +895,15 @@ pub fn merge(subs: &[Subgraph]) -> Result<Merged, Vec<CompositionError>> {
             })
             || t.input_fields.values().any(|f| !f.meta.tags.is_empty())
             || t.values.values().any(|v| !v.meta.tags.is_empty())
+    });
+    merged.uses_cost = merged.types.values().any(|t| {
+        let costs = |m: &Meta| m.cost.is_some() || m.list_size.is_some();
+        costs(&t.meta)
+            || t.fields
+                .values()
+                .any(|f| costs(&f.meta) || f.args.values().any(|a| costs(&a.meta)))
+            || t.input_fields.values().any(|f| costs(&f.meta))
+            || t.values.values().any(|v| costs(&v.meta))
     });
     merged.uses_override_label = merged.types.values().any(|t| {
         t.fields

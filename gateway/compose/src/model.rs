@@ -109,6 +109,8 @@ pub struct Merged {
     pub uses_authenticated: bool,
     pub uses_requires_scopes: bool,
     pub uses_policy: bool,
+    /// Some element has `@cost` or `@listSize`.
+    pub uses_cost: bool,
     pub uses_override_label: bool,
 }
 

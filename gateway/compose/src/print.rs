@@ -3,7 +3,7 @@
 use std::fmt::Write;
 
 use crate::model::*;
-use crate::subgraph::{Kind, Meta};
+use crate::subgraph::{Kind, ListSize, Meta};
 
 const LINK_PURPOSE: &str = r#"enum link__Purpose {
   """
@@ -76,7 +76,40 @@ fn meta(m: &Meta) -> String {
         s.push(' ');
         s.push_str(&d);
     }
+    if let Some(l) = &m.list_size {
+        s.push(' ');
+        s.push_str(&list_size(l));
+    }
+    if let Some(w) = m.cost {
+        let _ = write!(s, " @cost(weight: {w})");
+    }
     s
+}
+
+/// `@listSize(...)` with the arguments a subgraph gave, in the definition's order.
+fn list_size(l: &ListSize) -> String {
+    let strings = |list: &[String]| {
+        let quoted: Vec<String> = list.iter().map(|s| quote(s)).collect();
+        format!("[{}]", quoted.join(", "))
+    };
+    let mut args = Vec::new();
+    if let Some(n) = l.assumed_size {
+        args.push(format!("assumedSize: {n}"));
+    }
+    if let Some(list) = &l.slicing_arguments {
+        args.push(format!("slicingArguments: {}", strings(list)));
+    }
+    if let Some(list) = &l.sized_fields {
+        args.push(format!("sizedFields: {}", strings(list)));
+    }
+    if let Some(b) = l.require_one_slicing_argument {
+        args.push(format!("requireOneSlicingArgument: {b}"));
+    }
+    if args.is_empty() {
+        "@listSize".to_string()
+    } else {
+        format!("@listSize({})", args.join(", "))
+    }
 }
 
 fn matrix(m: &[Vec<String>]) -> String {
@@ -210,6 +243,9 @@ fn type_directives(m: &Merged, t: &MType) -> Vec<String> {
         ds.push(format!("@tag(name: {})", quote(tag)));
     }
     ds.extend(security(&t.meta));
+    if let Some(w) = t.meta.cost {
+        ds.push(format!("@cost(weight: {w})"));
+    }
     if let Some(u) = &t.specified_by {
         ds.push(format!("@specifiedBy(url: {})", quote(u)));
     }
@@ -282,6 +318,13 @@ fn print_schema(out: &mut String, m: &Merged, join: &str) {
     if m.uses_policy {
         out.push_str("  @link(url: \"https://specs.apollo.dev/policy/v0.1\", for: SECURITY)\n");
     }
+    if m.uses_cost {
+        // As Apollo's composer links it: `@cost` is the spec's namesake, so only `@listSize`
+        // needs importing.
+        out.push_str(
+            "  @link(url: \"https://specs.apollo.dev/cost/v0.1\", import: [\"@listSize\"])\n",
+        );
+    }
     out.push_str("{\n");
     for (op, ty) in [
         ("query", "Query"),
@@ -348,6 +391,16 @@ fn directive_definitions(m: &Merged, v5: bool) -> Vec<(String, String)> {
         directives.push((
             "policy".into(),
             format!("directive @policy(policies: [[policy__Policy!]!]!) on {SECURED}"),
+        ));
+    }
+    if m.uses_cost {
+        directives.push((
+            "cost".into(),
+            "directive @cost(weight: Int!) on ARGUMENT_DEFINITION | ENUM | FIELD_DEFINITION | INPUT_FIELD_DEFINITION | OBJECT | SCALAR".into(),
+        ));
+        directives.push((
+            "listSize".into(),
+            "directive @listSize(assumedSize: Int, slicingArguments: [String!], sizedFields: [String!], requireOneSlicingArgument: Boolean = true) on FIELD_DEFINITION".into(),
         ));
     }
     if m.uses_tag {

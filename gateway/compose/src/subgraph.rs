@@ -95,6 +95,48 @@ pub struct Meta {
     pub scopes: Option<Vec<Vec<String>>>,
     /// `@policy(policies:)`: alternatives (OR) of policy sets (AND).
     pub policies: Option<Vec<Vec<String>>>,
+    /// `@cost(weight:)` (demand control, federation v2.9).
+    pub cost: Option<i64>,
+    /// `@listSize(...)` (demand control, federation v2.9).
+    pub list_size: Option<ListSize>,
+}
+
+/// `@listSize` arguments; `None` where the subgraph left one out.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ListSize {
+    pub assumed_size: Option<i64>,
+    pub slicing_arguments: Option<Vec<String>>,
+    pub sized_fields: Option<Vec<String>>,
+    pub require_one_slicing_argument: Option<bool>,
+}
+
+impl ListSize {
+    fn of(d: &ast::Directive) -> Self {
+        let strings = |name: &str| {
+            d.specified_argument_by_name(name)
+                .and_then(|v| v.as_list())
+                .map(|l| {
+                    l.iter()
+                        .filter_map(|s| s.as_str().map(str::to_string))
+                        .collect()
+                })
+        };
+        ListSize {
+            assumed_size: int_arg(d, "assumedSize"),
+            slicing_arguments: strings("slicingArguments"),
+            sized_fields: strings("sizedFields"),
+            require_one_slicing_argument: d
+                .specified_argument_by_name("requireOneSlicingArgument")
+                .and_then(|v| v.to_bool()),
+        }
+    }
+}
+
+fn int_arg(d: &ast::Directive, name: &str) -> Option<i64> {
+    match d.specified_argument_by_name(name).map(|v| &**v) {
+        Some(Value::Int(i)) => i.try_to_i32().ok().map(i64::from),
+        _ => None,
+    }
 }
 
 fn string_matrix(v: Option<&Node<Value>>) -> Vec<Vec<String>> {
@@ -714,6 +756,8 @@ impl Cx<'_> {
                 Some("policy") => {
                     m.policies = Some(string_matrix(d.specified_argument_by_name("policies")))
                 }
+                Some("cost") => m.cost = int_arg(d, "weight"),
+                Some("listSize") => m.list_size = Some(ListSize::of(d)),
                 Some("tag") => {
                     if let Some(n) = string_arg(d, "name") {
                         if !m.tags.contains(&n) {
@@ -1054,6 +1098,9 @@ fn apply_type_directives(cx: &Cx, entry: &mut TypeDef, head: &TypeHeader) -> boo
     }
     if m.policies.is_some() {
         entry.meta.policies = m.policies;
+    }
+    if m.cost.is_some() {
+        entry.meta.cost = m.cost;
     }
     for t in m.tags {
         if !entry.meta.tags.contains(&t) {
