@@ -24,13 +24,7 @@ impl JoinNames {
         let mut prefix = "join".to_string();
         let mut imports: Vec<(String, String)> = Vec::new();
         let mut found = false;
-        for dir in schema.schema_definition.directives.iter() {
-            let Some(url) = dir
-                .specified_argument_by_name("url")
-                .and_then(|v| v.as_str())
-            else {
-                continue;
-            };
+        for (dir, url) in links(schema) {
             let Some(version) = join_version(url) else {
                 continue;
             };
@@ -98,6 +92,19 @@ impl JoinNames {
     }
 }
 
+/// The schema's link directives (any with a `url:`, so a renamed `@link` or `@core` counts),
+/// with their URLs.
+fn links(schema: &Schema) -> impl Iterator<Item = (&apollo_compiler::ast::Directive, &str)> {
+    schema
+        .schema_definition
+        .directives
+        .iter()
+        .filter_map(|dir| {
+            let url = dir.specified_argument_by_name("url")?.as_str()?;
+            Some((&***dir, url))
+        })
+}
+
 /// `https://specs.apollo.dev/join/v0.3` -> `v0.3`.
 fn join_version(url: &str) -> Option<&str> {
     let (spec, version) = spec_and_version(url)?;
@@ -124,13 +131,7 @@ const SUPPORTED_PURPOSEFUL_SPECS: [&str; 4] = ["link", "core", "join", "inaccess
 /// operator learns at load time rather than from a leak.
 pub(crate) fn check_link_purposes(schema: &Schema) -> Result<(), SupergraphError> {
     let mut refused = Vec::new();
-    for dir in schema.schema_definition.directives.iter() {
-        let Some(url) = dir
-            .specified_argument_by_name("url")
-            .and_then(|v| v.as_str())
-        else {
-            continue;
-        };
+    for (dir, url) in links(schema) {
         let Some(purpose) = dir
             .specified_argument_by_name("for")
             .and_then(|v| v.as_enum())
