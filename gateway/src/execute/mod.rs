@@ -2,6 +2,7 @@
 //! de-duplicates entity representations, merges subgraph data, then shapes the client response
 //! (field order, `@skip`/`@include`, type conditions, null propagation) and re-paths errors.
 
+mod batch;
 mod breaker;
 pub(crate) mod data;
 mod fetch;
@@ -213,6 +214,9 @@ pub(crate) struct PreparedFetch {
     /// Position in the plan (depth first). A response lists errors in this order, not in the
     /// order fetches happened to complete, so the same failure reads the same every time.
     order: u32,
+    /// For an entity fetch that a `Parallel` sends beside others to the same subgraph: the
+    /// batch they travel in together, and which member this one is.
+    batch: Option<(Arc<batch::BatchSpec>, usize)>,
 }
 
 impl Executor {
@@ -416,7 +420,10 @@ impl Executor {
                 ExecNode::Sequence(nodes.iter().map(|n| self.prepare_node(n, order)).collect())
             }
             PlanNode::Parallel { nodes } => {
-                ExecNode::Parallel(nodes.iter().map(|n| self.prepare_node(n, order)).collect())
+                let mut prepared: Vec<ExecNode> =
+                    nodes.iter().map(|n| self.prepare_node(n, order)).collect();
+                self.batch_siblings(nodes, &mut prepared);
+                ExecNode::Parallel(prepared)
             }
             PlanNode::Fetch(fetch) => {
                 *order += 1;
@@ -443,19 +450,67 @@ impl Executor {
         }
     }
 
-    fn prepare_fetch(&self, fetch: &FetchNode, order: u32) -> PreparedFetch {
-        let mut body_prefix = Vec::with_capacity(fetch.operation.len() + 64);
-        body_prefix.extend_from_slice(b"{\"query\":");
-        write_json(&mut body_prefix, &fetch.operation);
-        if let Some(name) = &fetch.operation_name {
-            body_prefix.extend_from_slice(b",\"operationName\":");
-            write_json(&mut body_prefix, name);
+    /// Groups the entity fetches among a `Parallel`'s children (`Flatten` over a `Fetch`) by
+    /// subgraph; each group of two or more becomes a batch (`batch.rs`).
+    fn batch_siblings(&self, nodes: &[PlanNode], prepared: &mut [ExecNode]) {
+        let mut groups: Vec<(&str, Vec<usize>)> = Vec::new();
+        for (index, node) in nodes.iter().enumerate() {
+            let PlanNode::Flatten(flatten) = node else {
+                continue;
+            };
+            let PlanNode::Fetch(fetch) = &*flatten.node else {
+                continue;
+            };
+            if fetch.requires.is_none() || !self.by_name.contains_key(&fetch.service_name) {
+                continue;
+            }
+            match groups.iter_mut().find(|(s, _)| *s == fetch.service_name) {
+                Some((_, members)) => members.push(index),
+                None => groups.push((&fetch.service_name, vec![index])),
+            }
         }
-        body_prefix.extend_from_slice(b",\"variables\":");
+        for (_, members) in groups.into_iter().filter(|(_, m)| m.len() > 1) {
+            let fetches: Vec<&FetchNode> = members
+                .iter()
+                .filter_map(|&i| match &nodes[i] {
+                    PlanNode::Flatten(flatten) => match &*flatten.node {
+                        PlanNode::Fetch(fetch) => Some(&**fetch),
+                        _ => None,
+                    },
+                    _ => None,
+                })
+                .collect();
+            let operations: Vec<&str> = fetches.iter().map(|f| f.operation.as_str()).collect();
+            let Some((operation, name, representation_variables)) = batch::combine(&operations)
+            else {
+                continue;
+            };
+            let mut variable_usages: Vec<String> = Vec::new();
+            for name in fetches.iter().flat_map(|f| &f.variable_usages) {
+                if !variable_usages.contains(name) {
+                    variable_usages.push(name.clone());
+                }
+            }
+            let spec = Arc::new(batch::BatchSpec {
+                body_prefix: body_prefix(&operation, name.as_deref()),
+                representation_variables,
+                variable_usages,
+            });
+            for (part, &index) in members.iter().enumerate() {
+                if let ExecNode::Flatten { node, .. } = &mut prepared[index] {
+                    if let ExecNode::Fetch(fetch) = &mut **node {
+                        fetch.batch = Some((Arc::clone(&spec), part));
+                    }
+                }
+            }
+        }
+    }
+
+    fn prepare_fetch(&self, fetch: &FetchNode, order: u32) -> PreparedFetch {
         PreparedFetch {
             service: self.by_name.get(&fetch.service_name).copied(),
             service_name: Arc::from(fetch.service_name.as_str()),
-            body_prefix,
+            body_prefix: body_prefix(&fetch.operation, fetch.operation_name.as_deref()),
             variable_usages: fetch.variable_usages.clone(),
             requires: fetch.requires.clone(),
             input_rewrites: fetch.input_rewrites.clone(),
@@ -463,6 +518,7 @@ impl Executor {
             collapsible: self.dedupe && fetch.operation_kind == OperationKind::Query,
             root_keys: fetch.root_keys.clone(),
             order,
+            batch: None,
         }
     }
 
@@ -620,6 +676,20 @@ impl std::hash::Hasher for PassThroughHasher {
     }
 }
 
+/// `{"query":"...","operationName":"...","variables":` — what every request for `operation`
+/// starts with.
+fn body_prefix(operation: &str, name: Option<&str>) -> Vec<u8> {
+    let mut prefix = Vec::with_capacity(operation.len() + 64);
+    prefix.extend_from_slice(b"{\"query\":");
+    write_json(&mut prefix, operation);
+    if let Some(name) = name {
+        prefix.extend_from_slice(b",\"operationName\":");
+        write_json(&mut prefix, name);
+    }
+    prefix.extend_from_slice(b",\"variables\":");
+    prefix
+}
+
 fn write_json(out: &mut Vec<u8>, value: &(impl serde::Serialize + ?Sized)) {
     serde_json::to_writer(out, value).expect("serializing to a Vec cannot fail");
 }
@@ -691,6 +761,8 @@ enum Step<'a> {
 struct Outgoing<'a> {
     body: Vec<u8>,
     pending: Pending<'a>,
+    /// The other members of a batch sent in this one request (`pending` is the first).
+    batched: Vec<Pending<'a>>,
 }
 
 /// What merging a sent fetch's result needs; travels with the request and comes back with the
@@ -709,6 +781,8 @@ struct Pending<'a> {
 /// representation it sent and where the object is.
 struct EntityRequest<'a> {
     paths: &'a [Vec<PathElement>],
+    /// Where the representation list (`[...]`) is in the request body.
+    representations: std::ops::Range<usize>,
     targets: Vec<EntityTarget>,
     /// The list indexes of every target, each target holding a range of it.
     index_buffer: Vec<u32>,
@@ -753,13 +827,21 @@ async fn send<'a>(
     executor: &'a Executor,
     headers: Forwarded<'a>,
     outgoing: Outgoing<'a>,
-) -> (Pending<'a>, Result<Arc<Fetched>, FetchError>) {
-    let Outgoing { body, pending } = outgoing;
+) -> (
+    Pending<'a>,
+    Vec<Pending<'a>>,
+    Result<Arc<Fetched>, FetchError>,
+) {
+    let Outgoing {
+        body,
+        pending,
+        batched,
+    } = outgoing;
     let result = executor
         .send(pending.fetch, body, headers, pending.span.context())
         .instrument(pending.log_span.clone())
         .await;
-    (pending, result)
+    (pending, batched, result)
 }
 
 impl<'a> Run<'a> {
@@ -810,13 +892,18 @@ impl<'a> Run<'a> {
         });
         loop {
             self.take_steps();
+            self.join_batches();
             for outgoing in self.outgoing.drain(..) {
                 inflight.push(send(executor, headers, outgoing));
             }
-            let Some((pending, result)) = inflight.next().await else {
+            let Some((pending, batched, result)) = inflight.next().await else {
                 break;
             };
-            self.complete(pending, result);
+            if batched.is_empty() {
+                self.complete(pending, result);
+            } else {
+                self.complete_batch(pending, batched, result);
+            }
         }
     }
 
@@ -976,6 +1063,7 @@ impl<'a> Run<'a> {
         match prepared {
             Some((body, entities)) => self.outgoing.push(Outgoing {
                 body,
+                batched: Vec::new(),
                 pending: Pending {
                     fetch,
                     parent,
@@ -987,6 +1075,96 @@ impl<'a> Run<'a> {
             None => {
                 span.end();
                 self.steps.push_back(Step::Finished(parent));
+            }
+        }
+    }
+
+    /// Turns the outgoing members of a batch into one request when all of them have objects to
+    /// send (a member with none has already finished, and the rest then go alone).
+    fn join_batches(&mut self) {
+        if self.outgoing.len() < 2 {
+            return;
+        }
+        let mut groups: Vec<(&'a batch::BatchSpec, Vec<usize>)> = Vec::new();
+        for (index, outgoing) in self.outgoing.iter().enumerate() {
+            let fetch: &'a PreparedFetch = outgoing.pending.fetch;
+            let (Some((spec, _)), Some(_)) = (&fetch.batch, &outgoing.pending.entities) else {
+                continue;
+            };
+            match groups.iter_mut().find(|(s, _)| std::ptr::eq(*s, &**spec)) {
+                Some((_, members)) => members.push(index),
+                None => groups.push((spec, vec![index])),
+            }
+        }
+        groups.retain(|(spec, members)| {
+            let mut parts: Vec<usize> = members
+                .iter()
+                .filter_map(|&i| self.outgoing[i].pending.fetch.batch.as_ref().map(|b| b.1))
+                .collect();
+            parts.sort_unstable();
+            parts.dedup();
+            parts.len() == members.len() && members.len() == spec.representation_variables.len()
+        });
+        if groups.is_empty() {
+            return;
+        }
+        let mut slots: Vec<Option<Outgoing<'a>>> = self.outgoing.drain(..).map(Some).collect();
+        for (spec, members) in groups {
+            let slot = members.iter().copied().min().unwrap_or(0);
+            let mut parts: Vec<Outgoing<'a>> =
+                members.iter().filter_map(|&i| slots[i].take()).collect();
+            parts.sort_by_key(|o| o.pending.fetch.batch.as_ref().map_or(0, |b| b.1));
+            let mut body = Vec::with_capacity(
+                spec.body_prefix.len() + parts.iter().map(|p| p.body.len()).sum::<usize>(),
+            );
+            body.extend_from_slice(&spec.body_prefix);
+            body.push(b'{');
+            for (part, variable) in parts.iter().zip(&spec.representation_variables) {
+                let Some(entities) = &part.pending.entities else {
+                    continue;
+                };
+                if body.len() > spec.body_prefix.len() + 1 {
+                    body.push(b',');
+                }
+                write_json(&mut body, variable);
+                body.push(b':');
+                body.extend_from_slice(&part.body[entities.representations.clone()]);
+            }
+            self.write_variables(&spec.variable_usages, &mut body, false);
+            body.extend_from_slice(b"}}");
+            let mut members = parts.into_iter().map(|o| o.pending);
+            let Some(first) = members.next() else {
+                continue;
+            };
+            slots[slot] = Some(Outgoing {
+                body,
+                pending: first,
+                batched: members.collect(),
+            });
+        }
+        self.outgoing = slots.into_iter().flatten().collect();
+    }
+
+    /// Merges the response of a batch: each member's share as if it had come alone.
+    fn complete_batch(
+        &mut self,
+        first: Pending<'a>,
+        rest: Vec<Pending<'a>>,
+        result: Result<Arc<Fetched>, FetchError>,
+    ) {
+        let count = rest.len() + 1;
+        let members = std::iter::once(first).chain(rest);
+        match result {
+            Ok(fetched) => {
+                let shares = batch::split(fetched, count);
+                for (pending, share) in members.zip(shares) {
+                    self.complete(pending, Ok(share));
+                }
+            }
+            Err(reason) => {
+                for pending in members {
+                    self.complete(pending, Err(reason.clone()));
+                }
             }
         }
     }
@@ -1027,8 +1205,8 @@ impl<'a> Run<'a> {
         self.steps.push_back(Step::Finished(parent));
     }
 
-    fn write_variables(&self, fetch: &PreparedFetch, body: &mut Vec<u8>, mut first: bool) {
-        for name in &fetch.variable_usages {
+    fn write_variables(&self, usages: &[String], body: &mut Vec<u8>, mut first: bool) {
+        for name in usages {
             if let Some(value) = self.variables.get(name) {
                 if !first {
                     body.push(b',');
@@ -1057,7 +1235,7 @@ impl<'a> Run<'a> {
         let mut body = Vec::with_capacity(fetch.body_prefix.len() + 64);
         body.extend_from_slice(&fetch.body_prefix);
         body.push(b'{');
-        self.write_variables(fetch, &mut body, true);
+        self.write_variables(&fetch.variable_usages, &mut body, true);
         body.extend_from_slice(b"}}");
         body
     }
@@ -1143,6 +1321,7 @@ impl<'a> Run<'a> {
         let mut body = Vec::with_capacity(fetch.body_prefix.len() + 256);
         body.extend_from_slice(&fetch.body_prefix);
         body.extend_from_slice(b"{\"representations\":[");
+        let representations_start = body.len() - 1;
         let mut count = 0usize;
         // Hash of representation bytes -> (index, its bytes' range in `body`). The keys are
         // already hashes, so the map passes them through instead of re-hashing with SipHash.
@@ -1206,12 +1385,14 @@ impl<'a> Run<'a> {
             return None;
         }
         body.push(b']');
-        self.write_variables(fetch, &mut body, false);
+        let representations = representations_start..body.len();
+        self.write_variables(&fetch.variable_usages, &mut body, false);
         body.extend_from_slice(b"}}");
         Some((
             body,
             EntityRequest {
                 paths,
+                representations,
                 targets,
                 index_buffer,
             },
@@ -1228,6 +1409,7 @@ impl<'a> Run<'a> {
             paths,
             targets,
             index_buffer,
+            ..
         } = request;
         let schema: &Schema = &self.executor.schema;
         let root = &mut self.data;
