@@ -55,6 +55,10 @@
 //!   two root fields reaching the same entity type) are one fetch: `FlattenNode::other_paths`
 //!   lists the further paths, the executor collects the objects of every path into one
 //!   representation list (each representation sent once) and routes each result back.
+//!   Entity fetches to one subgraph whose selections differ stay separate fetches (a union
+//!   would hand each path fields, errors and nulls it did not ask for); when they are children
+//!   of one `Parallel`, the executor sends them in one request, each `_entities` under its own
+//!   alias (`gateway/src/execute/batch.rs`).
 //! - `ValueRewrite` paths may start with `TypeCondition([T])`: the rewrite applies only to
 //!   objects whose `__typename` is `T`. `@interfaceObject` jumps use this to set `__typename` to
 //!   the interface name in representations (the returned entities carry no `__typename`, so the
