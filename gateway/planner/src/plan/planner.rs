@@ -2153,7 +2153,27 @@ impl<'a> Walk<'a> {
         sets.into_iter().map(|(fields, _)| fields).collect()
     }
 
+    /// Plans one jump under the conditions all of its fields hang on: the jump's keys,
+    /// `@requires` inputs and entity fetch are needed only when those hold, so they are fetched
+    /// only then (a field left out by `@include(if: false)` used to have its `@requires` input
+    /// fetched all the same; difftest seed 180020).
     fn jump_inner(&mut self, at: At<'_>, jump: Jump<'a>) -> Result<Option<Unplanned>, Unplanned> {
+        let common: Vec<(Name, bool)> = match (&jump.abstract_sels, jump.fields.first()) {
+            (None, Some(first)) => first
+                .gate
+                .iter()
+                .filter(|c| jump.fields.iter().all(|f| f.gate.contains(c)))
+                .cloned()
+                .collect(),
+            _ => Vec::new(),
+        };
+        self.push_gate(&common);
+        let result = self.jump_gated(at, jump);
+        self.pop_gate(&common);
+        result
+    }
+
+    fn jump_gated(&mut self, at: At<'_>, jump: Jump<'a>) -> Result<Option<Unplanned>, Unplanned> {
         let At {
             g,
             obj_loc,
