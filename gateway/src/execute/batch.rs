@@ -277,6 +277,19 @@ mod tests {
         assert_eq!(errors.len(), 1);
         assert_eq!(errors[0]["path"], serde_json::json!(["_entities", 0, "b"]));
         assert_eq!(parts[1].bytes, 0);
+        // A response shared with collapsed requests is copied, not moved: the same shares.
+        let fetched = Arc::new(Fetched {
+            response: crate::execute::json::parse_response(body).unwrap(),
+            bytes: body.len(),
+            headers: Vec::new(),
+        });
+        let holder = Arc::clone(&fetched);
+        let copies = split(fetched, 2);
+        for (copy, part) in copies.iter().zip(&parts) {
+            assert_eq!(json(copy), json(part));
+            assert_eq!(copy.response.errors, part.response.errors);
+        }
+        assert!(holder.response.data.is_some());
         // A request that failed as a whole: each member gets the error.
         let body = br#"{"data":null,"errors":[{"message":"down"}]}"#;
         let fetched = Arc::new(Fetched {
