@@ -105,25 +105,62 @@ fn expects_planning_error(cases: &std::path::Path, name: &str) -> bool {
     std::fs::read_to_string(snapshot).is_ok_and(|text| text.contains("\nplanning fails: "))
 }
 
+/// The entity fetches (`Flatten` over a `Fetch`) `node` is or holds behind `Condition` nodes, by
+/// subgraph: every one (`vars: None`) or those the variables let run.
+fn entity_fetches<'p>(
+    node: &'p PlanNode,
+    vars: Option<&serde_json::Value>,
+    out: &mut Vec<(&'p str, &'p PlanNode)>,
+) {
+    match node {
+        PlanNode::Flatten(f) => {
+            if let PlanNode::Fetch(fetch) = &*f.node {
+                if fetch.requires.is_some() {
+                    out.push((&fetch.service_name, node));
+                }
+            }
+        }
+        PlanNode::Condition(c) => {
+            let on = vars.map(|v| v[&c.condition].as_bool().unwrap_or(false));
+            for (taken, branch) in [(true, &c.if_clause), (false, &c.else_clause)] {
+                if on.is_none_or(|on| on == taken) {
+                    branch.iter().for_each(|b| entity_fetches(b, vars, out));
+                }
+            }
+        }
+        _ => {}
+    }
+}
+
 fn count_fetches(node: &PlanNode, vars: &serde_json::Value, out: &mut BTreeMap<String, u64>) {
     match node {
         PlanNode::Sequence { nodes } => nodes.iter().for_each(|n| count_fetches(n, vars, out)),
         PlanNode::Parallel { nodes } => {
-            // The executor sends a Parallel's entity fetches to one subgraph as one request
-            // (gateway/src/execute/batch.rs): count them once.
-            let mut batched: Vec<&str> = Vec::new();
+            // The executor sends a Parallel's entity fetches to one subgraph (also those behind
+            // Condition nodes) as one request when every one of them runs
+            // (gateway/src/execute/batch.rs): count them once then.
+            let mut members: BTreeMap<&str, (usize, Vec<&PlanNode>)> = BTreeMap::new();
             for n in nodes {
-                if let PlanNode::Flatten(f) = n {
-                    if let PlanNode::Fetch(fetch) = &*f.node {
-                        if fetch.requires.is_some() {
-                            if batched.contains(&fetch.service_name.as_str()) {
-                                continue;
-                            }
-                            batched.push(&fetch.service_name);
-                        }
-                    }
+                let mut all = Vec::new();
+                entity_fetches(n, None, &mut all);
+                let mut running = Vec::new();
+                entity_fetches(n, Some(vars), &mut running);
+                for (service, _) in &all {
+                    members.entry(service).or_default().0 += 1;
                 }
-                count_fetches(n, vars, out);
+                for (service, node) in running {
+                    members.entry(service).or_default().1.push(node);
+                }
+                if all.is_empty() {
+                    count_fetches(n, vars, out);
+                }
+            }
+            for (total, running) in members.values() {
+                if *total > 1 && running.len() == *total {
+                    count_fetches(running[0], vars, out);
+                } else {
+                    running.iter().for_each(|n| count_fetches(n, vars, out));
+                }
             }
         }
         PlanNode::Fetch(f) => *out.entry(f.service_name.clone()).or_default() += 1,

@@ -452,34 +452,29 @@ impl Executor {
 
     /// Groups the entity fetches among a `Parallel`'s children (`Flatten` over a `Fetch`) by
     /// subgraph; each group of two or more becomes a batch (`batch.rs`).
+    /// A child behind `Condition` nodes counts too: when its conditions hold it starts in the
+    /// same step as its siblings; when they do not, the batch is incomplete and the others go
+    /// alone.
     fn batch_siblings(&self, nodes: &[PlanNode], prepared: &mut [ExecNode]) {
-        let mut groups: Vec<(&str, Vec<usize>)> = Vec::new();
+        // Per subgraph: its members, each as (child index, branch choices down to the fetch).
+        type Member<'p> = (usize, Vec<bool>, &'p FetchNode);
+        let mut groups: Vec<(&str, Vec<Member<'_>>)> = Vec::new();
         for (index, node) in nodes.iter().enumerate() {
-            let PlanNode::Flatten(flatten) = node else {
-                continue;
-            };
-            let PlanNode::Fetch(fetch) = &*flatten.node else {
-                continue;
-            };
-            if fetch.requires.is_none() || !self.by_name.contains_key(&fetch.service_name) {
-                continue;
-            }
-            match groups.iter_mut().find(|(s, _)| *s == fetch.service_name) {
-                Some((_, members)) => members.push(index),
-                None => groups.push((&fetch.service_name, vec![index])),
+            let mut found = Vec::new();
+            entity_fetches_behind_conditions(node, &mut Vec::new(), &mut found);
+            for (branches, fetch) in found {
+                if !self.by_name.contains_key(&fetch.service_name) {
+                    continue;
+                }
+                let member = (index, branches, fetch);
+                match groups.iter_mut().find(|(s, _)| *s == fetch.service_name) {
+                    Some((_, members)) => members.push(member),
+                    None => groups.push((&fetch.service_name, vec![member])),
+                }
             }
         }
         for (_, members) in groups.into_iter().filter(|(_, m)| m.len() > 1) {
-            let fetches: Vec<&FetchNode> = members
-                .iter()
-                .filter_map(|&i| match &nodes[i] {
-                    PlanNode::Flatten(flatten) => match &*flatten.node {
-                        PlanNode::Fetch(fetch) => Some(&**fetch),
-                        _ => None,
-                    },
-                    _ => None,
-                })
-                .collect();
+            let fetches: Vec<&FetchNode> = members.iter().map(|(_, _, f)| *f).collect();
             let operations: Vec<&str> = fetches.iter().map(|f| f.operation.as_str()).collect();
             let Some((operation, name, representation_variables)) = batch::combine(&operations)
             else {
@@ -496,11 +491,9 @@ impl Executor {
                 representation_variables,
                 variable_usages,
             });
-            for (part, &index) in members.iter().enumerate() {
-                if let ExecNode::Flatten { node, .. } = &mut prepared[index] {
-                    if let ExecNode::Fetch(fetch) = &mut **node {
-                        fetch.batch = Some((Arc::clone(&spec), part));
-                    }
+            for (part, (index, branches, _)) in members.iter().enumerate() {
+                if let Some(fetch) = prepared_fetch_at(&mut prepared[*index], branches) {
+                    fetch.batch = Some((Arc::clone(&spec), part));
                 }
             }
         }
@@ -673,6 +666,60 @@ impl std::hash::Hasher for PassThroughHasher {
     }
     fn write_u64(&mut self, value: u64) {
         self.0 = value;
+    }
+}
+
+/// The entity fetches (`Flatten` over a `Fetch`) that `node` is or holds behind `Condition`
+/// nodes, with the branches taken to reach each (`true`: the if clause).
+fn entity_fetches_behind_conditions<'p>(
+    node: &'p PlanNode,
+    branches: &mut Vec<bool>,
+    out: &mut Vec<(Vec<bool>, &'p FetchNode)>,
+) {
+    match node {
+        PlanNode::Flatten(flatten) => {
+            if let PlanNode::Fetch(fetch) = &*flatten.node {
+                if fetch.requires.is_some() {
+                    out.push((branches.clone(), fetch));
+                }
+            }
+        }
+        PlanNode::Condition(cond) => {
+            for (taken, branch) in [(true, &cond.if_clause), (false, &cond.else_clause)] {
+                if let Some(branch) = branch {
+                    branches.push(taken);
+                    entity_fetches_behind_conditions(branch, branches, out);
+                    branches.pop();
+                }
+            }
+        }
+        _ => {}
+    }
+}
+
+/// The prepared fetch that `branches` lead to from `node` (the prepared twin of the plan node
+/// [`entity_fetches_behind_conditions`] walked).
+fn prepared_fetch_at<'n>(
+    node: &'n mut ExecNode,
+    branches: &[bool],
+) -> Option<&'n mut PreparedFetch> {
+    match (node, branches) {
+        (ExecNode::Flatten { node, .. }, []) => match &mut **node {
+            ExecNode::Fetch(fetch) => Some(fetch),
+            _ => None,
+        },
+        (
+            ExecNode::Condition {
+                if_clause,
+                else_clause,
+                ..
+            },
+            [taken, rest @ ..],
+        ) => {
+            let branch = if *taken { if_clause } else { else_clause };
+            prepared_fetch_at(branch.as_deref_mut()?, rest)
+        }
+        _ => None,
     }
 }
 
