@@ -157,7 +157,10 @@ fn count_fetches(node: &PlanNode, vars: &serde_json::Value, out: &mut BTreeMap<S
             }
             for (total, running) in members.values() {
                 if *total > 1 && running.len() == *total {
-                    count_fetches(running[0], vars, out);
+                    // At most 16 per request (`MAX_BATCH`).
+                    for chunk in running.chunks(16) {
+                        count_fetches(chunk[0], vars, out);
+                    }
                 } else {
                     running.iter().for_each(|n| count_fetches(n, vars, out));
                 }

@@ -25,6 +25,10 @@ use apollo_compiler::{Name, Node};
 use super::data::{Map as DataMap, Str, Value as Data};
 use super::fetch::Fetched;
 
+/// Most entity fetches sent in one request: each adds a root field and an alias to what the
+/// subgraph must accept.
+pub(crate) const MAX_BATCH: usize = 16;
+
 /// The combined request of one batch, fixed when the plan is bound.
 #[derive(Debug)]
 pub(crate) struct BatchSpec {

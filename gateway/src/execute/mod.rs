@@ -473,7 +473,13 @@ impl Executor {
                 }
             }
         }
-        for (_, members) in groups.into_iter().filter(|(_, m)| m.len() > 1) {
+        // A subgraph refuses an operation past its own limits (the kit's `RequestLimits`: 128
+        // root fields): many paths to one subgraph go in batches of at most `MAX_BATCH`.
+        let batches = groups
+            .iter()
+            .flat_map(|(_, members)| members.chunks(batch::MAX_BATCH))
+            .filter(|members| members.len() > 1);
+        for members in batches {
             let fetches: Vec<&FetchNode> = members.iter().map(|(_, _, f)| *f).collect();
             let operations: Vec<&str> = fetches.iter().map(|f| f.operation.as_str()).collect();
             let Some((operation, name, representation_variables)) = batch::combine(&operations)
