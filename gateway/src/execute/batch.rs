@@ -61,12 +61,8 @@ pub(crate) fn combine(operations: &[&str]) -> Option<(String, Option<String>, Ve
         };
         parsed.push(op.clone());
     }
-    // A representation variable must not shadow a client variable.
-    let taken = |candidate: &str| {
-        parsed
-            .iter()
-            .any(|op| op.variables.iter().any(|v| v.name == candidate))
-    };
+    // A representation variable must not shadow a client variable: no client variable may
+    // start with the prefix.
     let mut prefix = String::from("_sy_r");
     while parsed
         .iter()
@@ -87,7 +83,6 @@ pub(crate) fn combine(operations: &[&str]) -> Option<(String, Option<String>, Ve
             return None;
         }
         let variable = format!("{prefix}{part}");
-        debug_assert!(!taken(&variable));
         let variable_name = Name::new(&variable).ok()?;
         variables.push(Node::new(VariableDefinition {
             name: variable_name.clone(),

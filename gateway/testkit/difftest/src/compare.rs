@@ -124,13 +124,16 @@ pub fn has_errors(response: &Value) -> bool {
             .is_some_and(|e| !e.is_empty())
 }
 
-/// What one query operation's subgraph requests repeat: a request sent twice to one subgraph
+/// What the subgraph requests of `operation` repeat: a request sent twice to one subgraph
 /// (same body), or an entity representation sent twice in one `_entities` request. Each is a
 /// fetch the plan could have shared (issue #19: identical fetch nodes planned once, no
-/// representation twice in one request). Mutations are left out by the caller: their fetches may
-/// repeat on purpose, after the data changed.
-pub fn repeated_requests(requests: &[SentRequest]) -> Vec<String> {
+/// representation twice in one request). A mutation's are not checked: its fetches may repeat
+/// on purpose, after the data changed.
+pub fn repeated_requests(operation: &str, requests: &[SentRequest]) -> Vec<String> {
     let mut problems = Vec::new();
+    if operation.trim_start().starts_with("mutation") {
+        return problems;
+    }
     let mut seen = std::collections::HashSet::new();
     for r in requests {
         let body = r.body.to_string();
@@ -180,19 +183,20 @@ mod tests {
             ),
             request("c", entities(json!([{"__typename": "T", "id": 1}]))),
         ];
-        assert!(repeated_requests(&clean).is_empty());
+        assert!(repeated_requests("{ t { id } }", &clean).is_empty());
         let twice = [
             request("b", entities(json!([{"__typename": "T", "id": 1}]))),
             request("b", entities(json!([{"__typename": "T", "id": 1}]))),
         ];
-        let problems = repeated_requests(&twice);
+        let problems = repeated_requests("{ t { id } }", &twice);
+        assert!(repeated_requests("mutation { m }", &twice).is_empty());
         assert_eq!(problems.len(), 1, "{problems:?}");
         assert!(problems[0].starts_with("sent to b twice"));
         let same_representation = [request(
             "b",
             entities(json!([{"__typename": "T", "id": 1}, {"__typename": "T", "id": 1}])),
         )];
-        let problems = repeated_requests(&same_representation);
+        let problems = repeated_requests("{ t { id } }", &same_representation);
         assert_eq!(problems.len(), 1, "{problems:?}");
         assert!(problems[0].contains("twice in one request to b"));
     }
