@@ -98,84 +98,88 @@ fn keys_in_text(operation: &str) -> Vec<String> {
     keys
 }
 
-/// Counts the fetches per subgraph that run with the given variables.
 /// Whether the case's plan snapshot records a planning error.
 fn expects_planning_error(cases: &std::path::Path, name: &str) -> bool {
     let snapshot = cases.join("../snapshots").join(format!("{name}.snap"));
     std::fs::read_to_string(snapshot).is_ok_and(|text| text.contains("\nplanning fails: "))
 }
 
-/// The entity fetches (`Flatten` over a `Fetch`) `node` is or holds behind `Condition` nodes, by
-/// subgraph: every one (`vars: None`) or those the variables let run.
-fn entity_fetches<'p>(
-    node: &'p PlanNode,
-    vars: Option<&serde_json::Value>,
-    out: &mut Vec<(&'p str, &'p PlanNode)>,
-) {
-    match node {
-        PlanNode::Flatten(f) => {
-            if let PlanNode::Fetch(fetch) = &*f.node {
-                if fetch.requires.is_some() {
-                    out.push((&fetch.service_name, node));
-                }
-            }
-        }
-        PlanNode::Condition(c) => {
-            let on = vars.map(|v| v[&c.condition].as_bool().unwrap_or(false));
-            for (taken, branch) in [(true, &c.if_clause), (false, &c.else_clause)] {
-                if on.is_none_or(|on| on == taken) {
-                    branch.iter().for_each(|b| entity_fetches(b, vars, out));
-                }
-            }
-        }
-        _ => {}
-    }
+/// When the executor sends what, as far as the plan tells: each fetch starts in the step that one
+/// event opens (the start, or a response's arrival), and the executor sends the entity fetches
+/// to one subgraph that start in one step as one request, at most 16 together
+/// (gateway/src/execute/batch.rs).
+#[derive(Default)]
+struct Schedule {
+    /// Root fetches per subgraph.
+    root: BTreeMap<String, u64>,
+    /// Entity fetches per (step, subgraph), with the event their request's response is: the
+    /// step is the event that opened it.
+    entities: BTreeMap<(u32, String), (u64, u32)>,
+    /// Events so far (0: the start).
+    events: u32,
 }
 
-fn count_fetches(node: &PlanNode, vars: &serde_json::Value, out: &mut BTreeMap<String, u64>) {
-    match node {
-        PlanNode::Sequence { nodes } => nodes.iter().for_each(|n| count_fetches(n, vars, out)),
-        PlanNode::Parallel { nodes } => {
-            // The executor sends a Parallel's entity fetches to one subgraph (also those behind
-            // Condition nodes) as one request when every one of them runs
-            // (gateway/src/execute/batch.rs): count them once then.
-            let mut members: BTreeMap<&str, (usize, Vec<&PlanNode>)> = BTreeMap::new();
-            for n in nodes {
-                let mut all = Vec::new();
-                entity_fetches(n, None, &mut all);
-                let mut running = Vec::new();
-                entity_fetches(n, Some(vars), &mut running);
-                for (service, _) in &all {
-                    members.entry(service).or_default().0 += 1;
-                }
-                for (service, node) in running {
-                    members.entry(service).or_default().1.push(node);
-                }
-                if all.is_empty() {
-                    count_fetches(n, vars, out);
+impl Schedule {
+    fn event(&mut self) -> u32 {
+        self.events += 1;
+        self.events
+    }
+
+    /// Walks `node` started in step `step` with the given variables; returns the event it
+    /// finishes at.
+    fn walk(&mut self, node: &PlanNode, vars: &serde_json::Value, step: u32) -> u32 {
+        match node {
+            PlanNode::Sequence { nodes } => nodes.iter().fold(step, |at, n| self.walk(n, vars, at)),
+            PlanNode::Parallel { nodes } => {
+                let mut ends: Vec<u32> = nodes
+                    .iter()
+                    .map(|n| self.walk(n, vars, step))
+                    .filter(|&end| end != step)
+                    .collect();
+                ends.dedup();
+                match ends[..] {
+                    [] => step,
+                    [one] => one,
+                    // Whichever response comes last, which only timing tells.
+                    _ => self.event(),
                 }
             }
-            for (total, running) in members.values() {
-                if *total > 1 && running.len() == *total {
-                    // At most 16 per request (`MAX_BATCH`).
-                    for chunk in running.chunks(16) {
-                        count_fetches(chunk[0], vars, out);
-                    }
+            PlanNode::Fetch(f) if f.requires.is_some() => {
+                let key = (step, f.service_name.clone());
+                if !self.entities.contains_key(&key) {
+                    let event = self.event();
+                    self.entities.insert(key.clone(), (0, event));
+                }
+                let (count, event) = self.entities.get_mut(&key).expect("inserted above");
+                *count += 1;
+                *event
+            }
+            PlanNode::Fetch(f) => {
+                *self.root.entry(f.service_name.clone()).or_default() += 1;
+                self.event()
+            }
+            PlanNode::Flatten(f) => self.walk(&f.node, vars, step),
+            PlanNode::Condition(c) => {
+                let branch = if vars[&c.condition].as_bool().unwrap_or(false) {
+                    &c.if_clause
                 } else {
-                    running.iter().for_each(|n| count_fetches(n, vars, out));
+                    &c.else_clause
+                };
+                match branch {
+                    Some(n) => self.walk(n, vars, step),
+                    None => step,
                 }
             }
         }
-        PlanNode::Fetch(f) => *out.entry(f.service_name.clone()).or_default() += 1,
-        PlanNode::Flatten(f) => count_fetches(&f.node, vars, out),
-        PlanNode::Condition(c) => {
-            let branch = if vars[&c.condition].as_bool().unwrap_or(false) {
-                &c.if_clause
-            } else {
-                &c.else_clause
-            };
-            branch.iter().for_each(|n| count_fetches(n, vars, out));
+    }
+
+    /// Requests per subgraph.
+    fn requests(&self) -> BTreeMap<String, u64> {
+        let mut out = self.root.clone();
+        for ((_, service), (n, _)) in &self.entities {
+            *out.entry(service.clone()).or_default() += n.div_ceil(16);
         }
+        out
     }
 }
 
@@ -262,7 +266,9 @@ fn every_federation_case_plans() {
                     }
                 }
                 if let Some(node) = &plan.node {
-                    count_fetches(node, &vars, &mut fetches);
+                    let mut schedule = Schedule::default();
+                    schedule.walk(node, &vars, 0);
+                    fetches = schedule.requests();
                     check_root_keys(node, &name, &mut failures);
                 }
                 if let Some(req) = s.get("requests") {

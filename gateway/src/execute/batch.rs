@@ -1,4 +1,4 @@
-//! Entity fetches to one subgraph that a `Parallel` node sends side by side, sent as one request.
+//! Entity fetches to one subgraph that become ready together, sent as one request.
 //!
 //! Two branches of a plan often reach the same subgraph at the same stage with different
 //! selections (`a.@.reviews` and `b.product` both needing `Product` fields from one subgraph):
@@ -10,11 +10,13 @@
 //! same; on generated shapes it sent fewer requests than Switchyard wherever this applied
 //! (difftest seeds 180000..180071).
 //!
-//! The batch is fixed when a plan is bound (the direct `Flatten` children of one `Parallel`, per
-//! subgraph) and used at run time only when every member has objects to send; otherwise each
-//! member goes alone, exactly as unbatched.
+//! The executor batches whatever entity fetches to one subgraph are ready in the same step of a
+//! run (the siblings of a `Parallel`, and fetches in different branches unblocked by the same
+//! response), so which fetches travel together follows from the plan and the data, not from
+//! timing: one step is what one completed response (or the start) unblocks. The combined document
+//! is built once per set of fetches and kept with the bound plan ([`Batches`]).
 
-use std::sync::Arc;
+use std::sync::{Arc, Mutex, PoisonError};
 
 use apollo_compiler::ast::{
     Argument, Definition, Document, Field, OperationDefinition, Selection, Type, Value,
@@ -38,6 +40,68 @@ pub(crate) struct BatchSpec {
     pub(crate) representation_variables: Vec<String>,
     /// Client variables any member uses, each once.
     pub(crate) variable_usages: Vec<String>,
+}
+
+/// Most member sets a bound plan keeps the combined document of. Which fetches are ready
+/// together depends on the data (an entity fetch with no object finishes without a request) and
+/// on `@skip`/`@include`, so one plan can meet several sets; past this many, a set's document is
+/// built for each request instead of kept.
+const MAX_KEPT: usize = 32;
+
+/// The combined requests of the batches one bound plan has sent, by member set (the members'
+/// plan orders, ascending); `None` for a set whose operations cannot be combined.
+#[derive(Debug, Default)]
+pub(crate) struct Batches {
+    kept: Mutex<Vec<Kept>>,
+}
+
+/// A member set (plan orders) and its combined request.
+type Kept = (Box<[u32]>, Option<Arc<BatchSpec>>);
+
+impl Batches {
+    /// The combined request for `members`: per fetch, in plan order, its plan order, its
+    /// operation and the client variables it uses.
+    pub(crate) fn spec(&self, members: &[(u32, &str, &[String])]) -> Option<Arc<BatchSpec>> {
+        let key: Vec<u32> = members.iter().map(|m| m.0).collect();
+        // A panic elsewhere while the lock was held cannot leave the list half-written: entries
+        // are pushed whole.
+        let lookup = |kept: &[Kept]| {
+            kept.iter()
+                .find(|(k, _)| **k == key[..])
+                .map(|(_, s)| s.clone())
+        };
+        if let Some(found) = lookup(&self.kept.lock().unwrap_or_else(PoisonError::into_inner)) {
+            return found;
+        }
+        let operations: Vec<&str> = members.iter().map(|m| m.1).collect();
+        let spec = combine(&operations).map(|(operation, name, representation_variables)| {
+            let mut variable_usages: Vec<String> = Vec::new();
+            for name in members.iter().flat_map(|m| m.2) {
+                if !variable_usages.contains(name) {
+                    variable_usages.push(name.clone());
+                }
+            }
+            Arc::new(BatchSpec {
+                body_prefix: super::body_prefix(&operation, name.as_deref()),
+                representation_variables,
+                variable_usages,
+            })
+        });
+        let mut kept = self.kept.lock().unwrap_or_else(PoisonError::into_inner);
+        if lookup(&kept).is_none() && kept.len() < MAX_KEPT {
+            kept.push((key.into_boxed_slice(), spec.clone()));
+        }
+        spec
+    }
+
+    /// How many member sets are kept.
+    #[cfg(test)]
+    pub(crate) fn len(&self) -> usize {
+        self.kept
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .len()
+    }
 }
 
 /// The alias of member `part`'s `_entities` field in the combined document.
@@ -250,6 +314,36 @@ mod tests {
         assert_eq!(variables, ["_sy_rr0", "_sy_rr1"]);
         // Anything else is left alone.
         assert!(combine(&["{ a }", "{ b }"]).is_none());
+    }
+
+    #[test]
+    fn keeps_one_combined_request_per_member_set() {
+        let a = "query A($representations:[_Any!]!,$v:Int){_entities(representations:$representations){...on E{a(v:$v)}}}";
+        let b = "query B($representations:[_Any!]!){_entities(representations:$representations){...on E{b}}}";
+        let v = vec!["v".to_owned()];
+        let batches = Batches::default();
+        let first = batches.spec(&[(1, a, &v), (4, b, &[])]).unwrap();
+        assert_eq!(first.representation_variables, ["_sy_r0", "_sy_r1"]);
+        assert_eq!(first.variable_usages, ["v"]);
+        let prefix = String::from_utf8(first.body_prefix.clone()).unwrap();
+        assert!(prefix.contains(r#""operationName":"A""#), "{prefix}");
+        // The same set again: the kept document, not a new one.
+        let again = batches.spec(&[(1, a, &v), (4, b, &[])]).unwrap();
+        assert!(Arc::ptr_eq(&first, &again));
+        // Another set of the same plan is kept beside it.
+        let other = batches.spec(&[(4, b, &[]), (7, a, &v)]).unwrap();
+        assert!(!Arc::ptr_eq(&first, &other));
+        assert_eq!(batches.len(), 2);
+        // Operations that cannot be combined: no batch, and asking again does not retry.
+        assert!(batches.spec(&[(2, "{ a }", &[]), (3, b, &[])]).is_none());
+        assert_eq!(batches.len(), 3);
+        // Past MAX_KEPT sets, a set is still combined but no longer kept.
+        for order in 10..10 + MAX_KEPT as u32 {
+            assert!(batches
+                .spec(&[(order, a, &v), (order + 100, b, &[])])
+                .is_some());
+        }
+        assert_eq!(batches.len(), MAX_KEPT);
     }
 
     #[test]

@@ -151,6 +151,8 @@ pub struct BoundPlan {
     operation: Node<Operation>,
     exec: Option<ExecNode>,
     has_introspection: bool,
+    /// Combined documents of the entity fetches this plan has sent together.
+    batches: batch::Batches,
     /// Size of the last response written for this plan, to size the next one's buffer in one
     /// allocation (responses to one operation tend to be alike in size).
     response_size: AtomicUsize,
@@ -214,9 +216,8 @@ pub(crate) struct PreparedFetch {
     /// Position in the plan (depth first). A response lists errors in this order, not in the
     /// order fetches happened to complete, so the same failure reads the same every time.
     order: u32,
-    /// For an entity fetch that a `Parallel` sends beside others to the same subgraph: the
-    /// batch they travel in together, and which member this one is.
-    batch: Option<(Arc<batch::BatchSpec>, usize)>,
+    /// The operation text, for the combined document when the fetch is batched (`batch.rs`).
+    operation: Box<str>,
 }
 
 impl Executor {
@@ -409,6 +410,7 @@ impl Executor {
             document,
             operation,
             has_introspection,
+            batches: batch::Batches::default(),
             response_size: AtomicUsize::new(0),
         }
     }
@@ -420,10 +422,7 @@ impl Executor {
                 ExecNode::Sequence(nodes.iter().map(|n| self.prepare_node(n, order)).collect())
             }
             PlanNode::Parallel { nodes } => {
-                let mut prepared: Vec<ExecNode> =
-                    nodes.iter().map(|n| self.prepare_node(n, order)).collect();
-                self.batch_siblings(nodes, &mut prepared);
-                ExecNode::Parallel(prepared)
+                ExecNode::Parallel(nodes.iter().map(|n| self.prepare_node(n, order)).collect())
             }
             PlanNode::Fetch(fetch) => {
                 *order += 1;
@@ -450,61 +449,6 @@ impl Executor {
         }
     }
 
-    /// Groups the entity fetches among a `Parallel`'s children (`Flatten` over a `Fetch`) by
-    /// subgraph; each group of two or more becomes a batch (`batch.rs`).
-    /// A child behind `Condition` nodes counts too: when its conditions hold it starts in the
-    /// same step as its siblings; when they do not, the batch is incomplete and the others go
-    /// alone.
-    fn batch_siblings(&self, nodes: &[PlanNode], prepared: &mut [ExecNode]) {
-        // Per subgraph: its members, each as (child index, branch choices down to the fetch).
-        type Member<'p> = (usize, Vec<bool>, &'p FetchNode);
-        let mut groups: Vec<(&str, Vec<Member<'_>>)> = Vec::new();
-        for (index, node) in nodes.iter().enumerate() {
-            let mut found = Vec::new();
-            entity_fetches_behind_conditions(node, &mut Vec::new(), &mut found);
-            for (branches, fetch) in found {
-                if !self.by_name.contains_key(&fetch.service_name) {
-                    continue;
-                }
-                let member = (index, branches, fetch);
-                match groups.iter_mut().find(|(s, _)| *s == fetch.service_name) {
-                    Some((_, members)) => members.push(member),
-                    None => groups.push((&fetch.service_name, vec![member])),
-                }
-            }
-        }
-        // A subgraph refuses an operation past its own limits (the kit's `RequestLimits`: 128
-        // root fields): many paths to one subgraph go in batches of at most `MAX_BATCH`.
-        let batches = groups
-            .iter()
-            .flat_map(|(_, members)| members.chunks(batch::MAX_BATCH))
-            .filter(|members| members.len() > 1);
-        for members in batches {
-            let fetches: Vec<&FetchNode> = members.iter().map(|(_, _, f)| *f).collect();
-            let operations: Vec<&str> = fetches.iter().map(|f| f.operation.as_str()).collect();
-            let Some((operation, name, representation_variables)) = batch::combine(&operations)
-            else {
-                continue;
-            };
-            let mut variable_usages: Vec<String> = Vec::new();
-            for name in fetches.iter().flat_map(|f| &f.variable_usages) {
-                if !variable_usages.contains(name) {
-                    variable_usages.push(name.clone());
-                }
-            }
-            let spec = Arc::new(batch::BatchSpec {
-                body_prefix: body_prefix(&operation, name.as_deref()),
-                representation_variables,
-                variable_usages,
-            });
-            for (part, (index, branches, _)) in members.iter().enumerate() {
-                if let Some(fetch) = prepared_fetch_at(&mut prepared[*index], branches) {
-                    fetch.batch = Some((Arc::clone(&spec), part));
-                }
-            }
-        }
-    }
-
     fn prepare_fetch(&self, fetch: &FetchNode, order: u32) -> PreparedFetch {
         PreparedFetch {
             service: self.by_name.get(&fetch.service_name).copied(),
@@ -517,7 +461,7 @@ impl Executor {
             collapsible: self.dedupe && fetch.operation_kind == OperationKind::Query,
             root_keys: fetch.root_keys.clone(),
             order,
-            batch: None,
+            operation: fetch.operation.as_str().into(),
         }
     }
 
@@ -546,6 +490,7 @@ impl Executor {
     ) -> (Vec<u8>, usize, http::HeaderMap) {
         let mut run = Run::new(
             self,
+            &operation.batches,
             variables,
             headers,
             trace,
@@ -675,63 +620,9 @@ impl std::hash::Hasher for PassThroughHasher {
     }
 }
 
-/// The entity fetches (`Flatten` over a `Fetch`) that `node` is or holds behind `Condition`
-/// nodes, with the branches taken to reach each (`true`: the if clause).
-fn entity_fetches_behind_conditions<'p>(
-    node: &'p PlanNode,
-    branches: &mut Vec<bool>,
-    out: &mut Vec<(Vec<bool>, &'p FetchNode)>,
-) {
-    match node {
-        PlanNode::Flatten(flatten) => {
-            if let PlanNode::Fetch(fetch) = &*flatten.node {
-                if fetch.requires.is_some() {
-                    out.push((branches.clone(), fetch));
-                }
-            }
-        }
-        PlanNode::Condition(cond) => {
-            for (taken, branch) in [(true, &cond.if_clause), (false, &cond.else_clause)] {
-                if let Some(branch) = branch {
-                    branches.push(taken);
-                    entity_fetches_behind_conditions(branch, branches, out);
-                    branches.pop();
-                }
-            }
-        }
-        _ => {}
-    }
-}
-
-/// The prepared fetch that `branches` lead to from `node` (the prepared twin of the plan node
-/// [`entity_fetches_behind_conditions`] walked).
-fn prepared_fetch_at<'n>(
-    node: &'n mut ExecNode,
-    branches: &[bool],
-) -> Option<&'n mut PreparedFetch> {
-    match (node, branches) {
-        (ExecNode::Flatten { node, .. }, []) => match &mut **node {
-            ExecNode::Fetch(fetch) => Some(fetch),
-            _ => None,
-        },
-        (
-            ExecNode::Condition {
-                if_clause,
-                else_clause,
-                ..
-            },
-            [taken, rest @ ..],
-        ) => {
-            let branch = if *taken { if_clause } else { else_clause };
-            prepared_fetch_at(branch.as_deref_mut()?, rest)
-        }
-        _ => None,
-    }
-}
-
 /// `{"query":"...","operationName":"...","variables":` — what every request for `operation`
 /// starts with.
-fn body_prefix(operation: &str, name: Option<&str>) -> Vec<u8> {
+pub(crate) fn body_prefix(operation: &str, name: Option<&str>) -> Vec<u8> {
     let mut prefix = Vec::with_capacity(operation.len() + 64);
     prefix.extend_from_slice(b"{\"query\":");
     write_json(&mut prefix, operation);
@@ -753,6 +644,8 @@ fn write_json(out: &mut Vec<u8>, value: &(impl serde::Serialize + ?Sized)) {
 /// `&mut self.data` when it completes, so nothing here is shared and nothing needs a lock.
 struct Run<'a> {
     executor: &'a Executor,
+    /// The bound plan's combined batch documents.
+    batches: &'a batch::Batches,
     variables: &'a Map<String, Value>,
     headers: Forwarded<'a>,
     /// The span the plan's root node hangs under (the request's), if traced.
@@ -900,6 +793,7 @@ async fn send<'a>(
 impl<'a> Run<'a> {
     fn new(
         executor: &'a Executor,
+        batches: &'a batch::Batches,
         variables: &'a Map<String, Value>,
         headers: Forwarded<'a>,
         trace: Option<TraceContext>,
@@ -908,6 +802,7 @@ impl<'a> Run<'a> {
     ) -> Self {
         Run {
             executor,
+            batches,
             variables,
             headers,
             trace,
@@ -1132,50 +1027,67 @@ impl<'a> Run<'a> {
         }
     }
 
-    /// Turns the outgoing members of a batch into one request when all of them have objects to
-    /// send (a member with none has already finished, and the rest then go alone).
+    /// Sends the entity fetches to one subgraph that are ready in this step as one request (at
+    /// most `MAX_BATCH` together); a fetch with no object to send has already finished and is
+    /// not among them.
     fn join_batches(&mut self) {
         if self.outgoing.len() < 2 {
             return;
         }
-        let mut groups: Vec<(&'a batch::BatchSpec, Vec<usize>)> = Vec::new();
+        // Per subgraph, its outgoing entity fetches.
+        let mut groups: Vec<(usize, Vec<usize>)> = Vec::new();
         for (index, outgoing) in self.outgoing.iter().enumerate() {
-            let fetch: &'a PreparedFetch = outgoing.pending.fetch;
-            let (Some((spec, _)), Some(_)) = (&fetch.batch, &outgoing.pending.entities) else {
+            let (Some(service), Some(_)) =
+                (outgoing.pending.fetch.service, &outgoing.pending.entities)
+            else {
                 continue;
             };
-            match groups.iter_mut().find(|(s, _)| std::ptr::eq(*s, &**spec)) {
+            match groups.iter_mut().find(|(s, _)| *s == service) {
                 Some((_, members)) => members.push(index),
-                None => groups.push((spec, vec![index])),
+                None => groups.push((service, vec![index])),
             }
         }
-        groups.retain(|(spec, members)| {
-            let mut parts: Vec<usize> = members
-                .iter()
-                .filter_map(|&i| self.outgoing[i].pending.fetch.batch.as_ref().map(|b| b.1))
-                .collect();
-            parts.sort_unstable();
-            parts.dedup();
-            parts.len() == members.len() && members.len() == spec.representation_variables.len()
-        });
+        groups.retain(|(_, members)| members.len() > 1);
         if groups.is_empty() {
             return;
         }
         let mut slots: Vec<Option<Outgoing<'a>>> = self.outgoing.drain(..).map(Some).collect();
-        for (spec, members) in groups {
-            let slot = members.iter().copied().min().unwrap_or(0);
-            let mut parts: Vec<Outgoing<'a>> =
-                members.iter().filter_map(|&i| slots[i].take()).collect();
-            parts.sort_by_key(|o| o.pending.fetch.batch.as_ref().map_or(0, |b| b.1));
-            let mut body = Vec::with_capacity(
-                spec.body_prefix.len() + parts.iter().map(|p| p.body.len()).sum::<usize>(),
-            );
-            body.extend_from_slice(&spec.body_prefix);
-            body.push(b'{');
-            for (part, variable) in parts.iter().zip(&spec.representation_variables) {
-                let Some(entities) = &part.pending.entities else {
+        for (_, mut members) in groups {
+            // In plan order, so that one set of fetches is one key whatever order they started in.
+            members.sort_by_key(|&i| slots[i].as_ref().map_or(0, |o| o.pending.fetch.order));
+            for chunk in members.chunks(batch::MAX_BATCH).filter(|c| c.len() > 1) {
+                let parts: Vec<Outgoing<'a>> =
+                    chunk.iter().filter_map(|&i| slots[i].take()).collect();
+                let keys: Vec<(u32, &str, &[String])> = parts
+                    .iter()
+                    .map(|o| {
+                        let fetch = o.pending.fetch;
+                        (fetch.order, &*fetch.operation, &fetch.variable_usages[..])
+                    })
+                    .collect();
+                let slot = chunk.iter().copied().min().unwrap_or(0);
+                let Some(spec) = self.batches.spec(&keys) else {
+                    // Not of the planner's form: each goes alone.
+                    for (&i, part) in chunk.iter().zip(parts) {
+                        slots[i] = Some(part);
+                    }
                     continue;
                 };
+                slots[slot] = Some(self.combined(&spec, parts));
+            }
+        }
+        self.outgoing = slots.into_iter().flatten().collect();
+    }
+
+    /// One request for the entity fetches `parts` (at least one), with the combined document.
+    fn combined(&self, spec: &batch::BatchSpec, parts: Vec<Outgoing<'a>>) -> Outgoing<'a> {
+        let mut body = Vec::with_capacity(
+            spec.body_prefix.len() + parts.iter().map(|p| p.body.len()).sum::<usize>(),
+        );
+        body.extend_from_slice(&spec.body_prefix);
+        body.push(b'{');
+        for (part, variable) in parts.iter().zip(&spec.representation_variables) {
+            if let Some(entities) = &part.pending.entities {
                 if body.len() > spec.body_prefix.len() + 1 {
                     body.push(b',');
                 }
@@ -1183,19 +1095,16 @@ impl<'a> Run<'a> {
                 body.push(b':');
                 body.extend_from_slice(&part.body[entities.representations.clone()]);
             }
-            self.write_variables(&spec.variable_usages, &mut body, false);
-            body.extend_from_slice(b"}}");
-            let mut members = parts.into_iter().map(|o| o.pending);
-            let Some(first) = members.next() else {
-                continue;
-            };
-            slots[slot] = Some(Outgoing {
-                body,
-                pending: first,
-                batched: members.collect(),
-            });
         }
-        self.outgoing = slots.into_iter().flatten().collect();
+        self.write_variables(&spec.variable_usages, &mut body, false);
+        body.extend_from_slice(b"}}");
+        let mut members = parts.into_iter().map(|o| o.pending);
+        let first = members.next().expect("a batch has members");
+        Outgoing {
+            body,
+            pending: first,
+            batched: members.collect(),
+        }
     }
 
     /// Merges the response of a batch: each member's share as if it had come alone.
@@ -1695,6 +1604,7 @@ impl Executor {
             .collect();
         let mut run = Run::new(
             self,
+            &operation.batches,
             variables,
             Forwarded::PerGroup(headers),
             trace,

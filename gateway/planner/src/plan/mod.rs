@@ -56,8 +56,9 @@
 //!   lists the further paths, the executor collects the objects of every path into one
 //!   representation list (each representation sent once) and routes each result back.
 //!   Entity fetches to one subgraph whose selections differ stay separate fetches (a union
-//!   would hand each path fields, errors and nulls it did not ask for); when they are children
-//!   of one `Parallel`, the executor sends them in one request, each `_entities` under its own
+//!   would hand each path fields, errors and nulls it did not ask for); when they become ready
+//!   together (children of one `Parallel`, or fetches in different branches waiting for the
+//!   same response), the executor sends them in one request, each `_entities` under its own
 //!   alias (`gateway/src/execute/batch.rs`).
 //! - `ValueRewrite` paths may start with `TypeCondition([T])`: the rewrite applies only to
 //!   objects whose `__typename` is `T`. `@interfaceObject` jumps use this to set `__typename` to
