@@ -1031,7 +1031,16 @@ impl<'a> Run<'a> {
     /// most `MAX_BATCH` together); a fetch with no object to send has already finished and is
     /// not among them.
     fn join_batches(&mut self) {
-        if self.outgoing.len() < 2 {
+        // Most steps send to different subgraphs: find that out without allocating.
+        let batchable = |o: &Outgoing<'a>| o.pending.entities.as_ref().and(o.pending.fetch.service);
+        let any_pair = self.outgoing.iter().enumerate().any(|(i, a)| {
+            batchable(a).is_some_and(|s| {
+                self.outgoing[i + 1..]
+                    .iter()
+                    .any(|b| batchable(b) == Some(s))
+            })
+        });
+        if !any_pair {
             return;
         }
         // Per subgraph, its outgoing entity fetches.
