@@ -145,12 +145,14 @@ impl Schedule {
                 }
             }
             PlanNode::Fetch(f) if f.requires.is_some() => {
-                let key = (step, f.service_name.clone());
-                if !self.entities.contains_key(&key) {
-                    let event = self.event();
-                    self.entities.insert(key.clone(), (0, event));
-                }
-                let (count, event) = self.entities.get_mut(&key).expect("inserted above");
+                let events = &mut self.events;
+                let (count, event) = self
+                    .entities
+                    .entry((step, f.service_name.clone()))
+                    .or_insert_with(|| {
+                        *events += 1;
+                        (0, *events)
+                    });
                 *count += 1;
                 *event
             }
