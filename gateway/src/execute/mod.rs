@@ -1031,6 +1031,7 @@ impl<'a> Run<'a> {
     /// most `MAX_BATCH` together); a fetch with no object to send has already finished and is
     /// not among them.
     fn join_batches(&mut self) {
+        // An entity fetch with objects to send, to a known subgraph: its subgraph.
         // Most steps send to different subgraphs: find that out without allocating.
         let batchable = |o: &Outgoing<'a>| o.pending.entities.as_ref().and(o.pending.fetch.service);
         let any_pair = self.outgoing.iter().enumerate().any(|(i, a)| {
@@ -1046,9 +1047,7 @@ impl<'a> Run<'a> {
         // Per subgraph, its outgoing entity fetches.
         let mut groups: Vec<(usize, Vec<usize>)> = Vec::new();
         for (index, outgoing) in self.outgoing.iter().enumerate() {
-            let (Some(service), Some(_)) =
-                (outgoing.pending.fetch.service, &outgoing.pending.entities)
-            else {
+            let Some(service) = batchable(outgoing) else {
                 continue;
             };
             match groups.iter_mut().find(|(s, _)| *s == service) {
