@@ -73,6 +73,7 @@ impl Str {
     }
 
     /// Whether writing this string as JSON needs escapes.
+    #[cfg(test)]
     pub(crate) fn needs_escape(&self) -> bool {
         matches!(self.0, Repr::Escaped(_))
     }
@@ -83,6 +84,28 @@ impl Str {
             Repr::Inline(len, bytes) => &bytes[..usize::from(*len)],
             Repr::Heap(s) | Repr::Escaped(s) => s.as_bytes(),
             Repr::Base => b"",
+        }
+    }
+
+    /// Appends this string to `out` as a JSON string. An inline string is copied as its whole
+    /// fixed-size array and cut back to its length: a copy of known size compiles to a few
+    /// moves, where a copy of the exact length calls `memcpy`, which costs more than the copy
+    /// for the short keys, ids and type names most strings are.
+    #[inline]
+    pub(crate) fn write_json(&self, out: &mut Vec<u8>) {
+        match &self.0 {
+            Repr::Inline(len, bytes) => {
+                let len = usize::from(*len);
+                let mut quoted = [b'"'; INLINE + 2];
+                quoted[1..=INLINE].copy_from_slice(bytes);
+                quoted[len + 1] = b'"';
+                let end = out.len() + len + 2;
+                out.extend_from_slice(&quoted);
+                out.truncate(end);
+            }
+            Repr::Heap(s) => super::json::write_quoted(out, s.as_bytes(), false),
+            Repr::Escaped(s) => super::json::write_quoted(out, s.as_bytes(), true),
+            Repr::Base => super::json::write_quoted(out, b"", false),
         }
     }
 

@@ -532,6 +532,16 @@ fn write_number(out: &mut Vec<u8>, n: &Number) {
 }
 
 fn write_u64(out: &mut Vec<u8>, mut n: u64) {
+    // Most numbers in responses (prices, counts, ratings) have one or two digits: written as a
+    // copy of known size, not through the digit buffer and a `memcpy` call of its length.
+    if n < 10 {
+        out.push(b'0' + n as u8);
+        return;
+    }
+    if n < 100 {
+        out.extend_from_slice(&[b'0' + (n / 10) as u8, b'0' + (n % 10) as u8]);
+        return;
+    }
     let mut buf = [0u8; 20];
     let mut i = buf.len();
     loop {
@@ -552,7 +562,7 @@ pub(crate) fn needs_escape(bytes: &[u8]) -> bool {
 
 /// Appends `s` as a JSON string; [`Str`] already knows whether it needs escapes.
 fn write_data_str(out: &mut Vec<u8>, s: &Str) {
-    write_quoted(out, s.as_bytes(), s.needs_escape());
+    s.write_json(out);
 }
 
 /// Appends `bytes` in quotes, escaped when `escape` is set; callers that know a string holds

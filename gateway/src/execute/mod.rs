@@ -208,6 +208,8 @@ pub(crate) struct PreparedFetch {
     body_prefix: Vec<u8>,
     variable_usages: Vec<String>,
     requires: Option<Vec<RequiresSelection>>,
+    /// `requires`, prepared for writing representations.
+    representation: Option<merge::RepresentationPlan>,
     input_rewrites: Vec<ValueRewrite>,
     output_rewrites: Vec<ValueRewrite>,
     collapsible: bool,
@@ -456,6 +458,10 @@ impl Executor {
             body_prefix: body_prefix(&fetch.operation, fetch.operation_name.as_deref()),
             variable_usages: fetch.variable_usages.clone(),
             requires: fetch.requires.clone(),
+            representation: fetch
+                .requires
+                .as_deref()
+                .map(merge::RepresentationPlan::new),
             input_rewrites: fetch.input_rewrites.clone(),
             output_rewrites: fetch.output_rewrites.clone(),
             collapsible: self.dedupe && fetch.operation_kind == OperationKind::Query,
@@ -1285,6 +1291,7 @@ impl<'a> Run<'a> {
         paths: &'a [Vec<PathElement>],
     ) -> Option<(Vec<u8>, EntityRequest<'a>)> {
         let requires = fetch.requires.as_deref().unwrap_or_default();
+        let plan = fetch.representation.as_ref()?;
         let schema: &Schema = &self.executor.schema;
         let mut targets = Vec::new();
         let mut index_buffer: Vec<u32> = Vec::new();
@@ -1307,7 +1314,7 @@ impl<'a> Run<'a> {
                 &mut |object, indexes| {
                     scratch.clear();
                     if fetch.input_rewrites.is_empty() {
-                        if !merge::write_representation(object, requires, schema, &mut scratch) {
+                        if !merge::write_representation(object, plan, schema, &mut scratch) {
                             return;
                         }
                     } else {

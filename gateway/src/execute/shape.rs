@@ -208,7 +208,7 @@ impl<'a> Shaper<'a> {
             if i > 0 {
                 self.out.push(b',');
             }
-            self.write_name(key);
+            probe.write_json(&mut self.out);
             self.out.push(b':');
             let field = group[0];
             if field.name == "__typename" {
