@@ -61,6 +61,40 @@ impl Str {
         }
     }
 
+    /// `text[start..end]`, which the caller has checked holds nothing JSON must escape. A short
+    /// string is read as the fixed-size window at `start` with the bytes past its end masked
+    /// off, when the text is long enough: copies of known size compile to a few moves, where
+    /// [`Str::plain`] calls `memcpy` for each of the thousands of keys and ids in a response.
+    pub(crate) fn plain_in(text: &str, start: usize, end: usize) -> Self {
+        let len = end - start;
+        if len <= INLINE {
+            if let Some(window) = text.as_bytes().get(start..start + INLINE) {
+                debug_assert!(!super::json::needs_escape(&window[..len]));
+                let mut low = [0; 16];
+                low.copy_from_slice(&window[..16]);
+                let mut high = [0; 8];
+                high[..INLINE - 16].copy_from_slice(&window[16..]);
+                let low = u128::from_le_bytes(low);
+                let high = u64::from_le_bytes(high);
+                let low = if len >= 16 {
+                    low
+                } else {
+                    low & ((1u128 << (8 * len)) - 1)
+                };
+                let high = if len <= 16 {
+                    0
+                } else {
+                    high & ((1u64 << (8 * (len - 16))) - 1)
+                };
+                let mut bytes = [0; INLINE];
+                bytes[..16].copy_from_slice(&low.to_le_bytes());
+                bytes[16..].copy_from_slice(&high.to_le_bytes()[..INLINE - 16]);
+                return Str(Repr::Inline(len as u8, bytes));
+            }
+        }
+        Self::plain(&text[start..end])
+    }
+
     /// `s`, reusing its buffer when it is too long to inline.
     pub(crate) fn from_string(s: String) -> Self {
         if super::json::needs_escape(s.as_bytes()) {
@@ -813,6 +847,32 @@ mod tests {
         );
         assert_eq!(value["a"], Value::from(json!([true, null, "x", 2.5, -3])));
         assert!(value["missing"].is_null());
+    }
+
+    /// A string read through the masked window is the same `Str` as one copied exactly: same
+    /// bytes, equal (which needs the bytes past the end to be zero), written the same way.
+    #[test]
+    fn strings_read_through_a_window_equal_exact_copies() {
+        let text: String = ('a'..='z')
+            .chain('A'..='Z')
+            .chain('0'..='9')
+            .collect::<String>()
+            + "é";
+        for start in 0..text.len() {
+            for end in start..=text.len() {
+                if !text.is_char_boundary(start) || !text.is_char_boundary(end) {
+                    continue;
+                }
+                let windowed = Str::plain_in(&text, start, end);
+                let copied = Str::plain(&text[start..end]);
+                assert_eq!(windowed.as_str(), &text[start..end]);
+                assert!(windowed == copied, "{start}..{end}");
+                let (mut a, mut b) = (Vec::new(), Vec::new());
+                windowed.write_json(&mut a);
+                copied.write_json(&mut b);
+                assert_eq!(a, b);
+            }
+        }
     }
 
     #[test]

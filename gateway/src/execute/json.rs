@@ -253,6 +253,13 @@ impl<'a> Reader<'a> {
     /// The raw text between the quotes of a string with no escapes, or `None` (position
     /// unchanged) when it has some.
     fn plain_string(&mut self) -> Result<Option<&'a str>, JsonError> {
+        Ok(self
+            .plain_range()?
+            .map(|(start, end)| &self.text[start..end]))
+    }
+
+    /// [`Reader::plain_string`] as the range of the text between the quotes.
+    fn plain_range(&mut self) -> Result<Option<(usize, usize)>, JsonError> {
         if self.peek() != Some(b'"') {
             return Err(self.error("expected a string"));
         }
@@ -261,7 +268,7 @@ impl<'a> Reader<'a> {
         match self.bytes.get(end) {
             Some(b'"') => {
                 self.pos = end + 1;
-                Ok(Some(&self.text[start..end]))
+                Ok(Some((start, end)))
             }
             Some(b'\\') => Ok(None),
             Some(_) => {
@@ -288,9 +295,9 @@ impl<'a> Reader<'a> {
     }
 
     fn string(&mut self) -> Result<Str, JsonError> {
-        match self.plain_string()? {
+        match self.plain_range()? {
             // Read without escapes, so it holds no `"`, `\\` or control character.
-            Some(s) => Ok(Str::plain(s)),
+            Some((start, end)) => Ok(Str::plain_in(self.text, start, end)),
             None => Ok(Str::from_string(self.escaped_string()?)),
         }
     }
@@ -532,15 +539,22 @@ fn write_number(out: &mut Vec<u8>, n: &Number) {
 }
 
 fn write_u64(out: &mut Vec<u8>, mut n: u64) {
-    // Most numbers in responses (prices, counts, ratings) have one or two digits: written as a
-    // copy of known size, not through the digit buffer and a `memcpy` call of its length.
-    if n < 10 {
-        out.push(b'0' + n as u8);
-        return;
-    }
-    if n < 100 {
-        out.extend_from_slice(&[b'0' + (n / 10) as u8, b'0' + (n % 10) as u8]);
-        return;
+    // Most numbers in responses (prices, counts, ratings, ids) have one to four digits: written
+    // as a copy of known size, not through the digit buffer and a `memcpy` call of its length.
+    let digit = |n: u64| b'0' + (n % 10) as u8;
+    match n {
+        0..=9 => return out.push(digit(n)),
+        10..=99 => return out.extend_from_slice(&[digit(n / 10), digit(n)]),
+        100..=999 => return out.extend_from_slice(&[digit(n / 100), digit(n / 10), digit(n)]),
+        1000..=9999 => {
+            return out.extend_from_slice(&[
+                digit(n / 1000),
+                digit(n / 100),
+                digit(n / 10),
+                digit(n),
+            ])
+        }
+        _ => {}
     }
     let mut buf = [0u8; 20];
     let mut i = buf.len();

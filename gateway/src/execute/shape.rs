@@ -7,6 +7,7 @@
 
 use apollo_compiler::ast::{DirectiveList, Type, Value as AstValue};
 use apollo_compiler::executable::{Field, Selection, SelectionSet};
+use apollo_compiler::schema::EnumType;
 use apollo_compiler::validation::Valid;
 use apollo_compiler::{ExecutableDocument, Node, Schema};
 use serde_json::{Map, Value};
@@ -148,6 +149,9 @@ struct FieldPlan<'a> {
     type_name: &'a str,
     /// Response key, the same as a data key (looked up without `memcmp`), and its fields.
     fields: Vec<(&'a str, Str, Vec<&'a Node<Field>>)>,
+    /// Per field, the enum type its leaf values must belong to, if it is a leaf of enum type:
+    /// looked up once per plan, not once per value written.
+    enums: Vec<Option<&'a EnumType>>,
 }
 
 impl<'a> Shaper<'a> {
@@ -193,10 +197,22 @@ impl<'a> Shaper<'a> {
                 None => fields.push((key, Str::new(key), vec![field])),
             }
         }
+        let enums = fields
+            .iter()
+            .map(|(_, _, group)| {
+                let field = group[0];
+                if field.selection_set.selections.is_empty() {
+                    self.enum_type(field.ty().inner_named_type().as_str())
+                } else {
+                    None
+                }
+            })
+            .collect();
         FieldPlan {
             sets: id,
             type_name,
             fields,
+            enums,
         }
     }
 
@@ -217,7 +233,8 @@ impl<'a> Shaper<'a> {
             }
             self.path.push(Segment::Key(key));
             let value = object.get_hinted(probe, &mut hint);
-            let result = self.complete(value, field.ty(), group, type_name);
+            let enum_type = plan.enums[i];
+            let result = self.complete(value, field.ty(), group, type_name, enum_type);
             self.path.pop();
             result?;
         }
@@ -230,15 +247,18 @@ impl<'a> Shaper<'a> {
         super::json::write_quoted(&mut self.out, name.as_bytes(), false);
     }
 
+    /// Writes `value` as the field `group` of type `ty` asks; `enum_type` is the enum its leaf
+    /// values must belong to, if it is one (from the field plan).
     fn complete(
         &mut self,
         value: Option<&'a Data>,
         ty: &'a Type,
         group: &[&'a Node<Field>],
         parent_type: &str,
+        enum_type: Option<&'a EnumType>,
     ) -> Result<(), Bubble> {
         let start = self.out.len();
-        match self.complete_inner(value, ty, group, parent_type) {
+        match self.complete_inner(value, ty, group, parent_type, enum_type) {
             Ok(()) => Ok(()),
             Err(Bubble) if ty.is_non_null() => Err(Bubble),
             Err(Bubble) => {
@@ -255,6 +275,7 @@ impl<'a> Shaper<'a> {
         ty: &'a Type,
         group: &[&'a Node<Field>],
         parent_type: &str,
+        enum_type: Option<&'a EnumType>,
     ) -> Result<(), Bubble> {
         let value = match value.map(Data::resolved) {
             Some(Data::Null) | None => return self.null(ty, group[0], parent_type),
@@ -271,7 +292,7 @@ impl<'a> Shaper<'a> {
                         self.out.push(b',');
                     }
                     self.path.push(Segment::Index(i));
-                    let result = self.complete(Some(item), inner, group, parent_type);
+                    let result = self.complete(Some(item), inner, group, parent_type, enum_type);
                     self.path.pop();
                     result?;
                 }
@@ -280,7 +301,7 @@ impl<'a> Shaper<'a> {
             }
             Type::Named(name) | Type::NonNullNamed(name) => {
                 if group[0].selection_set.selections.is_empty() {
-                    if let Some(enum_type) = self.enum_type(name.as_str()) {
+                    if let Some(enum_type) = enum_type {
                         // A value the API schema does not have (`@inaccessible`, or one only a
                         // subgraph knows) must not reach the client.
                         let known = value
@@ -371,7 +392,7 @@ impl<'a> Shaper<'a> {
     }
 
     /// The enum definition of leaf type `name`, if it is an enum (looked up once per type).
-    fn enum_type(&mut self, name: &'a str) -> Option<&'a apollo_compiler::schema::EnumType> {
+    fn enum_type(&mut self, name: &'a str) -> Option<&'a EnumType> {
         if let Some((_, found)) = self.enum_types.iter().find(|(n, _)| std::ptr::eq(*n, name)) {
             return *found;
         }
