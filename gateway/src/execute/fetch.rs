@@ -3,6 +3,7 @@
 //! collapsing of identical in-flight queries into one request.
 
 use std::collections::HashMap;
+use std::hash::{BuildHasher, RandomState};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Instant;
@@ -115,21 +116,36 @@ const CLIENT_ADDRESS: HeaderName = HeaderName::from_static("x-forwarded-for");
 const TRACEPARENT: HeaderName = HeaderName::from_static("traceparent");
 
 /// Identity of a subgraph request for collapsing: same subgraph, body and forwarded headers.
-#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+/// The map hashes a body of kilobytes once per fetch, into `hash` (keyed SipHash, so clients
+/// cannot aim requests at one bucket), not once for the lookup, again for the insert and again
+/// for the removal.
+#[derive(Debug, Clone, PartialEq, Eq)]
 struct InflightKey {
+    hash: u64,
     service: usize,
     body: Bytes,
     headers: Vec<(HeaderName, HeaderValue)>,
 }
 
+impl std::hash::Hash for InflightKey {
+    fn hash<H: std::hash::Hasher>(&self, state: &mut H) {
+        state.write_u64(self.hash);
+    }
+}
+
 /// A request in flight, and how many requests wait for it (each counts toward the breaker).
-type InflightMap =
-    HashMap<InflightKey, (Shared<BoxFuture<'static, FetchResult>>, Arc<AtomicUsize>)>;
+type InflightMap = HashMap<
+    InflightKey,
+    (Shared<BoxFuture<'static, FetchResult>>, Arc<AtomicUsize>),
+    super::PassThroughHash,
+>;
 
 /// Sends requests to subgraphs over pooled connections.
 pub(crate) struct SubgraphClient {
     services: Vec<Arc<Service>>,
     inflight: Arc<Mutex<InflightMap>>,
+    /// The keyed hasher of [`InflightKey::hash`].
+    keys: RandomState,
 }
 
 impl SubgraphClient {
@@ -155,7 +171,8 @@ impl SubgraphClient {
             .collect();
         Self {
             services,
-            inflight: Arc::new(Mutex::new(HashMap::new())),
+            inflight: Arc::new(Mutex::new(HashMap::default())),
+            keys: RandomState::new(),
         }
     }
 
@@ -209,14 +226,16 @@ impl SubgraphClient {
             let result = send(uri.clone(), body, outgoing(), slot, waiters).await;
             return (result, false);
         }
+        let headers: Vec<_> = headers
+            .iter()
+            .filter(|(name, _)| name != CLIENT_ADDRESS)
+            .cloned()
+            .collect();
         let key = InflightKey {
+            hash: self.keys.hash_one((service, &body, &headers)),
             service,
             body,
-            headers: headers
-                .iter()
-                .filter(|(name, _)| name != CLIENT_ADDRESS)
-                .cloned()
-                .collect(),
+            headers,
         };
         let (shared, joined) = {
             let mut map = self.inflight.lock().expect("inflight map poisoned");

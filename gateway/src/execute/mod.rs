@@ -601,7 +601,7 @@ fn fast_hash(bytes: &[u8]) -> u64 {
 
 /// A `BuildHasher` for keys that are already hashes.
 #[derive(Default, Clone, Copy)]
-struct PassThroughHash;
+pub(crate) struct PassThroughHash;
 
 impl std::hash::BuildHasher for PassThroughHash {
     type Hasher = PassThroughHasher;
@@ -612,7 +612,7 @@ impl std::hash::BuildHasher for PassThroughHash {
 
 /// Returns the `u64` it was given.
 #[derive(Default)]
-struct PassThroughHasher(u64);
+pub(crate) struct PassThroughHasher(u64);
 
 impl std::hash::Hasher for PassThroughHasher {
     fn finish(&self) -> u64 {
