@@ -102,8 +102,9 @@ struct Shaper<'a> {
     errors: &'a mut Vec<GraphQLError>,
     path: Vec<Segment<'a>>,
     out: Vec<u8>,
-    /// The last field plan used at each object nesting level.
-    plans: Vec<Option<FieldPlan<'a>>>,
+    /// The last field plan used at each object nesting level (boxed: it is taken out and put
+    /// back for every object written, and a pointer moves cheaper than the plan).
+    plans: Vec<Option<Box<FieldPlan<'a>>>>,
     /// Object nesting level of the object being written.
     depth: usize,
     /// Declared type names already looked up, with whether each is an object type: a response
@@ -166,8 +167,13 @@ impl<'a> Shaper<'a> {
             self.plans.resize_with(depth + 1, || None);
         }
         let plan = match self.plans[depth].take() {
-            Some(plan) if plan.type_name == type_name && plan.sets.is(sets) => plan,
-            _ => self.field_plan(type_name, sets),
+            Some(plan)
+                if (std::ptr::eq(plan.type_name, type_name) || plan.type_name == type_name)
+                    && plan.sets.is(sets) =>
+            {
+                plan
+            }
+            _ => Box::new(self.field_plan(type_name, sets)),
         };
         self.depth += 1;
         let result = self.write_fields(object, &plan);
