@@ -379,10 +379,14 @@ impl<'a> Reader<'a> {
             self.pos += 1;
         }
         let int_start = self.pos;
+        // The integer part's value, accumulated while scanning (exact up to 19 digits, which
+        // cannot overflow a u64), so a plain integer is not parsed a second time.
+        let mut int = 0u64;
         match self.peek() {
             Some(b'0') => self.pos += 1,
             Some(b'1'..=b'9') => {
-                while let Some(b'0'..=b'9') = self.peek() {
+                while let Some(digit @ b'0'..=b'9') = self.peek() {
+                    int = int.wrapping_mul(10).wrapping_add(u64::from(digit - b'0'));
                     self.pos += 1;
                 }
             }
@@ -424,8 +428,19 @@ impl<'a> Reader<'a> {
                 if let Ok(n @ ..=-1) = self.text[start..int_end].parse::<i64>() {
                     return Ok(Value::Number(n.into()));
                 }
+            } else if digits.len() <= 19 {
+                return Ok(Value::Number(int.into()));
             } else if let Ok(n) = digits.parse::<u64>() {
                 return Ok(Value::Number(n.into()));
+            }
+            // An integer too long for 64 bits becomes the nearest float: std's parser rounds
+            // correctly, where serde_json (without `float_roundtrip`) can be a unit off.
+            if let Some(n) = self.text[start..int_end]
+                .parse::<f64>()
+                .ok()
+                .and_then(Number::from_f64)
+            {
+                return Ok(Value::Number(n));
             }
         }
         // Floats are rare in GraphQL data; serde_json parses them so values stay bit-identical
@@ -638,6 +653,7 @@ mod tests {
             r#"{"a":1,"b":[true,false,null],"c":{"d":"e"}}"#,
             r#"[0,-1,18446744073709551615,-9223372036854775808,1.5,-2.5e-3,1E+2]"#,
             "[-0,0,-0.0,-0e1]",
+            "[9999999999999999999,10000000000000000000,18446744073709551616,7,42,999,1000,9999,10000]",
             r#"["plain","quote \" backslash \\ slash \/ ctl \b\f\n\r\t","\u00e9\u4e2d\ud83d\ude00","\u0001"]"#,
             "  { \"sp\" : [ 1 , 2 ] , \"é\" : \"ü\" }  ",
             r#"{"a":1,"b":2,"a":3}"#,
@@ -645,6 +661,13 @@ mod tests {
             "{}",
             "[]",
         ];
+        // An integer too long for 64 bits becomes the nearest float, as std's parser rounds it
+        // (serde_json without `float_roundtrip` reads this one a unit off).
+        let long = "123456789012345678901234";
+        let Value::Number(read) = &parse_value(&format!("[{long}]")).unwrap()[0] else {
+            panic!("not a number");
+        };
+        assert_eq!(read.as_f64(), long.parse::<f64>().ok());
         for text in samples {
             let ours = round_trip(text);
             let theirs: serde_json::Value = serde_json::from_str(text).unwrap();
