@@ -76,11 +76,38 @@ async fn main() -> ExitCode {
         },
         verbose: args.verbose,
     };
-    match run(&options).await {
-        Ok(_) => ExitCode::SUCCESS,
-        Err(e) => {
-            eprintln!("difftest: {e:#}");
-            ExitCode::from(2)
+    // Stopped by a signal, the run is dropped, so the reference gateways and fixture servers it
+    // started (`kill_on_drop`) stop with it: a killed run used to leave Hive Router spinning on
+    // a core, which skewed whatever was measured next on the machine.
+    tokio::select! {
+        result = run(&options) => match result {
+            Ok(_) => ExitCode::SUCCESS,
+            Err(e) => {
+                eprintln!("difftest: {e:#}");
+                ExitCode::from(2)
+            }
+        },
+        signal = stop_signal() => {
+            eprintln!("difftest: stopped by {signal}; the processes it started are stopped too");
+            ExitCode::from(130)
         }
+    }
+}
+
+/// Waits for SIGINT or SIGTERM and names it.
+async fn stop_signal() -> &'static str {
+    use tokio::signal::unix::{signal, SignalKind};
+    let mut terminate = signal(SignalKind::terminate()).ok();
+    let terminated = async {
+        match terminate.as_mut() {
+            Some(terminate) => {
+                terminate.recv().await;
+            }
+            None => std::future::pending::<()>().await,
+        }
+    };
+    tokio::select! {
+        _ = tokio::signal::ctrl_c() => "SIGINT",
+        () = terminated => "SIGTERM",
     }
 }
