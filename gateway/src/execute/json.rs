@@ -513,7 +513,7 @@ pub(crate) fn write_value(out: &mut Vec<u8>, value: &Value) {
         Value::Bool(true) => out.extend_from_slice(b"true"),
         Value::Bool(false) => out.extend_from_slice(b"false"),
         Value::Number(n) => write_number(out, n),
-        Value::String(s) => write_data_str(out, s),
+        Value::String(s) => s.write_json(out),
         Value::Array(items) => {
             out.push(b'[');
             for (i, item) in items.iter().enumerate() {
@@ -532,7 +532,7 @@ pub(crate) fn write_value(out: &mut Vec<u8>, value: &Value) {
                     out.push(b',');
                 }
                 first = false;
-                write_data_str(out, key);
+                key.write_json(out);
                 out.push(b':');
                 write_value(out, item);
             });
@@ -587,11 +587,6 @@ fn write_u64(out: &mut Vec<u8>, mut n: u64) {
 /// Whether `bytes` hold a character JSON strings must escape.
 pub(crate) fn needs_escape(bytes: &[u8]) -> bool {
     find_special(bytes, 0) != bytes.len()
-}
-
-/// Appends `s` as a JSON string; [`Str`] already knows whether it needs escapes.
-fn write_data_str(out: &mut Vec<u8>, s: &Str) {
-    s.write_json(out);
 }
 
 /// Appends `bytes` in quotes, escaped when `escape` is set; callers that know a string holds

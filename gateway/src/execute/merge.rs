@@ -178,9 +178,10 @@ pub(crate) fn client_path(
 
 /// An entity fetch's `requires` selection, prepared once per plan for writing representations:
 /// each response key as a [`Str`] probe (a short key compares as two words, not a `memcmp`),
-/// each field name as a [`Str`] (written without a `memcpy` call), and whether a selection level
-/// can name one field twice (only then does writing track the names written). Building the nested query's ~850
-/// representations per request through the plain selection cost 16% of its instructions.
+/// each field name as a [`Str`] (written without a `memcpy` call), and whether a selection
+/// level can name one field twice (only then does writing track the names written). Writing
+/// the nested demo query's ~850 representations per request through the plain selection cost
+/// 16% of its instructions.
 #[derive(Debug)]
 pub(crate) struct RepresentationPlan {
     items: Vec<RepresentationItem>,
