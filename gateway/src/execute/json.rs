@@ -433,15 +433,6 @@ impl<'a> Reader<'a> {
             } else if let Ok(n) = digits.parse::<u64>() {
                 return Ok(Value::Number(n.into()));
             }
-            // An integer too long for 64 bits becomes the nearest float: std's parser rounds
-            // correctly, where serde_json (without `float_roundtrip`) can be a unit off.
-            if let Some(n) = self.text[start..int_end]
-                .parse::<f64>()
-                .ok()
-                .and_then(Number::from_f64)
-            {
-                return Ok(Value::Number(n));
-            }
         }
         // Floats are rare in GraphQL data; serde_json parses them so values stay bit-identical
         // to what the gateway produced before this reader existed.
@@ -642,6 +633,36 @@ mod tests {
         String::from_utf8(out).unwrap()
     }
 
+    /// A float passes through the gateway unchanged: read to the nearest double (as std's
+    /// parser does) and written back in its shortest form. Without serde_json's
+    /// `float_roundtrip` feature, `7.038531e-26` came back as `7.038530999999999e-26`.
+    #[test]
+    fn floats_pass_through_exactly() {
+        let hard = [
+            "7.038531e-26",
+            "2.2250738585072011e-308",
+            "8.988465674311579e+307",
+            "1.00000000000000011102230246251565404236316680908203125",
+            "9007199254740993.0",
+            "1e-45",
+            "0.1",
+            "-3.5e300",
+        ];
+        for text in hard {
+            let written = round_trip(&format!("[{text}]"));
+            let back: f64 = written
+                .trim_start_matches('[')
+                .trim_end_matches(']')
+                .parse()
+                .unwrap();
+            assert_eq!(
+                back,
+                text.parse::<f64>().unwrap(),
+                "{text} came back as {written}"
+            );
+        }
+    }
+
     #[test]
     fn agrees_with_serde_json() {
         let samples = [
@@ -657,7 +678,7 @@ mod tests {
             "[]",
         ];
         // An integer too long for 64 bits becomes the nearest float, as std's parser rounds it
-        // (serde_json without `float_roundtrip` reads this one a unit off).
+        // (serde_json without its `float_roundtrip` feature read this one a unit off).
         let long = "123456789012345678901234";
         let Value::Number(read) = &parse_value(&format!("[{long}]")).unwrap()[0] else {
             panic!("not a number");
