@@ -125,7 +125,9 @@ impl Str {
     /// fixed-size array and cut back to its length: a copy of known size compiles to a few
     /// moves, where a copy of the exact length calls `memcpy`, which costs more than the copy
     /// for the short keys, ids and type names most strings are.
-    #[inline]
+    // Always inlined: left to itself the compiler inlined it or not depending on unrelated
+    // code (a serde_json feature moved it out of line: +1.8% instructions per request).
+    #[inline(always)]
     pub(crate) fn write_json(&self, out: &mut Vec<u8>) {
         match &self.0 {
             Repr::Inline(len, bytes) => {
