@@ -312,7 +312,25 @@ enum Scalar {
     Str,
     Int,
     Bool,
+    /// Values a float parser that is a unit off reads wrong (`HARD_FLOATS`): a gateway must
+    /// pass them through unchanged.
+    Float,
 }
+
+/// Floats that serde_json without `float_roundtrip` read one unit off, and plain ones.
+const HARD_FLOATS: [f64; 8] = [
+    7.038531e-26,
+    2.225_073_858_507_201e-308,
+    8.988465674311579e307,
+    1e-45,
+    0.1,
+    -3.5e300,
+    123.25,
+    9007199254740994.0,
+];
+
+/// Every scalar the generator gives fields.
+const SCALARS: [Scalar; 4] = [Scalar::Str, Scalar::Int, Scalar::Bool, Scalar::Float];
 
 impl Scalar {
     fn name(self) -> &'static str {
@@ -320,6 +338,7 @@ impl Scalar {
             Scalar::Str => "String",
             Scalar::Int => "Int",
             Scalar::Bool => "Boolean",
+            Scalar::Float => "Float",
         }
     }
 }
@@ -609,7 +628,10 @@ fn build_world(rng: &mut Rng, options: &Options) -> World {
             name: format!("V{v}"),
             fields: (0..rng.range(1, 3))
                 .map(|f| {
-                    let s = [Scalar::Str, Scalar::Int, Scalar::Bool][rng.below(3)];
+                    let s = SCALARS[rng.below(SCALARS.len())];
+                    if s == Scalar::Float {
+                        features.insert("float field");
+                    }
                     (format!("v{v}f{f}"), s)
                 })
                 .collect(),
@@ -648,7 +670,13 @@ fn build_world(rng: &mut Rng, options: &Options) -> World {
         let n_fields = rng.range(2, 5);
         for f in 0..n_fields {
             let target = match rng.below(11) {
-                0..=5 => Target::Scalar([Scalar::Str, Scalar::Int, Scalar::Bool][rng.below(3)]),
+                0..=5 => {
+                    let s = SCALARS[rng.below(SCALARS.len())];
+                    if s == Scalar::Float {
+                        features.insert("float field");
+                    }
+                    Target::Scalar(s)
+                }
                 10 if options.allows(INACCESSIBLE_ENUM) => Target::Enum,
                 6 | 7 if !values.is_empty() => Target::Value(rng.below(values.len())),
                 _ => Target::Entity(rng.below(n_ent)),
@@ -1260,6 +1288,7 @@ fn scalar_value(s: Scalar, entity: &str, instance: usize, field: &str) -> Value 
         Scalar::Str => json!(format!("{entity}-{instance}-{field}")),
         Scalar::Int => json!((h % 1000) as i64),
         Scalar::Bool => json!(h % 2 == 0),
+        Scalar::Float => json!(HARD_FLOATS[(h % HARD_FLOATS.len() as u64) as usize]),
     }
 }
 
