@@ -332,6 +332,15 @@ const HARD_FLOATS: [f64; 8] = [
 /// Every scalar the generator gives fields.
 const SCALARS: [Scalar; 4] = [Scalar::Str, Scalar::Int, Scalar::Bool, Scalar::Float];
 
+/// A field's scalar type, drawn from [`SCALARS`]; a Float is recorded as a feature.
+fn pick_scalar(rng: &mut Rng, features: &mut BTreeSet<&'static str>) -> Scalar {
+    let s = SCALARS[rng.below(SCALARS.len())];
+    if s == Scalar::Float {
+        features.insert("float field");
+    }
+    s
+}
+
 impl Scalar {
     fn name(self) -> &'static str {
         match self {
@@ -628,10 +637,7 @@ fn build_world(rng: &mut Rng, options: &Options) -> World {
             name: format!("V{v}"),
             fields: (0..rng.range(1, 3))
                 .map(|f| {
-                    let s = SCALARS[rng.below(SCALARS.len())];
-                    if s == Scalar::Float {
-                        features.insert("float field");
-                    }
+                    let s = pick_scalar(rng, &mut features);
                     (format!("v{v}f{f}"), s)
                 })
                 .collect(),
@@ -670,13 +676,7 @@ fn build_world(rng: &mut Rng, options: &Options) -> World {
         let n_fields = rng.range(2, 5);
         for f in 0..n_fields {
             let target = match rng.below(11) {
-                0..=5 => {
-                    let s = SCALARS[rng.below(SCALARS.len())];
-                    if s == Scalar::Float {
-                        features.insert("float field");
-                    }
-                    Target::Scalar(s)
-                }
+                0..=5 => Target::Scalar(pick_scalar(rng, &mut features)),
                 10 if options.allows(INACCESSIBLE_ENUM) => Target::Enum,
                 6 | 7 if !values.is_empty() => Target::Value(rng.below(values.len())),
                 _ => Target::Entity(rng.below(n_ent)),
