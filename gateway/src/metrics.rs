@@ -292,11 +292,21 @@ pub(crate) struct SubgraphFamilies {
     circuit_state: IntGaugeVec,
     inflight: IntGaugeVec,
     current: Mutex<HashMap<String, Arc<SubgraphMetrics>>>,
+    /// Results reused from a request that merged the same subgraph responses, by kind
+    /// (`execute/memo.rs`). Gateway-wide, kept here because executors are built from this.
+    pub(crate) reused_representations: IntCounter,
+    /// See `reused_representations`.
+    pub(crate) reused_responses: IntCounter,
 }
 
 impl SubgraphFamilies {
     /// Registers the per-subgraph families in `registry`.
     pub(crate) fn register(registry: &MetricsRegistry) -> Self {
+        let reused = registry.counter_vec(
+            "switchyard_gateway_reused_results_total",
+            "Entity fetch representations (kind representations) and client responses (kind response) taken from a request that merged the very same subgraph responses (collapsed fetches) instead of derived again.",
+            &["kind"],
+        );
         SubgraphFamilies {
             requests: registry.counter_vec(
                 "switchyard_gateway_subgraph_requests_total",
@@ -324,6 +334,8 @@ impl SubgraphFamilies {
                 &["subgraph"],
             ),
             current: Mutex::new(HashMap::new()),
+            reused_representations: reused.with_label_values(&["representations"]),
+            reused_responses: reused.with_label_values(&["response"]),
         }
     }
 

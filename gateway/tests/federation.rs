@@ -193,10 +193,14 @@ async fn execute_case(case: &Case, sdl: &str) -> Result<(), String> {
     // A request collapsed onto another's fetch reads the shared response in place instead of
     // owning it, and concurrency decides which: every case also runs that way, same answer
     // (against fresh subgraphs: fixtures with counters answer a second mutation differently).
+    // A query goes three times at once, so that the copies join each other's fetches and reuse
+    // each other's representations and response; in this mode the gateway also derives each
+    // reused result afresh and fails the request if the two differ.
     let fresh = start_subgraphs(sdl, &case.fixtures, &case.options.down)
         .await
         .map_err(|e| format!("starting subgraphs again: {e}"))?;
-    let shared = ask_gateway(
+    let copies = if only_queries(&case.operation) { 3 } else { 1 };
+    let shared = ask_gateway_times(
         case,
         sdl,
         GatewayConfig {
@@ -204,13 +208,17 @@ async fn execute_case(case: &Case, sdl: &str) -> Result<(), String> {
             share_every_response: true,
             ..config
         },
+        copies,
     )
     .await?;
-    if let Err(diff) = match_response(&case.response, &shared.body) {
-        problems.push(format!(
-            "response with every subgraph response read as shared (HTTP {}) does not match:\n{diff}",
-            shared.status
-        ));
+    for shared in shared {
+        if let Err(diff) = match_response(&case.response, &shared.body) {
+            problems.push(format!(
+                "response with every subgraph response read as shared, {copies} request(s) at \
+                 once (HTTP {}) does not match:\n{diff}",
+                shared.status
+            ));
+        }
     }
     if problems.is_empty() {
         Ok(())
@@ -220,12 +228,35 @@ async fn execute_case(case: &Case, sdl: &str) -> Result<(), String> {
     }
 }
 
+/// Whether every operation in `document` is a query (sending it several times changes nothing).
+fn only_queries(document: &str) -> bool {
+    apollo_compiler::ast::Document::parse(document, "case.graphql").is_ok_and(|doc| {
+        doc.definitions.iter().all(|definition| match definition {
+            apollo_compiler::ast::Definition::OperationDefinition(op) => {
+                op.operation_type == apollo_compiler::ast::OperationType::Query
+            }
+            _ => true,
+        })
+    })
+}
+
 /// Serves the supergraph with `config` and sends the case's request.
 async fn ask_gateway(
     case: &Case,
     sdl: &str,
     config: GatewayConfig,
 ) -> Result<JsonResponse, String> {
+    let mut responses = ask_gateway_times(case, sdl, config, 1).await?;
+    Ok(responses.remove(0))
+}
+
+/// Serves the supergraph with `config` and sends the case's request `copies` times at once.
+async fn ask_gateway_times(
+    case: &Case,
+    sdl: &str,
+    config: GatewayConfig,
+    copies: usize,
+) -> Result<Vec<JsonResponse>, String> {
     let gateway = switchyard_gateway::Gateway::from_supergraph_sdl(sdl, config)
         .map_err(|e| format!("building the gateway: {e}"))?;
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
@@ -239,12 +270,15 @@ async fn ask_gateway(
         gateway,
         std::future::pending(),
     ));
-    let response = post_json(
-        &format!("http://{addr}/graphql"),
-        &case.request_body(),
-        &case.options.headers,
+    let url = format!("http://{addr}/graphql");
+    let body = case.request_body();
+    let responses = futures::future::join_all(
+        (0..copies).map(|_| post_json(&url, &body, &case.options.headers)),
     )
     .await;
     server.abort();
-    response.map_err(|e| format!("request to the gateway: {e}"))
+    responses
+        .into_iter()
+        .map(|response| response.map_err(|e| format!("request to the gateway: {e}")))
+        .collect()
 }

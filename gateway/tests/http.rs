@@ -640,6 +640,63 @@ async fn collapsed_requests_share_entity_responses_and_each_gets_the_whole_answe
     assert_eq!(subgraphs.accounts.count(), 1);
 }
 
+/// The value of `switchyard_gateway_reused_results_total{kind="KIND"}`.
+fn reused(gateway: &switchyard_gateway::Gateway, kind: &str) -> u64 {
+    counter(
+        gateway,
+        &format!("switchyard_gateway_reused_results_total{{kind=\"{kind}\"}}"),
+    )
+}
+
+#[tokio::test]
+async fn requests_that_merge_the_same_responses_reuse_what_was_derived_but_not_variables() {
+    // Lockstep, as above: every fetch is collapsed, so concurrent requests merge the very same
+    // responses. The query's introspection field reads a variable no subgraph sees.
+    let subgraphs = Subgraphs::start(Duration::from_millis(200)).await;
+    let (gateway, base) = start_gateway(subgraphs.list(), GatewayConfig::default()).await;
+    let query = format!(
+        "query($t: String!) {{ __type(name: $t) {{ name }} {} }}",
+        &TOP_PRODUCTS[2..TOP_PRODUCTS.len() - 2]
+    );
+    let ask = |t: &str| json!({"query": query, "variables": {"t": t}});
+    let expected = expected_top_products()["data"]["topProducts"].clone();
+    let check = |reply: Reply, t: &str| {
+        let body = reply.json();
+        assert_eq!(body["data"]["__type"], json!({"name": t}));
+        assert_eq!(body["data"]["topProducts"], expected);
+    };
+
+    // Other variables: the entity fetches' representations are taken from the request that
+    // prepared them first, the response is not.
+    let (a, b) = tokio::join!(
+        post(&base, ask("Product"), &[]),
+        post(&base, ask("Review"), &[])
+    );
+    check(a, "Product");
+    check(b, "Review");
+    assert_eq!(subgraphs.products.count(), 1);
+    assert_eq!(subgraphs.accounts.count(), 1);
+    // Three entity fetches (reviews, inventory, accounts), each prepared once.
+    assert_eq!(reused(&gateway, "representations"), 3);
+    assert_eq!(reused(&gateway, "response"), 0);
+
+    // The same variables: the response is written once.
+    let (a, b) = tokio::join!(
+        post(&base, ask("Review"), &[]),
+        post(&base, ask("Review"), &[])
+    );
+    check(a, "Review");
+    check(b, "Review");
+    assert_eq!(reused(&gateway, "representations"), 6);
+    assert_eq!(reused(&gateway, "response"), 1);
+
+    // A later request merges responses of its own: nothing is reused from the ones before.
+    check(post(&base, ask("Review"), &[]).await, "Review");
+    assert_eq!(subgraphs.products.count(), 3);
+    assert_eq!(reused(&gateway, "representations"), 6);
+    assert_eq!(reused(&gateway, "response"), 1);
+}
+
 #[tokio::test]
 async fn mutations_are_never_collapsed() {
     let subgraphs = Subgraphs::start(Duration::ZERO).await;

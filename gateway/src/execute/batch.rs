@@ -199,6 +199,7 @@ pub(crate) fn split(fetched: Arc<Fetched>, parts: usize) -> Vec<Arc<Fetched>> {
             response,
             bytes,
             headers,
+            ..
         }) => (response.data, response.errors, bytes, headers),
         Err(shared) => (
             shared.response.data.clone(),
@@ -261,6 +262,8 @@ pub(crate) fn split(fetched: Arc<Fetched>, parts: usize) -> Vec<Arc<Fetched>> {
             } else {
                 Vec::new()
             },
+            // Each member's share is this request's own.
+            waiters: 1,
         }));
     }
     out
@@ -353,6 +356,7 @@ mod tests {
             response: crate::execute::json::parse_response(body).unwrap(),
             bytes: body.len(),
             headers: Vec::new(),
+            waiters: 1,
         });
         let parts = split(fetched, 2);
         let json = |f: &Fetched| serde_json::to_value(&f.response.data).unwrap();
@@ -375,6 +379,7 @@ mod tests {
             response: crate::execute::json::parse_response(body).unwrap(),
             bytes: body.len(),
             headers: Vec::new(),
+            waiters: 1,
         });
         let holder = Arc::clone(&fetched);
         let copies = split(fetched, 2);
@@ -389,6 +394,7 @@ mod tests {
             response: crate::execute::json::parse_response(body).unwrap(),
             bytes: body.len(),
             headers: Vec::new(),
+            waiters: 1,
         });
         for part in split(fetched, 2) {
             assert!(part.response.data.is_none());

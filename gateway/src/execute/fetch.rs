@@ -31,6 +31,9 @@ pub(crate) struct Fetched {
     pub(crate) bytes: usize,
     /// The response headers the subgraph's header rules pass back to the client.
     pub(crate) headers: Vec<(HeaderName, HeaderValue)>,
+    /// How many requests waited for this response when it arrived (more than one: collapsed
+    /// requests share it).
+    pub(crate) waiters: usize,
 }
 
 pub(crate) type FetchResult = Result<Arc<Fetched>, FetchError>;
@@ -358,6 +361,7 @@ async fn send(
         response,
         bytes: bytes.len(),
         headers,
+        waiters: outcomes,
     }))
 }
 

@@ -1127,6 +1127,7 @@ mod tests {
                 },
                 bytes: 0,
                 headers: Vec::new(),
+                waiters: 1,
             })
         };
         let root = fetched(d!({"a": [{"b": [{"id": 1}, {"id": 2}]}, {"b": []}], "s": "x"}));

@@ -7,6 +7,7 @@ mod breaker;
 pub(crate) mod data;
 mod fetch;
 pub(crate) mod json;
+mod memo;
 mod merge;
 mod shape;
 pub(crate) mod transport;
@@ -123,6 +124,11 @@ pub struct Executor {
     websocket_tls: Vec<Arc<rustls::ClientConfig>>,
     tracer: Tracer,
     share_every_response: bool,
+    /// Counts results reused (`memo.rs`): representations, responses.
+    reused: (
+        switchyard_telemetry::prometheus::IntCounter,
+        switchyard_telemetry::prometheus::IntCounter,
+    ),
 }
 
 /// The headers of one client request as each subgraph gets them: one list per distinct rule
@@ -156,6 +162,16 @@ pub struct BoundPlan {
     /// Size of the last response written for this plan, to size the next one's buffer in one
     /// allocation (responses to one operation tend to be alike in size).
     response_size: AtomicUsize,
+    /// The last response written, for a request that merged the same responses (`memo.rs`).
+    response_memo: memo::Memo<WrittenResponse>,
+}
+
+/// A client response as written, with what else it was derived from.
+struct WrittenResponse {
+    /// The request's variables (`@skip`/`@include` and introspection arguments shape it).
+    variables: Map<String, Value>,
+    body: Vec<u8>,
+    errors: usize,
 }
 
 impl BoundPlan {
@@ -220,6 +236,10 @@ pub(crate) struct PreparedFetch {
     order: u32,
     /// The operation text, for the combined document when the fetch is batched (`batch.rs`).
     operation: Box<str>,
+    /// The objects an entity fetch was last prepared for (`None`: none to send), with the
+    /// address of the paths they were found at, for a request that merged the same responses
+    /// (`memo.rs`).
+    located: memo::Memo<(usize, Option<Arc<Located>>)>,
 }
 
 impl Executor {
@@ -331,6 +351,10 @@ impl Executor {
             client: SubgraphClient::new(policies, &collapsed),
             dedupe: options.dedupe,
             share_every_response: options.share_every_response,
+            reused: (
+                families.reused_representations.clone(),
+                families.reused_responses.clone(),
+            ),
             subgraph_metrics,
             header_groups,
             header_group_of,
@@ -414,6 +438,7 @@ impl Executor {
             has_introspection,
             batches: batch::Batches::default(),
             response_size: AtomicUsize::new(0),
+            response_memo: memo::Memo::default(),
         }
     }
 
@@ -468,6 +493,7 @@ impl Executor {
             root_keys: fetch.root_keys.clone(),
             order,
             operation: fetch.operation.as_str().into(),
+            located: memo::Memo::default(),
         }
     }
 
@@ -506,11 +532,30 @@ impl Executor {
         if let Some(node) = &operation.exec {
             run.run(node).await;
         }
+        // A request that merged the same responses with the same variables wrote this response.
+        let reuse = run.reuse && run.history.shareable();
+        let mut check = None;
+        if reuse {
+            if let Some(kept) = operation
+                .response_memo
+                .get(&run.history, |kept| kept.variables == *variables)
+            {
+                self.reused.1.inc();
+                if !self.share_every_response {
+                    let headers = run.response_headers.finish();
+                    return (kept.value.body.clone(), kept.value.errors, headers);
+                }
+                // Tests: write it afresh and compare.
+                check = Some(kept);
+            }
+        }
+        run.flush();
         let mut errors = run.errors_in_plan_order();
         let Run {
             mut data,
             bytes_in,
             response_headers,
+            history,
             ..
         } = run;
         let response_headers = response_headers.finish();
@@ -526,6 +571,22 @@ impl Executor {
         operation
             .response_size
             .store(response.len() + response.len() / 8, Ordering::Relaxed);
+        if let Some(kept) = check {
+            assert!(
+                kept.value.body == response && kept.value.errors == error_count,
+                "a reused response differs from a fresh one"
+            );
+        }
+        if reuse {
+            operation.response_memo.put(
+                &history,
+                WrittenResponse {
+                    variables: variables.clone(),
+                    body: response.clone(),
+                    errors: error_count,
+                },
+            );
+        }
         (response, error_count, response_headers)
     }
 
@@ -647,7 +708,8 @@ fn write_json(out: &mut Vec<u8>, value: &(impl serde::Serialize + ?Sized)) {
 /// The state of one plan run, owned by the one task that runs it: merged data, errors and
 /// passed-back headers so far, and where in the plan it is. A fetch is prepared from `&self.data`
 /// (representations, variables), sent without borrowing anything of the run, and merged into
-/// `&mut self.data` when it completes, so nothing here is shared and nothing needs a lock.
+/// `&mut self.data` once it has completed (when collapsing is on, only when something next reads
+/// the data: `memo.rs`), so nothing here is shared and nothing needs a lock.
 struct Run<'a> {
     executor: &'a Executor,
     /// The bound plan's combined batch documents.
@@ -674,6 +736,22 @@ struct Run<'a> {
     steps: VecDeque<Step<'a>>,
     /// Fetches prepared and not sent yet.
     outgoing: Vec<Outgoing<'a>>,
+    /// The responses `data` is built from, with those still waiting in `unmerged`, in order.
+    history: memo::History,
+    /// Completed fetches not merged yet: merging waits until something reads `data`, which a
+    /// request that reuses every derivation never does (`memo.rs`). Merged in this order.
+    unmerged: Vec<Unmerged<'a>>,
+    /// Whether work derived from shared responses may be reused: collapsing is on, `data` did
+    /// not start from a seed, and no fetch has failed (a failure is not in the history).
+    reuse: bool,
+}
+
+/// A completed fetch whose merge is deferred.
+struct Unmerged<'a> {
+    fetch: &'a PreparedFetch,
+    log_span: tracing::Span,
+    entities: Option<EntityRequest<'a>>,
+    fetched: Arc<Fetched>,
 }
 
 /// A plan node that waits for its children.
@@ -735,6 +813,14 @@ struct EntityRequest<'a> {
     paths: &'a [Vec<PathElement>],
     /// Where the representation list (`[...]`) is in the request body.
     representations: std::ops::Range<usize>,
+    located: Arc<Located>,
+}
+
+/// What an entity fetch sends and for which objects, as found in the merged data.
+#[derive(Debug, PartialEq)]
+struct Located {
+    /// The representation list, `[...]`, each distinct representation once.
+    representations: Vec<u8>,
     targets: Vec<EntityTarget>,
     /// The list indexes of every target, each target holding a range of it.
     index_buffer: Vec<u32>,
@@ -743,6 +829,7 @@ struct EntityRequest<'a> {
 /// One object an entity fetch resolves: which representation it sent, which of the `Flatten`
 /// node's paths it was found at, and the list indexes (a range of a shared buffer) that lead to
 /// it along that path.
+#[derive(Debug, PartialEq)]
 struct EntityTarget {
     representation: usize,
     path: usize,
@@ -820,6 +907,9 @@ impl<'a> Run<'a> {
             frames: Vec::new(),
             steps: VecDeque::new(),
             outgoing: Vec::new(),
+            history: memo::History::default(),
+            unmerged: Vec::new(),
+            reuse: executor.dedupe,
         }
     }
 
@@ -1145,7 +1235,8 @@ impl<'a> Run<'a> {
         }
     }
 
-    /// Merges a completed fetch and tells its parent.
+    /// Takes a completed fetch's result (merged now, or recorded and merged when the data is
+    /// next read: `memo.rs`) and tells its parent.
     fn complete(&mut self, pending: Pending<'a>, result: Result<Arc<Fetched>, FetchError>) {
         let Pending {
             fetch,
@@ -1164,6 +1255,34 @@ impl<'a> Run<'a> {
         if let Ok(fetched) = &result {
             self.bytes_in += fetched.bytes;
         }
+        match result {
+            Ok(fetched) if self.reuse => {
+                self.history.push(fetch.order, &fetched);
+                self.unmerged.push(Unmerged {
+                    fetch,
+                    log_span,
+                    entities,
+                    fetched,
+                });
+            }
+            result => {
+                self.reuse = false;
+                self.flush();
+                self.merge(fetch, &log_span, entities, result);
+            }
+        }
+        span.end();
+        self.steps.push_back(Step::Finished(parent));
+    }
+
+    /// Merges one fetch's result into `data`, its errors into `errors` as one block.
+    fn merge(
+        &mut self,
+        fetch: &PreparedFetch,
+        log_span: &tracing::Span,
+        entities: Option<EntityRequest<'a>>,
+        result: Result<Arc<Fetched>, FetchError>,
+    ) {
         let first_error = self.errors.len();
         let second_holder = match &result {
             Ok(fetched) if self.executor.share_every_response => Some(Arc::clone(fetched)),
@@ -1177,8 +1296,19 @@ impl<'a> Run<'a> {
         if self.errors.len() > first_error {
             self.error_blocks.push((fetch.order, first_error));
         }
-        span.end();
-        self.steps.push_back(Step::Finished(parent));
+    }
+
+    /// Merges the completed fetches that wait, in the order they completed.
+    fn flush(&mut self) {
+        for waiting in std::mem::take(&mut self.unmerged) {
+            let Unmerged {
+                fetch,
+                log_span,
+                entities,
+                fetched,
+            } = waiting;
+            self.merge(fetch, &log_span, entities, Ok(fetched));
+        }
     }
 
     fn write_variables(&self, usages: &[String], body: &mut Vec<u8>, mut first: bool) {
@@ -1284,21 +1414,76 @@ impl<'a> Run<'a> {
     }
 
     /// The body of an entity fetch for the objects at `paths` (each distinct representation
-    /// once) and where each object is; `None` when no object needs it.
+    /// once) and where each object is; `None` when no object needs it. What a request that
+    /// merged the same responses found is taken as it is (`memo.rs`).
     fn entity_request(
-        &self,
-        fetch: &PreparedFetch,
+        &mut self,
+        fetch: &'a PreparedFetch,
         paths: &'a [Vec<PathElement>],
     ) -> Option<(Vec<u8>, EntityRequest<'a>)> {
+        fetch.representation.as_ref()?;
+        // A fetch sits at one place in its plan, so this is only a check.
+        let at = paths.as_ptr() as usize;
+        let reuse = self.reuse && self.history.shareable();
+        let kept = match reuse {
+            true => fetch
+                .located
+                .get(&self.history, |(kept_at, _)| *kept_at == at),
+            false => None,
+        };
+        let located = match kept {
+            Some(kept) => {
+                self.executor.reused.0.inc();
+                if self.executor.share_every_response {
+                    // Tests: what is reused must be what this request would have found.
+                    self.flush();
+                    let fresh = self.locate(fetch, paths);
+                    assert_eq!(
+                        fresh.as_ref(),
+                        kept.value.1.as_deref(),
+                        "reused objects differ"
+                    );
+                }
+                kept.value.1.clone()
+            }
+            None => {
+                self.flush();
+                let located = self.locate(fetch, paths).map(Arc::new);
+                if reuse {
+                    fetch.located.put(&self.history, (at, located.clone()));
+                }
+                located
+            }
+        }?;
+        let mut body =
+            Vec::with_capacity(fetch.body_prefix.len() + located.representations.len() + 64);
+        body.extend_from_slice(&fetch.body_prefix);
+        body.extend_from_slice(b"{\"representations\":");
+        let start = body.len();
+        body.extend_from_slice(&located.representations);
+        let representations = start..body.len();
+        self.write_variables(&fetch.variable_usages, &mut body, false);
+        body.extend_from_slice(b"}}");
+        Some((
+            body,
+            EntityRequest {
+                paths,
+                representations,
+                located,
+            },
+        ))
+    }
+
+    /// The distinct representations of the objects at `paths` and where each object is, from
+    /// the merged data; `None` when no object needs the fetch.
+    fn locate(&self, fetch: &PreparedFetch, paths: &[Vec<PathElement>]) -> Option<Located> {
         let requires = fetch.requires.as_deref().unwrap_or_default();
         let plan = fetch.representation.as_ref()?;
         let schema: &Schema = &self.executor.schema;
         let mut targets = Vec::new();
         let mut index_buffer: Vec<u32> = Vec::new();
-        let mut body = Vec::with_capacity(fetch.body_prefix.len() + 256);
-        body.extend_from_slice(&fetch.body_prefix);
-        body.extend_from_slice(b"{\"representations\":[");
-        let representations_start = body.len() - 1;
+        let mut body = Vec::with_capacity(256);
+        body.push(b'[');
         let mut count = 0usize;
         // Hash of representation bytes -> (index, its bytes' range in `body`). The keys are
         // already hashes, so the map passes them through instead of re-hashing with SipHash.
@@ -1362,18 +1547,11 @@ impl<'a> Run<'a> {
             return None;
         }
         body.push(b']');
-        let representations = representations_start..body.len();
-        self.write_variables(&fetch.variable_usages, &mut body, false);
-        body.extend_from_slice(b"}}");
-        Some((
-            body,
-            EntityRequest {
-                paths,
-                representations,
-                targets,
-                index_buffer,
-            },
-        ))
+        Some(Located {
+            representations: body,
+            targets,
+            index_buffer,
+        })
     }
 
     fn merge_entities(
@@ -1382,12 +1560,9 @@ impl<'a> Run<'a> {
         request: EntityRequest<'_>,
         result: Result<Arc<Fetched>, FetchError>,
     ) {
-        let EntityRequest {
-            paths,
-            targets,
-            index_buffer,
-            ..
-        } = request;
+        let EntityRequest { paths, located, .. } = request;
+        let targets: &[EntityTarget] = &located.targets;
+        let index_buffer: &[u32] = &located.index_buffer;
         let schema: &Schema = &self.executor.schema;
         let root = &mut self.data;
         match result {
@@ -1436,7 +1611,7 @@ impl<'a> Run<'a> {
                         self.errors.extend(merge::entity_errors(
                             error,
                             &fetch.service_name,
-                            &targets,
+                            targets,
                             &paths,
                             returned,
                         ));
@@ -1452,7 +1627,7 @@ impl<'a> Run<'a> {
                     }
                 }
                 let mut uses = vec![0usize; entities.len()];
-                for target in &targets {
+                for target in targets {
                     if let Some(n) = uses.get_mut(target.representation) {
                         *n += 1;
                     }
@@ -1502,7 +1677,7 @@ impl<'a> Run<'a> {
                 }
             }
             Err(reason) => {
-                for target in &targets {
+                for target in targets {
                     let indexes = &index_buffer[target.indexes.clone()];
                     self.errors.push(
                         Self::fetch_failed(fetch, &reason).with_path(merge::client_path(
@@ -1626,6 +1801,8 @@ impl Executor {
             root,
             errors,
         );
+        // The seed is not in the history: nothing derived here is like another request's.
+        run.reuse = false;
         if let Some(node) = &operation.exec {
             run.run(node).await;
         }
