@@ -264,6 +264,7 @@ pub(crate) fn split(fetched: Arc<Fetched>, parts: usize) -> Vec<Arc<Fetched>> {
             },
             // Each member's share is this request's own.
             waiters: 1,
+            derived: Default::default(),
         }));
     }
     out
@@ -357,6 +358,7 @@ mod tests {
             bytes: body.len(),
             headers: Vec::new(),
             waiters: 1,
+            derived: Default::default(),
         });
         let parts = split(fetched, 2);
         let json = |f: &Fetched| serde_json::to_value(&f.response.data).unwrap();
@@ -380,6 +382,7 @@ mod tests {
             bytes: body.len(),
             headers: Vec::new(),
             waiters: 1,
+            derived: Default::default(),
         });
         let holder = Arc::clone(&fetched);
         let copies = split(fetched, 2);
@@ -395,6 +398,7 @@ mod tests {
             bytes: body.len(),
             headers: Vec::new(),
             waiters: 1,
+            derived: Default::default(),
         });
         for part in split(fetched, 2) {
             assert!(part.response.data.is_none());

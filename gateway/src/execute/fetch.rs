@@ -34,6 +34,8 @@ pub(crate) struct Fetched {
     /// How many requests waited for this response when it arrived (more than one: collapsed
     /// requests share it).
     pub(crate) waiters: usize,
+    /// What requests derived from data whose last merged response is this one (`memo.rs`).
+    pub(crate) derived: super::memo::Derived,
 }
 
 pub(crate) type FetchResult = Result<Arc<Fetched>, FetchError>;
@@ -362,6 +364,7 @@ async fn send(
         bytes: bytes.len(),
         headers,
         waiters: outcomes,
+        derived: Default::default(),
     }))
 }
 

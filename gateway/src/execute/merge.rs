@@ -1128,6 +1128,7 @@ mod tests {
                 bytes: 0,
                 headers: Vec::new(),
                 waiters: 1,
+                derived: Default::default(),
             })
         };
         let root = fetched(d!({"a": [{"b": [{"id": 1}, {"id": 2}]}, {"b": []}], "s": "x"}));

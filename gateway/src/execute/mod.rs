@@ -162,8 +162,8 @@ pub struct BoundPlan {
     /// Size of the last response written for this plan, to size the next one's buffer in one
     /// allocation (responses to one operation tend to be alike in size).
     response_size: AtomicUsize,
-    /// The last response written, for a request that merged the same responses (`memo.rs`).
-    response_memo: memo::Memo<WrittenResponse>,
+    /// The key under which its client responses are kept for reuse (`memo.rs`).
+    node: u64,
 }
 
 /// A client response as written, with what else it was derived from.
@@ -236,10 +236,8 @@ pub(crate) struct PreparedFetch {
     order: u32,
     /// The operation text, for the combined document when the fetch is batched (`batch.rs`).
     operation: Box<str>,
-    /// The objects an entity fetch was last prepared for (`None`: none to send), with the
-    /// address of the paths they were found at, for a request that merged the same responses
-    /// (`memo.rs`).
-    located: memo::Memo<(usize, Option<Arc<Located>>)>,
+    /// The key under which the objects it is prepared for are kept for reuse (`memo.rs`).
+    node: u64,
 }
 
 impl Executor {
@@ -438,7 +436,7 @@ impl Executor {
             has_introspection,
             batches: batch::Batches::default(),
             response_size: AtomicUsize::new(0),
-            response_memo: memo::Memo::default(),
+            node: memo::node_id(),
         }
     }
 
@@ -493,7 +491,7 @@ impl Executor {
             root_keys: fetch.root_keys.clone(),
             order,
             operation: fetch.operation.as_str().into(),
-            located: memo::Memo::default(),
+            node: memo::node_id(),
         }
     }
 
@@ -536,14 +534,14 @@ impl Executor {
         let reuse = run.reuse && run.history.shareable();
         let mut check = None;
         if reuse {
-            if let Some(kept) = operation
-                .response_memo
-                .get(&run.history, |kept| kept.variables == *variables)
+            if let Some(kept) = run
+                .history
+                .get::<WrittenResponse>(operation.node, |kept| kept.variables == *variables)
             {
                 self.reused.1.inc();
                 if !self.share_every_response {
                     let headers = run.response_headers.finish();
-                    return (kept.value.body.clone(), kept.value.errors, headers);
+                    return (kept.body.clone(), kept.errors, headers);
                 }
                 // Tests: write it afresh and compare.
                 check = Some(kept);
@@ -573,18 +571,18 @@ impl Executor {
             .store(response.len() + response.len() / 8, Ordering::Relaxed);
         if let Some(kept) = check {
             assert!(
-                kept.value.body == response && kept.value.errors == error_count,
+                kept.body == response && kept.errors == error_count,
                 "a reused response differs from a fresh one"
             );
         }
         if reuse {
-            operation.response_memo.put(
-                &history,
-                WrittenResponse {
+            history.put(
+                operation.node,
+                Arc::new(WrittenResponse {
                     variables: variables.clone(),
                     body: response.clone(),
                     errors: error_count,
-                },
+                }),
             );
         }
         (response, error_count, response_headers)
@@ -1426,9 +1424,9 @@ impl<'a> Run<'a> {
         let at = paths.as_ptr() as usize;
         let reuse = self.reuse && self.history.shareable();
         let kept = match reuse {
-            true => fetch
-                .located
-                .get(&self.history, |(kept_at, _)| *kept_at == at),
+            true => self
+                .history
+                .get::<(usize, Option<Arc<Located>>)>(fetch.node, |(kept_at, _)| *kept_at == at),
             false => None,
         };
         let located = match kept {
@@ -1438,19 +1436,16 @@ impl<'a> Run<'a> {
                     // Tests: what is reused must be what this request would have found.
                     self.flush();
                     let fresh = self.locate(fetch, paths);
-                    assert_eq!(
-                        fresh.as_ref(),
-                        kept.value.1.as_deref(),
-                        "reused objects differ"
-                    );
+                    assert_eq!(fresh.as_ref(), kept.1.as_deref(), "reused objects differ");
                 }
-                kept.value.1.clone()
+                kept.1.clone()
             }
             None => {
                 self.flush();
                 let located = self.locate(fetch, paths).map(Arc::new);
                 if reuse {
-                    fetch.located.put(&self.history, (at, located.clone()));
+                    self.history
+                        .put(fetch.node, Arc::new((at, located.clone())));
                 }
                 located
             }
