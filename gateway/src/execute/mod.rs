@@ -942,7 +942,7 @@ impl<'a> Run<'a> {
                 break;
             };
             if batched.is_empty() {
-                self.complete(pending, result);
+                self.complete(pending, result, None);
             } else {
                 self.complete_batch(pending, batched, result);
             }
@@ -1220,14 +1220,19 @@ impl<'a> Run<'a> {
         let members = std::iter::once(first).chain(rest);
         match result {
             Ok(fetched) => {
+                // Each request splits its own shares, so a share is no response another request
+                // has: the history names the batch's response instead (a member's share is a
+                // function of it and the member's plan position). Kept only when shared, since
+                // holding it makes the split copy what it could have moved.
+                let origin = (self.reuse && fetched.waiters > 1).then(|| Arc::clone(&fetched));
                 let shares = batch::split(fetched, count);
                 for (pending, share) in members.zip(shares) {
-                    self.complete(pending, Ok(share));
+                    self.complete(pending, Ok(share), origin.as_ref());
                 }
             }
             Err(reason) => {
                 for pending in members {
-                    self.complete(pending, Err(reason.clone()));
+                    self.complete(pending, Err(reason.clone()), None);
                 }
             }
         }
@@ -1235,7 +1240,13 @@ impl<'a> Run<'a> {
 
     /// Takes a completed fetch's result (merged now, or recorded and merged when the data is
     /// next read: `memo.rs`) and tells its parent.
-    fn complete(&mut self, pending: Pending<'a>, result: Result<Arc<Fetched>, FetchError>) {
+    /// `origin`: the batch response this result is a member's share of.
+    fn complete(
+        &mut self,
+        pending: Pending<'a>,
+        result: Result<Arc<Fetched>, FetchError>,
+        origin: Option<&Arc<Fetched>>,
+    ) {
         let Pending {
             fetch,
             parent,
@@ -1255,7 +1266,7 @@ impl<'a> Run<'a> {
         }
         match result {
             Ok(fetched) if self.reuse => {
-                self.history.push(fetch.order, &fetched);
+                self.history.push(fetch.order, origin.unwrap_or(&fetched));
                 self.unmerged.push(Unmerged {
                     fetch,
                     log_span,
