@@ -17,7 +17,11 @@
 #                        Apollo's composition is Elastic-licensed: it is only run, never part of the repo.
 #   DIFFTEST_ARGS        extra flags, e.g. "--minimize-seconds 120 --max-per-kind 5 --verbose"
 #   DIFFTEST_SHARE_EVERY_RESPONSE=1  Switchyard reads every subgraph response the way it reads one
-#                        shared by collapsed requests (in place, copy-on-write), as under load
+#                        shared by collapsed requests (in place, copy-on-write), as under load;
+#                        each query is also sent to it three times at once (the copies reuse
+#                        each other's derived results, which the gateway then checks against a
+#                        fresh derivation), and a copy answering otherwise than the query sent
+#                        alone is a disagreement
 set -eu
 cd "$(dirname "$0")/.."
 DURATION=${1:-60}

@@ -135,6 +135,13 @@ pub async fn ask(session: &mut Session, operation: &str, variables: &Value) -> A
         .await
         .unwrap_or(Value::Null);
     let ours_requests = session.requests_since(&marks);
+    let ours = match session
+        .concurrent_copies_differ(operation, variables, &ours)
+        .await
+    {
+        Some(differing) => differing,
+        None => ours,
+    };
     let marks = session.request_marks();
     let reference = session.run(Target::Hive, operation, variables).await;
     let reference_requests = reference.as_ref().map(|_| session.requests_since(&marks));

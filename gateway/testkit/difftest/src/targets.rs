@@ -40,6 +40,11 @@ pub async fn query(url: &str, operation: &str, variables: &Value) -> Value {
     }
 }
 
+/// Whether `DIFFTEST_SHARE_EVERY_RESPONSE=1` (scripts/difftest.sh).
+fn share_every_response() -> bool {
+    std::env::var_os("DIFFTEST_SHARE_EVERY_RESPONSE").is_some_and(|v| v == "1")
+}
+
 /// Switchyard serving one supergraph in this process; stops when dropped.
 #[derive(Debug)]
 pub struct Switchyard {
@@ -57,8 +62,7 @@ impl Switchyard {
             subgraph_timeout: Duration::from_secs(10),
             // Read every subgraph response as a de-duplicated (shared) one is read, to run the
             // generated shapes through that path too (scripts/difftest.sh).
-            share_every_response: std::env::var_os("DIFFTEST_SHARE_EVERY_RESPONSE")
-                .is_some_and(|v| v == "1"),
+            share_every_response: share_every_response(),
             ..GatewayConfig::default()
         };
         let gateway = switchyard_gateway::Gateway::from_supergraph_sdl(supergraph, config)
@@ -270,6 +274,36 @@ impl Session {
     /// Whether Hive Router runs in this session.
     pub fn has_hive(&self) -> bool {
         self.hive.is_some()
+    }
+
+    /// With `DIFFTEST_SHARE_EVERY_RESPONSE=1`, sends a query (not a mutation) to Switchyard
+    /// three times at once: the copies collapse their fetches and reuse what each other derived
+    /// from them, every reuse checked against a fresh derivation inside the gateway. Returns a
+    /// `transport_error` answer when a copy's answer is not `alone` (the answer to it sent
+    /// alone), so the difference shows as a disagreement.
+    pub async fn concurrent_copies_differ(
+        &self,
+        operation: &str,
+        variables: &Value,
+        alone: &Value,
+    ) -> Option<Value> {
+        if !share_every_response() || variables.get(SESSION_VARIABLE).is_some() {
+            return None;
+        }
+        let url = &self.ours.url;
+        let copies = tokio::join!(
+            query(url, operation, variables),
+            query(url, operation, variables),
+            query(url, operation, variables)
+        );
+        let differing = [copies.0, copies.1, copies.2]
+            .into_iter()
+            .find(|copy| copy != alone)?;
+        Some(json!({
+            "transport_error": format!(
+                "one of three copies sent at once answered differently from the query sent alone: {differing}"
+            )
+        }))
     }
 
     /// Sends `operation` to one gateway; `None` when that gateway is not part of the session.
