@@ -69,7 +69,8 @@ pub struct GatewayConfig {
     pub introspection: bool,
     /// Whether GraphiQL is served to browsers on `GET /graphql`.
     pub graphiql: bool,
-    /// Collapse identical in-flight subgraph queries into one request.
+    /// Collapse identical in-flight subgraph queries into one request (and let requests that
+    /// merged the same responses share what was derived from them: `execute/memo.rs`).
     pub dedupe: bool,
     /// Collapse identical in-flight client queries (same operation, variables and headers every
     /// subgraph would get) into one execution whose answer each of them gets. Off by default.
