@@ -1151,6 +1151,39 @@ async fn identical_concurrent_client_queries_execute_once_when_collapsing_is_on(
 }
 
 #[tokio::test]
+async fn requests_with_different_tokens_never_reuse_each_others_results() {
+    // Subgraph-request collapsing on (the default), client-request collapsing off: results are
+    // reused only between requests whose subgraph requests were the same, headers included.
+    let (url, count) = serve_who_am_i().await;
+    let subgraphs = vec![
+        ("accounts".to_owned(), url.clone()),
+        ("reviews".to_owned(), url),
+    ];
+    let (gateway, base) = start_gateway(subgraphs, GatewayConfig::default()).await;
+    let body = json!({"query": "{ me { id name } }"});
+    let caller = |id: &str| json!({"data": {"me": {"id": id, "name": format!("Caller {id}")}}});
+    let (ada, alan, anonymous) = tokio::join!(
+        post(&base, body.clone(), &[("authorization", "Bearer ada")]),
+        post(&base, body.clone(), &[("authorization", "Bearer alan")]),
+        post(&base, body.clone(), &[])
+    );
+    assert_eq!(ada.json(), caller("ada"));
+    assert_eq!(alan.json(), caller("alan"));
+    assert_eq!(anonymous.json(), json!({"data": {"me": null}}));
+    assert_eq!(count.load(std::sync::atomic::Ordering::SeqCst), 3);
+    assert_eq!(reused(&gateway, "response"), 0);
+
+    let (ada, again) = tokio::join!(
+        post(&base, body.clone(), &[("authorization", "Bearer ada")]),
+        post(&base, body.clone(), &[("authorization", "Bearer ada")])
+    );
+    assert_eq!(ada.json(), caller("ada"));
+    assert_eq!(again.json(), caller("ada"));
+    assert_eq!(count.load(std::sync::atomic::Ordering::SeqCst), 4);
+    assert_eq!(reused(&gateway, "response"), 1);
+}
+
+#[tokio::test]
 async fn client_queries_with_different_tokens_are_never_collapsed() {
     let (gateway, base, count) = who_am_i_gateway(true).await;
     let body = json!({"query": "{ me { id name } }"});
