@@ -170,7 +170,7 @@ pub struct BoundPlan {
 struct WrittenResponse {
     /// The request's variables (`@skip`/`@include` and introspection arguments shape it).
     variables: Map<String, Value>,
-    body: Vec<u8>,
+    body: bytes::Bytes,
     errors: usize,
 }
 
@@ -506,6 +506,7 @@ impl Executor {
         self.execute_counting_errors(operation, variables, Forwarded::Same(headers), None)
             .await
             .0
+            .into()
     }
 
     /// Like [`Executor::execute`], also saying how many errors the response carries (for the
@@ -517,7 +518,7 @@ impl Executor {
         variables: &Map<String, Value>,
         headers: Forwarded<'_>,
         trace: Option<TraceContext>,
-    ) -> (Vec<u8>, usize, http::HeaderMap) {
+    ) -> (bytes::Bytes, usize, http::HeaderMap) {
         let mut run = Run::new(
             self,
             &operation.batches,
@@ -569,6 +570,7 @@ impl Executor {
         operation
             .response_size
             .store(response.len() + response.len() / 8, Ordering::Relaxed);
+        let response = bytes::Bytes::from(response);
         if let Some(kept) = check {
             assert!(
                 kept.body == response && kept.errors == error_count,

@@ -170,7 +170,7 @@ async fn execute_once(
         .instrument(span)
         .await;
     Executed {
-        body: Bytes::from(body),
+        body,
         errors,
         headers,
     }
