@@ -91,7 +91,7 @@ impl History {
 
     /// Whether another request can have this history (see `exclusive`).
     pub(crate) fn shareable(&self) -> bool {
-        !self.exclusive && self.last.is_some()
+        self.last.is_some()
     }
 
     fn same(&self, other: &[(u32, Weak<Fetched>)]) -> bool {
@@ -109,7 +109,7 @@ impl History {
         node: u64,
         also: impl FnOnce(&T) -> bool,
     ) -> Option<Arc<T>> {
-        let last = self.last.as_ref().filter(|_| !self.exclusive)?;
+        let last = self.last.as_ref()?;
         let found = last
             .derived
             .lock()
@@ -123,7 +123,7 @@ impl History {
     /// Keeps `value`, derived for plan node `node` from data with this history, in place of
     /// what was kept for that node on the same response before.
     pub(crate) fn put<T: Any + Send + Sync>(&self, node: u64, value: Arc<T>) {
-        let Some(last) = self.last.as_ref().filter(|_| !self.exclusive) else {
+        let Some(last) = &self.last else {
             return;
         };
         let mut kept = last.derived.lock();
