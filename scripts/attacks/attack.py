@@ -10,7 +10,7 @@ this script started (or --pid).
 Usage:
   scripts/attacks/attack.py [--bin target/debug/switchyard] [attack ...]
   scripts/attacks/attack.py --gateway http://127.0.0.1:4000/graphql --auth URL --profile URL --pid PID
-Attacks (default: all): fragment-bomb plan-cache half-open brute-force subgraph-guards small
+Attacks (default: all): fragment-bomb plan-cache half-open cross-user brute-force subgraph-guards small
 Env: HALF_OPEN=10000 (connections held), PLAN_QUERIES=150, TIME_LIMIT=240 (seconds, whole run)
 """
 
@@ -247,6 +247,71 @@ def brute_force(t):
         rate_limited=c.count("RATE_LIMITED"))
 
 
+# --- 5b. one member's answer handed to another ---------------------------------------------------
+
+ME = "{ me { email handle member { handle displayName } } }"
+
+
+def metric(url, name):
+    """The value of one series in the metrics text at `url` (0 when absent)."""
+    if not url:
+        return "n/a"
+    status, payload, _ = post(url, b"", method="GET")
+    for line in payload.decode(errors="replace").splitlines():
+        if line.startswith(name + " "):
+            return int(float(line.split()[1]))
+    return 0
+
+
+def cross_user(t):
+    """Identical queries from different members, and from nobody, at the same moment: subgraph
+    fetches collapse and collapsed requests reuse each other's results, which must never hand
+    one member's answer to another (each answer is checked against its own caller)."""
+    tokens = {}
+    for handle in t.members:
+        _, payload, _ = post(t.gateway, {"query": LOG_IN, "variables": {"e": f"{handle}@example.com", "p": t.password}})
+        try:
+            tokens[handle] = json.loads(payload)["data"]["logIn"]["accessToken"]
+        except (ValueError, KeyError, TypeError):
+            pass
+    callers = list(tokens) + [None]
+    reused = 'switchyard_gateway_reused_results_total{kind="response"}'
+    before = metric(t.metrics, reused)
+    tally = {"own": 0, "other_member": 0, "anonymous_ok": 0, "error": 0}
+    lock = threading.Lock()
+    rounds, width = 25, 4 * len(callers)
+
+    def one(caller, barrier):
+        headers = {"authorization": f"Bearer {tokens[caller]}"} if caller else {}
+        barrier.wait(30)
+        _, payload, _ = post(t.gateway, {"query": ME}, headers=headers)
+        try:
+            me = (json.loads(payload).get("data") or {}).get("me")
+        except ValueError:
+            me = "unreadable"
+        if caller is None:
+            verdict = "anonymous_ok" if me is None else "other_member"
+        elif isinstance(me, dict):
+            verdict = "own" if me.get("handle") == caller and me["member"]["handle"] == caller else "other_member"
+        else:
+            verdict = "error"
+        with lock:
+            tally[verdict] += 1
+
+    for _ in range(rounds):
+        if remaining() < 20:
+            break
+        barrier = threading.Barrier(width)
+        threads = [threading.Thread(target=one, args=(callers[i % len(callers)], barrier)) for i in range(width)]
+        for th in threads:
+            th.start()
+        for th in threads:
+            th.join(60)
+    after = metric(t.metrics, reused)
+    out("cross-user:concurrent-me", members=len(tokens), requests=sum(tally.values()), tally=tally,
+        responses_reused=after - before if isinstance(before, int) else "n/a")
+
+
 # --- 6. subgraphs called directly ----------------------------------------------------------------
 
 
@@ -336,6 +401,7 @@ ATTACKS = {
     "fragment-bomb": fragment_bomb,
     "plan-cache": plan_cache,
     "half-open": half_open,
+    "cross-user": cross_user,
     "brute-force": brute_force,
     "subgraph-guards": subgraph_guards,
     "small": small,
@@ -359,6 +425,9 @@ def start_dev(binary, data_dir):
         m = re.search(r"GraphiQL:\s+(\S+)", line)
         if m:
             urls["gateway"] = m.group(1)
+        m = re.search(r"metrics:\s+(http\S+?)\)", line)
+        if m:
+            urls["metrics"] = m.group(1)
         m = re.match(r"\s+(auth|profile|content|chat|analytics)\s+(http\S+)", line)
         if m:
             urls[m.group(1)] = m.group(2)
@@ -376,6 +445,7 @@ def main():
     parser.add_argument("--auth")
     parser.add_argument("--profile")
     parser.add_argument("--pid", type=int)
+    parser.add_argument("--metrics", help="the gateway's /metrics URL (for the reuse figure)")
     args = parser.parse_args()
     signal.signal(signal.SIGALRM, lambda *_: sys.exit("time limit reached"))
     signal.alarm(int(TIME_LIMIT) + 30)
@@ -386,6 +456,7 @@ def main():
     if args.gateway:
         t.gateway, t.auth, t.profile, t.pid, t.data_dir = args.gateway, args.auth, args.profile, args.pid, None
         t.member = ("amit@example.com", os.environ.get("PASSWORD", ""))
+        t.members, t.password, t.metrics = ["amit"], t.member[1], args.metrics
     else:
         work = tempfile.mkdtemp(prefix="switchyard-attacks.")
         data_dir = os.path.join(work, "data")
@@ -398,6 +469,8 @@ def main():
             seed = json.load(f)
         password = seed.get("password") or next(iter(seed.values()))
         t.member = ("amit@example.com", password if isinstance(password, str) else "")
+        t.members = list(seed.get("members") or ["amit"])
+        t.password, t.metrics = t.member[1], urls.get("metrics")
         out("started", binary=args.bin, pid=proc.pid, rss=rss_mib(proc.pid))
     for url in (t.gateway, t.auth, t.profile):
         loopback(url)
