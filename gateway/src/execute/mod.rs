@@ -532,7 +532,7 @@ impl Executor {
             run.run(node).await;
         }
         // A request that merged the same responses with the same variables wrote this response.
-        let reuse = run.reuse && run.history.shareable();
+        let reuse = run.reusable();
         let mut check = None;
         if reuse {
             if let Some(kept) = run
@@ -1309,6 +1309,12 @@ impl<'a> Run<'a> {
         }
     }
 
+    /// Whether results derived from this request's data may be looked up and kept: reuse is
+    /// still on and another request can have merged the same responses (`memo.rs`).
+    fn reusable(&self) -> bool {
+        self.reuse && self.history.shareable()
+    }
+
     /// Merges the completed fetches that wait, in the order they completed.
     fn flush(&mut self) {
         for waiting in std::mem::take(&mut self.unmerged) {
@@ -1435,7 +1441,7 @@ impl<'a> Run<'a> {
         fetch.representation.as_ref()?;
         // A fetch sits at one place in its plan, so this is only a check.
         let at = paths.as_ptr() as usize;
-        let reuse = self.reuse && self.history.shareable();
+        let reuse = self.reusable();
         let kept = match reuse {
             true => self
                 .history
