@@ -9,15 +9,17 @@
 mod common;
 
 use std::sync::atomic::Ordering;
+use std::sync::Arc;
 use std::time::Duration;
 
 use common::{applied, create_member, RecordingHandler};
-use sqlx::AnyPool;
+use sqlx::{AnyConnection, AnyPool};
 use switchyard_subgraph_kit::events::outbox;
 use switchyard_subgraph_kit::events::{
-    process_event, EventBus, EventConsumer, EventError, OutboxRelay, Processed, RedisBus,
-    RedisBusOptions, Subscription,
+    process_event, BoxError, Event, EventBus, EventConsumer, EventError, EventHandler, OutboxRelay,
+    Processed, RedisBus, RedisBusOptions, Subscription,
 };
+use tokio::sync::{Notify, Semaphore};
 use tokio_util::sync::CancellationToken;
 
 const WAIT: Duration = Duration::from_millis(50);
@@ -282,6 +284,140 @@ async fn postgres_consumer_crash_then_restart_over_redis() {
         return;
     };
     crash_mid_batch_then_restart(&service.pool, &consumer_db.pool, &bus).await;
+    service.drop_now().await;
+    consumer_db.drop_now().await;
+    cleanup(&bus).await;
+}
+
+// ---- shutdown mid-batch: the event in hand finishes, the rest go back ------------------------
+
+/// Records like [`RecordingHandler`], but stops inside the handler for `gated` until released
+/// (or forever when `release` is `None`).
+struct GatedHandler {
+    gated: &'static str,
+    entered: Arc<Notify>,
+    release: Option<Arc<Semaphore>>,
+}
+
+impl EventHandler for GatedHandler {
+    async fn handle(&self, conn: &mut AnyConnection, event: &Event) -> Result<(), BoxError> {
+        if event.aggregate_id == self.gated {
+            self.entered.notify_one();
+            match &self.release {
+                Some(release) => drop(release.acquire().await?),
+                None => std::future::pending::<()>().await,
+            }
+        }
+        sqlx::query("INSERT INTO applied (event_id, aggregate_id) VALUES ($1, $2)")
+            .bind(event.id.to_string())
+            .bind(event.aggregate_id.clone())
+            .execute(&mut *conn)
+            .await?;
+        Ok(())
+    }
+}
+
+/// Three events; shutdown is asked for while the consumer is inside the second. With `stuck`
+/// the handler never returns and the grace runs out; otherwise it is released after the
+/// cancel. Returns what was applied and what the same member is handed when it comes back.
+async fn shutdown_inside_an_event(
+    service: &AnyPool,
+    consumer_db: &AnyPool,
+    bus: &EventBus,
+    stuck: bool,
+) -> (Vec<String>, Vec<String>) {
+    for id in ["m1", "m2", "m3"] {
+        create_member(service, id, true).await;
+    }
+    OutboxRelay::new(service.clone(), bus.clone())
+        .relay_once()
+        .await
+        .unwrap();
+    let entered = Arc::new(Notify::new());
+    let release = Arc::new(Semaphore::new(0));
+    let handler = GatedHandler {
+        gated: "m2",
+        entered: entered.clone(),
+        release: (!stuck).then(|| release.clone()),
+    };
+    let subscription = bus.subscribe_as("analytics", "analytics-1").await.unwrap();
+    let consumer = EventConsumer::new(consumer_db.clone(), "analytics", handler)
+        .wait(WAIT)
+        .shutdown_grace(Duration::from_millis(200));
+    let shutdown = CancellationToken::new();
+    let task = tokio::spawn(consumer.run(subscription, shutdown.clone()));
+    tokio::time::timeout(Duration::from_secs(10), entered.notified())
+        .await
+        .expect("the consumer reached the second event");
+    shutdown.cancel();
+    // Let a consumer that would drop the event at once do so before it is released.
+    tokio::time::sleep(Duration::from_millis(50)).await;
+    release.add_permits(1);
+    tokio::time::timeout(Duration::from_secs(5), task)
+        .await
+        .expect("the consumer stops on shutdown")
+        .unwrap();
+
+    let mut subscription = bus.subscribe_as("analytics", "analytics-1").await.unwrap();
+    let mut handed = Vec::new();
+    loop {
+        let batch = subscription.next_batch(10, WAIT).await.unwrap();
+        if batch.is_empty() {
+            break;
+        }
+        for delivery in batch {
+            // Redis hands a member its pending entries until they are acknowledged.
+            subscription.ack(&delivery).await.unwrap();
+            handed.push(delivery.event.aggregate_id);
+        }
+    }
+    handed.sort();
+    (applied(consumer_db).await, handed)
+}
+
+#[tokio::test]
+async fn sqlite_shutdown_inside_an_event_finishes_it_and_hands_back_the_rest() {
+    let (_a, service) = common::sqlite().await;
+    let (_b, consumer_db) = common::sqlite().await;
+    let bus = EventBus::in_process();
+    let (applied, handed) = shutdown_inside_an_event(&service, &consumer_db, &bus, false).await;
+    assert_eq!(applied, ["m1", "m2"], "the event in hand committed");
+    assert_eq!(
+        handed,
+        ["m3"],
+        "and was acknowledged; the one not started came back"
+    );
+}
+
+#[tokio::test]
+async fn sqlite_shutdown_gives_up_a_stuck_event_after_the_grace() {
+    let (_a, service) = common::sqlite().await;
+    let (_b, consumer_db) = common::sqlite().await;
+    let bus = EventBus::in_process();
+    let (applied, handed) = shutdown_inside_an_event(&service, &consumer_db, &bus, true).await;
+    assert_eq!(applied, ["m1"]);
+    assert_eq!(handed, ["m2", "m3"], "the stuck event is redelivered");
+}
+
+#[tokio::test]
+async fn postgres_shutdown_inside_an_event_finishes_it_over_redis() {
+    let Some(bus) = redis_bus(Duration::from_secs(30)).await else {
+        return;
+    };
+    let Some(service) = common::postgres().await else {
+        return;
+    };
+    let Some(consumer_db) = common::postgres().await else {
+        return;
+    };
+    let (applied, handed) =
+        shutdown_inside_an_event(&service.pool, &consumer_db.pool, &bus, false).await;
+    assert_eq!(applied, ["m1", "m2"], "the event in hand committed");
+    assert_eq!(
+        handed,
+        ["m3"],
+        "and was acknowledged; the one not started came back"
+    );
     service.drop_now().await;
     consumer_db.drop_now().await;
     cleanup(&bus).await;

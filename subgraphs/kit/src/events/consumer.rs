@@ -13,7 +13,7 @@ use chrono::Utc;
 use sqlx::{AnyConnection, AnyPool};
 use tokio_util::sync::CancellationToken;
 
-use super::{BoxError, Event, EventError, Subscription};
+use super::{BoxError, Delivery, Event, EventError, Subscription};
 
 /// What a consumer does with one event, inside the consumer's database transaction.
 pub trait EventHandler: Send + Sync {
@@ -83,6 +83,7 @@ pub struct EventConsumer<H> {
     batch_size: usize,
     wait: Duration,
     retry_backoff: Duration,
+    shutdown_grace: Duration,
     metrics: Option<crate::metrics::ConsumerMetrics>,
 }
 
@@ -96,6 +97,7 @@ impl<H: EventHandler> EventConsumer<H> {
             batch_size: 64,
             wait: Duration::from_secs(1),
             retry_backoff: Duration::from_millis(500),
+            shutdown_grace: Duration::from_secs(5),
             metrics: None,
         }
     }
@@ -124,6 +126,14 @@ impl<H: EventHandler> EventConsumer<H> {
         self
     }
 
+    /// Sets how long [`EventConsumer::run`] lets the event in hand finish after shutdown is
+    /// asked for, before dropping it (uncommitted, so it is redelivered): a stuck handler must
+    /// not hold a service's shutdown forever.
+    pub fn shutdown_grace(mut self, grace: Duration) -> Self {
+        self.shutdown_grace = grace;
+        self
+    }
+
     /// The consumer group name.
     pub fn group(&self) -> &str {
         &self.group
@@ -134,8 +144,25 @@ impl<H: EventHandler> EventConsumer<H> {
     /// A failed event is given back to the bus and the rest of the batch still runs.
     pub async fn run_batch(&self, subscription: &mut Subscription) -> Result<usize, EventError> {
         let batch = subscription.next_batch(self.batch_size, self.wait).await?;
+        self.process_batch(subscription, &batch, None).await
+    }
+
+    /// Processes and acknowledges `batch` in order. Once `shutdown` is cancelled no further
+    /// event is started: the rest are given back to the bus for redelivery.
+    async fn process_batch(
+        &self,
+        subscription: &mut Subscription,
+        batch: &[Delivery],
+        shutdown: Option<&CancellationToken>,
+    ) -> Result<usize, EventError> {
         let mut handled = 0;
-        for delivery in &batch {
+        for (at, delivery) in batch.iter().enumerate() {
+            if shutdown.is_some_and(CancellationToken::is_cancelled) {
+                for rest in &batch[at..] {
+                    subscription.nack(rest).await?;
+                }
+                break;
+            }
             let mut span = self.span(&delivery.event);
             let process = process_event(&self.pool, &self.group, &delivery.event, &self.handler);
             // Events the handler raises continue this trace.
@@ -201,18 +228,37 @@ impl<H: EventHandler> EventConsumer<H> {
     }
 
     /// Runs until `shutdown` is cancelled. Bus errors are logged and retried after a backoff.
+    ///
+    /// Shutdown stops the wait for the next batch at once, but lets the event in hand finish
+    /// (for up to the shutdown grace): cancelling it between its commit and its acknowledgement
+    /// would leave a processed event pending, to be claimed and skipped as a duplicate later.
     pub async fn run(self, mut subscription: Subscription, shutdown: CancellationToken) {
         loop {
-            tokio::select! {
+            let batch = tokio::select! {
                 _ = shutdown.cancelled() => return,
-                result = self.run_batch(&mut subscription) => {
-                    if let Err(e) = result {
-                        tracing::warn!(group = %self.group, error = %e, "event consumer pull failed; retrying");
-                        tokio::select! {
-                            _ = shutdown.cancelled() => return,
-                            _ = tokio::time::sleep(self.retry_backoff) => {}
-                        }
+                batch = subscription.next_batch(self.batch_size, self.wait) => batch,
+            };
+            let result = match batch {
+                Ok(batch) => {
+                    let grace = async {
+                        shutdown.cancelled().await;
+                        tokio::time::sleep(self.shutdown_grace).await;
+                    };
+                    tokio::select! {
+                        result = self.process_batch(&mut subscription, &batch, Some(&shutdown)) => result,
+                        () = grace => return,
                     }
+                }
+                Err(e) => Err(e),
+            };
+            if shutdown.is_cancelled() {
+                return;
+            }
+            if let Err(e) = result {
+                tracing::warn!(group = %self.group, error = %e, "event consumer pull failed; retrying");
+                tokio::select! {
+                    _ = shutdown.cancelled() => return,
+                    _ = tokio::time::sleep(self.retry_backoff) => {}
                 }
             }
         }
