@@ -1,6 +1,7 @@
 //! The `switchyard` CLI: thin wiring over the gateway, planner, composer and service crates
 //! (the services only with the `stack` feature, on by default).
 
+mod alloc;
 mod cli;
 #[cfg(feature = "stack")]
 mod demo;
@@ -21,7 +22,7 @@ use switchyard_planner::{PlanOptions, QueryPlanner, Supergraph};
 // merged entities); mimalloc spent ~10% less CPU per request than the system allocator on the
 // nested load test (scripts/load.sh).
 #[global_allocator]
-static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+static ALLOCATOR: alloc::Mimalloc = alloc::Mimalloc;
 
 /// Switchyard: a GraphQL federation gateway.
 #[derive(Debug, Parser)]
