@@ -49,6 +49,28 @@ async fn cleanup(bus: &EventBus) {
     }
 }
 
+/// Runs `test` on two fresh PostgreSQL databases (a service's and a consumer's) and a Redis
+/// bus with a 30 s claim timeout, then drops them all; skips when a server is missing.
+async fn on_postgres_over_redis<F, T>(test: F)
+where
+    F: FnOnce(AnyPool, AnyPool, EventBus) -> T,
+    T: std::future::Future<Output = ()>,
+{
+    let Some(bus) = redis_bus(Duration::from_secs(30)).await else {
+        return;
+    };
+    let Some(service) = common::postgres().await else {
+        return;
+    };
+    let Some(consumer_db) = common::postgres().await else {
+        return;
+    };
+    test(service.pool.clone(), consumer_db.pool.clone(), bus.clone()).await;
+    service.drop_now().await;
+    consumer_db.drop_now().await;
+    cleanup(&bus).await;
+}
+
 /// Pulls batches until `consumer_pool` has applied `expected` events (or 10 s pass).
 async fn consume_until(
     consumer: &EventConsumer<RecordingHandler>,
@@ -274,29 +296,21 @@ async fn sqlite_consumer_crash_then_restart_in_process() {
 
 #[tokio::test]
 async fn postgres_consumer_crash_then_restart_over_redis() {
-    let Some(bus) = redis_bus(Duration::from_secs(30)).await else {
-        return;
-    };
-    let Some(service) = common::postgres().await else {
-        return;
-    };
-    let Some(consumer_db) = common::postgres().await else {
-        return;
-    };
-    crash_mid_batch_then_restart(&service.pool, &consumer_db.pool, &bus).await;
-    service.drop_now().await;
-    consumer_db.drop_now().await;
-    cleanup(&bus).await;
+    on_postgres_over_redis(|service, consumer_db, bus| async move {
+        crash_mid_batch_then_restart(&service, &consumer_db, &bus).await;
+    })
+    .await;
 }
 
 // ---- shutdown mid-batch: the event in hand finishes, the rest go back ------------------------
 
-/// Records like [`RecordingHandler`], but stops inside the handler for `gated` until released
-/// (or forever when `release` is `None`).
+/// A [`RecordingHandler`] that stops inside the handler for `gated` until released (or forever
+/// when `release` is `None`).
 struct GatedHandler {
     gated: &'static str,
     entered: Arc<Notify>,
     release: Option<Arc<Semaphore>>,
+    records: RecordingHandler,
 }
 
 impl EventHandler for GatedHandler {
@@ -308,12 +322,7 @@ impl EventHandler for GatedHandler {
                 None => std::future::pending::<()>().await,
             }
         }
-        sqlx::query("INSERT INTO applied (event_id, aggregate_id) VALUES ($1, $2)")
-            .bind(event.id.to_string())
-            .bind(event.aggregate_id.clone())
-            .execute(&mut *conn)
-            .await?;
-        Ok(())
+        self.records.handle(conn, event).await
     }
 }
 
@@ -339,6 +348,7 @@ async fn shutdown_inside_an_event(
         gated: "m2",
         entered: entered.clone(),
         release: (!stuck).then(|| release.clone()),
+        records: RecordingHandler::default(),
     };
     let subscription = bus.subscribe_as("analytics", "analytics-1").await.unwrap();
     let consumer = EventConsumer::new(consumer_db.clone(), "analytics", handler)
@@ -401,26 +411,16 @@ async fn sqlite_shutdown_gives_up_a_stuck_event_after_the_grace() {
 
 #[tokio::test]
 async fn postgres_shutdown_inside_an_event_finishes_it_over_redis() {
-    let Some(bus) = redis_bus(Duration::from_secs(30)).await else {
-        return;
-    };
-    let Some(service) = common::postgres().await else {
-        return;
-    };
-    let Some(consumer_db) = common::postgres().await else {
-        return;
-    };
-    let (applied, handed) =
-        shutdown_inside_an_event(&service.pool, &consumer_db.pool, &bus, false).await;
-    assert_eq!(applied, ["m1", "m2"], "the event in hand committed");
-    assert_eq!(
-        handed,
-        ["m3"],
-        "and was acknowledged; the one not started came back"
-    );
-    service.drop_now().await;
-    consumer_db.drop_now().await;
-    cleanup(&bus).await;
+    on_postgres_over_redis(|service, consumer_db, bus| async move {
+        let (applied, handed) = shutdown_inside_an_event(&service, &consumer_db, &bus, false).await;
+        assert_eq!(applied, ["m1", "m2"], "the event in hand committed");
+        assert_eq!(
+            handed,
+            ["m3"],
+            "acknowledged; the one not started came back"
+        );
+    })
+    .await;
 }
 
 // ---- an in-process bus dies with its process; the relay replays recent events at start -------
@@ -542,19 +542,10 @@ async fn sqlite_replays_are_not_processed_twice_in_process() {
 
 #[tokio::test]
 async fn postgres_replays_are_not_processed_twice_over_redis() {
-    let Some(bus) = redis_bus(Duration::from_secs(30)).await else {
-        return;
-    };
-    let Some(service) = common::postgres().await else {
-        return;
-    };
-    let Some(consumer_db) = common::postgres().await else {
-        return;
-    };
-    replays_are_not_processed_twice(&service.pool, &consumer_db.pool, &bus).await;
-    service.drop_now().await;
-    consumer_db.drop_now().await;
-    cleanup(&bus).await;
+    on_postgres_over_redis(|service, consumer_db, bus| async move {
+        replays_are_not_processed_twice(&service, &consumer_db, &bus).await;
+    })
+    .await;
 }
 
 // ---- a failing handler rolls back and is retried ---------------------------------------------
