@@ -86,7 +86,9 @@ struct PlanArgs {
     /// (`--query '{ me { id } }'`).
     #[arg(long)]
     query: PathBuf,
-    /// Operation variables as a JSON object (used to evaluate nothing but shown for reference).
+    /// Operation variables as a JSON object: the plan is the one the gateway runs for them,
+    /// with the `@skip` / `@include` conditions on them (and on defaults) decided. Without it,
+    /// the general plan, which decides conditions on variables at run time.
     #[arg(long)]
     variables: Option<String>,
     /// Which operation of the document to plan.
@@ -265,9 +267,14 @@ pub(crate) async fn bind_metrics(addr: SocketAddr) -> Result<tokio::net::TcpList
 fn run_plan(args: PlanArgs) -> Result<()> {
     let sdl = read_file(&args.supergraph)?;
     let query = read_operation(&args.query)?;
-    if let Some(vars) = &args.variables {
-        serde_json::from_str::<serde_json::Value>(vars).context("--variables is not JSON")?;
-    }
+    let variables = args
+        .variables
+        .as_deref()
+        .map(|vars| {
+            serde_json::from_str::<serde_json::Map<String, serde_json::Value>>(vars)
+                .context("--variables is not a JSON object")
+        })
+        .transpose()?;
     let supergraph = Arc::new(
         Supergraph::parse(&sdl)
             .with_context(|| format!("loading supergraph {}", args.supergraph.display()))?,
@@ -276,8 +283,19 @@ fn run_plan(args: PlanArgs) -> Result<()> {
     // words (and with the locations) a client of the gateway would get.
     let document = switchyard_gateway::parse_and_validate(supergraph.api_schema(), &query)
         .context("--query is not a valid operation")?;
+    let condition_values = match &variables {
+        Some(variables) => {
+            let operation = document
+                .operations
+                .get(args.operation_name.as_deref())
+                .map_err(|err| anyhow::anyhow!("{}", err.message()))?;
+            switchyard_planner::condition_values(operation, &document.fragments, variables)
+        }
+        None => Default::default(),
+    };
     let options = PlanOptions {
         enabled_override_labels: args.override_labels.into_iter().collect(),
+        condition_values,
     };
     let plan =
         QueryPlanner::new(supergraph).plan(&document, args.operation_name.as_deref(), &options)?;

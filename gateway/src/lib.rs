@@ -225,6 +225,7 @@ impl Gateway {
         labels.dedup();
         let plan_options = PlanOptions {
             enabled_override_labels: labels.into_iter().collect(),
+            ..PlanOptions::default()
         };
         let limits = OperationLimits {
             max_depth: config.max_depth,

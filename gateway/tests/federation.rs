@@ -112,12 +112,40 @@ fn check_plan(name: &str, path: &Path, case: &Case, sdl: &str) -> Result<(), Str
     };
     let options = PlanOptions {
         enabled_override_labels: case.options.override_labels.iter().cloned().collect(),
+        ..PlanOptions::default()
     };
     let planner = QueryPlanner::new(Arc::new(supergraph));
-    let plan = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
-        planner.plan(&document, case.options.operation_name.as_deref(), &options)
-    }))
-    .map_err(|panic| format!("the planner panicked: {}", panic_message(&*panic)))?;
+    let plan_with = |options: &PlanOptions| {
+        std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+            planner.plan(&document, case.options.operation_name.as_deref(), options)
+        }))
+        .map_err(|panic| format!("the planner panicked: {}", panic_message(&*panic)))
+    };
+    let plan = plan_with(&options)?;
+    // The gateway runs the plan specialised by the case's condition values (when its
+    // operation's `@skip` / `@include` use variables): that one is snapshotted too.
+    let condition_values = match (
+        &case.variables,
+        document
+            .operations
+            .get(case.options.operation_name.as_deref()),
+    ) {
+        (serde_json::Value::Object(variables), Ok(operation)) => {
+            switchyard_gateway::planner::condition_values(operation, &document.fragments, variables)
+        }
+        _ => Default::default(),
+    };
+    // A general plan that fails fails the request before any specialisation.
+    let specialised = if condition_values.is_empty() || plan.is_err() {
+        None
+    } else {
+        let rendered_values = serde_json::to_string(&condition_values).unwrap_or_default();
+        let options = PlanOptions {
+            condition_values,
+            ..options.clone()
+        };
+        Some((rendered_values, plan_with(&options)?))
+    };
     let mut settings = insta::Settings::clone_current();
     settings.set_snapshot_path(suite_dir().join("snapshots"));
     settings.set_prepend_module_to_snapshot(false);
@@ -126,10 +154,20 @@ fn check_plan(name: &str, path: &Path, case: &Case, sdl: &str) -> Result<(), Str
     settings.set_omit_expression(true);
     // A case may expect planning to fail: the error is its snapshot, so a plan appearing (or
     // the message changing) shows up like any plan change.
-    let rendered = match plan {
+    let render = |plan: Result<
+        switchyard_gateway::planner::QueryPlan,
+        switchyard_gateway::planner::PlanError,
+    >| match plan {
         Ok(plan) => plan.to_string(),
         Err(e) => format!("planning fails: {e}"),
     };
+    let mut rendered = render(plan);
+    if let Some((values, plan)) = specialised {
+        rendered.push_str(&format!(
+            "\n\nSpecialised for this case's condition values {values}:\n{}",
+            render(plan)
+        ));
+    }
     std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
         settings.bind(|| insta::assert_snapshot!(name, rendered));
     }))

@@ -113,3 +113,68 @@ fn plan_takes_the_operation_as_text_a_file_or_standard_input() {
     assert!(stderr.contains("nope"), "{stderr}");
     assert!(!stderr.contains("No such file"), "{stderr}");
 }
+
+/// `switchyard plan --variables` prints the plan the gateway runs for those values: conditions
+/// on them decided (defaults included); without it, the general plan that gates at run time.
+#[test]
+fn plan_with_variables_prints_the_plan_specialised_for_their_values() {
+    let supergraph = schema_dir().join("supergraph.graphql");
+    let operation = "query($withStats: Boolean!, $handle: Boolean = true) { \
+                     member(id: \"1\") { handle @include(if: $handle) \
+                     stats @include(if: $withStats) { profileViews } } }";
+    let plan = |variables: Option<&str>| {
+        let mut command = std::process::Command::new(env!("CARGO_BIN_EXE_switchyard"));
+        command
+            .arg("plan")
+            .arg("--supergraph")
+            .arg(&supergraph)
+            .arg("--query")
+            .arg(operation);
+        if let Some(variables) = variables {
+            command.arg("--variables").arg(variables);
+        }
+        let output = command.output().unwrap();
+        assert!(output.status.success(), "{output:?}");
+        String::from_utf8(output.stdout).unwrap()
+    };
+    let general = plan(None);
+    assert!(general.contains("Include(if: $withStats)"), "{general}");
+    assert!(
+        general.contains("Fetch(service: \"analytics\")"),
+        "{general}"
+    );
+    let without = plan(Some(r#"{"withStats": false}"#));
+    assert!(!without.contains("analytics"), "{without}");
+    assert!(
+        !without.contains('@') && !without.contains('$'),
+        "{without}"
+    );
+    assert!(
+        without.contains("handle"),
+        "the default of $handle holds: {without}"
+    );
+    let with = plan(Some(r#"{"withStats": true, "handle": false}"#));
+    assert!(with.contains("Fetch(service: \"analytics\")"), "{with}");
+    assert!(
+        !with.contains("Include(") && !with.contains("handle"),
+        "{with}"
+    );
+    let output = std::process::Command::new(env!("CARGO_BIN_EXE_switchyard"))
+        .args([
+            "plan",
+            "--query",
+            "{ __typename }",
+            "--variables",
+            "[1]",
+            "--supergraph",
+        ])
+        .arg(&supergraph)
+        .output()
+        .unwrap();
+    assert!(!output.status.success());
+    let stderr = String::from_utf8(output.stderr).unwrap();
+    assert!(
+        stderr.contains("--variables is not a JSON object"),
+        "{stderr}"
+    );
+}

@@ -11,4 +11,7 @@ mod selection;
 pub mod supergraph;
 
 pub use plan::{PlanError, PlanOptions, QueryPlan, QueryPlanner};
+pub use selection::{
+    condition_values, condition_variables, specialised_conditions, MAX_SPECIALISED_CONDITIONS,
+};
 pub use supergraph::{OverrideLabel, SubgraphInfo, Supergraph, SupergraphError};

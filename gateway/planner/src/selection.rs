@@ -1,6 +1,7 @@
 //! The planner's normalized selection tree: named fragments expanded, arguments and directives
 //! pre-printed, so planning never goes back to the source documents.
 
+use std::collections::BTreeMap;
 use std::fmt::Write as _;
 use std::sync::Arc;
 
@@ -80,8 +81,12 @@ struct Conditions {
 }
 
 /// Reads `@skip` / `@include` (other directives are client-only and dropped): literal
-/// conditions are applied now, variable ones are kept and reported as a gate.
-fn conditions(directives: &apollo_compiler::executable::DirectiveList) -> Conditions {
+/// conditions, and those on variables whose value is `known`, are applied now; the others are
+/// kept and reported as a gate.
+fn conditions(
+    directives: &apollo_compiler::executable::DirectiveList,
+    known: &BTreeMap<String, bool>,
+) -> Conditions {
     let mut out = Conditions {
         printed: String::new(),
         vars: Vec::new(),
@@ -94,9 +99,15 @@ fn conditions(directives: &apollo_compiler::executable::DirectiveList) -> Condit
             "skip" => false,
             _ => continue,
         };
-        match dir.specified_argument_by_name("if").map(|v| v.as_ref()) {
-            Some(Value::Boolean(b)) if *b != include => out.never = true,
-            Some(Value::Variable(var)) => {
+        let argument = dir.specified_argument_by_name("if").map(|v| v.as_ref());
+        let decided = match argument {
+            Some(Value::Boolean(b)) => Some(*b),
+            Some(Value::Variable(var)) => known.get(var.as_str()).copied(),
+            _ => None,
+        };
+        match (decided, argument) {
+            (Some(value), _) => out.never |= value != include,
+            (None, Some(Value::Variable(var))) => {
                 let _ = write!(out.printed, " @{}(if: ${var})", dir.name);
                 if !out.vars.contains(var) {
                     out.vars.push(var.clone());
@@ -109,8 +120,112 @@ fn conditions(directives: &apollo_compiler::executable::DirectiveList) -> Condit
     out
 }
 
-/// Converts an executable selection set, expanding named fragments.
-pub(crate) fn normalize(set: &SelectionSet, fragments: &FragmentMap) -> Vec<NSel> {
+/// The variables that `@skip` / `@include` conditions in `set` (and the fragments it spreads)
+/// depend on, in order of first use: what a plan specialised by their values is keyed by
+/// ([`crate::PlanOptions::condition_values`]).
+pub fn condition_variables(set: &SelectionSet, fragments: &FragmentMap) -> Vec<Name> {
+    fn walk(
+        set: &SelectionSet,
+        fragments: &FragmentMap,
+        seen: &mut Vec<Name>,
+        out: &mut Vec<Name>,
+    ) {
+        for sel in &set.selections {
+            let directives = match sel {
+                Selection::Field(field) => &field.directives,
+                Selection::InlineFragment(frag) => &frag.directives,
+                Selection::FragmentSpread(spread) => &spread.directives,
+            };
+            for dir in directives.iter() {
+                if !matches!(dir.name.as_str(), "skip" | "include") {
+                    continue;
+                }
+                if let Some(Value::Variable(var)) =
+                    dir.specified_argument_by_name("if").map(|v| v.as_ref())
+                {
+                    if !out.contains(var) {
+                        out.push(var.clone());
+                    }
+                }
+            }
+            match sel {
+                Selection::Field(field) => walk(&field.selection_set, fragments, seen, out),
+                Selection::InlineFragment(frag) => walk(&frag.selection_set, fragments, seen, out),
+                Selection::FragmentSpread(spread) => {
+                    // Each fragment once: a fragment spread in many places adds no new variables.
+                    if seen.contains(&spread.fragment_name) {
+                        continue;
+                    }
+                    seen.push(spread.fragment_name.clone());
+                    if let Some(def) = fragments.get(&spread.fragment_name) {
+                        walk(&def.selection_set, fragments, seen, out);
+                    }
+                }
+            }
+        }
+    }
+    let mut out = Vec::new();
+    walk(set, fragments, &mut Vec::new(), &mut out);
+    out
+}
+
+/// Operations whose conditions use more variables than this run their general plan only: the
+/// number of specialised plans doubles with each variable.
+pub const MAX_SPECIALISED_CONDITIONS: usize = 4;
+
+/// The variables whose values a plan of `operation` is specialised by (see
+/// [`crate::PlanOptions::condition_values`]), or `None` when it runs its general plan only: no
+/// conditions on variables, more than [`MAX_SPECIALISED_CONDITIONS`], or a subscription (whose
+/// plan the gateway splits for streaming).
+pub fn specialised_conditions(
+    operation: &apollo_compiler::executable::Operation,
+    fragments: &FragmentMap,
+) -> Option<Vec<Name>> {
+    if operation.operation_type == apollo_compiler::ast::OperationType::Subscription {
+        return None;
+    }
+    let vars = condition_variables(&operation.selection_set, fragments);
+    (!vars.is_empty() && vars.len() <= MAX_SPECIALISED_CONDITIONS).then_some(vars)
+}
+
+/// The values `operation`'s condition variables take with these request `variables` (a
+/// variable's default where it is absent), for [`crate::PlanOptions::condition_values`]: empty
+/// when [`specialised_conditions`] says the operation runs its general plan; only values that
+/// are booleans (anything else fails at run time, where the general plan reports it).
+pub fn condition_values(
+    operation: &apollo_compiler::executable::Operation,
+    fragments: &FragmentMap,
+    variables: &serde_json::Map<String, serde_json::Value>,
+) -> BTreeMap<String, bool> {
+    specialised_conditions(operation, fragments)
+        .unwrap_or_default()
+        .into_iter()
+        .filter_map(|var| {
+            let value = match variables.get(var.as_str()) {
+                Some(serde_json::Value::Bool(b)) => Some(*b),
+                Some(_) => None,
+                None => operation
+                    .variables
+                    .iter()
+                    .find(|def| def.name == var)
+                    .and_then(|def| def.default_value.as_deref())
+                    .and_then(|default| match default {
+                        Value::Boolean(b) => Some(*b),
+                        _ => None,
+                    }),
+            };
+            value.map(|b| (var.to_string(), b))
+        })
+        .collect()
+}
+
+/// Converts an executable selection set, expanding named fragments and deciding the conditions
+/// on `known` variables.
+pub(crate) fn normalize(
+    set: &SelectionSet,
+    fragments: &FragmentMap,
+    known: &BTreeMap<String, bool>,
+) -> Vec<NSel> {
     let mut out = Vec::with_capacity(set.selections.len());
     for sel in &set.selections {
         match sel {
@@ -129,7 +244,7 @@ pub(crate) fn normalize(set: &SelectionSet, fragments: &FragmentMap) -> Vec<NSel
                     }
                     args.push(')');
                 }
-                let cond = conditions(&field.directives);
+                let cond = conditions(&field.directives, known);
                 if cond.never {
                     continue;
                 }
@@ -147,11 +262,11 @@ pub(crate) fn normalize(set: &SelectionSet, fragments: &FragmentMap) -> Vec<NSel
                     gate: cond.gate,
                     ty: field.definition.ty.inner_named_type().clone(),
                     list_depth: list_depth(&field.definition.ty),
-                    children: normalize(&field.selection_set, fragments),
+                    children: normalize(&field.selection_set, fragments, known),
                 })));
             }
             Selection::InlineFragment(frag) => {
-                let cond = conditions(&frag.directives);
+                let cond = conditions(&frag.directives, known);
                 if cond.never {
                     continue;
                 }
@@ -160,14 +275,14 @@ pub(crate) fn normalize(set: &SelectionSet, fragments: &FragmentMap) -> Vec<NSel
                     directives: cond.printed,
                     vars: cond.vars,
                     gate: cond.gate,
-                    children: normalize(&frag.selection_set, fragments),
+                    children: normalize(&frag.selection_set, fragments, known),
                 })));
             }
             Selection::FragmentSpread(spread) => {
                 let Some(def) = fragments.get(&spread.fragment_name) else {
                     continue;
                 };
-                let cond = conditions(&spread.directives);
+                let cond = conditions(&spread.directives, known);
                 if cond.never {
                     continue;
                 }
@@ -176,7 +291,7 @@ pub(crate) fn normalize(set: &SelectionSet, fragments: &FragmentMap) -> Vec<NSel
                     directives: cond.printed,
                     vars: cond.vars,
                     gate: cond.gate,
-                    children: normalize(&def.selection_set, fragments),
+                    children: normalize(&def.selection_set, fragments, known),
                 })));
             }
         }

@@ -240,6 +240,7 @@ fn every_federation_case_plans() {
         let planner = QueryPlanner::new(sg);
         let opts = PlanOptions {
             enabled_override_labels: labels,
+            ..PlanOptions::default()
         };
         match planner.plan(&doc, op_name, &opts) {
             Ok(plan) => {

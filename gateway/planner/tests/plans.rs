@@ -16,6 +16,7 @@ fn plan_with(sdl: &str, op: &str, labels: &[&str]) -> QueryPlan {
         .expect("operation validates");
     let options = PlanOptions {
         enabled_override_labels: labels.iter().map(|l| l.to_string()).collect::<HashSet<_>>(),
+        ..PlanOptions::default()
     };
     QueryPlanner::new(sg)
         .plan(&doc, None, &options)
@@ -103,6 +104,120 @@ fn skipped_jump_is_a_condition_node() {
         "query ($x: Boolean!) { me { name reviews @include(if: $x) { body } } }",
     );
     insta::assert_snapshot!(plan.to_string());
+}
+
+/// Plans `op` on the demo supergraph with these condition values known.
+fn plan_for_values(op: &str, values: &[(&str, bool)]) -> QueryPlan {
+    let sg = Arc::new(Supergraph::parse(DEMO).expect("fixture parses"));
+    let doc = ExecutableDocument::parse_and_validate(sg.api_schema(), op, "op.graphql")
+        .expect("operation validates");
+    let options = PlanOptions {
+        condition_values: values.iter().map(|(k, v)| (k.to_string(), *v)).collect(),
+        ..PlanOptions::default()
+    };
+    QueryPlanner::new(sg)
+        .plan(&doc, None, &options)
+        .expect("operation plans")
+}
+
+fn has_condition_node(node: &PlanNode) -> bool {
+    match node {
+        PlanNode::Sequence { nodes } | PlanNode::Parallel { nodes } => {
+            nodes.iter().any(has_condition_node)
+        }
+        PlanNode::Fetch(_) => false,
+        PlanNode::Flatten(f) => has_condition_node(&f.node),
+        PlanNode::Condition(_) => true,
+    }
+}
+
+#[test]
+fn known_condition_values_are_decided_at_plan_time() {
+    let op = "query ($x: Boolean!, $y: Boolean = true) { \
+              me { name reviews @include(if: $x) { body product @skip(if: $y) { name } } } }";
+    // Both undecided: the general plan gates the jump at run time.
+    let general = plan_for_values(op, &[]);
+    assert!(has_condition_node(general.node.as_ref().unwrap()));
+    assert_eq!(all_fetches(&general).len(), 3);
+    // `$x` false: the jump and everything under it go; no gate, no variable sent.
+    let excluded = plan_for_values(op, &[("x", false)]);
+    assert_eq!(all_fetches(&excluded).len(), 1);
+    assert!(!has_condition_node(excluded.node.as_ref().unwrap()));
+    // `$x` true, `$y` still undecided: the jump runs unconditionally, the product jump stays
+    // gated on `$y`.
+    let half = plan_for_values(op, &[("x", true)]);
+    let fetches = all_fetches(&half);
+    assert_eq!(fetches.len(), 3);
+    assert!(
+        fetches.iter().all(|(_, op)| !op.contains("$x")),
+        "{fetches:?}"
+    );
+    assert!(
+        fetches.iter().any(|(_, op)| op.contains("@skip(if: $y)")),
+        "{fetches:?}"
+    );
+    // Both decided: two fetches, no condition left anywhere.
+    let decided = plan_for_values(op, &[("x", true), ("y", true)]);
+    let fetches = all_fetches(&decided);
+    assert_eq!(fetches.len(), 2, "{fetches:?}");
+    assert!(!has_condition_node(decided.node.as_ref().unwrap()));
+    assert!(
+        fetches
+            .iter()
+            .all(|(_, op)| !op.contains('@') && !op.contains("$x") && !op.contains("$y")),
+        "{fetches:?}"
+    );
+    insta::assert_snapshot!(decided.to_string());
+}
+
+#[test]
+fn condition_variables_in_order_through_fragments() {
+    let sg = Supergraph::parse(DEMO).expect("fixture parses");
+    let op = "query Four($a: Boolean!, $b: Boolean!, $c: Boolean = false, $d: Boolean!) {
+                me { ...F @include(if: $b) name @skip(if: $a) }
+                topProducts { ... on Product @skip(if: $c) { name @include(if: $a) } }
+              }
+              fragment F on User { reviews { body @skip(if: $d) } ...G }
+              fragment G on User { id }
+              query Five($a: Boolean!, $b: Boolean!, $c: Boolean!, $d: Boolean!, $e: Boolean!) {
+                me { a: id @skip(if: $a) b: id @skip(if: $b) c: id @skip(if: $c)
+                     d: id @skip(if: $d) e: id @skip(if: $e) }
+              }";
+    let doc = ExecutableDocument::parse(sg.api_schema(), op, "op.graphql").expect("parses");
+    let four = doc.operations.get(Some("Four")).expect("named operation");
+    let vars = switchyard_planner::condition_variables(&four.selection_set, &doc.fragments);
+    assert_eq!(vars, ["b", "d", "a", "c"]);
+    assert_eq!(
+        switchyard_planner::specialised_conditions(four, &doc.fragments).map(|v| v.len()),
+        Some(4)
+    );
+    // Absent `$c` takes its default; a value that is not a boolean is left to run time.
+    let given = serde_json::json!({"a": true, "b": false, "d": "yes"});
+    let values =
+        switchyard_planner::condition_values(four, &doc.fragments, given.as_object().unwrap());
+    let values: Vec<_> = values.into_iter().collect();
+    assert_eq!(
+        values,
+        [
+            ("a".to_string(), true),
+            ("b".to_string(), false),
+            ("c".to_string(), false)
+        ]
+    );
+    // Five variables: more plans than the gateway keeps per operation, so none are specialised.
+    let five = doc.operations.get(Some("Five")).expect("named operation");
+    assert_eq!(
+        switchyard_planner::condition_variables(&five.selection_set, &doc.fragments).len(),
+        5
+    );
+    assert!(switchyard_planner::specialised_conditions(five, &doc.fragments).is_none());
+    let all_true = serde_json::json!({"a": true, "b": true, "c": true, "d": true, "e": true});
+    assert!(switchyard_planner::condition_values(
+        five,
+        &doc.fragments,
+        all_true.as_object().unwrap()
+    )
+    .is_empty());
 }
 
 #[test]

@@ -184,6 +184,11 @@ impl BoundPlan {
     pub fn operation(&self) -> &Node<Operation> {
         &self.operation
     }
+
+    /// The validated client document, for binding another plan of the same operation.
+    pub(crate) fn shared_document(&self) -> &Arc<Valid<ExecutableDocument>> {
+        &self.document
+    }
 }
 
 impl std::fmt::Debug for BoundPlan {

@@ -10,6 +10,7 @@
 //! 5. `plan` — plan cache lookup (`plan_cache`), single-flight planning on a miss, the plan
 //!    bound to the executor: a [`PreparedOperation`] (`prepared`).
 //! 6. `variables` — values checked and defaults filled in; cost redone if it depends on them.
+//!    `specialise` — the plan for the values of the variables `@skip` / `@include` use.
 //! 7. `execute` — forwarded headers, client-request collapsing, the executor.
 //!
 //! Steps 1–5 run once per distinct operation and are cached together; 6 and 7 run per request.
@@ -22,6 +23,7 @@ pub(crate) mod parse;
 pub(crate) mod plan;
 pub(crate) mod plan_cache;
 pub(crate) mod prepared;
+pub(crate) mod specialise;
 pub(crate) mod validate;
 pub(crate) mod variables;
 
@@ -231,6 +233,7 @@ impl Gateway {
         if let Err(errors) = self.check_variable_cost(prepared, &variables) {
             return request_error(&errors.0);
         }
+        let prepared = &self.specialise(prepared, &variables).await;
         let executed = self
             .execute_prepared(prepared, variables, headers, trace)
             .await;

@@ -148,7 +148,9 @@ impl Gateway {
                     .executor
                     .bind(Arc::clone(&document), operation.clone(), &rest),
             });
+        let variants = super::specialise::Variants::of(&document, &operation);
         Ok(PreparedOperation {
+            variants,
             bound: inner.executor.bind(document, operation, &plan),
             plan,
             cost,

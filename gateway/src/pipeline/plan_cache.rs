@@ -33,14 +33,19 @@ const BYTES_PER_PLAN_BYTE: usize = 3;
 /// Fixed cost of an entry (map slot, `Arc`s, executor bindings).
 const ENTRY_OVERHEAD: usize = 2048;
 
-/// The memory an entry is charged.
+/// The memory an entry is charged: up front for every plan specialised by condition values it
+/// may come to hold (`specialise.rs`), each assumed as large as its general plan (they plan a
+/// subset of its selections), so entries never grow past their charge.
 pub(crate) fn weigh(query: &str, prepared: &PreparedOperation) -> usize {
     let plan = serde_json::to_vec(prepared.plan()).map_or(0, |json| json.len());
+    let plans = 1 + prepared.variants.as_ref().map_or(0, |v| v.len());
+    let per_plan = plan
+        .saturating_mul(BYTES_PER_PLAN_BYTE)
+        .saturating_add(ENTRY_OVERHEAD);
     query
         .len()
         .saturating_mul(BYTES_PER_TEXT_BYTE)
-        .saturating_add(plan.saturating_mul(BYTES_PER_PLAN_BYTE))
-        .saturating_add(ENTRY_OVERHEAD)
+        .saturating_add(per_plan.saturating_mul(plans))
 }
 
 struct Entry {

@@ -26,6 +26,9 @@ pub struct PreparedOperation {
     /// For a subscription: its plan split into the upstream root fetch and the bound rest, or
     /// `None` when it cannot be split (its root field is not served by one subgraph alone).
     pub(crate) subscription: Option<SubscriptionPlan>,
+    /// Plans specialised by the values of the variables its `@skip` / `@include` use
+    /// (`specialise.rs`); `None` when it runs this general plan only.
+    pub(crate) variants: Option<super::specialise::Variants>,
     /// The API schema, for checking variable values.
     pub(super) schema: Arc<Valid<Schema>>,
 }

@@ -125,7 +125,7 @@
 //!   or from an enclosing entity it can enter. A value type's field that another subgraph also
 //!   defines, but that nothing leads to there, does not narrow the types.
 
-use std::collections::HashSet;
+use std::collections::{BTreeMap, HashSet};
 
 use serde::Serialize;
 
@@ -290,6 +290,11 @@ pub struct PlanOptions {
     /// Progressive-override labels (`@join__field(overrideLabel:)`) that are switched on for this
     /// request; a field whose label is on is served by the overriding subgraph.
     pub enabled_override_labels: HashSet<String>,
+    /// Values of variables that `@skip` / `@include` conditions use, known when planning: the
+    /// conditions on them are decided now (the selections they exclude are not fetched and the
+    /// rest go to subgraphs without them), so the plan holds only for requests with these values.
+    /// Conditions on other variables are decided at run time.
+    pub condition_values: BTreeMap<String, bool>,
 }
 
 /// Why an operation could not be planned.

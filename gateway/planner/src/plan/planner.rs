@@ -59,7 +59,11 @@ impl QueryPlanner {
             .operations
             .get(operation_name)
             .map_err(|e| PlanError::UnknownOperation(e.message().to_string()))?;
-        let sels = normalize(&op.selection_set, &document.fragments);
+        let sels = normalize(
+            &op.selection_set,
+            &document.fragments,
+            &options.condition_values,
+        );
         let kind = match op.operation_type {
             OperationType::Query => OperationKind::Query,
             OperationType::Mutation => OperationKind::Mutation,

@@ -477,7 +477,11 @@ impl Reader<'_> {
             FieldSet::parse(self.schema, ty.clone(), text, "fieldset.graphql").map_err(|e| {
                 SupergraphError::Invalid(format!("field set `{text}` on `{ty}`: {}", e.errors))
             })?;
-        Ok(normalize(&set.selection_set, &FragmentMap::default()))
+        Ok(normalize(
+            &set.selection_set,
+            &FragmentMap::default(),
+            &Default::default(),
+        ))
     }
 
     fn type_meta(

@@ -1,0 +1,279 @@
+//! Step 6b: the plan specialised by the values of the variables an operation's `@skip` /
+//! `@include` conditions use. Per request, a lookup; planned once per combination of values.
+//!
+//! The plan cached with an operation (step 5) holds for every value: it keeps conditions on
+//! variables as gates and sends them on to subgraphs. That can cost fetches. With
+//! `{ allE0 { e0req @skip(if: $v) } listI0 { id } }` and `$v = true`, `allE0` (shareable) could
+//! come from the subgraph that serves `listI0` in one request, but a plan that must also serve
+//! `$v = false` picks the subgraph that can resolve `e0req`'s `@requires` and needs two. So
+//! when an operation's conditions use few enough variables
+//! (`switchyard_planner::specialised_conditions`), each combination of their values that
+//! requests bring gets its own plan, with those conditions decided (the excluded selections are
+//! not planned at all); at most `2^n` plans per operation, charged to the plan cache up front
+//! (`plan_cache::weigh`). A value that is not a boolean (an explicit `null`, which the
+//! conditions' `Boolean!` argument refuses) runs the general plan, which reports it as before.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+use apollo_compiler::Name;
+use serde_json::{Map, Value};
+use tokio::sync::OnceCell;
+
+use super::prepared::PreparedOperation;
+use crate::Gateway;
+
+/// The specialised plans of one operation, planned when a request first needs them.
+pub(crate) struct Variants {
+    /// The variables the operation's conditions use; bit `i` of a slot index is `vars[i]`'s value.
+    vars: Box<[Name]>,
+    /// One per combination of values; `None` inside when planning it failed (the general plan
+    /// runs instead).
+    slots: Box<[OnceCell<Option<Arc<PreparedOperation>>>]>,
+}
+
+impl Variants {
+    /// The variants an operation can have, or `None` when it runs its general plan only
+    /// (`switchyard_planner::specialised_conditions`).
+    pub(crate) fn of(
+        document: &apollo_compiler::ExecutableDocument,
+        operation: &apollo_compiler::executable::Operation,
+    ) -> Option<Self> {
+        let vars = switchyard_planner::specialised_conditions(operation, &document.fragments)?;
+        let slots = (0..1usize << vars.len()).map(|_| OnceCell::new()).collect();
+        Some(Self {
+            vars: vars.into_boxed_slice(),
+            slots,
+        })
+    }
+
+    /// How many plans this operation may hold besides its general one.
+    pub(crate) fn len(&self) -> usize {
+        self.slots.len()
+    }
+
+    /// The slot for these coerced variables, or `None` when a value is not a boolean.
+    fn slot(&self, variables: &Map<String, Value>) -> Option<usize> {
+        let mut index = 0;
+        for (bit, var) in self.vars.iter().enumerate() {
+            match variables.get(var.as_str()) {
+                Some(Value::Bool(true)) => index |= 1 << bit,
+                Some(Value::Bool(false)) => {}
+                _ => return None,
+            }
+        }
+        Some(index)
+    }
+
+    /// The values slot `index` stands for.
+    fn values(&self, index: usize) -> BTreeMap<String, bool> {
+        self.vars
+            .iter()
+            .enumerate()
+            .map(|(bit, var)| (var.to_string(), index & (1 << bit) != 0))
+            .collect()
+    }
+}
+
+impl Gateway {
+    /// The plan to run `prepared` with these coerced variables: its variant for their condition
+    /// values (planned now on a blocking thread if this is the first request with them, with
+    /// concurrent first requests waiting for one run), or `prepared` itself.
+    pub(crate) async fn specialise(
+        &self,
+        prepared: &Arc<PreparedOperation>,
+        variables: &Map<String, Value>,
+    ) -> Arc<PreparedOperation> {
+        let Some(variants) = &prepared.variants else {
+            return Arc::clone(prepared);
+        };
+        let Some(index) = variants.slot(variables) else {
+            return Arc::clone(prepared);
+        };
+        let variant = variants.slots[index]
+            .get_or_init(|| self.plan_variant(prepared, variants.values(index)))
+            .await;
+        match variant {
+            Some(variant) => Arc::clone(variant),
+            None => Arc::clone(prepared),
+        }
+    }
+
+    async fn plan_variant(
+        &self,
+        prepared: &Arc<PreparedOperation>,
+        values: BTreeMap<String, bool>,
+    ) -> Option<Arc<PreparedOperation>> {
+        let _permit = self
+            .inner
+            .planning
+            .acquire()
+            .await
+            .expect("the planning semaphore is never closed");
+        let gateway = self.clone();
+        let general = Arc::clone(prepared);
+        tokio::task::spawn_blocking(move || gateway.specialised_uncached(&general, values))
+            .await
+            .unwrap_or_else(|err| {
+                tracing::error!(error = %err, "planning a specialised plan panicked");
+                None
+            })
+    }
+
+    /// Plans `general`'s operation with the conditions on `values` decided and binds it; `None`
+    /// when it cannot be planned (the general plan, which could, runs instead).
+    fn specialised_uncached(
+        &self,
+        general: &PreparedOperation,
+        values: BTreeMap<String, bool>,
+    ) -> Option<Arc<PreparedOperation>> {
+        let inner = &*self.inner;
+        let options = switchyard_planner::PlanOptions {
+            condition_values: values,
+            ..inner.plan_options.clone()
+        };
+        let document = general.bound.shared_document();
+        let operation = general.operation();
+        let name = operation.name.as_ref().map(|n| n.as_str());
+        let plan = match inner.planner.plan(document, name, &options) {
+            Ok(plan) => plan,
+            Err(err) => {
+                tracing::warn!(
+                    error = %err,
+                    conditions = ?options.condition_values,
+                    "an operation's specialised plan failed; running its general plan"
+                );
+                return None;
+            }
+        };
+        Some(Arc::new(PreparedOperation {
+            bound: inner
+                .executor
+                .bind(Arc::clone(document), operation.clone(), &plan),
+            plan,
+            cost: general.cost,
+            metrics: std::sync::OnceLock::new(),
+            subscription: None,
+            variants: None,
+            schema: Arc::clone(&general.schema),
+        }))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::GatewayConfig;
+
+    fn count_fetches(node: &switchyard_planner::plan::PlanNode) -> usize {
+        use switchyard_planner::plan::PlanNode;
+        match node {
+            PlanNode::Sequence { nodes } | PlanNode::Parallel { nodes } => {
+                nodes.iter().map(count_fetches).sum()
+            }
+            PlanNode::Fetch(_) => 1,
+            PlanNode::Flatten(flatten) => count_fetches(&flatten.node),
+            PlanNode::Condition(cond) => {
+                cond.if_clause.as_deref().map_or(0, count_fetches)
+                    + cond.else_clause.as_deref().map_or(0, count_fetches)
+            }
+        }
+    }
+
+    fn fetches(prepared: &PreparedOperation) -> usize {
+        prepared.plan().node.as_ref().map_or(0, count_fetches)
+    }
+
+    /// `value` coerced for `prepared` as the pipeline does (defaults filled in).
+    fn coerced(prepared: &PreparedOperation, value: serde_json::Value) -> Map<String, Value> {
+        match value {
+            Value::Object(map) => prepared.coerce_variables(Some(map)).expect("valid values"),
+            other => panic!("not an object: {other}"),
+        }
+    }
+
+    /// Nothing is sent: the gateway points at the case's `.invalid` URLs and only plans.
+    #[tokio::test]
+    async fn each_combination_of_values_gets_one_plan_within_the_entry_charge() {
+        let case = switchyard_testkit::Case::parse(include_str!(
+            "../../tests/federation/cases/op_skip_variable_true_specialised_plan_one_subgraph.case"
+        ))
+        .expect("the case parses");
+        let sdl = case.supergraph_sdl().expect("inline supergraph");
+        let gateway = Gateway::from_supergraph_sdl(sdl, GatewayConfig::default())
+            .expect("the supergraph loads");
+        let query = "query($hide: Boolean!, $tags: Boolean = true) { \
+                     items { id price @skip(if: $hide) } tags @include(if: $tags) }";
+        let general = gateway.prepare_shared(query, None).await.expect("plans");
+        let bytes = gateway.cached_bytes();
+        assert_eq!(general.variants.as_ref().map(Variants::len), Some(4));
+
+        let hidden = coerced(&general, serde_json::json!({"hide": true}));
+        let one = gateway.specialise(&general, &hidden).await;
+        assert!(!Arc::ptr_eq(&one, &general));
+        assert_eq!((fetches(&general), fetches(&one)), (2, 1));
+        // The same values find the same plan; other values another one.
+        let again = gateway.specialise(&general, &hidden).await;
+        assert!(Arc::ptr_eq(&one, &again));
+        let shown = coerced(&general, serde_json::json!({"hide": false, "tags": false}));
+        let other = gateway.specialise(&general, &shown).await;
+        assert!(!Arc::ptr_eq(&one, &other) && !Arc::ptr_eq(&other, &general));
+        assert_eq!(fetches(&other), 1, "{}", other.plan());
+        // Concurrent first requests with one combination share one planning run.
+        let fresh = coerced(&general, serde_json::json!({"hide": false, "tags": true}));
+        let (a, b) = tokio::join!(
+            gateway.specialise(&general, &fresh),
+            gateway.specialise(&general, &fresh)
+        );
+        assert!(Arc::ptr_eq(&a, &b));
+        // A value that is not a boolean runs the general plan (which reports it).
+        let null = coerced(&general, serde_json::json!({"hide": true, "tags": null}));
+        assert!(Arc::ptr_eq(
+            &gateway.specialise(&general, &null).await,
+            &general
+        ));
+        // All under the one entry, charged for every variant when it was cached.
+        assert_eq!(gateway.cached_operations(), 1);
+        assert_eq!(gateway.cached_bytes(), bytes);
+        let unconditional = "query { items { id price } tags }";
+        gateway
+            .prepare_shared(unconditional, None)
+            .await
+            .expect("plans");
+        assert!(
+            gateway.cached_bytes() - bytes < bytes / 2,
+            "an entry without variants is charged for one plan"
+        );
+    }
+
+    #[tokio::test]
+    async fn subscriptions_and_operations_on_many_variables_keep_their_general_plan() {
+        let case = switchyard_testkit::Case::parse(include_str!(
+            "../../tests/federation/cases/op_skip_variable_true_specialised_plan_one_subgraph.case"
+        ))
+        .expect("the case parses");
+        let gateway = Gateway::from_supergraph_sdl(
+            case.supergraph_sdl().expect("inline supergraph"),
+            GatewayConfig::default(),
+        )
+        .expect("the supergraph loads");
+        let five = "query($a: Boolean!, $b: Boolean!, $c: Boolean!, $d: Boolean!, $e: Boolean!) { \
+                    items { a: id @skip(if: $a) b: id @skip(if: $b) c: id @skip(if: $c) \
+                    d: id @skip(if: $d) e: id @skip(if: $e) } }";
+        let general = gateway.prepare_shared(five, None).await.expect("plans");
+        assert!(general.variants.is_none());
+        let values = coerced(
+            &general,
+            serde_json::json!({"a": true, "b": true, "c": true, "d": true, "e": true}),
+        );
+        assert!(Arc::ptr_eq(
+            &gateway.specialise(&general, &values).await,
+            &general
+        ));
+        let none = gateway
+            .prepare_shared("{ items { id } }", None)
+            .await
+            .expect("plans");
+        assert!(none.variants.is_none());
+    }
+}
