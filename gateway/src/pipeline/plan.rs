@@ -72,16 +72,9 @@ impl Gateway {
         query: &str,
         operation_name: Option<&str>,
     ) -> Result<Arc<PreparedOperation>, PrepareError> {
-        let _permit = self
-            .inner
-            .planning
-            .acquire()
-            .await
-            .expect("the planning semaphore is never closed");
-        let gateway = self.clone();
         let query = query.to_owned();
         let operation_name = operation_name.map(str::to_owned);
-        tokio::task::spawn_blocking(move || {
+        self.on_planning_thread(move |gateway| {
             gateway
                 .prepare_uncached(&query, operation_name.as_deref())
                 .map(Arc::new)
@@ -97,6 +90,22 @@ impl Gateway {
                 ResponseStatus::PlanningFailed,
             ))
         })
+    }
+
+    /// Runs planning work on a blocking thread, at most one per CPU at a time, so planning
+    /// never holds up the threads that serve requests.
+    pub(super) async fn on_planning_thread<T: Send + 'static>(
+        &self,
+        work: impl FnOnce(Gateway) -> T + Send + 'static,
+    ) -> Result<T, tokio::task::JoinError> {
+        let _permit = self
+            .inner
+            .planning
+            .acquire()
+            .await
+            .expect("the planning semaphore is never closed");
+        let gateway = self.clone();
+        tokio::task::spawn_blocking(move || work(gateway)).await
     }
 
     /// Parse, check the expanded shape (before validation, whose field-merging rules would

@@ -104,15 +104,8 @@ impl Gateway {
         prepared: &Arc<PreparedOperation>,
         values: BTreeMap<String, bool>,
     ) -> Option<Arc<PreparedOperation>> {
-        let _permit = self
-            .inner
-            .planning
-            .acquire()
-            .await
-            .expect("the planning semaphore is never closed");
-        let gateway = self.clone();
         let general = Arc::clone(prepared);
-        tokio::task::spawn_blocking(move || gateway.specialised_uncached(&general, values))
+        self.on_planning_thread(move |gateway| gateway.specialised_uncached(&general, values))
             .await
             .unwrap_or_else(|err| {
                 tracing::error!(error = %err, "planning a specialised plan panicked");
