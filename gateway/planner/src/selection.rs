@@ -122,7 +122,8 @@ fn conditions(
 
 /// The variables that `@skip` / `@include` conditions in `set` (and the fragments it spreads)
 /// depend on, in order of first use: what a plan specialised by their values is keyed by
-/// ([`crate::PlanOptions::condition_values`]).
+/// ([`crate::PlanOptions::condition_values`]). Selections left out by a literal condition
+/// (`@skip(if: true)`) are not looked into.
 pub fn condition_variables(set: &SelectionSet, fragments: &FragmentMap) -> Vec<Name> {
     fn walk(
         set: &SelectionSet,
@@ -136,6 +137,10 @@ pub fn condition_variables(set: &SelectionSet, fragments: &FragmentMap) -> Vec<N
                 Selection::InlineFragment(frag) => &frag.directives,
                 Selection::FragmentSpread(spread) => &spread.directives,
             };
+            // A selection a literal leaves out is never planned: its variables decide nothing.
+            if conditions(directives, &BTreeMap::new()).never {
+                continue;
+            }
             for dir in directives.iter() {
                 if !matches!(dir.name.as_str(), "skip" | "include") {
                     continue;

@@ -173,12 +173,14 @@ fn known_condition_values_are_decided_at_plan_time() {
 #[test]
 fn condition_variables_in_order_through_fragments() {
     let sg = Supergraph::parse(DEMO).expect("fixture parses");
-    let op = "query Four($a: Boolean!, $b: Boolean!, $c: Boolean = false, $d: Boolean!) {
-                me { ...F @include(if: $b) name @skip(if: $a) }
+    // `$e` is used only where a literal already leaves the selection out: it decides nothing.
+    let op =
+        "query Four($a: Boolean!, $b: Boolean!, $c: Boolean = false, $d: Boolean!, $e: Boolean!) {
+                me { ...F @include(if: $b) name @skip(if: $a) id @skip(if: true) @include(if: $e) }
                 topProducts { ... on Product @skip(if: $c) { name @include(if: $a) } }
               }
               fragment F on User { reviews { body @skip(if: $d) } ...G }
-              fragment G on User { id }
+              fragment G on User { id ... @include(if: false) { name @skip(if: $e) } }
               query Five($a: Boolean!, $b: Boolean!, $c: Boolean!, $d: Boolean!, $e: Boolean!) {
                 me { a: id @skip(if: $a) b: id @skip(if: $b) c: id @skip(if: $c)
                      d: id @skip(if: $d) e: id @skip(if: $e) }
