@@ -175,8 +175,9 @@ pub fn condition_variables(set: &SelectionSet, fragments: &FragmentMap) -> Vec<N
 }
 
 /// Operations whose conditions use more variables than this run their general plan only: the
-/// number of specialised plans doubles with each variable.
-pub const MAX_SPECIALISED_CONDITIONS: usize = 4;
+/// number of specialised plans (each planned only when a request needs it) doubles with each
+/// variable, and each operation keeps an empty slot for every one.
+pub const MAX_SPECIALISED_CONDITIONS: usize = 8;
 
 /// The variables whose values a plan of `operation` is specialised by (see
 /// [`crate::PlanOptions::condition_values`]), or `None` when it runs its general plan only: no

@@ -180,11 +180,7 @@ fn condition_variables_in_order_through_fragments() {
                 topProducts { ... on Product @skip(if: $c) { name @include(if: $a) } }
               }
               fragment F on User { reviews { body @skip(if: $d) } ...G }
-              fragment G on User { id ... @include(if: false) { name @skip(if: $e) } }
-              query Five($a: Boolean!, $b: Boolean!, $c: Boolean!, $d: Boolean!, $e: Boolean!) {
-                me { a: id @skip(if: $a) b: id @skip(if: $b) c: id @skip(if: $c)
-                     d: id @skip(if: $d) e: id @skip(if: $e) }
-              }";
+              fragment G on User { id ... @include(if: false) { name @skip(if: $e) } }";
     let doc = ExecutableDocument::parse(sg.api_schema(), op, "op.graphql").expect("parses");
     let four = doc.operations.get(Some("Four")).expect("named operation");
     let vars = switchyard_planner::condition_variables(&four.selection_set, &doc.fragments);
@@ -206,20 +202,29 @@ fn condition_variables_in_order_through_fragments() {
             ("c".to_string(), false)
         ]
     );
-    // Five variables: more plans than the gateway keeps per operation, so none are specialised.
-    let five = doc.operations.get(Some("Five")).expect("named operation");
-    assert_eq!(
-        switchyard_planner::condition_variables(&five.selection_set, &doc.fragments).len(),
-        5
+    // One variable more than plans are specialised by: none are.
+    let n = switchyard_planner::MAX_SPECIALISED_CONDITIONS + 1;
+    let names: Vec<String> = (0..n).map(|i| format!("v{i}")).collect();
+    let declarations: Vec<String> = names.iter().map(|v| format!("${v}: Boolean!")).collect();
+    let fields: Vec<String> = names
+        .iter()
+        .map(|v| format!("{v}: id @skip(if: ${v})"))
+        .collect();
+    let text = format!(
+        "query Many({}) {{ me {{ {} }} }}",
+        declarations.join(", "),
+        fields.join(" ")
     );
-    assert!(switchyard_planner::specialised_conditions(five, &doc.fragments).is_none());
-    let all_true = serde_json::json!({"a": true, "b": true, "c": true, "d": true, "e": true});
-    assert!(switchyard_planner::condition_values(
-        five,
-        &doc.fragments,
-        all_true.as_object().unwrap()
-    )
-    .is_empty());
+    let doc = ExecutableDocument::parse(sg.api_schema(), text, "many.graphql").expect("parses");
+    let many = doc.operations.get(Some("Many")).expect("named operation");
+    assert_eq!(
+        switchyard_planner::condition_variables(&many.selection_set, &doc.fragments).len(),
+        n
+    );
+    assert!(switchyard_planner::specialised_conditions(many, &doc.fragments).is_none());
+    let all_true: serde_json::Map<String, serde_json::Value> =
+        names.iter().map(|v| (v.clone(), true.into())).collect();
+    assert!(switchyard_planner::condition_values(many, &doc.fragments, &all_true).is_empty());
 }
 
 #[test]

@@ -233,7 +233,8 @@ impl Gateway {
         if let Err(errors) = self.check_variable_cost(prepared, &variables) {
             return request_error(&errors.0);
         }
-        let prepared = &self.specialise(prepared, &variables).await;
+        let key = (request.query.as_str(), request.operation_name.as_deref());
+        let prepared = &self.specialise(prepared, key, &variables).await;
         let executed = self
             .execute_prepared(prepared, variables, headers, trace)
             .await;

@@ -111,7 +111,7 @@ impl Gateway {
     /// Parse, check the expanded shape (before validation, whose field-merging rules would
     /// otherwise walk a fragment bomb), validate and choose the operation, check root fields,
     /// introspection and cost, plan, bind.
-    fn prepare_uncached(
+    pub(super) fn prepare_uncached(
         &self,
         query: &str,
         operation_name: Option<&str>,

@@ -33,20 +33,30 @@ const BYTES_PER_PLAN_BYTE: usize = 3;
 /// Fixed cost of an entry (map slot, `Arc`s, executor bindings).
 const ENTRY_OVERHEAD: usize = 2048;
 
-/// The memory an entry is charged: up front for every plan specialised by condition values it
-/// may come to hold (`specialise.rs`), each assumed as large as its general plan (they plan a
-/// subset of its selections), so entries never grow past their charge.
+/// The memory an entry is charged when it is cached: its text, its general plan and a slot for
+/// each plan specialised by condition values it may come to hold (`specialise.rs`), which are
+/// charged as they are planned ([`PlanCache::charge`]).
 pub(crate) fn weigh(query: &str, prepared: &PreparedOperation) -> usize {
-    let plan = serde_json::to_vec(prepared.plan()).map_or(0, |json| json.len());
-    let plans = 1 + prepared.variants.as_ref().map_or(0, |v| v.len());
-    let per_plan = plan
-        .saturating_mul(BYTES_PER_PLAN_BYTE)
-        .saturating_add(ENTRY_OVERHEAD);
+    let slots = prepared
+        .variants
+        .as_ref()
+        .map_or(0, |v| v.len().saturating_mul(VARIANT_SLOT_BYTES));
     query
         .len()
         .saturating_mul(BYTES_PER_TEXT_BYTE)
-        .saturating_add(per_plan.saturating_mul(plans))
+        .saturating_add(weigh_plan(prepared))
+        .saturating_add(slots)
 }
+
+/// What one plan of an entry and its bindings are charged.
+pub(crate) fn weigh_plan(prepared: &PreparedOperation) -> usize {
+    let plan = serde_json::to_vec(prepared.plan()).map_or(0, |json| json.len());
+    plan.saturating_mul(BYTES_PER_PLAN_BYTE)
+        .saturating_add(ENTRY_OVERHEAD)
+}
+
+/// An empty slot for a specialised plan (a `tokio::sync::OnceCell`, with its semaphore).
+const VARIANT_SLOT_BYTES: usize = 64;
 
 struct Entry {
     prepared: Arc<PreparedOperation>,
@@ -211,6 +221,29 @@ impl<E: Clone> PlanCache<E> {
                 referenced: AtomicBool::new(false),
             },
         );
+        self.evict(&mut state);
+    }
+
+    /// Adds `bytes` to the charge of the entry holding `prepared` for this request (a plan it
+    /// came to hold), evicting others if the budget is exceeded; nothing if `prepared` is not
+    /// (or no longer) cached.
+    pub(crate) fn charge(
+        &self,
+        query: &str,
+        operation_name: Option<&str>,
+        prepared: &Arc<PreparedOperation>,
+        bytes: usize,
+    ) {
+        let hash = self.hash(query, operation_name);
+        let mut state = self.state.lock().expect("plan cache lock poisoned");
+        let Some(entry) = state.entries.get_mut(&hash) else {
+            return;
+        };
+        if !Arc::ptr_eq(&entry.prepared, prepared) {
+            return;
+        }
+        entry.weight = entry.weight.saturating_add(bytes);
+        state.bytes = state.bytes.saturating_add(bytes);
         self.evict(&mut state);
     }
 

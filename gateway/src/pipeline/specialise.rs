@@ -9,9 +9,10 @@
 //! when an operation's conditions use few enough variables
 //! (`switchyard_planner::specialised_conditions`), each combination of their values that
 //! requests bring gets its own plan, with those conditions decided (the excluded selections are
-//! not planned at all); at most `2^n` plans per operation, charged to the plan cache up front
-//! (`plan_cache::weigh`). A value that is not a boolean (an explicit `null`, which the
-//! conditions' `Boolean!` argument refuses) runs the general plan, which reports it as before.
+//! not planned at all); at most `2^n` plans per operation, each charged to the operation's
+//! plan-cache entry when it is planned (`PlanCache::charge`), so the cache's byte budget holds
+//! them all. A value that is not a boolean (an explicit `null`, which the conditions'
+//! `Boolean!` argument refuses) runs the general plan, which reports it as before.
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -79,9 +80,12 @@ impl Gateway {
     /// The plan to run `prepared` with these coerced variables: its variant for their condition
     /// values (planned now on a blocking thread if this is the first request with them, with
     /// concurrent first requests waiting for one run), or `prepared` itself.
+    ///
+    /// `request` (text and operation name) finds the plan-cache entry a new plan is charged to.
     pub(crate) async fn specialise(
         &self,
         prepared: &Arc<PreparedOperation>,
+        request: (&str, Option<&str>),
         variables: &Map<String, Value>,
     ) -> Arc<PreparedOperation> {
         let Some(variants) = &prepared.variants else {
@@ -91,7 +95,17 @@ impl Gateway {
             return Arc::clone(prepared);
         };
         let variant = variants.slots[index]
-            .get_or_init(|| self.plan_variant(prepared, variants.values(index)))
+            .get_or_init(|| async {
+                let variant = self.plan_variant(prepared, variants.values(index)).await;
+                if let Some(variant) = &variant {
+                    let (query, operation_name) = request;
+                    let bytes = super::plan_cache::weigh_plan(variant);
+                    self.inner
+                        .cache
+                        .charge(query, operation_name, prepared, bytes);
+                }
+                variant
+            })
             .await;
         match variant {
             Some(variant) => Arc::clone(variant),
@@ -187,7 +201,7 @@ mod tests {
 
     /// Nothing is sent: the gateway points at the case's `.invalid` URLs and only plans.
     #[tokio::test]
-    async fn each_combination_of_values_gets_one_plan_within_the_entry_charge() {
+    async fn each_combination_of_values_gets_one_plan_charged_to_the_entry() {
         let case = switchyard_testkit::Case::parse(include_str!(
             "../../tests/federation/cases/op_skip_variable_true_specialised_plan_one_subgraph.case"
         ))
@@ -202,45 +216,49 @@ mod tests {
         assert_eq!(general.variants.as_ref().map(Variants::len), Some(4));
 
         let hidden = coerced(&general, serde_json::json!({"hide": true}));
-        let one = gateway.specialise(&general, &hidden).await;
+        let one = gateway.specialise(&general, (query, None), &hidden).await;
         assert!(!Arc::ptr_eq(&one, &general));
         assert_eq!((fetches(&general), fetches(&one)), (2, 1));
         // The same values find the same plan; other values another one.
-        let again = gateway.specialise(&general, &hidden).await;
+        let again = gateway.specialise(&general, (query, None), &hidden).await;
         assert!(Arc::ptr_eq(&one, &again));
         let shown = coerced(&general, serde_json::json!({"hide": false, "tags": false}));
-        let other = gateway.specialise(&general, &shown).await;
+        let other = gateway.specialise(&general, (query, None), &shown).await;
         assert!(!Arc::ptr_eq(&one, &other) && !Arc::ptr_eq(&other, &general));
         assert_eq!(fetches(&other), 1, "{}", other.plan());
         // Concurrent first requests with one combination share one planning run.
         let fresh = coerced(&general, serde_json::json!({"hide": false, "tags": true}));
         let (a, b) = tokio::join!(
-            gateway.specialise(&general, &fresh),
-            gateway.specialise(&general, &fresh)
+            gateway.specialise(&general, (query, None), &fresh),
+            gateway.specialise(&general, (query, None), &fresh)
         );
         assert!(Arc::ptr_eq(&a, &b));
         // A value that is not a boolean runs the general plan (which reports it).
         let null = coerced(&general, serde_json::json!({"hide": true, "tags": null}));
         assert!(Arc::ptr_eq(
-            &gateway.specialise(&general, &null).await,
+            &gateway.specialise(&general, (query, None), &null).await,
             &general
         ));
-        // All under the one entry, charged for every variant when it was cached.
+        // All under the one entry, each plan charged to it once, when it was planned.
         assert_eq!(gateway.cached_operations(), 1);
-        assert_eq!(gateway.cached_bytes(), bytes);
-        let unconditional = "query { items { id price } tags }";
-        gateway
-            .prepare_shared(unconditional, None)
-            .await
-            .expect("plans");
-        assert!(
-            gateway.cached_bytes() - bytes < bytes / 2,
-            "an entry without variants is charged for one plan"
+        let planned: usize = [&one, &other, &a]
+            .iter()
+            .map(|variant| super::super::plan_cache::weigh_plan(variant))
+            .sum();
+        assert_eq!(gateway.cached_bytes(), bytes + planned);
+        // A plan for a request whose operation is not the cached entry charges nothing.
+        let before = gateway.cached_bytes();
+        let uncached = Arc::new(
+            gateway
+                .prepare_uncached(query, None)
+                .expect("plans the same operation again"),
         );
+        gateway.specialise(&uncached, (query, None), &hidden).await;
+        assert_eq!(gateway.cached_bytes(), before);
     }
 
     #[tokio::test]
-    async fn subscriptions_and_operations_on_many_variables_keep_their_general_plan() {
+    async fn operations_on_too_many_or_no_condition_variables_keep_their_general_plan() {
         let case = switchyard_testkit::Case::parse(include_str!(
             "../../tests/federation/cases/op_skip_variable_true_specialised_plan_one_subgraph.case"
         ))
@@ -250,17 +268,24 @@ mod tests {
             GatewayConfig::default(),
         )
         .expect("the supergraph loads");
-        let five = "query($a: Boolean!, $b: Boolean!, $c: Boolean!, $d: Boolean!, $e: Boolean!) { \
-                    items { a: id @skip(if: $a) b: id @skip(if: $b) c: id @skip(if: $c) \
-                    d: id @skip(if: $d) e: id @skip(if: $e) } }";
-        let general = gateway.prepare_shared(five, None).await.expect("plans");
-        assert!(general.variants.is_none());
-        let values = coerced(
-            &general,
-            serde_json::json!({"a": true, "b": true, "c": true, "d": true, "e": true}),
+        let n = switchyard_planner::MAX_SPECIALISED_CONDITIONS + 1;
+        let names: Vec<String> = (0..n).map(|i| format!("v{i}")).collect();
+        let declarations: Vec<String> = names.iter().map(|v| format!("${v}: Boolean!")).collect();
+        let fields: Vec<String> = names
+            .iter()
+            .map(|v| format!("{v}: id @skip(if: ${v})"))
+            .collect();
+        let many = format!(
+            "query({}) {{ items {{ {} }} }}",
+            declarations.join(", "),
+            fields.join(" ")
         );
+        let general = gateway.prepare_shared(&many, None).await.expect("plans");
+        assert!(general.variants.is_none());
+        let all_true: Map<String, Value> = names.iter().map(|v| (v.clone(), true.into())).collect();
+        let values = coerced(&general, Value::Object(all_true));
         assert!(Arc::ptr_eq(
-            &gateway.specialise(&general, &values).await,
+            &gateway.specialise(&general, (&many, None), &values).await,
             &general
         ));
         let none = gateway
