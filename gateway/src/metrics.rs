@@ -115,6 +115,7 @@ pub(crate) struct GatewayMetrics {
     invalid: Arc<OperationMetrics>,
     pub(crate) plan_cache_hits: IntCounter,
     pub(crate) plan_cache_misses: IntCounter,
+    pub(crate) specialised_plans: IntCounter,
     pub(crate) plan_cache_entries: IntGauge,
     pub(crate) plan_cache_capacity: IntGauge,
     pub(crate) plan_cache_bytes: IntGauge,
@@ -168,6 +169,11 @@ impl GatewayMetrics {
             plan_cache_misses: registry.counter(
                 "switchyard_gateway_plan_cache_misses_total",
                 "Requests that had to be validated and planned.",
+            ),
+            specialised_plans: registry.counter(
+                "switchyard_gateway_specialised_plans_total",
+                "Plans made for a cached operation's @skip/@include variable values (one per \
+                 combination of values first seen).",
             ),
             plan_cache_entries: registry.gauge(
                 "switchyard_gateway_plan_cache_entries",

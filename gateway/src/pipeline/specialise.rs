@@ -98,6 +98,7 @@ impl Gateway {
             .get_or_init(|| async {
                 let variant = self.plan_variant(prepared, variants.values(index)).await;
                 if let Some(variant) = &variant {
+                    self.inner.shared.metrics.specialised_plans.inc();
                     let (query, operation_name) = request;
                     let bytes = super::plan_cache::weigh_plan(variant);
                     self.inner
@@ -246,6 +247,13 @@ mod tests {
             .map(|variant| super::super::plan_cache::weigh_plan(variant))
             .sum();
         assert_eq!(gateway.cached_bytes(), bytes + planned);
+        let metrics = gateway.metrics_text();
+        assert!(
+            metrics
+                .lines()
+                .any(|line| line == "switchyard_gateway_specialised_plans_total 3"),
+            "{metrics}"
+        );
         // A plan for a request whose operation is not the cached entry charges nothing.
         let before = gateway.cached_bytes();
         let uncached = Arc::new(
