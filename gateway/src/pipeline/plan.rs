@@ -158,7 +158,11 @@ impl Gateway {
                     .bind(Arc::clone(&document), operation.clone(), &rest),
             });
         let variants = super::specialise::Variants::of(&document, &operation);
+        let condition_variables =
+            switchyard_planner::condition_variables(&operation.selection_set, &document.fragments)
+                .into_boxed_slice();
         Ok(PreparedOperation {
+            condition_variables,
             variants,
             bound: inner.executor.bind(document, operation, &plan),
             plan,

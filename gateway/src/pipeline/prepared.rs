@@ -26,6 +26,8 @@ pub struct PreparedOperation {
     /// For a subscription: its plan split into the upstream root fetch and the bound rest, or
     /// `None` when it cannot be split (its root field is not served by one subgraph alone).
     pub(crate) subscription: Option<SubscriptionPlan>,
+    /// The variables its `@skip` / `@include` conditions use (checked for `null` per request).
+    pub(crate) condition_variables: Box<[apollo_compiler::Name]>,
     /// Plans specialised by the values of the variables its `@skip` / `@include` use
     /// (`specialise.rs`); `None` when it runs this general plan only.
     pub(crate) variants: Option<super::specialise::Variants>,

@@ -11,8 +11,8 @@
 //! requests bring gets its own plan, with those conditions decided (the excluded selections are
 //! not planned at all); at most `2^n` plans per operation, each charged to the operation's
 //! plan-cache entry when it is planned (`PlanCache::charge`), so the cache's byte budget holds
-//! them all. A value that is not a boolean (an explicit `null`, which the conditions'
-//! `Boolean!` argument refuses) runs the general plan, which reports it as before.
+//! them all. (An explicit `null` for a condition's variable is refused when variables are
+//! coerced; should a value still not be a boolean, the general plan runs.)
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -162,6 +162,7 @@ impl Gateway {
             cost: general.cost,
             metrics: std::sync::OnceLock::new(),
             subscription: None,
+            condition_variables: general.condition_variables.clone(),
             variants: None,
             schema: Arc::clone(&general.schema),
         }))
@@ -192,12 +193,18 @@ mod tests {
         prepared.plan().node.as_ref().map_or(0, count_fetches)
     }
 
-    /// `value` coerced for `prepared` as the pipeline does (defaults filled in).
-    fn coerced(prepared: &PreparedOperation, value: serde_json::Value) -> Map<String, Value> {
+    fn variables_of(value: serde_json::Value) -> Map<String, Value> {
         match value {
-            Value::Object(map) => prepared.coerce_variables(Some(map)).expect("valid values"),
+            Value::Object(map) => map,
             other => panic!("not an object: {other}"),
         }
+    }
+
+    /// `value` coerced for `prepared` as the pipeline does (defaults filled in).
+    fn coerced(prepared: &PreparedOperation, value: serde_json::Value) -> Map<String, Value> {
+        prepared
+            .coerce_variables(Some(variables_of(value)))
+            .expect("valid values")
     }
 
     /// Nothing is sent: the gateway points at the case's `.invalid` URLs and only plans.
@@ -234,8 +241,20 @@ mod tests {
             gateway.specialise(&general, (query, None), &fresh)
         );
         assert!(Arc::ptr_eq(&a, &b));
-        // A value that is not a boolean runs the general plan (which reports it).
-        let null = coerced(&general, serde_json::json!({"hide": true, "tags": null}));
+        // An explicit null for a condition's (defaulted, nullable) variable is refused when the
+        // variables are coerced, naming the variable; should a value still not be a boolean
+        // here, the general plan runs.
+        let refused = general
+            .coerce_variables(Some(variables_of(
+                serde_json::json!({"hide": true, "tags": null}),
+            )))
+            .expect_err("null cannot decide a condition");
+        assert!(
+            refused.0[0].message.contains("\"$tags\" is null"),
+            "{:?}",
+            refused.0
+        );
+        let null = variables_of(serde_json::json!({"hide": true, "tags": null}));
         assert!(Arc::ptr_eq(
             &gateway.specialise(&general, (query, None), &null).await,
             &general

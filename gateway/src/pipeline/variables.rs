@@ -50,6 +50,20 @@ impl PreparedOperation {
                 },
             }
         }
+        // A nullable variable with a default may feed `@skip(if:)` / `@include(if:)`, but an
+        // explicit `null` cannot decide the condition: refused here, with the variable named,
+        // rather than passed to a subgraph that fails the whole fetch over it.
+        for var in self.condition_variables.iter() {
+            if matches!(out.get(var.as_str()), Some(Value::Null)) {
+                errors.push(GraphQLError::new(
+                    format!(
+                        "Variable \"${var}\" is null, but it decides an @skip or @include \
+                         condition, whose \"if\" must be a Boolean."
+                    ),
+                    BAD_USER_INPUT,
+                ));
+            }
+        }
         if errors.is_empty() {
             Ok(out)
         } else {
