@@ -295,21 +295,18 @@ mod tests {
             GatewayConfig::default(),
         )
         .expect("the supergraph loads");
-        let n = switchyard_planner::MAX_SPECIALISED_CONDITIONS + 1;
-        let names: Vec<String> = (0..n).map(|i| format!("v{i}")).collect();
-        let declarations: Vec<String> = names.iter().map(|v| format!("${v}: Boolean!")).collect();
-        let fields: Vec<String> = names
-            .iter()
-            .map(|v| format!("{v}: id @skip(if: ${v})"))
-            .collect();
-        let many = format!(
-            "query({}) {{ items {{ {} }} }}",
-            declarations.join(", "),
-            fields.join(" ")
-        );
+        // One condition variable more than plans are specialised by, each on its own alias.
+        let mut declarations = String::new();
+        let mut fields = String::new();
+        let mut all_true = Map::new();
+        for i in 0..=switchyard_planner::MAX_SPECIALISED_CONDITIONS {
+            declarations += &format!(" $v{i}: Boolean!");
+            fields += &format!(" v{i}: id @skip(if: $v{i})");
+            all_true.insert(format!("v{i}"), Value::Bool(true));
+        }
+        let many = format!("query({declarations}) {{ items {{{fields} }} }}");
         let general = gateway.prepare_shared(&many, None).await.expect("plans");
         assert!(general.variants.is_none());
-        let all_true: Map<String, Value> = names.iter().map(|v| (v.clone(), true.into())).collect();
         let values = coerced(&general, Value::Object(all_true));
         assert!(Arc::ptr_eq(
             &gateway.specialise(&general, (&many, None), &values).await,
