@@ -12,6 +12,7 @@ pub mod supergraph;
 
 pub use plan::{PlanError, PlanOptions, QueryPlan, QueryPlanner};
 pub use selection::{
-    condition_values, condition_variables, specialised_conditions, MAX_SPECIALISED_CONDITIONS,
+    condition_values, condition_variables, specialisable, specialised_conditions,
+    MAX_SPECIALISED_CONDITIONS,
 };
 pub use supergraph::{OverrideLabel, SubgraphInfo, Supergraph, SupergraphError};

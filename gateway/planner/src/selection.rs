@@ -187,11 +187,17 @@ pub fn specialised_conditions(
     operation: &apollo_compiler::executable::Operation,
     fragments: &FragmentMap,
 ) -> Option<Vec<Name>> {
-    if operation.operation_type == apollo_compiler::ast::OperationType::Subscription {
-        return None;
-    }
     let vars = condition_variables(&operation.selection_set, fragments);
-    (!vars.is_empty() && vars.len() <= MAX_SPECIALISED_CONDITIONS).then_some(vars)
+    specialisable(operation.operation_type, &vars).then_some(vars)
+}
+
+/// Whether an operation of this type whose conditions use `vars` (from
+/// [`condition_variables`]) gets specialised plans: the rule [`specialised_conditions`] applies,
+/// for callers that already have the variables.
+pub fn specialisable(kind: apollo_compiler::ast::OperationType, vars: &[Name]) -> bool {
+    kind != apollo_compiler::ast::OperationType::Subscription
+        && !vars.is_empty()
+        && vars.len() <= MAX_SPECIALISED_CONDITIONS
 }
 
 /// The values `operation`'s condition variables take with these request `variables` (a

@@ -157,10 +157,11 @@ impl Gateway {
                     .executor
                     .bind(Arc::clone(&document), operation.clone(), &rest),
             });
-        let variants = super::specialise::Variants::of(&document, &operation);
         let condition_variables =
             switchyard_planner::condition_variables(&operation.selection_set, &document.fragments)
                 .into_boxed_slice();
+        let variants =
+            super::specialise::Variants::of(operation.operation_type, &condition_variables);
         Ok(PreparedOperation {
             condition_variables,
             variants,

@@ -34,16 +34,15 @@ pub(crate) struct Variants {
 }
 
 impl Variants {
-    /// The variants an operation can have, or `None` when it runs its general plan only
-    /// (`switchyard_planner::specialised_conditions`).
-    pub(crate) fn of(
-        document: &apollo_compiler::ExecutableDocument,
-        operation: &apollo_compiler::executable::Operation,
-    ) -> Option<Self> {
-        let vars = switchyard_planner::specialised_conditions(operation, &document.fragments)?;
+    /// The variants an operation of this type whose conditions use `vars` can have, or `None`
+    /// when it runs its general plan only (`switchyard_planner::specialisable`).
+    pub(crate) fn of(kind: apollo_compiler::ast::OperationType, vars: &[Name]) -> Option<Self> {
+        if !switchyard_planner::specialisable(kind, vars) {
+            return None;
+        }
         let slots = (0..1usize << vars.len()).map(|_| OnceCell::new()).collect();
         Some(Self {
-            vars: vars.into_boxed_slice(),
+            vars: vars.into(),
             slots,
         })
     }
