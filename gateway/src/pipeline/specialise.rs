@@ -24,12 +24,10 @@ use tokio::sync::OnceCell;
 use super::prepared::PreparedOperation;
 use crate::Gateway;
 
-/// The specialised plans of one operation, planned when a request first needs them.
+/// The specialised plans of one operation, planned when a request first needs them: one slot
+/// per combination of the values of its `condition_variables`, whose value `i` is bit `i` of the
+/// slot's index; `None` inside when planning it failed (the general plan runs instead).
 pub(crate) struct Variants {
-    /// The variables the operation's conditions use; bit `i` of a slot index is `vars[i]`'s value.
-    vars: Box<[Name]>,
-    /// One per combination of values; `None` inside when planning it failed (the general plan
-    /// runs instead).
     slots: Box<[OnceCell<Option<Arc<PreparedOperation>>>]>,
 }
 
@@ -41,10 +39,7 @@ impl Variants {
             return None;
         }
         let slots = (0..1usize << vars.len()).map(|_| OnceCell::new()).collect();
-        Some(Self {
-            vars: vars.into(),
-            slots,
-        })
+        Some(Self { slots })
     }
 
     /// How many plans this operation may hold besides its general one.
@@ -52,10 +47,10 @@ impl Variants {
         self.slots.len()
     }
 
-    /// The slot for these coerced variables, or `None` when a value is not a boolean.
-    fn slot(&self, variables: &Map<String, Value>) -> Option<usize> {
+    /// The slot for these coerced values of `vars`, or `None` when a value is not a boolean.
+    fn slot(vars: &[Name], variables: &Map<String, Value>) -> Option<usize> {
         let mut index = 0;
-        for (bit, var) in self.vars.iter().enumerate() {
+        for (bit, var) in vars.iter().enumerate() {
             match variables.get(var.as_str()) {
                 Some(Value::Bool(true)) => index |= 1 << bit,
                 Some(Value::Bool(false)) => {}
@@ -65,10 +60,9 @@ impl Variants {
         Some(index)
     }
 
-    /// The values slot `index` stands for.
-    fn values(&self, index: usize) -> BTreeMap<String, bool> {
-        self.vars
-            .iter()
+    /// The values of `vars` slot `index` stands for.
+    fn values(vars: &[Name], index: usize) -> BTreeMap<String, bool> {
+        vars.iter()
             .enumerate()
             .map(|(bit, var)| (var.to_string(), index & (1 << bit) != 0))
             .collect()
@@ -90,12 +84,15 @@ impl Gateway {
         let Some(variants) = &prepared.variants else {
             return Arc::clone(prepared);
         };
-        let Some(index) = variants.slot(variables) else {
+        let vars = &prepared.condition_variables;
+        let Some(index) = Variants::slot(vars, variables) else {
             return Arc::clone(prepared);
         };
         let variant = variants.slots[index]
             .get_or_init(|| async {
-                let variant = self.plan_variant(prepared, variants.values(index)).await;
+                let variant = self
+                    .plan_variant(prepared, Variants::values(vars, index))
+                    .await;
                 if let Some(variant) = &variant {
                     self.inner.shared.metrics.specialised_plans.inc();
                     let (query, operation_name) = request;
