@@ -232,3 +232,30 @@ pub async fn core_flow(service: &Service) {
     assert!(again.get("errors").is_none(), "{again}");
     assert_ne!(again["data"]["signUp"]["account"]["id"], id.as_str());
 }
+
+/// The log-in mutation with the email and password as `$e` and `$p`.
+pub const LOG_IN: &str =
+    "mutation($e: String!, $p: String!) { logIn(email: $e, password: $p) { accessToken } }";
+
+/// Runs an operation as the kit would for a client at `client`.
+pub async fn gql_from(service: &Service, client: &str, query: &str, variables: Value) -> Value {
+    let client: std::net::IpAddr = client.parse().unwrap();
+    let request = Request::new(query)
+        .variables(Variables::from_json(variables))
+        .data(switchyard_subgraph_kit::ClientAddress(client));
+    serde_json::to_value(service.schema().execute(request).await).unwrap()
+}
+
+/// Logs in as `email` from the client address `client`.
+pub async fn log_in_from(service: &Service, client: &str, email: &str, password: &str) -> Value {
+    gql_from(service, client, LOG_IN, json!({"e": email, "p": password})).await
+}
+
+/// A service on a fresh SQLite data dir with `config` applied to the test config.
+pub async fn service_with(config: impl FnOnce(&mut Config)) -> (tempfile::TempDir, Service) {
+    let dir = tempfile::tempdir().unwrap();
+    let mut c = self::config(dir.path());
+    config(&mut c);
+    let service = Service::open(c, EventBus::in_process()).await.unwrap();
+    (dir, service)
+}
