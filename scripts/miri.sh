@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Miri (undefined-behaviour checker) on the unit tests of the modules holding the workspace's
-# documented `unsafe` blocks: the executor's JSON reader (`json::take_tail`, `execute/json.rs`) and
-# value type (`Str::as_str`, `execute/data.rs`). The third block, the guard's `raise_fd_limit`
+# documented `unsafe` blocks: the executor's JSON reader (`json::take_tail`, `execute/json.rs`),
+# value type (`Str::as_str`, shared-response references and request-private nodes,
+# `execute/data.rs`) and the merges through them (`execute/merge.rs`). The guard's block, the guard's `raise_fd_limit`
 # (`guard/src/server.rs`), is a getrlimit/setrlimit FFI call, which Miri cannot execute ("unsupported
 # operation: can't call foreign function `getrlimit` on OS `linux`"), so it is not run here.
 #
@@ -18,4 +19,4 @@ export MIRIFLAGS=${MIRIFLAGS:--Zmiri-strict-provenance}
 export CARGO_INCREMENTAL=0
 
 cargo "+$TOOLCHAIN" miri setup
-cargo "+$TOOLCHAIN" miri test -p switchyard-gateway --lib -- execute::json:: execute::data:: "$@"
+cargo "+$TOOLCHAIN" miri test -p switchyard-gateway --lib -- execute::json:: execute::data:: execute::merge:: "$@"

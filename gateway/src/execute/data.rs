@@ -255,6 +255,98 @@ pub(crate) enum Value {
     /// (a parsed response has none); writing into one first makes it this tree's own
     /// ([`Value::make_owned`]: an object extending the shared one, a list of references).
     Shared(SharedRef),
+    /// An object that several places of this request's tree hold, because they held equal
+    /// objects when an entity fetch resolved them (see [`NodeRef`]): what later fetches merge
+    /// into it, every place gets, and each place is written out from the one object.
+    Node(NodeRef),
+}
+
+/// One object shared by several places of a single request's tree.
+///
+/// Equal objects at one plan path (the same entity reached through different parents, e.g. the
+/// 400 `product` objects of the nested demo query, which are 50 products) are merged into,
+/// looked up for representations and shaped once instead of once per place. Only the entity
+/// fetch that finds them equal makes one (`execute::Run::merge_entities`), and only entity
+/// merges write through it (their writes depend only on the object's content, so every place
+/// would have received the same); any other write first gives the place a copy of its own
+/// ([`Value::make_owned`]).
+///
+/// Each alias is a pointer to the object in the same tree: `Clone` copies the object, so no
+/// two trees (no two requests) ever hold the same node, and the tree's owner, who needs
+/// `&mut` of the whole tree to write anywhere in it, is the only writer.
+pub(crate) struct NodeRef(Arc<NodeCell>);
+
+struct NodeCell(std::cell::UnsafeCell<Value>);
+
+// SAFETY: every alias of a node lives in the one tree that holds it (`Clone` copies the
+// object into a new node), so sending the tree sends every alias with it, and reading through
+// `&` aliases from several threads is reading a `Value` (no interior mutability of its own).
+// The only write is `NodeRef::get_mut`, whose contract excludes any other borrow of the tree.
+#[allow(
+    unsafe_code,
+    reason = "a node is written only through &mut of its tree"
+)]
+unsafe impl Send for NodeCell {}
+// SAFETY: as for `Send` above.
+#[allow(
+    unsafe_code,
+    reason = "a node is written only through &mut of its tree"
+)]
+unsafe impl Sync for NodeCell {}
+
+impl NodeRef {
+    /// `value` as a node, and the first place's alias of it.
+    pub(crate) fn new(value: Value) -> Self {
+        debug_assert!(matches!(value, Value::Object(_)));
+        NodeRef(Arc::new(NodeCell(std::cell::UnsafeCell::new(value))))
+    }
+
+    /// Another place's alias of the same node.
+    pub(crate) fn alias(&self) -> Value {
+        Value::Node(NodeRef(Arc::clone(&self.0)))
+    }
+
+    /// The object.
+    #[allow(
+        unsafe_code,
+        reason = "reads a node that is written only through &mut of its tree"
+    )]
+    pub(crate) fn get(&self) -> &Value {
+        // SAFETY: a write through `get_mut` needs a `&mut` alias with no other borrow of the
+        // tree live (its contract), so none is in progress while this `&` exists.
+        unsafe { &*self.0 .0.get() }
+    }
+
+    /// The object, for writing through this alias: every other place sees the write.
+    ///
+    /// # Safety
+    /// No other reference into the tree holding this node may be live while the result is:
+    /// the caller reached `self` through `&mut` of the tree's root and holds nothing else of
+    /// it (another alias of the same node could otherwise be read or written at once).
+    #[allow(unsafe_code, reason = "see the contract")]
+    pub(crate) unsafe fn get_mut(&mut self) -> &mut Value {
+        // SAFETY: the caller holds the only live borrow into the tree, and every alias of the
+        // node is in that tree.
+        unsafe { &mut *self.0 .0.get() }
+    }
+
+    /// The node's identity: equal for every alias of it.
+    pub(crate) fn id(&self) -> usize {
+        Arc::as_ptr(&self.0) as usize
+    }
+}
+
+impl Clone for NodeRef {
+    /// A new node holding a copy of the object: nodes never cross trees.
+    fn clone(&self) -> Self {
+        NodeRef::new(self.get().clone())
+    }
+}
+
+impl fmt::Debug for NodeRef {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        fmt::Debug::fmt(self.get(), f)
+    }
 }
 
 /// A list or object inside a shared, parsed subgraph response, kept alive by holding the
@@ -328,6 +420,8 @@ pub(crate) unsafe fn share(owner: &Arc<super::fetch::Fetched>, value: &Value) ->
             value: std::ptr::NonNull::from(value),
         }),
         Value::Shared(inner) => Value::Shared(inner.clone()),
+        // Responses hold no nodes; a copy keeps nodes inside their own tree.
+        Value::Node(node) => Value::Node(node.clone()),
         scalar => scalar.clone(),
     }
 }
@@ -397,6 +491,26 @@ impl Map {
                 }
             }
         }
+    }
+
+    /// The entries in order, of an object that extends no shared one; `None` for one that does.
+    pub(crate) fn plain_entries(&self) -> Option<&[(Str, Value)]> {
+        self.base().is_none().then_some(&self.entries[..])
+    }
+
+    /// Whether `other` holds the same entries in the same order, all of them scalars that
+    /// write the same bytes (`0.0` and `-0.0`, equal numbers, are not the same here): whether
+    /// either object can stand for the other in a response. Lists and objects are not compared
+    /// (`false`).
+    pub(crate) fn same_scalars(&self, other: &Map) -> bool {
+        let (Some(mine), Some(theirs)) = (self.plain_entries(), other.plain_entries()) else {
+            return false;
+        };
+        mine.len() == theirs.len()
+            && mine
+                .iter()
+                .zip(theirs)
+                .all(|((k1, v1), (k2, v2))| k1 == k2 && v1.same_scalar(v2))
     }
 
     /// How many entries [`Map::for_each`] visits.
@@ -627,6 +741,7 @@ impl Value {
     pub(crate) fn resolved(&self) -> &Value {
         match self {
             Value::Shared(shared) => shared.get(),
+            Value::Node(node) => node.get().resolved(),
             value => value,
         }
     }
@@ -634,7 +749,12 @@ impl Value {
     /// Turns a [`Value::Shared`] into a value of this tree's own before it is written to: an
     /// object becomes an empty one extending the shared one ([`Map::extending`]), a list a list
     /// of references to the shared items. Other values are left as they are.
+    /// A [`Value::Node`] becomes a copy of its object for this place alone: a write that is not
+    /// an entity merge need not suit every place holding the node.
     pub(crate) fn make_owned(&mut self) {
+        while let Value::Node(node) = self {
+            *self = node.get().clone();
+        }
         let Value::Shared(shared) = self else {
             return;
         };
@@ -646,6 +766,28 @@ impl Value {
             scalar => scalar.clone(),
         };
         *self = owned;
+    }
+
+    /// Whether this is a scalar (`null`, a boolean, number or string).
+    pub(crate) fn is_scalar(&self) -> bool {
+        matches!(
+            self,
+            Value::Null | Value::Bool(_) | Value::Number(_) | Value::String(_)
+        )
+    }
+
+    /// Whether both are scalars that write the same bytes (see [`Map::same_scalars`]).
+    fn same_scalar(&self, other: &Value) -> bool {
+        match (self, other) {
+            (Value::Null, Value::Null) => true,
+            (Value::Bool(a), Value::Bool(b)) => a == b,
+            (Value::String(a), Value::String(b)) => a == b,
+            (Value::Number(a), Value::Number(b)) => {
+                (a.as_u64(), a.as_i64(), a.as_f64().map(f64::to_bits))
+                    == (b.as_u64(), b.as_i64(), b.as_f64().map(f64::to_bits))
+            }
+            _ => false,
+        }
     }
 
     /// Whether this is `null`.
@@ -758,6 +900,7 @@ impl Serialize for Value {
                 map.end()
             }
             Value::Shared(shared) => shared.get().serialize(serializer),
+            Value::Node(node) => node.get().serialize(serializer),
         }
     }
 }
@@ -837,6 +980,87 @@ impl<'de> Visitor<'de> for ValueVisitor {
 mod tests {
     use super::*;
     use serde_json::json;
+
+    fn object(value: &mut Value) -> &mut Map {
+        match value {
+            Value::Object(map) => map,
+            other => panic!("not an object: {other:?}"),
+        }
+    }
+
+    #[test]
+    fn a_node_is_one_object_at_every_place_and_copies_are_apart() {
+        let node = NodeRef::new(Value::from(json!({"upc": "p1"})));
+        let mut tree = Value::Array(vec![node.alias(), node.alias()]);
+        drop(node);
+        let Value::Array(places) = &mut tree else {
+            unreachable!()
+        };
+        let Value::Node(first) = &mut places[0] else {
+            unreachable!()
+        };
+        // SAFETY: nothing else of `tree` is borrowed.
+        #[allow(unsafe_code, reason = "the test holds the only borrow of the tree")]
+        let written = unsafe { first.get_mut() };
+        object(written).insert(Str::new("name"), Value::from(json!("Table")));
+        assert_eq!(
+            tree,
+            Value::from(json!([{"upc": "p1", "name": "Table"}, {"upc": "p1", "name": "Table"}]))
+        );
+
+        // A copy of the tree holds nodes of its own: writes to it stay there.
+        let mut copy = tree.clone();
+        let Value::Array(copies) = &mut copy else {
+            unreachable!()
+        };
+        let Value::Node(copied) = &mut copies[0] else {
+            unreachable!()
+        };
+        // SAFETY: nothing else of `copy` is borrowed.
+        #[allow(unsafe_code, reason = "the test holds the only borrow of the copy")]
+        let written = unsafe { copied.get_mut() };
+        object(written).insert(Str::new("name"), Value::from(json!("Chair")));
+        assert_eq!(copy[0]["name"], Value::from(json!("Chair")));
+        assert_eq!(copy[1]["name"], Value::from(json!("Table")));
+        assert_eq!(tree[0]["name"], Value::from(json!("Table")));
+
+        // A place made its own leaves the node to the others.
+        let Value::Array(places) = &mut tree else {
+            unreachable!()
+        };
+        places[1].make_owned();
+        object(&mut places[1]).insert(Str::new("name"), Value::from(json!("Lamp")));
+        assert_eq!(tree[0]["name"], Value::from(json!("Table")));
+        assert_eq!(tree[1]["name"], Value::from(json!("Lamp")));
+        assert_eq!(
+            serde_json::to_string(&tree).unwrap(),
+            r#"[{"upc":"p1","name":"Table"},{"upc":"p1","name":"Lamp"}]"#
+        );
+    }
+
+    #[test]
+    fn same_scalars_means_the_same_bytes() {
+        let map = |json: serde_json::Value| match Value::from(json) {
+            Value::Object(map) => map,
+            _ => unreachable!(),
+        };
+        let a = map(json!({"id": "1", "n": 2, "f": 0.5, "b": true, "z": null}));
+        assert!(a.same_scalars(&map(
+            json!({"id": "1", "n": 2, "f": 0.5, "b": true, "z": null})
+        )));
+        let zero: Value = serde_json::from_str(r#"{"x":0.0}"#).unwrap();
+        let minus: Value = serde_json::from_str(r#"{"x":-0.0}"#).unwrap();
+        // Equal numbers that write differently are not the same object for a response.
+        assert_eq!(zero, minus);
+        assert!(!zero
+            .as_object()
+            .unwrap()
+            .same_scalars(minus.as_object().unwrap()));
+        assert!(!map(json!({"n": 1})).same_scalars(&map(json!({"n": 1.0}))));
+        assert!(!map(json!({"a": 1, "b": 2})).same_scalars(&map(json!({"b": 2, "a": 1}))));
+        assert!(!map(json!({"a": 1})).same_scalars(&map(json!({"a": 1, "b": 2}))));
+        assert!(!map(json!({"o": {}})).same_scalars(&map(json!({"o": {}}))));
+    }
 
     #[test]
     fn round_trips_and_keeps_order() {

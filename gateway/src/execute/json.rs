@@ -530,6 +530,7 @@ pub(crate) fn write_value(out: &mut Vec<u8>, value: &Value) {
             out.push(b'}');
         }
         Value::Shared(shared) => write_value(out, shared.get()),
+        Value::Node(node) => write_value(out, node.get()),
     }
 }
 

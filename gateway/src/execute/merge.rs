@@ -23,8 +23,10 @@ fn typename_of(object: &Map) -> Option<&str> {
 }
 
 /// Receives each object found at a path, with the list indexes taken to reach it (the keys
-/// come from the plan path, so they need not be stored per object).
-pub(crate) type ObjectVisitor<'v> = dyn FnMut(&Map, &[u32]) + 'v;
+/// come from the plan path, so they need not be stored per object), and whether the walk went
+/// through a [`Value::Node`] to reach it: only then can another place lead to the same object
+/// (the same address).
+pub(crate) type ObjectVisitor<'v> = dyn FnMut(&Map, &[u32], bool) + 'v;
 
 /// Calls `visit` with every object found at `path` under `value`.
 pub(crate) fn for_each_object(
@@ -42,6 +44,7 @@ pub(crate) fn for_each_object(
         &mut walk.hints,
         schema,
         indexes,
+        false,
         visit,
     );
 }
@@ -69,6 +72,10 @@ impl PathWalk {
     }
 }
 
+#[allow(
+    clippy::too_many_arguments,
+    reason = "one recursion's state, passed down as it was"
+)]
 fn walk_objects(
     value: &Value,
     path: &[PathElement],
@@ -76,8 +83,10 @@ fn walk_objects(
     hints: &mut [usize],
     schema: &Schema,
     indexes: &mut Vec<u32>,
+    through_node: bool,
     visit: &mut ObjectVisitor<'_>,
 ) {
+    let through_node = through_node || matches!(value, Value::Node(_));
     let value = value.resolved();
     match value {
         Value::Array(items) => {
@@ -92,13 +101,14 @@ fn walk_objects(
                     &mut hints[skip..],
                     schema,
                     indexes,
+                    through_node,
                     visit,
                 );
                 indexes.pop();
             }
         }
         Value::Object(object) => match path.first() {
-            None => visit(object, indexes),
+            None => visit(object, indexes, through_node),
             Some(PathElement::Key(_)) => {
                 let (Some(Some(key)), Some((hint, hints))) =
                     (keys.first(), hints.split_first_mut())
@@ -106,7 +116,16 @@ fn walk_objects(
                     return;
                 };
                 if let Some(child) = object.get_at_hint(key, hint) {
-                    walk_objects(child, &path[1..], &keys[1..], hints, schema, indexes, visit);
+                    walk_objects(
+                        child,
+                        &path[1..],
+                        &keys[1..],
+                        hints,
+                        schema,
+                        indexes,
+                        through_node,
+                        visit,
+                    );
                 }
             }
             Some(element @ (PathElement::List | PathElement::TypeCondition(_))) => {
@@ -126,6 +145,7 @@ fn walk_objects(
                         &mut hints[1..],
                         schema,
                         indexes,
+                        through_node,
                         visit,
                     );
                 }
@@ -354,17 +374,7 @@ impl<'s> Level<'s> {
                     type_condition,
                     items,
                 } => {
-                    let applies = match type_condition {
-                        None => true,
-                        Some(condition) => {
-                            match object.get_key(&self.plan.typename).and_then(Value::as_str) {
-                                Some(typename) => type_matches(schema, typename, condition),
-                                // Without a `__typename` the planner's path already fixed the type.
-                                None => true,
-                            }
-                        }
-                    };
-                    if applies {
+                    if fragment_applies(object, type_condition.as_deref(), self.plan, schema) {
                         self.matched = true;
                         if !self.write(object, items, schema, out) {
                             return false;
@@ -375,6 +385,76 @@ impl<'s> Level<'s> {
         }
         true
     }
+}
+
+/// Whether a representation's inline fragment on `condition` applies to `object`.
+fn fragment_applies(
+    object: &Map,
+    condition: Option<&str>,
+    plan: &RepresentationPlan,
+    schema: &Schema,
+) -> bool {
+    let Some(condition) = condition else {
+        return true;
+    };
+    match object.get_key(&plan.typename).and_then(Value::as_str) {
+        Some(typename) => type_matches(schema, typename, condition),
+        // Without a `__typename` the planner's path already fixed the type.
+        None => true,
+    }
+}
+
+/// Whether `object` holds exactly what its representation (written by
+/// [`write_representation`], which returned true) holds: the same scalar entries, nothing
+/// else (in any order: subgraphs answer `upc __typename` where representations start with
+/// `__typename`). Two such objects with equal representations then hold equal values under
+/// equal keys, which lets the places holding them share one ([`super::data::NodeRef`]) once
+/// their order is checked too ([`Map::same_scalars`]).
+pub(crate) fn is_its_representation(
+    object: &Map,
+    plan: &RepresentationPlan,
+    schema: &Schema,
+) -> bool {
+    fn count(
+        object: &Map,
+        items: &[RepresentationItem],
+        plan: &RepresentationPlan,
+        schema: &Schema,
+    ) -> Option<usize> {
+        let mut n = 0;
+        for item in items {
+            match item {
+                RepresentationItem::Field {
+                    key,
+                    selections: None,
+                    ..
+                } => {
+                    if !object.get_key(key).is_some_and(Value::is_scalar) {
+                        return None;
+                    }
+                    n += 1;
+                }
+                RepresentationItem::Field { .. } => return None,
+                RepresentationItem::Fragment {
+                    type_condition,
+                    items,
+                } => {
+                    if fragment_applies(object, type_condition.as_deref(), plan, schema) {
+                        n += count(object, items, plan, schema)?;
+                    }
+                }
+            }
+        }
+        Some(n)
+    }
+    // A plan naming one field twice could count it twice.
+    if plan.repeats {
+        return false;
+    }
+    let Some(entries) = object.plain_entries() else {
+        return false;
+    };
+    count(object, &plan.items, plan, schema) == Some(entries.len())
 }
 
 /// The field names already written into one representation object: inline for the usual
@@ -670,8 +750,10 @@ fn merge_borrowed(target: &mut Value, source: &Value, take: &mut dyn FnMut(&Valu
 }
 
 /// Finds again, in one walk, the objects [`for_each_object`] reported: `targets` holds
-/// `(tag, indexes)` in the order they were reported, and `apply(tag, object)` is called for
+/// `(tag, indexes)` in the order they were reported, and `apply(tag, place)` is called for
 /// each one found, without re-walking the shared part of the path from the root per object.
+/// `place` holds an object: one of this tree's own, or a [`Value::Node`] (see
+/// [`super::data::NodeRef::get_mut`] for writing through it).
 pub(crate) fn for_each_target_mut(
     value: &mut Value,
     path: &[PathElement],
@@ -694,9 +776,32 @@ fn walk_targets(
     if targets.is_empty() {
         return;
     }
+    if path.is_empty() && !matches!(value.resolved(), Value::Array(_)) {
+        // The place itself goes to `apply`, which may make it a node or write through one.
+        if !matches!(value, Value::Node(_)) {
+            value.make_owned();
+        }
+        if value.is_object() {
+            for &(tag, _) in targets {
+                apply(tag, value);
+            }
+        }
+        return;
+    }
     // The objects found here are written to: a shared list or object on the way becomes this
-    // request's own, one level at a time (what lies off the path stays shared).
-    value.make_owned();
+    // request's own, one level at a time (what lies off the path stays shared). A node is
+    // written through: only entity merges walk here, and they suit every place holding it.
+    let value = match value {
+        // SAFETY: `value` was reached through `&mut` of the tree's root, which
+        // `for_each_target_mut` holds alone for the walk; the walk keeps no other borrow of
+        // the tree while it goes down one place (its callers' `apply` merges from responses).
+        #[allow(unsafe_code, reason = "see NodeRef::get_mut")]
+        Value::Node(node) => unsafe { node.get_mut() },
+        value => {
+            value.make_owned();
+            value
+        }
+    };
     if let Value::Array(items) = value {
         let skip = usize::from(matches!(path.first(), Some(PathElement::List)));
         // Reported order is depth-first, so the targets under one item are contiguous.
@@ -726,13 +831,7 @@ fn walk_targets(
         return;
     }
     match path.first() {
-        None => {
-            if value.is_object() {
-                for &(tag, _) in targets {
-                    apply(tag, value);
-                }
-            }
-        }
+        None => {}
         Some(PathElement::Key(_)) => {
             let (Some(Some(key)), Some((hint, hints)), Value::Object(object)) =
                 (keys.first(), hints.split_first_mut(), value)
@@ -885,6 +984,7 @@ fn loose_error(error: JsonValue, service: &str) -> (GraphQLError, Option<Vec<Pat
 
 #[cfg(test)]
 mod tests {
+    use super::super::data::NodeRef;
     use super::*;
     use apollo_compiler::validation::Valid;
     use serde_json::json;
@@ -1040,7 +1140,7 @@ mod tests {
             PathElement::List,
             PathElement::TypeCondition(vec!["Book".into()]),
         ];
-        for_each_object(&data, &path, &schema, &mut Vec::new(), &mut |obj, p| {
+        for_each_object(&data, &path, &schema, &mut Vec::new(), &mut |obj, p, _| {
             seen.push((obj.get("id").cloned().unwrap_or_default(), p.to_vec()));
         });
         assert_eq!(seen, vec![(d!("1"), vec![0]), (d!("3"), vec![3])]);
@@ -1063,6 +1163,112 @@ mod tests {
         assert!(data["items"][2]["seen"].is_null());
     }
 
+    /// Equal places made one node: the walk reports them through the node at one address, and
+    /// writes below them go through to every place (and to no other object).
+    #[test]
+    fn objects_behind_a_node_are_found_once_per_place_and_written_through() {
+        let schema = schema();
+        let node = NodeRef::new(d!({"__typename": "Book", "id": "1", "meta": {"k": 1}}));
+        let other = d!({"__typename": "Book", "id": "2", "meta": {"k": 2}});
+        let mut data = Value::Object(Map::from_entries(vec![(
+            Str::new("items"),
+            Value::Array(vec![node.alias(), other, node.alias()]),
+        )]));
+        drop(node);
+        let items = vec![PathElement::Key("items".into()), PathElement::List];
+        let mut seen = Vec::new();
+        for_each_object(
+            &data,
+            &items,
+            &schema,
+            &mut Vec::new(),
+            &mut |obj, p, through| {
+                seen.push((obj as *const Map as usize, p.to_vec(), through));
+            },
+        );
+        assert_eq!(seen.len(), 3);
+        assert_eq!(seen[0].0, seen[2].0);
+        assert_ne!(seen[0].0, seen[1].0);
+        let through: Vec<bool> = seen.iter().map(|s| s.2).collect();
+        assert_eq!(through, [true, false, true]);
+
+        // The places themselves reach `apply` as nodes.
+        let targets: Vec<(usize, &[u32])> = seen.iter().map(|s| (0, &s.1[..])).collect();
+        let mut nodes = 0;
+        for_each_target_mut(&mut data, &items, &targets, &mut |_, place| {
+            nodes += usize::from(matches!(place, Value::Node(_)));
+        });
+        assert_eq!(nodes, 2);
+
+        // Below them, a write through one place is seen at every place holding the node.
+        let meta = vec![
+            PathElement::Key("items".into()),
+            PathElement::List,
+            PathElement::Key("meta".into()),
+        ];
+        let mut below = Vec::new();
+        for_each_object(
+            &data,
+            &meta,
+            &schema,
+            &mut Vec::new(),
+            &mut |_, p, through| {
+                below.push((p.to_vec(), through));
+            },
+        );
+        assert_eq!(below.iter().filter(|b| b.1).count(), 2);
+        let first: Vec<(usize, &[u32])> = vec![(5, &below[0].0[..])];
+        for_each_target_mut(&mut data, &meta, &first, &mut |tag, found| {
+            deep_merge(found, d!({"seen": tag}));
+        });
+        assert_eq!(data["items"][0]["meta"]["seen"], d!(5));
+        assert_eq!(data["items"][2]["meta"]["seen"], d!(5));
+        assert!(data["items"][1]["meta"]["seen"].is_null());
+
+        // Any other write gives the place a copy of its own first.
+        if let Value::Object(root) = &mut data {
+            if let Some(Value::Array(places)) = root.get_mut("items") {
+                deep_merge(&mut places[2], d!({"title": "own"}));
+            }
+        }
+        assert_eq!(data["items"][2]["title"], d!("own"));
+        assert!(data["items"][0]["title"].is_null());
+        assert_eq!(data["items"][0]["meta"]["seen"], d!(5));
+    }
+
+    #[test]
+    fn an_object_is_its_representation_only_with_nothing_but_its_scalar_keys() {
+        let schema = schema();
+        let keys = RepresentationPlan::new(&[on(
+            Some("Book"),
+            vec![field("__typename", vec![]), field("id", vec![])],
+        )]);
+        let exact = |plan: &RepresentationPlan, object: Value| {
+            let Value::Object(object) = object else {
+                unreachable!()
+            };
+            let mut out = Vec::new();
+            write_representation(&object, plan, &schema, &mut out)
+                && is_its_representation(&object, plan, &schema)
+        };
+        assert!(exact(&keys, d!({"__typename": "Book", "id": "1"})));
+        // Subgraphs write `__typename` where the operation put it.
+        assert!(exact(&keys, d!({"id": "1", "__typename": "Book"})));
+        assert!(!exact(
+            &keys,
+            d!({"__typename": "Book", "id": "1", "title": "x"})
+        ));
+        assert!(!exact(&keys, d!({"__typename": "Film", "id": "1"})));
+        let nested = RepresentationPlan::new(&[
+            field("id", vec![]),
+            field("meta", vec![field("k", vec![])]),
+        ]);
+        assert!(!exact(&nested, d!({"id": "1", "meta": {"k": 1}})));
+        let whole = RepresentationPlan::new(&[field("id", vec![]), field("meta", vec![])]);
+        assert!(!exact(&whole, d!({"id": "1", "meta": {"k": 1}})));
+        assert!(exact(&whole, d!({"meta": 3, "id": "1"})));
+    }
+
     #[test]
     fn targets_in_nested_lists_are_found_in_one_walk() {
         let schema = schema();
@@ -1079,7 +1285,7 @@ mod tests {
             PathElement::List,
         ];
         let mut reported = Vec::new();
-        for_each_object(&data, &path, &schema, &mut Vec::new(), &mut |_, p| {
+        for_each_object(&data, &path, &schema, &mut Vec::new(), &mut |_, p, _| {
             reported.push(p.to_vec());
         });
         assert_eq!(reported, [vec![0, 0], vec![0, 1], vec![2, 0]]);
@@ -1264,6 +1470,7 @@ mod tests {
             representation,
             path: 0,
             indexes: 0..0,
+            shareable: false,
         };
         let targets = vec![target(0), target(1), target(0)];
         let paths = vec![
@@ -1297,6 +1504,7 @@ mod tests {
             representation,
             path: 0,
             indexes: 0..0,
+            shareable: false,
         };
         let targets = vec![target(0), target(1), target(2)];
         let paths: Vec<Vec<PathSegment>> = (0..3)

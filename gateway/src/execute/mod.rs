@@ -36,7 +36,7 @@ use crate::error::{GatewayError, GraphQLError, PathSegment};
 use crate::headers::{RequestHeaderRule, ResponseHeaderRule, ResponseHeaders};
 use crate::introspection::{IntrospectionOptions, SchemaIntrospection};
 use crate::metrics::{FetchOutcome, SubgraphMetrics};
-use data::{Map as DataMap, Value as Data};
+use data::{Map as DataMap, NodeRef, Value as Data};
 pub(crate) use fetch::CircuitState;
 use fetch::{FetchError, Fetched, SubgraphClient};
 
@@ -665,6 +665,18 @@ fn fast_hash(bytes: &[u8]) -> u64 {
     hash
 }
 
+/// An address as a key for a [`PassThroughHash`] map: murmur3's finaliser, a bijection (so
+/// distinct addresses stay distinct keys) that spreads the aligned low bits and the constant
+/// high bits of an address over the whole word.
+pub(crate) fn address_key(address: usize) -> u64 {
+    let mut key = address as u64;
+    key ^= key >> 33;
+    key = key.wrapping_mul(0xff51_afd7_ed55_8ccd);
+    key ^= key >> 33;
+    key = key.wrapping_mul(0xc4ce_b9fe_1a85_ec53);
+    key ^ (key >> 33)
+}
+
 /// A `BuildHasher` for keys that are already hashes.
 #[derive(Default, Clone, Copy)]
 pub(crate) struct PassThroughHash;
@@ -839,6 +851,10 @@ struct EntityTarget {
     representation: usize,
     path: usize,
     indexes: std::ops::Range<usize>,
+    /// No other place leads to the object (it was not found through a node) and its
+    /// representation is the object's own fields (no input rewrites): when the entity comes
+    /// back, equal places like it can become one node ([`Run::merge_entities`]).
+    shareable: bool,
 }
 
 /// Reorders `errors` so that the blocks starting at `blocks` (`(plan order, start)`, in the
@@ -1509,55 +1525,79 @@ impl<'a> Run<'a> {
         let mut seen: HashMap<u64, (usize, std::ops::Range<usize>), PassThroughHash> =
             HashMap::default();
         let mut scratch = Vec::new();
+        // Writes one object's representation; its index among the distinct ones, or `None`
+        // when the object is not sent.
+        let mut write_one = |object: &DataMap, scratch: &mut Vec<u8>| -> Option<usize> {
+            scratch.clear();
+            if fetch.input_rewrites.is_empty() {
+                if !merge::write_representation(object, plan, schema, scratch) {
+                    return None;
+                }
+            } else {
+                let mut representation = merge::representation(object, requires, schema)?;
+                for rewrite in &fetch.input_rewrites {
+                    merge::apply_rewrite(&mut representation, rewrite, schema);
+                }
+                write_json(scratch, &representation);
+            }
+            let hash = fast_hash(scratch);
+            let existing = seen
+                .get(&hash)
+                .filter(|(_, range)| body[range.clone()] == scratch[..])
+                .map(|(index, _)| *index);
+            Some(match existing {
+                Some(index) => index,
+                None => {
+                    if count > 0 {
+                        body.push(b',');
+                    }
+                    let start = body.len();
+                    body.extend_from_slice(scratch);
+                    // On a (vanishingly rare) hash collision the first entry keeps the slot;
+                    // the newcomer is simply not de-duplicated.
+                    seen.entry(hash).or_insert((count, start..body.len()));
+                    count += 1;
+                    count - 1
+                }
+            })
+        };
+        // An object reached through a node can be reached again through another alias of it:
+        // its representation is written once, then found by the object's address.
+        let mut by_address: HashMap<u64, Option<usize>, PassThroughHash> = HashMap::default();
         for (path_index, path) in paths.iter().enumerate() {
             merge::for_each_object(
                 &self.data,
                 path,
                 schema,
                 &mut Vec::new(),
-                &mut |object, indexes| {
-                    scratch.clear();
-                    if fetch.input_rewrites.is_empty() {
-                        if !merge::write_representation(object, plan, schema, &mut scratch) {
-                            return;
-                        }
-                    } else {
-                        let Some(mut representation) =
-                            merge::representation(object, requires, schema)
-                        else {
-                            return;
-                        };
-                        for rewrite in &fetch.input_rewrites {
-                            merge::apply_rewrite(&mut representation, rewrite, schema);
-                        }
-                        write_json(&mut scratch, &representation);
-                    }
-                    let hash = fast_hash(&scratch);
-                    let existing = seen
-                        .get(&hash)
-                        .filter(|(_, range)| body[range.clone()] == scratch[..])
-                        .map(|(index, _)| *index);
-                    let index = match existing {
-                        Some(index) => index,
+                &mut |object, indexes, through_node| {
+                    let address = address_key(object as *const DataMap as usize);
+                    let known = match through_node {
+                        true => by_address.get(&address).copied(),
+                        false => None,
+                    };
+                    let index = match known {
+                        Some(None) => return,
+                        Some(Some(index)) => index,
                         None => {
-                            if count > 0 {
-                                body.push(b',');
+                            let index = write_one(object, &mut scratch);
+                            if through_node {
+                                by_address.insert(address, index);
                             }
-                            let start = body.len();
-                            body.extend_from_slice(&scratch);
-                            // On a (vanishingly rare) hash collision the first entry keeps the
-                            // slot; the newcomer is simply not de-duplicated.
-                            seen.entry(hash).or_insert((count, start..body.len()));
-                            count += 1;
-                            count - 1
+                            match index {
+                                Some(index) => index,
+                                None => return,
+                            }
                         }
                     };
+                    let shareable = !through_node && fetch.input_rewrites.is_empty();
                     let start = index_buffer.len();
                     index_buffer.extend_from_slice(indexes);
                     targets.push(EntityTarget {
                         representation: index,
                         path: path_index,
                         indexes: start..index_buffer.len(),
+                        shareable,
                     });
                 },
             );
@@ -1583,6 +1623,7 @@ impl<'a> Run<'a> {
         let targets: &[EntityTarget] = &located.targets;
         let index_buffer: &[u32] = &located.index_buffer;
         let schema: &Schema = &self.executor.schema;
+        let plan = fetch.representation.as_ref();
         let root = &mut self.data;
         match result {
             Ok(fetched) => {
@@ -1645,37 +1686,91 @@ impl<'a> Run<'a> {
                         }
                     }
                 }
-                let mut uses = vec![0usize; entities.len()];
+                let slots = entities.len().max(shared_entities.len());
+                let mut uses = vec![0usize; slots];
                 for target in targets {
                     if let Some(n) = uses.get_mut(target.representation) {
                         *n += 1;
                     }
                 }
+                let total = uses.clone();
+                // Per representation, the node its equal places share: made when the first of
+                // them gets its entity, with a copy of that place as it was before, which the
+                // others must equal (strictly: a merge since the fetch was located may have
+                // changed one) to take the node instead of a merge of their own.
+                let mut nodes: Vec<Option<(NodeRef, DataMap)>> = Vec::new();
+                nodes.resize_with(slots, || None);
+                // A node already reached by this fetch through another alias has its entity.
+                let mut merged_nodes: std::collections::HashSet<u64, PassThroughHash> =
+                    std::collections::HashSet::default();
                 // Targets were found path by path, each path's in walk order.
                 for (path_index, path) in paths.iter().enumerate() {
                     let located: Vec<(usize, &[u32])> = targets
                         .iter()
-                        .filter(|t| t.path == path_index)
-                        .map(|t| (t.representation, &index_buffer[t.indexes.clone()]))
+                        .enumerate()
+                        .filter(|(_, t)| t.path == path_index)
+                        .map(|(i, t)| (i, &index_buffer[t.indexes.clone()]))
                         .collect();
-                    merge::for_each_target_mut(
-                        root,
-                        path,
-                        &located,
-                        &mut |representation, object| {
-                            if let Some(owner) = &shared {
-                                if let Some(entity @ Data::Object(_)) =
-                                    shared_entities.get(representation)
-                                {
-                                    // SAFETY: `shared_entities` is borrowed from
-                                    // `owner.response.data`.
-                                    #[allow(unsafe_code, reason = "entity is borrowed from owner")]
-                                    unsafe {
-                                        merge::deep_merge_shared(object, entity, owner)
+                    merge::for_each_target_mut(root, path, &located, &mut |target, place| {
+                        let target = &targets[target];
+                        let representation = target.representation;
+                        let object = match place {
+                            Data::Node(node) => {
+                                if !merged_nodes.insert(address_key(node.id())) {
+                                    return;
+                                }
+                                // SAFETY: `place` is the walk's only borrow of the tree
+                                // (`for_each_target_mut`), and merging reads only the response.
+                                #[allow(unsafe_code, reason = "see NodeRef::get_mut")]
+                                unsafe {
+                                    node.get_mut()
+                                }
+                            }
+                            place => {
+                                let share = target.shareable
+                                    && total.get(representation).is_some_and(|&n| n > 1);
+                                if share {
+                                    if let (Some(Some((node, before))), Data::Object(object)) =
+                                        (nodes.get(representation), &*place)
+                                    {
+                                        if object.same_scalars(before) {
+                                            *place = node.alias();
+                                            return;
+                                        }
                                     }
                                 }
-                                return;
+                                place
                             }
+                        };
+                        // The first place of a group that holds exactly its representation
+                        // (so the group's equal representations mean equal objects) makes the
+                        // node, keeping how it was for the others to be compared with.
+                        let before = match (&*object, target.shareable) {
+                            (Data::Object(before), true)
+                                if total.get(representation).is_some_and(|&n| n > 1)
+                                    && nodes
+                                        .get(representation)
+                                        .is_some_and(|node| node.is_none())
+                                    && plan.is_some_and(|plan| {
+                                        merge::is_its_representation(before, plan, schema)
+                                    }) =>
+                            {
+                                Some(before.clone())
+                            }
+                            _ => None,
+                        };
+                        if let Some(owner) = &shared {
+                            if let Some(entity @ Data::Object(_)) =
+                                shared_entities.get(representation)
+                            {
+                                // SAFETY: `shared_entities` is borrowed from
+                                // `owner.response.data`.
+                                #[allow(unsafe_code, reason = "entity is borrowed from owner")]
+                                unsafe {
+                                    merge::deep_merge_shared(object, entity, owner)
+                                }
+                            }
+                        } else {
                             let Some(slot) = entities.get_mut(representation) else {
                                 return;
                             };
@@ -1691,8 +1786,13 @@ impl<'a> Run<'a> {
                             } else {
                                 merge::deep_merge_ref(object, slot);
                             }
-                        },
-                    );
+                        }
+                        if let Some(before) = before {
+                            let node = NodeRef::new(std::mem::take(object));
+                            *object = node.alias();
+                            nodes[representation] = Some((node, before));
+                        }
+                    });
                 }
             }
             Err(reason) => {

@@ -62,6 +62,9 @@ pub(crate) fn write_response(
         depth: 0,
         object_types: Vec::new(),
         enum_types: Vec::new(),
+        written_nodes: std::collections::HashMap::default(),
+        node_bytes: Vec::new(),
+        irregular: 0,
     };
     shaper.out.extend_from_slice(b"{\"data\":");
     let start = shaper.out.len();
@@ -112,6 +115,23 @@ struct Shaper<'a> {
     object_types: Vec<(&'a str, bool)>,
     /// Leaf type names already looked up, with the enum's definition when the type is one.
     enum_types: Vec<(&'a str, Option<&'a apollo_compiler::schema::EnumType>)>,
+    /// Objects held by nodes (`data::NodeRef`, one object at many places), by node, as
+    /// written under each field plan: the next place holding the node copies the bytes
+    /// instead of walking the object again.
+    written_nodes: std::collections::HashMap<u64, Vec<WrittenNode<'a>>, super::PassThroughHash>,
+    /// The bytes `written_nodes` point into (a copy: a bubbling null can cut `out` back).
+    node_bytes: Vec<u8>,
+    /// How many nulls in non-null positions and invalid enum values were met: their errors
+    /// (or their silence, when an error already covers the path) depend on the place, so an
+    /// object that met one is not reused elsewhere.
+    irregular: usize,
+}
+
+/// A node's object as written for one concrete type and one group of fields.
+struct WrittenNode<'a> {
+    type_name: &'a str,
+    group: Vec<&'a Node<Field>>,
+    bytes: std::ops::Range<usize>,
 }
 
 type Collected<'a> = Vec<(&'a str, &'a Node<Field>)>;
@@ -283,6 +303,10 @@ impl<'a> Shaper<'a> {
         parent_type: &str,
         enum_type: Option<&'a EnumType>,
     ) -> Result<(), Bubble> {
+        let node = match value {
+            Some(Data::Node(node)) => Some(super::address_key(node.id())),
+            _ => None,
+        };
         let value = match value.map(Data::resolved) {
             Some(Data::Null) | None => return self.null(ty, group[0], parent_type),
             Some(value) => value,
@@ -324,13 +348,57 @@ impl<'a> Shaper<'a> {
                     return self.null(ty, group[0], parent_type);
                 };
                 match self.concrete_type(name.as_str(), object) {
-                    Some(concrete) => self.write_object(object, concrete, Sets::Fields(group)),
+                    Some(concrete) => match node {
+                        Some(node) => self.write_node(node, object, concrete, group),
+                        None => self.write_object(object, concrete, Sets::Fields(group)),
+                    },
                     // An object of a type the API schema hides (`@inaccessible`) cannot be
                     // shown, not even as its interface: it is null, like a missing one.
                     None => self.null(ty, group[0], parent_type),
                 }
             }
         }
+    }
+
+    /// [`Shaper::write_object`] for the object of node `node`: the bytes written for it at
+    /// an earlier place under the same fields when there are some (they depend only on the
+    /// object and the fields unless a null or invalid value met on the way made them depend on
+    /// the place too).
+    fn write_node(
+        &mut self,
+        node: u64,
+        object: &'a DataMap,
+        type_name: &'a str,
+        group: &[&'a Node<Field>],
+    ) -> Result<(), Bubble> {
+        let written = self.written_nodes.get(&node).and_then(|written| {
+            written.iter().find(|w| {
+                w.type_name == type_name
+                    && w.group.len() == group.len()
+                    && w.group.iter().zip(group).all(|(a, b)| std::ptr::eq(*a, *b))
+            })
+        });
+        if let Some(written) = written {
+            self.out
+                .extend_from_slice(&self.node_bytes[written.bytes.clone()]);
+            return Ok(());
+        }
+        let start = self.out.len();
+        let irregular = self.irregular;
+        self.write_object(object, type_name, Sets::Fields(group))?;
+        if self.irregular == irregular {
+            let from = self.node_bytes.len();
+            self.node_bytes.extend_from_slice(&self.out[start..]);
+            self.written_nodes
+                .entry(node)
+                .or_default()
+                .push(WrittenNode {
+                    type_name,
+                    group: group.to_vec(),
+                    bytes: from..self.node_bytes.len(),
+                });
+        }
+        Ok(())
     }
 
     /// Writes a null, or bubbles if the position is non-null (recording an error unless one
@@ -340,6 +408,7 @@ impl<'a> Shaper<'a> {
             self.out.extend_from_slice(b"null");
             return Ok(());
         }
+        self.irregular += 1;
         if !self.explained() {
             let path = self.client_path();
             self.errors.push(GraphQLError {
@@ -381,6 +450,7 @@ impl<'a> Shaper<'a> {
 
     /// An enum value the client's schema does not have: null, with an error saying why.
     fn invalid_leaf(&mut self, ty: &Type, field: &Field, enum_name: &str) -> Result<(), Bubble> {
+        self.irregular += 1;
         self.errors.push(GraphQLError {
             message: format!(
                 "Invalid value for enum {enum_name} at field {}: the subgraph returned a value the schema does not define.",
@@ -601,6 +671,10 @@ mod tests {
     "#;
 
     fn shape(query: &str, variables: Value, data: Value, errors: Vec<GraphQLError>) -> Value {
+        shape_data(query, variables, Data::from(data), errors)
+    }
+
+    fn shape_data(query: &str, variables: Value, data: Data, errors: Vec<GraphQLError>) -> Value {
         let schema = Arc::new(Schema::parse_and_validate(SDL, "s.graphql").unwrap());
         let executor = Executor::new(Arc::clone(&schema), &[], ExecutorOptions::default()).unwrap();
         let document =
@@ -609,8 +683,66 @@ mod tests {
         let operation = document.operations.get(None).unwrap().clone();
         let op = executor.bind(Arc::new(document), operation, &QueryPlan { node: None });
         let variables = variables.as_object().cloned().unwrap_or_default();
-        let out = write_response(&schema, &op, &variables, &Data::from(data), errors, 64);
+        let out = write_response(&schema, &op, &variables, &data, errors, 64);
         serde_json::from_slice(&out).unwrap()
+    }
+
+    /// `{"shelf": {"items": [...]}}` with `node` at each place `at` names and `other` elsewhere.
+    fn shelf_with(node: &Value, other: &Value, at: &[bool]) -> Data {
+        let node = crate::execute::data::NodeRef::new(Data::from(node.clone()));
+        let items = at
+            .iter()
+            .map(|&shared| match shared {
+                true => node.alias(),
+                false => Data::from(other.clone()),
+            })
+            .collect();
+        let mut shelf = DataMap::new();
+        shelf.insert(Str::new("items"), Data::Array(items));
+        let mut root = DataMap::new();
+        root.insert(Str::new("shelf"), Data::Object(shelf));
+        Data::Object(root)
+    }
+
+    #[test]
+    fn places_holding_one_node_are_written_as_copies_would_be() {
+        let book = json!({"__typename": "Book", "id": "b1", "title": "T", "pages": 3});
+        let film = json!({"__typename": "Film", "id": "f1", "minutes": 90});
+        let query =
+            "{ shelf { items { id ... on Book { title pages } ... on Film { minutes } } } }";
+        let copies = json!({"shelf": {"items": [book, film, book, book]}});
+        let expected = shape(query, json!({}), copies, vec![]);
+        let shared = shelf_with(&book, &film, &[true, false, true, true]);
+        assert_eq!(shape_data(query, json!({}), shared, vec![]), expected);
+        assert_eq!(expected["data"]["shelf"]["items"][3]["title"], "T");
+    }
+
+    #[test]
+    fn a_null_inside_a_node_is_an_error_at_every_place_holding_it() {
+        // `title` is non-null: each place's item becomes null with an error at its own path,
+        // which bytes reused from the first place would not carry.
+        let book = json!({"__typename": "Book", "id": "b1", "title": null});
+        let other = json!({"__typename": "Book", "id": "b2", "title": "Fine"});
+        let query = "{ shelf { items { id ... on Book { title } } } }";
+        let shared = shelf_with(&book, &other, &[true, false, true]);
+        let response = shape_data(query, json!({}), shared, vec![]);
+        assert_eq!(
+            response["data"],
+            json!({"shelf": {"items": [null, {"id": "b2", "title": "Fine"}, null]}})
+        );
+        let paths: Vec<&Value> = response["errors"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|e| &e["path"])
+            .collect();
+        assert_eq!(
+            paths,
+            [
+                &json!(["shelf", "items", 0, "title"]),
+                &json!(["shelf", "items", 2, "title"])
+            ]
+        );
     }
 
     #[test]
