@@ -243,6 +243,40 @@ pub(crate) struct PreparedFetch {
     operation: Box<str>,
     /// The key under which the objects it is prepared for are kept for reuse (`memo.rs`).
     node: u64,
+    /// Whether equal objects this entity fetch resolves may become one node (`data::NodeRef`):
+    /// their representations are their own fields (no input rewrites), and no fetch of the
+    /// plan picks objects by the type of an object above them ([`filters_ancestors`]), which
+    /// could write to some places holding a node and not to others.
+    may_share: bool,
+}
+
+/// Whether a fetch of the plan at `node` picks the objects it writes by the type of an object
+/// above them (a type condition followed by a key on its path, as for a field under
+/// `... on Book` of a list of an interface): equal objects under parents of different types
+/// must then stay apart.
+fn filters_ancestors(node: &PlanNode) -> bool {
+    let filters = |path: &Vec<PathElement>| {
+        path.iter()
+            .skip_while(|e| !matches!(e, PathElement::TypeCondition(_)))
+            .any(|e| matches!(e, PathElement::Key(_)))
+    };
+    match node {
+        PlanNode::Sequence { nodes } | PlanNode::Parallel { nodes } => {
+            nodes.iter().any(filters_ancestors)
+        }
+        PlanNode::Fetch(_) => false,
+        PlanNode::Flatten(flatten) => {
+            std::iter::once(&flatten.path)
+                .chain(&flatten.other_paths)
+                .any(filters)
+                || filters_ancestors(&flatten.node)
+        }
+        PlanNode::Condition(condition) => condition
+            .if_clause
+            .iter()
+            .chain(&condition.else_clause)
+            .any(|n| filters_ancestors(n)),
+    }
 }
 
 impl Executor {
@@ -435,7 +469,7 @@ impl Executor {
             exec: plan
                 .node
                 .as_ref()
-                .map(|node| self.prepare_node(node, &mut 0)),
+                .map(|node| self.prepare_node(node, &mut 0, !filters_ancestors(node))),
             document,
             operation,
             has_introspection,
@@ -445,42 +479,50 @@ impl Executor {
         }
     }
 
-    /// `order` numbers the fetches in plan order.
-    fn prepare_node(&self, node: &PlanNode, order: &mut u32) -> ExecNode {
+    /// `order` numbers the fetches in plan order; `share` is whether entity fetches may make
+    /// equal objects one node ([`PreparedFetch::may_share`]).
+    fn prepare_node(&self, node: &PlanNode, order: &mut u32, share: bool) -> ExecNode {
         match node {
-            PlanNode::Sequence { nodes } => {
-                ExecNode::Sequence(nodes.iter().map(|n| self.prepare_node(n, order)).collect())
-            }
-            PlanNode::Parallel { nodes } => {
-                ExecNode::Parallel(nodes.iter().map(|n| self.prepare_node(n, order)).collect())
-            }
+            PlanNode::Sequence { nodes } => ExecNode::Sequence(
+                nodes
+                    .iter()
+                    .map(|n| self.prepare_node(n, order, share))
+                    .collect(),
+            ),
+            PlanNode::Parallel { nodes } => ExecNode::Parallel(
+                nodes
+                    .iter()
+                    .map(|n| self.prepare_node(n, order, share))
+                    .collect(),
+            ),
             PlanNode::Fetch(fetch) => {
                 *order += 1;
-                ExecNode::Fetch(Box::new(self.prepare_fetch(fetch, *order)))
+                ExecNode::Fetch(Box::new(self.prepare_fetch(fetch, *order, share)))
             }
             PlanNode::Flatten(flatten) => ExecNode::Flatten {
                 paths: std::iter::once(&flatten.path)
                     .chain(&flatten.other_paths)
                     .cloned()
                     .collect(),
-                node: Box::new(self.prepare_node(&flatten.node, order)),
+                node: Box::new(self.prepare_node(&flatten.node, order, share)),
             },
             PlanNode::Condition(cond) => ExecNode::Condition {
                 variable: cond.condition.clone(),
                 if_clause: cond
                     .if_clause
                     .as_ref()
-                    .map(|n| Box::new(self.prepare_node(n, order))),
+                    .map(|n| Box::new(self.prepare_node(n, order, share))),
                 else_clause: cond
                     .else_clause
                     .as_ref()
-                    .map(|n| Box::new(self.prepare_node(n, order))),
+                    .map(|n| Box::new(self.prepare_node(n, order, share))),
             },
         }
     }
 
-    fn prepare_fetch(&self, fetch: &FetchNode, order: u32) -> PreparedFetch {
+    fn prepare_fetch(&self, fetch: &FetchNode, order: u32, share: bool) -> PreparedFetch {
         PreparedFetch {
+            may_share: share && fetch.input_rewrites.is_empty(),
             service: self.by_name.get(&fetch.service_name).copied(),
             service_name: Arc::from(fetch.service_name.as_str()),
             body_prefix: body_prefix(&fetch.operation, fetch.operation_name.as_deref()),
@@ -1590,7 +1632,7 @@ impl<'a> Run<'a> {
                             }
                         }
                     };
-                    let shareable = !through_node && fetch.input_rewrites.is_empty();
+                    let shareable = !through_node && fetch.may_share;
                     let start = index_buffer.len();
                     index_buffer.extend_from_slice(indexes);
                     targets.push(EntityTarget {
@@ -1693,13 +1735,6 @@ impl<'a> Run<'a> {
                         *n += 1;
                     }
                 }
-                let total = uses.clone();
-                // Per representation, the node its equal places share: made when the first of
-                // them gets its entity, with a copy of that place as it was before, which the
-                // others must equal (strictly: a merge since the fetch was located may have
-                // changed one) to take the node instead of a merge of their own.
-                let mut nodes: Vec<Option<(NodeRef, DataMap)>> = Vec::new();
-                nodes.resize_with(slots, || None);
                 // A node already reached by this fetch through another alias has its entity.
                 let mut merged_nodes: std::collections::HashSet<u64, PassThroughHash> =
                     std::collections::HashSet::default();
@@ -1711,6 +1746,21 @@ impl<'a> Run<'a> {
                         .filter(|(_, t)| t.path == path_index)
                         .map(|(i, t)| (i, &index_buffer[t.indexes.clone()]))
                         .collect();
+                    // Places share a node only within one path: another path of the fetch is
+                    // another place in the operation, which later fetches may treat apart.
+                    let mut total = vec![0usize; slots];
+                    for &(i, _) in &located {
+                        if let Some(n) = total.get_mut(targets[i].representation) {
+                            *n += 1;
+                        }
+                    }
+                    // Per representation, the node its equal places share: made when the
+                    // first of them gets its entity, with a copy of that place as it was
+                    // before, which the others must equal (strictly: a merge since the fetch
+                    // was located may have changed one) to take the node instead of a merge
+                    // of their own.
+                    let mut nodes: Vec<Option<(NodeRef, DataMap)>> = Vec::new();
+                    nodes.resize_with(slots, || None);
                     merge::for_each_target_mut(root, path, &located, &mut |target, place| {
                         let target = &targets[target];
                         let representation = target.representation;
