@@ -498,15 +498,15 @@ impl Map {
         self.base().is_none().then_some(&self.entries[..])
     }
 
-    /// Whether `other` holds the same entries in the same order, all of them scalars that
-    /// write the same bytes (`0.0` and `-0.0`, equal numbers, are not the same here): whether
-    /// either object can stand for the other in a response. Lists and objects are not compared
-    /// (`false`).
-    pub(crate) fn same_scalars(&self, other: &Map) -> bool {
+    /// Whether `other` starts with this object's entries, in the same order, all of them
+    /// scalars that write the same bytes (`0.0` and `-0.0`, equal numbers, are not the same
+    /// here): whether `other` is this object with entries added after them. Lists and objects
+    /// are not compared (`false`).
+    pub(crate) fn scalar_prefix_of(&self, other: &Map) -> bool {
         let (Some(mine), Some(theirs)) = (self.plain_entries(), other.plain_entries()) else {
             return false;
         };
-        mine.len() == theirs.len()
+        mine.len() <= theirs.len()
             && mine
                 .iter()
                 .zip(theirs)
@@ -776,7 +776,7 @@ impl Value {
         )
     }
 
-    /// Whether both are scalars that write the same bytes (see [`Map::same_scalars`]).
+    /// Whether both are scalars that write the same bytes (see [`Map::scalar_prefix_of`]).
     fn same_scalar(&self, other: &Value) -> bool {
         match (self, other) {
             (Value::Null, Value::Null) => true,
@@ -1039,15 +1039,17 @@ mod tests {
     }
 
     #[test]
-    fn same_scalars_means_the_same_bytes() {
+    fn a_scalar_prefix_writes_the_same_bytes() {
         let map = |json: serde_json::Value| match Value::from(json) {
             Value::Object(map) => map,
             _ => unreachable!(),
         };
         let a = map(json!({"id": "1", "n": 2, "f": 0.5, "b": true, "z": null}));
-        assert!(a.same_scalars(&map(
+        assert!(a.scalar_prefix_of(&map(
             json!({"id": "1", "n": 2, "f": 0.5, "b": true, "z": null})
         )));
+        assert!(map(json!({"id": "1"})).scalar_prefix_of(&a));
+        assert!(!a.scalar_prefix_of(&map(json!({"id": "1"}))));
         let zero: Value = serde_json::from_str(r#"{"x":0.0}"#).unwrap();
         let minus: Value = serde_json::from_str(r#"{"x":-0.0}"#).unwrap();
         // Equal numbers that write differently are not the same object for a response.
@@ -1055,11 +1057,10 @@ mod tests {
         assert!(!zero
             .as_object()
             .unwrap()
-            .same_scalars(minus.as_object().unwrap()));
-        assert!(!map(json!({"n": 1})).same_scalars(&map(json!({"n": 1.0}))));
-        assert!(!map(json!({"a": 1, "b": 2})).same_scalars(&map(json!({"b": 2, "a": 1}))));
-        assert!(!map(json!({"a": 1})).same_scalars(&map(json!({"a": 1, "b": 2}))));
-        assert!(!map(json!({"o": {}})).same_scalars(&map(json!({"o": {}}))));
+            .scalar_prefix_of(minus.as_object().unwrap()));
+        assert!(!map(json!({"n": 1})).scalar_prefix_of(&map(json!({"n": 1.0}))));
+        assert!(!map(json!({"a": 1, "b": 2})).scalar_prefix_of(&map(json!({"b": 2, "a": 1}))));
+        assert!(!map(json!({"o": {}})).scalar_prefix_of(&map(json!({"o": {}}))));
     }
 
     #[test]

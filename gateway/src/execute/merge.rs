@@ -409,7 +409,7 @@ fn fragment_applies(
 /// else (in any order: subgraphs answer `upc __typename` where representations start with
 /// `__typename`). Two such objects with equal representations then hold equal values under
 /// equal keys, which lets the places holding them share one ([`super::data::NodeRef`]) once
-/// their order is checked too ([`Map::same_scalars`]).
+/// their order is checked too ([`Map::scalar_prefix_of`]).
 pub(crate) fn is_its_representation(
     object: &Map,
     plan: &RepresentationPlan,

@@ -1754,12 +1754,12 @@ impl<'a> Run<'a> {
                             *n += 1;
                         }
                     }
-                    // Per representation, the node its equal places share: made when the
-                    // first of them gets its entity, with a copy of that place as it was
-                    // before, which the others must equal (strictly: a merge since the fetch
-                    // was located may have changed one) to take the node instead of a merge
-                    // of their own.
-                    let mut nodes: Vec<Option<(NodeRef, DataMap)>> = Vec::new();
+                    // Per representation, the node its equal places share, made when the
+                    // first of them gets its entity. Another place takes it instead of a merge
+                    // of its own when its entries are the node's first ones, strictly equal
+                    // (a merge since the fetch was located may have changed a place): its own
+                    // merge of the same entity would then have made it equal to the node.
+                    let mut nodes: Vec<Option<NodeRef>> = Vec::new();
                     nodes.resize_with(slots, || None);
                     merge::for_each_target_mut(root, path, &located, &mut |target, place| {
                         let target = &targets[target];
@@ -1780,10 +1780,14 @@ impl<'a> Run<'a> {
                                 let share = target.shareable
                                     && total.get(representation).is_some_and(|&n| n > 1);
                                 if share {
-                                    if let (Some(Some((node, before))), Data::Object(object)) =
+                                    if let (Some(Some(node)), Data::Object(object)) =
                                         (nodes.get(representation), &*place)
                                     {
-                                        if object.same_scalars(before) {
+                                        let prefix = node
+                                            .get()
+                                            .as_object()
+                                            .is_some_and(|merged| object.scalar_prefix_of(merged));
+                                        if prefix {
                                             *place = node.alias();
                                             return;
                                         }
@@ -1794,20 +1798,16 @@ impl<'a> Run<'a> {
                         };
                         // The first place of a group that holds exactly its representation
                         // (so the group's equal representations mean equal objects) makes the
-                        // node, keeping how it was for the others to be compared with.
-                        let before = match (&*object, target.shareable) {
-                            (Data::Object(before), true)
-                                if total.get(representation).is_some_and(|&n| n > 1)
-                                    && nodes
-                                        .get(representation)
-                                        .is_some_and(|node| node.is_none())
+                        // node.
+                        let make_node = match (&*object, target.shareable) {
+                            (Data::Object(object), true) => {
+                                total.get(representation).is_some_and(|&n| n > 1)
+                                    && nodes.get(representation).is_some_and(|node| node.is_none())
                                     && plan.is_some_and(|plan| {
-                                        merge::is_its_representation(before, plan, schema)
-                                    }) =>
-                            {
-                                Some(before.clone())
+                                        merge::is_its_representation(object, plan, schema)
+                                    })
                             }
-                            _ => None,
+                            _ => false,
                         };
                         if let Some(owner) = &shared {
                             if let Some(entity @ Data::Object(_)) =
@@ -1837,10 +1837,10 @@ impl<'a> Run<'a> {
                                 merge::deep_merge_ref(object, slot);
                             }
                         }
-                        if let Some(before) = before {
+                        if make_node {
                             let node = NodeRef::new(std::mem::take(object));
                             *object = node.alias();
-                            nodes[representation] = Some((node, before));
+                            nodes[representation] = Some(node);
                         }
                     });
                 }
