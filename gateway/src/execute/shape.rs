@@ -127,11 +127,41 @@ struct Shaper<'a> {
     irregular: usize,
 }
 
-/// A node's object as written for one concrete type and one group of fields.
+/// A node's object as written for one concrete type and one group of fields (up to
+/// [`GROUP_FIELDS`] of them, held inline: the usual group is one field).
 struct WrittenNode<'a> {
     type_name: &'a str,
-    group: Vec<&'a Node<Field>>,
+    group: GroupKey<'a>,
     bytes: std::ops::Range<usize>,
+}
+
+/// How many fields of one response key a [`WrittenNode`] can be keyed by.
+const GROUP_FIELDS: usize = 4;
+
+/// A group of fields as a [`WrittenNode`] holds it.
+type GroupKey<'a> = [Option<&'a Node<Field>>; GROUP_FIELDS];
+
+impl<'a> WrittenNode<'a> {
+    /// `group` as held here, or `None` when it has more fields than fit.
+    fn key(group: &[&'a Node<Field>]) -> Option<GroupKey<'a>> {
+        if group.len() > GROUP_FIELDS {
+            return None;
+        }
+        let mut key = [None; GROUP_FIELDS];
+        for (slot, field) in key.iter_mut().zip(group) {
+            *slot = Some(*field);
+        }
+        Some(key)
+    }
+
+    fn is(&self, type_name: &str, group: &GroupKey<'a>) -> bool {
+        self.type_name == type_name
+            && self.group.iter().zip(group).all(|(a, b)| match (a, b) {
+                (Some(a), Some(b)) => std::ptr::eq(*a, *b),
+                (None, None) => true,
+                _ => false,
+            })
+    }
 }
 
 type Collected<'a> = Vec<(&'a str, &'a Node<Field>)>;
@@ -303,10 +333,7 @@ impl<'a> Shaper<'a> {
         parent_type: &str,
         enum_type: Option<&'a EnumType>,
     ) -> Result<(), Bubble> {
-        let node = match value {
-            Some(Data::Node(node)) => Some(super::address_key(node.id())),
-            _ => None,
-        };
+        let place = value;
         let value = match value.map(Data::resolved) {
             Some(Data::Null) | None => return self.null(ty, group[0], parent_type),
             Some(value) => value,
@@ -348,9 +375,11 @@ impl<'a> Shaper<'a> {
                     return self.null(ty, group[0], parent_type);
                 };
                 match self.concrete_type(name.as_str(), object) {
-                    Some(concrete) => match node {
-                        Some(node) => self.write_node(node, object, concrete, group),
-                        None => self.write_object(object, concrete, Sets::Fields(group)),
+                    Some(concrete) => match place {
+                        Some(Data::Node(node)) => {
+                            self.write_node(super::address_key(node.id()), object, concrete, group)
+                        }
+                        _ => self.write_object(object, concrete, Sets::Fields(group)),
                     },
                     // An object of a type the API schema hides (`@inaccessible`) cannot be
                     // shown, not even as its interface: it is null, like a missing one.
@@ -371,13 +400,13 @@ impl<'a> Shaper<'a> {
         type_name: &'a str,
         group: &[&'a Node<Field>],
     ) -> Result<(), Bubble> {
-        let written = self.written_nodes.get(&node).and_then(|written| {
-            written.iter().find(|w| {
-                w.type_name == type_name
-                    && w.group.len() == group.len()
-                    && w.group.iter().zip(group).all(|(a, b)| std::ptr::eq(*a, *b))
-            })
-        });
+        let Some(key) = WrittenNode::key(group) else {
+            return self.write_object(object, type_name, Sets::Fields(group));
+        };
+        let written = self
+            .written_nodes
+            .get(&node)
+            .and_then(|written| written.iter().find(|w| w.is(type_name, &key)));
         if let Some(written) = written {
             self.out
                 .extend_from_slice(&self.node_bytes[written.bytes.clone()]);
@@ -394,7 +423,7 @@ impl<'a> Shaper<'a> {
                 .or_default()
                 .push(WrittenNode {
                     type_name,
-                    group: group.to_vec(),
+                    group: key,
                     bytes: from..self.node_bytes.len(),
                 });
         }
