@@ -1840,6 +1840,8 @@ impl<'a> Run<'a> {
                         if make_node {
                             let node = NodeRef::new(std::mem::take(object));
                             *object = node.alias();
+                            // Another path of this fetch can lead to the same place again.
+                            merged_nodes.insert(address_key(node.id()));
                             nodes[representation] = Some(node);
                         }
                     });
