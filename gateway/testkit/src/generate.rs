@@ -1353,7 +1353,9 @@ fn field_value(w: &World, e: usize, i: usize, f: &Field) -> Value {
         }
         Target::Entity(t) => {
             let target = &w.entities[*t];
-            let n = (i + f.name.len()) % (target.instances + 1);
+            // Up to one more item than there are instances: a list can name an entity twice,
+            // so equal objects meet at one path (which the gateway resolves, and may store, once).
+            let n = (i + f.name.len()) % (target.instances + 2);
             Value::Array(
                 (0..n)
                     .map(|k| key_object(target, (i + k) % target.instances, false))
