@@ -295,7 +295,7 @@ unsafe impl Send for NodeCell {}
 unsafe impl Sync for NodeCell {}
 
 impl NodeRef {
-    /// `value` as a node, and the first place's alias of it.
+    /// `value` (an object) as a node; each place holding it takes an [`NodeRef::alias`].
     pub(crate) fn new(value: Value) -> Self {
         debug_assert!(matches!(value, Value::Object(_)));
         NodeRef(Arc::new(NodeCell(std::cell::UnsafeCell::new(value))))

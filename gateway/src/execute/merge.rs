@@ -776,8 +776,12 @@ fn walk_targets(
     if targets.is_empty() {
         return;
     }
-    if path.is_empty() && !matches!(value.resolved(), Value::Array(_)) {
-        // The place itself goes to `apply`, which may make it a node or write through one.
+    // A path left with only `@` and type conditions (which the walk that found the targets
+    // already applied) ends here unless a list is still to be entered. The place itself goes
+    // to `apply`, which may make it a node or write through one: never a node's own object,
+    // which `apply` could otherwise make a node of inside the node.
+    let at_place = !path.iter().any(|e| matches!(e, PathElement::Key(_)));
+    if at_place && !matches!(value.resolved(), Value::Array(_)) {
         if !matches!(value, Value::Node(_)) {
             value.make_owned();
         }
@@ -1196,6 +1200,17 @@ mod tests {
         let targets: Vec<(usize, &[u32])> = seen.iter().map(|s| (0, &s.1[..])).collect();
         let mut nodes = 0;
         for_each_target_mut(&mut data, &items, &targets, &mut |_, place| {
+            nodes += usize::from(matches!(place, Value::Node(_)));
+        });
+        assert_eq!(nodes, 2);
+        // Also when the path ends in a type condition: the place, not the node's own object.
+        let books = vec![
+            PathElement::Key("items".into()),
+            PathElement::List,
+            PathElement::TypeCondition(vec!["Book".into()]),
+        ];
+        let mut nodes = 0;
+        for_each_target_mut(&mut data, &books, &targets, &mut |_, place| {
             nodes += usize::from(matches!(place, Value::Node(_)));
         });
         assert_eq!(nodes, 2);
