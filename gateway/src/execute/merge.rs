@@ -1486,6 +1486,7 @@ mod tests {
             path: 0,
             indexes: 0..0,
             shareable: false,
+            through_node: false,
         };
         let targets = vec![target(0), target(1), target(0)];
         let paths = vec![
@@ -1520,6 +1521,7 @@ mod tests {
             path: 0,
             indexes: 0..0,
             shareable: false,
+            through_node: false,
         };
         let targets = vec![target(0), target(1), target(2)];
         let paths: Vec<Vec<PathSegment>> = (0..3)

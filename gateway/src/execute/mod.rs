@@ -897,6 +897,9 @@ struct EntityTarget {
     /// representation is the object's own fields (no input rewrites): when the entity comes
     /// back, equal places like it can become one node ([`Run::merge_entities`]).
     shareable: bool,
+    /// Found through a node: another target of the fetch may be the same object, reached
+    /// through another place holding the node, and its entity is then merged once.
+    through_node: bool,
 }
 
 /// Reorders `errors` so that the blocks starting at `blocks` (`(plan order, start)`, in the
@@ -1640,6 +1643,7 @@ impl<'a> Run<'a> {
                         path: path_index,
                         indexes: start..index_buffer.len(),
                         shareable,
+                        through_node,
                     });
                 },
             );
@@ -1735,6 +1739,14 @@ impl<'a> Run<'a> {
                         *n += 1;
                     }
                 }
+                // An entity that an object behind a node needs is never taken: how many of its
+                // targets are that one object again is only known while merging, and a target
+                // that counted on its own merge could otherwise find the slot emptied.
+                for target in targets.iter().filter(|t| t.through_node) {
+                    if let Some(n) = uses.get_mut(target.representation) {
+                        *n = usize::MAX;
+                    }
+                }
                 // A node already reached by this fetch through another alias has its entity.
                 let mut merged_nodes: std::collections::HashSet<u64, PassThroughHash> =
                     std::collections::HashSet::default();
@@ -1761,6 +1773,14 @@ impl<'a> Run<'a> {
                     // merge of the same entity would then have made it equal to the node.
                     let mut nodes: Vec<Option<NodeRef>> = Vec::new();
                     nodes.resize_with(slots, || None);
+                    // Objects behind a node merged on this path, by address: another place
+                    // holding the node leads to the same object, which has its entity then.
+                    // Within one path's walk an address names one object: targets of one path
+                    // never lie inside one another (each is reached by all of the path's keys),
+                    // and a merge writes only inside its own target, so no target moves or is
+                    // freed while the walk goes on.
+                    let mut merged_behind: std::collections::HashSet<u64, PassThroughHash> =
+                        std::collections::HashSet::default();
                     merge::for_each_target_mut(root, path, &located, &mut |target, place| {
                         let target = &targets[target];
                         let representation = target.representation;
@@ -1775,6 +1795,13 @@ impl<'a> Run<'a> {
                                 unsafe {
                                     node.get_mut()
                                 }
+                            }
+                            place if target.through_node => {
+                                let address = address_key(&*place as *const Data as usize);
+                                if !merged_behind.insert(address) {
+                                    return;
+                                }
+                                place
                             }
                             place => {
                                 let share = target.shareable
