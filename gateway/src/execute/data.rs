@@ -61,11 +61,24 @@ impl Str {
         }
     }
 
-    /// `text[start..end]`, which the caller has checked holds nothing JSON must escape. A short
-    /// string is read as the fixed-size window at `start` with the bytes past its end masked
-    /// off, when the text is long enough: copies of known size compile to a few moves, where
-    /// [`Str::plain`] calls `memcpy` for each of the thousands of keys and ids in a response.
-    pub(crate) fn plain_in(text: &str, start: usize, end: usize) -> Self {
+    /// `f` of `text[start..end]` as a string, which the caller has checked holds nothing JSON
+    /// must escape. A short string is read as the fixed-size window at `start` with the bytes
+    /// past its end masked off, when the text is long enough: copies of known size compile to a
+    /// few moves, where [`Str::plain`] calls `memcpy` for each of the thousands of keys and ids
+    /// in a response.
+    ///
+    /// The string is built in each branch (inline or on the heap) apart and handed to `f`
+    /// there. Built in one place after the branches meet, the string lives in a
+    /// temporary that is written in pieces and then copied in other pieces, a load the CPU
+    /// cannot forward from those stores (see `json::Slot`); built in the branch, the compiler
+    /// writes it straight to where `f` puts it.
+    #[inline(always)]
+    pub(crate) fn with_plain_in<R>(
+        text: &str,
+        start: usize,
+        end: usize,
+        f: impl FnOnce(Str) -> R,
+    ) -> R {
         let len = end - start;
         if len <= INLINE {
             if let Some(window) = text.as_bytes().get(start..start + INLINE) {
@@ -89,10 +102,13 @@ impl Str {
                 let mut bytes = [0; INLINE];
                 bytes[..16].copy_from_slice(&low.to_le_bytes());
                 bytes[16..].copy_from_slice(&high.to_le_bytes()[..INLINE - 16]);
-                return Str(Repr::Inline(len as u8, bytes));
+                return f(Str(Repr::Inline(len as u8, bytes)));
             }
+        } else {
+            // Built here too, not by a call to `plain` that returns it (see above).
+            return f(Str(Repr::Heap(text[start..end].into())));
         }
-        Self::plain(&text[start..end])
+        f(Self::plain(&text[start..end]))
     }
 
     /// `s`, reusing its buffer when it is too long to inline.
@@ -240,7 +256,7 @@ pub(crate) enum Value {
     #[default]
     Null,
     /// `true` / `false`.
-    Bool(bool),
+    Bool(Flag),
     /// Any JSON number.
     Number(Number),
     /// A string.
@@ -260,6 +276,14 @@ pub(crate) enum Value {
     /// into it, every place gets, and each place is written out from the one object.
     Node(NodeRef),
 }
+
+/// A `bool` with a pointer's alignment. A plain `bool` would sit at byte 1 of a [`Value`], so
+/// every move of a value would copy bytes 1..32 as unaligned pieces, and the next read of a
+/// list's or object's fields (bytes 8..32) would straddle two of those stores: the CPU cannot
+/// forward such a store to the load and stalls until it reaches the cache.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[repr(align(8))]
+pub(crate) struct Flag(pub(crate) bool);
 
 /// One object shared by several places of a single request's tree.
 ///
@@ -446,6 +470,18 @@ impl Map {
     /// An object of `entries`, whose keys the caller guarantees are unique.
     pub(crate) fn from_entries(entries: Vec<(Str, Value)>) -> Self {
         Self { entries }
+    }
+
+    /// Makes an empty object one of `entries`, whose keys the caller guarantees are unique.
+    /// (The JSON reader writes an empty object into its place and then fills it: a whole
+    /// object built first would be copied into the place from a temporary, see `json::Slot`.)
+    #[inline(always)]
+    pub(crate) fn fill(&mut self, entries: Vec<(Str, Value)>) {
+        let empty = std::mem::replace(&mut self.entries, entries);
+        debug_assert_eq!(empty.capacity(), 0);
+        // Nothing to drop, and a drop call here would make the compiler keep `entries` in a
+        // temporary to copy after it.
+        std::mem::forget(empty);
     }
 
     /// An object with `base`'s entries (a shared object) and none of its own yet.
@@ -780,7 +816,7 @@ impl Value {
     fn same_scalar(&self, other: &Value) -> bool {
         match (self, other) {
             (Value::Null, Value::Null) => true,
-            (Value::Bool(a), Value::Bool(b)) => a == b,
+            (Value::Bool(Flag(a)), Value::Bool(Flag(b))) => a == b,
             (Value::String(a), Value::String(b)) => a == b,
             (Value::Number(a), Value::Number(b)) => {
                 (a.as_u64(), a.as_i64(), a.as_f64().map(f64::to_bits))
@@ -827,7 +863,7 @@ impl PartialEq for Value {
     fn eq(&self, other: &Self) -> bool {
         match (self.resolved(), other.resolved()) {
             (Value::Null, Value::Null) => true,
-            (Value::Bool(a), Value::Bool(b)) => a == b,
+            (Value::Bool(Flag(a)), Value::Bool(Flag(b))) => a == b,
             (Value::Number(a), Value::Number(b)) => a == b,
             (Value::String(a), Value::String(b)) => a == b,
             (Value::Array(a), Value::Array(b)) => a == b,
@@ -858,7 +894,7 @@ impl From<serde_json::Value> for Value {
     fn from(value: serde_json::Value) -> Self {
         match value {
             serde_json::Value::Null => Value::Null,
-            serde_json::Value::Bool(b) => Value::Bool(b),
+            serde_json::Value::Bool(b) => Value::Bool(Flag(b)),
             serde_json::Value::Number(n) => Value::Number(n),
             serde_json::Value::String(s) => Value::String(Str::from_string(s)),
             serde_json::Value::Array(items) => {
@@ -878,7 +914,7 @@ impl Serialize for Value {
     fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
         match self {
             Value::Null => serializer.serialize_unit(),
-            Value::Bool(b) => serializer.serialize_bool(*b),
+            Value::Bool(Flag(b)) => serializer.serialize_bool(*b),
             Value::Number(n) => n.serialize(serializer),
             Value::String(s) => serializer.serialize_str(s.as_str()),
             Value::Array(items) => {
@@ -933,7 +969,7 @@ impl<'de> Visitor<'de> for ValueVisitor {
     }
 
     fn visit_bool<E>(self, b: bool) -> Result<Value, E> {
-        Ok(Value::Bool(b))
+        Ok(Value::Bool(Flag(b)))
     }
 
     fn visit_i64<E>(self, n: i64) -> Result<Value, E> {
@@ -1090,7 +1126,7 @@ mod tests {
                 if !text.is_char_boundary(start) || !text.is_char_boundary(end) {
                     continue;
                 }
-                let windowed = Str::plain_in(&text, start, end);
+                let windowed = Str::with_plain_in(&text, start, end, |s| s);
                 let copied = Str::plain(&text[start..end]);
                 assert_eq!(windowed.as_str(), &text[start..end]);
                 assert!(windowed == copied, "{start}..{end}");
@@ -1135,9 +1171,12 @@ mod tests {
     #[test]
     fn map_edits_keep_positions() {
         let mut map = Map::new();
-        map.insert("a".into(), Value::Bool(true));
+        map.insert("a".into(), Value::Bool(Flag(true)));
         map.insert("b".into(), Value::Null);
-        assert_eq!(map.insert("a".into(), Value::Null), Some(Value::Bool(true)));
+        assert_eq!(
+            map.insert("a".into(), Value::Null),
+            Some(Value::Bool(Flag(true)))
+        );
         assert_eq!(map.shift_remove("a"), Some(Value::Null));
         assert_eq!(map.iter().map(|(k, _)| k).collect::<Vec<_>>(), ["b"]);
     }

@@ -8,7 +8,7 @@
 
 use serde_json::Number;
 
-use super::data::{Map, Str, Value};
+use super::data::{Flag, Map, Str, Value};
 
 /// Nesting at this depth is refused, so 127 levels are the most accepted: serde_json's default
 /// recursion limit, so that both accept the same bodies.
@@ -124,6 +124,31 @@ struct Reader<'a> {
     entries: Vec<(Str, Value)>,
     /// Items of the lists being read, the same way.
     items: Vec<Value>,
+    /// Per entry on the entry stack, the range of the text its key was read from, or
+    /// `(0, ESCAPED_KEY)` for a key with escapes (compared as a `Str` instead).
+    keys: Vec<(usize, usize)>,
+    /// Where a value read at the top (not inside a list or object) is put.
+    top: Value,
+}
+
+/// The end of the key range that marks a key read with escapes.
+const ESCAPED_KEY: usize = usize::MAX;
+
+/// Where [`Reader::value_into`] puts the value it read: an entry reserved (with `null`) on the
+/// entry stack, an item reserved on the item stack, or the reader's `top`.
+///
+/// Values are written straight into their place, never returned: a value built in one place
+/// and copied at once to another is read back in other pieces (16-byte moves) than it was
+/// written in (a tag byte, then words), a load the CPU cannot forward from those stores, so
+/// each such copy stalled until the stores reached the cache. perf put two thirds of the
+/// reader's samples on such copies (of returned `Result<Value, _>`s, of `Str`s, of entries
+/// pushed from a temporary); the compiler writes a value straight into its place only when
+/// the place is known before the value is built and nothing that may panic lies between.
+#[derive(Clone, Copy)]
+enum Slot {
+    Entry(usize),
+    Item(usize),
+    Top,
 }
 
 impl<'a> Reader<'a> {
@@ -134,6 +159,8 @@ impl<'a> Reader<'a> {
             pos: 0,
             entries: Vec::new(),
             items: Vec::new(),
+            keys: Vec::new(),
+            top: Value::Null,
         }
     }
 
@@ -169,29 +196,82 @@ impl<'a> Reader<'a> {
         }
     }
 
-    fn literal(&mut self, word: &'static [u8], value: Value) -> Result<Value, JsonError> {
+    /// The place `slot` names. A function of the fields, not a method, so that the text can
+    /// still be read while the place is held: each value is built after its place is found,
+    /// which lets the compiler write it straight into the place (see [`Slot`]).
+    #[inline(always)]
+    fn place<'p>(
+        entries: &'p mut [(Str, Value)],
+        items: &'p mut [Value],
+        top: &'p mut Value,
+        slot: Slot,
+    ) -> &'p mut Value {
+        match slot {
+            Slot::Entry(index) => &mut entries[index].1,
+            Slot::Item(index) => &mut items[index],
+            Slot::Top => top,
+        }
+    }
+
+    /// Puts `value` into `slot` (see [`Reader::place`]; for values that come out of a call).
+    #[inline(always)]
+    fn put(&mut self, slot: Slot, value: Value) {
+        store(
+            Self::place(&mut self.entries, &mut self.items, &mut self.top, slot),
+            value,
+        );
+    }
+
+    fn literal(&mut self, word: &'static [u8], value: Value, slot: Slot) -> Result<(), JsonError> {
         if self.bytes[self.pos..].starts_with(word) {
             self.pos += word.len();
-            Ok(value)
+            self.put(slot, value);
+            Ok(())
         } else {
             Err(self.error("expected a JSON value"))
         }
     }
 
+    /// One value, read whole (for the top of a document or a response member).
     fn value(&mut self, depth: usize) -> Result<Value, JsonError> {
+        self.value_into(depth, Slot::Top)?;
+        Ok(std::mem::take(&mut self.top))
+    }
+
+    /// One value, put into `slot`.
+    fn value_into(&mut self, depth: usize, slot: Slot) -> Result<(), JsonError> {
         match self.peek() {
-            Some(b'{') => self.object(depth + 1),
-            Some(b'[') => self.array(depth + 1),
-            Some(b'"') => Ok(Value::String(self.string()?)),
-            Some(b'n') => self.literal(b"null", Value::Null),
-            Some(b't') => self.literal(b"true", Value::Bool(true)),
-            Some(b'f') => self.literal(b"false", Value::Bool(false)),
-            Some(b'-' | b'0'..=b'9') => self.number(),
+            Some(b'{') => self.object(depth + 1, slot),
+            Some(b'[') => self.array(depth + 1, slot),
+            Some(b'"') => match self.plain_range()? {
+                // Read without escapes, so it holds no `"`, `\\` or control character.
+                Some((start, end)) => {
+                    let text = self.text;
+                    let place =
+                        Self::place(&mut self.entries, &mut self.items, &mut self.top, slot);
+                    Str::with_plain_in(text, start, end, |s| store(place, Value::String(s)));
+                    Ok(())
+                }
+                None => {
+                    let string = Str::from_string(self.escaped_string()?);
+                    self.put(slot, Value::String(string));
+                    Ok(())
+                }
+            },
+            Some(b'n') => self.literal(b"null", Value::Null, slot),
+            Some(b't') => self.literal(b"true", Value::Bool(Flag(true)), slot),
+            Some(b'f') => self.literal(b"false", Value::Bool(Flag(false)), slot),
+            Some(b'-' | b'0'..=b'9') => {
+                let number = self.number()?;
+                let place = Self::place(&mut self.entries, &mut self.items, &mut self.top, slot);
+                store(place, Value::Number(number));
+                Ok(())
+            }
             _ => Err(self.error("expected a JSON value")),
         }
     }
 
-    fn object(&mut self, depth: usize) -> Result<Value, JsonError> {
+    fn object(&mut self, depth: usize, slot: Slot) -> Result<(), JsonError> {
         if depth >= MAX_DEPTH {
             return Err(self.error("nested too deeply"));
         }
@@ -199,34 +279,88 @@ impl<'a> Reader<'a> {
         self.skip_ws();
         if self.peek() == Some(b'}') {
             self.pos += 1;
-            return Ok(Value::Object(Map::new()));
+            self.put(slot, Value::Object(Map::new()));
+            return Ok(());
         }
         let start = self.entries.len();
         loop {
             self.skip_ws();
-            let key = self.string()?;
+            let index = self.key(start)?;
             self.skip_ws();
             self.expect(b':', "expected `:`")?;
             self.skip_ws();
-            let value = self.value(depth)?;
-            // A repeated key keeps its first position and its last value, like serde_json.
-            match self.entries[start..].iter_mut().find(|(k, _)| *k == key) {
-                Some(slot) => slot.1 = value,
-                None => self.entries.push((key, value)),
-            }
+            self.value_into(depth, Slot::Entry(index))?;
             self.skip_ws();
             match self.next() {
                 Some(b',') => continue,
                 Some(b'}') => {
-                    let entries = take_tail(&mut self.entries, start);
-                    return Ok(Value::Object(Map::from_entries(entries)));
+                    self.keys.truncate(start);
+                    let (pointer, length, capacity) = take_tail(&mut self.entries, start);
+                    let place =
+                        Self::place(&mut self.entries, &mut self.items, &mut self.top, slot);
+                    store(place, Value::Object(Map::new()));
+                    #[allow(unsafe_code, reason = "the parts `take_tail` returned")]
+                    // SAFETY: `take_tail` allocated this buffer as a vector's and filled it.
+                    let entries = unsafe { Vec::from_raw_parts(pointer, length, capacity) };
+                    if let Value::Object(object) = place {
+                        object.fill(entries);
+                    }
+                    return Ok(());
                 }
                 _ => return Err(self.error("expected `,` or `}`")),
             }
         }
     }
 
-    fn array(&mut self, depth: usize) -> Result<Value, JsonError> {
+    /// Reads an object member's key and returns the index of its entry on the entry stack: a
+    /// new entry holding `null`, or, for a key the object already has, that entry, whose value
+    /// is dropped (a repeated key keeps its first position and its last value, like
+    /// serde_json). `start` is where the object's entries begin.
+    ///
+    /// Keys are compared as the text they were read from, not as `Str`s: a `Str` just written
+    /// and read back at once is read in other pieces than it was written in (see [`Slot`]).
+    #[inline(always)]
+    fn key(&mut self, start: usize) -> Result<usize, JsonError> {
+        let text = self.text;
+        let found = match self.plain_range()? {
+            Some((key_start, key_end)) => {
+                let key = &text.as_bytes()[key_start..key_end];
+                let found = self.keys[start..]
+                    .iter()
+                    .zip(&self.entries[start..])
+                    .position(|(&(other_start, other_end), (other, _))| match other_end {
+                        ESCAPED_KEY => other.is(key),
+                        _ => {
+                            other_end - other_start == key.len()
+                                && &text.as_bytes()[other_start..other_end] == key
+                        }
+                    });
+                if found.is_none() {
+                    push_plain_entry(&mut self.entries, text, key_start, key_end);
+                    self.keys.push((key_start, key_end));
+                }
+                found
+            }
+            None => {
+                let key = Str::from_string(self.escaped_string()?);
+                let found = self.entries[start..].iter().position(|(k, _)| *k == key);
+                if found.is_none() {
+                    self.entries.push((key, Value::Null));
+                    self.keys.push((0, ESCAPED_KEY));
+                }
+                found
+            }
+        };
+        Ok(match found {
+            Some(offset) => {
+                self.entries[start + offset].1 = Value::Null;
+                start + offset
+            }
+            None => self.entries.len() - 1,
+        })
+    }
+
+    fn array(&mut self, depth: usize, slot: Slot) -> Result<(), JsonError> {
         if depth >= MAX_DEPTH {
             return Err(self.error("nested too deeply"));
         }
@@ -234,17 +368,31 @@ impl<'a> Reader<'a> {
         self.skip_ws();
         if self.peek() == Some(b']') {
             self.pos += 1;
-            return Ok(Value::Array(Vec::new()));
+            self.put(slot, Value::Array(Vec::new()));
+            return Ok(());
         }
         let start = self.items.len();
         loop {
             self.skip_ws();
-            let item = self.value(depth)?;
-            self.items.push(item);
+            self.items.push(Value::Null);
+            self.value_into(depth, Slot::Item(self.items.len() - 1))?;
             self.skip_ws();
             match self.next() {
                 Some(b',') => continue,
-                Some(b']') => return Ok(Value::Array(take_tail(&mut self.items, start))),
+                Some(b']') => {
+                    let (pointer, length, capacity) = take_tail(&mut self.items, start);
+                    let place =
+                        Self::place(&mut self.entries, &mut self.items, &mut self.top, slot);
+                    store(place, Value::Array(Vec::new()));
+                    #[allow(unsafe_code, reason = "the parts `take_tail` returned")]
+                    // SAFETY: `take_tail` allocated this buffer as a vector's and filled it.
+                    let items = unsafe { Vec::from_raw_parts(pointer, length, capacity) };
+                    if let Value::Array(list) = place {
+                        // The empty list written above holds no allocation: nothing to drop.
+                        std::mem::forget(std::mem::replace(list, items));
+                    }
+                    return Ok(());
+                }
                 _ => return Err(self.error("expected `,` or `]`")),
             }
         }
@@ -259,6 +407,7 @@ impl<'a> Reader<'a> {
     }
 
     /// [`Reader::plain_string`] as the range of the text between the quotes.
+    #[inline(always)]
     fn plain_range(&mut self) -> Result<Option<(usize, usize)>, JsonError> {
         if self.peek() != Some(b'"') {
             return Err(self.error("expected a string"));
@@ -294,14 +443,7 @@ impl<'a> Reader<'a> {
         }
     }
 
-    fn string(&mut self) -> Result<Str, JsonError> {
-        match self.plain_range()? {
-            // Read without escapes, so it holds no `"`, `\\` or control character.
-            Some((start, end)) => Ok(Str::plain_in(self.text, start, end)),
-            None => Ok(Str::from_string(self.escaped_string()?)),
-        }
-    }
-
+    #[inline(never)]
     fn escaped_string(&mut self) -> Result<String, JsonError> {
         self.pos += 1;
         let mut out = String::new();
@@ -372,7 +514,7 @@ impl<'a> Reader<'a> {
         char::from_u32(code).ok_or_else(|| self.error("lone surrogate in \\u escape"))
     }
 
-    fn number(&mut self) -> Result<Value, JsonError> {
+    fn number(&mut self) -> Result<Number, JsonError> {
         let start = self.pos;
         let negative = self.peek() == Some(b'-');
         if negative {
@@ -426,23 +568,56 @@ impl<'a> Reader<'a> {
                 // `-0` is left to serde_json, which reads it as the float -0.0 (found by
                 // `fuzz/json_reader`: this read it as the integer 0).
                 if let Ok(n @ ..=-1) = self.text[start..int_end].parse::<i64>() {
-                    return Ok(Value::Number(n.into()));
+                    return Ok(n.into());
                 }
             } else if digits.len() <= 19 {
-                return Ok(Value::Number(int.into()));
+                return Ok(int.into());
             } else if let Ok(n) = digits.parse::<u64>() {
-                return Ok(Value::Number(n.into()));
+                return Ok(n.into());
             }
         }
         // Floats are rare in GraphQL data; serde_json parses them so values stay bit-identical
         // to what the gateway produced before this reader existed.
         let n: Number = serde_json::from_str(&self.text[start..self.pos])
             .map_err(|_| self.error("invalid number"))?;
-        Ok(Value::Number(n))
+        Ok(n)
     }
 }
 
-/// Moves `stack[start..]` into a new vector of exactly that size.
+/// Writes `value` into `place`, which holds the `null` it was reserved with (so nothing is
+/// dropped: a drop call between building the value and writing it would make the compiler
+/// keep the value in a temporary and copy it, see [`Slot`]).
+#[inline(always)]
+fn store(place: &mut Value, value: Value) {
+    let reserved = std::mem::replace(place, value);
+    debug_assert!(reserved.is_null());
+    std::mem::forget(reserved);
+}
+
+/// Appends `(text[start..end], null)` to `entries` (a key without escapes), written in place
+/// with the key built where the pair is written (see [`Slot`]; `Vec::push` builds the pair in
+/// a temporary and copies it).
+#[allow(
+    unsafe_code,
+    reason = "writes the entry in place; `Vec::push` copied it from a temporary (SAFETY below)"
+)]
+#[inline(always)]
+fn push_plain_entry(entries: &mut Vec<(Str, Value)>, text: &str, start: usize, end: usize) {
+    entries.reserve(1);
+    let len = entries.len();
+    let spare = &mut entries.spare_capacity_mut()[0];
+    Str::with_plain_in(text, start, end, |key| {
+        spare.write((key, Value::Null));
+    });
+    // SAFETY: `reserve` made room for the element at `len`, which `with_plain_in` initialised:
+    // it returns what its closure returns, so it calls it (or unwinds and this is not reached).
+    unsafe { entries.set_len(len + 1) };
+}
+
+/// Moves `stack[start..]` into a new buffer of exactly that size, returned as a vector's raw
+/// parts (pointer, length, capacity) for [`Vec::from_raw_parts`]: the caller builds the vector
+/// straight into its place from them (a vector returned whole was kept in a temporary and
+/// copied into its place in other pieces than it was written in, see [`Slot`]).
 ///
 /// `Vec::split_off` would do one copy too, but at `start == 0` it hands over the whole stack
 /// buffer (with its high-water capacity) and allocates a new one; `drain(..).collect()` moves
@@ -451,18 +626,20 @@ impl<'a> Reader<'a> {
     unsafe_code,
     reason = "one bitwise move instead of per-entry moves, which profiles showed (SAFETY below)"
 )]
-fn take_tail<T>(stack: &mut Vec<T>, start: usize) -> Vec<T> {
+#[inline(always)]
+fn take_tail<T>(stack: &mut Vec<T>, start: usize) -> (*mut T, usize, usize) {
     let count = stack.len() - start;
-    let mut out = Vec::with_capacity(count);
-    // SAFETY: the `count` values after `start` are initialised and are moved bitwise into
-    // `out`'s fresh buffer (they cannot overlap); `stack` is then shortened to `start` without
-    // dropping them, so each value has exactly one owner afterwards.
+    let mut buffer = std::mem::ManuallyDrop::new(Vec::<T>::with_capacity(count));
+    let (pointer, capacity) = (buffer.as_mut_ptr(), buffer.capacity());
+    // SAFETY: the `count` values after `start` are initialised and are moved bitwise into the
+    // fresh buffer (they cannot overlap); `stack` is then shortened to `start` without dropping
+    // them, so the buffer's `count` values have exactly one owner: the vector the caller makes
+    // of the parts.
     unsafe {
-        std::ptr::copy_nonoverlapping(stack.as_ptr().add(start), out.as_mut_ptr(), count);
+        std::ptr::copy_nonoverlapping(stack.as_ptr().add(start), pointer, count);
         stack.set_len(start);
-        out.set_len(count);
     }
-    out
+    (pointer, count, capacity)
 }
 
 /// The index of the first byte at or after `from` that ends a plain run inside a JSON string
@@ -501,8 +678,8 @@ fn find_special(bytes: &[u8], from: usize) -> usize {
 pub(crate) fn write_value(out: &mut Vec<u8>, value: &Value) {
     match value {
         Value::Null => out.extend_from_slice(b"null"),
-        Value::Bool(true) => out.extend_from_slice(b"true"),
-        Value::Bool(false) => out.extend_from_slice(b"false"),
+        Value::Bool(Flag(true)) => out.extend_from_slice(b"true"),
+        Value::Bool(Flag(false)) => out.extend_from_slice(b"false"),
         Value::Number(n) => write_number(out, n),
         Value::String(s) => s.write_json(out),
         Value::Array(items) => {
@@ -664,6 +841,105 @@ mod tests {
         }
     }
 
+    /// A small deterministic generator of JSON texts that stress what the reader writes in
+    /// place: repeated keys (plain, escaped, short and long), nesting, lists of objects,
+    /// strings inline and on the heap, and every kind of scalar.
+    struct Generator(u64);
+
+    impl Generator {
+        fn next(&mut self) -> u64 {
+            // xorshift64*
+            self.0 ^= self.0 >> 12;
+            self.0 ^= self.0 << 25;
+            self.0 ^= self.0 >> 27;
+            self.0.wrapping_mul(0x2545_F491_4F6C_DD1D)
+        }
+
+        fn below(&mut self, n: u64) -> u64 {
+            self.next() % n
+        }
+
+        fn key(&mut self, out: &mut String) {
+            const KEYS: [&str; 7] = [
+                "a",
+                "\\u0061",
+                "b",
+                "ab",
+                "id",
+                "a key longer than twenty-two bytes",
+                "",
+            ];
+            out.push('"');
+            out.push_str(KEYS[self.below(KEYS.len() as u64) as usize]);
+            out.push('"');
+        }
+
+        fn value(&mut self, depth: u32, out: &mut String) {
+            let kinds = if depth > 4 { 6 } else { 8 };
+            match self.below(kinds) {
+                0 => out.push_str("null"),
+                1 => out.push_str(if self.below(2) == 0 { "true" } else { "false" }),
+                2 => {
+                    const NUMBERS: [&str; 6] =
+                        ["0", "-1", "42", "1.5", "-2e3", "18446744073709551615"];
+                    out.push_str(NUMBERS[self.below(NUMBERS.len() as u64) as usize]);
+                }
+                3 => {
+                    let len = self.below(40) as usize;
+                    out.push('"');
+                    out.extend((0..len).map(|i| char::from(b'a' + (i % 26) as u8)));
+                    out.push('"');
+                }
+                4 => out.push_str("\"esc\\\"aped\\n\""),
+                5 => out.push_str(if self.below(2) == 0 { "{}" } else { "[]" }),
+                6 => {
+                    out.push('{');
+                    for i in 0..=self.below(6) {
+                        if i > 0 {
+                            out.push(',');
+                        }
+                        self.key(out);
+                        out.push(':');
+                        self.value(depth + 1, out);
+                    }
+                    out.push('}');
+                }
+                _ => {
+                    out.push('[');
+                    for i in 0..=self.below(5) {
+                        if i > 0 {
+                            out.push(',');
+                        }
+                        self.value(depth + 1, out);
+                    }
+                    out.push(']');
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn generated_documents_read_as_serde_json_reads_them() {
+        let mut generator = Generator(0x9E37_79B9_7F4A_7C15);
+        let mut repeated_keys = 0;
+        for _ in 0..3000 {
+            let mut text = String::new();
+            generator.value(0, &mut text);
+            let theirs: serde_json::Value = serde_json::from_str(&text).unwrap();
+            let ours = parse_value(&text).unwrap();
+            assert_eq!(ours, Value::from(theirs.clone()), "{text}");
+            // The same bytes as serde_json writes, so key order (first position) is compared too.
+            assert_eq!(
+                round_trip(&text),
+                serde_json::to_string(&Value::from(theirs)).unwrap(),
+                "{text}"
+            );
+            repeated_keys += usize::from(text.contains(r#""a":"#) && text.contains(r#""\u0061":"#));
+        }
+        // The generator does reach the cases it is for.
+        assert!(repeated_keys > 100, "{repeated_keys}");
+    }
+
     #[test]
     fn agrees_with_serde_json() {
         let samples = [
@@ -674,6 +950,13 @@ mod tests {
             r#"["plain","quote \" backslash \\ slash \/ ctl \b\f\n\r\t","\u00e9\u4e2d\ud83d\ude00","\u0001"]"#,
             "  { \"sp\" : [ 1 , 2 ] , \"é\" : \"ü\" }  ",
             r#"{"a":1,"b":2,"a":3}"#,
+            // Repeated keys, compared as text, as text against escapes, and nested.
+            r#"{"a":1,"\u0061":2,"b":3}"#,
+            r#"{"\u0061":1,"a":2,"\u0061":{"b":1}}"#,
+            r#"{"ab":1,"ba":2,"ab":3,"b\u0061":4}"#,
+            r#"{"a":{"x":1},"b":0,"a":[1,{"a":2,"a":{"a":3,"a":true}}],"c":null,"b":"s"}"#,
+            r#"[{"a":1},{"a":2,"a":{"a":3}},{"":1,"":2}]"#,
+            r#"{"a key longer than twenty-two bytes":1,"a key longer than twenty-two bytes":[2]}"#,
             r#""a string that is long enough to be stored on the heap, with an escape\n""#,
             "{}",
             "[]",
