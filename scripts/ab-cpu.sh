@@ -18,15 +18,10 @@ LUA=$ROOT/scripts/wrk/graphql.lua
 TCK=$(getconf CLK_TCK)
 for b in "$@"; do [ -x "$b/switchyard" ] || { echo "no release switchyard in $b" >&2; exit 1; }; done
 W=$(mktemp -d)
-taskset -c 0 "$1/switchyard-demo-subgraphs" --port 0 >"$W/subgraphs.log" 2>&1 &
-SG=$!
-trap 'kill $SG 2>/dev/null; wait $SG 2>/dev/null; rm -rf "$W"' EXIT
-for _ in $(seq 100); do [ "$(grep -c '^[a-z]* http://' "$W/subgraphs.log")" = 4 ] && break; sleep 0.2; done
-url() { awk -v n="$1" '$1 == n {print $2}' "$W/subgraphs.log"; }
-[ -n "$(url reviews)" ] || { echo "subgraphs did not start:" >&2; cat "$W/subgraphs.log" >&2; exit 1; }
-sed -e "s#http://127.0.0.1:4001/graphql#$(url accounts)#" -e "s#http://127.0.0.1:4002/graphql#$(url products)#" \
-    -e "s#http://127.0.0.1:4003/graphql#$(url inventory)#" -e "s#http://127.0.0.1:4004/graphql#$(url reviews)#" \
-    "$ROOT/schema/demo/supergraph.graphql" >"$W/supergraph.graphql"
+SG=
+trap '[ -n "$SG" ] && { kill $SG 2>/dev/null; wait $SG 2>/dev/null; }; rm -rf "$W"' EXIT
+. "$ROOT/scripts/demo-subgraphs.sh"
+start_demo_subgraphs "$1" "$W"
 PORT=${PORT:-4000}
 URL=http://127.0.0.1:$PORT/graphql
 for round in $(seq "$ROUNDS"); do

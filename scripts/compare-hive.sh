@@ -20,15 +20,10 @@ COMPARE=${COMPARE:-$ROOT/../shared/bench/compare.sh}
 [ -f "$COMPARE" ] || { echo "no compare.sh at $COMPARE" >&2; exit 1; }
 [ $# -gt 0 ] || set -- ours hive-router-nodedupe
 W=$(mktemp -d)
-taskset -c 0 "$BIN/switchyard-demo-subgraphs" --port 0 >"$W/subgraphs.log" 2>&1 &
-SG=$!
-trap 'kill $SG 2>/dev/null; wait $SG 2>/dev/null; rm -rf "$W"' EXIT
-for _ in $(seq 100); do [ "$(grep -c '^[a-z]* http://' "$W/subgraphs.log")" = 4 ] && break; sleep 0.2; done
-url() { awk -v n="$1" '$1 == n {print $2}' "$W/subgraphs.log"; }
-[ -n "$(url reviews)" ] || { echo "subgraphs did not start:" >&2; cat "$W/subgraphs.log" >&2; exit 1; }
-sed -e "s#http://127.0.0.1:4001/graphql#$(url accounts)#" -e "s#http://127.0.0.1:4002/graphql#$(url products)#" \
-    -e "s#http://127.0.0.1:4003/graphql#$(url inventory)#" -e "s#http://127.0.0.1:4004/graphql#$(url reviews)#" \
-    "$ROOT/schema/demo/supergraph.graphql" >"$W/supergraph.graphql"
+SG=
+trap '[ -n "$SG" ] && { kill $SG 2>/dev/null; wait $SG 2>/dev/null; }; rm -rf "$W"' EXIT
+. "$ROOT/scripts/demo-subgraphs.sh"
+start_demo_subgraphs "$BIN" "$W"
 OURS="env SWITCHYARD_METRICS_LISTEN=off RUST_LOG=warn ${OURS_ENV:-} $BIN/switchyard gateway --supergraph {supergraph} --listen 127.0.0.1:{port}"
 for run in $(seq "${RUNS:-1}"); do
   [ "${RUNS:-1}" -gt 1 ] && echo "== run $run of $RUNS"
