@@ -9,7 +9,7 @@
 
 use libfuzzer_sys::fuzz_target;
 use serde_json::Value;
-use switchyard_gateway::internals::{read_response, read_value};
+use switchyard_gateway::internals::{read_response, read_response_in, read_value};
 
 /// Equal, floats within a few ULPs.
 fn same(a: &Value, b: &Value) -> bool {
@@ -35,8 +35,11 @@ fn same(a: &Value, b: &Value) -> bool {
 }
 
 fuzz_target!(|bytes: &[u8]| {
-    // A whole subgraph body, including invalid UTF-8, which only this entry point sees.
-    let _ = read_response(bytes);
+    // A whole subgraph body, including invalid UTF-8, which only this entry point sees: read
+    // with its long strings in place (as fetched bodies are) or copied, the same outcome.
+    let copied = read_response(bytes);
+    let in_place = read_response_in(bytes.to_vec().into());
+    assert_eq!(copied, in_place, "in place and copied read differently");
     let Ok(text) = std::str::from_utf8(bytes) else {
         return;
     };

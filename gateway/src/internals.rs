@@ -40,6 +40,14 @@ pub fn read_response(bytes: &[u8]) -> Result<(Option<Data>, usize), String> {
     Ok((response.data.map(Data), errors))
 }
 
+/// [`read_response`] as the executor reads a body it fetched: long strings are read in place
+/// from `body`, which the returned data keeps alive.
+pub fn read_response_in(body: bytes::Bytes) -> Result<(Option<Data>, usize), String> {
+    let response = json::parse_response_in(body).map_err(|err| err.to_string())?;
+    let errors = response.errors.map_or(0, |errors| errors.len());
+    Ok((response.data.map(Data), errors))
+}
+
 /// One JSON value (the whole text) read by the executor's reader.
 pub fn read_value(text: &str) -> Result<Data, String> {
     json::parse_value(text)

@@ -17,10 +17,16 @@ use serde_json::Number;
 const INLINE: usize = 22;
 // `Str::with_plain_in` and `Str::write_json` take an inline string as 16 bytes and a word.
 const _: () = assert!(INLINE > 16 && INLINE < 24);
+// A value is a tag and a `Str`; the reader's and merger's moves are sized for 32 bytes.
+const _: () = assert!(std::mem::size_of::<Str>() == 24 && std::mem::size_of::<Value>() == 32);
 
 /// An immutable string that keeps short values (most keys, ids and type names) inline.
 #[derive(Clone)]
 pub(crate) struct Str(Repr);
+
+/// A subgraph response body that the long strings parsed from it are read from in place (see
+/// [`Repr::Slice`]): it lives as long as the last of them.
+pub(crate) type Source = Arc<bytes::Bytes>;
 
 /// Private so that inline bytes can only come from [`Str::new`], which copies a whole `&str`,
 /// and so that the variant always matches the content (which makes `needs_escape` exact).
@@ -28,7 +34,20 @@ pub(crate) struct Str(Repr);
 enum Repr {
     /// The first `len` bytes of the array; nothing in them needs JSON escaping.
     Inline(u8, [u8; INLINE]),
-    /// A longer string with nothing that needs JSON escaping. (Boxed, not `Arc`: a shared
+    /// A longer string with nothing that needs JSON escaping, read in place from the response
+    /// body it was parsed from (`source[start..end]`). Parsing it costs a reference count, not
+    /// an allocation and a copy: mimalloc's allocation path was 13% of the gateway's perf
+    /// samples on the nested demo query at 50 connections, nearly all of it the first touch
+    /// of a cold free block, and long strings (review bodies, names) were about two of every
+    /// five allocations the reader made. Only the reader builds it, from text it checked to
+    /// be UTF-8, at a string's quotes.
+    Slice {
+        start: u32,
+        end: u32,
+        source: Source,
+    },
+    /// A longer string with nothing that needs JSON escaping, not read from a fetched body
+    /// (built by [`Str::new`], or read from text with no [`Source`]). (Boxed, not `Arc`: a shared
     /// response's strings are read in place, not copied, and an `Arc` cost 0.5% more
     /// instructions per request on every parsed string, callgrind, nested demo query.)
     Heap(Box<str>),
@@ -74,11 +93,15 @@ impl Str {
     /// temporary that is written in pieces and then copied in other pieces, a load the CPU
     /// cannot forward from those stores (see `json::Slot`); built in the branch, the compiler
     /// writes it straight to where `f` puts it.
+    ///
+    /// A long string is read in place from `source` when there is one ([`Repr::Slice`]);
+    /// `source` must hold the same bytes as `text`.
     #[inline(always)]
     pub(crate) fn with_plain_in<R>(
         text: &str,
         start: usize,
         end: usize,
+        source: Option<&Source>,
         f: impl FnOnce(Str) -> R,
     ) -> R {
         let len = end - start;
@@ -107,6 +130,17 @@ impl Str {
                 return f(Str(Repr::Inline(len as u8, bytes)));
             }
         } else {
+            if let (Some(source), Ok(start32), Ok(end32)) =
+                (source, u32::try_from(start), u32::try_from(end))
+            {
+                debug_assert_eq!(source.as_ptr(), text.as_ptr());
+                debug_assert!(text.is_char_boundary(start) && text.is_char_boundary(end));
+                return f(Str(Repr::Slice {
+                    start: start32,
+                    end: end32,
+                    source: source.clone(),
+                }));
+            }
             // Built here too, not by a call to `plain` that returns it (see above).
             return f(Str(Repr::Heap(text[start..end].into())));
         }
@@ -134,6 +168,7 @@ impl Str {
     pub(crate) fn as_bytes(&self) -> &[u8] {
         match &self.0 {
             Repr::Inline(len, bytes) => &bytes[..usize::from(*len)],
+            Repr::Slice { start, end, source } => &source[*start as usize..*end as usize],
             Repr::Heap(s) | Repr::Escaped(s) => s.as_bytes(),
             Repr::Base => b"",
         }
@@ -178,6 +213,7 @@ impl Str {
                 out.truncate(end);
             }
             Repr::Heap(s) => super::json::write_quoted(out, s.as_bytes(), false),
+            Repr::Slice { .. } => super::json::write_quoted(out, self.as_bytes(), false),
             Repr::Escaped(s) => super::json::write_quoted(out, s.as_bytes(), true),
             Repr::Base => super::json::write_quoted(out, b"", false),
         }
@@ -205,6 +241,10 @@ impl Str {
             // and never mutated, so the bytes are valid UTF-8. (Checking costs ~5% of a request:
             // every key lookup and every string written to the client goes through here.)
             Repr::Inline(..) => unsafe { std::str::from_utf8_unchecked(self.as_bytes()) },
+            // SAFETY: `Repr::Slice` is only built by the JSON reader (`with_plain_in`), from
+            // text it checked to be UTF-8, between a string's quotes (char boundaries), and the
+            // source bytes are never mutated.
+            Repr::Slice { .. } => unsafe { std::str::from_utf8_unchecked(self.as_bytes()) },
             Repr::Heap(s) | Repr::Escaped(s) => s,
             Repr::Base => "",
         }
@@ -1134,30 +1174,47 @@ mod tests {
         assert!(value["missing"].is_null());
     }
 
-    /// A string read through the masked window is the same `Str` as one copied exactly: same
-    /// bytes, equal (which needs the bytes past the end to be zero), written the same way.
+    /// A string read through the masked window, or in place from its source, is the same `Str`
+    /// as one copied exactly: same bytes, equal both ways (which needs inline bytes past the
+    /// end to be zero), written the same way, and a copy of it too.
     #[test]
-    fn strings_read_through_a_window_equal_exact_copies() {
+    fn strings_read_through_a_window_or_in_place_equal_exact_copies() {
         let text: String = ('a'..='z')
             .chain('A'..='Z')
             .chain('0'..='9')
             .collect::<String>()
             + "é";
+        let source: Source = Arc::new(bytes::Bytes::from(text.clone()));
+        let in_source = std::str::from_utf8(&source).unwrap();
+        let (mut slices, mut long) = (0, 0);
         for start in 0..text.len() {
             for end in start..=text.len() {
                 if !text.is_char_boundary(start) || !text.is_char_boundary(end) {
                     continue;
                 }
-                let windowed = Str::with_plain_in(&text, start, end, |s| s);
+                let windowed = Str::with_plain_in(&text, start, end, None, |s| s);
+                let in_place = Str::with_plain_in(in_source, start, end, Some(&source), |s| s);
+                slices += usize::from(matches!(in_place.0, Repr::Slice { .. }));
+                long += usize::from(end - start > INLINE);
                 let copied = Str::plain(&text[start..end]);
-                assert_eq!(windowed.as_str(), &text[start..end]);
-                assert!(windowed == copied, "{start}..{end}");
-                let (mut a, mut b) = (Vec::new(), Vec::new());
-                windowed.write_json(&mut a);
-                copied.write_json(&mut b);
-                assert_eq!(a, b);
+                for read in [&windowed, &in_place, &in_place.clone()] {
+                    assert_eq!(read.as_str(), &text[start..end]);
+                    assert!(*read == copied, "{start}..{end}");
+                    assert!(copied == *read, "{start}..{end}");
+                    let (mut a, mut b) = (Vec::new(), Vec::new());
+                    read.write_json(&mut a);
+                    copied.write_json(&mut b);
+                    assert_eq!(a, b);
+                }
             }
         }
+        // Every string longer than the inline size was read in place.
+        assert_eq!(slices, long);
+        assert_eq!(
+            Arc::strong_count(&source),
+            1,
+            "every string let go of the body"
+        );
     }
 
     #[test]

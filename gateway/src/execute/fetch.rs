@@ -356,12 +356,13 @@ async fn send(
         .breaker
         .record_many(healthy, outcomes, Instant::now());
     let (bytes, headers) = result?;
-    let response = super::json::parse_response(&bytes).map_err(|err| {
+    let size = bytes.len();
+    let response = super::json::parse_response_in(bytes).map_err(|err| {
         FetchError::Failed(Arc::from(format!("invalid JSON in the response: {err}")))
     })?;
     Ok(Arc::new(Fetched {
         response,
-        bytes: bytes.len(),
+        bytes: size,
         headers,
         waiters: outcomes,
         derived: Default::default(),

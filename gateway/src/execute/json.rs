@@ -8,7 +8,7 @@
 
 use serde_json::Number;
 
-use super::data::{Flag, Map, Str, Value};
+use super::data::{Flag, Map, Source, Str, Value};
 
 /// Nesting at this depth is refused, so 127 levels are the most accepted: serde_json's default
 /// recursion limit, so that both accept the same bodies.
@@ -38,11 +38,23 @@ pub(crate) struct Response {
 
 /// Parses a GraphQL response body (`{"data":...,"errors":[...],"extensions":...}`).
 pub(crate) fn parse_response(bytes: &[u8]) -> Result<Response, JsonError> {
+    parse_response_with(bytes, None)
+}
+
+/// [`parse_response`] of a body the long strings read from it point into, which then lives
+/// as long as they do (see [`Source`]).
+pub(crate) fn parse_response_in(body: bytes::Bytes) -> Result<Response, JsonError> {
+    let source = Source::new(body);
+    parse_response_with(&source, Some(&source))
+}
+
+fn parse_response_with(bytes: &[u8], source: Option<&Source>) -> Result<Response, JsonError> {
     let text = std::str::from_utf8(bytes).map_err(|err| JsonError {
         message: "invalid UTF-8",
         offset: err.valid_up_to(),
     })?;
     let mut reader = Reader::new(text);
+    reader.source = source;
     let mut response = Response::default();
     reader.skip_ws();
     reader.expect(b'{', "expected a JSON object")?;
@@ -129,6 +141,8 @@ struct Reader<'a> {
     keys: Vec<(usize, usize)>,
     /// Where a value read at the top (not inside a list or object) is put.
     top: Value,
+    /// The body `text` is, when long strings are to be read in place from it.
+    source: Option<&'a Source>,
 }
 
 /// The end of the key range that marks a key read with escapes.
@@ -161,6 +175,7 @@ impl<'a> Reader<'a> {
             items: Vec::new(),
             keys: Vec::new(),
             top: Value::Null,
+            source: None,
         }
     }
 
@@ -246,10 +261,12 @@ impl<'a> Reader<'a> {
             Some(b'"') => match self.plain_range()? {
                 // Read without escapes, so it holds no `"`, `\\` or control character.
                 Some((start, end)) => {
-                    let text = self.text;
+                    let (text, source) = (self.text, self.source);
                     let place =
                         Self::place(&mut self.entries, &mut self.items, &mut self.top, slot);
-                    Str::with_plain_in(text, start, end, |s| store(place, Value::String(s)));
+                    Str::with_plain_in(text, start, end, source, |s| {
+                        store(place, Value::String(s))
+                    });
                     Ok(())
                 }
                 None => {
@@ -606,7 +623,8 @@ fn push_plain_entry(entries: &mut Vec<(Str, Value)>, text: &str, start: usize, e
     entries.reserve(1);
     let len = entries.len();
     let spare = &mut entries.spare_capacity_mut()[0];
-    Str::with_plain_in(text, start, end, |key| {
+    // Keys longer than the inline size are rare: copied, they keep no body alive.
+    Str::with_plain_in(text, start, end, None, |key| {
         spare.write((key, Value::Null));
     });
     // SAFETY: `reserve` made room for the element at `len`, which `with_plain_in` initialised:
@@ -921,7 +939,7 @@ mod tests {
     #[test]
     fn generated_documents_read_as_serde_json_reads_them() {
         let mut generator = Generator(0x9E37_79B9_7F4A_7C15);
-        let mut repeated_keys = 0;
+        let (mut repeated_keys, mut in_place) = (0, 0);
         for _ in 0..3000 {
             let mut text = String::new();
             generator.value(0, &mut text);
@@ -935,9 +953,26 @@ mod tests {
                 "{text}"
             );
             repeated_keys += usize::from(text.contains(r#""a":"#) && text.contains(r#""\u0061":"#));
+            // As a response's `data`, its long strings read in place from the body: the same
+            // value, the same bytes written, and the body let go of with the value.
+            let body = bytes::Bytes::from(format!(r#"{{"data":{text}}}"#));
+            let data = parse_response_in(body.clone()).unwrap().data;
+            let mut written = Vec::new();
+            if let Some(data) = &data {
+                assert_eq!(*data, ours, "{text}");
+                write_value(&mut written, data);
+                assert_eq!(written, round_trip(&text).into_bytes(), "{text}");
+                // Held by the value's strings, besides `body`.
+                in_place += usize::from(!body.is_unique());
+            } else {
+                assert!(ours.is_null(), "{text}");
+            }
+            drop(data);
+            assert!(body.is_unique(), "{text}");
         }
         // The generator does reach the cases it is for.
         assert!(repeated_keys > 100, "{repeated_keys}");
+        assert!(in_place > 100, "{in_place}");
     }
 
     #[test]
