@@ -34,6 +34,8 @@ if [ -x "$HIVE" ]; then
   args+=(--hive-router "$HIVE")
 else
   echo "difftest: no Hive Router at $HIVE: comparing with the generated world only" >&2
+  # The binary reads HIVE_ROUTER_BIN itself too.
+  unset HIVE_ROUTER_BIN
 fi
 if [ -d "$NM/@apollo/composition" ] && command -v node >/dev/null; then
   args+=(--apollo-node-modules "$NM")

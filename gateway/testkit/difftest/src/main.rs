@@ -60,6 +60,14 @@ async fn main() -> ExitCode {
             return ExitCode::from(2);
         }
     }
+    // A path that names no file would fail every seed's start of Hive Router, one by one.
+    if let Some(bin) = args.hive_router.as_ref().filter(|bin| !bin.is_file()) {
+        eprintln!(
+            "difftest: no Hive Router binary at {} (--hive-router / HIVE_ROUTER_BIN)",
+            bin.display()
+        );
+        return ExitCode::from(2);
+    }
     let options = RunOptions {
         duration: Duration::from_secs(args.seconds),
         seed: args.seed,
