@@ -808,6 +808,11 @@ fn walk_targets(
     };
     if let Value::Array(items) = value {
         let skip = usize::from(matches!(path.first(), Some(PathElement::List)));
+        // The hint the walk into an item looks its first key up at (see `prefetch_contents`).
+        let hint = match path.get(skip) {
+            Some(PathElement::Key(_)) => hints.get(skip).copied().unwrap_or(0),
+            _ => 0,
+        };
         // Reported order is depth-first, so the targets under one item are contiguous.
         let mut i = 0;
         while i < targets.len() {
@@ -818,6 +823,14 @@ fn walk_targets(
             let mut j = i + 1;
             while j < targets.len() && targets[j].1.get(depth) == Some(&index) {
                 j += 1;
+            }
+            // The next item's contents, and the item after it, start loading while this
+            // one is walked: the item read now was asked for one step ago.
+            if let Some(&next) = targets.get(j).and_then(|t| t.1.get(depth)) {
+                if let Some(item) = items.get(next as usize) {
+                    super::data::prefetch_contents(item, hint);
+                }
+                super::data::prefetch(items.as_ptr().wrapping_add(next as usize + 1));
             }
             if let Some(item) = items.get_mut(index as usize) {
                 walk_targets(
