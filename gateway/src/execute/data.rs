@@ -130,11 +130,17 @@ impl Str {
                 return f(Str(Repr::Inline(len as u8, bytes)));
             }
         } else {
+            // Checked, not assumed: `as_str` reads a slice unchecked, which is sound only for a
+            // range of char boundaries of a `&str`'s bytes (a few compares per long string).
+            let source = source.filter(|source| {
+                std::ptr::eq(source.as_ptr(), text.as_ptr())
+                    && source.len() == text.len()
+                    && text.is_char_boundary(start)
+                    && text.is_char_boundary(end)
+            });
             if let (Some(source), Ok(start32), Ok(end32)) =
                 (source, u32::try_from(start), u32::try_from(end))
             {
-                debug_assert_eq!(source.as_ptr(), text.as_ptr());
-                debug_assert!(text.is_char_boundary(start) && text.is_char_boundary(end));
                 return f(Str(Repr::Slice {
                     start: start32,
                     end: end32,
@@ -241,9 +247,9 @@ impl Str {
             // and never mutated, so the bytes are valid UTF-8. (Checking costs ~5% of a request:
             // every key lookup and every string written to the client goes through here.)
             Repr::Inline(..) => unsafe { std::str::from_utf8_unchecked(self.as_bytes()) },
-            // SAFETY: `Repr::Slice` is only built by the JSON reader (`with_plain_in`), from
-            // text it checked to be UTF-8, between a string's quotes (char boundaries), and the
-            // source bytes are never mutated.
+            // SAFETY: `Repr::Slice` is only built by `with_plain_in`, after checking that its
+            // source holds exactly the bytes of a `&str` and that the range's ends are char
+            // boundaries of it: the range is valid UTF-8, and `Bytes` are never mutated.
             Repr::Slice { .. } => unsafe { std::str::from_utf8_unchecked(self.as_bytes()) },
             Repr::Heap(s) | Repr::Escaped(s) => s,
             Repr::Base => "",
@@ -1231,9 +1237,12 @@ mod tests {
                 let windowed = Str::with_plain_in(&text, start, end, None, |s| s);
                 let in_place = Str::with_plain_in(in_source, start, end, Some(&source), |s| s);
                 slices += usize::from(matches!(in_place.0, Repr::Slice { .. }));
+                // A source that is not the text's own bytes is never pointed into.
+                let elsewhere = Str::with_plain_in(&text, start, end, Some(&source), |s| s);
+                assert!(!matches!(elsewhere.0, Repr::Slice { .. }));
                 long += usize::from(end - start > INLINE);
                 let copied = Str::plain(&text[start..end]);
-                for read in [&windowed, &in_place, &in_place.clone()] {
+                for read in [&windowed, &in_place, &in_place.clone(), &elsewhere] {
                     assert_eq!(read.as_str(), &text[start..end]);
                     assert!(*read == copied, "{start}..{end}");
                     assert!(copied == *read, "{start}..{end}");
