@@ -35,15 +35,19 @@ impl<'de> Deserialize<'de> for Data {
 /// A subgraph response body read the way the executor reads it: its `data` (`None` when absent
 /// or null) and the number of entries in `errors`.
 pub fn read_response(bytes: &[u8]) -> Result<(Option<Data>, usize), String> {
-    let response = json::parse_response(bytes).map_err(|err| err.to_string())?;
-    let errors = response.errors.map_or(0, |errors| errors.len());
-    Ok((response.data.map(Data), errors))
+    data_and_error_count(json::parse_response(bytes))
 }
 
 /// [`read_response`] as the executor reads a body it fetched: long strings are read in place
 /// from `body`, which the returned data keeps alive.
 pub fn read_response_in(body: bytes::Bytes) -> Result<(Option<Data>, usize), String> {
-    let response = json::parse_response_in(body).map_err(|err| err.to_string())?;
+    data_and_error_count(json::parse_response_in(body))
+}
+
+fn data_and_error_count(
+    parsed: Result<json::Response, json::JsonError>,
+) -> Result<(Option<Data>, usize), String> {
+    let response = parsed.map_err(|err| err.to_string())?;
     let errors = response.errors.map_or(0, |errors| errors.len());
     Ok((response.data.map(Data), errors))
 }
